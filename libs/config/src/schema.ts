@@ -1,0 +1,199 @@
+import { z } from 'zod';
+
+const positiveInt = z.number().int().positive();
+
+export const providerKinds = ['openai', 'azure-openai', 'anthropic', 'gemini'] as const;
+export type ProviderKind = (typeof providerKinds)[number];
+
+export const providerSchema = z.strictObject({
+  /** Wire format: openai also covers vLLM, Ollama, LM Studio and other OpenAI-compatible servers. */
+  kind: z.enum(providerKinds),
+  base_url: z.url(),
+  /** Secret, normally `${ENV_VAR}`; never logged. Optional for self-hosted servers. */
+  api_key: z.string().default(''),
+  /** Azure OpenAI `api-version`; Anthropic `anthropic-version`. */
+  api_version: z.string().optional(),
+  timeout_ms: positiveInt.default(30_000),
+  /** Keep-alive connections per provider per executor replica. */
+  max_connections: positiveInt.default(128),
+});
+
+export const capabilities = ['tools', 'json_object', 'json_schema', 'vision', 'streaming', 'embeddings'] as const;
+export type Capability = (typeof capabilities)[number];
+
+export const modelSchema = z.strictObject({
+  provider: z.string().min(1),
+  /** The provider's name for the model (Azure: the deployment); defaults to the model's key. */
+  upstream_model: z.string().optional(),
+  pricing: z.strictObject({
+    input_per_million_usd: z.number().nonnegative(),
+    output_per_million_usd: z.number().nonnegative().default(0),
+  }),
+  context_tokens: positiveInt.default(128_000),
+  max_output_tokens: positiveInt.default(4_096),
+  capabilities: z.array(z.enum(capabilities)).default(['streaming']),
+  /** Tokenizer family for estimates: exact for openai, documented approximation otherwise. */
+  tokenizer: z.enum(['openai', 'approx']).default('approx'),
+});
+
+export const limitsSchema = z.strictObject({
+  requests_per_minute: positiveInt.optional(),
+  tokens_per_minute: positiveInt.optional(),
+  tokens_per_day: positiveInt.optional(),
+  usd_per_day: z.number().positive().optional(),
+  usd_per_month: z.number().positive().optional(),
+  concurrent_requests: positiveInt.optional(),
+});
+export type Limits = z.infer<typeof limitsSchema>;
+
+const taskTypes = ['chat', 'summarization', 'extraction', 'classification', 'code', 'reasoning'] as const;
+const qualityTiers = ['economy', 'standard', 'premium'] as const;
+const latencyClasses = ['interactive', 'batch'] as const;
+export const fallbackTriggers = ['timeout', 'http_5xx', 'http_429', 'connection_error', 'schema_failure'] as const;
+export type FallbackTriggerName = (typeof fallbackTriggers)[number];
+
+export const ruleSchema = z.strictObject({
+  name: z.string().min(1),
+  /** Every condition given must match; none given matches everything. */
+  when: z
+    .strictObject({
+      task_type: z.array(z.enum(taskTypes)).optional(),
+      quality_tier: z.array(z.enum(qualityTiers)).optional(),
+      latency_class: z.array(z.enum(latencyClasses)).optional(),
+      tenant_tier: z.array(z.string()).optional(),
+    })
+    .default({}),
+  model: z.string().min(1),
+  fallback: z.array(z.string()).default([]),
+});
+
+export const routeSchema = z.strictObject({
+  /** Hard cap on max_tokens: a request over it is INVALID_ARGUMENT. */
+  max_tokens: positiveInt.default(4_096),
+  /** max_tokens used when the request gives none. */
+  default_max_tokens: positiveInt.default(1_024),
+  timeout_ms: positiveInt.default(30_000),
+  /** Per-attempt timeout; defaults to the provider's. */
+  attempt_timeout_ms: positiveInt.optional(),
+  fallback_on: z.array(z.enum(fallbackTriggers)).default(['timeout', 'http_5xx', 'http_429', 'connection_error']),
+  /** Retries per attempt for batch requests (interactive requests fall back at once). */
+  batch_retries: z.number().int().nonnegative().default(2),
+  retry_backoff_ms: positiveInt.default(200),
+  /** First matching rule wins. */
+  rules: z.array(ruleSchema).min(1),
+  /** Max prompt size in tokens (guardrail). */
+  max_prompt_tokens: positiveInt.optional(),
+});
+
+export const tierSchema = z.strictObject({
+  limits: limitsSchema.default({}),
+  /** Models this tier may use; empty means all. */
+  allowed_models: z.array(z.string()).default([]),
+});
+
+export const tenantSchema = z.strictObject({
+  tier: z.string().min(1),
+  /** Overrides of the tier's limits. */
+  limits: limitsSchema.default({}),
+  /** Limits per route for this tenant. */
+  route_limits: z.record(z.string(), limitsSchema).default({}),
+  /** Limits per model for this tenant. */
+  model_limits: z.record(z.string(), limitsSchema).default({}),
+  /** Overrides the tier's list when given. */
+  allowed_models: z.array(z.string()).optional(),
+  /** Prompts and completions may appear in logs only when true. */
+  log_prompts: z.boolean().default(false),
+});
+
+export const apiKeySchema = z
+  .strictObject({
+    id: z.string().min(1),
+    tenant: z.string().min(1),
+    /** The secret, normally `${ENV_VAR}`; hashed on load and never kept in clear. */
+    key: z.string().min(16).optional(),
+    /** Alternatively the hex SHA-256 of the secret, so the config holds no secret at all. */
+    key_sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+    admin: z.boolean().default(false),
+    scopes: z.array(z.string()).default([]),
+  })
+  .refine((k) => (k.key === undefined) !== (k.key_sha256 === undefined), {
+    message: 'give exactly one of key or key_sha256',
+  });
+
+export const gatewayConfigSchema = z
+  .strictObject({
+    default_route: z.string().min(1),
+    providers: z.record(z.string(), providerSchema),
+    models: z.record(z.string(), modelSchema),
+    routes: z.record(z.string(), routeSchema),
+    tiers: z.record(z.string(), tierSchema),
+    tenants: z.record(z.string(), tenantSchema),
+    api_keys: z.array(apiKeySchema).default([]),
+    quota: z
+      .strictObject({
+        /** What a limit class does when Redis is unreachable. */
+        on_store_down: z
+          .strictObject({
+            rates: z.enum(['fail_open', 'fail_closed']).default('fail_open'),
+            budgets: z.enum(['fail_open', 'fail_closed']).default('fail_closed'),
+            concurrency: z.enum(['fail_open', 'fail_closed']).default('fail_open'),
+          })
+          .default({ rates: 'fail_open', budgets: 'fail_closed', concurrency: 'fail_open' }),
+        /** Lease TTL of a concurrency slot: a crashed edge's slots come back after it. */
+        lease_ttl_ms: positiveInt.default(120_000),
+        /** A reservation never reconciled expires after this, at its reserved amount. */
+        reservation_ttl_ms: positiveInt.default(600_000),
+      })
+      .default({
+        on_store_down: { rates: 'fail_open', budgets: 'fail_closed', concurrency: 'fail_open' },
+        lease_ttl_ms: 120_000,
+        reservation_ttl_ms: 600_000,
+      }),
+    auth: z
+      .strictObject({ cache_ttl_ms: z.number().int().nonnegative().default(5_000) })
+      .default({ cache_ttl_ms: 5_000 }),
+  })
+  .superRefine((cfg, ctx) => {
+    const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
+    for (const [name, model] of Object.entries(cfg.models)) {
+      if (!cfg.providers[model.provider]) issue(['models', name, 'provider'], `unknown provider "${model.provider}"`);
+    }
+    if (!cfg.routes[cfg.default_route]) issue(['default_route'], `unknown route "${cfg.default_route}"`);
+    for (const [routeName, route] of Object.entries(cfg.routes)) {
+      route.rules.forEach((rule, i) => {
+        for (const m of [rule.model, ...rule.fallback]) {
+          if (!cfg.models[m]) issue(['routes', routeName, 'rules', i], `unknown model "${m}"`);
+        }
+      });
+      if (route.default_max_tokens > route.max_tokens) {
+        issue(['routes', routeName, 'default_max_tokens'], 'must not exceed max_tokens');
+      }
+    }
+    const checkModels = (path: (string | number)[], models: string[] | undefined) => {
+      for (const m of models ?? []) if (!cfg.models[m]) issue(path, `unknown model "${m}"`);
+    };
+    for (const [tierName, tier] of Object.entries(cfg.tiers)) checkModels(['tiers', tierName, 'allowed_models'], tier.allowed_models);
+    for (const [tenantName, tenant] of Object.entries(cfg.tenants)) {
+      if (!cfg.tiers[tenant.tier]) issue(['tenants', tenantName, 'tier'], `unknown tier "${tenant.tier}"`);
+      checkModels(['tenants', tenantName, 'allowed_models'], tenant.allowed_models);
+      for (const m of Object.keys(tenant.model_limits)) checkModels(['tenants', tenantName, 'model_limits'], [m]);
+      for (const r of Object.keys(tenant.route_limits)) {
+        if (!cfg.routes[r]) issue(['tenants', tenantName, 'route_limits'], `unknown route "${r}"`);
+      }
+    }
+    const ids = new Set<string>();
+    cfg.api_keys.forEach((k, i) => {
+      if (!cfg.tenants[k.tenant]) issue(['api_keys', i, 'tenant'], `unknown tenant "${k.tenant}"`);
+      if (ids.has(k.id)) issue(['api_keys', i, 'id'], `duplicate key id "${k.id}"`);
+      ids.add(k.id);
+    });
+  });
+
+export type GatewayConfig = z.infer<typeof gatewayConfigSchema>;
+export type ProviderConfig = z.infer<typeof providerSchema>;
+export type ModelConfig = z.infer<typeof modelSchema>;
+export type RouteConfig = z.infer<typeof routeSchema>;
+export type RuleConfig = z.infer<typeof ruleSchema>;
+export type TenantConfig = z.infer<typeof tenantSchema>;
+export type TierConfig = z.infer<typeof tierSchema>;
+export type ApiKeyConfig = z.infer<typeof apiKeySchema>;

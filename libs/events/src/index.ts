@@ -1,0 +1,3 @@
+export * from './bus.js';
+export * from './memory-bus.js';
+export * from './nats-bus.js';

@@ -1,0 +1,46 @@
+import { randomUUID } from 'node:crypto';
+import type { Metadata, ServerUnaryCall, ServerWritableStream } from '@grpc/grpc-js';
+import type { Logger } from '@llmgw/logging';
+
+export const REQUEST_ID_HEADER = 'x-request-id';
+export const TENANT_ID_HEADER = 'x-tenant-id';
+
+/** What a handler knows about its call besides the request message. */
+export interface CallContext {
+  requestId: string;
+  /** Set by the edge on internal calls; empty on public calls until auth has run. */
+  tenantId: string;
+  method: string;
+  metadata: Metadata;
+  /** Aborted when the caller cancels or its deadline passes. */
+  signal: AbortSignal;
+  /** Milliseconds left before the caller's deadline; Infinity when it set none. */
+  remainingMs(): number;
+  logger: Logger;
+}
+
+export function createCallContext(call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>, method: string, logger: Logger): CallContext {
+  const metadata = call.metadata;
+  const requestId = metadataValue(metadata, REQUEST_ID_HEADER) || randomUUID();
+  const tenantId = metadataValue(metadata, TENANT_ID_HEADER);
+  const controller = new AbortController();
+  call.once('cancelled', () => controller.abort(new Error('call cancelled by the caller')));
+  const deadline = call.getDeadline();
+  const deadlineMs = deadline instanceof Date ? deadline.getTime() : Number.isFinite(deadline) ? Number(deadline) : Infinity;
+  const fields: Record<string, string> = { requestId, rpc: method };
+  if (tenantId) fields.tenantId = tenantId;
+  return {
+    requestId,
+    tenantId,
+    method,
+    metadata,
+    signal: controller.signal,
+    remainingMs: () => (deadlineMs === Infinity ? Infinity : deadlineMs - Date.now()),
+    logger: logger.child(fields),
+  };
+}
+
+export function metadataValue(metadata: Metadata, key: string): string {
+  const v = metadata.get(key)[0];
+  return typeof v === 'string' ? v : v === undefined ? '' : v.toString();
+}

@@ -1,0 +1,5 @@
+export * from './status-map.js';
+export * from './context.js';
+export * from './handlers.js';
+export * from './server.js';
+export * from './client.js';

@@ -1,0 +1,73 @@
+import { Server, ServerCredentials, type ChannelOptions } from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation } from 'grpc-health-check';
+import { PROTO_FILES, PROTO_ROOT } from '@llmgw/proto/files';
+
+const SERVER_OPTIONS: ChannelOptions = {
+  'grpc.keepalive_time_ms': 30_000,
+  'grpc.keepalive_permit_without_calls': 1,
+  'grpc.max_receive_message_length': 16 * 1024 * 1024,
+};
+
+let reflection: ReflectionService | undefined;
+
+function reflectionService(): ReflectionService {
+  // Parsing the protos once per process is enough: every service shares the same descriptor set.
+  reflection ??= new ReflectionService(loadSync(PROTO_FILES, { includeDirs: [PROTO_ROOT] }));
+  return reflection;
+}
+
+export interface GrpcServer {
+  server: Server;
+  health: HealthImplementation;
+  /** Fully qualified names of the services this server serves, for health. */
+  serviceNames: string[];
+}
+
+/** A grpc-js server with grpc.health.v1 and server reflection already registered. */
+export function createGrpcServer(serviceNames: string[]): GrpcServer {
+  const server = new Server(SERVER_OPTIONS);
+  const health = new HealthImplementation({ '': 'NOT_SERVING', ...Object.fromEntries(serviceNames.map((n) => [n, 'NOT_SERVING'])) });
+  health.addToServer(server);
+  reflectionService().addToServer(server);
+  return { server, health, serviceNames };
+}
+
+export function setServing(g: GrpcServer, serving: boolean): void {
+  const st = serving ? 'SERVING' : 'NOT_SERVING';
+  g.health.setStatus('', st);
+  for (const n of g.serviceNames) g.health.setStatus(n, st);
+}
+
+/** Binds host:port (port 0 picks a free one) and returns the bound port. */
+export function listen(g: GrpcServer, addr: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    g.server.bindAsync(addr, ServerCredentials.createInsecure(), (err, port) => {
+      if (err) reject(new Error(`cannot listen on ${addr}: ${err.message}`));
+      else {
+        setServing(g, true);
+        resolve(port);
+      }
+    });
+  });
+}
+
+/**
+ * Drains: reports NOT_SERVING so load balancers stop sending, waits drainMs, then lets in-flight
+ * calls finish, forcing the rest after graceMs.
+ */
+export async function drain(g: GrpcServer, drainMs: number, graceMs = 10_000): Promise<void> {
+  setServing(g, false);
+  if (drainMs > 0) await new Promise((r) => setTimeout(r, drainMs));
+  await new Promise<void>((resolve) => {
+    const force = setTimeout(() => {
+      g.server.forceShutdown();
+      resolve();
+    }, graceMs);
+    g.server.tryShutdown(() => {
+      clearTimeout(force);
+      resolve();
+    });
+  });
+}

@@ -1,0 +1,62 @@
+import { Metadata, status, type ServiceError, type StatusObject } from '@grpc/grpc-js';
+import { AppError, isAppError, type ErrorKind } from '@llmgw/errors';
+import type { Logger } from '@llmgw/logging';
+
+/** The one table from error kind to gRPC status. */
+const KIND_TO_STATUS: Record<ErrorKind, status> = {
+  invalid_argument: status.INVALID_ARGUMENT,
+  unauthenticated: status.UNAUTHENTICATED,
+  permission_denied: status.PERMISSION_DENIED,
+  not_found: status.NOT_FOUND,
+  failed_precondition: status.FAILED_PRECONDITION,
+  resource_exhausted: status.RESOURCE_EXHAUSTED,
+  unavailable: status.UNAVAILABLE,
+  deadline_exceeded: status.DEADLINE_EXCEEDED,
+  cancelled: status.CANCELLED,
+  internal: status.INTERNAL,
+};
+
+const STATUS_TO_KIND = new Map<number, ErrorKind>(
+  Object.entries(KIND_TO_STATUS).map(([kind, code]) => [code, kind as ErrorKind]),
+);
+
+export const RETRY_AFTER_TRAILER = 'retry-after-ms';
+
+export function statusOf(kind: ErrorKind): status {
+  return KIND_TO_STATUS[kind];
+}
+
+/** Maps any thrown value to a status for the caller. Only AppError messages reach the caller. */
+export function toStatusObject(err: unknown, logger: Logger): Partial<StatusObject> {
+  if (isAppError(err)) {
+    const metadata = new Metadata();
+    if (err.opts.retryAfterMs !== undefined) metadata.set(RETRY_AFTER_TRAILER, String(Math.ceil(err.opts.retryAfterMs)));
+    for (const [k, v] of Object.entries(err.opts.trailers ?? {})) metadata.set(k, v);
+    return { code: statusOf(err.kind), details: err.message, metadata };
+  }
+  logger.error({ err }, 'unhandled error');
+  return { code: status.INTERNAL, details: 'internal error', metadata: new Metadata() };
+}
+
+/** Turns a client-side gRPC error back into an AppError, keeping code, message and retry-after. */
+export function fromServiceError(err: unknown): AppError {
+  if (isAppError(err)) return err;
+  if (isServiceError(err)) {
+    const kind = STATUS_TO_KIND.get(err.code) ?? (err.code === status.UNKNOWN ? 'internal' : 'unavailable');
+    const retry = err.metadata?.get(RETRY_AFTER_TRAILER)[0];
+    const trailers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(err.metadata?.getMap() ?? {})) {
+      if (k.startsWith('x-ratelimit-') && typeof v === 'string') trailers[k] = v;
+    }
+    return new AppError(kind, err.details || err.message, {
+      cause: err,
+      retryAfterMs: retry !== undefined ? Number(retry) : undefined,
+      trailers,
+    });
+  }
+  return new AppError('internal', 'internal error', { cause: err });
+}
+
+export function isServiceError(err: unknown): err is ServiceError {
+  return err instanceof Error && typeof (err as Partial<ServiceError>).code === 'number' && 'details' in err;
+}

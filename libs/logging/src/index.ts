@@ -1,0 +1,50 @@
+import { pino, type Logger, type LoggerOptions, type DestinationStream } from 'pino';
+
+export type { Logger } from 'pino';
+
+/**
+ * Paths pino replaces with "[redacted]". Prompts, completions, keys and authorization headers
+ * never reach a log line; log sizes and counts instead.
+ */
+export const REDACT_PATHS = [
+  'apiKey',
+  'api_key',
+  'authorization',
+  'headers.authorization',
+  'headers["x-api-key"]',
+  'headers["api-key"]',
+  'headers["x-goog-api-key"]',
+  'metadata.authorization',
+  'key',
+  'secret',
+  'messages',
+  'prompt',
+  'content',
+  '*.apiKey',
+  '*.api_key',
+  '*.authorization',
+  '*.messages',
+  '*.content',
+];
+
+export interface CreateLoggerOptions {
+  service: string;
+  level?: string;
+  destination?: DestinationStream;
+}
+
+export function createLogger(opts: CreateLoggerOptions): Logger {
+  const options: LoggerOptions = {
+    level: opts.level ?? 'info',
+    base: { service: opts.service },
+    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label) => ({ level: label }) },
+  };
+  return opts.destination ? pino(options, opts.destination) : pino(options);
+}
+
+/** A logger that writes nothing, for tests. */
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}

@@ -1,0 +1,1 @@
+export * from './gen/llmgateway/auth/v1/auth_service.js';

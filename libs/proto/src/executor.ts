@@ -1,0 +1,1 @@
+export * from './gen/llmgateway/executor/v1/executor_service.js';

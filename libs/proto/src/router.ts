@@ -1,0 +1,1 @@
+export * from './gen/llmgateway/router/v1/router_service.js';

@@ -1,0 +1,59 @@
+import type { GatewayConfig } from '@llmgw/config';
+import type { EventBus } from '@llmgw/events';
+import type { Logger } from '@llmgw/logging';
+import type { Redis } from '@llmgw/redis';
+
+export const SERVICE_NAMES = ['edge', 'auth', 'quota', 'router', 'provider-executor', 'usage-accountant'] as const;
+export type ServiceName = (typeof SERVICE_NAMES)[number];
+
+export const DEFAULT_PORTS: Record<ServiceName, number> = {
+  edge: 50051,
+  auth: 50052,
+  quota: 50053,
+  router: 50054,
+  'provider-executor': 50055,
+  'usage-accountant': 50056,
+};
+
+/** Environment variable holding each service's address (where it listens and where it is dialled). */
+export const ADDR_ENV: Record<ServiceName, string> = {
+  edge: 'EDGE_ADDR',
+  auth: 'AUTH_ADDR',
+  quota: 'QUOTA_ADDR',
+  router: 'ROUTER_ADDR',
+  'provider-executor': 'EXECUTOR_ADDR',
+  'usage-accountant': 'ACCOUNTANT_ADDR',
+};
+
+export type ServiceAddrs = Record<ServiceName, string>;
+
+export function addrsFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceAddrs {
+  return Object.fromEntries(
+    SERVICE_NAMES.map((n) => [n, env[ADDR_ENV[n]] || `127.0.0.1:${DEFAULT_PORTS[n]}`]),
+  ) as ServiceAddrs;
+}
+
+/** Everything a service needs; both the per-process main and the monolith build this. */
+export interface ServiceDeps {
+  config: GatewayConfig;
+  logger: Logger;
+  /** host:port to listen on; port 0 picks a free port. */
+  listenAddr: string;
+  /** Where the other services are. */
+  addrs: ServiceAddrs;
+  /** Shared store; absent in monolithic mode, where services use their in-memory stores. */
+  redis?: Redis;
+  bus: EventBus;
+  /** How long to report NOT_SERVING before refusing new calls on shutdown. */
+  drainMs: number;
+  env: NodeJS.ProcessEnv;
+}
+
+export interface RunningService {
+  name: ServiceName;
+  port: number;
+  /** Drains and stops the server and whatever the service opened (not the shared redis or bus). */
+  close(): Promise<void>;
+}
+
+export type StartService = (deps: ServiceDeps) => Promise<RunningService>;
