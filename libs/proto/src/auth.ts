@@ -1,1 +1,2 @@
 export * from './gen/llmgateway/auth/v1/auth_service.js';
+export * from './gen/llmgateway/auth/v1/auth_events.js';

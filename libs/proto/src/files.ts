@@ -9,6 +9,7 @@ export const PROTO_FILES = [
   'llmgateway/v1/usage_service.proto',
   'llmgateway/v1/usage_events.proto',
   'llmgateway/auth/v1/auth_service.proto',
+  'llmgateway/auth/v1/auth_events.proto',
   'llmgateway/quota/v1/quota_service.proto',
   'llmgateway/quota/v1/quota_events.proto',
   'llmgateway/router/v1/router_service.proto',
