@@ -19,16 +19,31 @@ export interface CallContext {
   logger: Logger;
 }
 
-export function createCallContext(call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>, method: string, logger: Logger): CallContext {
+export interface HandlerOptions {
+  /**
+   * A public entry point assigns its own request id (a client's x-request-id is only logged) and
+   * ignores x-tenant-id: ids that key quota and usage must not be chosen by callers.
+   */
+  publicEntry?: boolean;
+}
+
+export function createCallContext(
+  call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>,
+  method: string,
+  logger: Logger,
+  opts: HandlerOptions = {},
+): CallContext {
   const metadata = call.metadata;
-  const requestId = metadataValue(metadata, REQUEST_ID_HEADER) || randomUUID();
-  const tenantId = metadataValue(metadata, TENANT_ID_HEADER);
+  const incomingId = metadataValue(metadata, REQUEST_ID_HEADER);
+  const requestId = (!opts.publicEntry && incomingId) || randomUUID();
+  const tenantId = opts.publicEntry ? '' : metadataValue(metadata, TENANT_ID_HEADER);
   const controller = new AbortController();
   call.once('cancelled', () => controller.abort(new Error('call cancelled by the caller')));
   const deadline = call.getDeadline();
   const deadlineMs = deadline instanceof Date ? deadline.getTime() : Number.isFinite(deadline) ? Number(deadline) : Infinity;
   const fields: Record<string, string> = { requestId, rpc: method };
   if (tenantId) fields.tenantId = tenantId;
+  if (opts.publicEntry && incomingId) fields.clientRequestId = incomingId;
   return {
     requestId,
     tenantId,

@@ -1,6 +1,6 @@
 import type { handleServerStreamingCall, handleUnaryCall, ServerWritableStream } from '@grpc/grpc-js';
 import type { Logger } from '@llmgw/logging';
-import { createCallContext, type CallContext } from './context.js';
+import { createCallContext, type CallContext, type HandlerOptions } from './context.js';
 import { toStatusObject } from './status-map.js';
 
 /** Adapts an async function to a grpc-js unary handler; errors are mapped in exactly one place. */
@@ -8,9 +8,10 @@ export function unary<Req, Res>(
   method: string,
   logger: Logger,
   fn: (req: Req, ctx: CallContext) => Promise<Res>,
+  opts: HandlerOptions = {},
 ): handleUnaryCall<Req, Res> {
   return (call, callback) => {
-    const ctx = createCallContext(call, method, logger);
+    const ctx = createCallContext(call, method, logger, opts);
     const started = performance.now();
     fn(call.request, ctx).then(
       (res) => {
@@ -33,9 +34,10 @@ export function serverStream<Req, Res>(
   method: string,
   logger: Logger,
   fn: (req: Req, ctx: CallContext, send: StreamSink<Res>) => Promise<void>,
+  opts: HandlerOptions = {},
 ): handleServerStreamingCall<Req, Res> {
-  return (call, _unused?: unknown) => {
-    const ctx = createCallContext(call, method, logger);
+  return (call) => {
+    const ctx = createCallContext(call, method, logger, opts);
     const send = sinkFor(call, ctx);
     fn(call.request, ctx, send).then(
       () => call.end(),

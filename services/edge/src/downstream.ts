@@ -1,0 +1,56 @@
+import { AuthServiceClient, type AuthenticateResponse } from '@llmgw/proto/auth';
+import {
+  ExecutorServiceClient,
+  type ExecuteChatRequest,
+  type ExecuteChatResponse,
+  type ExecuteChatStreamRequest,
+  type ExecuteChatStreamResponse,
+  type ExecuteEmbedRequest,
+  type ExecuteEmbedResponse,
+} from '@llmgw/proto/executor';
+import { QuotaServiceClient, type ReleaseQuotaRequest, type ReserveQuotaRequest, type ReserveQuotaResponse } from '@llmgw/proto/quota';
+import { RouterServiceClient, type Plan, type PlanRouteRequest } from '@llmgw/proto/router';
+import { UsageServiceClient, type GetUsageRequest, type GetUsageResponse } from '@llmgw/proto/v1';
+import { callStream, callUnary, dial, type CallOpts } from '@llmgw/grpc';
+import { AppError } from '@llmgw/errors';
+import type { ServiceAddrs } from '@llmgw/runtime';
+
+/** The services the edge orchestrates, as one port so that the pipeline can be tested without a network. */
+export interface Downstream {
+  authenticate(apiKey: string, opts: CallOpts): Promise<AuthenticateResponse>;
+  planRoute(req: PlanRouteRequest, opts: CallOpts): Promise<Plan>;
+  reserveQuota(req: ReserveQuotaRequest, opts: CallOpts): Promise<ReserveQuotaResponse>;
+  releaseQuota(req: ReleaseQuotaRequest, opts: CallOpts): Promise<void>;
+  executeChat(req: ExecuteChatRequest, opts: CallOpts): Promise<ExecuteChatResponse>;
+  executeChatStream(req: ExecuteChatStreamRequest, opts: CallOpts): AsyncIterable<ExecuteChatStreamResponse>;
+  executeEmbed(req: ExecuteEmbedRequest, opts: CallOpts): Promise<ExecuteEmbedResponse>;
+  getUsage(req: GetUsageRequest, opts: CallOpts): Promise<GetUsageResponse>;
+  close(): void;
+}
+
+export function createGrpcDownstream(addrs: ServiceAddrs): Downstream {
+  const auth = dial(AuthServiceClient, addrs.auth);
+  const router = dial(RouterServiceClient, addrs.router);
+  const quota = dial(QuotaServiceClient, addrs.quota);
+  const executor = dial(ExecutorServiceClient, addrs['provider-executor']);
+  const usage = dial(UsageServiceClient, addrs['usage-accountant']);
+  return {
+    authenticate: (apiKey, opts) => callUnary(auth.authenticate.bind(auth), { apiKey }, opts),
+    planRoute: async (req, opts) => {
+      const res = await callUnary(router.planRoute.bind(router), req, opts);
+      if (!res.plan) throw new AppError('internal', 'router returned no plan');
+      return res.plan;
+    },
+    reserveQuota: (req, opts) => callUnary(quota.reserveQuota.bind(quota), req, opts),
+    releaseQuota: async (req, opts) => {
+      await callUnary(quota.releaseQuota.bind(quota), req, opts);
+    },
+    executeChat: (req, opts) => callUnary(executor.executeChat.bind(executor), req, opts),
+    executeChatStream: (req, opts) => callStream(executor.executeChatStream.bind(executor), req, opts),
+    executeEmbed: (req, opts) => callUnary(executor.executeEmbed.bind(executor), req, opts),
+    getUsage: (req, opts) => callUnary(usage.getUsage.bind(usage), req, opts),
+    close: () => {
+      for (const c of [auth, router, quota, executor, usage]) c.close();
+    },
+  };
+}

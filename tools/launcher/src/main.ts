@@ -1,0 +1,82 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadGatewayConfig, type GatewayConfig } from '@llmgw/config';
+import { onPath, REPO_ROOT, startNatsServer, startRedisServer, startServiceProcesses, type LocalServer } from '@llmgw/local-infra';
+import { createLogger } from '@llmgw/logging';
+import { startSimulator } from '@llmgw/provider-simulator';
+import { addrsFromEnv, DEFAULT_CONFIG_PATH, onShutdown } from '@llmgw/runtime';
+import { startMonolith } from './monolith.js';
+
+/**
+ * `npm start`: the whole mesh on one machine. With redis-server and nats-server on PATH, each
+ * service is its own process (microservices mode); without them, monolithic mode.
+ */
+const env = process.env;
+const say = (line: string) => process.stdout.write(`${line}\n`);
+const wantMonolith = env.LLMGW_MODE === 'monolith';
+const haveInfra = onPath('redis-server') && onPath('nats-server');
+const microservices = !wantMonolith && (env.LLMGW_MODE === 'microservices' || haveInfra);
+if (microservices) {
+  say('llm-gateway: microservices mode: redis-server, nats-server and six service processes on loopback');
+} else {
+  say(
+    `llm-gateway: monolithic mode (${wantMonolith ? 'LLMGW_MODE=monolith' : 'redis-server or nats-server not on PATH'}): ` +
+      'six services in one process, in-memory quota store and event bus; install redis-server and nats-server for microservices mode',
+  );
+}
+
+const logger = createLogger({ service: 'launcher', level: env.LOG_LEVEL ?? 'warn' });
+const configPath = env.GATEWAY_CONFIG || DEFAULT_CONFIG_PATH;
+const simulator = await startSimulator({ port: Number(env.SIMULATOR_PORT ?? 50060) });
+const serviceEnv: Record<string, string> = { GATEWAY_CONFIG: configPath, SIMULATOR_URL: simulator.url };
+const stops: (() => Promise<void>)[] = [() => simulator.close()];
+
+try {
+  const config = loadGatewayConfig(configPath, { ...env, ...serviceEnv });
+  const addrs = addrsFromEnv(env);
+  if (microservices) {
+    const redis: LocalServer = await startRedisServer({ port: env.REDIS_PORT ? Number(env.REDIS_PORT) : undefined });
+    stops.unshift(() => redis.stop());
+    const nats: LocalServer = await startNatsServer({ port: env.NATS_PORT ? Number(env.NATS_PORT) : undefined });
+    stops.unshift(() => nats.stop());
+    const logDir = join(REPO_ROOT, '.tmp', 'logs');
+    mkdirSync(logDir, { recursive: true });
+    const ports = Object.fromEntries(Object.entries(addrs).map(([n, a]) => [n, Number(a.split(':').at(-1))]));
+    const mesh = await startServiceProcesses({
+      env: { ...serviceEnv, REDIS_URL: redis.url, NATS_URL: nats.url, LOG_LEVEL: env.LOG_LEVEL ?? 'info', USAGE_OUTBOX_PATH: join(REPO_ROOT, '.tmp', 'usage-outbox.log') },
+      ports,
+      logDir,
+    });
+    stops.unshift(() => mesh.stop());
+    say(`redis ${redis.url}, nats ${nats.url}; service logs in ${logDir}`);
+  } else {
+    const mono = await startMonolith({ config, logger: createLogger({ service: 'monolith', level: env.LOG_LEVEL ?? 'info' }), addrs, env: { ...env, ...serviceEnv } });
+    stops.unshift(() => mono.close());
+  }
+  printBanner(config, addrs.edge);
+} catch (err) {
+  say(`llm-gateway cannot start: ${err instanceof Error ? err.message : String(err)}`);
+  for (const stop of stops) await stop().catch(() => undefined);
+  process.exit(1);
+}
+
+onShutdown(logger, async () => {
+  say('stopping...');
+  for (const stop of stops) await stop().catch((err: unknown) => logger.error({ err }, 'stop failed'));
+});
+
+function printBanner(config: GatewayConfig, edge: string): void {
+  say(`simulated providers at ${simulator.url}`);
+  say(`edge (llmgateway.v1.GatewayService) listening on ${edge}`);
+  for (const k of config.api_keys) {
+    const tenant = config.tenants[k.tenant];
+    if (!k.key || !tenant) continue;
+    say(`demo key, ${tenant.tier} tier (tenant ${k.tenant}${k.admin ? ', admin' : ''}): ${k.key}`);
+  }
+  const demo = config.api_keys.find((k) => k.key && !k.admin)?.key ?? '<key>';
+  say(
+    `try: grpcurl -plaintext -H 'authorization: Bearer ${demo}' -d '{"messages":[{"role":"ROLE_USER","content":"Hello"}]}' ${edge} llmgateway.v1.GatewayService/Chat`,
+  );
+  say(`  or: npm run chat -- --key ${demo} "Hello"`);
+  say('Ctrl-C stops everything.');
+}

@@ -1,0 +1,176 @@
+import { decode, encode } from 'gpt-tokenizer';
+import { sampleFromSchema } from './schema-sample.js';
+
+/**
+ * Deterministic reply generation shared by all three wire formats.
+ *
+ * Token accounting (documented in README.md):
+ * - every token count uses `encode` from gpt-tokenizer (o200k_base), with special-token
+ *   strings such as `<|endoftext|>` treated as plain text;
+ * - input tokens = sum over messages (system prompt included) of
+ *   `tokens(text of the message) + PER_MESSAGE_TOKEN_OVERHEAD`, plus the tokens of the JSON of
+ *   the tool definitions when tools are given;
+ * - output tokens = tokens of the reply text, or of `name + arguments JSON` for a tool call.
+ */
+export const PER_MESSAGE_TOKEN_OVERHEAD = 4;
+export const LONG_REPLY_TOKENS = 400;
+const MAX_MARKER_TOKENS = 100_000;
+const REPLY_WORDS = 8;
+const CACHE_LIMIT = 4096;
+const ENCODE_OPTIONS = { disallowedSpecial: new Set<string>() };
+const FILLER =
+  ' The simulator produces deterministic text so that gateway tests and benchmarks can observe many streamed deltas.';
+
+export interface ToolSpec {
+  name: string;
+  /** JSON schema of the arguments (OpenAI `parameters`, Anthropic `input_schema`, Gemini `parameters`). */
+  schema: unknown;
+}
+
+export interface ReplyRequest {
+  model: string;
+  /** Text of the last user turn (markers are read from here). */
+  lastUserText: string;
+  /** True when the conversation ends with a tool result: `[[tool]]` is then not honoured again. */
+  endsWithToolResult: boolean;
+  maxTokens?: number | undefined;
+  tools: readonly ToolSpec[];
+  /** Structured output requested: a JSON object (sampled from `schema` when given). */
+  json?: { schema?: unknown } | undefined;
+}
+
+export interface TextReply {
+  kind: 'text';
+  text: string;
+  tokens: readonly number[];
+  outputTokens: number;
+  /** True when `max_tokens` cut the reply. */
+  truncated: boolean;
+}
+
+export interface ToolReply {
+  kind: 'tool';
+  name: string;
+  args: Record<string, unknown>;
+  argsJson: string;
+  outputTokens: number;
+}
+
+export interface RefusalReply {
+  kind: 'refusal';
+  outputTokens: 0;
+}
+
+export type Reply = TextReply | ToolReply | RefusalReply;
+
+const tokenCache = new Map<string, readonly number[]>();
+
+/** Tokenizes with a small bounded cache: benchmarks send the same prompts over and over. */
+export function tokenize(text: string): readonly number[] {
+  if (text.length === 0) return [];
+  const hit = tokenCache.get(text);
+  if (hit) return hit;
+  const tokens = encode(text, ENCODE_OPTIONS);
+  if (text.length <= 20_000) {
+    if (tokenCache.size >= CACHE_LIMIT) tokenCache.clear();
+    tokenCache.set(text, tokens);
+  }
+  return tokens;
+}
+
+export function countTokens(text: string): number {
+  return tokenize(text).length;
+}
+
+/** Input tokens: per-message text plus overhead, plus the JSON of the tool definitions. */
+export function countPromptTokens(messageTexts: readonly string[], toolsJson = ''): number {
+  let total = 0;
+  for (const text of messageTexts) total += countTokens(text) + PER_MESSAGE_TOKEN_OVERHEAD;
+  return total + countTokens(toolsJson);
+}
+
+const MARKER_RE = /\[\[[^\]]*\]\]/g;
+const TOKENS_MARKER_RE = /\[\[tokens:(\d+)\]\]/;
+
+export function buildReply(req: ReplyRequest): Reply {
+  const text = req.lastUserText;
+  if (text.includes('[[refuse]]')) return { kind: 'refusal', outputTokens: 0 };
+  const firstTool = req.tools[0];
+  if (firstTool && !req.endsWithToolResult && text.includes('[[tool]]')) {
+    const sampled = sampleFromSchema(firstTool.schema ?? { type: 'object' });
+    const args = typeof sampled === 'object' && sampled !== null && !Array.isArray(sampled) ? (sampled as Record<string, unknown>) : {};
+    const argsJson = JSON.stringify(args);
+    return { kind: 'tool', name: firstTool.name, args, argsJson, outputTokens: countTokens(firstTool.name) + countTokens(argsJson) };
+  }
+
+  let tokens: readonly number[];
+  const exact = TOKENS_MARKER_RE.exec(text);
+  if (req.json) {
+    const value = req.json.schema !== undefined ? sampleFromSchema(req.json.schema) : { model: req.model, reply: baseText(req) };
+    tokens = tokenize(JSON.stringify(value));
+  } else if (exact) {
+    tokens = tokensOfLength(baseText(req), Math.min(Number(exact[1]), MAX_MARKER_TOKENS));
+  } else if (text.includes('[[long]]')) {
+    tokens = tokensOfLength(baseText(req), LONG_REPLY_TOKENS);
+  } else {
+    tokens = tokenize(baseText(req));
+  }
+
+  let truncated = false;
+  if (req.maxTokens !== undefined && req.maxTokens >= 0 && tokens.length > req.maxTokens) {
+    tokens = tokens.slice(0, req.maxTokens);
+    truncated = true;
+  }
+  return { kind: 'text', text: decode(tokens), tokens, outputTokens: tokens.length, truncated };
+}
+
+function baseText(req: ReplyRequest): string {
+  const words = req.lastUserText.replace(MARKER_RE, ' ').split(/\s+/).filter((w) => w.length > 0).slice(0, REPLY_WORDS);
+  return words.length > 0 ? `Simulated reply from ${req.model}: ${words.join(' ')}` : `Simulated reply from ${req.model}.`;
+}
+
+function tokensOfLength(prefix: string, n: number): readonly number[] {
+  const prefixTokens = tokenize(prefix);
+  if (prefixTokens.length >= n) return prefixTokens.slice(0, n);
+  const fillerTokens = tokenize(FILLER);
+  const out = [...prefixTokens];
+  while (out.length < n) out.push(...fillerTokens);
+  return out.slice(0, n);
+}
+
+/** One streamed piece of a text reply. */
+export interface TextPiece {
+  text: string;
+  tokenCount: number;
+}
+
+/**
+ * Splits reply tokens into stream pieces of 1–4 tokens (cycling 1, 2, 3, 4 so that tests see
+ * several deltas). A piece that would cut a multi-byte character is merged with the next one.
+ */
+export function chunkTokens(tokens: readonly number[]): TextPiece[] {
+  const pieces: TextPiece[] = [];
+  let start = 0;
+  let size = 1;
+  while (start < tokens.length) {
+    let end = Math.min(tokens.length, start + size);
+    let text = decode(tokens.slice(start, end));
+    while (text.includes('\uFFFD') && end < tokens.length) {
+      end++;
+      text = decode(tokens.slice(start, end));
+    }
+    pieces.push({ text, tokenCount: end - start });
+    start = end;
+    size = (size % 4) + 1;
+  }
+  return pieces;
+}
+
+/** Splits a string (tool-call arguments JSON) into a few pieces for streaming. */
+export function chunkString(text: string, pieceLength = 8): string[] {
+  if (text.length === 0) return [''];
+  const chars = Array.from(text);
+  const pieces: string[] = [];
+  for (let i = 0; i < chars.length; i += pieceLength) pieces.push(chars.slice(i, i + pieceLength).join(''));
+  return pieces;
+}
