@@ -1,0 +1,60 @@
+import { credentials, Metadata } from '@grpc/grpc-js';
+import { Pool } from 'undici';
+import { ChatRequest, GatewayServiceClient, Role, type ChatStreamResponse } from '@llmgw/proto/v1';
+
+export const BENCH_KEY = 'sk-bench-000000000000000000';
+const PROMPT = 'Summarise the benefits of a shared LLM gateway in one sentence. [[tokens:32]]';
+
+/** The same request, straight to the simulator over HTTP. */
+export function directClient(simulatorUrl: string) {
+  const pool = new Pool(simulatorUrl, { connections: 128, pipelining: 1 });
+  const body = (stream: boolean) =>
+    JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: PROMPT }], max_tokens: 64, stream, ...(stream ? { stream_options: { include_usage: true } } : {}) });
+  const headers = { authorization: 'Bearer bench-key', 'content-type': 'application/json' };
+  return {
+    chat: async () => {
+      const res = await pool.request({ path: '/v1/chat/completions', method: 'POST', headers, body: body(false) });
+      if (res.statusCode !== 200) throw new Error(`simulator answered ${res.statusCode}`);
+      await res.body.json();
+    },
+    /** Resolves with the time to the first content chunk and to the end of the stream. */
+    stream: async (): Promise<{ ttft: number; total: number }> => {
+      const t0 = performance.now();
+      const res = await pool.request({ path: '/v1/chat/completions', method: 'POST', headers, body: body(true) });
+      let ttft = NaN;
+      for await (const chunk of res.body) {
+        if (Number.isNaN(ttft) && String(chunk).includes('"content"')) ttft = performance.now() - t0;
+      }
+      return { ttft, total: performance.now() - t0 };
+    },
+    close: () => pool.close(),
+  };
+}
+
+/** The same request through the gateway's edge. */
+export function meshClient(edgeAddr: string) {
+  const client = new GatewayServiceClient(edgeAddr, credentials.createInsecure());
+  const md = new Metadata();
+  md.set('authorization', `Bearer ${BENCH_KEY}`);
+  const request = (route = '', content = PROMPT) =>
+    ChatRequest.fromPartial({ route, messages: [{ role: Role.ROLE_USER, content }], maxTokens: 64 });
+  const unary = request();
+  return {
+    chat: () =>
+      new Promise<void>((resolve, reject) => {
+        client.chat(unary, md, { deadline: Date.now() + 30_000 }, (err) => (err ? reject(err) : resolve()));
+      }),
+    stream: (route = '', content = PROMPT, maxTokens = 64) =>
+      new Promise<{ ttft: number; total: number }>((resolve, reject) => {
+        const t0 = performance.now();
+        let ttft = NaN;
+        const call = client.chatStream({ ...request(route, content), maxTokens }, md, { deadline: Date.now() + 120_000 });
+        call.on('data', (m: ChatStreamResponse) => {
+          if (Number.isNaN(ttft) && m.contentDelta) ttft = performance.now() - t0;
+        });
+        call.on('error', reject);
+        call.on('end', () => resolve({ ttft, total: performance.now() - t0 }));
+      }),
+    close: () => client.close(),
+  };
+}

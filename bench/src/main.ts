@@ -1,0 +1,124 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startNatsServer, startRedisServer, startServiceProcesses } from '@llmgw/local-infra';
+import { SERVICE_NAMES } from '@llmgw/runtime';
+import { directClient, meshClient } from './clients.js';
+import { currentRssMiB, peakRssMiB, spawnSimulator } from './processes.js';
+import { runQuotaBench } from './quota-bench.js';
+import { closedLoop, median, summarise, table, type Summary } from './stats.js';
+
+/**
+ * `npm run bench`: the mesh in microservices mode on this machine, against the simulator, and the
+ * simulator alone as the baseline. Prints markdown tables. Numbers are medians of the runs; the
+ * machine is shared, so read ratios rather than absolutes.
+ */
+const say = (s: string) => process.stdout.write(`${s}\n`);
+const UNARY_LEVELS = [1, 16, 64];
+const STREAM_LEVELS = [1, 16, 64];
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const UNARY_TOTAL = Number(process.env.BENCH_REQUESTS ?? 3000);
+
+const sim = await spawnSimulator();
+const slowSim = await spawnSimulator({ SIM_STREAM_CHUNK_DELAY_MS: '40' });
+const [redis, nats] = await Promise.all([startRedisServer(), startNatsServer()]);
+const mesh = await startServiceProcesses({
+  env: {
+    GATEWAY_CONFIG: fileURLToPath(new URL('../gateway.bench.yaml', import.meta.url)),
+    SIMULATOR_URL: sim.url,
+    SLOW_SIMULATOR_URL: slowSim.url,
+    REDIS_URL: redis.url,
+    NATS_URL: nats.url,
+    LOG_LEVEL: 'warn',
+  },
+  logDir: mkdtempSync(join(tmpdir(), 'llmgw-bench-')),
+});
+const direct = directClient(sim.url);
+const viaMesh = meshClient(mesh.addrs.edge);
+
+try {
+  // Warm-up: JIT, connection pools, Lua script cache.
+  await closedLoop(500, 16, viaMesh.chat);
+  await closedLoop(500, 16, direct.chat);
+
+  say('\n## Unary chat: direct to the simulator vs through the mesh\n');
+  const rows: (string | number)[][] = [];
+  for (const c of UNARY_LEVELS) {
+    const total = c === 1 ? Math.min(UNARY_TOTAL, 1500) : UNARY_TOTAL;
+    const d: Summary[] = [];
+    const m: Summary[] = [];
+    for (let run = 0; run < RUNS; run++) {
+      const dr = await closedLoop(total, c, direct.chat);
+      d.push(summarise(dr.latencies, dr.elapsedMs));
+      const mr = await closedLoop(total, c, viaMesh.chat);
+      m.push(summarise(mr.latencies, mr.elapsedMs));
+    }
+    const med = (xs: typeof d, k: 'rps' | 'p50' | 'p95' | 'p99') => median(xs.map((x) => x[k]));
+    rows.push(['direct', c, med(d, 'rps'), med(d, 'p50'), med(d, 'p95'), med(d, 'p99'), '']);
+    rows.push(['mesh', c, med(m, 'rps'), med(m, 'p50'), med(m, 'p95'), med(m, 'p99'), med(m, 'p50') - med(d, 'p50')]);
+  }
+  say(table(['path', 'in flight', 'req/s', 'p50 ms', 'p95 ms', 'p99 ms', 'added p50 ms'], rows));
+
+  say('\n## Streaming chat (32 output tokens): time to first token and total\n');
+  const srows: (string | number)[][] = [];
+  for (const c of STREAM_LEVELS) {
+    const total = c === 1 ? 500 : 1500;
+    for (const [name, fn] of [['direct', direct.stream], ['mesh', () => viaMesh.stream()]] as const) {
+      const ttfts: number[] = [];
+      const totals: number[] = [];
+      const t0 = performance.now();
+      await closedLoop(total, c, async () => {
+        const r = await fn();
+        ttfts.push(r.ttft);
+        totals.push(r.total);
+      });
+      const elapsed = performance.now() - t0;
+      const t = summarise(ttfts, elapsed);
+      const all = summarise(totals, elapsed);
+      srows.push([name, c, t.rps, t.p50, t.p99, all.p50, all.p99]);
+    }
+  }
+  say(table(['path', 'in flight', 'streams/s', 'TTFT p50 ms', 'TTFT p99 ms', 'total p50 ms', 'total p99 ms'], srows));
+
+  say('\n## 200 slow streams open at once: provider-executor memory\n');
+  const executorPid = mesh.processes.get('provider-executor')?.pid;
+  const before = currentRssMiB(executorPid);
+  const samples: number[] = [];
+  const sampler = setInterval(() => samples.push(currentRssMiB(executorPid)), 250);
+  const streams = await Promise.allSettled(
+    Array.from({ length: 200 }, () => viaMesh.stream('slow-stream', 'Tell me a long story. [[long]]', 1024)),
+  );
+  clearInterval(sampler);
+  const ok = streams.filter((s) => s.status === 'fulfilled').length;
+  const durations = streams.flatMap((s) => (s.status === 'fulfilled' ? [s.value.total] : []));
+  say(
+    table(
+      ['streams', 'completed', 'median stream ms', 'executor RSS before MiB', 'max RSS while open MiB', 'RSS after MiB'],
+      [[200, ok, median(durations), before, Math.max(...samples), currentRssMiB(executorPid)]],
+    ),
+  );
+
+  say('\n## Peak RSS per process (VmHWM)\n');
+  say(
+    table(
+      ['process', 'peak RSS MiB'],
+      [
+        ...SERVICE_NAMES.map((n) => [n, peakRssMiB(mesh.processes.get(n)?.pid)]),
+        ['provider-simulator', peakRssMiB(sim.process.pid)],
+        ['redis-server', peakRssMiB(redis.process.pid)],
+        ['nats-server', peakRssMiB(nats.process.pid)],
+      ],
+    ),
+  );
+} finally {
+  direct.close();
+  viaMesh.close();
+  await mesh.stop();
+  await Promise.all([redis.stop(), nats.stop()]);
+  sim.stop();
+  slowSim.stop();
+}
+
+say('\n## Quota reserve against local Redis (five limits per request)\n');
+say(await runQuotaBench());

@@ -1,0 +1,36 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { canConnect, freePort, REPO_ROOT } from '@llmgw/local-infra';
+
+/** Peak resident set size of a process, from /proc (VmHWM), in MiB. */
+export function peakRssMiB(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+export function currentRssMiB(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/** The simulator as its own process, so that its CPU and memory are not the benchmark's. */
+export async function spawnSimulator(env: Record<string, string> = {}): Promise<{ url: string; process: ChildProcess; stop(): void }> {
+  const port = await freePort();
+  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'tools/provider-simulator/src/main.ts')], {
+    env: { ...process.env, SIM_PORT: String(port), LOG_LEVEL: 'warn', ...env },
+    stdio: 'ignore',
+  });
+  while (!(await canConnect(port))) await new Promise((r) => setTimeout(r, 50));
+  return { url: `http://127.0.0.1:${port}`, process: child, stop: () => child.kill('SIGTERM') };
+}
