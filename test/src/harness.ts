@@ -30,7 +30,7 @@ export interface TestMesh {
 
 /** Real redis-server and nats-server on free loopback ports, the simulator, and the six services as processes. */
 export async function startTestMesh(configPath = TEST_CONFIG): Promise<TestMesh> {
-  const [redis, nats, simulator] = await Promise.all([startRedisServer(), startNatsServer(), startSimulator()]);
+  const [redis, nats, simulator] = await Promise.all([startRedisServer(), startNatsServer(), startSimulator({ streamChunkDelayMs: 5 })]);
   const logDir = mkdtempSync(join(tmpdir(), 'llmgw-mesh-logs-'));
   let services: ServiceProcesses;
   try {

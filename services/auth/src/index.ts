@@ -1,0 +1,69 @@
+import { createGrpcServer, drain, listen, unary, type CallContext } from '@llmgw/grpc';
+import {
+  AuthServiceService,
+  type AuthenticateRequest,
+  type AuthenticateResponse,
+  type AuthServiceServer,
+  type CreateKeyRequest,
+  type CreateKeyResponse,
+  type RevokeKeyRequest,
+  type RevokeKeyResponse,
+} from '@llmgw/proto/auth';
+import type { RunningService, ServiceDeps } from '@llmgw/runtime';
+import { bearerToken } from './key-hash.js';
+import { KeyAuthority } from './key-authority.js';
+import { MemoryKeyStore, RedisKeyStore } from './key-store.js';
+
+export { hashKey, newSecret, newKeyId, bearerToken } from './key-hash.js';
+export { KeyAuthority, type KeyAuthorityOptions } from './key-authority.js';
+export { AuthKeys, MemoryKeyStore, RedisKeyStore, type KeyStore, type StoredKey } from './key-store.js';
+
+export const AUTH_SERVICE_NAME = 'llmgateway.auth.v1.AuthService';
+
+/** How often a replica re-reads revoked bootstrap keys (a missed broadcast heals within this). */
+const REVOCATION_SYNC_MS = 10_000;
+
+export async function startAuth(deps: ServiceDeps): Promise<RunningService> {
+  const logger = deps.logger.child({ component: 'auth' });
+  const store = deps.redis ? new RedisKeyStore(deps.redis) : new MemoryKeyStore();
+  const authority = new KeyAuthority({ config: deps.config, store, logger, bus: deps.bus });
+  await authority.syncRevocations();
+  const sync = setInterval(() => {
+    authority.syncRevocations().catch((err: unknown) => logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'cannot sync revoked keys'));
+  }, REVOCATION_SYNC_MS);
+  sync.unref();
+
+  const admin = (ctx: CallContext) => authority.requireAdmin(bearerToken(ctx.metadata));
+
+  const impl: AuthServiceServer = {
+    authenticate: unary('Authenticate', logger, async (req: AuthenticateRequest): Promise<AuthenticateResponse> => ({
+      principal: await authority.authenticate(req.apiKey),
+      cacheTtlMs: authority.cacheTtlMs,
+    })),
+    createKey: unary('CreateKey', logger, async (req: CreateKeyRequest, ctx): Promise<CreateKeyResponse> => {
+      const caller = await admin(ctx);
+      const created = await authority.createKey(req.tenantId, req.scopes);
+      ctx.logger.info({ keyId: created.keyId, tenantId: req.tenantId, by: caller.keyId }, 'key created');
+      return created;
+    }),
+    revokeKey: unary('RevokeKey', logger, async (req: RevokeKeyRequest, ctx): Promise<RevokeKeyResponse> => {
+      const caller = await admin(ctx);
+      const revoked = await authority.revokeKey(req.keyId);
+      ctx.logger.info({ keyId: revoked.keyId, tenantId: revoked.tenantId, by: caller.keyId }, 'key revoked');
+      return {};
+    }),
+  };
+
+  const g = createGrpcServer([AUTH_SERVICE_NAME]);
+  g.server.addService(AuthServiceService, impl);
+  const port = await listen(g, deps.listenAddr);
+  return {
+    name: 'auth',
+    port,
+    close: async () => {
+      clearInterval(sync);
+      authority.close();
+      await drain(g, deps.drainMs);
+    },
+  };
+}

@@ -1,0 +1,151 @@
+import { describe, expect, it } from 'vitest';
+import { Metadata } from '@grpc/grpc-js';
+import { MemoryEventBus, Subjects } from '@llmgw/events';
+import { silentLogger } from '@llmgw/logging';
+import { KeyRevoked } from '@llmgw/proto/auth';
+import { bearerToken, hashKey, newKeyId, newSecret } from './key-hash.js';
+import { KeyAuthority } from './key-authority.js';
+import { MemoryKeyStore, type KeyStore, type StoredKey } from './key-store.js';
+import { ADMIN_KEY, authTestConfig, HASHED_KEY, TENANT_KEY } from './test-config.js';
+
+class CountingStore extends MemoryKeyStore {
+  finds = 0;
+  override async find(digest: string): Promise<StoredKey | undefined> {
+    this.finds++;
+    return super.find(digest);
+  }
+}
+
+function authority(store: KeyStore = new MemoryKeyStore(), extra: Partial<ConstructorParameters<typeof KeyAuthority>[0]> = {}) {
+  return new KeyAuthority({ config: authTestConfig(), store, logger: silentLogger(), ...extra });
+}
+
+describe('key hashing', () => {
+  it('is hex SHA-256', () => {
+    expect(hashKey('abc')).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+  });
+  it('makes sk- secrets of 32 random bytes and distinct ids', () => {
+    const a = newSecret();
+    expect(a).toMatch(/^sk-[A-Za-z0-9_-]{43}$/);
+    expect(Buffer.from(a.slice(3), 'base64url')).toHaveLength(32);
+    expect(newSecret()).not.toBe(a);
+    expect(newKeyId()).not.toBe(newKeyId());
+  });
+  it.each([
+    ['Bearer sk-abc', 'sk-abc'],
+    ['bearer   sk-abc ', 'sk-abc'],
+    ['Basic sk-abc', ''],
+    ['', ''],
+  ])('bearer token of %j is %j', (header, want) => {
+    const md = new Metadata();
+    if (header) md.set('authorization', header);
+    expect(bearerToken(md)).toBe(want);
+  });
+});
+
+describe('KeyAuthority', () => {
+  it('authenticates bootstrap keys given in clear or as a digest', async () => {
+    const a = authority();
+    expect(await a.authenticate(TENANT_KEY)).toEqual({ tenantId: 'acme', keyId: 'acme-key', tier: 'startup', scopes: ['chat'], admin: false });
+    expect(await a.authenticate(HASHED_KEY)).toMatchObject({ tenantId: 'globex', keyId: 'globex-hashed', tier: 'enterprise' });
+    expect(await a.authenticate(ADMIN_KEY)).toMatchObject({ tenantId: 'ops', admin: true });
+    expect(a.cacheTtlMs).toBe(3000);
+  });
+
+  it('refuses missing and unknown keys without saying why', async () => {
+    const a = authority();
+    await expect(a.authenticate('')).rejects.toMatchObject({ kind: 'unauthenticated', message: 'missing API key' });
+    await expect(a.authenticate('sk-nope')).rejects.toMatchObject({ kind: 'unauthenticated', message: 'invalid API key' });
+    await expect(a.authenticate(TENANT_KEY + 'x')).rejects.toMatchObject({ kind: 'unauthenticated', message: 'invalid API key' });
+  });
+
+  it('does not touch the store for bootstrap keys', async () => {
+    const store = new CountingStore();
+    const a = authority(store);
+    for (let i = 0; i < 10; i++) await a.authenticate(TENANT_KEY);
+    expect(store.finds).toBe(0);
+  });
+
+  it('creates keys stored only as digests, and revokes them', async () => {
+    const store = new MemoryKeyStore();
+    const a = authority(store);
+    const { keyId, apiKey } = await a.createKey('globex', ['chat']);
+    expect(await a.authenticate(apiKey)).toEqual({ tenantId: 'globex', keyId, tier: 'enterprise', scopes: ['chat'], admin: false });
+    const stored = await store.find(hashKey(apiKey));
+    expect(stored).toMatchObject({ keyId, tenantId: 'globex' });
+    expect(JSON.stringify(stored)).not.toContain(apiKey.slice(3));
+    await a.revokeKey(keyId);
+    await expect(a.authenticate(apiKey)).rejects.toMatchObject({ kind: 'unauthenticated', message: 'invalid API key' });
+    await expect(a.revokeKey(keyId)).rejects.toMatchObject({ kind: 'not_found' });
+  });
+
+  it('validates create and revoke input', async () => {
+    const a = authority();
+    await expect(a.createKey('', [])).rejects.toMatchObject({ kind: 'invalid_argument' });
+    await expect(a.createKey('initech', [])).rejects.toMatchObject({ kind: 'invalid_argument', message: 'unknown tenant "initech"' });
+    await expect(a.revokeKey('')).rejects.toMatchObject({ kind: 'invalid_argument' });
+  });
+
+  it('requires admin', async () => {
+    const a = authority();
+    await expect(a.requireAdmin(TENANT_KEY)).rejects.toMatchObject({ kind: 'permission_denied' });
+    await expect(a.requireAdmin('')).rejects.toMatchObject({ kind: 'unauthenticated' });
+    expect((await a.requireAdmin(ADMIN_KEY)).keyId).toBe('admin-key');
+  });
+
+  it('revokes bootstrap keys, broadcasts, and other replicas drop them', async () => {
+    const bus = new MemoryEventBus();
+    const store = new MemoryKeyStore();
+    const a = authority(store, { bus });
+    const b = authority(store, { bus });
+    const heard: KeyRevoked[] = [];
+    bus.onBroadcast(Subjects.keyRevoked, (d) => heard.push(KeyRevoked.decode(d)));
+    await b.authenticate(TENANT_KEY);
+    await a.revokeKey('acme-key');
+    expect(heard).toEqual([{ keyId: 'acme-key', tenantId: 'acme' }]);
+    await expect(a.authenticate(TENANT_KEY)).rejects.toMatchObject({ kind: 'unauthenticated' });
+    await expect(b.authenticate(TENANT_KEY)).rejects.toMatchObject({ kind: 'unauthenticated' });
+    // A replica started later learns it from the store.
+    const c = authority(store);
+    expect(await c.authenticate(TENANT_KEY)).toBeDefined();
+    await c.syncRevocations();
+    await expect(c.authenticate(TENANT_KEY)).rejects.toMatchObject({ kind: 'unauthenticated' });
+  });
+
+  it('caches created keys briefly, and a revocation broadcast drops the cache entry', async () => {
+    let now = 1_000;
+    const bus = new MemoryEventBus();
+    const store = new CountingStore();
+    const a = authority(store, { bus, now: () => now, storeCacheTtlMs: 2_000 });
+    const b = authority(store, { bus, now: () => now, storeCacheTtlMs: 2_000 });
+    const { keyId, apiKey } = await a.createKey('acme', []);
+    await b.authenticate(apiKey);
+    await b.authenticate(apiKey);
+    expect(store.finds).toBe(1);
+    now += 2_001;
+    await b.authenticate(apiKey);
+    expect(store.finds).toBe(2);
+    await a.revokeKey(keyId);
+    await expect(b.authenticate(apiKey)).rejects.toMatchObject({ kind: 'unauthenticated' });
+  });
+
+  it('remembers unknown keys briefly', async () => {
+    let now = 0;
+    const store = new CountingStore();
+    const a = authority(store, { now: () => now, negativeCacheTtlMs: 1_000 });
+    await expect(a.authenticate('sk-unknown')).rejects.toThrow('invalid API key');
+    await expect(a.authenticate('sk-unknown')).rejects.toThrow('invalid API key');
+    expect(store.finds).toBe(1);
+    now += 1_001;
+    await expect(a.authenticate('sk-unknown')).rejects.toThrow('invalid API key');
+    expect(store.finds).toBe(2);
+  });
+
+  it('maps a failing store to UNAVAILABLE', async () => {
+    const store = new MemoryKeyStore();
+    store.find = async () => {
+      throw new Error('connection refused');
+    };
+    await expect(authority(store).authenticate('sk-other')).rejects.toMatchObject({ kind: 'unavailable', message: 'key store unavailable' });
+  });
+});

@@ -1,0 +1,4 @@
+import { runServiceMain } from '@llmgw/runtime';
+import { startAuth } from './index.js';
+
+await runServiceMain({ name: 'auth', start: startAuth, needsRedis: true });

@@ -1,0 +1,199 @@
+import { AppError } from '@llmgw/errors';
+import { allowedModels, type FallbackTriggerName, type GatewayConfig, type ModelConfig, type RouteConfig, type RuleConfig } from '@llmgw/config';
+import { Attempt, AttemptOutcome, LatencyClass, QualityTier, TaskType } from '@llmgw/proto/v1';
+import { FallbackTrigger, Operation, type Plan, type PlannedAttempt, type PlanRouteRequest } from '@llmgw/proto/router';
+
+export type SkipReason = 'not_allowed' | 'missing_capability' | 'context_too_small';
+
+const TRIGGERS: Record<FallbackTriggerName, FallbackTrigger> = {
+  timeout: FallbackTrigger.FALLBACK_TRIGGER_TIMEOUT,
+  http_5xx: FallbackTrigger.FALLBACK_TRIGGER_HTTP_5XX,
+  http_429: FallbackTrigger.FALLBACK_TRIGGER_HTTP_429,
+  connection_error: FallbackTrigger.FALLBACK_TRIGGER_CONNECTION_ERROR,
+  schema_failure: FallbackTrigger.FALLBACK_TRIGGER_SCHEMA_FAILURE,
+};
+
+/** Proto enum value → lower-case config name (TASK_TYPE_CODE → "code"); unset values map to nothing. */
+function enumNames(values: Record<string, string | number>, prefix: string): ReadonlyMap<number, string> {
+  const names = new Map<number, string>();
+  for (const [name, value] of Object.entries(values)) {
+    if (typeof value !== 'number' || value <= 0) continue;
+    names.set(value, name.slice(prefix.length).toLowerCase());
+  }
+  return names;
+}
+
+const TASK_TYPES = enumNames(TaskType, 'TASK_TYPE_');
+const QUALITY_TIERS = enumNames(QualityTier, 'QUALITY_TIER_');
+const LATENCY_CLASSES = enumNames(LatencyClass, 'LATENCY_CLASS_');
+
+export function taskTypeName(v: TaskType): string | undefined {
+  return TASK_TYPES.get(v);
+}
+export function qualityTierName(v: QualityTier): string | undefined {
+  return QUALITY_TIERS.get(v);
+}
+export function latencyClassName(v: LatencyClass): string | undefined {
+  return LATENCY_CLASSES.get(v);
+}
+
+/** A `when` condition matches when it is absent, or when the request's value is one of its names. */
+function condition(list: readonly string[] | undefined, value: string | undefined): boolean {
+  return list === undefined || (value !== undefined && list.includes(value));
+}
+
+interface CompiledRoute {
+  name: string;
+  config: RouteConfig;
+  triggers: FallbackTrigger[];
+}
+
+interface CompiledModel {
+  name: string;
+  config: ModelConfig;
+  capabilities: ReadonlySet<string>;
+  providerTimeoutMs: number;
+}
+
+/**
+ * Turns a request into a plan. Pure and synchronous: everything it needs is compiled from the
+ * config once, so a call is a handful of map lookups (the router is on every request's path).
+ */
+export class Planner {
+  private readonly routes = new Map<string, CompiledRoute>();
+  private readonly models = new Map<string, CompiledModel>();
+  /** tenant → models it may use; undefined means every model. Tenants not in config may use none. */
+  private readonly allowed = new Map<string, ReadonlySet<string> | undefined>();
+
+  constructor(readonly config: GatewayConfig) {
+    for (const [name, route] of Object.entries(config.routes)) {
+      this.routes.set(name, { name, config: route, triggers: [...new Set(route.fallback_on)].map((t) => TRIGGERS[t]) });
+    }
+    for (const [name, model] of Object.entries(config.models)) {
+      this.models.set(name, {
+        name,
+        config: model,
+        capabilities: new Set(model.capabilities),
+        providerTimeoutMs: config.providers[model.provider]?.timeout_ms ?? 30_000,
+      });
+    }
+    for (const tenant of Object.keys(config.tenants)) this.allowed.set(tenant, allowedModels(config, tenant));
+  }
+
+  mayUse(tenantId: string, model: string): boolean {
+    if (!this.allowed.has(tenantId)) return false;
+    const set = this.allowed.get(tenantId);
+    return set === undefined || set.has(model);
+  }
+
+  plan(req: PlanRouteRequest): Plan {
+    const routeName = req.route || this.config.default_route;
+    const route = this.routes.get(routeName);
+    if (!route) throw new AppError('invalid_argument', `unknown route "${routeName}"`);
+
+    let ruleName: string;
+    let chain: readonly string[];
+    if (req.model) {
+      if (!this.models.has(req.model)) throw new AppError('invalid_argument', `unknown model "${req.model}"`);
+      if (!this.mayUse(req.tenantId, req.model)) {
+        throw new AppError('permission_denied', `tenant ${req.tenantId} may not use model ${req.model}`);
+      }
+      ruleName = 'pinned';
+      chain = [req.model];
+    } else {
+      const rule = this.matchRule(route, req);
+      if (!rule) throw new AppError('invalid_argument', `no rule of route "${routeName}" matches this request`);
+      ruleName = rule.name;
+      chain = [rule.model, ...rule.fallback];
+    }
+
+    const batch = req.latencyClass === LatencyClass.LATENCY_CLASS_BATCH;
+    const attempts: PlannedAttempt[] = [];
+    const skipped: Attempt[] = [];
+    const missingCapabilities = new Set<string>();
+    const seen = new Set<string>();
+    for (const name of chain) {
+      if (seen.has(name)) continue;
+      seen.add(name);
+      const model = this.models.get(name);
+      if (!model) continue; // the schema guarantees rule models exist
+      const skip = this.skipReason(model, req);
+      if (skip) {
+        if (skip.capability) missingCapabilities.add(skip.capability);
+        skipped.push(
+          Attempt.fromPartial({
+            model: name,
+            provider: model.config.provider,
+            outcome: AttemptOutcome.ATTEMPT_OUTCOME_SKIPPED,
+            reason: skip.reason,
+            error: skip.error,
+          }),
+        );
+        continue;
+      }
+      attempts.push({
+        model: name,
+        provider: model.config.provider,
+        upstreamModel: model.config.upstream_model ?? name,
+        timeoutMs: Math.min(route.config.attempt_timeout_ms ?? model.providerTimeoutMs, route.config.timeout_ms),
+        maxRetries: batch ? route.config.batch_retries : 0,
+      });
+    }
+    if (attempts.length === 0) throw noModelLeft(routeName, req, skipped, missingCapabilities);
+
+    return {
+      route: routeName,
+      rule: ruleName,
+      attempts,
+      fallbackTriggers: route.triggers,
+      maxTokensCap: route.config.max_tokens,
+      defaultMaxTokens: route.config.default_max_tokens,
+      timeoutMs: route.config.timeout_ms,
+      skipped,
+      retryBackoffMs: route.config.retry_backoff_ms,
+    };
+  }
+
+  private matchRule(route: CompiledRoute, req: PlanRouteRequest): RuleConfig | undefined {
+    const task = TASK_TYPES.get(req.taskType);
+    const quality = QUALITY_TIERS.get(req.qualityTier);
+    const latency = LATENCY_CLASSES.get(req.latencyClass);
+    const tier = req.tier || this.config.tenants[req.tenantId]?.tier;
+    return route.config.rules.find(
+      (r) =>
+        condition(r.when.task_type, task) &&
+        condition(r.when.quality_tier, quality) &&
+        condition(r.when.latency_class, latency) &&
+        condition(r.when.tenant_tier, tier),
+    );
+  }
+
+  private skipReason(model: CompiledModel, req: PlanRouteRequest): { reason: SkipReason; error: string; capability?: string } | undefined {
+    if (!this.mayUse(req.tenantId, model.name)) {
+      return { reason: 'not_allowed', error: `tenant ${req.tenantId} may not use model ${model.name}` };
+    }
+    const needed = req.operation === Operation.OPERATION_EMBED ? [...req.requiredCapabilities, 'embeddings'] : req.requiredCapabilities;
+    for (const cap of needed) {
+      if (!model.capabilities.has(cap)) {
+        return { reason: 'missing_capability', error: `model ${model.name} cannot honour ${cap}`, capability: cap };
+      }
+    }
+    if (req.promptTokens > model.config.context_tokens) {
+      return {
+        reason: 'context_too_small',
+        error: `model ${model.name} has a context of ${model.config.context_tokens} tokens; the prompt has ${req.promptTokens}`,
+      };
+    }
+    return undefined;
+  }
+}
+
+function noModelLeft(route: string, req: PlanRouteRequest, skipped: readonly Attempt[], missing: ReadonlySet<string>): AppError {
+  if (skipped.every((s) => s.reason === 'not_allowed')) {
+    return new AppError('permission_denied', `tenant ${req.tenantId} may not use model(s) ${skipped.map((s) => s.model).join(', ')} of route "${route}"`);
+  }
+  if (missing.size > 0) {
+    return new AppError('invalid_argument', `no model of route "${route}" can honour ${[...missing].join(', ')} (required by the request)`);
+  }
+  return new AppError('invalid_argument', `the prompt (${req.promptTokens} tokens) is larger than the context of every model of route "${route}"`);
+}

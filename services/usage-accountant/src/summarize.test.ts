@@ -1,0 +1,76 @@
+import { describe, expect, it } from 'vitest';
+import { UsageGroupBy } from '@llmgw/proto/v1';
+import { dayStartMs, factCounters, hourStartMs, rfc3339, type UsageCell } from './buckets.js';
+import { summarize } from './summarize.js';
+
+const H = 3_600_000;
+const T0 = Date.UTC(2025, 2, 1, 22, 0, 0); // 2025-03-01T22:00Z
+
+function cell(p: Partial<UsageCell>): UsageCell {
+  return { tenantId: 'acme', hourMs: T0, route: 'chat', model: 'small', requests: 1, failedRequests: 0, inputTokens: 10, outputTokens: 5, costMicros: 100, ...p };
+}
+
+const cells = [
+  cell({}),
+  cell({ hourMs: T0 + H, model: 'big', requests: 2, inputTokens: 20, outputTokens: 7, costMicros: 2_500_000 }),
+  cell({ hourMs: T0 + 2 * H, tenantId: 'globex', failedRequests: 1, costMicros: 1 }), // next day 00:00
+  cell({ hourMs: T0 + 2 * H, tenantId: 'globex', route: 'embed', model: 'e', inputTokens: 3, outputTokens: 0, costMicros: 0 }),
+];
+
+describe('bucket math', () => {
+  it.each([
+    [Date.UTC(2025, 2, 1, 14, 59, 59, 999), '2025-03-01T14:00:00Z'],
+    [Date.UTC(2025, 2, 1, 15, 0, 0, 0), '2025-03-01T15:00:00Z'],
+  ])('hour of %i is %s', (ms, iso) => expect(rfc3339(hourStartMs(ms))).toBe(iso));
+  it('day start', () => expect(rfc3339(dayStartMs(T0 + 3 * H))).toBe('2025-03-02T00:00:00Z'));
+  it.each([
+    [true, { requests: 1, failedRequests: 0, inputTokens: 7, outputTokens: 3, costMicros: 42 }],
+    [false, { requests: 1, failedRequests: 1, inputTokens: 7, outputTokens: 3, costMicros: 42 }],
+  ])('success=%s counts', (success, want) => {
+    expect(factCounters({ eventId: 'e', tenantId: 't', route: 'r', model: 'm', occurredAtMs: 0, success, inputTokens: 7, outputTokens: 3, costMicros: 42 })).toEqual(want);
+  });
+});
+
+describe('summarize', () => {
+  it('no group_by: one row equal to the total', () => {
+    const res = summarize(cells, []);
+    expect(res.rows).toHaveLength(1);
+    expect(res.rows[0]).toEqual(res.total);
+    expect(res.total).toMatchObject({ requests: 5, failedRequests: 1, inputTokens: 43, outputTokens: 17, costMicros: 2_500_101, tenantId: '', bucket: '' });
+    expect(res.total?.costUsd).toBeCloseTo(2.500101, 9);
+  });
+
+  it('no data, no group_by: one zero row', () => {
+    expect(summarize([], [])).toMatchObject({ rows: [{ requests: 0, costUsd: 0 }], total: { requests: 0 } });
+  });
+
+  it('no data, grouped: no rows', () => {
+    expect(summarize([], [UsageGroupBy.USAGE_GROUP_BY_TENANT]).rows).toEqual([]);
+  });
+
+  it.each([
+    [[UsageGroupBy.USAGE_GROUP_BY_TENANT], [['acme', '', '', '', 3], ['globex', '', '', '', 2]]],
+    [[UsageGroupBy.USAGE_GROUP_BY_ROUTE], [['', 'chat', '', '', 4], ['', 'embed', '', '', 1]]],
+    [[UsageGroupBy.USAGE_GROUP_BY_MODEL], [['', '', 'big', '', 2], ['', '', 'e', '', 1], ['', '', 'small', '', 2]]],
+    [[UsageGroupBy.USAGE_GROUP_BY_DAY], [['', '', '', '2025-03-01T00:00:00Z', 3], ['', '', '', '2025-03-02T00:00:00Z', 2]]],
+    [
+      [UsageGroupBy.USAGE_GROUP_BY_HOUR],
+      [['', '', '', '2025-03-01T22:00:00Z', 1], ['', '', '', '2025-03-01T23:00:00Z', 2], ['', '', '', '2025-03-02T00:00:00Z', 2]],
+    ],
+    [
+      [UsageGroupBy.USAGE_GROUP_BY_TENANT, UsageGroupBy.USAGE_GROUP_BY_MODEL],
+      [['acme', '', 'big', '', 2], ['acme', '', 'small', '', 1], ['globex', '', 'e', '', 1], ['globex', '', 'small', '', 1]],
+    ],
+    [
+      [UsageGroupBy.USAGE_GROUP_BY_DAY, UsageGroupBy.USAGE_GROUP_BY_HOUR],
+      [['', '', '', '2025-03-01T22:00:00Z', 1], ['', '', '', '2025-03-01T23:00:00Z', 2], ['', '', '', '2025-03-02T00:00:00Z', 2]],
+    ],
+  ])('group by %j', (groupBy, want) => {
+    const res = summarize(cells, groupBy);
+    expect(res.rows.map((r) => [r.tenantId, r.route, r.model, r.bucket, r.requests])).toEqual(want);
+    expect(res.total?.requests).toBe(5);
+    const sum = res.rows.reduce((a, r) => a + r.costMicros, 0);
+    expect(sum).toBe(res.total?.costMicros);
+    for (const r of res.rows) expect(r.costUsd).toBe(r.costMicros / 1e6);
+  });
+});

@@ -1,0 +1,107 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startRedisServer, type LocalServer } from '@llmgw/local-infra';
+import { silentLogger } from '@llmgw/logging';
+import { connectRedis, type Redis } from '@llmgw/redis';
+import type { UsageFact } from './buckets.js';
+import { DEDUPE_TTL_SECONDS, MemoryUsageStore, RedisUsageStore, UsageKeys, type UsageStore } from './usage-store.js';
+
+const H = 3_600_000;
+const T0 = Date.UTC(2025, 5, 1, 10, 0, 0);
+
+function fact(p: Partial<UsageFact>): UsageFact {
+  return { eventId: 'e1', tenantId: 'acme', route: 'chat', model: 'small', occurredAtMs: T0 + 60_000, success: true, inputTokens: 10, outputTokens: 4, costMicros: 70, ...p };
+}
+
+/** One contract, two stores: what monolithic mode and microservices mode both promise. */
+function conformance(name: string, make: () => Promise<UsageStore>) {
+  describe(`${name} usage store`, () => {
+    it('counts an event id once', async () => {
+      const s = await make();
+      expect(await s.record(fact({}))).toBe(true);
+      expect(await s.record(fact({}))).toBe(false);
+      expect(await s.record(fact({ inputTokens: 999 }))).toBe(false);
+      expect(await s.cells({ fromMs: 0, toMs: T0 + 10 * H })).toEqual([
+        { tenantId: 'acme', hourMs: T0, route: 'chat', model: 'small', requests: 1, failedRequests: 0, inputTokens: 10, outputTokens: 4, costMicros: 70 },
+      ]);
+    });
+
+    it('sums by tenant, route, model and hour, failures included', async () => {
+      const s = await make();
+      await s.record(fact({ eventId: 'a' }));
+      await s.record(fact({ eventId: 'b', success: false, inputTokens: 5, outputTokens: 0, costMicros: 3 }));
+      await s.record(fact({ eventId: 'c', model: 'big' }));
+      await s.record(fact({ eventId: 'd', occurredAtMs: T0 + H + 1 }));
+      await s.record(fact({ eventId: 'e', tenantId: 'globex', route: 'embed' }));
+      const cells = await s.cells({ fromMs: 0, toMs: T0 + 10 * H });
+      const key = (c: { tenantId: string; hourMs: number; route: string; model: string }) => `${c.tenantId}/${c.hourMs - T0}/${c.route}/${c.model}`;
+      const byKey = Object.fromEntries(cells.map((c) => [key(c), [c.requests, c.failedRequests, c.inputTokens, c.outputTokens, c.costMicros]]));
+      expect(byKey).toEqual({
+        'acme/0/chat/small': [2, 1, 15, 4, 73],
+        'acme/0/chat/big': [1, 0, 10, 4, 70],
+        [`acme/${H}/chat/small`]: [1, 0, 10, 4, 70],
+        'globex/0/embed/small': [1, 0, 10, 4, 70],
+      });
+    });
+
+    it('selects hours whose start is in [from, to) and the given tenants', async () => {
+      const s = await make();
+      for (let i = 0; i < 4; i++) await s.record(fact({ eventId: `h${i}`, occurredAtMs: T0 + i * H + 5 }));
+      await s.record(fact({ eventId: 'g', tenantId: 'globex' }));
+      const hours = async (fromMs: number, toMs: number, tenants?: string[]) =>
+        (await s.cells({ fromMs, toMs, tenants })).map((c) => `${c.tenantId}@${(c.hourMs - T0) / H}`).sort();
+      expect(await hours(T0 + H, T0 + 3 * H, ['acme'])).toEqual(['acme@1', 'acme@2']);
+      expect(await hours(T0 + 1, T0 + 3 * H + 1, ['acme'])).toEqual(['acme@1', 'acme@2', 'acme@3']);
+      expect(await hours(T0, T0 + 1)).toEqual(['acme@0', 'globex@0']);
+      expect(await hours(T0, T0 + H, ['globex', 'nobody'])).toEqual(['globex@0']);
+      expect(await hours(T0, T0)).toEqual([]);
+    });
+  });
+}
+
+conformance('memory', async () => new MemoryUsageStore(() => T0));
+
+describe('memory dedupe window', () => {
+  it('forgets an event id after 7 days', async () => {
+    let now = T0;
+    const s = new MemoryUsageStore(() => now);
+    expect(await s.record(fact({}))).toBe(true);
+    now += DEDUPE_TTL_SECONDS * 1000 - 1;
+    expect(await s.record(fact({}))).toBe(false);
+    now += 2;
+    expect(await s.record(fact({}))).toBe(true);
+  });
+});
+
+describe('redis', () => {
+  let server: LocalServer;
+  let redis: Redis;
+  beforeAll(async () => {
+    server = await startRedisServer();
+    redis = await connectRedis(server.url, { logger: silentLogger() });
+  });
+  afterAll(async () => {
+    redis.disconnect();
+    await server.stop();
+  });
+
+  conformance('redis', async () => {
+    await redis.flushdb();
+    return new RedisUsageStore(redis);
+  });
+
+  it('writes the documented keys with a 7-day dedupe TTL and index sets', async () => {
+    await redis.flushdb();
+    await new RedisUsageStore(redis).record(fact({ eventId: 'ev-9' }));
+    const ttl = await redis.ttl(UsageKeys.dedupe('acme', 'ev-9'));
+    expect(ttl).toBeGreaterThan(DEDUPE_TTL_SECONDS - 10);
+    expect(ttl).toBeLessThanOrEqual(DEDUPE_TTL_SECONDS);
+    expect(await redis.smembers(UsageKeys.tenants)).toEqual(['acme']);
+    expect(await redis.zrange(UsageKeys.hours('acme'), 0, -1)).toEqual(['2025-06-01T10:00:00Z']);
+    expect(await redis.hgetall(UsageKeys.bucket('acme', '2025-06-01T10:00:00Z'))).toEqual({
+      'chat|small|requests': '1',
+      'chat|small|input_tokens': '10',
+      'chat|small|output_tokens': '4',
+      'chat|small|cost_micros': '70',
+    });
+  });
+});

@@ -1,0 +1,174 @@
+import type { Redis } from '@llmgw/redis';
+import { COUNTER_NAMES, COUNTER_PROPS, factCounters, hourStartMs, rfc3339, type CounterName, type UsageCell, type UsageFact } from './buckets.js';
+
+export interface CellQuery {
+  /** Undefined means every tenant. */
+  tenants?: readonly string[];
+  /** Hour buckets whose start is in [fromMs, toMs). */
+  fromMs: number;
+  toMs: number;
+}
+
+/** Aggregates in Redis (microservices mode) or in memory (monolithic mode); same contract. */
+export interface UsageStore {
+  /** Adds the event to its bucket unless its event id was already counted. True when counted. */
+  record(fact: UsageFact): Promise<boolean>;
+  cells(q: CellQuery): Promise<UsageCell[]>;
+}
+
+/** An event id is remembered this long, far beyond JetStream's redelivery and dedup windows. */
+export const DEDUPE_TTL_SECONDS = 7 * 24 * 3600;
+
+/**
+ * Every Redis key the accountant uses. `{tenant}` is a cluster hash tag, so one event's dedupe
+ * key, bucket and hour index share a slot and one Lua script may touch them all.
+ */
+export const UsageKeys = {
+  tenants: 'usage:tenants',
+  hours: (tenant: string) => `usage:{${tenant}}:hours`,
+  bucket: (tenant: string, hourIso: string) => `usage:{${tenant}}:${hourIso}`,
+  dedupe: (tenant: string, eventId: string) => `usage:{${tenant}}:dedupe:${eventId}`,
+} as const;
+
+/** `<route>|<model>|<counter>` */
+export function cellField(route: string, model: string, counter: CounterName): string {
+  return `${route}|${model}|${counter}`;
+}
+
+function parseField(field: string): { route: string; model: string; counter: CounterName } | undefined {
+  const first = field.indexOf('|');
+  const last = field.lastIndexOf('|');
+  if (first < 0 || last <= first) return undefined;
+  const counter = field.slice(last + 1) as CounterName;
+  if (!COUNTER_NAMES.includes(counter)) return undefined;
+  return { route: field.slice(0, first), model: field.slice(first + 1, last), counter };
+}
+
+function cellsFromHash(tenantId: string, hourMs: number, hash: Record<string, string>): UsageCell[] {
+  const cells = new Map<string, UsageCell>();
+  for (const [field, value] of Object.entries(hash)) {
+    const f = parseField(field);
+    if (!f) continue;
+    const k = `${f.route}|${f.model}`;
+    let cell = cells.get(k);
+    if (!cell) {
+      cell = { tenantId, hourMs, route: f.route, model: f.model, requests: 0, failedRequests: 0, inputTokens: 0, outputTokens: 0, costMicros: 0 };
+      cells.set(k, cell);
+    }
+    cell[COUNTER_PROPS[f.counter]] += Number(value);
+  }
+  return [...cells.values()];
+}
+
+/**
+ * KEYS: dedupe, bucket, hours index. ARGV: ttl s, field prefix, failed, in, out, cost, hour ms, hour iso.
+ * The dedupe SET NX comes first; only a first sighting touches the counters.
+ */
+const RECORD_LUA = `
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', tonumber(ARGV[1])) then return 0 end
+local p = ARGV[2]
+redis.call('HINCRBY', KEYS[2], p .. 'requests', 1)
+if tonumber(ARGV[3]) > 0 then redis.call('HINCRBY', KEYS[2], p .. 'failed_requests', ARGV[3]) end
+redis.call('HINCRBY', KEYS[2], p .. 'input_tokens', ARGV[4])
+redis.call('HINCRBY', KEYS[2], p .. 'output_tokens', ARGV[5])
+redis.call('HINCRBY', KEYS[2], p .. 'cost_micros', ARGV[6])
+redis.call('ZADD', KEYS[3], ARGV[7], ARGV[8])
+return 1
+`;
+
+type RedisWithRecord = Redis & {
+  usageRecord(dedupe: string, bucket: string, hours: string, ...args: (string | number)[]): Promise<number>;
+};
+
+export class RedisUsageStore implements UsageStore {
+  private readonly redis: RedisWithRecord;
+
+  constructor(redis: Redis) {
+    if (!('usageRecord' in redis)) redis.defineCommand('usageRecord', { numberOfKeys: 3, lua: RECORD_LUA });
+    this.redis = redis as RedisWithRecord;
+  }
+
+  async record(f: UsageFact): Promise<boolean> {
+    const hourMs = hourStartMs(f.occurredAtMs);
+    const hourIso = rfc3339(hourMs);
+    const c = factCounters(f);
+    // Idempotent, so it may run outside the exactly-once script (and in another cluster slot).
+    await this.redis.sadd(UsageKeys.tenants, f.tenantId);
+    const counted = await this.redis.usageRecord(
+      UsageKeys.dedupe(f.tenantId, f.eventId),
+      UsageKeys.bucket(f.tenantId, hourIso),
+      UsageKeys.hours(f.tenantId),
+      DEDUPE_TTL_SECONDS,
+      `${f.route}|${f.model}|`,
+      c.failedRequests,
+      c.inputTokens,
+      c.outputTokens,
+      c.costMicros,
+      hourMs,
+      hourIso,
+    );
+    return counted === 1;
+  }
+
+  async cells(q: CellQuery): Promise<UsageCell[]> {
+    const tenants = q.tenants ?? (await this.redis.smembers(UsageKeys.tenants));
+    if (q.toMs <= q.fromMs || tenants.length === 0) return [];
+    const hourLists = await Promise.all(
+      tenants.map((t) => this.redis.zrangebyscore(UsageKeys.hours(t), q.fromMs, `(${q.toMs}`, 'WITHSCORES')),
+    );
+    const wanted: { tenant: string; hourIso: string; hourMs: number }[] = [];
+    tenants.forEach((tenant, i) => {
+      const list = hourLists[i] ?? [];
+      for (let j = 0; j + 1 < list.length; j += 2) wanted.push({ tenant, hourIso: list[j]!, hourMs: Number(list[j + 1]) });
+    });
+    const hashes = await Promise.all(wanted.map((w) => this.redis.hgetall(UsageKeys.bucket(w.tenant, w.hourIso))));
+    return wanted.flatMap((w, i) => cellsFromHash(w.tenant, w.hourMs, hashes[i] ?? {}));
+  }
+}
+
+export class MemoryUsageStore implements UsageStore {
+  private readonly seen = new Map<string, number>();
+  /** tenant → hour ms → field → value */
+  private readonly buckets = new Map<string, Map<number, Map<string, number>>>();
+  private lastSweep = 0;
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  async record(f: UsageFact): Promise<boolean> {
+    const now = this.now();
+    this.sweep(now);
+    const dedupe = `${f.tenantId}\u0000${f.eventId}`;
+    const until = this.seen.get(dedupe);
+    if (until !== undefined && until > now) return false;
+    this.seen.set(dedupe, now + DEDUPE_TTL_SECONDS * 1000);
+    const c = factCounters(f);
+    const hourMs = hourStartMs(f.occurredAtMs);
+    let hours = this.buckets.get(f.tenantId);
+    if (!hours) this.buckets.set(f.tenantId, (hours = new Map()));
+    let bucket = hours.get(hourMs);
+    if (!bucket) hours.set(hourMs, (bucket = new Map()));
+    for (const name of COUNTER_NAMES) {
+      const field = cellField(f.route, f.model, name);
+      bucket.set(field, (bucket.get(field) ?? 0) + c[COUNTER_PROPS[name]]);
+    }
+    return true;
+  }
+
+  async cells(q: CellQuery): Promise<UsageCell[]> {
+    const out: UsageCell[] = [];
+    for (const tenant of q.tenants ?? [...this.buckets.keys()]) {
+      for (const [hourMs, bucket] of this.buckets.get(tenant) ?? []) {
+        if (hourMs < q.fromMs || hourMs >= q.toMs) continue;
+        const hash = Object.fromEntries([...bucket].map(([k, v]) => [k, String(v)]));
+        out.push(...cellsFromHash(tenant, hourMs, hash));
+      }
+    }
+    return out;
+  }
+
+  private sweep(now: number): void {
+    if (now - this.lastSweep < 60_000) return;
+    this.lastSweep = now;
+    for (const [k, until] of this.seen) if (until <= now) this.seen.delete(k);
+  }
+}
