@@ -8,7 +8,7 @@ import { silentLogger } from '@llmgw/logging';
 import { GetUsageRequest, UsageGroupBy, UsageRecorded, UsageServiceClient, type GetUsageResponse } from '@llmgw/proto/v1';
 import { connectRedis, type Redis } from '@llmgw/redis';
 import { addrsFromEnv, type RunningService } from '@llmgw/runtime';
-import { startUsageAccountant } from './index.js';
+import { startUsageAccountant } from '@llmgw/usage-accountant';
 
 const ACME_KEY = 'sk-it-acme-0123456789abcdef';
 const GLOBEX_KEY = 'sk-it-globex-0123456789abcdef';
