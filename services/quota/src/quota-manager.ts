@@ -1,0 +1,153 @@
+import type { GatewayConfig } from '@llmgw/config';
+import { AppError } from '@llmgw/errors';
+import type { Logger } from '@llmgw/logging';
+import type { AlertPublisher } from './alerts.js';
+import { allTenantLimits, isKnownTenant, limitClass, resolveLimits, type LimitClass, type ResolvedLimit } from './limits.js';
+import type { LocalRateLimiter } from './local-limiter.js';
+import { StoreUnavailableError } from './redis-store.js';
+import type { LimitUsage, QuotaStore, ReconcileResult, ReleaseOutcome, ReserveDecision } from './store.js';
+
+export const STORE_UNAVAILABLE_LIMIT = 'store_unavailable';
+/** How long a caller denied because the store is down should wait before trying again. */
+export const STORE_DOWN_RETRY_MS = 1_000;
+
+export interface ReserveRequest {
+  requestId: string;
+  tenantId: string;
+  route: string;
+  model: string;
+  estimatedTokens: number;
+  estimatedCostMicros: number;
+}
+
+export interface QuotaManagerDeps {
+  config: GatewayConfig;
+  store: QuotaStore;
+  /** Present with a shared store: what rates fall back to while it is unreachable. */
+  localLimiter?: LocalRateLimiter;
+  alerts: AlertPublisher;
+  logger: Logger;
+  /** Told whenever a store call succeeds (true) or finds the store unreachable (false). */
+  onStoreHealth?: (up: boolean) => void;
+}
+
+/** The quota logic behind the gRPC surface: validation, limit resolution, store-down policy. */
+export class QuotaManager {
+  constructor(private readonly deps: QuotaManagerDeps) {}
+
+  async reserve(req: ReserveRequest): Promise<ReserveDecision> {
+    if (!req.requestId) throw new AppError('invalid_argument', 'request_id is required');
+    if (!Number.isSafeInteger(req.estimatedTokens) || req.estimatedTokens < 0) throw new AppError('invalid_argument', 'estimated_tokens must be a non-negative integer');
+    if (!Number.isSafeInteger(req.estimatedCostMicros) || req.estimatedCostMicros < 0) {
+      throw new AppError('invalid_argument', 'estimated_cost_micros must be a non-negative integer');
+    }
+    const limits = this.limitsFor(req.tenantId, req.route, req.model);
+    try {
+      const d = await this.deps.store.reserve({ ...req, limits });
+      this.deps.onStoreHealth?.(true);
+      if (d.alerts.length > 0) void this.deps.alerts.publish(req.tenantId, d.alerts);
+      return d;
+    } catch (err) {
+      if (!(err instanceof StoreUnavailableError)) throw err;
+      this.deps.onStoreHealth?.(false);
+      return this.reserveWithoutStore(req, limits);
+    }
+  }
+
+  async release(tenantId: string, requestId: string): Promise<ReleaseOutcome> {
+    if (!requestId) throw new AppError('invalid_argument', 'request_id is required');
+    this.requireTenant(tenantId);
+    return this.storeCall(() => this.deps.store.release(tenantId, requestId));
+  }
+
+  async status(tenantId: string): Promise<LimitUsage[]> {
+    const limits = allTenantLimits(this.deps.config, tenantId);
+    if (!limits) throw unknownTenant(tenantId);
+    return this.storeCall(() => this.deps.store.status(tenantId, limits));
+  }
+
+  async reset(tenantId: string): Promise<void> {
+    this.requireTenant(tenantId);
+    await this.storeCall(() => this.deps.store.reset(tenantId));
+    await this.deps.localLimiter?.reset(tenantId);
+    this.deps.logger.info({ tenantId }, 'quota reset');
+  }
+
+  /**
+   * Replaces a reservation's estimate by actual usage. An unknown tenant yields undefined (the
+   * event is acknowledged and dropped). A store outage throws, so the event is redelivered.
+   */
+  async reconcile(ev: { requestId: string; tenantId: string; route: string; model: string; tokens: number; costMicros: number }): Promise<ReconcileResult | undefined> {
+    const limits = resolveLimits(this.deps.config, ev.tenantId, ev.route, ev.model);
+    if (!limits) return undefined;
+    const r = await this.deps.store.reconcile({
+      requestId: ev.requestId,
+      tenantId: ev.tenantId,
+      actualTokens: ev.tokens,
+      actualCostMicros: ev.costMicros,
+      limits,
+    });
+    if (r.alerts.length > 0) await this.deps.alerts.publish(ev.tenantId, r.alerts);
+    return r;
+  }
+
+  /**
+   * The documented store-down policy (config `quota.on_store_down`), per class of the limits
+   * that apply:
+   *  - budgets fail_closed (default): DENIED with limit "store_unavailable": nobody can spend
+   *    money we cannot count;
+   *  - rates fail_open (default): the in-process sliding window decides (per replica);
+   *  - concurrency fail_open (default): admitted without a lease;
+   *  - any class set to fail_closed: DENIED "store_unavailable" while the store is down.
+   * Every such decision is marked degraded.
+   */
+  private async reserveWithoutStore(req: ReserveRequest, limits: ResolvedLimit[]): Promise<ReserveDecision> {
+    const policy = this.deps.config.quota.on_store_down;
+    const classes = new Set<LimitClass>(limits.map((l) => limitClass(l.kind)));
+    const closed = [...classes].filter((c) => policy[c] === 'fail_closed');
+    if (closed.length > 0) {
+      this.deps.logger.warn({ tenantId: req.tenantId, classes: closed }, 'quota store down: denying (fail closed)');
+      return {
+        allowed: false,
+        limit: STORE_UNAVAILABLE_LIMIT,
+        retryAfterMs: STORE_DOWN_RETRY_MS,
+        limitValue: 0,
+        remaining: 0,
+        resetMs: STORE_DOWN_RETRY_MS,
+        duplicate: false,
+        degraded: true,
+        alerts: [],
+      };
+    }
+    if (classes.has('rates') && this.deps.localLimiter) {
+      return this.deps.localLimiter.reserve(req.tenantId, req.requestId, limits, req.estimatedTokens);
+    }
+    return { allowed: true, limit: '', retryAfterMs: 0, limitValue: 0, remaining: 0, resetMs: 0, duplicate: false, degraded: true, alerts: [] };
+  }
+
+  private limitsFor(tenantId: string, route: string, model: string): ResolvedLimit[] {
+    const limits = resolveLimits(this.deps.config, tenantId, route, model);
+    if (!limits) throw unknownTenant(tenantId);
+    return limits;
+  }
+
+  private requireTenant(tenantId: string): void {
+    if (!isKnownTenant(this.deps.config, tenantId)) throw unknownTenant(tenantId);
+  }
+
+  private async storeCall<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      const r = await fn();
+      this.deps.onStoreHealth?.(true);
+      return r;
+    } catch (err) {
+      if (!(err instanceof StoreUnavailableError)) throw err;
+      this.deps.onStoreHealth?.(false);
+      throw new AppError('unavailable', 'quota store unavailable; try again', { retryAfterMs: STORE_DOWN_RETRY_MS, cause: err });
+    }
+  }
+}
+
+function unknownTenant(tenantId: string): AppError {
+  return tenantId ? new AppError('not_found', `unknown tenant "${tenantId}"`) : new AppError('invalid_argument', 'tenant_id is required');
+}

@@ -1,0 +1,38 @@
+import { Subjects, type EventBus } from '@llmgw/events';
+import type { Logger } from '@llmgw/logging';
+import { UsageRecorded } from '@llmgw/proto/v1';
+import type { QuotaManager } from './quota-manager.js';
+
+export const RECONCILER_DURABLE = 'quota-reconciler';
+
+/**
+ * Consumes UsageRecorded (at least once) and reconciles each reservation with actual usage.
+ * Idempotency lives in the store (reservation record / dedupe marker per request id), so a
+ * redelivered or duplicated event changes nothing. A store outage throws: the bus redelivers.
+ */
+export function startReconciler(bus: EventBus, manager: QuotaManager, logger: Logger): Promise<() => Promise<void>> {
+  const log = logger.child({ component: 'reconciler' });
+  return bus.consume(Subjects.usageRecorded, RECONCILER_DURABLE, async (data, info) => {
+    let ev: UsageRecorded;
+    try {
+      ev = UsageRecorded.decode(data);
+    } catch (err) {
+      log.warn({ err }, 'undecodable usage event dropped');
+      return;
+    }
+    if (!ev.requestId || !ev.tenantId) {
+      log.warn({ eventId: ev.eventId }, 'usage event without request or tenant id dropped');
+      return;
+    }
+    const r = await manager.reconcile({
+      requestId: ev.requestId,
+      tenantId: ev.tenantId,
+      route: ev.route,
+      model: ev.model,
+      tokens: ev.inputTokens + ev.outputTokens,
+      costMicros: ev.costMicros,
+    });
+    if (!r) log.warn({ requestId: ev.requestId, tenantId: ev.tenantId }, 'usage event for unknown tenant dropped');
+    else log.debug({ requestId: ev.requestId, tenantId: ev.tenantId, outcome: r.outcome, redelivered: info.redelivered }, 'usage reconciled');
+  });
+}

@@ -1,0 +1,91 @@
+import type { ResolvedLimit } from './limits.js';
+
+/** A budget crossing 80% or 100% in its period, reported exactly once by the store. */
+export interface BudgetAlert {
+  limit: string;
+  thresholdPercent: 80 | 100;
+  limitValue: number;
+  used: number;
+  /** "2026-11-21" or "2026-11". */
+  period: string;
+}
+
+export interface ReserveInput {
+  requestId: string;
+  tenantId: string;
+  /** Every limit that applies; the store reserves against all of them or none. */
+  limits: ResolvedLimit[];
+  estimatedTokens: number;
+  estimatedCostMicros: number;
+}
+
+export interface ReserveDecision {
+  allowed: boolean;
+  /** Denied: the limit that stopped the request. Allowed: the tightest limit (for x-ratelimit-*), '' when none. */
+  limit: string;
+  retryAfterMs: number;
+  limitValue: number;
+  remaining: number;
+  /** Time until the limit is back to full (window empty, budget period over), ms from now. */
+  resetMs: number;
+  /** True when this request id was seen before and the stored decision is returned. */
+  duplicate: boolean;
+  /** Decided without the shared store (fail-open/closed policy). */
+  degraded: boolean;
+  alerts: BudgetAlert[];
+}
+
+export type ReleaseOutcome = 'released' | 'unknown' | 'already_released' | 'already_reconciled' | 'denied';
+
+export interface ReconcileInput {
+  requestId: string;
+  tenantId: string;
+  actualTokens: number;
+  actualCostMicros: number;
+  /** Limits of the event's tenant/route/model: used only when the reservation is unknown or expired. */
+  limits: ResolvedLimit[];
+}
+
+export type ReconcileOutcome = 'reconciled' | 'orphan_applied' | 'duplicate' | 'after_release';
+
+export interface ReconcileResult {
+  outcome: ReconcileOutcome;
+  alerts: BudgetAlert[];
+}
+
+export interface LimitUsage {
+  limit: string;
+  limitValue: number;
+  used: number;
+  remaining: number;
+  resetMs: number;
+}
+
+/**
+ * The quota port. RedisQuotaStore (shared by replicas) and MemoryQuotaStore (monolithic mode)
+ * implement it with the same semantics and pass the same conformance suite.
+ */
+export interface QuotaStore {
+  reserve(input: ReserveInput): Promise<ReserveDecision>;
+  /** Gives back tokens, dollars and the concurrency lease; request counts stay. Idempotent. */
+  release(tenantId: string, requestId: string): Promise<ReleaseOutcome>;
+  /** Replaces the reservation's estimate by actual usage, once per request id. */
+  reconcile(input: ReconcileInput): Promise<ReconcileResult>;
+  status(tenantId: string, limits: ResolvedLimit[]): Promise<LimitUsage[]>;
+  /** Clears a tenant's counters and alert markers. */
+  reset(tenantId: string): Promise<void>;
+}
+
+export interface StoreOptions {
+  /** Concurrency lease TTL: a slot held by a crashed edge comes back after it. */
+  leaseTtlMs: number;
+  /** An unreconciled reservation (and the dedupe marker of an orphan event) lives this long. */
+  reservationTtlMs: number;
+  /** Injected clock (ms since epoch). */
+  now: () => number;
+}
+
+/** How long a budget counter outlives its period, so late reconciliations still find it. */
+export function budgetGraceMs(opts: StoreOptions): number {
+  return opts.reservationTtlMs + 60_000;
+}
