@@ -1,0 +1,40 @@
+import { drain, listen } from '@llmgw/grpc';
+import type { RunningService, ServiceDeps } from '@llmgw/runtime';
+import { CircuitBreaker, DEFAULT_BREAKER } from './circuit-breaker.js';
+import { Executor } from './execute.js';
+import { registryFromConfig } from './providers/registry.js';
+import { createExecutorServer } from './server.js';
+
+export { Executor, abortableSleep, type ExecutionContext, type ExecutorDeps, type StreamSend } from './execute.js';
+export { CircuitBreaker, DEFAULT_BREAKER } from './circuit-breaker.js';
+export { createAdapter, createRegistry, registryFromConfig, type ProviderRegistry } from './providers/registry.js';
+export type { ProviderAdapter } from './providers/types.js';
+
+/** Starts the provider-executor: one connection pool per configured provider, one breaker per replica. */
+export async function startProviderExecutor(deps: ServiceDeps): Promise<RunningService> {
+  const now = Date.now;
+  const registry = registryFromConfig(deps.config);
+  const executor = new Executor({
+    config: deps.config,
+    registry,
+    breaker: new CircuitBreaker({ ...DEFAULT_BREAKER, now }),
+    logger: deps.logger,
+    now,
+  });
+  const g = createExecutorServer(executor, deps.logger);
+  let port: number;
+  try {
+    port = await listen(g, deps.listenAddr);
+  } catch (err) {
+    await registry.close();
+    throw err;
+  }
+  return {
+    name: 'provider-executor',
+    port,
+    async close() {
+      await drain(g, deps.drainMs);
+      await registry.close();
+    },
+  };
+}

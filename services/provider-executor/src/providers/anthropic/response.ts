@@ -1,0 +1,46 @@
+import { FinishReason, type ToolCall } from '@llmgw/proto/v1';
+import type { ChatResult, ProviderUsage } from '../types.js';
+import { STRUCTURED_OUTPUT_TOOL } from './request.js';
+import type { AnthropicResponse, AnthropicUsage } from './wire.js';
+
+/** stop_reason → FinishReason; a refusal is a safety outcome (CONTENT_FILTER). */
+export function anthropicFinishReason(stopReason: string | null | undefined, structured: boolean): FinishReason {
+  switch (stopReason) {
+    case 'max_tokens':
+    case 'model_context_window_exceeded':
+      return FinishReason.FINISH_REASON_LENGTH;
+    case 'tool_use':
+      return structured ? FinishReason.FINISH_REASON_STOP : FinishReason.FINISH_REASON_TOOL_CALLS;
+    case 'refusal':
+      return FinishReason.FINISH_REASON_CONTENT_FILTER;
+    default:
+      return FinishReason.FINISH_REASON_STOP;
+  }
+}
+
+/** Input counts include prompt-cache reads and writes: they are input tokens the provider billed. */
+export function anthropicUsage(u: AnthropicUsage | undefined, withOutput: boolean): ProviderUsage {
+  if (!u) return {};
+  const input =
+    typeof u.input_tokens === 'number' ? u.input_tokens + (u.cache_creation_input_tokens ?? 0) + (u.cache_read_input_tokens ?? 0) : undefined;
+  return { inputTokens: input, outputTokens: withOutput && typeof u.output_tokens === 'number' ? u.output_tokens : undefined };
+}
+
+/** Anthropic Messages body → ChatResult; undefined when it is not a message. Pure. */
+export function fromAnthropicResponse(body: AnthropicResponse): ChatResult | undefined {
+  if (!Array.isArray(body.content)) return undefined;
+  let content = '';
+  let structured = false;
+  const toolCalls: ToolCall[] = [];
+  for (const block of body.content) {
+    if (block.type === 'text' && typeof block.text === 'string') content += block.text;
+    else if (block.type === 'tool_use') {
+      const args = JSON.stringify(block.input ?? {});
+      if (block.name === STRUCTURED_OUTPUT_TOOL) {
+        structured = true;
+        content = args;
+      } else toolCalls.push({ id: block.id ?? '', name: block.name ?? '', argumentsJson: args });
+    }
+  }
+  return { content, toolCalls, finishReason: anthropicFinishReason(body.stop_reason, structured && toolCalls.length === 0), usage: anthropicUsage(body.usage, true) };
+}

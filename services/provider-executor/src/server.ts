@@ -1,0 +1,27 @@
+import { createGrpcServer, serverStream, unary, type GrpcServer } from '@llmgw/grpc';
+import type { Logger } from '@llmgw/logging';
+import {
+  ExecutorServiceService,
+  type ExecuteChatRequest,
+  type ExecuteChatResponse,
+  type ExecuteChatStreamRequest,
+  type ExecuteChatStreamResponse,
+  type ExecuteEmbedRequest,
+  type ExecuteEmbedResponse,
+} from '@llmgw/proto/executor';
+import type { Executor } from './execute.js';
+
+export const EXECUTOR_SERVICE_NAME = 'llmgateway.executor.v1.ExecutorService';
+
+/** Registers the ExecutorService handlers (plus health and reflection); only maps gRPC to Executor. */
+export function createExecutorServer(executor: Executor, logger: Logger): GrpcServer {
+  const g = createGrpcServer([EXECUTOR_SERVICE_NAME]);
+  g.server.addService(ExecutorServiceService, {
+    executeChat: unary<ExecuteChatRequest, ExecuteChatResponse>('ExecuteChat', logger, (req, ctx) => executor.executeChat(req, ctx)),
+    executeChatStream: serverStream<ExecuteChatStreamRequest, ExecuteChatStreamResponse>('ExecuteChatStream', logger, (req, ctx, send) =>
+      executor.executeChatStream(req, ctx, send),
+    ),
+    executeEmbed: unary<ExecuteEmbedRequest, ExecuteEmbedResponse>('ExecuteEmbed', logger, (req, ctx) => executor.executeEmbed(req, ctx)),
+  });
+  return g;
+}
