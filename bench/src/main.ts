@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { startNatsServer, startRedisServer, startServiceProcesses } from '@llmgw/local-infra';
 import { SERVICE_NAMES } from '@llmgw/runtime';
 import { directClient, meshClient } from './clients.js';
-import { currentRssMiB, peakRssMiB, spawnSimulator } from './processes.js';
+import { rssMiB, spawnSimulator } from './processes.js';
 import { runQuotaBench } from './quota-bench.js';
 import { closedLoop, median, summarise, table, type Summary } from './stats.js';
 
@@ -83,9 +83,9 @@ try {
 
   say('\n## 200 slow streams open at once: provider-executor memory\n');
   const executorPid = mesh.processes.get('provider-executor')?.pid;
-  const before = currentRssMiB(executorPid);
+  const before = rssMiB(executorPid, 'VmRSS');
   const samples: number[] = [];
-  const sampler = setInterval(() => samples.push(currentRssMiB(executorPid)), 250);
+  const sampler = setInterval(() => samples.push(rssMiB(executorPid, 'VmRSS')), 250);
   const streams = await Promise.allSettled(
     Array.from({ length: 200 }, () => viaMesh.stream('slow-stream', 'Tell me a long story. [[long]]', 1024)),
   );
@@ -95,7 +95,7 @@ try {
   say(
     table(
       ['streams', 'completed', 'median stream ms', 'executor RSS before MiB', 'max RSS while open MiB', 'RSS after MiB'],
-      [[200, ok, median(durations), before, Math.max(...samples), currentRssMiB(executorPid)]],
+      [[200, ok, median(durations), before, Math.max(...samples), rssMiB(executorPid, 'VmRSS')]],
     ),
   );
 
@@ -104,10 +104,10 @@ try {
     table(
       ['process', 'peak RSS MiB'],
       [
-        ...SERVICE_NAMES.map((n) => [n, peakRssMiB(mesh.processes.get(n)?.pid)]),
-        ['provider-simulator', peakRssMiB(sim.process.pid)],
-        ['redis-server', peakRssMiB(redis.process.pid)],
-        ['nats-server', peakRssMiB(nats.process.pid)],
+        ...SERVICE_NAMES.map((n) => [n, rssMiB(mesh.processes.get(n)?.pid, 'VmHWM')]),
+        ['provider-simulator', rssMiB(sim.process.pid, 'VmHWM')],
+        ['redis-server', rssMiB(redis.process.pid, 'VmHWM')],
+        ['nats-server', rssMiB(nats.process.pid, 'VmHWM')],
       ],
     ),
   );

@@ -3,21 +3,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { canConnect, freePort, REPO_ROOT } from '@llmgw/local-infra';
 
-/** Peak resident set size of a process, from /proc (VmHWM), in MiB. */
-export function peakRssMiB(pid: number | undefined): number {
+/** Resident set size of a process from /proc, in MiB: VmHWM is the peak so far, VmRSS the current. */
+export function rssMiB(pid: number | undefined, field: 'VmHWM' | 'VmRSS'): number {
   if (pid === undefined) return NaN;
   try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : NaN;
-  } catch {
-    return NaN;
-  }
-}
-
-export function currentRssMiB(pid: number | undefined): number {
-  if (pid === undefined) return NaN;
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) / 1024 : NaN;
   } catch {
     return NaN;

@@ -5,6 +5,7 @@ import type { RunningService, ServiceDeps } from '@llmgw/runtime';
 import { AuthCache } from './auth-cache.js';
 import { createGrpcDownstream, type Downstream } from './downstream.js';
 import { GatewayPipeline } from './pipeline.js';
+import { PlanCache } from './plan-cache.js';
 import { createEdgeServer } from './server.js';
 import { UsagePublisher } from './usage-publisher.js';
 
@@ -20,7 +21,8 @@ export async function startEdge(deps: ServiceDeps, downstream: Downstream = crea
     logger.info({ keyId: ev.keyId }, 'revoked key dropped from the auth cache');
   });
   const publisher = new UsagePublisher(deps.bus, logger, { outboxPath: deps.env.USAGE_OUTBOX_PATH || undefined });
-  const pipeline = new GatewayPipeline({ config: deps.config, downstream, authCache, publisher, now: Date.now });
+  const planCache = new PlanCache({ config: deps.config, ttlMs: Number(deps.env.EDGE_PLAN_CACHE_MS ?? 1_000), now: Date.now });
+  const pipeline = new GatewayPipeline({ config: deps.config, downstream, authCache, planCache, publisher, now: Date.now });
   const g = createEdgeServer(pipeline, logger);
   const port = await listen(g, deps.listenAddr);
   return {

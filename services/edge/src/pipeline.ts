@@ -22,6 +22,7 @@ import {
 import { countChatTokens, countTokens, type TokenizerFamily } from '@llmgw/tokens';
 import { AuthCache } from './auth-cache.js';
 import type { Downstream } from './downstream.js';
+import type { PlanCache } from './plan-cache.js';
 import type { UsagePublisher } from './usage-publisher.js';
 import { checkPromptSize, validateChat, validateEmbed } from './validate.js';
 
@@ -29,6 +30,7 @@ export interface PipelineDeps {
   config: GatewayConfig;
   downstream: Downstream;
   authCache: AuthCache;
+  planCache: PlanCache;
   publisher: UsagePublisher;
   now: () => number;
   /** Deadline for each control-plane call (auth, router, quota). */
@@ -79,16 +81,8 @@ export class GatewayPipeline {
   }
 
   async chat(req: ChatRequest, ctx: CallContext): Promise<ChatResponse> {
-    const principal = await this.authenticate(ctx);
-    const v = validateChat(req, this.deps.config, { stream: false });
-    const a = await this.admit(ctx, principal, v.routeName, {
-      plan: { ...this.planBase(req), operation: Operation.OPERATION_CHAT, requiredCapabilities: v.requiredCapabilities },
-      promptTokens: (family) => countChatTokens(req.messages, family),
-      outputTokens: v.maxTokens,
-      timeoutMs: v.timeoutMs,
-      checkPrompt: (tokens) => checkPromptSize(tokens, v),
-    });
-    const request = { ...req, maxTokens: v.maxTokens, route: v.routeName };
+    const { a, request } = await this.admitChat(req, ctx, false);
+    const principal = a.principal;
     const res = await this.executeOrRelease(ctx, a, () =>
       this.deps.downstream.executeChat({ requestId: ctx.requestId, tenantId: principal.tenantId, request, plan: a.plan }, this.execOpts(ctx, a)),
     );
@@ -108,16 +102,8 @@ export class GatewayPipeline {
   }
 
   async chatStream(req: ChatRequest, ctx: CallContext, send: StreamSink<ChatStreamResponse>): Promise<void> {
-    const principal = await this.authenticate(ctx);
-    const v = validateChat(req, this.deps.config, { stream: true });
-    const a = await this.admit(ctx, principal, v.routeName, {
-      plan: { ...this.planBase(req), operation: Operation.OPERATION_CHAT, requiredCapabilities: v.requiredCapabilities },
-      promptTokens: (family) => countChatTokens(req.messages, family),
-      outputTokens: v.maxTokens,
-      timeoutMs: v.timeoutMs,
-      checkPrompt: (tokens) => checkPromptSize(tokens, v),
-    });
-    const request = { ...req, maxTokens: v.maxTokens, route: v.routeName };
+    const { a, request } = await this.admitChat(req, ctx, true);
+    const principal = a.principal;
     let received = false;
     let relayedText = '';
     let last: ChatStreamResponse | undefined;
@@ -219,6 +205,19 @@ export class GatewayPipeline {
     return res.principal;
   }
 
+  private async admitChat(req: ChatRequest, ctx: CallContext, stream: boolean): Promise<{ a: Admitted; request: ChatRequest }> {
+    const principal = await this.authenticate(ctx);
+    const v = validateChat(req, this.deps.config, { stream });
+    const a = await this.admit(ctx, principal, v.routeName, {
+      plan: { ...this.planBase(req), operation: Operation.OPERATION_CHAT, requiredCapabilities: v.requiredCapabilities },
+      promptTokens: (family) => countChatTokens(req.messages, family),
+      outputTokens: v.maxTokens,
+      timeoutMs: v.timeoutMs,
+      checkPrompt: (tokens) => checkPromptSize(tokens, v),
+    });
+    return { a, request: { ...req, maxTokens: v.maxTokens, route: v.routeName } };
+  }
+
   private planBase(req: Pick<ChatRequest, 'route' | 'taskType' | 'qualityTier' | 'latencyClass' | 'model'>) {
     return { route: req.route, taskType: req.taskType, qualityTier: req.qualityTier, latencyClass: req.latencyClass, model: req.model };
   }
@@ -240,10 +239,12 @@ export class GatewayPipeline {
     const logger = ctx.logger.child({ tenantId: principal.tenantId, route: routeName });
     const control = { timeoutMs: this.controlTimeoutMs, requestId: ctx.requestId, tenantId: principal.tenantId, signal: ctx.signal };
     const roughTokens = spec.promptTokens('approx');
-    const plan = await this.deps.downstream.planRoute(
-      { ...spec.plan, route: routeName, tenantId: principal.tenantId, tier: principal.tier, promptTokens: roughTokens },
-      control,
-    );
+    const planRequest = { ...spec.plan, route: routeName, tenantId: principal.tenantId, tier: principal.tier, promptTokens: roughTokens };
+    let plan = this.deps.planCache.get(planRequest);
+    if (!plan) {
+      plan = await this.deps.downstream.planRoute(planRequest, control);
+      this.deps.planCache.set(planRequest, plan);
+    }
     const first = plan.attempts[0];
     const model = first ? this.deps.config.models[first.model] : undefined;
     if (!first || !model) throw new AppError('internal', 'router returned an empty plan');

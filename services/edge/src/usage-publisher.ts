@@ -30,17 +30,22 @@ export class UsagePublisher {
     this.timer.unref();
   }
 
+  /** Queues the event; it is sent after the current response has been written. */
   publish(event: UsageRecorded): void {
+    const p = new Promise<void>((resolve) => setImmediate(() => this.send(event).then(resolve)));
+    this.inFlight.add(p);
+    void p.finally(() => this.inFlight.delete(p));
+  }
+
+  private send(event: UsageRecorded): Promise<void> {
     const bytes = UsageRecorded.encode(event).finish();
-    const p = this.bus.publish(Subjects.usageRecorded, bytes, event.eventId).then(
+    return this.bus.publish(Subjects.usageRecorded, bytes, event.eventId).then(
       () => undefined,
       (err: unknown) => {
         this.logger.warn({ err, requestId: event.requestId }, 'usage event not published; kept in the outbox');
         this.keep(event.eventId, bytes);
       },
     );
-    this.inFlight.add(p);
-    void p.finally(() => this.inFlight.delete(p));
   }
 
   /** Events waiting in the outbox. */

@@ -1,0 +1,59 @@
+import type { GatewayConfig } from '@llmgw/config';
+import type { Plan, PlanRouteRequest } from '@llmgw/proto/router';
+
+interface Entry {
+  plan: Plan;
+  expiresAt: number;
+}
+
+/**
+ * Recent plans of the router, so that a steady stream of similar requests does not pay a router
+ * round trip each. A plan depends on the request's prompt size only through the models' context
+ * limits, so an entry is reused only for prompts that every planned model still fits and that
+ * every model skipped for context would still not fit. Entries live `ttlMs`: a policy change in
+ * the router reaches the edge within that time.
+ */
+export class PlanCache {
+  private readonly entries = new Map<string, Entry>();
+
+  constructor(
+    private readonly opts: { config: GatewayConfig; ttlMs: number; now: () => number; maxEntries?: number },
+  ) {}
+
+  get enabled(): boolean {
+    return this.opts.ttlMs > 0;
+  }
+
+  static key(req: PlanRouteRequest): string {
+    return [req.tenantId, req.tier, req.route, req.taskType, req.qualityTier, req.latencyClass, req.model, req.operation, req.requiredCapabilities.join(',')].join('\u0000');
+  }
+
+  get(req: PlanRouteRequest): Plan | undefined {
+    if (!this.enabled) return undefined;
+    const key = PlanCache.key(req);
+    const entry = this.entries.get(key);
+    if (!entry) return undefined;
+    if (entry.expiresAt <= this.opts.now()) {
+      this.entries.delete(key);
+      return undefined;
+    }
+    return this.fits(entry.plan, req.promptTokens) ? entry.plan : undefined;
+  }
+
+  set(req: PlanRouteRequest, plan: Plan): void {
+    if (!this.enabled) return;
+    if (this.entries.size >= (this.opts.maxEntries ?? 10_000)) {
+      const oldest = this.entries.keys().next().value;
+      if (oldest !== undefined) this.entries.delete(oldest);
+    }
+    this.entries.set(PlanCache.key(req), { plan, expiresAt: this.opts.now() + this.opts.ttlMs });
+  }
+
+  private fits(plan: Plan, promptTokens: number): boolean {
+    const context = (model: string) => this.opts.config.models[model]?.context_tokens ?? 0;
+    return (
+      plan.attempts.every((a) => context(a.model) >= promptTokens) &&
+      plan.skipped.every((s) => s.reason !== 'context_too_small' || context(s.model) < promptTokens)
+    );
+  }
+}
