@@ -2,10 +2,12 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startNatsServer, startRedisServer, startServiceProcesses } from '@llmgw/local-infra';
-import { SERVICE_NAMES } from '@llmgw/runtime';
+import { spawn } from 'node:child_process';
+import { canConnect, freePort, REPO_ROOT, startNatsServer, startRedisServer, startServiceProcesses } from '@llmgw/local-infra';
+import { ADDR_ENV, SERVICE_NAMES } from '@llmgw/runtime';
 import { directClient, meshClient } from './clients.js';
-import { rssMiB, spawnSimulator } from './processes.js';
+import { measureHopFloor } from './hop-floor.js';
+import { cpuMicros, rssMiB, spawnSimulator } from './processes.js';
 import { runQuotaBench } from './quota-bench.js';
 import { closedLoop, median, summarise, table, type Summary } from './stats.js';
 
@@ -42,8 +44,28 @@ try {
   await closedLoop(500, 16, viaMesh.chat);
   await closedLoop(500, 16, direct.chat);
 
+  say('\n## One gRPC hop on this machine (health check to the router process)\n');
+  const floor = await measureHopFloor(mesh.addrs.router);
+  say(
+    table(
+      ['receiver', 'p50 ms', 'p95 ms', 'p99 ms'],
+      [
+        ['busy (calls back to back)', floor.hot.p50, floor.hot.p95, floor.hot.p99],
+        ['idle 3 ms before each call', floor.idle.p50, floor.idle.p95, floor.idle.p99],
+      ],
+    ),
+  );
+
   say('\n## Unary chat: direct to the simulator vs through the mesh\n');
   const rows: (string | number)[][] = [];
+  const cpuRows: (string | number)[][] = [];
+  const pids: [string, number | undefined][] = [
+    ...SERVICE_NAMES.map((n) => [n, mesh.processes.get(n)?.pid] as [string, number | undefined]),
+    ['provider-simulator', sim.process.pid],
+    ['redis-server', redis.process.pid],
+    ['nats-server', nats.process.pid],
+    ['bench client', process.pid],
+  ];
   for (const c of UNARY_LEVELS) {
     const total = c === 1 ? Math.min(UNARY_TOTAL, 1500) : UNARY_TOTAL;
     const d: Summary[] = [];
@@ -51,14 +73,20 @@ try {
     for (let run = 0; run < RUNS; run++) {
       const dr = await closedLoop(total, c, direct.chat);
       d.push(summarise(dr.latencies, dr.elapsedMs));
+      const cpuBefore = pids.map(([, pid]) => cpuMicros(pid));
       const mr = await closedLoop(total, c, viaMesh.chat);
       m.push(summarise(mr.latencies, mr.elapsedMs));
+      if (c === UNARY_LEVELS.at(-1) && run === RUNS - 1) {
+        pids.forEach(([name, pid], i) => cpuRows.push([name, (cpuMicros(pid) - cpuBefore[i]!) / total]));
+      }
     }
     const med = (xs: typeof d, k: 'rps' | 'p50' | 'p95' | 'p99') => median(xs.map((x) => x[k]));
     rows.push(['direct', c, med(d, 'rps'), med(d, 'p50'), med(d, 'p95'), med(d, 'p99'), '']);
     rows.push(['mesh', c, med(m, 'rps'), med(m, 'p50'), med(m, 'p95'), med(m, 'p99'), med(m, 'p50') - med(d, 'p50')]);
   }
   say(table(['path', 'in flight', 'req/s', 'p50 ms', 'p95 ms', 'p99 ms', 'added p50 ms'], rows));
+  say(`\nCPU per request through the mesh at ${UNARY_LEVELS.at(-1)} in flight (last run):\n`);
+  say(table(['process', 'CPU µs / request'], cpuRows));
 
   say('\n## Streaming chat (32 output tokens): time to first token and total\n');
   const srows: (string | number)[][] = [];
@@ -120,5 +148,40 @@ try {
   slowSim.stop();
 }
 
+say('\n## Monolithic mode: the six services in one process (in-memory stores, gRPC between them)\n');
+say(table(['path', 'in flight', 'req/s', 'p50 ms', 'p95 ms', 'p99 ms'], await benchMonolith()));
+
 say('\n## Quota reserve against local Redis (five limits per request)\n');
 say(await runQuotaBench());
+
+async function benchMonolith(): Promise<(string | number)[][]> {
+  const env: Record<string, string> = {
+    LLMGW_MODE: 'monolith',
+    GATEWAY_CONFIG: fileURLToPath(new URL('../gateway.bench.yaml', import.meta.url)),
+    SLOW_SIMULATOR_URL: 'http://127.0.0.1:9',
+    SIMULATOR_PORT: String(await freePort()),
+    LOG_LEVEL: 'warn',
+  };
+  for (const n of SERVICE_NAMES) env[ADDR_ENV[n]] = `127.0.0.1:${await freePort()}`;
+  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'tools/launcher/src/main.ts')], { env: { ...process.env, ...env }, stdio: 'ignore' });
+  const edgePort = Number(env[ADDR_ENV.edge]!.split(':')[1]);
+  while (!(await canConnect(edgePort))) await new Promise((r) => setTimeout(r, 100));
+  const client = meshClient(env[ADDR_ENV.edge]!);
+  const rows: (string | number)[][] = [];
+  try {
+    await closedLoop(500, 16, client.chat);
+    for (const c of UNARY_LEVELS) {
+      const runs: Summary[] = [];
+      for (let run = 0; run < RUNS; run++) {
+        const r = await closedLoop(c === 1 ? 1500 : UNARY_TOTAL, c, client.chat);
+        runs.push(summarise(r.latencies, r.elapsedMs));
+      }
+      const med = (k: 'rps' | 'p50' | 'p95' | 'p99') => median(runs.map((x) => x[k]));
+      rows.push(['monolith', c, med('rps'), med('p50'), med('p95'), med('p99')]);
+    }
+  } finally {
+    client.close();
+    child.kill('SIGTERM');
+  }
+  return rows;
+}

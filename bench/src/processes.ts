@@ -14,6 +14,18 @@ export function rssMiB(pid: number | undefined, field: 'VmHWM' | 'VmRSS'): numbe
   }
 }
 
+/** CPU time (user + system) a process has used so far, in microseconds. */
+export function cpuMicros(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return ticks * 10_000; // USER_HZ is 100 on Linux
+  } catch {
+    return NaN;
+  }
+}
+
 /** The simulator as its own process, so that its CPU and memory are not the benchmark's. */
 export async function spawnSimulator(env: Record<string, string> = {}): Promise<{ url: string; process: ChildProcess; stop(): void }> {
   const port = await freePort();

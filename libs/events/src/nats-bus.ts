@@ -9,6 +9,7 @@ import {
   type NatsConnection,
 } from 'nats';
 import type { Logger } from '@llmgw/logging';
+import { JetStreamAsyncPublisher } from './async-publisher.js';
 import { Streams, streamFor, type EventBus, type EventHandler } from './bus.js';
 
 export interface NatsBusOptions {
@@ -58,16 +59,19 @@ export async function connectNatsBus(opts: NatsBusOptions): Promise<NatsEventBus
 
 export class NatsEventBus implements EventBus {
   private readonly consumers = new Set<ConsumerMessages>();
+  private readonly publisher: JetStreamAsyncPublisher;
 
   constructor(
     readonly connection: NatsConnection,
     private readonly jsm: JetStreamManager,
     private readonly js: JetStreamClient,
     private readonly opts: NatsBusOptions,
-  ) {}
+  ) {
+    this.publisher = new JetStreamAsyncPublisher(connection);
+  }
 
-  async publish(subject: string, data: Uint8Array, msgId: string): Promise<void> {
-    await this.js.publish(subject, data, { msgID: msgId, timeout: 2_000 });
+  publish(subject: string, data: Uint8Array, msgId: string): Promise<void> {
+    return this.publisher.publish(subject, data, msgId);
   }
 
   async consume(subject: string, durable: string, handler: EventHandler): Promise<() => Promise<void>> {
@@ -117,6 +121,7 @@ export class NatsEventBus implements EventBus {
   async close(): Promise<void> {
     for (const c of this.consumers) await c.close();
     this.consumers.clear();
+    this.publisher.close();
     await this.connection.drain();
   }
 }
