@@ -1,21 +1,13 @@
 import { status } from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AttemptOutcome, FinishReason, UsageGroupBy } from '@llmgw/proto/v1';
-import { chat, eventually, getUsage, KEYS, startTestMesh, userChat, type TestMesh } from '../src/harness.js';
+import { chat, eventually, getUsage, KEYS, userChat, useTestMesh } from '../src/harness.js';
 
-let mesh: TestMesh;
-
-beforeAll(async () => {
-  mesh = await startTestMesh();
-}, 60_000);
-
-afterAll(async () => {
-  await mesh?.stop();
-});
+const mesh = useTestMesh();
 
 describe('the mesh, end to end over gRPC, against real Redis and NATS', () => {
   it('answers a good request with content, usage and routing', async () => {
-    const res = await chat(mesh.gateway, KEYS.enterprise, userChat('What is the capital of France?'));
+    const res = await chat(mesh().gateway, KEYS.enterprise, userChat('What is the capital of France?'));
     if (!res.ok) throw res.error;
     const r = res.value;
     expect(r.id).toMatch(/^[0-9a-f-]{36}$/);
@@ -35,17 +27,17 @@ describe('the mesh, end to end over gRPC, against real Redis and NATS', () => {
   });
 
   it('refuses a bad key with UNAUTHENTICATED and calls no provider', async () => {
-    const before = mesh.simulator.stats().totalRequests;
-    const res = await chat(mesh.gateway, 'sk-not-a-real-key-000000', userChat('hello'));
+    const before = mesh().simulator.stats().totalRequests;
+    const res = await chat(mesh().gateway, 'sk-not-a-real-key-000000', userChat('hello'));
     expect(res.ok).toBe(false);
     if (res.ok) return;
     expect(res.error.code).toBe(status.UNAUTHENTICATED);
     expect(res.error.details).toMatch(/API key/);
-    expect(mesh.simulator.stats().totalRequests).toBe(before);
+    expect(mesh().simulator.stats().totalRequests).toBe(before);
   });
 
   it('refuses an empty message list with INVALID_ARGUMENT naming the field', async () => {
-    const res = await chat(mesh.gateway, KEYS.enterprise, userChat('x', { messages: [] }));
+    const res = await chat(mesh().gateway, KEYS.enterprise, userChat('x', { messages: [] }));
     expect(res.ok).toBe(false);
     if (res.ok) return;
     expect(res.error.code).toBe(status.INVALID_ARGUMENT);
@@ -57,7 +49,7 @@ describe('the mesh, end to end over gRPC, against real Redis and NATS', () => {
     ['temperature out of range', { temperature: 2.5 }, /temperature: 2.5 is out of range/],
     ['an unknown route', { route: 'nope' }, /route: unknown route "nope"/],
   ])('refuses %s with INVALID_ARGUMENT', async (_name, extra, message) => {
-    const res = await chat(mesh.gateway, KEYS.enterprise, userChat('hello', extra));
+    const res = await chat(mesh().gateway, KEYS.enterprise, userChat('hello', extra));
     expect(res.ok).toBe(false);
     if (res.ok) return;
     expect(res.error.code).toBe(status.INVALID_ARGUMENT);
@@ -66,13 +58,13 @@ describe('the mesh, end to end over gRPC, against real Redis and NATS', () => {
 
   it('refuses an unknown role with INVALID_ARGUMENT naming the message', async () => {
     const req = userChat('x', { messages: [{ role: 0, content: 'hi', name: '', toolCalls: [], toolCallId: '' }] });
-    const res = await chat(mesh.gateway, KEYS.enterprise, req);
+    const res = await chat(mesh().gateway, KEYS.enterprise, req);
     expect(res.ok).toBe(false);
     if (!res.ok) expect(res.error.details).toMatch(/^messages\[0\]\.role: unknown role/);
   });
 
   it('answers from the fallback model when the primary is dead, and says so', async () => {
-    const res = await chat(mesh.gateway, KEYS.enterprise, userChat('hello there', { route: 'fallback' }));
+    const res = await chat(mesh().gateway, KEYS.enterprise, userChat('hello there', { route: 'fallback' }));
     if (!res.ok) throw res.error;
     const r = res.value;
     expect(r.model).toBe('small-fast');
@@ -87,10 +79,10 @@ describe('the mesh, end to end over gRPC, against real Redis and NATS', () => {
   });
 
   it('admits 120 requests a minute for a 120-rpm tenant and refuses the 121st with retry-after-ms', async () => {
-    const results = await Promise.all(Array.from({ length: 120 }, (_, i) => chat(mesh.gateway, KEYS.startup, userChat(`burst ${i}`))));
+    const results = await Promise.all(Array.from({ length: 120 }, (_, i) => chat(mesh().gateway, KEYS.startup, userChat(`burst ${i}`))));
     expect(results.filter((r) => r.ok)).toHaveLength(120);
-    const before = mesh.simulator.stats().totalRequests;
-    const res = await chat(mesh.gateway, KEYS.startup, userChat('one too many'));
+    const before = mesh().simulator.stats().totalRequests;
+    const res = await chat(mesh().gateway, KEYS.startup, userChat('one too many'));
     expect(res.ok).toBe(false);
     if (res.ok) return;
     expect(res.error.code).toBe(status.RESOURCE_EXHAUSTED);
@@ -100,7 +92,7 @@ describe('the mesh, end to end over gRPC, against real Redis and NATS', () => {
     expect(retryAfter).toBeLessThanOrEqual(60_000);
     expect(res.error.metadata.get('x-ratelimit-limit')[0]).toBe('120');
     expect(res.error.metadata.get('x-ratelimit-remaining')[0]).toBe('0');
-    expect(mesh.simulator.stats().totalRequests).toBe(before);
+    expect(mesh().simulator.stats().totalRequests).toBe(before);
   });
 
   it('after a few hundred requests, GetUsage totals equal the sum of the responses exactly', async () => {
@@ -108,7 +100,7 @@ describe('the mesh, end to end over gRPC, against real Redis and NATS', () => {
     const N = 300;
     for (let batch = 0; batch < N / 25; batch++) {
       const results = await Promise.all(
-        Array.from({ length: 25 }, (_, i) => chat(mesh.gateway, KEYS.load, userChat(`request ${batch}-${i} ${'word '.repeat(i)}[[tokens:${5 + i}]]`))),
+        Array.from({ length: 25 }, (_, i) => chat(mesh().gateway, KEYS.load, userChat(`request ${batch}-${i} ${'word '.repeat(i)}[[tokens:${5 + i}]]`))),
       );
       for (const r of results) {
         if (!r.ok) throw r.error;
@@ -119,22 +111,22 @@ describe('the mesh, end to end over gRPC, against real Redis and NATS', () => {
       }
     }
     const usage = await eventually(
-      () => getUsage(mesh.usage, KEYS.load, {}),
+      () => getUsage(mesh().usage, KEYS.load, {}),
       (r) => r.ok && r.value.total?.requests === N,
       15_000,
     );
     if (!usage.ok) throw usage.error;
     expect(usage.value.total).toMatchObject({ requests: N, inputTokens: total.input, outputTokens: total.output, costMicros: total.micros });
-    const byModel = await getUsage(mesh.usage, KEYS.load, { groupBy: [UsageGroupBy.USAGE_GROUP_BY_MODEL] });
+    const byModel = await getUsage(mesh().usage, KEYS.load, { groupBy: [UsageGroupBy.USAGE_GROUP_BY_MODEL] });
     if (!byModel.ok) throw byModel.error;
     expect(byModel.value.rows.map((r) => [r.model, r.requests])).toEqual([['small-fast', N]]);
   });
 
   it('shows a tenant only its own usage; an admin sees every tenant', async () => {
-    const denied = await getUsage(mesh.usage, KEYS.other, { tenantId: 'loadtest' });
+    const denied = await getUsage(mesh().usage, KEYS.other, { tenantId: 'loadtest' });
     expect(denied.ok).toBe(false);
     if (!denied.ok) expect(denied.error.code).toBe(status.PERMISSION_DENIED);
-    const admin = await getUsage(mesh.usage, KEYS.admin, { groupBy: [UsageGroupBy.USAGE_GROUP_BY_TENANT] });
+    const admin = await getUsage(mesh().usage, KEYS.admin, { groupBy: [UsageGroupBy.USAGE_GROUP_BY_TENANT] });
     if (!admin.ok) throw admin.error;
     expect(admin.value.rows.map((r) => r.tenantId)).toEqual(expect.arrayContaining(['enterprise-co', 'loadtest']));
   });

@@ -1,17 +1,9 @@
 import { status } from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AttemptOutcome, FinishReason } from '@llmgw/proto/v1';
-import { chatStream, eventually, KEYS, startTestMesh, userChat, type TestMesh } from '../src/harness.js';
+import { chatStream, eventually, KEYS, userChat, useTestMesh } from '../src/harness.js';
 
-let mesh: TestMesh;
-
-beforeAll(async () => {
-  mesh = await startTestMesh();
-}, 60_000);
-
-afterAll(async () => {
-  await mesh?.stop();
-});
+const mesh = useTestMesh();
 
 describe('ChatStream through the mesh', () => {
   it.each([
@@ -19,7 +11,7 @@ describe('ChatStream through the mesh', () => {
     ['anthropic', 'claude', 'sim-anthropic'],
     ['gemini', 'gemini', 'sim-gemini'],
   ])('streams route %s from %s with usage and routing on the last message', async (route, model, provider) => {
-    const { chunks, error } = await chatStream(mesh.gateway, KEYS.enterprise, userChat('Tell me about streams [[tokens:40]]', { route }));
+    const { chunks, error } = await chatStream(mesh().gateway, KEYS.enterprise, userChat('Tell me about streams [[tokens:40]]', { route }));
     expect(error).toBeUndefined();
     const deltas = chunks.filter((c) => c.contentDelta.length > 0);
     expect(deltas.length).toBeGreaterThan(3);
@@ -35,7 +27,7 @@ describe('ChatStream through the mesh', () => {
   });
 
   it('falls back before the first token when the primary fails', async () => {
-    const { chunks, error } = await chatStream(mesh.gateway, KEYS.enterprise, userChat('hello [[tokens:12]]', { route: 'fallback' }));
+    const { chunks, error } = await chatStream(mesh().gateway, KEYS.enterprise, userChat('hello [[tokens:12]]', { route: 'fallback' }));
     expect(error).toBeUndefined();
     const last = chunks.at(-1)!;
     expect(last.routing?.fallbackUsed).toBe(true);
@@ -47,7 +39,7 @@ describe('ChatStream through the mesh', () => {
   });
 
   it('ends a stream whose provider drops mid-way with UNAVAILABLE after what was sent, and counts it', async () => {
-    const { chunks, error } = await chatStream(mesh.gateway, KEYS.enterprise, userChat('drop me [[long]]', { route: 'dropping' }));
+    const { chunks, error } = await chatStream(mesh().gateway, KEYS.enterprise, userChat('drop me [[long]]', { route: 'dropping' }));
     expect(error?.code).toBe(status.UNAVAILABLE);
     expect(chunks.filter((c) => c.contentDelta).length).toBeGreaterThan(0);
     const summary = chunks.find((c) => c.usage !== undefined);
@@ -56,9 +48,9 @@ describe('ChatStream through the mesh', () => {
   });
 
   it('cancels the upstream request when the caller cancels', async () => {
-    mesh.simulator.resetStats();
+    mesh().simulator.resetStats();
     const { chunks, error } = await chatStream(
-      mesh.gateway,
+      mesh().gateway,
       KEYS.enterprise,
       userChat('a very long answer please [[tokens:3000]]', { maxTokens: 2000 }),
       { cancelAfter: 3 },
@@ -66,7 +58,7 @@ describe('ChatStream through the mesh', () => {
     expect(error?.code).toBe(status.CANCELLED);
     expect(chunks.length).toBeGreaterThanOrEqual(3);
     // 3000 tokens at 5 ms a chunk would take seconds: the upstream must be gone long before that.
-    const open = await eventually(async () => mesh.simulator.stats().openRequests, (n) => n === 0, 1_500);
+    const open = await eventually(async () => mesh().simulator.stats().openRequests, (n) => n === 0, 1_500);
     expect(open).toBe(0);
   });
 });

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { afterAll, beforeAll } from 'vitest';
 import { startNatsServer, startRedisServer, startServiceProcesses, type LocalServer, type ServiceProcesses } from '@llmgw/local-infra';
 import { startSimulator, type Simulator } from '@llmgw/provider-simulator';
 import { ChatRequest, GatewayServiceClient, Role, UsageServiceClient, type ChatResponse, type ChatStreamResponse, type GetUsageRequest, type GetUsageResponse } from '@llmgw/proto/v1';
@@ -58,6 +59,21 @@ export async function startTestMesh(configPath = TEST_CONFIG): Promise<TestMesh>
       await services.stop();
       await Promise.all([redis.stop(), nats.stop(), simulator.close()]);
     },
+  };
+}
+
+/** Starts a mesh before the file's tests and stops it after; call the returned function inside tests. */
+export function useTestMesh(): () => TestMesh {
+  let mesh: TestMesh | undefined;
+  beforeAll(async () => {
+    mesh = await startTestMesh();
+  }, 60_000);
+  afterAll(async () => {
+    await mesh?.stop();
+  });
+  return () => {
+    if (!mesh) throw new Error('the test mesh did not start');
+    return mesh;
   };
 }
 

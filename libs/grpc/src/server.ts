@@ -1,7 +1,8 @@
 import { Server, ServerCredentials, type ChannelOptions } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
-import { HealthImplementation } from 'grpc-health-check';
+import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
+import type { PackageDefinition } from '@grpc/proto-loader';
 import { PROTO_FILES, PROTO_ROOT } from '@llmgw/proto/files';
 
 const SERVER_OPTIONS: ChannelOptions = {
@@ -10,12 +11,14 @@ const SERVER_OPTIONS: ChannelOptions = {
   'grpc.max_receive_message_length': 16 * 1024 * 1024,
 };
 
-let reflection: ReflectionService | undefined;
+const HEALTH_SERVICE = 'grpc.health.v1.Health';
+let descriptors: PackageDefinition | undefined;
 
-function reflectionService(): ReflectionService {
-  // Parsing the protos once per process is enough: every service shares the same descriptor set.
-  reflection ??= new ReflectionService(loadSync(PROTO_FILES, { includeDirs: [PROTO_ROOT] }));
-  return reflection;
+/** Reflection that lists exactly what this server serves. */
+function reflectionFor(serviceNames: string[]): ReflectionService {
+  // Parsing the protos once per process is enough: every server shares the same descriptor set.
+  descriptors ??= loadSync([...PROTO_FILES, healthProtoPath], { includeDirs: [PROTO_ROOT] });
+  return new ReflectionService(descriptors, { services: [...serviceNames, HEALTH_SERVICE] });
 }
 
 export interface GrpcServer {
@@ -30,7 +33,7 @@ export function createGrpcServer(serviceNames: string[]): GrpcServer {
   const server = new Server(SERVER_OPTIONS);
   const health = new HealthImplementation({ '': 'NOT_SERVING', ...Object.fromEntries(serviceNames.map((n) => [n, 'NOT_SERVING'])) });
   health.addToServer(server);
-  reflectionService().addToServer(server);
+  reflectionFor(serviceNames).addToServer(server);
   return { server, health, serviceNames };
 }
 

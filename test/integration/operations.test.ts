@@ -1,0 +1,141 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { credentials, loadPackageDefinition, makeGenericClientConstructor, type ServiceError } from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import { service as healthService } from 'grpc-health-check';
+import { describe, expect, it } from 'vitest';
+import { freePort, REPO_ROOT, startNatsServer, startRedisServer } from '@llmgw/local-infra';
+import { SERVICE_NAMES, type ServiceName } from '@llmgw/runtime';
+import { TEST_CONFIG, useTestMesh } from '../src/harness.js';
+
+const mesh = useTestMesh();
+
+const OWN_SERVICES: Record<ServiceName, string[]> = {
+  edge: ['llmgateway.v1.GatewayService', 'llmgateway.v1.UsageService'],
+  auth: ['llmgateway.auth.v1.AuthService'],
+  quota: ['llmgateway.quota.v1.QuotaService'],
+  router: ['llmgateway.router.v1.RouterService'],
+  'provider-executor': ['llmgateway.executor.v1.ExecutorService'],
+  'usage-accountant': ['llmgateway.v1.UsageService'],
+};
+
+function runService(name: ServiceName, env: Record<string, string>): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'services', name, 'src', 'main.ts')], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, LOG_LEVEL: 'info', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, output });
+    });
+  });
+}
+
+function healthCheck(addr: string, service: string): Promise<string> {
+  const Client = makeGenericClientConstructor(healthService, 'Health');
+  const client = new Client(addr, credentials.createInsecure()) as unknown as {
+    Check: (req: object, opts: object, cb: (err: ServiceError | null, res: { status: string }) => void) => void;
+    close(): void;
+  };
+  return new Promise((resolve, reject) => {
+    client.Check({ service }, { deadline: Date.now() + 3_000 }, (err, res) => {
+      client.close();
+      if (err) reject(err);
+      else resolve(res.status);
+    });
+  });
+}
+
+function listServices(addr: string): Promise<string[]> {
+  const protoDir = join(createRequire(import.meta.url).resolve('@grpc/reflection'), '../../proto');
+  const pkg = loadPackageDefinition(loadSync('grpc/reflection/v1/reflection.proto', { includeDirs: [protoDir] })) as unknown as {
+    grpc: { reflection: { v1: { ServerReflection: new (addr: string, creds: ReturnType<typeof credentials.createInsecure>) => {
+      ServerReflectionInfo: () => NodeJS.EventEmitter & { write(m: object): void; end(): void };
+      close(): void;
+    } } } };
+  };
+  const client = new pkg.grpc.reflection.v1.ServerReflection(addr, credentials.createInsecure());
+  return new Promise((resolve, reject) => {
+    const call = client.ServerReflectionInfo();
+    call.on('data', (m: { listServicesResponse?: { service: { name: string }[] } }) => {
+      resolve(m.listServicesResponse?.service.map((s) => s.name) ?? []);
+      call.end();
+      client.close();
+    });
+    call.on('error', reject);
+    call.write({ listServices: '' });
+  });
+}
+
+describe('operating the services', () => {
+  it.each(SERVICE_NAMES)('%s serves grpc.health.v1 as SERVING and server reflection', async (name) => {
+    const addr = mesh().services.addrs[name];
+    expect(await healthCheck(addr, '')).toBe('SERVING');
+    const services = await listServices(addr);
+    expect(services).toContain('grpc.health.v1.Health');
+    // Reflection lists what this server serves, not every service of the mesh.
+    expect(services.filter((s) => s.startsWith('llmgateway.')).sort()).toEqual([...OWN_SERVICES[name]].sort());
+  });
+
+  it('refuses to start on a bad config with one line naming the file and every problem, and exit code 1', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'llmgw-badcfg-'));
+    const path = join(dir, 'bad.yaml');
+    writeFileSync(path, 'default_route: nowhere\nproviders: {}\nmodels: {}\nroutes: {}\ntiers: {}\ntenants: {}\n');
+    const { code, output } = await runService('router', { GATEWAY_CONFIG: path, NATS_URL: 'nats://127.0.0.1:1', ROUTER_ADDR: `127.0.0.1:${await freePort()}` });
+    expect(code).toBe(1);
+    const fatal = output.split('\n').filter((l) => l.includes('"level":"fatal"'));
+    expect(fatal).toHaveLength(1);
+    expect(fatal[0]).toContain(path);
+    expect(fatal[0]).toContain('default_route: unknown route');
+  });
+
+  it('refuses to start when Redis is unreachable, naming where it looked', async () => {
+    const nats = await startNatsServer();
+    try {
+      const { code, output } = await runService('quota', {
+        GATEWAY_CONFIG: TEST_CONFIG,
+        SIMULATOR_URL: 'http://127.0.0.1:9',
+        REDIS_URL: 'redis://127.0.0.1:1',
+        NATS_URL: nats.url,
+        QUOTA_ADDR: `127.0.0.1:${await freePort()}`,
+      });
+      expect(code).toBe(1);
+      expect(output).toMatch(/cannot reach Redis at redis:\/\/127\.0\.0\.1:1/);
+    } finally {
+      await nats.stop();
+    }
+  });
+
+  it('drains and exits 0 on SIGTERM', async () => {
+    const [redis, nats] = await Promise.all([startRedisServer(), startNatsServer()]);
+    const port = await freePort();
+    try {
+      const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'services/auth/src/main.ts')], {
+        cwd: REPO_ROOT,
+        env: { ...process.env, GATEWAY_CONFIG: TEST_CONFIG, SIMULATOR_URL: 'http://127.0.0.1:9', REDIS_URL: redis.url, NATS_URL: nats.url, AUTH_ADDR: `127.0.0.1:${port}` },
+        stdio: 'ignore',
+      });
+      const deadline = Date.now() + 15_000;
+      let status = '';
+      while (status !== 'SERVING' && Date.now() < deadline) {
+        status = await healthCheck(`127.0.0.1:${port}`, '').catch(() => '');
+        if (status !== 'SERVING') await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(status).toBe('SERVING');
+      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+    } finally {
+      await Promise.all([redis.stop(), nats.stop()]);
+    }
+  });
+});
