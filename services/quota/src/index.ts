@@ -1,3 +1,4 @@
+import { CallerAuth } from '@llmgw/caller-auth';
 import { createGrpcServer, drain, listen, type GrpcServer } from '@llmgw/grpc';
 import type { Logger } from '@llmgw/logging';
 import { QuotaServiceService } from '@llmgw/proto/quota';
@@ -59,7 +60,8 @@ export async function startQuota(deps: ServiceDeps): Promise<RunningService> {
     logger,
     onStoreHealth: (up) => health.set(up),
   });
-  g.server.addService(QuotaServiceService, quotaHandlers(manager, logger));
+  const callers = new CallerAuth(deps.addrs.auth, deps.bus);
+  g.server.addService(QuotaServiceService, quotaHandlers(manager, logger, callers));
   const stopReconciler = await startReconciler(deps.bus, manager, logger);
   const port = await listen(g, deps.listenAddr);
 

@@ -1,3 +1,4 @@
+import type { CallerAuth } from '@llmgw/caller-auth';
 import { unary } from '@llmgw/grpc';
 import type { Logger } from '@llmgw/logging';
 import {
@@ -14,8 +15,12 @@ import {
 } from '@llmgw/proto/quota';
 import type { QuotaManager } from './quota-manager.js';
 
-/** gRPC mapping only: proto ↔ QuotaManager. A denial is a response, not an RPC error. */
-export function quotaHandlers(manager: QuotaManager, logger: Logger): QuotaServiceServer {
+/**
+ * gRPC mapping only: proto ↔ QuotaManager. A denial is a response, not an RPC error. Reserve and
+ * release come from the edge on the internal network; the admin view checks the caller's key:
+ * a tenant may read its own status, only an admin may read others' or reset counters.
+ */
+export function quotaHandlers(manager: QuotaManager, logger: Logger, callers: CallerAuth): QuotaServiceServer {
   return {
     reserveQuota: unary('ReserveQuota', logger, async (req: ReserveQuotaRequest): Promise<ReserveQuotaResponse> => {
       const d = await manager.reserve({
@@ -40,11 +45,13 @@ export function quotaHandlers(manager: QuotaManager, logger: Logger): QuotaServi
       await manager.release(req.tenantId, req.requestId);
       return {};
     }),
-    getQuotaStatus: unary('GetQuotaStatus', logger, async (req: GetQuotaStatusRequest): Promise<GetQuotaStatusResponse> => {
-      const limits = await manager.status(req.tenantId);
+    getQuotaStatus: unary('GetQuotaStatus', logger, async (req: GetQuotaStatusRequest, ctx): Promise<GetQuotaStatusResponse> => {
+      const limits = await manager.status(await callers.tenantFor(ctx, req.tenantId, 'read the quota status'));
       return { limits };
     }),
-    resetQuota: unary('ResetQuota', logger, async (req: ResetQuotaRequest): Promise<ResetQuotaResponse> => {
+    resetQuota: unary('ResetQuota', logger, async (req: ResetQuotaRequest, ctx): Promise<ResetQuotaResponse> => {
+      const admin = await callers.admin(ctx, 'ResetQuota');
+      ctx.logger.warn({ tenant: req.tenantId, by: admin.keyId }, 'quota counters reset by an admin');
       await manager.reset(req.tenantId);
       return {};
     }),

@@ -1,10 +1,11 @@
-import { makeGenericClientConstructor, credentials, type Client, type ServiceError } from '@grpc/grpc-js';
+import { makeGenericClientConstructor, credentials, Server, ServerCredentials, status as grpcStatus, type Client, type ServiceError } from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { callUnary, dial } from '@llmgw/grpc';
 import { MemoryEventBus, Subjects } from '@llmgw/events';
 import { startRedisServer, type LocalServer } from '@llmgw/local-infra';
 import { silentLogger } from '@llmgw/logging';
+import { AuthServiceService, type AuthServiceServer } from '@llmgw/proto/auth';
 import { BudgetAlertRaised, QuotaDecision, QuotaServiceClient } from '@llmgw/proto/quota';
 import { UsageRecorded } from '@llmgw/proto/v1';
 import { createRedis, type Redis } from '@llmgw/redis';
@@ -19,6 +20,28 @@ quota:
   reservation_ttl_ms: 600000
 `);
 
+// Auth is another service: here a stand-in that knows three keys, so the admin view's checks can be tested alone.
+const KEYS: Record<string, { tenantId: string; admin: boolean }> = {
+  'admin-key': { tenantId: 'ops', admin: true },
+  'acme-key': { tenantId: 'acme', admin: false },
+};
+async function startFakeAuth(): Promise<{ addr: string; stop(): void }> {
+  const server = new Server();
+  const impl: Pick<AuthServiceServer, 'authenticate'> = {
+    authenticate: (call, cb) => {
+      const k = KEYS[call.request.apiKey];
+      if (!k) return cb({ code: grpcStatus.UNAUTHENTICATED, details: 'invalid API key' }, null);
+      cb(null, { principal: { ...k, keyId: call.request.apiKey, tier: 'startup', scopes: [] }, cacheTtlMs: 1_000 });
+    },
+  };
+  server.addService(AuthServiceService, { ...impl, createKey: () => undefined, revokeKey: () => undefined });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  return { addr: `127.0.0.1:${port}`, stop: () => server.forceShutdown() };
+}
+const as = (key: string) => ({ timeoutMs: 2_000, metadata: { authorization: `Bearer ${key}` } });
+
 interface HealthClient extends Client {
   check(req: { service: string }, cb: (err: ServiceError | null, res: { status: string | number }) => void): void;
 }
@@ -31,6 +54,7 @@ describe('quota gRPC service (real Redis, memory bus)', () => {
   let svc: RunningService;
   let client: QuotaServiceClient;
   let health: HealthClient;
+  let auth: { addr: string; stop(): void };
   let seq = 0;
 
   beforeAll(async () => {
@@ -38,11 +62,12 @@ describe('quota gRPC service (real Redis, memory bus)', () => {
     redis = createRedis(redisServer.url, { logger: silentLogger() });
     await redis.connect();
     bus = new MemoryEventBus({ redeliverDelayMs: 50 });
+    auth = await startFakeAuth();
     svc = await startQuota({
       config: CONFIG,
       logger: silentLogger(),
       listenAddr: '127.0.0.1:0',
-      addrs: addrsFromEnv({}),
+      addrs: addrsFromEnv({ AUTH_ADDR: auth.addr }),
       redis,
       bus,
       drainMs: 0,
@@ -58,6 +83,7 @@ describe('quota gRPC service (real Redis, memory bus)', () => {
     client.close();
     health.close();
     await svc.close();
+    auth.stop();
     redis.disconnect();
     await bus.close();
     await redisServer.stop();
@@ -70,7 +96,7 @@ describe('quota gRPC service (real Redis, memory bus)', () => {
       { timeoutMs: 2_000 },
     );
   const status = async (tenantId = 'acme') =>
-    Object.fromEntries((await callUnary(client.getQuotaStatus.bind(client), { tenantId }, { timeoutMs: 2_000 })).limits.map((l) => [l.limit, l.used]));
+    Object.fromEntries((await callUnary(client.getQuotaStatus.bind(client), { tenantId }, as('admin-key'))).limits.map((l) => [l.limit, l.used]));
   const healthOf = () =>
     new Promise<string>((resolve, reject) =>
       health.check({ service: QUOTA_SERVICE_NAME }, (err, res) => (err ? reject(err) : resolve(String(res.status)))),
@@ -121,8 +147,19 @@ describe('quota gRPC service (real Redis, memory bus)', () => {
     for (let i = 0; i < 2; i++) await callUnary(client.releaseQuota.bind(client), { requestId: 'rel', tenantId: 'acme' }, { timeoutMs: 2_000 });
     expect(await status()).toMatchObject({ 'tenant:tokens_per_day': 0, 'tenant:usd_per_day': 0, 'tenant:requests_per_minute': 1 });
     await expect(reserve({ tenantId: 'nobody' })).rejects.toMatchObject({ kind: 'not_found' });
-    await callUnary(client.resetQuota.bind(client), { tenantId: 'acme' }, { timeoutMs: 2_000 });
+    await callUnary(client.resetQuota.bind(client), { tenantId: 'acme' }, as('admin-key'));
     expect(await status()).toMatchObject({ 'tenant:requests_per_minute': 0 });
+  });
+
+  it('admin view: a tenant reads only its own status, only an admin resets, a key is required', async () => {
+    await reserve({ requestId: 'view' });
+    const own = await callUnary(client.getQuotaStatus.bind(client), { tenantId: '' }, as('acme-key'));
+    expect(own.limits.find((l) => l.limit === 'tenant:requests_per_minute')).toMatchObject({ used: 1, limitValue: expect.any(Number) });
+    await expect(callUnary(client.getQuotaStatus.bind(client), { tenantId: 'ratesonly' }, as('acme-key'))).rejects.toMatchObject({ kind: 'permission_denied' });
+    await expect(callUnary(client.resetQuota.bind(client), { tenantId: 'acme' }, as('acme-key'))).rejects.toMatchObject({ kind: 'permission_denied' });
+    await expect(callUnary(client.resetQuota.bind(client), { tenantId: 'acme' }, { timeoutMs: 2_000 })).rejects.toMatchObject({ kind: 'unauthenticated' });
+    await expect(callUnary(client.getQuotaStatus.bind(client), { tenantId: 'acme' }, as('stolen-key'))).rejects.toMatchObject({ kind: 'unauthenticated' });
+    expect(await status()).toMatchObject({ 'tenant:requests_per_minute': 1 });
   });
 
   it('publishes a budget alert once when 80% of a dollar budget is crossed', async () => {
@@ -159,7 +196,7 @@ describe('quota gRPC service (real Redis, memory bus)', () => {
     expect(local[2]!.limit).toBe('tenant:requests_per_minute');
     // A usage event while Redis is down is redelivered later, not lost.
     await publishUsage('during-outage', 40, 2, 0);
-    await expect(callUnary(client.getQuotaStatus.bind(client), { tenantId: 'acme' }, { timeoutMs: 2_000 })).rejects.toMatchObject({ kind: 'unavailable' });
+    await expect(callUnary(client.getQuotaStatus.bind(client), { tenantId: 'acme' }, as('admin-key'))).rejects.toMatchObject({ kind: 'unavailable' });
 
     redisServer = await startRedisServer({ port });
     await until(async () => (await healthOf()) === 'SERVING', 10_000);

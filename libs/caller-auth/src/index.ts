@@ -1,0 +1,64 @@
+import { AppError } from '@llmgw/errors';
+import { Subjects, type EventBus } from '@llmgw/events';
+import { dial, metadataValue, type CallContext } from '@llmgw/grpc';
+import { AuthServiceClient, KeyRevoked, type Principal } from '@llmgw/proto/auth';
+import { AuthClientAuthenticator } from './authenticator.js';
+
+export { AuthClientAuthenticator, type CallerAuthenticator, type AuthClientAuthenticatorOptions } from './authenticator.js';
+
+/** The key in `authorization: Bearer <key>`, or undefined. */
+export function bearerKey(ctx: Pick<CallContext, 'metadata'>): string | undefined {
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(metadataValue(ctx.metadata, 'authorization'));
+  return m?.[1];
+}
+
+/**
+ * For services other than the edge that answer callers directly (usage, quota admin): who is
+ * calling, asked of auth and cached briefly, with revocations applied as they are broadcast.
+ */
+export class CallerAuth {
+  private readonly client: AuthServiceClient;
+  private readonly authenticator: AuthClientAuthenticator;
+  private readonly offRevoked: () => void;
+
+  constructor(authAddr: string, bus: EventBus) {
+    this.client = dial(AuthServiceClient, authAddr);
+    this.authenticator = new AuthClientAuthenticator(this.client);
+    this.offRevoked = bus.onBroadcast(Subjects.keyRevoked, (data) => {
+      try {
+        this.authenticator.forgetKey(KeyRevoked.decode(data).keyId);
+      } catch {
+        // An undecodable broadcast only delays invalidation until the cache entry expires.
+      }
+    });
+  }
+
+  /** The caller's principal; UNAUTHENTICATED when no key was sent or auth refuses it. */
+  async principal(ctx: Pick<CallContext, 'metadata' | 'requestId'>): Promise<Principal> {
+    const key = bearerKey(ctx);
+    if (!key) throw new AppError('unauthenticated', 'missing API key: send metadata "authorization: Bearer <key>"');
+    return this.authenticator.authenticate(key, ctx.requestId);
+  }
+
+  /**
+   * The tenant the caller may act on: `tenantId` when it is the caller's own or the caller is an
+   * admin, the caller's own tenant when `tenantId` is empty; PERMISSION_DENIED otherwise.
+   */
+  async tenantFor(ctx: Pick<CallContext, 'metadata' | 'requestId'>, tenantId: string, action: string): Promise<string> {
+    const p = await this.principal(ctx);
+    if (!tenantId) return p.tenantId;
+    if (!p.admin && p.tenantId !== tenantId) throw new AppError('permission_denied', `tenant ${p.tenantId} may not ${action} of tenant ${tenantId}`);
+    return tenantId;
+  }
+
+  async admin(ctx: Pick<CallContext, 'metadata' | 'requestId'>, action: string): Promise<Principal> {
+    const p = await this.principal(ctx);
+    if (!p.admin) throw new AppError('permission_denied', `${action} needs an admin key`);
+    return p;
+  }
+
+  close(): void {
+    this.offRevoked();
+    this.client.close();
+  }
+}
