@@ -1,7 +1,7 @@
 import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
-import { AttemptOutcome, FinishReason, UsageGroupBy } from '@llmgw/proto/v1';
-import { chat, eventually, getUsage, KEYS, userChat, useTestMesh } from '../src/harness.js';
+import { AttemptOutcome, EmbedRequest, FinishReason, UsageGroupBy, type EmbedResponse } from '@llmgw/proto/v1';
+import { bearer, chat, eventually, getUsage, KEYS, userChat, useTestMesh } from '../src/harness.js';
 
 const mesh = useTestMesh();
 
@@ -120,6 +120,26 @@ describe('the mesh, end to end over gRPC, against real Redis and NATS', () => {
     const byModel = await getUsage(mesh().usage, KEYS.load, { groupBy: [UsageGroupBy.USAGE_GROUP_BY_MODEL] });
     if (!byModel.ok) throw byModel.error;
     expect(byModel.value.rows.map((r) => [r.model, r.requests])).toEqual([['small-fast', N]]);
+  });
+
+  it('embeds texts through the mesh with usage and cost', async () => {
+    const res = await new Promise<{ err: Error | null; value?: EmbedResponse }>((resolve) =>
+      mesh().gateway.embed(
+        EmbedRequest.fromPartial({ route: 'embeddings', inputs: ['first text', 'a second, longer text to embed'] }),
+        bearer(KEYS.enterprise),
+        { deadline: Date.now() + 10_000 },
+        (err, value) => resolve({ err, value }),
+      ),
+    );
+    if (res.err) throw res.err;
+    const r = res.value!;
+    expect(r.model).toBe('embed-small');
+    expect(r.embeddings.map((e) => e.index)).toEqual([0, 1]);
+    expect(r.embeddings[0]!.values.length).toBeGreaterThan(8);
+    expect(r.embeddings[0]!.values).not.toEqual(r.embeddings[1]!.values);
+    expect(r.usage?.inputTokens).toBeGreaterThan(4);
+    expect(r.usage?.outputTokens).toBe(0);
+    expect(r.usage?.costMicros).toBe(Math.round(r.usage!.inputTokens * 0.02));
   });
 
   it('shows a tenant only its own usage; an admin sees every tenant', async () => {

@@ -32,7 +32,7 @@ export class AuthCache {
 
   set(digest: string, principal: Principal, ttlMs: number): void {
     if (ttlMs <= 0) return;
-    if (this.entries.size >= (this.opts.maxEntries ?? 100_000)) {
+    if (!this.entries.has(digest) && this.entries.size >= (this.opts.maxEntries ?? 100_000)) {
       // Maps iterate in insertion order: dropping the first entry drops the oldest.
       const oldest = this.entries.keys().next().value;
       if (oldest !== undefined) this.entries.delete(oldest);

@@ -83,8 +83,9 @@ export class GatewayPipeline {
   async chat(req: ChatRequest, ctx: CallContext): Promise<ChatResponse> {
     const { a, request } = await this.admitChat(req, ctx, false);
     const principal = a.principal;
+    const opts = await this.execOpts(ctx, a);
     const res = await this.executeOrRelease(ctx, a, () =>
-      this.deps.downstream.executeChat({ requestId: ctx.requestId, tenantId: principal.tenantId, request, plan: a.plan }, this.execOpts(ctx, a)),
+      this.deps.downstream.executeChat({ requestId: ctx.requestId, tenantId: principal.tenantId, request, plan: a.plan }, opts),
     );
     const response = res.response;
     this.publishUsage(ctx, a, {
@@ -98,6 +99,7 @@ export class GatewayPipeline {
     });
     if (res.error) throw executionError(res.error);
     if (!response) throw new AppError('internal', 'executor returned no response');
+    this.logPromptIfAllowed(a, req, response.message?.content ?? '');
     return response;
   }
 
@@ -108,17 +110,15 @@ export class GatewayPipeline {
     let relayedText = '';
     let last: ChatStreamResponse | undefined;
     let failure: ExecutionError | undefined;
+    const opts = await this.execOpts(ctx, a);
     try {
-      const stream = this.deps.downstream.executeChatStream(
-        { requestId: ctx.requestId, tenantId: principal.tenantId, request, plan: a.plan },
-        this.execOpts(ctx, a),
-      );
+      const stream = this.deps.downstream.executeChatStream({ requestId: ctx.requestId, tenantId: principal.tenantId, request, plan: a.plan }, opts);
       for await (const msg of stream) {
         received = true;
+        if (msg.error) failure = msg.error;
         if (!msg.chunk) continue;
         relayedText += msg.chunk.contentDelta;
         if (msg.chunk.usage || msg.chunk.routing) last = msg.chunk;
-        if (msg.error) failure = msg.error;
         await send(msg.chunk);
       }
     } catch (err) {
@@ -130,7 +130,7 @@ export class GatewayPipeline {
         this.publishUsage(ctx, a, {
           model: last?.model ?? a.plan.attempts[0]?.model ?? '',
           provider: last?.provider ?? '',
-          usage: { inputTokens: a.promptTokens, outputTokens: countTokens(relayedText), costUsd: 0, costMicros: 0, tokensEstimated: true },
+          usage: { inputTokens: a.promptTokens, outputTokens: countTokens(relayedText, this.tokenizerOf(a)), costUsd: 0, costMicros: 0, tokensEstimated: true },
           routing: undefined,
           errorCode: ctx.signal.aborted ? 'CANCELLED' : codeName(e.kind),
           streamed: true,
@@ -149,6 +149,7 @@ export class GatewayPipeline {
       operation: 'chat',
     });
     if (failure) throw executionError(failure);
+    this.logPromptIfAllowed(a, req, relayedText);
   }
 
   async embed(req: EmbedRequest, ctx: CallContext): Promise<EmbedResponse> {
@@ -162,8 +163,9 @@ export class GatewayPipeline {
       checkPrompt: () => undefined,
     });
     const request = { ...req, route: v.routeName };
+    const opts = await this.execOpts(ctx, a);
     const res = await this.executeOrRelease(ctx, a, () =>
-      this.deps.downstream.executeEmbed({ requestId: ctx.requestId, tenantId: principal.tenantId, request, plan: a.plan }, this.execOpts(ctx, a)),
+      this.deps.downstream.executeEmbed({ requestId: ctx.requestId, tenantId: principal.tenantId, request, plan: a.plan }, opts),
     );
     const response = res.response;
     this.publishUsage(ctx, a, {
@@ -216,6 +218,16 @@ export class GatewayPipeline {
       checkPrompt: (tokens) => checkPromptSize(tokens, v),
     });
     return { a, request: { ...req, maxTokens: v.maxTokens, route: v.routeName } };
+  }
+
+  private tokenizerOf(a: Admitted): TokenizerFamily {
+    return this.deps.config.models[a.plan.attempts[0]?.model ?? '']?.tokenizer ?? 'approx';
+  }
+
+  /** Prompts stay out of logs unless the tenant's policy (`log_prompts`) lets them in. */
+  private logPromptIfAllowed(a: Admitted, req: ChatRequest, completion: string): void {
+    if (!this.deps.config.tenants[a.principal.tenantId]?.log_prompts) return;
+    a.logger.info({ promptLog: { messages: req.messages.map((m) => ({ role: m.role, text: m.content })), completion } }, 'prompt logged by tenant policy');
   }
 
   private planBase(req: Pick<ChatRequest, 'route' | 'taskType' | 'qualityTier' | 'latencyClass' | 'model'>) {
@@ -280,9 +292,13 @@ export class GatewayPipeline {
     return { principal, plan, routeName, promptTokens, deadline, logger, startedAt };
   }
 
-  private execOpts(ctx: CallContext, a: Admitted) {
+  /** Options of the executor call; a deadline already spent gives the reservation back first. */
+  private async execOpts(ctx: CallContext, a: Admitted) {
     const timeoutMs = a.deadline - this.deps.now();
-    if (timeoutMs <= 0) throw new AppError('deadline_exceeded', 'deadline passed before the provider was called');
+    if (timeoutMs <= 0) {
+      await this.release(ctx, a);
+      throw new AppError('deadline_exceeded', 'deadline passed before the provider was called');
+    }
     return { timeoutMs, requestId: ctx.requestId, tenantId: a.principal.tenantId, signal: ctx.signal };
   }
 

@@ -42,11 +42,12 @@ export class PlanCache {
 
   set(req: PlanRouteRequest, plan: Plan): void {
     if (!this.enabled) return;
-    if (this.entries.size >= (this.opts.maxEntries ?? 10_000)) {
+    const key = PlanCache.key(req);
+    if (!this.entries.has(key) && this.entries.size >= (this.opts.maxEntries ?? 10_000)) {
       const oldest = this.entries.keys().next().value;
       if (oldest !== undefined) this.entries.delete(oldest);
     }
-    this.entries.set(PlanCache.key(req), { plan, expiresAt: this.opts.now() + this.opts.ttlMs });
+    this.entries.set(key, { plan, expiresAt: this.opts.now() + this.opts.ttlMs });
   }
 
   private fits(plan: Plan, promptTokens: number): boolean {

@@ -18,7 +18,7 @@ export class UsagePublisher {
   private readonly outbox = new Map<string, Uint8Array>();
   private readonly inFlight = new Set<Promise<void>>();
   private readonly timer: NodeJS.Timeout;
-  private retrying = false;
+  private retrying: Promise<void> | undefined;
 
   constructor(
     private readonly bus: EventBus,
@@ -70,9 +70,17 @@ export class UsagePublisher {
     if (this.opts.outboxPath) appendFileSync(this.opts.outboxPath, `${Buffer.from(bytes).toString('base64')}\n`);
   }
 
-  private async retry(): Promise<void> {
-    if (this.retrying || this.outbox.size === 0) return;
-    this.retrying = true;
+  /** One retry at a time; a caller that asks while one runs waits for it. */
+  private retry(): Promise<void> {
+    if (this.retrying) return this.retrying;
+    if (this.outbox.size === 0) return Promise.resolve();
+    this.retrying = this.drainOutbox().finally(() => {
+      this.retrying = undefined;
+    });
+    return this.retrying;
+  }
+
+  private async drainOutbox(): Promise<void> {
     try {
       for (const [id, bytes] of this.outbox) {
         await this.bus.publish(Subjects.usageRecorded, bytes, id);
@@ -82,7 +90,6 @@ export class UsagePublisher {
     } catch {
       // Still down: keep everything and try again on the next tick.
     } finally {
-      this.retrying = false;
       this.rewriteOutbox();
     }
   }
