@@ -12,6 +12,9 @@ import { REQUEST_ID_HEADER, TENANT_ID_HEADER } from './context.js';
 import { fromServiceError } from './status-map.js';
 
 const CLIENT_OPTIONS: ChannelOptions = {
+  'grpc.enable_channelz': 0,
+  // Transparent retries buffer every message; our calls are retried, if at all, by policy code.
+  'grpc.enable_retries': 0,
   'grpc.keepalive_time_ms': 30_000,
   'grpc.keepalive_timeout_ms': 5_000,
   'grpc.keepalive_permit_without_calls': 1,

@@ -36,8 +36,7 @@ export async function startServiceProcesses(opts: ServiceProcessesOptions): Prom
   for (const name of names) {
     const logPath = join(opts.logDir, `${name}.log`);
     const log = createWriteStream(logPath);
-    // A larger young generation makes scavenges rarer: these servers allocate many short-lived objects per call.
-    const child = spawn(process.execPath, ['--max-semi-space-size=32', '--import', 'tsx', join(REPO_ROOT, 'services', name, 'src', 'main.ts')], {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'services', name, 'src', 'main.ts')], {
       cwd: REPO_ROOT,
       env: { ...process.env, ...opts.env, ...addrEnv },
       stdio: ['ignore', 'pipe', 'pipe'],
