@@ -44,6 +44,8 @@ export function createCallContext(
   const fields: Record<string, string> = { requestId, rpc: method };
   if (tenantId) fields.tenantId = tenantId;
   if (opts.publicEntry && incomingId) fields.clientRequestId = incomingId;
+  // Most calls log nothing: build the child logger only when it is first used.
+  let child: Logger | undefined;
   return {
     requestId,
     tenantId,
@@ -51,7 +53,10 @@ export function createCallContext(
     metadata,
     signal: controller.signal,
     remainingMs: () => (deadlineMs === Infinity ? Infinity : deadlineMs - Date.now()),
-    logger: logger.child(fields),
+    get logger() {
+      child ??= logger.child(fields);
+      return child;
+    },
   };
 }
 

@@ -44,7 +44,8 @@ interface Admitted {
   routeName: string;
   promptTokens: number;
   deadline: number;
-  logger: Logger;
+  /** Child logger with tenant and route, built on first use. */
+  log: () => Logger;
   startedAt: number;
 }
 
@@ -227,7 +228,7 @@ export class GatewayPipeline {
   /** Prompts stay out of logs unless the tenant's policy (`log_prompts`) lets them in. */
   private logPromptIfAllowed(a: Admitted, req: ChatRequest, completion: string): void {
     if (!this.deps.config.tenants[a.principal.tenantId]?.log_prompts) return;
-    a.logger.info({ promptLog: { messages: req.messages.map((m) => ({ role: m.role, text: m.content })), completion } }, 'prompt logged by tenant policy');
+    a.log().info({ promptLog: { messages: req.messages.map((m) => ({ role: m.role, text: m.content })), completion } }, 'prompt logged by tenant policy');
   }
 
   private planBase(req: Pick<ChatRequest, 'route' | 'taskType' | 'qualityTier' | 'latencyClass' | 'model'>) {
@@ -248,7 +249,8 @@ export class GatewayPipeline {
   ): Promise<Admitted> {
     const startedAt = this.deps.now();
     const deadline = startedAt + Math.min(spec.timeoutMs, ctx.remainingMs());
-    const logger = ctx.logger.child({ tenantId: principal.tenantId, route: routeName });
+    let logger: Logger | undefined;
+    const log = () => (logger ??= ctx.logger.child({ tenantId: principal.tenantId, route: routeName }));
     const control = { timeoutMs: this.controlTimeoutMs, requestId: ctx.requestId, tenantId: principal.tenantId, signal: ctx.signal };
     const roughTokens = spec.promptTokens('approx');
     const planRequest = { ...spec.plan, route: routeName, tenantId: principal.tenantId, tier: principal.tier, promptTokens: roughTokens };
@@ -289,7 +291,7 @@ export class GatewayPipeline {
         },
       });
     }
-    return { principal, plan, routeName, promptTokens, deadline, logger, startedAt };
+    return { principal, plan, routeName, promptTokens, deadline, log, startedAt };
   }
 
   /** Options of the executor call; a deadline already spent gives the reservation back first. */
@@ -313,7 +315,7 @@ export class GatewayPipeline {
     } catch (err) {
       const e = toAppError(err, ctx);
       if (e.kind === 'unavailable') await this.release(ctx, a);
-      else a.logger.warn({ grpcCode: e.kind }, 'executor answer lost; reservation left to expire at its reserved amount');
+      else a.log().warn({ grpcCode: e.kind }, 'executor answer lost; reservation left to expire at its reserved amount');
       throw e;
     }
   }
@@ -321,7 +323,7 @@ export class GatewayPipeline {
   private async release(ctx: CallContext, a: Admitted): Promise<void> {
     await this.deps.downstream
       .releaseQuota({ requestId: ctx.requestId, tenantId: a.principal.tenantId }, { timeoutMs: this.controlTimeoutMs, requestId: ctx.requestId })
-      .catch((err: unknown) => a.logger.warn({ err }, 'quota release failed; the reservation expires on its own'));
+      .catch((err: unknown) => a.log().warn({ err }, 'quota release failed; the reservation expires on its own'));
   }
 
   private publishUsage(ctx: CallContext, a: Admitted, f: UsageFacts): void {

@@ -20,6 +20,63 @@ interface WindowEntry {
   amount: number;
 }
 
+/**
+ * A sliding-window log with its running total and an index by request id, so that a check costs
+ * O(entries that expired), not O(entries in the window): a 1,000,000/min limit must stay cheap.
+ */
+class WindowLog {
+  private entries: WindowEntry[] = [];
+  private head = 0;
+  private readonly byId = new Map<string, WindowEntry>();
+  total = 0;
+
+  get size(): number {
+    return this.entries.length - this.head;
+  }
+
+  /** Oldest first. */
+  *live(): Iterable<WindowEntry> {
+    for (let i = this.head; i < this.entries.length; i++) yield this.entries[i]!;
+  }
+
+  newest(): WindowEntry | undefined {
+    return this.size > 0 ? this.entries[this.entries.length - 1] : undefined;
+  }
+
+  trim(cutoff: number): void {
+    while (this.head < this.entries.length && this.entries[this.head]!.at <= cutoff) {
+      const e = this.entries[this.head++]!;
+      this.total -= e.amount;
+      if (this.byId.get(e.id) === e) this.byId.delete(e.id);
+    }
+    if (this.head > 1024 && this.head * 2 > this.entries.length) {
+      this.entries = this.entries.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  insert(entry: WindowEntry): void {
+    let i = this.entries.length;
+    while (i > this.head && this.entries[i - 1]!.at > entry.at) i--;
+    this.entries.splice(i, 0, entry);
+    this.byId.set(entry.id, entry);
+    this.total += entry.amount;
+  }
+
+  /** A removed entry stays as a zero until it leaves the window. */
+  remove(id: string): void {
+    this.setAmount(id, 0);
+    this.byId.delete(id);
+  }
+
+  setAmount(id: string, amount: number): void {
+    const e = this.byId.get(id);
+    if (!e) return;
+    this.total += amount - e.amount;
+    e.amount = amount;
+  }
+}
+
 type RecordEntry =
   | { t: 'w'; k: string; id: string; a: number; u: LimitOp['measure'] }
   | { t: 'b'; k: string; a: number; u: LimitOp['measure']; n: string; l: number; ak: string; p: string }
@@ -45,7 +102,7 @@ interface Expiring<T> {
  */
 export class MemoryQuotaStore implements QuotaStore {
   /** Sliding-window logs (sorted by admission time). */
-  private readonly windows = new Map<string, WindowEntry[]>();
+  private readonly windows = new Map<string, WindowLog>();
   /** Budget counters and alert markers. */
   private readonly counters = new Map<string, Expiring<number>>();
   /** Concurrency leases: request id → lease expiry. */
@@ -73,14 +130,14 @@ export class MemoryQuotaStore implements QuotaStore {
       let cand: Decision | undefined;
       if (op.type === 'w') {
         const entries = this.trim(op.key1, now, op.param);
-        const u = sum(entries);
+        const u = entries?.total ?? 0;
         used.push(u);
         if (u + need > op.limit.value) {
           let retry = op.param;
           if (need <= op.limit.value) {
             const toFree = u + need - op.limit.value;
             let freed = 0;
-            for (const e of entries) {
+            for (const e of entries?.live() ?? []) {
               freed += e.amount;
               if (freed >= toFree) {
                 retry = e.at + op.param - now;
@@ -88,7 +145,7 @@ export class MemoryQuotaStore implements QuotaStore {
               }
             }
           }
-          const newest = entries[entries.length - 1];
+          const newest = entries?.newest();
           const reset = newest ? newest.at + op.param - now : 0;
           cand = denied(op, retry, Math.max(op.limit.value - u, 0), reset);
         }
@@ -119,11 +176,11 @@ export class MemoryQuotaStore implements QuotaStore {
       let rem = 0;
       let reset = 0;
       if (op.type === 'w') {
-        const log = this.windows.get(op.key1) ?? [];
-        insertSorted(log, { at: now, id: input.requestId, amount: op.amount });
+        const log = this.windows.get(op.key1) ?? new WindowLog();
+        log.insert({ at: now, id: input.requestId, amount: op.amount });
         this.windows.set(op.key1, log);
         entries.push({ t: 'w', k: op.key1, id: input.requestId, a: op.amount, u: op.measure });
-        rem = op.limit.value - sum(log);
+        rem = op.limit.value - log.total;
         reset = op.param;
       } else if (op.type === 'b') {
         const ttl = op.param - now + budgetGraceMs(this.opts);
@@ -158,7 +215,7 @@ export class MemoryQuotaStore implements QuotaStore {
     if (rec.s === 'D') return 'denied';
     for (const e of rec.e) {
       if (e.t === 'w') {
-        if (e.u !== 'none') this.removeFromWindow(e.k, e.id);
+        if (e.u !== 'none') this.windows.get(e.k)?.remove(e.id);
       } else if (e.t === 'b') {
         const c = this.counters.get(e.k);
         if (c && c.exp > now) c.v -= e.a;
@@ -181,10 +238,7 @@ export class MemoryQuotaStore implements QuotaStore {
       if (rec.s === 'A') {
         for (const e of rec.e) {
           if (e.t === 'w') {
-            if (e.u === 'tok') {
-              const entry = this.windows.get(e.k)?.find((x) => x.id === e.id);
-              if (entry) entry.amount = input.actualTokens;
-            }
+            if (e.u === 'tok') this.windows.get(e.k)?.setAmount(e.id, input.actualTokens);
           } else if (e.t === 'b') {
             const c = this.counters.get(e.k);
             if (c && c.exp > now) {
@@ -202,8 +256,8 @@ export class MemoryQuotaStore implements QuotaStore {
     const ops = planOps(input.tenantId, input.limits, { tokens: input.actualTokens, costMicros: input.actualCostMicros }, now, this.opts.leaseTtlMs);
     for (const op of ops) {
       if (op.type === 'w' && op.measure === 'tok') {
-        const log = this.trim(op.key1, now, op.param);
-        insertSorted(log, { at: now, id: input.requestId, amount: input.actualTokens });
+        const log = this.trim(op.key1, now, op.param) ?? new WindowLog();
+        log.insert({ at: now, id: input.requestId, amount: input.actualTokens });
         this.windows.set(op.key1, log);
       } else if (op.type === 'b') {
         const ttl = op.param - now + budgetGraceMs(this.opts);
@@ -222,9 +276,9 @@ export class MemoryQuotaStore implements QuotaStore {
       let used = 0;
       let reset = 0;
       if (op.type === 'w') {
-        const live = (this.windows.get(op.key1) ?? []).filter((e) => e.at > now - op.param);
-        used = sum(live);
-        const newest = live[live.length - 1];
+        const log = this.trim(op.key1, now, op.param);
+        used = log?.total ?? 0;
+        const newest = log?.newest();
         reset = newest ? newest.at + op.param - now : 0;
       } else if (op.type === 'b') {
         used = this.counter(op.key1, now) ?? 0;
@@ -280,22 +334,15 @@ export class MemoryQuotaStore implements QuotaStore {
     for (const t of thresholds) alerts.push({ limit: name, thresholdPercent: t, limitValue: limit, used, period });
   }
 
-  private trim(key: string, now: number, windowMs: number): WindowEntry[] {
+  private trim(key: string, now: number, windowMs: number): WindowLog | undefined {
     const log = this.windows.get(key);
-    if (!log) return [];
-    const cutoff = now - windowMs;
-    let drop = 0;
-    while (drop < log.length && log[drop]!.at <= cutoff) drop++;
-    if (drop > 0) log.splice(0, drop);
-    if (log.length === 0) this.windows.delete(key);
+    if (!log) return undefined;
+    log.trim(now - windowMs);
+    if (log.size === 0) {
+      this.windows.delete(key);
+      return undefined;
+    }
     return log;
-  }
-
-  private removeFromWindow(key: string, id: string): void {
-    const log = this.windows.get(key);
-    if (!log) return;
-    const i = log.findIndex((e) => e.id === id);
-    if (i >= 0) log.splice(i, 1);
   }
 
   private liveLeases(key: string, now: number): Map<string, number> {
@@ -310,23 +357,12 @@ export class MemoryQuotaStore implements QuotaStore {
     for (const [k, r] of this.records) if (r.exp <= now) this.records.delete(k);
     for (const [k, c] of this.counters) if (c.exp <= now) this.counters.delete(k);
     for (const [k, log] of this.windows) {
-      const newest = log[log.length - 1];
+      const newest = log.newest();
       if (!newest || newest.at <= now - 60 * 60_000) this.windows.delete(k);
     }
   }
 }
 
-function sum(entries: WindowEntry[]): number {
-  let s = 0;
-  for (const e of entries) s += e.amount;
-  return s;
-}
-
-function insertSorted(log: WindowEntry[], entry: WindowEntry): void {
-  let i = log.length;
-  while (i > 0 && log[i - 1]!.at > entry.at) i--;
-  log.splice(i, 0, entry);
-}
 
 function denied(op: LimitOp, retryAfterMs: number, remaining: number, resetMs: number): Decision {
   return { allowed: false, limit: op.limit.name, retryAfterMs, limitValue: op.limit.value, remaining, resetMs };
