@@ -7,6 +7,7 @@ import { canConnect, freePort, REPO_ROOT, startNatsServer, startRedisServer, sta
 import { ADDR_ENV, SERVICE_NAMES } from '@llmgw/runtime';
 import { directClient, meshClient } from './clients.js';
 import { measureHopFloor } from './hop-floor.js';
+import { measureHops } from './hops.js';
 import { cpuMicros, rssMiB, spawnSimulator } from './processes.js';
 import { runQuotaBench } from './quota-bench.js';
 import { closedLoop, median, summarise, table, type Summary } from './stats.js';
@@ -55,6 +56,10 @@ try {
       ],
     ),
   );
+
+  say('\n## Each hop on its own, one call at a time\n');
+  const hops = await measureHops(mesh.addrs, direct.chat, viaMesh.chat);
+  say(table(['call', 'p50 ms', 'p95 ms', 'p99 ms'], hops.map(([name, s]) => [name, s.p50, s.p95, s.p99])));
 
   say('\n## Unary chat: direct to the simulator vs through the mesh\n');
   const rows: (string | number)[][] = [];

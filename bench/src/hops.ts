@@ -1,0 +1,46 @@
+import { callUnary, dial } from '@llmgw/grpc';
+import { AuthServiceClient } from '@llmgw/proto/auth';
+import { ExecutorServiceClient } from '@llmgw/proto/executor';
+import { QuotaServiceClient } from '@llmgw/proto/quota';
+import { Operation, RouterServiceClient } from '@llmgw/proto/router';
+import { ChatRequest, Role } from '@llmgw/proto/v1';
+import type { ServiceAddrs } from '@llmgw/runtime';
+import { BENCH_KEY } from './clients.js';
+import { closedLoop, summarise, type Summary } from './stats.js';
+
+/**
+ * Each service called on its own, one call at a time, back to back: what one hop of the
+ * pipeline costs when its service is busy. Together with the hop floor this says where the
+ * mesh's added latency goes.
+ */
+export async function measureHops(addrs: ServiceAddrs, direct: () => Promise<void>, edgeChat: () => Promise<void>): Promise<[string, Summary][]> {
+  const auth = dial(AuthServiceClient, addrs.auth);
+  const router = dial(RouterServiceClient, addrs.router);
+  const quota = dial(QuotaServiceClient, addrs.quota);
+  const executor = dial(ExecutorServiceClient, addrs['provider-executor']);
+  const opts = { timeoutMs: 5_000 };
+  const planRequest = {
+    tenantId: 'bench', tier: 'bench', route: 'chat', taskType: 0, qualityTier: 0, latencyClass: 0, model: '',
+    operation: Operation.OPERATION_CHAT, requiredCapabilities: [], promptTokens: 20,
+  };
+  const plan = (await callUnary(router.planRoute.bind(router), planRequest, opts)).plan;
+  const request = ChatRequest.fromPartial({ messages: [{ role: Role.ROLE_USER, content: 'hop [[tokens:32]]' }], maxTokens: 64 });
+  let seq = 0;
+  const hops: [string, () => Promise<unknown>][] = [
+    ['simulator over HTTP (baseline)', direct],
+    ['auth Authenticate (not on the hot path: cached)', () => callUnary(auth.authenticate.bind(auth), { apiKey: BENCH_KEY }, opts)],
+    ['router PlanRoute (cached by the edge)', () => callUnary(router.planRoute.bind(router), planRequest, opts)],
+    ['quota ReserveQuota (5 limits, Redis Lua)', () =>
+      callUnary(quota.reserveQuota.bind(quota), { requestId: `hop-${++seq}`, tenantId: 'bench', tier: 'bench', route: 'chat', model: 'small-fast', estimatedTokens: 100, estimatedCostMicros: 10 }, opts)],
+    ['executor ExecuteChat (→ simulator)', () => callUnary(executor.executeChat.bind(executor), { requestId: `hop-${++seq}`, tenantId: 'bench', request, plan }, opts)],
+    ['edge Chat (whole pipeline)', edgeChat],
+  ];
+  const rows: [string, Summary][] = [];
+  for (const [name, fn] of hops) {
+    await closedLoop(200, 1, async () => void (await fn()));
+    const r = await closedLoop(1000, 1, async () => void (await fn()));
+    rows.push([name, summarise(r.latencies, r.elapsedMs)]);
+  }
+  for (const c of [auth, router, quota, executor]) c.close();
+  return rows;
+}
