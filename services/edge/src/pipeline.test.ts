@@ -1,5 +1,4 @@
 import { Metadata } from '@grpc/grpc-js';
-import { parseGatewayConfig } from '@llmgw/config';
 import { AppError } from '@llmgw/errors';
 import { MemoryEventBus } from '@llmgw/events';
 import type { CallContext, CallOpts } from '@llmgw/grpc';
@@ -38,48 +37,9 @@ import type { Downstream } from './downstream.js';
 import { GatewayPipeline } from './pipeline.js';
 import { PlanCache } from './plan-cache.js';
 import { UsagePublisher } from './usage-publisher.js';
+import { edgeTestConfig } from './test-config.js';
 
-const YAML = `
-default_route: chat
-providers:
-  sim-openai: { kind: openai, base_url: "http://127.0.0.1:9/v1", api_key: sim-key, timeout_ms: 5000 }
-  sim-anthropic: { kind: anthropic, base_url: "http://127.0.0.1:9", api_key: sim-key, api_version: "2023-06-01" }
-models:
-  small-fast:
-    provider: sim-openai
-    upstream_model: gpt-4o-mini
-    pricing: { input_per_million_usd: 0.15, output_per_million_usd: 0.60 }
-    capabilities: [tools, json_object, json_schema, streaming]
-    tokenizer: openai
-  claude:
-    provider: sim-anthropic
-    upstream_model: claude-haiku-4-5
-    pricing: { input_per_million_usd: 1.00, output_per_million_usd: 5.00 }
-    capabilities: [tools, json_object, streaming]
-  embed-small:
-    provider: sim-openai
-    pricing: { input_per_million_usd: 0.02 }
-    capabilities: [embeddings]
-    tokenizer: openai
-routes:
-  chat:
-    max_tokens: 2048
-    default_max_tokens: 256
-    timeout_ms: 10000
-    rules: [{ name: default, model: small-fast, fallback: [claude] }]
-  guarded:
-    max_prompt_tokens: 5
-    rules: [{ name: only, model: small-fast }]
-  embeddings:
-    max_tokens: 1
-    default_max_tokens: 1
-    rules: [{ name: only, model: embed-small }]
-tiers:
-  startup: { limits: { requests_per_minute: 120 } }
-tenants:
-  acme: { tier: startup }
-`;
-const config = parseGatewayConfig(YAML, 'pipeline.test.yaml', {});
+const config = edgeTestConfig();
 
 const GOOD_KEY = 'sk-test-acme-0000000000000000';
 const OTHER_KEY = 'sk-test-acme-1111111111111111';
@@ -321,9 +281,9 @@ describe('GatewayPipeline admission', () => {
 
   it('refuses a prompt over the route limit before reserving quota', async () => {
     const { pipeline, downstream } = setup();
-    const err = await rejection(pipeline.chat(chatReq({ route: 'guarded' }), makeCtx()));
+    const err = await rejection(pipeline.chat(chatReq({ route: 'tiny-prompt' }), makeCtx()));
     expect(err.kind).toBe('invalid_argument');
-    expect(err.message).toMatch(/^messages: prompt has \d+ tokens, over the limit of 5 for route "guarded"/);
+    expect(err.message).toMatch(/^messages: prompt has \d+ tokens, over the limit of 5 for route "tiny-prompt"/);
     expect(downstream.calls.reserveQuota).toHaveLength(0);
     expect(downstream.calls.executeChat).toHaveLength(0);
   });

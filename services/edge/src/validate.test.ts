@@ -1,54 +1,11 @@
-import { parseGatewayConfig } from '@llmgw/config';
 import { AppError } from '@llmgw/errors';
 import { ChatRequest, EmbedRequest, ResponseFormatType, Role, type Message, type Tool } from '@llmgw/proto/v1';
 import { describe, expect, it } from 'vitest';
 import { checkPromptSize, validateChat, validateEmbed } from './validate.js';
+import { edgeTestConfig } from './test-config.js';
 
-const YAML = `
-default_route: chat
-providers:
-  sim-openai: { kind: openai, base_url: "http://127.0.0.1:9/v1", api_key: sim-key, timeout_ms: 5000 }
-  sim-anthropic: { kind: anthropic, base_url: "http://127.0.0.1:9", api_key: sim-key, api_version: "2023-06-01" }
-models:
-  small-fast:
-    provider: sim-openai
-    upstream_model: gpt-4o-mini
-    pricing: { input_per_million_usd: 0.15, output_per_million_usd: 0.60 }
-    capabilities: [tools, json_object, json_schema, streaming]
-    tokenizer: openai
-  claude:
-    provider: sim-anthropic
-    pricing: { input_per_million_usd: 1.00, output_per_million_usd: 5.00 }
-    capabilities: [tools, json_object, streaming]
-  embed-small:
-    provider: sim-openai
-    pricing: { input_per_million_usd: 0.02 }
-    capabilities: [embeddings]
-routes:
-  chat:
-    max_tokens: 2048
-    default_max_tokens: 256
-    timeout_ms: 10000
-    rules: [{ name: default, model: small-fast, fallback: [claude] }]
-  fallback:
-    max_tokens: 1024
-    default_max_tokens: 128
-    rules: [{ name: only, model: claude }]
-  guarded:
-    max_prompt_tokens: 100
-    rules: [{ name: only, model: small-fast }]
-  embeddings:
-    max_tokens: 1
-    default_max_tokens: 1
-    timeout_ms: 4000
-    rules: [{ name: only, model: embed-small }]
-tiers:
-  startup: { limits: { requests_per_minute: 120 } }
-tenants:
-  startup-co: { tier: startup }
-`;
 
-const config = parseGatewayConfig(YAML, 'validate.test.yaml', {});
+const config = edgeTestConfig();
 
 const user = (content = 'hi'): Message => ({ role: Role.ROLE_USER, content, name: '', toolCalls: [], toolCallId: '' });
 const chat = (over: Partial<ChatRequest> = {}): ChatRequest => ChatRequest.fromPartial({ messages: [user()], ...over });
