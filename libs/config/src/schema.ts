@@ -49,6 +49,8 @@ export type Limits = z.infer<typeof limitsSchema>;
 const taskTypes = ['chat', 'summarization', 'extraction', 'classification', 'code', 'reasoning'] as const;
 const qualityTiers = ['economy', 'standard', 'premium'] as const;
 const latencyClasses = ['interactive', 'batch'] as const;
+export const responseFormats = ['text', 'json_object', 'json_schema'] as const;
+export type ResponseFormatName = (typeof responseFormats)[number];
 export const fallbackTriggers = ['timeout', 'http_5xx', 'http_429', 'connection_error', 'schema_failure'] as const;
 export type FallbackTriggerName = (typeof fallbackTriggers)[number];
 
@@ -83,6 +85,10 @@ export const routeSchema = z.strictObject({
   rules: z.array(ruleSchema).min(1),
   /** Max prompt size in tokens (guardrail). */
   max_prompt_tokens: positiveInt.optional(),
+  /** Response modes this route allows (guardrail); default all. */
+  allowed_response_formats: z.array(z.enum(responseFormats)).default([...responseFormats]),
+  /** Tools callers may offer the model on this route (guardrail); unset allows any, [] none. */
+  allowed_tools: z.array(z.string()).optional(),
 });
 
 export const tierSchema = z.strictObject({

@@ -39,6 +39,10 @@ routes:
   tiny-prompt:
     max_prompt_tokens: 5
     rules: [{ name: only, model: small-fast }]
+  locked-down:
+    allowed_response_formats: [text]
+    allowed_tools: [lookup_order]
+    rules: [{ name: only, model: small-fast }]
   embeddings:
     max_tokens: 1
     default_max_tokens: 1

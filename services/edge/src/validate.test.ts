@@ -93,6 +93,8 @@ describe('validateChat rejects', () => {
     ['metadata key over 64 characters', { metadata: { ['k'.repeat(65)]: 'v' } }, 'metadata', '1 to 64'],
     ['metadata value over 512 characters', { metadata: { team: 'x'.repeat(513) } }, 'metadata.team', '512'],
     ['timeout over 600 s', { timeoutMs: 600_001 }, 'timeout_ms', '600000'],
+    ['a JSON response on a text-only route', { route: 'locked-down', responseFormat: { type: ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_OBJECT, jsonSchema: '', schemaName: '' } }, 'response_format.type', 'json_object is not allowed on route "locked-down"'],
+    ['a tool the route does not allow', { route: 'locked-down', tools: [tool('lookup_order', '{}'), tool('delete_account', '{}')] }, 'tools[1].name', 'tool "delete_account" is not allowed on route "locked-down"'],
   ];
 
   it.each(cases)('%s', (_name, over, field, contains) => {
@@ -118,6 +120,7 @@ describe('validateChat accepts', () => {
     ['tool_choice naming a given tool', { tools: [tool('get_weather-2', '{"type":"object"}')], toolChoice: 'get_weather-2' }],
     ['tool_choice auto/none with no tools', { toolChoice: 'none' }],
     ['timeout of exactly 600 s', { timeoutMs: 600_000 }],
+    ['an allowed tool and text on a locked-down route', { route: 'locked-down', tools: [tool('lookup_order', '{}')] }],
   ];
   it.each(ok)('%s', (_name, over) => {
     expect(() => validateChat(chat(over), config, { stream: false })).not.toThrow();

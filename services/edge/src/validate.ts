@@ -1,8 +1,14 @@
-import type { GatewayConfig, RouteConfig } from '@llmgw/config';
+import type { GatewayConfig, ResponseFormatName, RouteConfig } from '@llmgw/config';
 import { AppError } from '@llmgw/errors';
 import { ResponseFormatType, Role, type ChatRequest, type EmbedRequest } from '@llmgw/proto/v1';
 
 const TOOL_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
+const FORMAT_NAMES: Partial<Record<ResponseFormatType, ResponseFormatName>> = {
+  [ResponseFormatType.RESPONSE_FORMAT_TYPE_UNSPECIFIED]: 'text',
+  [ResponseFormatType.RESPONSE_FORMAT_TYPE_TEXT]: 'text',
+  [ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_OBJECT]: 'json_object',
+  [ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_SCHEMA]: 'json_schema',
+};
 const MAX_MESSAGES = 1_000;
 const MAX_STOP = 4;
 const MAX_METADATA_ENTRIES = 32;
@@ -96,6 +102,12 @@ export function validateChat(req: ChatRequest, config: GatewayConfig, opts: { st
     if (t.parametersJsonSchema) parseJsonObject(t.parametersJsonSchema, `tools[${i}].parameters_json_schema`);
   });
   if (req.tools.length > 0) required.push('tools');
+  if (route.allowed_tools !== undefined) {
+    const allowed = new Set(route.allowed_tools);
+    req.tools.forEach((t, i) => {
+      if (!allowed.has(t.name)) throw invalid(`tools[${i}].name`, `tool "${t.name}" is not allowed on route "${routeName}"`);
+    });
+  }
   const choice = req.toolChoice;
   if (choice && !['auto', 'none', 'required'].includes(choice) && !names.has(choice)) {
     throw invalid('tool_choice', `"${choice}" is not auto, none, required or the name of a given tool`);
@@ -110,6 +122,10 @@ export function validateChat(req: ChatRequest, config: GatewayConfig, opts: { st
     required.push('json_schema');
   } else if (format === ResponseFormatType.UNRECOGNIZED || !(format in ResponseFormatType)) {
     throw invalid('response_format.type', 'unknown response format');
+  }
+  const formatName = FORMAT_NAMES[format] ?? 'text';
+  if (!route.allowed_response_formats.includes(formatName)) {
+    throw invalid('response_format.type', `${formatName} is not allowed on route "${routeName}"`);
   }
   return { routeName, route, maxTokens, timeoutMs: validateTimeout(req.timeoutMs, route), requiredCapabilities: required };
 }
