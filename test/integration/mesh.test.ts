@@ -1,5 +1,8 @@
 import { status } from '@grpc/grpc-js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { SERVICE_NAMES } from '@llmgw/runtime';
 import { AttemptOutcome, EmbedRequest, FinishReason, UsageGroupBy, type EmbedResponse } from '@llmgw/proto/v1';
 import { bearer, chat, eventually, getUsage, KEYS, userChat, useTestMesh } from '../src/harness.js';
 
@@ -140,6 +143,27 @@ describe('the mesh, end to end over gRPC, against real Redis and NATS', () => {
     expect(r.usage?.inputTokens).toBeGreaterThan(4);
     expect(r.usage?.outputTokens).toBe(0);
     expect(r.usage?.costMicros).toBe(Math.round(r.usage!.inputTokens * 0.02));
+  });
+
+  it('logs request id and tenant on the lines of a request, and never the prompt or the key', async () => {
+    const md = bearer(KEYS.enterprise);
+    md.set('x-request-id', 'client-req-4711');
+    const prompt = 'PROMPT-MUST-NOT-BE-LOGGED-93bd';
+    await new Promise<void>((resolve) =>
+      mesh().gateway.chat(userChat(prompt, { maxTokens: 99_999 }), md, { deadline: Date.now() + 5_000 }, () => resolve()),
+    );
+    await chat(mesh().gateway, KEYS.enterprise, userChat(prompt));
+    await new Promise((r) => setTimeout(r, 300));
+    const logs = Object.fromEntries(
+      SERVICE_NAMES.map((n) => [n, readFileSync(join(mesh().logDir, `${n}.log`), 'utf8')]),
+    );
+    const mine = logs.edge!.split('\n').filter((l) => l.includes('client-req-4711')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(mine.length).toBeGreaterThan(0);
+    for (const line of mine) expect(line).toMatchObject({ requestId: expect.any(String), tenantId: 'enterprise-co', service: 'edge' });
+    for (const [service, text] of Object.entries(logs)) {
+      expect(text, service).not.toContain(prompt);
+      for (const key of Object.values(KEYS)) expect(text, service).not.toContain(key);
+    }
   });
 
   it('shows a tenant only its own usage; an admin sees every tenant', async () => {

@@ -16,7 +16,10 @@ export interface CallContext {
   signal: AbortSignal;
   /** Milliseconds left before the caller's deadline; Infinity when it set none. */
   remainingMs(): number;
-  logger: Logger;
+  /** Child logger with requestId, rpc and (once known) tenantId on every line. */
+  readonly logger: Logger;
+  /** Records the tenant once a public entry has authenticated the caller; later log lines carry it. */
+  setTenant(tenantId: string): void;
 }
 
 export interface HandlerOptions {
@@ -56,6 +59,11 @@ export function createCallContext(
     get logger() {
       child ??= logger.child(fields);
       return child;
+    },
+    setTenant(id: string) {
+      this.tenantId = id;
+      fields.tenantId = id;
+      child = undefined;
     },
   };
 }

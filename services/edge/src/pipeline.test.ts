@@ -163,7 +163,7 @@ class RecordingBus extends MemoryEventBus {
 }
 
 let seq = 0;
-function makeCtx(authorization: string | null = `Bearer ${GOOD_KEY}`, over: Partial<CallContext> = {}): CallContext & { abort: () => void } {
+function makeCtx(authorization: string | null = `Bearer ${GOOD_KEY}`, over: Partial<Omit<CallContext, 'setTenant'>> = {}): CallContext & { abort: () => void } {
   const metadata = new Metadata();
   if (authorization !== null) metadata.set('authorization', authorization);
   const controller = new AbortController();
@@ -175,6 +175,9 @@ function makeCtx(authorization: string | null = `Bearer ${GOOD_KEY}`, over: Part
     signal: controller.signal,
     remainingMs: () => Infinity,
     logger: silentLogger(),
+    setTenant(tenantId: string) {
+      this.tenantId = tenantId;
+    },
     abort: () => controller.abort(new Error('client went away')),
     ...over,
   };
@@ -247,6 +250,16 @@ describe('GatewayPipeline authentication', () => {
     expect(downstream.calls.authenticate[0]!.apiKey).toBe(GOOD_KEY);
     expect(downstream.calls.authenticate[0]!.opts.timeoutMs).toBeGreaterThan(0);
     expect(Number.isFinite(downstream.calls.authenticate[0]!.opts.timeoutMs)).toBe(true);
+  });
+
+  it('puts the tenant on the call context (and so on every later log line), cached or not', async () => {
+    const { pipeline } = setup();
+    const first = makeCtx();
+    await pipeline.chat(chatReq(), first);
+    expect(first.tenantId).toBe('acme');
+    const second = makeCtx();
+    await pipeline.chat(chatReq(), second);
+    expect(second.tenantId).toBe('acme');
   });
 
   it('caches the principal: a second request with the same key does not call auth', async () => {

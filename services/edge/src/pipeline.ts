@@ -200,12 +200,15 @@ export class GatewayPipeline {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (!match?.[1]) throw new AppError('unauthenticated', 'missing API key: send metadata "authorization: Bearer <key>"');
     const digest = AuthCache.digest(match[1]);
-    const cached = this.deps.authCache.get(digest);
-    if (cached) return cached;
-    const res = await this.deps.downstream.authenticate(match[1], { timeoutMs: this.controlTimeoutMs, requestId: ctx.requestId, signal: ctx.signal });
-    if (!res.principal) throw new AppError('unauthenticated', 'invalid API key');
-    this.deps.authCache.set(digest, res.principal, res.cacheTtlMs);
-    return res.principal;
+    let principal = this.deps.authCache.get(digest);
+    if (!principal) {
+      const res = await this.deps.downstream.authenticate(match[1], { timeoutMs: this.controlTimeoutMs, requestId: ctx.requestId, signal: ctx.signal });
+      if (!res.principal) throw new AppError('unauthenticated', 'invalid API key');
+      this.deps.authCache.set(digest, res.principal, res.cacheTtlMs);
+      principal = res.principal;
+    }
+    ctx.setTenant(principal.tenantId);
+    return principal;
   }
 
   private async admitChat(req: ChatRequest, ctx: CallContext, stream: boolean): Promise<{ a: Admitted; request: ChatRequest }> {
@@ -250,7 +253,7 @@ export class GatewayPipeline {
     const startedAt = this.deps.now();
     const deadline = startedAt + Math.min(spec.timeoutMs, ctx.remainingMs());
     let logger: Logger | undefined;
-    const log = () => (logger ??= ctx.logger.child({ tenantId: principal.tenantId, route: routeName }));
+    const log = () => (logger ??= ctx.logger.child({ route: routeName }));
     const control = { timeoutMs: this.controlTimeoutMs, requestId: ctx.requestId, tenantId: principal.tenantId, signal: ctx.signal };
     const roughTokens = spec.promptTokens('approx');
     const planRequest = { ...spec.plan, route: routeName, tenantId: principal.tenantId, tier: principal.tier, promptTokens: roughTokens };
