@@ -28,6 +28,7 @@ export const Subjects = {
   usageRecorded: 'llmgateway.usage.v1.recorded',
   budgetAlert: 'llmgateway.alerts.v1.budget',
   keyRevoked: 'llmgateway.auth.v1.key_revoked',
+  backendHealth: 'llmgateway.executor.v1.backend_health',
 } as const;
 
 /** JetStream streams and the subjects they hold. */

@@ -14,4 +14,5 @@ export const PROTO_FILES = [
   'llmgateway/quota/v1/quota_events.proto',
   'llmgateway/router/v1/router_service.proto',
   'llmgateway/executor/v1/executor_service.proto',
+  'llmgateway/executor/v1/executor_events.proto',
 ];

@@ -1,12 +1,29 @@
+/** A breaker opening (healthy = false) or closing again (healthy = true) for one key (model). */
+export interface BreakerChange {
+  key: string;
+  healthy: boolean;
+  /** When opening: how long the breaker refuses before letting a probe through. 0 when closing. */
+  unhealthyForMs: number;
+  /** Why it opened; empty when closing. */
+  reason: string;
+  /** The breaker's clock at the change. */
+  at: number;
+}
+
 export interface CircuitBreakerOptions {
   /** Consecutive retriable failures that open the breaker. */
   failureThreshold: number;
   /** How long an open breaker refuses before letting one probe through. */
   openMs: number;
   now: () => number;
+  /**
+   * Called synchronously on every transition to open (from closed or from half-open) and back to
+   * closed. Not called when an already-open breaker is pushed further out by late failures.
+   */
+  onChange?: (change: BreakerChange) => void;
 }
 
-export const DEFAULT_BREAKER: Omit<CircuitBreakerOptions, 'now'> = { failureThreshold: 5, openMs: 10_000 };
+export const DEFAULT_BREAKER: Omit<CircuitBreakerOptions, 'now' | 'onChange'> = { failureThreshold: 5, openMs: 10_000 };
 
 interface State {
   failures: number;
@@ -36,23 +53,41 @@ export class CircuitBreaker {
   success(key: string): void {
     const s = this.states.get(key);
     if (s) {
+      const wasOpen = s.openUntil !== 0;
       s.failures = 0;
       s.openUntil = 0;
       s.probing = false;
+      if (wasOpen) this.opts.onChange?.({ key, healthy: true, unhealthyForMs: 0, reason: '', at: this.opts.now() });
     }
   }
 
-  /** Records a retriable failure (timeouts, 5xx, 429, connection errors). */
-  failure(key: string): void {
+  /**
+   * Records a retriable failure (timeouts, 5xx, 429, connection errors); `cause` (the attempt's
+   * failure reason, e.g. `http_5xx`) only feeds the reason reported through onChange.
+   */
+  failure(key: string, cause = 'retriable failure'): void {
     let s = this.states.get(key);
     if (!s) {
       s = { failures: 0, openUntil: 0, probing: false };
       this.states.set(key, s);
     }
     s.failures++;
-    if (s.probing || s.failures >= this.opts.failureThreshold) {
-      s.openUntil = this.opts.now() + this.opts.openMs;
+    const probeFailed = s.probing;
+    if (probeFailed || s.failures >= this.opts.failureThreshold) {
+      const now = this.opts.now();
+      // Closed, or half-open (probe running or due): this failure (re)opens the breaker.
+      const opening = s.openUntil === 0 || probeFailed || now >= s.openUntil;
+      s.openUntil = now + this.opts.openMs;
       s.probing = false;
+      if (opening) {
+        this.opts.onChange?.({
+          key,
+          healthy: false,
+          unhealthyForMs: this.opts.openMs,
+          reason: probeFailed ? `probe failed (${cause})` : `${s.failures} consecutive retriable failures (last: ${cause})`,
+          at: now,
+        });
+      }
     }
   }
 

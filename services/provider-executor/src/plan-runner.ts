@@ -239,7 +239,7 @@ export class PlanRunner {
           }
           attempts.push(attemptRecord(target, AttemptOutcome.ATTEMPT_OUTCOME_FAILED, latency, err.status, err.reason, err.message));
           lastError = err;
-          if (err.retriable) breaker.failure(planned.model);
+          if (err.retriable) breaker.failure(planned.model, err.reason);
           else breaker.release(planned.model);
           if (err.reason === 'auth_config') this.logAuthFault(target, err.status);
           if (err.reason === 'deadline_exceeded') return this.stop(attempts, i, plan, err);

@@ -1,16 +1,21 @@
+import { Subjects } from '@llmgw/events';
 import { createGrpcServer, drain, listen, unary } from '@llmgw/grpc';
+import { BackendHealthChanged } from '@llmgw/proto/executor';
 import { RouterServiceService, type PlanRouteResponse, type PlanRouteRequest, type RouterServiceServer } from '@llmgw/proto/router';
 import { DEFAULT_CONFIG_PATH, type RunningService, type ServiceDeps } from '@llmgw/runtime';
+import { BackendHealth } from './backend-health.js';
 import { PolicyWatcher } from './policy-watcher.js';
 
 export { Planner, taskTypeName, qualityTierName, latencyClassName, type SkipReason } from './planner.js';
 export { PolicyWatcher, type PolicyWatcherOptions } from './policy-watcher.js';
+export { BackendHealth, MAX_UNHEALTHY_MS, type HealthView } from './backend-health.js';
 
 export const ROUTER_SERVICE_NAME = 'llmgateway.router.v1.RouterService';
 
 /**
  * Starts the router: a stateless planner over the config, hot-reloaded from GATEWAY_CONFIG
- * (polled every POLICY_POLL_MS, default 500 ms).
+ * (polled every POLICY_POLL_MS, default 500 ms), that plans around backends the executors report
+ * unhealthy (`BackendHealthChanged` broadcasts on the bus).
  */
 export async function startRouter(deps: ServiceDeps): Promise<RunningService> {
   const logger = deps.logger.child({ component: 'router' });
@@ -22,16 +27,40 @@ export async function startRouter(deps: ServiceDeps): Promise<RunningService> {
   });
   policy.start();
 
+  const health = new BackendHealth(Date.now);
+  const stopHealth = deps.bus.onBroadcast(Subjects.backendHealth, (data) => {
+    let ev: BackendHealthChanged;
+    try {
+      ev = BackendHealthChanged.decode(data);
+    } catch (err) {
+      logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'dropped an undecodable backend health event');
+      return;
+    }
+    health.apply(ev);
+    logger.info(
+      { model: ev.model, provider: ev.provider, healthy: ev.healthy, replicaId: ev.replicaId, unhealthyForMs: ev.unhealthyForMs, reason: ev.reason },
+      ev.healthy ? 'backend reported healthy' : 'backend reported unhealthy',
+    );
+  });
+
   const g = createGrpcServer([ROUTER_SERVICE_NAME]);
   const impl: RouterServiceServer = {
-    planRoute: unary('PlanRoute', logger, async (req: PlanRouteRequest): Promise<PlanRouteResponse> => ({ plan: policy.current.plan(req) })),
+    planRoute: unary('PlanRoute', logger, async (req: PlanRouteRequest): Promise<PlanRouteResponse> => ({ plan: policy.current.plan(req, health) })),
   };
   g.server.addService(RouterServiceService, impl);
-  const port = await listen(g, deps.listenAddr);
+  let port: number;
+  try {
+    port = await listen(g, deps.listenAddr);
+  } catch (err) {
+    stopHealth();
+    policy.stop();
+    throw err;
+  }
   return {
     name: 'router',
     port,
     close: async () => {
+      stopHealth();
       policy.stop();
       await drain(g, deps.drainMs);
     },

@@ -133,3 +133,53 @@ describe('model pins', () => {
     expect(planner.plan(req({ tenantId: 'globex', model: 'large-reasoning' })).attempts[0]?.upstreamModel).toBe('o3');
   });
 });
+
+describe('backend health', () => {
+  const unhealthy = (...models: string[]) => ({ isUnhealthy: (m: string) => models.includes(m) });
+  const skippedOf = (p: ReturnType<Planner['plan']>) => p.skipped.map((s) => [s.model, s.outcome, s.reason, s.error]);
+
+  it('skips an unhealthy primary and records it', () => {
+    const plan = planner.plan(req({}), unhealthy('small-fast'));
+    expect(plan.attempts.map((a) => a.model)).toEqual(['small-backup']);
+    expect(skippedOf(plan)).toEqual([
+      ['small-fast', AttemptOutcome.ATTEMPT_OUTCOME_SKIPPED, 'unhealthy', 'model small-fast is unhealthy (circuit breaker open on an executor)'],
+    ]);
+    expect(plan.skipped[0]?.provider).toBe('p-openai');
+  });
+
+  it('skips an unhealthy fallback too, keeping the healthy primary', () => {
+    const plan = planner.plan(req({}), unhealthy('small-backup'));
+    expect(plan.attempts.map((a) => a.model)).toEqual(['small-fast']);
+    expect(skippedOf(plan).map((s) => s[0])).toEqual(['small-backup']);
+  });
+
+  it('keeps every model, in order, when all of them are unhealthy', () => {
+    const plan = planner.plan(req({}), unhealthy('small-fast', 'small-backup'));
+    expect(plan.attempts.map((a) => a.model)).toEqual(['small-fast', 'small-backup']);
+    expect(plan.skipped).toEqual([]);
+  });
+
+  it('counts only models left after policy skips: the one allowed model stays even when unhealthy', () => {
+    // tenant tiny may only use small-backup; small-fast is skipped as not_allowed, not for health.
+    const plan = planner.plan(req({ tenantId: 'tiny' }), unhealthy('small-fast', 'small-backup'));
+    expect(plan.attempts.map((a) => a.model)).toEqual(['small-backup']);
+    expect(skippedOf(plan).map((s) => [s[0], s[2]])).toEqual([['small-fast', 'not_allowed']]);
+  });
+
+  it('applies to the chain of whichever rule matched', () => {
+    const plan = planner.plan(req({ taskType: TaskType.TASK_TYPE_CODE }), unhealthy('coder'));
+    expect(plan.attempts.map((a) => a.model)).toEqual(['small-fast']);
+    expect(skippedOf(plan).map((s) => [s[0], s[2]])).toEqual([['coder', 'unhealthy']]);
+  });
+
+  it('never skips a pinned model for health', () => {
+    const plan = planner.plan(req({ model: 'small-fast' }), unhealthy('small-fast', 'small-backup'));
+    expect(plan.rule).toBe('pinned');
+    expect(plan.attempts.map((a) => a.model)).toEqual(['small-fast']);
+    expect(plan.skipped).toEqual([]);
+  });
+
+  it('a healthy view changes nothing', () => {
+    expect(planner.plan(req({}), unhealthy())).toEqual(planner.plan(req({})));
+  });
+});

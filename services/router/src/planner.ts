@@ -2,8 +2,9 @@ import { AppError } from '@llmgw/errors';
 import { allowedModels, type FallbackTriggerName, type GatewayConfig, type ModelConfig, type RouteConfig, type RuleConfig } from '@llmgw/config';
 import { Attempt, AttemptOutcome, LatencyClass, QualityTier, TaskType } from '@llmgw/proto/v1';
 import { FallbackTrigger, Operation, type Plan, type PlannedAttempt, type PlanRouteRequest } from '@llmgw/proto/router';
+import type { HealthView } from './backend-health.js';
 
-export type SkipReason = 'not_allowed' | 'missing_capability' | 'context_too_small';
+export type SkipReason = 'not_allowed' | 'missing_capability' | 'context_too_small' | 'unhealthy';
 
 const TRIGGERS: Record<FallbackTriggerName, FallbackTrigger> = {
   timeout: FallbackTrigger.FALLBACK_TRIGGER_TIMEOUT,
@@ -86,7 +87,12 @@ export class Planner {
     return set === undefined || set.has(model);
   }
 
-  plan(req: PlanRouteRequest): Plan {
+  /**
+   * `health` (optional): models it reports unhealthy are skipped (reason `unhealthy`) unless that
+   * would leave no attempt, in which case they all stay (trying beats refusing); a pin is never
+   * skipped for health.
+   */
+  plan(req: PlanRouteRequest, health?: HealthView): Plan {
     const routeName = req.route || this.config.default_route;
     const route = this.routes.get(routeName);
     if (!route) throw new AppError('invalid_argument', `unknown route "${routeName}"`);
@@ -108,8 +114,7 @@ export class Planner {
     }
 
     const batch = req.latencyClass === LatencyClass.LATENCY_CLASS_BATCH;
-    const attempts: PlannedAttempt[] = [];
-    const skipped: Attempt[] = [];
+    const candidates: { model: CompiledModel; skip?: { reason: SkipReason; error: string } }[] = [];
     const missingCapabilities = new Set<string>();
     const seen = new Set<string>();
     for (const name of chain) {
@@ -118,11 +123,27 @@ export class Planner {
       const model = this.models.get(name);
       if (!model) continue; // the schema guarantees rule models exist
       const skip = this.skipReason(model, req);
+      if (skip?.capability) missingCapabilities.add(skip.capability);
+      candidates.push({ model, skip });
+    }
+    // Health only narrows the plan: when every remaining model is unhealthy they all stay.
+    if (health && !req.model) {
+      const usable = candidates.filter((c) => !c.skip);
+      const unhealthy = usable.filter((c) => health.isUnhealthy(c.model.name));
+      if (unhealthy.length < usable.length) {
+        for (const c of unhealthy) {
+          c.skip = { reason: 'unhealthy', error: `model ${c.model.name} is unhealthy (circuit breaker open on an executor)` };
+        }
+      }
+    }
+
+    const attempts: PlannedAttempt[] = [];
+    const skipped: Attempt[] = [];
+    for (const { model, skip } of candidates) {
       if (skip) {
-        if (skip.capability) missingCapabilities.add(skip.capability);
         skipped.push(
           Attempt.fromPartial({
-            model: name,
+            model: model.name,
             provider: model.config.provider,
             outcome: AttemptOutcome.ATTEMPT_OUTCOME_SKIPPED,
             reason: skip.reason,
@@ -132,9 +153,9 @@ export class Planner {
         continue;
       }
       attempts.push({
-        model: name,
+        model: model.name,
         provider: model.config.provider,
-        upstreamModel: model.config.upstream_model ?? name,
+        upstreamModel: model.config.upstream_model ?? model.name,
         timeoutMs: Math.min(route.config.attempt_timeout_ms ?? model.providerTimeoutMs, route.config.timeout_ms),
         maxRetries: batch ? route.config.batch_retries : 0,
       });
@@ -168,7 +189,7 @@ export class Planner {
     );
   }
 
-  private skipReason(model: CompiledModel, req: PlanRouteRequest): { reason: SkipReason; error: string; capability?: string } | undefined {
+  private skipReason(model: CompiledModel, req: PlanRouteRequest): { reason: Exclude<SkipReason, 'unhealthy'>; error: string; capability?: string } | undefined {
     if (!this.mayUse(req.tenantId, model.name)) {
       return { reason: 'not_allowed', error: `tenant ${req.tenantId} may not use model ${model.name}` };
     }

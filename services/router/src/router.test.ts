@@ -3,10 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { status } from '@grpc/grpc-js';
-import { MemoryEventBus } from '@llmgw/events';
+import { MemoryEventBus, Subjects } from '@llmgw/events';
 import { callUnary, dial } from '@llmgw/grpc';
 import { silentLogger } from '@llmgw/logging';
+import { BackendHealthChanged } from '@llmgw/proto/executor';
 import { PlanRouteRequest, RouterServiceClient } from '@llmgw/proto/router';
+import { AttemptOutcome } from '@llmgw/proto/v1';
 import { addrsFromEnv, type RunningService } from '@llmgw/runtime';
 import { pino } from 'pino';
 import { startRouter } from './index.js';
@@ -113,6 +115,66 @@ describe('router service', () => {
       client!.planRoute(PlanRouteRequest.fromPartial({ tenantId: 'acme', route: 'nope' }), (e) => resolve(e?.code ?? 0)),
     );
     expect(raw).toBe(status.INVALID_ARGUMENT);
+  });
+});
+
+describe('router service and backend health', () => {
+  let running: RunningService | undefined;
+  let client: RouterServiceClient | undefined;
+  let bus: MemoryEventBus;
+
+  afterEach(async () => {
+    client?.close();
+    await running?.close();
+    running = undefined;
+    await bus.close();
+  });
+
+  const health = (p: Partial<BackendHealthChanged>) =>
+    bus.broadcast(
+      Subjects.backendHealth,
+      BackendHealthChanged.encode(BackendHealthChanged.fromPartial({ provider: 'p-openai', replicaId: 'executor-1', occurredAt: new Date(), ...p })).finish(),
+    );
+
+  it('plans around a model an executor broadcasts as unhealthy, and back once it is healthy', async () => {
+    bus = new MemoryEventBus();
+    running = await startRouter({
+      config: testPolicy(),
+      logger: silentLogger(),
+      listenAddr: '127.0.0.1:0',
+      addrs: addrsFromEnv({}),
+      bus,
+      drainMs: 0,
+      env: { GATEWAY_CONFIG: '/nonexistent/router-health-test.yaml' },
+    });
+    client = dial(RouterServiceClient, `127.0.0.1:${running.port}`);
+    const plan = async (req: Partial<PlanRouteRequest> = {}) =>
+      (await callUnary(client!.planRoute.bind(client!), PlanRouteRequest.fromPartial({ tenantId: 'acme', ...req }), { timeoutMs: 2_000 })).plan;
+
+    expect((await plan())?.attempts.map((a) => a.model)).toEqual(['small-fast', 'small-backup']);
+
+    health({ model: 'small-fast', healthy: false, unhealthyForMs: 60_000, reason: '5 consecutive retriable failures (last: http_5xx)' });
+    const around = await plan();
+    expect(around?.attempts.map((a) => a.model)).toEqual(['small-backup']);
+    expect(around?.skipped).toEqual([
+      expect.objectContaining({ model: 'small-fast', outcome: AttemptOutcome.ATTEMPT_OUTCOME_SKIPPED, reason: 'unhealthy', error: expect.stringContaining('small-fast') }),
+    ]);
+    // A pin is honoured whatever the health.
+    expect((await plan({ model: 'small-fast' }))?.attempts.map((a) => a.model)).toEqual(['small-fast']);
+
+    // Everything unhealthy: keep the whole chain rather than refuse.
+    health({ model: 'small-backup', provider: 'p-anthropic', replicaId: 'executor-2', healthy: false, unhealthyForMs: 60_000 });
+    expect((await plan())?.attempts.map((a) => a.model)).toEqual(['small-fast', 'small-backup']);
+
+    health({ model: 'small-backup', provider: 'p-anthropic', replicaId: 'executor-2', healthy: true });
+    expect((await plan())?.attempts.map((a) => a.model)).toEqual(['small-backup']);
+
+    // Garbage on the subject is dropped, not fatal.
+    bus.broadcast(Subjects.backendHealth, new Uint8Array([0xff, 0xff, 0xff]));
+    health({ model: 'small-fast', healthy: true });
+    const back = await plan();
+    expect(back?.attempts.map((a) => a.model)).toEqual(['small-fast', 'small-backup']);
+    expect(back?.skipped).toEqual([]);
   });
 });
 
