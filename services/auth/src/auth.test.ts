@@ -20,6 +20,8 @@ for (const mode of ['memory', 'redis'] as const) {
     let bus: MemoryEventBus;
     let running: RunningService;
     let client: AuthServiceClient;
+    const T0 = 1_700_000_000_000;
+    let now = T0;
 
     beforeAll(async () => {
       if (mode === 'redis') {
@@ -36,7 +38,7 @@ for (const mode of ['memory', 'redis'] as const) {
         bus,
         drainMs: 0,
         env: {},
-      });
+      }, { now: () => now });
       client = dial(AuthServiceClient, `127.0.0.1:${running.port}`);
     });
 
@@ -53,6 +55,9 @@ for (const mode of ['memory', 'redis'] as const) {
       callUnary(client.createKey.bind(client), { tenantId, scopes: ['chat'] }, { timeoutMs: 2_000, metadata: bearer(caller) });
     const revokeKey = (caller: string, keyId: string) =>
       callUnary(client.revokeKey.bind(client), { keyId }, { timeoutMs: 2_000, metadata: bearer(caller) });
+
+    const rotateKey = (caller: string, keyId: string, gracePeriodMs: number) =>
+      callUnary(client.rotateKey.bind(client), { keyId, gracePeriodMs }, { timeoutMs: 2_000, metadata: bearer(caller) });
 
     it('authenticates bootstrap keys with the cache TTL', async () => {
       const res = await authenticate(TENANT_KEY);
@@ -98,5 +103,121 @@ for (const mode of ['memory', 'redis'] as const) {
       if (redis) expect(await redis.sismember(AuthKeys.revoked, 'globex-hashed')).toBe(1);
       expect((await authenticate(TENANT_KEY)).principal?.keyId).toBe('acme-key');
     });
+
+    it('rotates a key for an admin: same id and principal, old secret kept for the grace period', async () => {
+      const created = await createKey(ADMIN_KEY, 'globex');
+      const before = (await authenticate(created.apiKey)).principal;
+      const rotated = await rotateKey(ADMIN_KEY, created.keyId, 30_000);
+      expect(rotated.keyId).toBe(created.keyId);
+      expect(rotated.apiKey).toMatch(/^sk-/);
+      expect(rotated.apiKey).not.toBe(created.apiKey);
+      expect(rotated.oldKeyExpiresAt).toEqual(new Date(now + 30_000));
+      expect((await authenticate(rotated.apiKey)).principal).toEqual(before);
+      now += 29_000;
+      // Still valid, and callers may cache it only until it ends.
+      expect(await authenticate(created.apiKey)).toEqual({ principal: before, cacheTtlMs: 1_000 });
+      now += 1_000;
+      await expect(authenticate(created.apiKey)).rejects.toMatchObject({ kind: 'unauthenticated', message: 'invalid API key' });
+      expect(await authenticate(rotated.apiKey)).toEqual({ principal: before, cacheTtlMs: 3000 });
+      if (redis) {
+        const dump = JSON.stringify(await redis.hgetall(AuthKeys.keys)) + ((await redis.get(AuthKeys.grace(hashKey(created.apiKey)))) ?? '');
+        expect(dump).not.toContain(rotated.apiKey);
+        expect(dump).not.toContain(created.apiKey);
+      }
+    });
+
+    it('lets a key rotate keys of its own tenant only', async () => {
+      const own = await createKey(ADMIN_KEY, 'acme');
+      const rotated = await rotateKey(TENANT_KEY, own.keyId, 1_000);
+      expect((await authenticate(rotated.apiKey)).principal).toMatchObject({ tenantId: 'acme', keyId: own.keyId });
+      const other = await createKey(ADMIN_KEY, 'globex');
+      await expect(rotateKey(TENANT_KEY, other.keyId, 1_000)).rejects.toMatchObject({ kind: 'permission_denied' });
+      await expect(rotateKey(TENANT_KEY, 'admin-key', 1_000)).rejects.toMatchObject({ kind: 'permission_denied' });
+      expect((await authenticate(other.apiKey)).principal?.keyId).toBe(other.keyId);
+      expect((await authenticate(ADMIN_KEY)).principal?.keyId).toBe('admin-key');
+    });
+
+    it('refuses unknown key ids, unknown callers and too long grace periods', async () => {
+      await expect(rotateKey(ADMIN_KEY, 'key-does-not-exist', 0)).rejects.toMatchObject({ kind: 'not_found' });
+      await expect(rotateKey('sk-bogus', 'acme-key', 0)).rejects.toMatchObject({ kind: 'unauthenticated' });
+      await expect(
+        callUnary(client.rotateKey.bind(client), { keyId: 'acme-key', gracePeriodMs: 0 }, { timeoutMs: 2_000 }),
+      ).rejects.toMatchObject({ kind: 'unauthenticated', message: 'missing API key' });
+      await expect(rotateKey(ADMIN_KEY, 'acme-key', 24 * 3_600_000 + 1)).rejects.toMatchObject({ kind: 'invalid_argument' });
+      expect((await authenticate(TENANT_KEY)).principal?.keyId).toBe('acme-key');
+    });
+
+    it('with no grace period ends the old secret at once and broadcasts KeyRevoked', async () => {
+      const heard: KeyRevoked[] = [];
+      const off = bus.onBroadcast(Subjects.keyRevoked, (d) => heard.push(KeyRevoked.decode(d)));
+      const created = await createKey(ADMIN_KEY, 'acme');
+      await authenticate(created.apiKey); // now in auth's own cache
+      const rotated = await rotateKey(ADMIN_KEY, created.keyId, 0);
+      expect(rotated.oldKeyExpiresAt).toEqual(new Date(now));
+      expect(heard).toEqual([{ keyId: created.keyId, tenantId: 'acme' }]);
+      await expect(authenticate(created.apiKey)).rejects.toMatchObject({ kind: 'unauthenticated', message: 'invalid API key' });
+      expect((await authenticate(rotated.apiKey)).principal).toMatchObject({ keyId: created.keyId, tenantId: 'acme' });
+      off();
+    });
   });
 }
+
+describe('bootstrap key rotation across an auth restart on one Redis', () => {
+  let redisServer: LocalServer;
+  let redis: Redis;
+  const T0 = 1_700_000_000_000;
+  let now = T0;
+
+  beforeAll(async () => {
+    redisServer = await startRedisServer();
+    redis = await connectRedis(redisServer.url, { logger: silentLogger() });
+  });
+  afterAll(async () => {
+    redis.disconnect();
+    await redisServer.stop();
+  });
+
+  async function boot() {
+    const bus = new MemoryEventBus();
+    const running = await startAuth(
+      { config: authTestConfig(), logger: silentLogger(), listenAddr: '127.0.0.1:0', addrs: addrsFromEnv({}), redis, bus, drainMs: 0, env: {} },
+      { now: () => now },
+    );
+    const client = dial(AuthServiceClient, `127.0.0.1:${running.port}`);
+    return {
+      authenticate: (apiKey: string) => callUnary(client.authenticate.bind(client), { apiKey }, { timeoutMs: 2_000 }),
+      rotate: (caller: string, keyId: string, gracePeriodMs: number) =>
+        callUnary(client.rotateKey.bind(client), { keyId, gracePeriodMs }, { timeoutMs: 2_000, metadata: bearer(caller) }),
+      close: async () => {
+        client.close();
+        await running.close();
+        await bus.close();
+      },
+    };
+  }
+
+  it('keeps the new secret and the end of the config secret', async () => {
+    const first = await boot();
+    const acme = (await first.authenticate(TENANT_KEY)).principal;
+    const admin = (await first.authenticate(ADMIN_KEY)).principal;
+    const acmeRotated = await first.rotate(TENANT_KEY, 'acme-key', 60_000);
+    const adminRotated = await first.rotate(ADMIN_KEY, 'admin-key', 0);
+    await expect(first.authenticate(ADMIN_KEY)).rejects.toMatchObject({ kind: 'unauthenticated' });
+    await first.close();
+
+    const second = await boot();
+    expect((await second.authenticate(acmeRotated.apiKey)).principal).toEqual(acme);
+    expect((await second.authenticate(adminRotated.apiKey)).principal).toEqual(admin);
+    await expect(second.authenticate(ADMIN_KEY)).rejects.toMatchObject({ kind: 'unauthenticated', message: 'invalid API key' });
+    // The config still lists acme's old secret: it works until the grace period ends, then not.
+    expect(await second.authenticate(TENANT_KEY)).toEqual({ principal: acme, cacheTtlMs: 3000 });
+    now += 59_000;
+    expect((await second.authenticate(TENANT_KEY)).cacheTtlMs).toBe(1_000);
+    now += 1_000;
+    await expect(second.authenticate(TENANT_KEY)).rejects.toMatchObject({ kind: 'unauthenticated', message: 'invalid API key' });
+    expect((await second.authenticate(acmeRotated.apiKey)).principal).toEqual(acme);
+    // The rotated admin secret works as an admin key.
+    expect((await second.rotate(adminRotated.apiKey, 'acme-key', 0)).keyId).toBe('acme-key');
+    await second.close();
+  });
+});

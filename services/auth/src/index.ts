@@ -8,6 +8,8 @@ import {
   type CreateKeyResponse,
   type RevokeKeyRequest,
   type RevokeKeyResponse,
+  type RotateKeyRequest,
+  type RotateKeyResponse,
 } from '@llmgw/proto/auth';
 import type { RunningService, ServiceDeps } from '@llmgw/runtime';
 import { bearerToken } from './key-hash.js';
@@ -15,18 +17,23 @@ import { KeyAuthority } from './key-authority.js';
 import { MemoryKeyStore, RedisKeyStore } from './key-store.js';
 
 export { hashKey, newSecret, newKeyId, bearerToken } from './key-hash.js';
-export { KeyAuthority, type KeyAuthorityOptions } from './key-authority.js';
-export { AuthKeys, MemoryKeyStore, RedisKeyStore, type KeyStore, type StoredKey } from './key-store.js';
+export { KeyAuthority, MAX_GRACE_PERIOD_MS, type KeyAuthorityOptions, type RotatedKey } from './key-authority.js';
+export { AuthKeys, MemoryKeyStore, RedisKeyStore, type KeyStore, type Rotation, type StoredKey } from './key-store.js';
 
 export const AUTH_SERVICE_NAME = 'llmgateway.auth.v1.AuthService';
 
 /** How often a replica re-reads revoked bootstrap keys (a missed broadcast heals within this). */
 const REVOCATION_SYNC_MS = 10_000;
 
-export async function startAuth(deps: ServiceDeps): Promise<RunningService> {
+/** Options for tests: an injected clock (grace periods, caches). */
+export interface AuthOptions {
+  now?: () => number;
+}
+
+export async function startAuth(deps: ServiceDeps, opts: AuthOptions = {}): Promise<RunningService> {
   const logger = deps.logger.child({ component: 'auth' });
   const store = deps.redis ? new RedisKeyStore(deps.redis) : new MemoryKeyStore();
-  const authority = new KeyAuthority({ config: deps.config, store, logger, bus: deps.bus });
+  const authority = new KeyAuthority({ config: deps.config, store, logger, bus: deps.bus, now: opts.now ?? Date.now });
   await authority.syncRevocations();
   const sync = setInterval(() => {
     authority.syncRevocations().catch((err: unknown) => logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'cannot sync revoked keys'));
@@ -36,10 +43,9 @@ export async function startAuth(deps: ServiceDeps): Promise<RunningService> {
   const admin = (ctx: CallContext) => authority.requireAdmin(bearerToken(ctx.metadata));
 
   const impl: AuthServiceServer = {
-    authenticate: unary('Authenticate', logger, async (req: AuthenticateRequest): Promise<AuthenticateResponse> => ({
-      principal: await authority.authenticate(req.apiKey),
-      cacheTtlMs: authority.cacheTtlMs,
-    })),
+    authenticate: unary('Authenticate', logger, async (req: AuthenticateRequest): Promise<AuthenticateResponse> =>
+      authority.authenticateWithTtl(req.apiKey),
+    ),
     createKey: unary('CreateKey', logger, async (req: CreateKeyRequest, ctx): Promise<CreateKeyResponse> => {
       const caller = await admin(ctx);
       const created = await authority.createKey(req.tenantId, req.scopes);
@@ -51,6 +57,16 @@ export async function startAuth(deps: ServiceDeps): Promise<RunningService> {
       const revoked = await authority.revokeKey(req.keyId);
       ctx.logger.info({ keyId: revoked.keyId, tenantId: revoked.tenantId, by: caller.keyId }, 'key revoked');
       return {};
+    }),
+    rotateKey: unary('RotateKey', logger, async (req: RotateKeyRequest, ctx): Promise<RotateKeyResponse> => {
+      const caller = await authority.authenticate(bearerToken(ctx.metadata));
+      const rotated = await authority.rotateKey(caller, req.keyId, req.gracePeriodMs);
+      // Never the secret: ids, tenant, who and the grace period only.
+      ctx.logger.info(
+        { keyId: rotated.keyId, tenantId: rotated.tenantId, by: caller.keyId, byTenantId: caller.tenantId, gracePeriodMs: req.gracePeriodMs },
+        'key rotated',
+      );
+      return { keyId: rotated.keyId, apiKey: rotated.apiKey, oldKeyExpiresAt: new Date(rotated.oldKeyExpiresAtMs) };
     }),
   };
 

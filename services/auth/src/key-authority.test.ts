@@ -4,7 +4,7 @@ import { MemoryEventBus, Subjects } from '@llmgw/events';
 import { silentLogger } from '@llmgw/logging';
 import { KeyRevoked } from '@llmgw/proto/auth';
 import { bearerToken, hashKey, newKeyId, newSecret } from './key-hash.js';
-import { KeyAuthority } from './key-authority.js';
+import { KeyAuthority, MAX_GRACE_PERIOD_MS } from './key-authority.js';
 import { MemoryKeyStore, type KeyStore, type StoredKey } from './key-store.js';
 import { ADMIN_KEY, authTestConfig, HASHED_KEY, TENANT_KEY } from './test-config.js';
 
@@ -147,5 +147,111 @@ describe('KeyAuthority', () => {
       throw new Error('connection refused');
     };
     await expect(authority(store).authenticate('sk-other')).rejects.toMatchObject({ kind: 'unavailable', message: 'key store unavailable' });
+  });
+});
+
+describe('KeyAuthority.rotateKey', () => {
+  const T0 = 1_700_000_000_000;
+  function setup() {
+    const clock = { now: T0 };
+    const bus = new MemoryEventBus();
+    const store = new MemoryKeyStore();
+    const make = () => authority(store, { bus, now: () => clock.now });
+    const heard: KeyRevoked[] = [];
+    bus.onBroadcast(Subjects.keyRevoked, (d) => heard.push(KeyRevoked.decode(d)));
+    return { clock, bus, store, make, heard };
+  }
+
+  it('validates input and refuses other tenants, and non-admins rotating admin keys', async () => {
+    const { make } = setup();
+    const a = make();
+    const admin = await a.authenticate(ADMIN_KEY);
+    const acme = await a.authenticate(TENANT_KEY);
+    const { keyId } = await a.createKey('globex', []);
+    await expect(a.rotateKey(admin, '', 0)).rejects.toMatchObject({ kind: 'invalid_argument' });
+    await expect(a.rotateKey(admin, keyId, MAX_GRACE_PERIOD_MS + 1)).rejects.toMatchObject({ kind: 'invalid_argument' });
+    await expect(a.rotateKey(admin, keyId, -1)).rejects.toMatchObject({ kind: 'invalid_argument' });
+    await expect(a.rotateKey(admin, 'key-nope', 0)).rejects.toMatchObject({ kind: 'not_found' });
+    await expect(a.rotateKey(acme, keyId, 0)).rejects.toMatchObject({ kind: 'permission_denied' });
+    // A non-admin key of the admin key's tenant may not mint an admin secret.
+    const opsKey = await a.createKey('ops', []);
+    const ops = await a.authenticate(opsKey.apiKey);
+    await expect(a.rotateKey(ops, 'admin-key', 1_000)).rejects.toMatchObject({ kind: 'permission_denied' });
+    expect((await a.rotateKey(admin, keyId, MAX_GRACE_PERIOD_MS)).oldKeyExpiresAtMs).toBe(T0 + MAX_GRACE_PERIOD_MS);
+  });
+
+  it('keeps the old secret for the grace period, and caps cache TTLs at its end', async () => {
+    const { clock, make, heard } = setup();
+    const a = make();
+    const { keyId, apiKey: oldKey } = await a.createKey('acme', ['chat']);
+    const acme = await a.authenticate(TENANT_KEY);
+    const rotated = await a.rotateKey(acme, keyId, 10_000);
+    expect(rotated).toMatchObject({ keyId, tenantId: 'acme', oldKeyExpiresAtMs: T0 + 10_000 });
+    expect(rotated.apiKey).not.toBe(oldKey);
+    const principal = { tenantId: 'acme', keyId, tier: 'startup', scopes: ['chat'], admin: false };
+    expect(await a.authenticateWithTtl(rotated.apiKey)).toEqual({ principal, cacheTtlMs: 3000 });
+    clock.now = T0 + 8_500;
+    expect(await a.authenticateWithTtl(oldKey)).toEqual({ principal, cacheTtlMs: 1_500 });
+    clock.now = T0 + 10_000;
+    await expect(a.authenticate(oldKey)).rejects.toMatchObject({ kind: 'unauthenticated', message: 'invalid API key' });
+    expect(await a.authenticate(rotated.apiKey)).toEqual(principal);
+    expect(heard).toEqual([]);
+  });
+
+  it('with no grace, ends the old secret (and older ones in grace) at once and broadcasts', async () => {
+    const { make, heard } = setup();
+    const a = make();
+    const b = make();
+    const admin = await a.authenticate(ADMIN_KEY);
+    const { keyId, apiKey: first } = await a.createKey('globex', []);
+    await b.authenticate(first); // cached by replica b
+    const second = await a.rotateKey(admin, keyId, 60_000);
+    expect(await b.authenticate(first)).toMatchObject({ keyId });
+    const third = await a.rotateKey(admin, keyId, 0);
+    expect(heard).toEqual([{ keyId, tenantId: 'globex' }]);
+    for (const k of [first, second.apiKey]) {
+      await expect(a.authenticate(k)).rejects.toMatchObject({ kind: 'unauthenticated' });
+      await expect(b.authenticate(k)).rejects.toMatchObject({ kind: 'unauthenticated' });
+    }
+    expect(await b.authenticate(third.apiKey)).toMatchObject({ keyId, tenantId: 'globex' });
+  });
+
+  it('rotates a bootstrap key: the config secret ends after the grace period, the new one has the same principal', async () => {
+    const { clock, store, make } = setup();
+    const a = make();
+    const admin = await a.authenticate(ADMIN_KEY);
+    const rotated = await a.rotateKey(admin, 'admin-key', 5_000);
+    expect(await a.authenticate(rotated.apiKey)).toEqual(admin);
+    expect(await a.authenticate(ADMIN_KEY)).toEqual(admin);
+    expect(await store.find(hashKey(rotated.apiKey))).toMatchObject({ keyId: 'admin-key', bootstrap: true, admin: true });
+    // A replica (or a restart) learns of it from the store.
+    const c = make();
+    await c.syncRevocations();
+    clock.now = T0 + 5_000;
+    for (const x of [a, c]) {
+      await expect(x.authenticate(ADMIN_KEY)).rejects.toMatchObject({ kind: 'unauthenticated' });
+      expect(await x.authenticate(rotated.apiKey)).toEqual(admin);
+    }
+    // A rotated bootstrap key rotates again, and a revocation ends every secret of it.
+    const again = await c.rotateKey(admin, 'admin-key', 1_000);
+    expect(await a.authenticate(again.apiKey)).toEqual(admin);
+    expect(await a.authenticate(rotated.apiKey)).toEqual(admin);
+    await a.revokeKey('admin-key');
+    for (const k of [again.apiKey, rotated.apiKey]) await expect(c.authenticate(k)).rejects.toMatchObject({ kind: 'unauthenticated' });
+    await expect(a.rotateKey(admin, 'admin-key', 0)).rejects.toMatchObject({ kind: 'not_found' });
+  });
+
+  it('a bootstrap rotation without grace ends the config secret on other replicas, which may still rotate it', async () => {
+    const { make, heard } = setup();
+    const a = make();
+    const b = make();
+    const acme = await a.authenticate(TENANT_KEY);
+    const rotated = await a.rotateKey(acme, 'acme-key', 0);
+    expect(heard).toEqual([{ keyId: 'acme-key', tenantId: 'acme' }]);
+    await expect(b.authenticate(TENANT_KEY)).rejects.toMatchObject({ kind: 'unauthenticated' });
+    expect(await b.authenticate(rotated.apiKey)).toEqual(acme);
+    const again = await b.rotateKey(acme, 'acme-key', 0);
+    await expect(a.authenticate(rotated.apiKey)).rejects.toMatchObject({ kind: 'unauthenticated' });
+    expect(await a.authenticate(again.apiKey)).toEqual(acme);
   });
 });

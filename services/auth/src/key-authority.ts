@@ -23,9 +23,22 @@ export interface KeyAuthorityOptions {
 interface CacheEntry {
   principal: Principal | undefined;
   expiresAt: number;
+  /** An old secret in its grace period stops working at this instant. */
+  validUntil?: number;
 }
 
 const INVALID = 'invalid API key';
+
+/** The longest grace period RotateKey accepts for the old secret (24 h). */
+export const MAX_GRACE_PERIOD_MS = 24 * 60 * 60 * 1000;
+
+/** What RotateKey returns: the new secret (shown once) and when the old one stops working. */
+export interface RotatedKey {
+  keyId: string;
+  tenantId: string;
+  apiKey: string;
+  oldKeyExpiresAtMs: number;
+}
 
 /**
  * Resolves keys to principals. Bootstrap keys (config) are a digest → principal map in memory, so
@@ -34,7 +47,11 @@ const INVALID = 'invalid API key';
 export class KeyAuthority {
   private readonly bootstrap = new Map<string, Principal>();
   private readonly bootstrapIds = new Map<string, Principal>();
+  /** key id → digest of its config secret */
+  private readonly bootstrapDigests = new Map<string, string>();
   private readonly revokedBootstrap = new Set<string>();
+  /** Config secrets rotated out: digest → the instant they stop working. */
+  private readonly retiredBootstrap = new Map<string, number>();
   private readonly cache = new Map<string, CacheEntry>();
   private readonly now: () => number;
   private readonly unsubscribe: (() => void) | undefined;
@@ -52,19 +69,31 @@ export class KeyAuthority {
       };
       this.bootstrap.set(digest, principal);
       this.bootstrapIds.set(k.id, principal);
+      this.bootstrapDigests.set(k.id, digest);
     }
     this.unsubscribe = opts.bus?.onBroadcast(Subjects.keyRevoked, (data) => {
+      let keyId: string;
       try {
-        this.forget(KeyRevoked.decode(data).keyId);
+        keyId = KeyRevoked.decode(data).keyId;
       } catch (err) {
         opts.logger.warn({ err }, 'undecodable KeyRevoked event');
+        return;
+      }
+      this.forget(keyId);
+      // The event does not say whether the key was revoked or rotated without grace (its config
+      // secret is dead either way, see forget); the store says which.
+      if (this.bootstrapIds.has(keyId)) {
+        this.syncRevocations().catch((err: unknown) =>
+          opts.logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'cannot sync revoked keys'),
+        );
       }
     });
   }
 
-  /** Loads the revoked bootstrap keys from the store (at start and periodically). */
+  /** Loads revoked and rotated-out bootstrap keys from the store (at start and periodically). */
   async syncRevocations(): Promise<void> {
     for (const id of await this.opts.store.revokedBootstrap()) this.revokedBootstrap.add(id);
+    for (const [digest, at] of await this.opts.store.retiredBootstrap()) this.retire(digest, at);
   }
 
   close(): void {
@@ -76,18 +105,26 @@ export class KeyAuthority {
   }
 
   async authenticate(apiKey: string): Promise<Principal> {
+    return (await this.authenticateWithTtl(apiKey)).principal;
+  }
+
+  /**
+   * The principal of a key and how long a caller may cache it: `auth.cache_ttl_ms`, but no longer
+   * than an old secret's remaining grace period, so that edge caches stop honouring it on time.
+   */
+  async authenticateWithTtl(apiKey: string): Promise<{ principal: Principal; cacheTtlMs: number }> {
     if (!apiKey) throw new AppError('unauthenticated', 'missing API key');
     const digest = hashKey(apiKey);
     const boot = this.bootstrap.get(digest);
     if (boot) {
       if (this.revokedBootstrap.has(boot.keyId)) throw new AppError('unauthenticated', INVALID);
-      return boot;
+      return { principal: boot, cacheTtlMs: this.ttlUntil(this.retiredBootstrap.get(digest), this.now()) };
     }
     const now = this.now();
     const hit = this.cache.get(digest);
     if (hit && hit.expiresAt > now) {
       if (!hit.principal) throw new AppError('unauthenticated', INVALID);
-      return hit.principal;
+      return { principal: hit.principal, cacheTtlMs: this.ttlUntil(hit.validUntil, now) };
     }
     let stored: StoredKey | undefined;
     try {
@@ -95,10 +132,17 @@ export class KeyAuthority {
     } catch (err) {
       throw new AppError('unavailable', 'key store unavailable', { cause: err });
     }
-    const principal = stored && this.principalOf(stored);
-    this.remember(digest, principal, now);
+    const principal = stored && this.principalOf(stored, now);
+    this.remember(digest, principal, now, stored?.expiresAtMs);
     if (!principal) throw new AppError('unauthenticated', INVALID);
-    return principal;
+    return { principal, cacheTtlMs: this.ttlUntil(stored?.expiresAtMs, now) };
+  }
+
+  /** The cache TTL to grant for a secret valid until `validUntil` (undefined: no end). */
+  private ttlUntil(validUntil: number | undefined, now: number): number {
+    if (validUntil === undefined) return this.cacheTtlMs;
+    if (validUntil <= now) throw new AppError('unauthenticated', INVALID);
+    return Math.min(this.cacheTtlMs, validUntil - now);
   }
 
   /** The principal of `authorization: Bearer <key>`, which must be an admin's. */
@@ -125,6 +169,9 @@ export class KeyAuthority {
     const boot = this.bootstrapIds.get(keyId);
     if (boot) {
       await this.storeCall(() => this.opts.store.revokeBootstrap(keyId));
+      this.revokedBootstrap.add(keyId);
+      // A rotated bootstrap key also has secrets in the store (the current one, old ones in grace).
+      await this.storeCall(() => this.opts.store.remove(keyId));
       tenantId = boot.tenantId;
     } else {
       const removed = await this.storeCall(() => this.opts.store.remove(keyId));
@@ -136,18 +183,83 @@ export class KeyAuthority {
     return { keyId, tenantId };
   }
 
-  private principalOf(k: StoredKey): Principal | undefined {
+  /**
+   * RotateKey: a new secret for `keyId` with the same principal; the current secret keeps working
+   * for `graceMs` (0: stops at once, and a KeyRevoked broadcast makes caches drop the key id).
+   * `caller` must be an admin, or of the key's tenant (and then the key must not be an admin key).
+   */
+  async rotateKey(caller: Principal, keyId: string, graceMs: number): Promise<RotatedKey> {
+    if (!keyId) throw new AppError('invalid_argument', 'key_id is required');
+    if (!Number.isInteger(graceMs) || graceMs < 0 || graceMs > MAX_GRACE_PERIOD_MS) {
+      throw new AppError('invalid_argument', `grace_period_ms must be between 0 and ${MAX_GRACE_PERIOD_MS}`);
+    }
+    const now = this.now();
+    const boot = this.bootstrapIds.get(keyId);
+    if (boot) await this.storeCall(() => this.syncRevocations());
+    const current = await this.storeCall(() => this.opts.store.current(keyId));
+    const target = boot ? (this.revokedBootstrap.has(keyId) ? undefined : boot) : current && this.principalOf(current.key, now);
+    if (!target) throw new AppError('not_found', `unknown key id "${keyId}"`);
+    if (!caller.admin) {
+      if (caller.tenantId !== target.tenantId) throw new AppError('permission_denied', 'a key of another tenant may not rotate this key');
+      if (target.admin) throw new AppError('permission_denied', 'an admin key is required to rotate an admin key');
+    }
+
+    const apiKey = newSecret();
+    const digest = hashKey(apiKey);
+    const key: StoredKey = {
+      keyId,
+      tenantId: target.tenantId,
+      scopes: [...target.scopes],
+      createdAtMs: current?.key.createdAtMs ?? now,
+      rotatedAtMs: now,
+    };
+    if (target.admin) key.admin = true;
+    if (boot) key.bootstrap = true;
+    const expiresAtMs = now + graceMs;
+    const old = await this.storeCall(() => this.opts.store.rotate({ digest, key, nowMs: now, graceMs }));
+    // The config secret of a bootstrap key stops at the end of the first rotation's grace period
+    // (the config still lists it; the retired-digest record overrides it on every replica).
+    const bootDigest = this.bootstrapDigests.get(keyId);
+    if (bootDigest !== undefined && (graceMs === 0 || !this.retiredBootstrap.has(bootDigest))) {
+      await this.storeCall(() => this.opts.store.retireBootstrap(bootDigest, keyId, expiresAtMs));
+      this.retire(bootDigest, expiresAtMs);
+    }
+    this.cache.delete(digest);
+    if (old !== undefined) this.cache.delete(old);
+    if (graceMs === 0) {
+      this.forget(keyId);
+      this.opts.bus?.broadcast(Subjects.keyRevoked, KeyRevoked.encode({ keyId, tenantId: target.tenantId }).finish());
+    }
+    return { keyId, tenantId: target.tenantId, apiKey, oldKeyExpiresAtMs: expiresAtMs };
+  }
+
+  private principalOf(k: StoredKey, now: number): Principal | undefined {
+    if (k.expiresAtMs !== undefined && k.expiresAtMs <= now) return undefined;
+    if (k.bootstrap) {
+      // A rotated bootstrap key keeps the principal the config gives it, and dies with it.
+      if (this.revokedBootstrap.has(k.keyId)) return undefined;
+      return this.bootstrapIds.get(k.keyId);
+    }
     const tenant = this.opts.config.tenants[k.tenantId];
     if (!tenant) return undefined;
     return { tenantId: k.tenantId, keyId: k.keyId, tier: tenant.tier, scopes: k.scopes, admin: false };
   }
 
+  private retire(digest: string, at: number): void {
+    this.retiredBootstrap.set(digest, Math.min(at, this.retiredBootstrap.get(digest) ?? Infinity));
+  }
+
+  /**
+   * Drops what this process knows about a revoked (or rotated without grace) key id: cached
+   * lookups, and the config secret of a bootstrap key, which ends at once in both cases.
+   */
   private forget(keyId: string): void {
-    if (this.bootstrapIds.has(keyId)) this.revokedBootstrap.add(keyId);
+    const bootDigest = this.bootstrapDigests.get(keyId);
+    if (bootDigest !== undefined) this.retire(bootDigest, this.now());
     for (const [digest, e] of this.cache) if (e.principal?.keyId === keyId) this.cache.delete(digest);
   }
 
-  private remember(digest: string, principal: Principal | undefined, now: number): void {
+  private remember(digest: string, principal: Principal | undefined, now: number, validUntil?: number): void {
     const ttl = principal ? (this.opts.storeCacheTtlMs ?? 2_000) : (this.opts.negativeCacheTtlMs ?? 1_000);
     if (ttl <= 0) return;
     if (this.cache.size >= (this.opts.maxCacheEntries ?? 10_000)) {
@@ -158,7 +270,9 @@ export class KeyAuthority {
         if (!first.done) this.cache.delete(first.value);
       }
     }
-    this.cache.set(digest, { principal, expiresAt: now + ttl });
+    const entry: CacheEntry = { principal, expiresAt: Math.min(now + ttl, validUntil ?? Infinity) };
+    if (validUntil !== undefined) entry.validUntil = validUntil;
+    this.cache.set(digest, entry);
   }
 
   private async storeCall<T>(fn: () => Promise<T>): Promise<T> {

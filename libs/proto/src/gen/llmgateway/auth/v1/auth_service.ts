@@ -18,6 +18,7 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { Timestamp } from "../../../google/protobuf/timestamp.js";
 
 /** Principal is who is calling. */
 export interface Principal {
@@ -63,6 +64,25 @@ export interface RevokeKeyRequest {
 
 /** RevokeKeyResponse is empty. */
 export interface RevokeKeyResponse {
+}
+
+/** RotateKeyRequest names the key to rotate and how long its current secret keeps working. */
+export interface RotateKeyRequest {
+  keyId: string;
+  /**
+   * How long the old secret stays valid, in milliseconds: 0 revokes it at once; at most
+   * 86400000 (24 h), larger is INVALID_ARGUMENT.
+   */
+  gracePeriodMs: number;
+}
+
+/** RotateKeyResponse carries the new secret, shown once. */
+export interface RotateKeyResponse {
+  /** The rotated key's id (unchanged). */
+  keyId: string;
+  apiKey: string;
+  /** When the old secret stops working (the time of the rotation when grace_period_ms is 0). */
+  oldKeyExpiresAt?: Date | undefined;
 }
 
 function createBasePrincipal(): Principal {
@@ -677,6 +697,212 @@ export const RevokeKeyResponse: MessageFns<RevokeKeyResponse> = {
   },
 };
 
+function createBaseRotateKeyRequest(): RotateKeyRequest {
+  return { keyId: "", gracePeriodMs: 0 };
+}
+
+export const RotateKeyRequest: MessageFns<RotateKeyRequest> = {
+  encode(message: RotateKeyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.keyId !== "") {
+      writer.uint32(10).string(message.keyId);
+    }
+    if (message.gracePeriodMs !== 0) {
+      writer.uint32(16).uint32(message.gracePeriodMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RotateKeyRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRotateKeyRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.keyId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.gracePeriodMs = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RotateKeyRequest {
+    return {
+      keyId: isSet(object.keyId)
+        ? globalThis.String(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.String(object.key_id)
+        : "",
+      gracePeriodMs: isSet(object.gracePeriodMs)
+        ? globalThis.Number(object.gracePeriodMs)
+        : isSet(object.grace_period_ms)
+        ? globalThis.Number(object.grace_period_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: RotateKeyRequest): unknown {
+    const obj: any = {};
+    if (message.keyId !== "") {
+      obj.keyId = message.keyId;
+    }
+    if (message.gracePeriodMs !== 0) {
+      obj.gracePeriodMs = Math.round(message.gracePeriodMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RotateKeyRequest>, I>>(base?: I): RotateKeyRequest {
+    return RotateKeyRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RotateKeyRequest>, I>>(object: I): RotateKeyRequest {
+    const message = createBaseRotateKeyRequest();
+    message.keyId = object.keyId ?? "";
+    message.gracePeriodMs = object.gracePeriodMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseRotateKeyResponse(): RotateKeyResponse {
+  return { keyId: "", apiKey: "", oldKeyExpiresAt: undefined };
+}
+
+export const RotateKeyResponse: MessageFns<RotateKeyResponse> = {
+  encode(message: RotateKeyResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.keyId !== "") {
+      writer.uint32(10).string(message.keyId);
+    }
+    if (message.apiKey !== "") {
+      writer.uint32(18).string(message.apiKey);
+    }
+    if (message.oldKeyExpiresAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.oldKeyExpiresAt), writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RotateKeyResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRotateKeyResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.keyId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.apiKey = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.oldKeyExpiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RotateKeyResponse {
+    return {
+      keyId: isSet(object.keyId)
+        ? globalThis.String(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.String(object.key_id)
+        : "",
+      apiKey: isSet(object.apiKey)
+        ? globalThis.String(object.apiKey)
+        : isSet(object.api_key)
+        ? globalThis.String(object.api_key)
+        : "",
+      oldKeyExpiresAt: isSet(object.oldKeyExpiresAt)
+        ? fromJsonTimestamp(object.oldKeyExpiresAt)
+        : isSet(object.old_key_expires_at)
+        ? fromJsonTimestamp(object.old_key_expires_at)
+        : undefined,
+    };
+  },
+
+  toJSON(message: RotateKeyResponse): unknown {
+    const obj: any = {};
+    if (message.keyId !== "") {
+      obj.keyId = message.keyId;
+    }
+    if (message.apiKey !== "") {
+      obj.apiKey = message.apiKey;
+    }
+    if (message.oldKeyExpiresAt !== undefined) {
+      obj.oldKeyExpiresAt = message.oldKeyExpiresAt.toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RotateKeyResponse>, I>>(base?: I): RotateKeyResponse {
+    return RotateKeyResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RotateKeyResponse>, I>>(object: I): RotateKeyResponse {
+    const message = createBaseRotateKeyResponse();
+    message.keyId = object.keyId ?? "";
+    message.apiKey = object.apiKey ?? "";
+    message.oldKeyExpiresAt = object.oldKeyExpiresAt ?? undefined;
+    return message;
+  },
+};
+
 /** AuthService turns API keys into principals and manages keys. Keys are stored hashed. */
 export type AuthServiceService = typeof AuthServiceService;
 export const AuthServiceService = {
@@ -711,6 +937,21 @@ export const AuthServiceService = {
     responseSerialize: (value: RevokeKeyResponse): Buffer => Buffer.from(RevokeKeyResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RevokeKeyResponse => RevokeKeyResponse.decode(value),
   },
+  /**
+   * RotateKey issues a new secret for an existing key id (same principal); the old secret keeps
+   * working for the grace period. Allowed for an admin key or a key of the same tenant (only an
+   * admin may rotate an admin key). With no grace period the old secret stops at once and a
+   * KeyRevoked event tells caches to drop the key id.
+   */
+  rotateKey: {
+    path: "/llmgateway.auth.v1.AuthService/RotateKey" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RotateKeyRequest): Buffer => Buffer.from(RotateKeyRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RotateKeyRequest => RotateKeyRequest.decode(value),
+    responseSerialize: (value: RotateKeyResponse): Buffer => Buffer.from(RotateKeyResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RotateKeyResponse => RotateKeyResponse.decode(value),
+  },
 } as const;
 
 export interface AuthServiceServer extends UntypedServiceImplementation {
@@ -720,6 +961,13 @@ export interface AuthServiceServer extends UntypedServiceImplementation {
   createKey: handleUnaryCall<CreateKeyRequest, CreateKeyResponse>;
   /** RevokeKey revokes a key (admin only) and announces it on NATS so caches drop it. */
   revokeKey: handleUnaryCall<RevokeKeyRequest, RevokeKeyResponse>;
+  /**
+   * RotateKey issues a new secret for an existing key id (same principal); the old secret keeps
+   * working for the grace period. Allowed for an admin key or a key of the same tenant (only an
+   * admin may rotate an admin key). With no grace period the old secret stops at once and a
+   * KeyRevoked event tells caches to drop the key id.
+   */
+  rotateKey: handleUnaryCall<RotateKeyRequest, RotateKeyResponse>;
 }
 
 export interface AuthServiceClient extends Client {
@@ -771,6 +1019,27 @@ export interface AuthServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RevokeKeyResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * RotateKey issues a new secret for an existing key id (same principal); the old secret keeps
+   * working for the grace period. Allowed for an admin key or a key of the same tenant (only an
+   * admin may rotate an admin key). With no grace period the old secret stops at once and a
+   * KeyRevoked event tells caches to drop the key id.
+   */
+  rotateKey(
+    request: RotateKeyRequest,
+    callback: (error: ServiceError | null, response: RotateKeyResponse) => void,
+  ): ClientUnaryCall;
+  rotateKey(
+    request: RotateKeyRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RotateKeyResponse) => void,
+  ): ClientUnaryCall;
+  rotateKey(
+    request: RotateKeyRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RotateKeyResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const AuthServiceClient = makeGenericClientConstructor(
@@ -793,6 +1062,28 @@ type DeepPartial<T> = T extends Builtin ? T
 type KeysOfUnion<T> = T extends T ? keyof T : never;
 type Exact<P, I extends P> = P extends Builtin ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
+
+function toTimestamp(date: Date): Timestamp {
+  const seconds = Math.trunc(date.getTime() / 1_000);
+  const nanos = (date.getTime() % 1_000) * 1_000_000;
+  return { seconds, nanos };
+}
+
+function fromTimestamp(t: Timestamp): Date {
+  let millis = (t.seconds || 0) * 1_000;
+  millis += (t.nanos || 0) / 1_000_000;
+  return new globalThis.Date(millis);
+}
+
+function fromJsonTimestamp(o: any): Date {
+  if (o instanceof globalThis.Date) {
+    return o;
+  } else if (typeof o === "string") {
+    return new globalThis.Date(o);
+  } else {
+    return fromTimestamp(Timestamp.fromJSON(o));
+  }
+}
 
 function isSet(value: any): boolean {
   return value !== null && value !== undefined;
