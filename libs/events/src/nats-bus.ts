@@ -6,6 +6,7 @@ import {
   type ConsumerMessages,
   type JetStreamClient,
   type JetStreamManager,
+  type JsMsg,
   type NatsConnection,
 } from 'nats';
 import type { Logger } from '@llmgw/logging';
@@ -21,6 +22,8 @@ export interface NatsBusOptions {
   /** How long an unacknowledged event waits before it is redelivered. */
   ackWaitMs?: number;
   connectTimeoutMs?: number;
+  /** Events of one consumer handled at the same time (default 64). */
+  handlerConcurrency?: number;
 }
 
 /** Connects and makes sure the streams exist; a server that cannot be reached is a clear error. */
@@ -92,16 +95,26 @@ export class NatsEventBus implements EventBus {
     const messages = await consumer.consume({ max_messages: 512 });
     this.consumers.add(messages);
     const logger = this.opts.logger;
-    void (async () => {
-      for await (const m of messages) {
-        try {
-          await handler(m.data, { redelivered: m.redelivered });
-          m.ack();
-        } catch (err) {
-          logger.warn({ err, subject, durable, seq: m.seq }, 'event handler failed; will be redelivered');
-          m.nak(1_000);
-        }
+    const limit = this.opts.handlerConcurrency ?? 64;
+    const handle = async (m: JsMsg) => {
+      try {
+        await handler(m.data, { redelivered: m.redelivered });
+        m.ack();
+      } catch (err) {
+        logger.warn({ err, subject, durable, seq: m.seq }, 'event handler failed; will be redelivered');
+        m.nak(1_000);
       }
+    };
+    // Events are independent (handlers are idempotent by event id), so several are handled at
+    // once: their Redis commands then share round trips instead of waiting for each other.
+    void (async () => {
+      const inFlight = new Set<Promise<void>>();
+      for await (const m of messages) {
+        const p: Promise<void> = handle(m).finally(() => inFlight.delete(p));
+        inFlight.add(p);
+        if (inFlight.size >= limit) await Promise.race(inFlight);
+      }
+      await Promise.all(inFlight);
     })();
     return async () => {
       this.consumers.delete(messages);
