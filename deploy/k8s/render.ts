@@ -4,6 +4,7 @@
  * Each service gets a Deployment (gRPC liveness/readiness probes on grpc.health.v1, SIGTERM drain),
  * a Service and an HPA. Redis and NATS JetStream are expected at redis:6379 and nats:4222
  * (Redis Sentinel/Cluster and a 3-node JetStream cluster in production).
+ * Every pod serves Prometheus metrics on port `metrics` (METRICS_PORT) with prometheus.io/* scrape annotations.
  */
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
@@ -20,6 +21,9 @@ const SCALING: Record<ServiceName, { min: number; max: number; cpu: string; memo
   'usage-accountant': { min: 2, max: 6, cpu: '250m', memory: '256Mi' },
 };
 
+/** Same in every pod: each service is its own pod, so no offsets are needed. */
+const METRICS_PORT = 9464;
+
 const dependencyEnv = SERVICE_NAMES.map((n) => ({ name: ADDR_ENV[n], value: `${n}:${DEFAULT_PORTS[n]}` }));
 
 function manifests(name: ServiceName): object[] {
@@ -35,7 +39,10 @@ function manifests(name: ServiceName): object[] {
       spec: {
         selector: { matchLabels: { app: name } },
         template: {
-          metadata: { labels },
+          metadata: {
+            labels,
+            annotations: { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(METRICS_PORT), 'prometheus.io/path': '/metrics' },
+          },
           spec: {
             terminationGracePeriodSeconds: 30,
             containers: [
@@ -46,13 +53,17 @@ function manifests(name: ServiceName): object[] {
                   { name: 'SERVICE', value: name },
                   { name: 'GRPC_LISTEN_ADDR', value: `0.0.0.0:${port}` },
                   { name: 'DRAIN_MS', value: '5000' },
+                  { name: 'METRICS_PORT', value: String(METRICS_PORT) },
                   { name: 'REDIS_URL', value: 'redis://redis:6379' },
                   { name: 'NATS_URL', value: 'nats://nats:4222' },
                   { name: 'GATEWAY_CONFIG', value: '/etc/llmgw/gateway.yaml' },
                   ...dependencyEnv,
                 ],
                 envFrom: [{ secretRef: { name: 'llmgw-provider-keys', optional: true } }],
-                ports: [{ name: 'grpc', containerPort: port }],
+                ports: [
+                  { name: 'grpc', containerPort: port },
+                  { name: 'metrics', containerPort: METRICS_PORT },
+                ],
                 readinessProbe: probe,
                 livenessProbe: { ...probe, failureThreshold: 6 },
                 resources: { requests: { cpu: s.cpu, memory: s.memory }, limits: { memory: s.memory } },

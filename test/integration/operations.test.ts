@@ -9,7 +9,9 @@ import { service as healthService } from 'grpc-health-check';
 import { describe, expect, it } from 'vitest';
 import { freePort, REPO_ROOT, startNatsServer, startRedisServer } from '@llmgw/local-infra';
 import { SERVICE_NAMES, type ServiceName } from '@llmgw/runtime';
-import { TEST_CONFIG, useTestMesh } from '../src/harness.js';
+import { callUnary, dial } from '@llmgw/grpc';
+import { AuthServiceClient } from '@llmgw/proto/auth';
+import { KEYS, TEST_CONFIG, useTestMesh } from '../src/harness.js';
 
 const mesh = useTestMesh();
 
@@ -112,6 +114,33 @@ describe('operating the services', () => {
       expect(output).toMatch(/cannot reach Redis at redis:\/\/127\.0\.0\.1:1/);
     } finally {
       await nats.stop();
+    }
+  });
+
+  it('serves Prometheus metrics on METRICS_PORT, counting RPCs by method and code', async () => {
+    const metricsPort = await freePort();
+    const [redis, nats] = [mesh().redis, mesh().nats];
+    const authPort = await freePort();
+    const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'services/auth/src/main.ts')], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, GATEWAY_CONFIG: TEST_CONFIG, SIMULATOR_URL: 'http://127.0.0.1:9', REDIS_URL: redis.url, NATS_URL: nats.url, AUTH_ADDR: `127.0.0.1:${authPort}`, METRICS_PORT: String(metricsPort) },
+      stdio: 'ignore',
+    });
+    try {
+      const deadline = Date.now() + 15_000;
+      while ((await healthCheck(`127.0.0.1:${authPort}`, '').catch(() => '')) !== 'SERVING' && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const client = dial(AuthServiceClient, `127.0.0.1:${authPort}`);
+      await callUnary(client.authenticate.bind(client), { apiKey: KEYS.enterprise }, { timeoutMs: 3_000 });
+      await callUnary(client.authenticate.bind(client), { apiKey: 'sk-wrong-key-000000000' }, { timeoutMs: 3_000 }).catch(() => undefined);
+      client.close();
+      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      expect(text).toMatch(/grpc_server_handled_total\{[^}]*method="Authenticate"[^}]*code="OK"[^}]*\} 1/);
+      expect(text).toMatch(/grpc_server_handled_total\{[^}]*method="Authenticate"[^}]*code="UNAUTHENTICATED"[^}]*\} 1/);
+      expect(text).toContain('service="auth"');
+    } finally {
+      child.kill('SIGTERM');
     }
   });
 

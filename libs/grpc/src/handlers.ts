@@ -1,26 +1,46 @@
-import type { handleServerStreamingCall, handleUnaryCall, ServerWritableStream } from '@grpc/grpc-js';
+import { status, type handleServerStreamingCall, type handleUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
 import type { Logger } from '@llmgw/logging';
 import { createCallContext, type CallContext, type HandlerOptions } from './context.js';
 import { toStatusObject } from './status-map.js';
+
+/** Records one finished call of one method (bound once per method, so a call does no label work). */
+export interface RpcMethodRecorder {
+  handled(code: number, seconds: number): void;
+}
+
+/** Where the adapters report each call; `Metrics.rpc` of @llmgw/metrics is one. */
+export interface RpcMetricsHook {
+  forMethod(method: string): RpcMethodRecorder;
+}
+
+export interface AdapterOptions extends HandlerOptions {
+  /** Records grpc_server_handled_total / grpc_server_handling_seconds; none records nothing. */
+  metrics?: RpcMetricsHook;
+}
 
 /** Adapts an async function to a grpc-js unary handler; errors are mapped in exactly one place. */
 export function unary<Req, Res>(
   method: string,
   logger: Logger,
   fn: (req: Req, ctx: CallContext) => Promise<Res>,
-  opts: HandlerOptions = {},
+  opts: AdapterOptions = {},
 ): handleUnaryCall<Req, Res> {
+  const recorder = opts.metrics?.forMethod(method);
   return (call, callback) => {
     const ctx = createCallContext(call, method, logger, opts);
     const started = performance.now();
     fn(call.request, ctx).then(
       (res) => {
-        if (ctx.logger.isLevelEnabled('debug')) ctx.logger.debug({ durationMs: performance.now() - started }, 'rpc ok');
+        const durationMs = performance.now() - started;
+        recorder?.handled(status.OK, durationMs / 1000);
+        if (ctx.logger.isLevelEnabled('debug')) ctx.logger.debug({ durationMs }, 'rpc ok');
         callback(null, res);
       },
       (err: unknown) => {
         const st = toStatusObject(err, ctx.logger);
-        ctx.logger.info({ durationMs: performance.now() - started, grpcCode: st.code, reason: st.details }, 'rpc failed');
+        const durationMs = performance.now() - started;
+        recorder?.handled(st.code ?? status.UNKNOWN, durationMs / 1000);
+        ctx.logger.info({ durationMs, grpcCode: st.code, reason: st.details }, 'rpc failed');
         callback(st, null);
       },
     );
@@ -34,15 +54,21 @@ export function serverStream<Req, Res>(
   method: string,
   logger: Logger,
   fn: (req: Req, ctx: CallContext, send: StreamSink<Res>) => Promise<void>,
-  opts: HandlerOptions = {},
+  opts: AdapterOptions = {},
 ): handleServerStreamingCall<Req, Res> {
+  const recorder = opts.metrics?.forMethod(method);
   return (call) => {
     const ctx = createCallContext(call, method, logger, opts);
+    const started = recorder ? performance.now() : 0;
     const send = sinkFor(call, ctx);
     fn(call.request, ctx, send).then(
-      () => call.end(),
+      () => {
+        recorder?.handled(status.OK, (performance.now() - started) / 1000);
+        call.end();
+      },
       (err: unknown) => {
         const st = toStatusObject(err, ctx.logger);
+        recorder?.handled(st.code ?? status.UNKNOWN, (performance.now() - started) / 1000);
         ctx.logger.info({ grpcCode: st.code, reason: st.details }, 'stream failed');
         call.emit('error', st);
       },

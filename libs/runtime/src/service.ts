@@ -1,6 +1,7 @@
 import type { GatewayConfig } from '@llmgw/config';
 import type { EventBus } from '@llmgw/events';
 import type { Logger } from '@llmgw/logging';
+import type { Metrics } from '@llmgw/metrics';
 import type { Redis } from '@llmgw/redis';
 
 export const SERVICE_NAMES = ['edge', 'auth', 'quota', 'router', 'provider-executor', 'usage-accountant'] as const;
@@ -47,6 +48,8 @@ export interface ServiceDeps {
   /** How long to report NOT_SERVING before refusing new calls on shutdown. */
   drainMs: number;
   env: NodeJS.ProcessEnv;
+  /** This service's own metrics registry; absent ⇒ the service records no metrics. */
+  metrics?: Metrics;
 }
 
 export interface RunningService {

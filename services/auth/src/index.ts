@@ -42,22 +42,23 @@ export async function startAuth(deps: ServiceDeps, opts: AuthOptions = {}): Prom
 
   const admin = (ctx: CallContext) => authority.requireAdmin(bearerToken(ctx.metadata));
 
+  const rpc = { metrics: deps.metrics?.rpc };
   const impl: AuthServiceServer = {
     authenticate: unary('Authenticate', logger, async (req: AuthenticateRequest): Promise<AuthenticateResponse> =>
       authority.authenticateWithTtl(req.apiKey),
-    ),
+    rpc),
     createKey: unary('CreateKey', logger, async (req: CreateKeyRequest, ctx): Promise<CreateKeyResponse> => {
       const caller = await admin(ctx);
       const created = await authority.createKey(req.tenantId, req.scopes);
       ctx.logger.info({ keyId: created.keyId, tenantId: req.tenantId, by: caller.keyId }, 'key created');
       return created;
-    }),
+    }, rpc),
     revokeKey: unary('RevokeKey', logger, async (req: RevokeKeyRequest, ctx): Promise<RevokeKeyResponse> => {
       const caller = await admin(ctx);
       const revoked = await authority.revokeKey(req.keyId);
       ctx.logger.info({ keyId: revoked.keyId, tenantId: revoked.tenantId, by: caller.keyId }, 'key revoked');
       return {};
-    }),
+    }, rpc),
     rotateKey: unary('RotateKey', logger, async (req: RotateKeyRequest, ctx): Promise<RotateKeyResponse> => {
       const caller = await authority.authenticate(bearerToken(ctx.metadata));
       const rotated = await authority.rotateKey(caller, req.keyId, req.gracePeriodMs);
@@ -67,7 +68,7 @@ export async function startAuth(deps: ServiceDeps, opts: AuthOptions = {}): Prom
         'key rotated',
       );
       return { keyId: rotated.keyId, apiKey: rotated.apiKey, oldKeyExpiresAt: new Date(rotated.oldKeyExpiresAtMs) };
-    }),
+    }, rpc),
   };
 
   const g = createGrpcServer([AUTH_SERVICE_NAME]);

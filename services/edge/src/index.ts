@@ -1,5 +1,6 @@
 import { Subjects } from '@llmgw/events';
 import { drain, listen } from '@llmgw/grpc';
+import { edgeMetrics } from '@llmgw/metrics';
 import { KeyRevoked } from '@llmgw/proto/auth';
 import type { RunningService, ServiceDeps } from '@llmgw/runtime';
 import { AuthCache } from './auth-cache.js';
@@ -20,10 +21,13 @@ export async function startEdge(deps: ServiceDeps, downstream: Downstream = crea
     authCache.revokeKey(ev.keyId);
     logger.info({ keyId: ev.keyId }, 'revoked key dropped from the auth cache');
   });
-  const publisher = new UsagePublisher(deps.bus, logger, { outboxPath: deps.env.USAGE_OUTBOX_PATH || undefined });
+  const publisher = new UsagePublisher(deps.bus, logger, {
+    outboxPath: deps.env.USAGE_OUTBOX_PATH || undefined,
+    metrics: deps.metrics && edgeMetrics(deps.metrics),
+  });
   const planCache = new PlanCache({ config: deps.config, ttlMs: Number(deps.env.EDGE_PLAN_CACHE_MS ?? 1_000), now: Date.now });
   const pipeline = new GatewayPipeline({ config: deps.config, downstream, authCache, planCache, publisher, now: Date.now });
-  const g = createEdgeServer(pipeline, logger);
+  const g = createEdgeServer(pipeline, logger, deps.metrics?.rpc);
   const port = await listen(g, deps.listenAddr);
   return {
     name: 'edge',

@@ -1,12 +1,14 @@
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { Subjects, type EventBus } from '@llmgw/events';
 import type { Logger } from '@llmgw/logging';
+import type { EdgeMetrics } from '@llmgw/metrics';
 import { UsageRecorded } from '@llmgw/proto/v1';
 
 export interface UsagePublisherOptions {
   /** File that keeps unpublished events across restarts; none keeps them in memory only. */
   outboxPath?: string;
   retryIntervalMs?: number;
+  metrics?: EdgeMetrics;
 }
 
 /**
@@ -19,6 +21,7 @@ export class UsagePublisher {
   private readonly inFlight = new Set<Promise<void>>();
   private readonly timer: NodeJS.Timeout;
   private retrying: Promise<void> | undefined;
+  private readonly stopGauge: (() => void) | undefined;
 
   constructor(
     private readonly bus: EventBus,
@@ -26,12 +29,14 @@ export class UsagePublisher {
     private readonly opts: UsagePublisherOptions = {},
   ) {
     this.loadOutbox();
+    this.stopGauge = opts.metrics?.observeOutbox(() => this.outbox.size);
     this.timer = setInterval(() => void this.retry(), opts.retryIntervalMs ?? 1_000);
     this.timer.unref();
   }
 
   /** Queues the event; it is sent after the current response has been written. */
   publish(event: UsageRecorded): void {
+    this.opts.metrics?.request(event.route, event.success ? 'ok' : event.errorCode.toLowerCase());
     const p = new Promise<void>((resolve) => setImmediate(() => this.send(event).then(resolve)));
     this.inFlight.add(p);
     void p.finally(() => this.inFlight.delete(p));
@@ -40,7 +45,7 @@ export class UsagePublisher {
   private send(event: UsageRecorded): Promise<void> {
     const bytes = UsageRecorded.encode(event).finish();
     return this.bus.publish(Subjects.usageRecorded, bytes, event.eventId).then(
-      () => undefined,
+      () => this.opts.metrics?.usageEventPublished(),
       (err: unknown) => {
         this.logger.warn({ err, requestId: event.requestId }, 'usage event not published; kept in the outbox');
         this.keep(event.eventId, bytes);
@@ -62,6 +67,7 @@ export class UsagePublisher {
   async close(): Promise<void> {
     await this.flush();
     clearInterval(this.timer);
+    this.stopGauge?.();
     if (this.outbox.size > 0) this.logger.warn({ pending: this.outbox.size }, 'usage events left in the outbox for the next start');
   }
 
@@ -85,6 +91,7 @@ export class UsagePublisher {
       for (const [id, bytes] of this.outbox) {
         await this.bus.publish(Subjects.usageRecorded, bytes, id);
         this.outbox.delete(id);
+        this.opts.metrics?.usageEventPublished();
       }
       this.logger.info('usage outbox drained');
     } catch {

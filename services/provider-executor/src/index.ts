@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { drain, listen } from '@llmgw/grpc';
+import { executorMetrics } from '@llmgw/metrics';
 import type { RunningService, ServiceDeps } from '@llmgw/runtime';
 import { CircuitBreaker, DEFAULT_BREAKER } from './circuit-breaker.js';
 import { Executor } from './execute.js';
@@ -27,8 +28,9 @@ export async function startProviderExecutor(deps: ServiceDeps): Promise<RunningS
     breaker: new CircuitBreaker({ ...DEFAULT_BREAKER, now, onChange }),
     logger: deps.logger,
     now,
+    metrics: deps.metrics && executorMetrics(deps.metrics),
   });
-  const g = createExecutorServer(executor, deps.logger);
+  const g = createExecutorServer(executor, deps.logger, deps.metrics?.rpc);
   let port: number;
   try {
     port = await listen(g, deps.listenAddr);

@@ -1,5 +1,6 @@
 import type { Capability, GatewayConfig, ModelConfig } from '@llmgw/config';
 import type { Logger } from '@llmgw/logging';
+import type { AttemptOutcomeLabel, ExecutorMetrics } from '@llmgw/metrics';
 import type { ExecutionError } from '@llmgw/proto/executor';
 import { FallbackTrigger, type Plan, type PlannedAttempt } from '@llmgw/proto/router';
 import { AttemptOutcome, type Attempt } from '@llmgw/proto/v1';
@@ -26,6 +27,7 @@ export interface RunnerDeps {
   random: () => number;
   /** Waits ms or rejects with the signal's reason. */
   sleep: (ms: number, signal: AbortSignal) => Promise<void>;
+  metrics?: ExecutorMetrics;
 }
 
 /** One planned attempt resolved against config. */
@@ -164,6 +166,7 @@ export class PlanRunner {
       const target = this.resolve(planned);
       if (typeof target === 'string') {
         attempts.push(attemptRecord({ planned, providerId: planned.provider }, AttemptOutcome.ATTEMPT_OUTCOME_SKIPPED, 0, 0, 'config_error', target));
+        this.record(planned.provider, planned.model, 'skipped', 'config_error');
         continue;
       }
       if (target.model) {
@@ -171,12 +174,14 @@ export class PlanRunner {
         if (param) {
           unsupported ??= `model ${planned.model} cannot honour parameter ${param}`;
           attempts.push(attemptRecord(target, AttemptOutcome.ATTEMPT_OUTCOME_SKIPPED, 0, 0, 'unsupported_parameter', `cannot honour ${param}`));
+          this.record(target.providerId, planned.model, 'skipped', 'unsupported_parameter');
           continue;
         }
       }
       if (!breaker.allow(planned.model)) {
         unhealthy++;
         attempts.push(attemptRecord(target, AttemptOutcome.ATTEMPT_OUTCOME_SKIPPED, 0, 0, 'unhealthy', 'circuit breaker open after repeated failures'));
+        this.record(target.providerId, planned.model, 'skipped', 'unhealthy');
         continue;
       }
 
@@ -185,6 +190,7 @@ export class PlanRunner {
       for (let t = 0; t < tries; t++) {
         if (t > 0 && !breaker.allow(planned.model)) {
           attempts.push(attemptRecord(target, AttemptOutcome.ATTEMPT_OUTCOME_SKIPPED, 0, 0, 'unhealthy', 'circuit breaker open after repeated failures'));
+          this.record(target.providerId, planned.model, 'skipped', 'unhealthy');
           moveOn = true;
           break;
         }
@@ -218,6 +224,7 @@ export class PlanRunner {
           breaker.success(planned.model);
           const attempt = attemptRecord(target, AttemptOutcome.ATTEMPT_OUTCOME_SUCCESS, now() - startedAt, 200, '', '');
           attempts.push(attempt);
+          this.record(target.providerId, planned.model, 'success', '', now() - startedAt);
           return {
             attempts,
             fallbackUsed: i > 0 || plan.skipped.length > 0,
@@ -228,6 +235,13 @@ export class PlanRunner {
           scope.signal.removeEventListener('abort', link);
           const err = e instanceof ProviderError ? e : new ProviderError('unavailable', `${target.providerId} call failed`, 'connection_error', 0, { cause: e });
           const latency = now() - startedAt;
+          this.record(
+            target.providerId,
+            planned.model,
+            err.reason === 'cancelled' ? 'cancelled' : err.reason === 'content_filter' ? 'success' : 'failed',
+            err.reason,
+            latency,
+          );
           if (err.reason === 'cancelled') {
             breaker.release(planned.model);
             throw err;
@@ -280,6 +294,11 @@ export class PlanRunner {
     if (!ran && unsupported) return { attempts, fallbackUsed: false, error: executionError('INVALID_ARGUMENT', unsupported) };
     if (unhealthy > 0) return { attempts, fallbackUsed: false, error: executionError('UNAVAILABLE', 'every model of the plan is unhealthy (circuit breaker open)') };
     return { attempts, fallbackUsed: false, error: executionError(plan.attempts.length === 0 ? 'INVALID_ARGUMENT' : 'UNAVAILABLE', plan.attempts.length === 0 ? 'plan has no attempts' : 'no attempt of the plan could run') };
+  }
+
+  /** Provider and model come from config (via the plan), reasons from FailureReason: bounded labels. */
+  private record(provider: string, model: string, outcome: AttemptOutcomeLabel, reason: string, latencyMs?: number): void {
+    this.deps.metrics?.attempt(provider, model, outcome, reason, latencyMs === undefined ? undefined : Math.max(0, latencyMs) / 1000);
   }
 
   private stop<T>(attempts: Attempt[], i: number, plan: Plan, err: ProviderError): PlanOutcome<T> {

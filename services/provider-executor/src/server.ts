@@ -1,4 +1,4 @@
-import { createGrpcServer, serverStream, unary, type GrpcServer } from '@llmgw/grpc';
+import { createGrpcServer, serverStream, unary, type GrpcServer, type RpcMetricsHook } from '@llmgw/grpc';
 import type { Logger } from '@llmgw/logging';
 import {
   ExecutorServiceService,
@@ -14,14 +14,15 @@ import type { Executor } from './execute.js';
 export const EXECUTOR_SERVICE_NAME = 'llmgateway.executor.v1.ExecutorService';
 
 /** Registers the ExecutorService handlers (plus health and reflection); only maps gRPC to Executor. */
-export function createExecutorServer(executor: Executor, logger: Logger): GrpcServer {
+export function createExecutorServer(executor: Executor, logger: Logger, metrics?: RpcMetricsHook): GrpcServer {
+  const rpc = { metrics };
   const g = createGrpcServer([EXECUTOR_SERVICE_NAME]);
   g.server.addService(ExecutorServiceService, {
-    executeChat: unary<ExecuteChatRequest, ExecuteChatResponse>('ExecuteChat', logger, (req, ctx) => executor.executeChat(req, ctx)),
+    executeChat: unary<ExecuteChatRequest, ExecuteChatResponse>('ExecuteChat', logger, (req, ctx) => executor.executeChat(req, ctx), rpc),
     executeChatStream: serverStream<ExecuteChatStreamRequest, ExecuteChatStreamResponse>('ExecuteChatStream', logger, (req, ctx, send) =>
       executor.executeChatStream(req, ctx, send),
-    ),
-    executeEmbed: unary<ExecuteEmbedRequest, ExecuteEmbedResponse>('ExecuteEmbed', logger, (req, ctx) => executor.executeEmbed(req, ctx)),
+    rpc),
+    executeEmbed: unary<ExecuteEmbedRequest, ExecuteEmbedResponse>('ExecuteEmbed', logger, (req, ctx) => executor.executeEmbed(req, ctx), rpc),
   });
   return g;
 }

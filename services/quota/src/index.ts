@@ -1,6 +1,7 @@
 import { CallerAuth } from '@llmgw/caller-auth';
 import { createGrpcServer, drain, listen, type GrpcServer } from '@llmgw/grpc';
 import type { Logger } from '@llmgw/logging';
+import { quotaMetrics } from '@llmgw/metrics';
 import { QuotaServiceService } from '@llmgw/proto/quota';
 import type { Redis } from '@llmgw/redis';
 import type { RunningService, ServiceDeps } from '@llmgw/runtime';
@@ -59,9 +60,10 @@ export async function startQuota(deps: ServiceDeps): Promise<RunningService> {
     alerts: new AlertPublisher(deps.bus, logger, now),
     logger,
     onStoreHealth: (up) => health.set(up),
+    metrics: deps.metrics && quotaMetrics(deps.metrics),
   });
   const callers = new CallerAuth(deps.addrs.auth, deps.bus);
-  g.server.addService(QuotaServiceService, quotaHandlers(manager, logger, callers));
+  g.server.addService(QuotaServiceService, quotaHandlers(manager, logger, callers, deps.metrics?.rpc));
   const stopReconciler = await startReconciler(deps.bus, manager, logger);
   const port = await listen(g, deps.listenAddr);
 

@@ -1,6 +1,7 @@
 import type { GatewayConfig } from '@llmgw/config';
 import { AppError } from '@llmgw/errors';
 import type { Logger } from '@llmgw/logging';
+import type { QuotaMetrics } from '@llmgw/metrics';
 import type { AlertPublisher } from './alerts.js';
 import { allTenantLimits, isKnownTenant, limitClass, resolveLimits, type LimitClass, type ResolvedLimit } from './limits.js';
 import type { LocalRateLimiter } from './local-limiter.js';
@@ -29,6 +30,7 @@ export interface QuotaManagerDeps {
   logger: Logger;
   /** Told whenever a store call succeeds (true) or finds the store unreachable (false). */
   onStoreHealth?: (up: boolean) => void;
+  metrics?: QuotaMetrics;
 }
 
 /** The quota logic behind the gRPC surface: validation, limit resolution, store-down policy. */
@@ -42,16 +44,20 @@ export class QuotaManager {
       throw new AppError('invalid_argument', 'estimated_cost_micros must be a non-negative integer');
     }
     const limits = this.limitsFor(req.tenantId, req.route, req.model);
+    let d: ReserveDecision;
     try {
-      const d = await this.deps.store.reserve({ ...req, limits });
+      d = await this.deps.store.reserve({ ...req, limits });
       this.deps.onStoreHealth?.(true);
       if (d.alerts.length > 0) void this.deps.alerts.publish(req.tenantId, d.alerts);
-      return d;
     } catch (err) {
       if (!(err instanceof StoreUnavailableError)) throw err;
       this.deps.onStoreHealth?.(false);
-      return this.reserveWithoutStore(req, limits);
+      this.deps.metrics?.storeDegraded();
+      d = await this.reserveWithoutStore(req, limits);
     }
+    // Limit names come from config ("tenant:…", "route:<route>:…"): bounded, never a tenant id.
+    this.deps.metrics?.decision(d.allowed ? 'allowed' : 'denied', d.allowed ? '' : d.limit);
+    return d;
   }
 
   async release(tenantId: string, requestId: string): Promise<ReleaseOutcome> {

@@ -1,5 +1,5 @@
 import type { CallerAuth } from '@llmgw/caller-auth';
-import { unary } from '@llmgw/grpc';
+import { unary, type RpcMetricsHook } from '@llmgw/grpc';
 import type { Logger } from '@llmgw/logging';
 import {
   QuotaDecision,
@@ -20,7 +20,8 @@ import type { QuotaManager } from './quota-manager.js';
  * release come from the edge on the internal network; the admin view checks the caller's key:
  * a tenant may read its own status, only an admin may read others' or reset counters.
  */
-export function quotaHandlers(manager: QuotaManager, logger: Logger, callers: CallerAuth): QuotaServiceServer {
+export function quotaHandlers(manager: QuotaManager, logger: Logger, callers: CallerAuth, metrics?: RpcMetricsHook): QuotaServiceServer {
+  const rpc = { metrics };
   return {
     reserveQuota: unary('ReserveQuota', logger, async (req: ReserveQuotaRequest): Promise<ReserveQuotaResponse> => {
       const d = await manager.reserve({
@@ -40,20 +41,20 @@ export function quotaHandlers(manager: QuotaManager, logger: Logger, callers: Ca
         resetMs: d.resetMs,
         degraded: d.degraded,
       };
-    }),
+    }, rpc),
     releaseQuota: unary('ReleaseQuota', logger, async (req: ReleaseQuotaRequest): Promise<ReleaseQuotaResponse> => {
       await manager.release(req.tenantId, req.requestId);
       return {};
-    }),
+    }, rpc),
     getQuotaStatus: unary('GetQuotaStatus', logger, async (req: GetQuotaStatusRequest, ctx): Promise<GetQuotaStatusResponse> => {
       const limits = await manager.status(await callers.tenantFor(ctx, req.tenantId, 'read the quota status'));
       return { limits };
-    }),
+    }, rpc),
     resetQuota: unary('ResetQuota', logger, async (req: ResetQuotaRequest, ctx): Promise<ResetQuotaResponse> => {
       const admin = await callers.admin(ctx, 'ResetQuota');
       ctx.logger.warn({ tenant: req.tenantId, by: admin.keyId }, 'quota counters reset by an admin');
       await manager.reset(req.tenantId);
       return {};
-    }),
+    }, rpc),
   };
 }

@@ -45,7 +45,9 @@ export async function startRouter(deps: ServiceDeps): Promise<RunningService> {
 
   const g = createGrpcServer([ROUTER_SERVICE_NAME]);
   const impl: RouterServiceServer = {
-    planRoute: unary('PlanRoute', logger, async (req: PlanRouteRequest): Promise<PlanRouteResponse> => ({ plan: policy.current.plan(req, health) })),
+    planRoute: unary('PlanRoute', logger, async (req: PlanRouteRequest): Promise<PlanRouteResponse> => ({ plan: policy.current.plan(req, health) }), {
+      metrics: deps.metrics?.rpc,
+    }),
   };
   g.server.addService(RouterServiceService, impl);
   let port: number;

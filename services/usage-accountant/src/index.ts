@@ -27,7 +27,7 @@ export async function startUsageAccountant(deps: ServiceDeps): Promise<RunningSe
   const impl: UsageServiceServer = {
     getUsage: unary('GetUsage', logger, async (req: GetUsageRequest, ctx): Promise<GetUsageResponse> => {
       return queries.getUsage(req, await callers.principal(ctx));
-    }),
+    }, { metrics: deps.metrics?.rpc }),
   };
   const g = createGrpcServer([USAGE_SERVICE_NAME]);
   g.server.addService(UsageServiceService, impl);

@@ -1,0 +1,142 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { Metrics } from './metrics.js';
+
+/*
+ * Domain metrics of the services. Logic classes depend on the small interfaces (no prom-client
+ * types), so they stay testable with fakes; the factories register each family once per registry.
+ * Label values are bounded by config (routes, models, providers, limit names) or by enums
+ * (outcomes, reasons); request and tenant ids never become labels.
+ */
+
+/** Edge: usage events and requests that reached the executor. */
+export interface EdgeMetrics {
+  /** A usage event was accepted by the bus (first try or from the outbox). */
+  usageEventPublished(): void;
+  /** The outbox size, read when metrics are scraped; returns the function that stops reading it. */
+  observeOutbox(pending: () => number): () => void;
+  /** One request that produced a usage event; outcome is "ok" or a lower-case gRPC code name. */
+  request(route: string, outcome: string): void;
+}
+
+/** Quota: reserve decisions and decisions taken without the shared store. */
+export interface QuotaMetrics {
+  /** limit: the limit name that denied the request, '' when allowed. */
+  decision(decision: 'allowed' | 'denied', limit: string): void;
+  storeDegraded(): void;
+}
+
+export type AttemptOutcomeLabel = 'success' | 'failed' | 'skipped' | 'cancelled';
+
+/** Provider-executor: one record per planned attempt. */
+export interface ExecutorMetrics {
+  /** seconds undefined for attempts that did not call the provider (skipped). */
+  attempt(provider: string, model: string, outcome: AttemptOutcomeLabel, reason: string, seconds?: number): void;
+}
+
+export const PROVIDER_SECONDS_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120];
+
+const edgeCache = new WeakMap<Registry, EdgeMetrics>();
+const quotaCache = new WeakMap<Registry, QuotaMetrics>();
+const executorCache = new WeakMap<Registry, ExecutorMetrics>();
+
+function once<T>(cache: WeakMap<Registry, T>, registry: Registry, make: (r: Registry) => T): T {
+  let m = cache.get(registry);
+  if (!m) {
+    m = make(registry);
+    cache.set(registry, m);
+  }
+  return m;
+}
+
+/** Outcome labels of llmgw_requests_total; any other code is counted as "error". */
+const REQUEST_OUTCOMES = new Set([
+  'ok',
+  'cancelled',
+  'invalid_argument',
+  'deadline_exceeded',
+  'resource_exhausted',
+  'permission_denied',
+  'failed_precondition',
+  'unavailable',
+  'internal',
+]);
+
+export function edgeMetrics(m: Metrics): EdgeMetrics {
+  return once(edgeCache, m.registry, (registry) => {
+    const published = new Counter({
+      name: 'llmgw_usage_events_published_total',
+      help: 'Usage events accepted by the event bus (directly or from the outbox).',
+      registers: [registry],
+    });
+    const sources = new Set<() => number>();
+    new Gauge({
+      name: 'llmgw_usage_outbox_pending',
+      help: 'Usage events waiting in the outbox for the bus to come back.',
+      registers: [registry],
+      collect() {
+        let n = 0;
+        for (const s of sources) n += s();
+        this.set(n);
+      },
+    });
+    const requests = new Counter({
+      name: 'llmgw_requests_total',
+      help: 'Requests that reached the executor (one per usage event), by route and outcome.',
+      labelNames: ['route', 'outcome'],
+      registers: [registry],
+    });
+    return {
+      usageEventPublished: () => published.inc(),
+      observeOutbox: (pending) => {
+        const source = () => pending();
+        sources.add(source);
+        return () => sources.delete(source);
+      },
+      request: (route, outcome) => requests.labels(route, REQUEST_OUTCOMES.has(outcome) ? outcome : 'error').inc(),
+    };
+  });
+}
+
+export function quotaMetrics(m: Metrics): QuotaMetrics {
+  return once(quotaCache, m.registry, (registry) => {
+    const decisions = new Counter({
+      name: 'llmgw_quota_decisions_total',
+      help: 'Quota reservations decided, by decision and the limit that denied (empty when allowed).',
+      labelNames: ['decision', 'limit'],
+      registers: [registry],
+    });
+    const degraded = new Counter({
+      name: 'llmgw_quota_store_degraded_total',
+      help: 'Reservations decided without the shared store (quota.on_store_down policy).',
+      registers: [registry],
+    });
+    return {
+      decision: (decision, limit) => decisions.labels(decision, limit).inc(),
+      storeDegraded: () => degraded.inc(),
+    };
+  });
+}
+
+export function executorMetrics(m: Metrics): ExecutorMetrics {
+  return once(executorCache, m.registry, (registry) => {
+    const attempts = new Counter({
+      name: 'llmgw_provider_attempts_total',
+      help: 'Planned provider attempts, by provider, model, outcome and failure or skip reason.',
+      labelNames: ['provider', 'model', 'outcome', 'reason'],
+      registers: [registry],
+    });
+    const seconds = new Histogram({
+      name: 'llmgw_provider_attempt_seconds',
+      help: 'Duration of provider calls (until the answer, or the first chunk of a stream), by provider.',
+      labelNames: ['provider'],
+      buckets: PROVIDER_SECONDS_BUCKETS,
+      registers: [registry],
+    });
+    return {
+      attempt: (provider, model, outcome, reason, s) => {
+        attempts.labels(provider, model, outcome, reason).inc();
+        if (s !== undefined) seconds.labels(provider).observe(s);
+      },
+    };
+  });
+}

@@ -1,0 +1,4 @@
+export * from './metrics.js';
+export * from './rpc.js';
+export * from './domain.js';
+export * from './server.js';
