@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { ADDR_ENV, SERVICE_NAMES, type ServiceAddrs, type ServiceName } from '@llmgw/runtime';
+import { ADDR_ENV, METRICS_PORT_ENV, METRICS_PORT_OFFSET, SERVICE_NAMES, type ServiceAddrs, type ServiceName } from '@llmgw/runtime';
 import { canConnect, freePort } from './processes.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -33,12 +33,15 @@ export async function startServiceProcesses(opts: ServiceProcessesOptions): Prom
   const addrEnv = Object.fromEntries(SERVICE_NAMES.map((n) => [ADDR_ENV[n], addrs[n]]));
   const processes = new Map<ServiceName, ChildProcess>();
   const exited = new Map<ServiceName, number | null>();
+  const env = { ...process.env, ...opts.env, ...addrEnv };
+  // One METRICS_PORT for the mesh: each process serves on it plus its offset, as in monolithic mode.
+  const metricsBase = env[METRICS_PORT_ENV] ? Number(env[METRICS_PORT_ENV]) : undefined;
   for (const name of names) {
     const logPath = join(opts.logDir, `${name}.log`);
     const log = createWriteStream(logPath);
     const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'services', name, 'src', 'main.ts')], {
       cwd: REPO_ROOT,
-      env: { ...process.env, ...opts.env, ...addrEnv },
+      env: metricsBase ? { ...env, [METRICS_PORT_ENV]: String(metricsBase + METRICS_PORT_OFFSET[name]) } : env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child.stdout?.pipe(log);
