@@ -34,6 +34,9 @@ def main() -> None:
         except grpc.RpcError as err:
             trailers = dict(err.trailing_metadata() or ())
             print(f"{err.code().name}: {err.details()} retry-after-ms={trailers.get('retry-after-ms')}")
+            if "x-routing-bin" in trailers:
+                for attempt in chat_pb2.Routing.FromString(trailers["x-routing-bin"]).attempts:
+                    print("  attempt", attempt.model, attempt.reason, attempt.provider_status, attempt.error)
             sys.exit(1)
         print("answer:", response.message.content)
         print("model:", response.model, "via", response.provider)

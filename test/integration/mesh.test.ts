@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SERVICE_NAMES } from '@llmgw/runtime';
-import { AttemptOutcome, EmbedRequest, FinishReason, UsageGroupBy, type EmbedResponse } from '@llmgw/proto/v1';
+import { AttemptOutcome, EmbedRequest, FinishReason, Routing, UsageGroupBy, type EmbedResponse } from '@llmgw/proto/v1';
 import { bearer, chat, eventually, getUsage, KEYS, userChat, useTestMesh } from '../src/harness.js';
 
 const mesh = useTestMesh();
@@ -79,6 +79,19 @@ describe('the mesh, end to end over gRPC, against real Redis and NATS', () => {
     ]);
     expect(r.routing?.attempts[0]?.providerStatus).toBe(500);
     expect(r.routing?.attempts[0]?.error).not.toBe('');
+  });
+
+  it('fails with UNAVAILABLE when every attempt fails, with the routing record in x-routing-bin and the usage counted', async () => {
+    const res = await chat(mesh().gateway, KEYS.enterprise, userChat('nobody home', { route: 'all-dead' }));
+    expect(res.ok).toBe(false);
+    if (res.ok) return;
+    expect(res.error.code).toBe(status.UNAVAILABLE);
+    expect(res.error.details).toMatch(/500/);
+    const raw = res.error.metadata.get('x-routing-bin')[0];
+    expect(raw).toBeInstanceOf(Buffer);
+    const routing = Routing.decode(raw as Buffer);
+    expect(routing).toMatchObject({ rule: 'only-dead', route: 'all-dead', fallbackUsed: false });
+    expect(routing.attempts.map((a) => [a.model, a.outcome, a.providerStatus])).toEqual([['dead-primary', AttemptOutcome.ATTEMPT_OUTCOME_FAILED, 500]]);
   });
 
   it('admits 120 requests a minute for a 120-rpm tenant and refuses the 121st with retry-after-ms', async () => {

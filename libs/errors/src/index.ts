@@ -13,8 +13,8 @@ export type ErrorKind =
 
 export interface AppErrorOptions extends ErrorOptions {
   retryAfterMs?: number;
-  /** Extra trailers for the caller, e.g. x-ratelimit-*. Never secrets. */
-  trailers?: Record<string, string>;
+  /** Extra trailers for the caller, e.g. x-ratelimit-*; bytes for `-bin` keys. Never secrets. */
+  trailers?: Record<string, string | Uint8Array>;
 }
 
 /** An error whose message is safe to show the caller. Anything else becomes a generic INTERNAL. */

@@ -31,7 +31,7 @@ export function toStatusObject(err: unknown, logger: Logger): Partial<StatusObje
   if (isAppError(err)) {
     const metadata = new Metadata();
     if (err.opts.retryAfterMs !== undefined) metadata.set(RETRY_AFTER_TRAILER, String(Math.ceil(err.opts.retryAfterMs)));
-    for (const [k, v] of Object.entries(err.opts.trailers ?? {})) metadata.set(k, v);
+    for (const [k, v] of Object.entries(err.opts.trailers ?? {})) metadata.set(k, typeof v === 'string' ? v : Buffer.from(v));
     return { code: statusOf(err.kind), details: err.message, metadata };
   }
   logger.error({ err }, 'unhandled error');
@@ -44,7 +44,7 @@ export function fromServiceError(err: unknown): AppError {
   if (isServiceError(err)) {
     const kind = STATUS_TO_KIND.get(err.code) ?? (err.code === status.UNKNOWN ? 'internal' : 'unavailable');
     const retry = err.metadata?.get(RETRY_AFTER_TRAILER)[0];
-    const trailers: Record<string, string> = {};
+    const trailers: Record<string, string | Uint8Array> = {};
     for (const [k, v] of Object.entries(err.metadata?.getMap() ?? {})) {
       if (k.startsWith('x-ratelimit-') && typeof v === 'string') trailers[k] = v;
     }

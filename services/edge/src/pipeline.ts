@@ -16,7 +16,7 @@ import {
   type EmbedResponse,
   type GetUsageRequest,
   type GetUsageResponse,
-  type Routing,
+  Routing,
   type Usage,
 } from '@llmgw/proto/v1';
 import { countChatTokens, countTokens, type TokenizerFamily } from '@llmgw/tokens';
@@ -59,6 +59,9 @@ interface UsageFacts {
   operation: 'chat' | 'embed';
 }
 
+/** Trailer of a failed request carrying its routing record (a serialised llmgateway.v1.Routing). */
+export const ROUTING_TRAILER = 'x-routing-bin';
+
 const EXECUTION_ERROR_KINDS: Record<string, ErrorKind> = {
   UNAVAILABLE: 'unavailable',
   INVALID_ARGUMENT: 'invalid_argument',
@@ -98,7 +101,7 @@ export class GatewayPipeline {
       streamed: false,
       operation: 'chat',
     });
-    if (res.error) throw executionError(res.error);
+    if (res.error) throw executionError(res.error, response?.routing);
     if (!response) throw new AppError('internal', 'executor returned no response');
     this.logPromptIfAllowed(a, req, response.message?.content ?? '');
     return response;
@@ -149,7 +152,7 @@ export class GatewayPipeline {
       streamed: true,
       operation: 'chat',
     });
-    if (failure) throw executionError(failure);
+    if (failure) throw executionError(failure, last?.routing);
     this.logPromptIfAllowed(a, req, relayedText);
   }
 
@@ -178,7 +181,7 @@ export class GatewayPipeline {
       streamed: false,
       operation: 'embed',
     });
-    if (res.error) throw executionError(res.error);
+    if (res.error) throw executionError(res.error, response?.routing);
     if (!response) throw new AppError('internal', 'executor returned no response');
     return response;
   }
@@ -369,9 +372,11 @@ function lastAttemptModel(routing: Routing | undefined): string {
   return routing?.attempts.at(-1)?.model ?? '';
 }
 
-function executionError(e: ExecutionError): AppError {
+/** The caller's status for a failed execution, with every attempt in the `x-routing-bin` trailer. */
+function executionError(e: ExecutionError, routing: Routing | undefined): AppError {
   return new AppError(EXECUTION_ERROR_KINDS[e.code] ?? 'unavailable', e.message, {
     retryAfterMs: e.retryAfterMs > 0 ? e.retryAfterMs : undefined,
+    trailers: routing ? { [ROUTING_TRAILER]: Routing.encode(routing).finish() } : {},
   });
 }
 
