@@ -29,6 +29,15 @@ describe('the mesh, end to end over gRPC, against real Redis and NATS', () => {
     expect(r.routing?.attempts[0]?.outcome).toBe(AttemptOutcome.ATTEMPT_OUTCOME_SUCCESS);
   });
 
+  it('tells an admitted caller its tightest limit in the trailers', async () => {
+    const trailers = await new Promise<Record<string, unknown>>((resolve, reject) => {
+      const call = mesh().gateway.chat(userChat('hello'), bearer(KEYS.enterprise), { deadline: Date.now() + 10_000 }, (err) => err && reject(err));
+      call.on('status', (st: { metadata: { getMap(): Record<string, unknown> } }) => resolve(st.metadata.getMap()));
+    });
+    expect(trailers).toMatchObject({ 'x-ratelimit-limit': expect.any(String), 'x-ratelimit-name': expect.stringMatching(/^tenant:/) });
+    expect(Number(trailers['x-ratelimit-remaining'])).toBeLessThan(Number(trailers['x-ratelimit-limit']));
+  });
+
   it('refuses a bad key with UNAUTHENTICATED and calls no provider', async () => {
     const before = mesh().simulator.stats().totalRequests;
     const res = await chat(mesh().gateway, 'sk-not-a-real-key-000000', userChat('hello'));

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Metadata, ServerUnaryCall, ServerWritableStream } from '@grpc/grpc-js';
+import { Metadata, type ServerUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
 import type { Logger } from '@llmgw/logging';
 
 export const REQUEST_ID_HEADER = 'x-request-id';
@@ -20,6 +20,10 @@ export interface CallContext {
   readonly logger: Logger;
   /** Records the tenant once a public entry has authenticated the caller; later log lines carry it. */
   setTenant(tenantId: string): void;
+  /** Adds a trailer to a successful response (errors carry their own, from AppError). */
+  setTrailer(key: string, value: string): void;
+  /** Trailers set so far, if any. */
+  readonly trailers: Metadata | undefined;
 }
 
 export interface HandlerOptions {
@@ -49,6 +53,7 @@ export function createCallContext(
   if (opts.publicEntry && incomingId) fields.clientRequestId = incomingId;
   // Most calls log nothing: build the child logger only when it is first used.
   let child: Logger | undefined;
+  let trailers: Metadata | undefined;
   return {
     requestId,
     tenantId,
@@ -64,6 +69,12 @@ export function createCallContext(
       this.tenantId = id;
       fields.tenantId = id;
       child = undefined;
+    },
+    get trailers() {
+      return trailers;
+    },
+    setTrailer(key: string, value: string) {
+      (trailers ??= new Metadata()).set(key, value);
     },
   };
 }

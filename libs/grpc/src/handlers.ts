@@ -34,7 +34,7 @@ export function unary<Req, Res>(
         const durationMs = performance.now() - started;
         recorder?.handled(status.OK, durationMs / 1000);
         if (ctx.logger.isLevelEnabled('debug')) ctx.logger.debug({ durationMs }, 'rpc ok');
-        callback(null, res);
+        callback(null, res, ctx.trailers);
       },
       (err: unknown) => {
         const st = toStatusObject(err, ctx.logger);
@@ -64,7 +64,7 @@ export function serverStream<Req, Res>(
     fn(call.request, ctx, send).then(
       () => {
         recorder?.handled(status.OK, (performance.now() - started) / 1000);
-        call.end();
+        call.end(ctx.trailers);
       },
       (err: unknown) => {
         const st = toStatusObject(err, ctx.logger);

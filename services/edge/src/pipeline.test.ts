@@ -163,11 +163,18 @@ class RecordingBus extends MemoryEventBus {
 }
 
 let seq = 0;
-function makeCtx(authorization: string | null = `Bearer ${GOOD_KEY}`, over: Partial<Omit<CallContext, 'setTenant'>> = {}): CallContext & { abort: () => void } {
+function makeCtx(authorization: string | null = `Bearer ${GOOD_KEY}`, over: Partial<Omit<CallContext, 'setTenant' | 'setTrailer' | 'trailers'>> = {}): CallContext & { abort: () => void } {
   const metadata = new Metadata();
   if (authorization !== null) metadata.set('authorization', authorization);
   const controller = new AbortController();
+  let trailers: Metadata | undefined;
   return {
+    get trailers() {
+      return trailers;
+    },
+    setTrailer(key: string, value: string) {
+      (trailers ??= new Metadata()).set(key, value);
+    },
     requestId: `req-${++seq}`,
     tenantId: '',
     method: 'Chat',
@@ -346,6 +353,29 @@ describe('GatewayPipeline admission', () => {
     expect(downstream.calls.executeChat).toHaveLength(0);
     expect(downstream.calls.releaseQuota).toHaveLength(0);
     expect(await events()).toHaveLength(0);
+  });
+
+  it('reports the tightest limit of an admitted request in its trailers, and none when no limit applies', async () => {
+    const { pipeline, downstream } = setup();
+    downstream.quota = ReserveQuotaResponse.fromPartial({
+      decision: QuotaDecision.QUOTA_DECISION_ALLOWED,
+      limit: 'tenant:requests_per_minute',
+      limitValue: 120,
+      remaining: 119,
+      resetMs: 60_000,
+    });
+    const ctx = makeCtx();
+    await pipeline.chat(chatReq(), ctx);
+    expect(ctx.trailers?.getMap()).toEqual({
+      'x-ratelimit-limit': '120',
+      'x-ratelimit-remaining': '119',
+      'x-ratelimit-reset': '60000',
+      'x-ratelimit-name': 'tenant:requests_per_minute',
+    });
+    downstream.quota = ReserveQuotaResponse.fromPartial({ decision: QuotaDecision.QUOTA_DECISION_ALLOWED });
+    const unlimited = makeCtx(`Bearer ${OTHER_KEY}`);
+    await pipeline.chat(chatReq(), unlimited);
+    expect(unlimited.trailers).toBeUndefined();
   });
 
   it('treats an UNSPECIFIED quota decision as a denial', async () => {

@@ -286,17 +286,20 @@ export class GatewayPipeline {
       },
       control,
     );
+    const rateLimit = {
+      'x-ratelimit-limit': String(decision.limitValue),
+      'x-ratelimit-remaining': String(decision.remaining),
+      'x-ratelimit-reset': String(decision.resetMs),
+      'x-ratelimit-name': decision.limit,
+    };
     if (decision.decision !== QuotaDecision.QUOTA_DECISION_ALLOWED) {
       throw new AppError('resource_exhausted', `quota exceeded: limit "${decision.limit}" (${decision.limitValue}); retry in ${decision.retryAfterMs} ms`, {
         retryAfterMs: decision.retryAfterMs,
-        trailers: {
-          'x-ratelimit-limit': String(decision.limitValue),
-          'x-ratelimit-remaining': String(decision.remaining),
-          'x-ratelimit-reset': String(decision.resetMs),
-          'x-ratelimit-name': decision.limit,
-        },
+        trailers: rateLimit,
       });
     }
+    // An admitted request reports its tightest limit too, so callers can pace themselves.
+    if (decision.limit) for (const [k, v] of Object.entries(rateLimit)) ctx.setTrailer(k, v);
     return { principal, plan, routeName, promptTokens, deadline, log, startedAt };
   }
 
