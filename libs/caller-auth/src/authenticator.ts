@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto';
 import { callUnary } from '@llmgw/grpc';
 import type { AuthServiceClient, Principal } from '@llmgw/proto/auth';
+import { AuthCache } from './auth-cache.js';
 
 /** Who is calling, from the key they presented. */
 export interface CallerAuthenticator {
@@ -18,33 +18,27 @@ export interface AuthClientAuthenticatorOptions {
 
 /** Asks auth's Authenticate (1 s deadline) and caches answers briefly by key digest. */
 export class AuthClientAuthenticator implements CallerAuthenticator {
-  private readonly cache = new Map<string, { principal: Principal; expiresAt: number }>();
-  private readonly now: () => number;
+  private readonly cache: AuthCache;
 
   constructor(
     private readonly client: AuthServiceClient,
     private readonly opts: AuthClientAuthenticatorOptions = {},
   ) {
-    this.now = opts.now ?? Date.now;
+    this.cache = new AuthCache({ now: opts.now ?? Date.now, maxEntries: 10_000 });
   }
 
   async authenticate(apiKey: string, requestId?: string): Promise<Principal> {
-    const digest = createHash('sha256').update(apiKey).digest('hex');
-    const now = this.now();
+    const digest = AuthCache.digest(apiKey);
     const hit = this.cache.get(digest);
-    if (hit && hit.expiresAt > now) return hit.principal;
+    if (hit) return hit;
     const res = await callUnary(this.client.authenticate.bind(this.client), { apiKey }, { timeoutMs: this.opts.timeoutMs ?? 1_000, requestId });
     const principal = res.principal;
     if (!principal) throw new Error('auth answered without a principal');
-    const ttl = Math.min(res.cacheTtlMs, this.opts.maxCacheMs ?? 5_000);
-    if (ttl > 0) {
-      if (this.cache.size >= 10_000) this.cache.clear();
-      this.cache.set(digest, { principal, expiresAt: now + ttl });
-    }
+    this.cache.set(digest, principal, Math.min(res.cacheTtlMs, this.opts.maxCacheMs ?? 5_000));
     return principal;
   }
 
   forgetKey(keyId: string): void {
-    for (const [d, e] of this.cache) if (e.principal.keyId === keyId) this.cache.delete(d);
+    this.cache.revokeKey(keyId);
   }
 }

@@ -4,6 +4,7 @@ import { dial, metadataValue, type CallContext } from '@llmgw/grpc';
 import { AuthServiceClient, KeyRevoked, type Principal } from '@llmgw/proto/auth';
 import { AuthClientAuthenticator } from './authenticator.js';
 
+export { AuthCache } from './auth-cache.js';
 export { AuthClientAuthenticator, type CallerAuthenticator, type AuthClientAuthenticatorOptions } from './authenticator.js';
 
 /** The key in `authorization: Bearer <key>`, or undefined. */

@@ -3,7 +3,7 @@ import { drain, listen } from '@llmgw/grpc';
 import { edgeMetrics } from '@llmgw/metrics';
 import { KeyRevoked } from '@llmgw/proto/auth';
 import type { RunningService, ServiceDeps } from '@llmgw/runtime';
-import { AuthCache } from './auth-cache.js';
+import { AuthCache } from '@llmgw/caller-auth';
 import { createGrpcDownstream, type Downstream } from './downstream.js';
 import { GatewayPipeline } from './pipeline.js';
 import { PlanCache } from './plan-cache.js';

@@ -32,7 +32,7 @@ import {
 } from '@llmgw/proto/v1';
 import { countChatTokens, countTokens } from '@llmgw/tokens';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AuthCache } from './auth-cache.js';
+import { AuthCache } from '@llmgw/caller-auth';
 import type { Downstream } from './downstream.js';
 import { GatewayPipeline } from './pipeline.js';
 import { PlanCache } from './plan-cache.js';

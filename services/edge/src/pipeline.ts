@@ -20,7 +20,7 @@ import {
   type Usage,
 } from '@llmgw/proto/v1';
 import { countChatTokens, countTokens, type TokenizerFamily } from '@llmgw/tokens';
-import { AuthCache } from './auth-cache.js';
+import { AuthCache } from '@llmgw/caller-auth';
 import type { Downstream } from './downstream.js';
 import type { PlanCache } from './plan-cache.js';
 import type { UsagePublisher } from './usage-publisher.js';

@@ -1,7 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRedisServer, type LocalServer } from '@llmgw/local-infra';
-import { silentLogger } from '@llmgw/logging';
-import { connectRedis, type Redis } from '@llmgw/redis';
+import { describe, expect, it } from 'vitest';
+import { useRedis } from '@llmgw/local-infra/vitest';
 import type { UsageFact } from './buckets.js';
 import { DEDUPE_TTL_SECONDS, MemoryUsageStore, RedisUsageStore, UsageKeys, type UsageStore } from './usage-store.js';
 
@@ -73,31 +71,22 @@ describe('memory dedupe window', () => {
 });
 
 describe('redis', () => {
-  let server: LocalServer;
-  let redis: Redis;
-  beforeAll(async () => {
-    server = await startRedisServer();
-    redis = await connectRedis(server.url, { logger: silentLogger() });
-  });
-  afterAll(async () => {
-    redis.disconnect();
-    await server.stop();
-  });
+  const redis = useRedis();
 
   conformance('redis', async () => {
-    await redis.flushdb();
-    return new RedisUsageStore(redis);
+    await redis().flushdb();
+    return new RedisUsageStore(redis());
   });
 
   it('writes the documented keys with a 7-day dedupe TTL and index sets', async () => {
-    await redis.flushdb();
-    await new RedisUsageStore(redis).record(fact({ eventId: 'ev-9' }));
-    const ttl = await redis.ttl(UsageKeys.dedupe('acme', 'ev-9'));
+    await redis().flushdb();
+    await new RedisUsageStore(redis()).record(fact({ eventId: 'ev-9' }));
+    const ttl = await redis().ttl(UsageKeys.dedupe('acme', 'ev-9'));
     expect(ttl).toBeGreaterThan(DEDUPE_TTL_SECONDS - 10);
     expect(ttl).toBeLessThanOrEqual(DEDUPE_TTL_SECONDS);
-    expect(await redis.smembers(UsageKeys.tenants)).toEqual(['acme']);
-    expect(await redis.zrange(UsageKeys.hours('acme'), 0, -1)).toEqual(['2025-06-01T10:00:00Z']);
-    expect(await redis.hgetall(UsageKeys.bucket('acme', '2025-06-01T10:00:00Z'))).toEqual({
+    expect(await redis().smembers(UsageKeys.tenants)).toEqual(['acme']);
+    expect(await redis().zrange(UsageKeys.hours('acme'), 0, -1)).toEqual(['2025-06-01T10:00:00Z']);
+    expect(await redis().hgetall(UsageKeys.bucket('acme', '2025-06-01T10:00:00Z'))).toEqual({
       'chat|small|requests': '1',
       'chat|small|input_tokens': '10',
       'chat|small|output_tokens': '4',
