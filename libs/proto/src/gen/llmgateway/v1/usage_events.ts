@@ -7,6 +7,7 @@
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 import { Timestamp } from "../../google/protobuf/timestamp.js";
+import { AttemptOutcome, attemptOutcomeFromJSON, attemptOutcomeToJSON } from "./chat.js";
 
 /** TokenSource says who counted the tokens. */
 export enum TokenSource {
@@ -49,9 +50,10 @@ export function tokenSourceToJSON(object: TokenSource): string {
 }
 
 /**
- * UsageRecorded is published on JetStream subject `llmgateway.usage.v1.recorded` (stream USAGE)
- * for every request that reached the provider-executor, success or failure, with the NATS
- * message id equal to event_id so that a republish is dropped.
+ * UsageRecorded is published by the provider-executor on JetStream subject
+ * `llmgateway.usage.v1.recorded` (stream USAGE) for every request it received, success, failure
+ * or cancellation, after its last attempt, with the NATS message id equal to event_id so that a
+ * republish is dropped. Tokens and cost are the sums over `attempts`.
  */
 export interface UsageRecorded {
   /** Equal to request_id: one event per request. */
@@ -77,6 +79,22 @@ export interface UsageRecorded {
   streamed: boolean;
   /** "chat" or "embed". */
   operation: string;
+  /** Every attempt that reached a provider, with what it was billed. */
+  attempts: AttemptUsage[];
+}
+
+/** AttemptUsage is what one attempt of a request cost. */
+export interface AttemptUsage {
+  model: string;
+  provider: string;
+  inputTokens: number;
+  outputTokens: number;
+  costMicros: number;
+  /** Provider-reported, or estimated where the provider gave no count (a timed-out or dropped attempt). */
+  tokenSource: TokenSource;
+  outcome: AttemptOutcome;
+  /** Why the attempt failed; empty on success. */
+  reason: string;
 }
 
 function createBaseUsageRecorded(): UsageRecorded {
@@ -100,6 +118,7 @@ function createBaseUsageRecorded(): UsageRecorded {
     latencyMs: 0,
     streamed: false,
     operation: "",
+    attempts: [],
   };
 }
 
@@ -161,6 +180,9 @@ export const UsageRecorded: MessageFns<UsageRecorded> = {
     }
     if (message.operation !== "") {
       writer.uint32(154).string(message.operation);
+    }
+    for (const v of message.attempts) {
+      AttemptUsage.encode(v!, writer.uint32(162).fork()).join();
     }
     return writer;
   },
@@ -330,6 +352,14 @@ export const UsageRecorded: MessageFns<UsageRecorded> = {
             message.operation = reader.string();
             continue;
           }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.attempts.push(AttemptUsage.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -415,6 +445,9 @@ export const UsageRecorded: MessageFns<UsageRecorded> = {
         : 0,
       streamed: isSet(object.streamed) ? globalThis.Boolean(object.streamed) : false,
       operation: isSet(object.operation) ? globalThis.String(object.operation) : "",
+      attempts: globalThis.Array.isArray(object?.attempts)
+        ? object.attempts.map((e: any) => AttemptUsage.fromJSON(e))
+        : [],
     };
   },
 
@@ -477,6 +510,9 @@ export const UsageRecorded: MessageFns<UsageRecorded> = {
     if (message.operation !== "") {
       obj.operation = message.operation;
     }
+    if (message.attempts?.length) {
+      obj.attempts = message.attempts.map((e) => AttemptUsage.toJSON(e));
+    }
     return obj;
   },
 
@@ -504,6 +540,213 @@ export const UsageRecorded: MessageFns<UsageRecorded> = {
     message.latencyMs = object.latencyMs ?? 0;
     message.streamed = object.streamed ?? false;
     message.operation = object.operation ?? "";
+    message.attempts = object.attempts?.map((e) => AttemptUsage.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseAttemptUsage(): AttemptUsage {
+  return {
+    model: "",
+    provider: "",
+    inputTokens: 0,
+    outputTokens: 0,
+    costMicros: 0,
+    tokenSource: 0,
+    outcome: 0,
+    reason: "",
+  };
+}
+
+export const AttemptUsage: MessageFns<AttemptUsage> = {
+  encode(message: AttemptUsage, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.model !== "") {
+      writer.uint32(10).string(message.model);
+    }
+    if (message.provider !== "") {
+      writer.uint32(18).string(message.provider);
+    }
+    if (message.inputTokens !== 0) {
+      writer.uint32(24).int64(message.inputTokens);
+    }
+    if (message.outputTokens !== 0) {
+      writer.uint32(32).int64(message.outputTokens);
+    }
+    if (message.costMicros !== 0) {
+      writer.uint32(40).int64(message.costMicros);
+    }
+    if (message.tokenSource !== 0) {
+      writer.uint32(48).int32(message.tokenSource);
+    }
+    if (message.outcome !== 0) {
+      writer.uint32(56).int32(message.outcome);
+    }
+    if (message.reason !== "") {
+      writer.uint32(66).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AttemptUsage {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAttemptUsage();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.model = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.provider = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.inputTokens = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.outputTokens = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.costMicros = longToNumber(reader.int64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.tokenSource = reader.int32() as any;
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.outcome = reader.int32() as any;
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AttemptUsage {
+    return {
+      model: isSet(object.model) ? globalThis.String(object.model) : "",
+      provider: isSet(object.provider) ? globalThis.String(object.provider) : "",
+      inputTokens: isSet(object.inputTokens)
+        ? globalThis.Number(object.inputTokens)
+        : isSet(object.input_tokens)
+        ? globalThis.Number(object.input_tokens)
+        : 0,
+      outputTokens: isSet(object.outputTokens)
+        ? globalThis.Number(object.outputTokens)
+        : isSet(object.output_tokens)
+        ? globalThis.Number(object.output_tokens)
+        : 0,
+      costMicros: isSet(object.costMicros)
+        ? globalThis.Number(object.costMicros)
+        : isSet(object.cost_micros)
+        ? globalThis.Number(object.cost_micros)
+        : 0,
+      tokenSource: isSet(object.tokenSource)
+        ? tokenSourceFromJSON(object.tokenSource)
+        : isSet(object.token_source)
+        ? tokenSourceFromJSON(object.token_source)
+        : 0,
+      outcome: isSet(object.outcome) ? attemptOutcomeFromJSON(object.outcome) : 0,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: AttemptUsage): unknown {
+    const obj: any = {};
+    if (message.model !== "") {
+      obj.model = message.model;
+    }
+    if (message.provider !== "") {
+      obj.provider = message.provider;
+    }
+    if (message.inputTokens !== 0) {
+      obj.inputTokens = Math.round(message.inputTokens);
+    }
+    if (message.outputTokens !== 0) {
+      obj.outputTokens = Math.round(message.outputTokens);
+    }
+    if (message.costMicros !== 0) {
+      obj.costMicros = Math.round(message.costMicros);
+    }
+    if (message.tokenSource !== 0) {
+      obj.tokenSource = tokenSourceToJSON(message.tokenSource);
+    }
+    if (message.outcome !== 0) {
+      obj.outcome = attemptOutcomeToJSON(message.outcome);
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AttemptUsage>, I>>(base?: I): AttemptUsage {
+    return AttemptUsage.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AttemptUsage>, I>>(object: I): AttemptUsage {
+    const message = createBaseAttemptUsage();
+    message.model = object.model ?? "";
+    message.provider = object.provider ?? "";
+    message.inputTokens = object.inputTokens ?? 0;
+    message.outputTokens = object.outputTokens ?? 0;
+    message.costMicros = object.costMicros ?? 0;
+    message.tokenSource = object.tokenSource ?? 0;
+    message.outcome = object.outcome ?? 0;
+    message.reason = object.reason ?? "";
     return message;
   },
 };

@@ -20,7 +20,9 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { Struct } from "../../../google/protobuf/struct.js";
 import { Plan } from "../../router/v1/router_service.js";
+import { Message, ResponseFormatType, responseFormatTypeFromJSON, responseFormatTypeToJSON } from "../../v1/chat.js";
 import {
   ChatRequest,
   ChatResponse,
@@ -29,12 +31,211 @@ import {
   EmbedResponse,
 } from "../../v1/gateway_service.js";
 
-/** ExecuteChatRequest is the caller's validated request with its plan. */
+/** ToolChoiceMode says whether and which tool the model must call. */
+export enum ToolChoiceMode {
+  TOOL_CHOICE_MODE_UNSPECIFIED = 0,
+  TOOL_CHOICE_MODE_AUTO = 1,
+  TOOL_CHOICE_MODE_NONE = 2,
+  TOOL_CHOICE_MODE_REQUIRED = 3,
+  /** TOOL_CHOICE_MODE_TOOL - The tool named in ToolChoice.name. */
+  TOOL_CHOICE_MODE_TOOL = 4,
+  UNRECOGNIZED = -1,
+}
+
+export function toolChoiceModeFromJSON(object: any): ToolChoiceMode {
+  switch (object) {
+    case 0:
+    case "TOOL_CHOICE_MODE_UNSPECIFIED":
+      return ToolChoiceMode.TOOL_CHOICE_MODE_UNSPECIFIED;
+    case 1:
+    case "TOOL_CHOICE_MODE_AUTO":
+      return ToolChoiceMode.TOOL_CHOICE_MODE_AUTO;
+    case 2:
+    case "TOOL_CHOICE_MODE_NONE":
+      return ToolChoiceMode.TOOL_CHOICE_MODE_NONE;
+    case 3:
+    case "TOOL_CHOICE_MODE_REQUIRED":
+      return ToolChoiceMode.TOOL_CHOICE_MODE_REQUIRED;
+    case 4:
+    case "TOOL_CHOICE_MODE_TOOL":
+      return ToolChoiceMode.TOOL_CHOICE_MODE_TOOL;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return ToolChoiceMode.UNRECOGNIZED;
+  }
+}
+
+export function toolChoiceModeToJSON(object: ToolChoiceMode): string {
+  switch (object) {
+    case ToolChoiceMode.TOOL_CHOICE_MODE_UNSPECIFIED:
+      return "TOOL_CHOICE_MODE_UNSPECIFIED";
+    case ToolChoiceMode.TOOL_CHOICE_MODE_AUTO:
+      return "TOOL_CHOICE_MODE_AUTO";
+    case ToolChoiceMode.TOOL_CHOICE_MODE_NONE:
+      return "TOOL_CHOICE_MODE_NONE";
+    case ToolChoiceMode.TOOL_CHOICE_MODE_REQUIRED:
+      return "TOOL_CHOICE_MODE_REQUIRED";
+    case ToolChoiceMode.TOOL_CHOICE_MODE_TOOL:
+      return "TOOL_CHOICE_MODE_TOOL";
+    case ToolChoiceMode.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/**
+ * ErrorKind is why a request failed, in the caller's terms. libs/grpc maps each kind to one
+ * gRPC status; nothing else re-encodes it.
+ */
+export enum ErrorKind {
+  ERROR_KIND_UNSPECIFIED = 0,
+  ERROR_KIND_INVALID_ARGUMENT = 1,
+  ERROR_KIND_UNAUTHENTICATED = 2,
+  ERROR_KIND_PERMISSION_DENIED = 3,
+  ERROR_KIND_NOT_FOUND = 4,
+  ERROR_KIND_FAILED_PRECONDITION = 5,
+  ERROR_KIND_RESOURCE_EXHAUSTED = 6,
+  ERROR_KIND_UNAVAILABLE = 7,
+  ERROR_KIND_DEADLINE_EXCEEDED = 8,
+  ERROR_KIND_CANCELLED = 9,
+  ERROR_KIND_INTERNAL = 10,
+  UNRECOGNIZED = -1,
+}
+
+export function errorKindFromJSON(object: any): ErrorKind {
+  switch (object) {
+    case 0:
+    case "ERROR_KIND_UNSPECIFIED":
+      return ErrorKind.ERROR_KIND_UNSPECIFIED;
+    case 1:
+    case "ERROR_KIND_INVALID_ARGUMENT":
+      return ErrorKind.ERROR_KIND_INVALID_ARGUMENT;
+    case 2:
+    case "ERROR_KIND_UNAUTHENTICATED":
+      return ErrorKind.ERROR_KIND_UNAUTHENTICATED;
+    case 3:
+    case "ERROR_KIND_PERMISSION_DENIED":
+      return ErrorKind.ERROR_KIND_PERMISSION_DENIED;
+    case 4:
+    case "ERROR_KIND_NOT_FOUND":
+      return ErrorKind.ERROR_KIND_NOT_FOUND;
+    case 5:
+    case "ERROR_KIND_FAILED_PRECONDITION":
+      return ErrorKind.ERROR_KIND_FAILED_PRECONDITION;
+    case 6:
+    case "ERROR_KIND_RESOURCE_EXHAUSTED":
+      return ErrorKind.ERROR_KIND_RESOURCE_EXHAUSTED;
+    case 7:
+    case "ERROR_KIND_UNAVAILABLE":
+      return ErrorKind.ERROR_KIND_UNAVAILABLE;
+    case 8:
+    case "ERROR_KIND_DEADLINE_EXCEEDED":
+      return ErrorKind.ERROR_KIND_DEADLINE_EXCEEDED;
+    case 9:
+    case "ERROR_KIND_CANCELLED":
+      return ErrorKind.ERROR_KIND_CANCELLED;
+    case 10:
+    case "ERROR_KIND_INTERNAL":
+      return ErrorKind.ERROR_KIND_INTERNAL;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return ErrorKind.UNRECOGNIZED;
+  }
+}
+
+export function errorKindToJSON(object: ErrorKind): string {
+  switch (object) {
+    case ErrorKind.ERROR_KIND_UNSPECIFIED:
+      return "ERROR_KIND_UNSPECIFIED";
+    case ErrorKind.ERROR_KIND_INVALID_ARGUMENT:
+      return "ERROR_KIND_INVALID_ARGUMENT";
+    case ErrorKind.ERROR_KIND_UNAUTHENTICATED:
+      return "ERROR_KIND_UNAUTHENTICATED";
+    case ErrorKind.ERROR_KIND_PERMISSION_DENIED:
+      return "ERROR_KIND_PERMISSION_DENIED";
+    case ErrorKind.ERROR_KIND_NOT_FOUND:
+      return "ERROR_KIND_NOT_FOUND";
+    case ErrorKind.ERROR_KIND_FAILED_PRECONDITION:
+      return "ERROR_KIND_FAILED_PRECONDITION";
+    case ErrorKind.ERROR_KIND_RESOURCE_EXHAUSTED:
+      return "ERROR_KIND_RESOURCE_EXHAUSTED";
+    case ErrorKind.ERROR_KIND_UNAVAILABLE:
+      return "ERROR_KIND_UNAVAILABLE";
+    case ErrorKind.ERROR_KIND_DEADLINE_EXCEEDED:
+      return "ERROR_KIND_DEADLINE_EXCEEDED";
+    case ErrorKind.ERROR_KIND_CANCELLED:
+      return "ERROR_KIND_CANCELLED";
+    case ErrorKind.ERROR_KIND_INTERNAL:
+      return "ERROR_KIND_INTERNAL";
+    case ErrorKind.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/** ExecuteChatRequest is the caller's request, validated and normalised by the edge, with its plan. */
 export interface ExecuteChatRequest {
   requestId: string;
   tenantId: string;
+  /**
+   * Replaced by params: the executor no longer reads the public request.
+   *
+   * @deprecated
+   */
   request?: ChatRequest | undefined;
-  plan?: Plan | undefined;
+  plan?:
+    | Plan
+    | undefined;
+  /** The normalised request: nothing in it is parsed or decided again. */
+  params?:
+    | ChatParams
+    | undefined;
+  /** API key that made the request, for the usage event. */
+  keyId: string;
+}
+
+/** ChatParams is a chat request after the edge validated it against the plan. */
+export interface ChatParams {
+  messages: Message[];
+  /** The caller's max_tokens or the route's default, within the route's cap. */
+  maxTokens: number;
+  temperature?: number | undefined;
+  topP?: number | undefined;
+  stop: string[];
+  tools: ToolSpec[];
+  toolChoice?: ToolChoice | undefined;
+  responseFormat?:
+    | ResponseFormatSpec
+    | undefined;
+  /** End-user id, passed on to the provider. */
+  user: string;
+  /** Batch requests may retry with backoff; interactive ones fall back at once. */
+  batch: boolean;
+}
+
+/** ToolSpec is a tool with its parameters schema already parsed. */
+export interface ToolSpec {
+  name: string;
+  description: string;
+  /** JSON Schema of the arguments. */
+  parameters?: { [key: string]: any } | undefined;
+}
+
+/** ToolChoice is the caller's tool_choice, resolved. */
+export interface ToolChoice {
+  mode: ToolChoiceMode;
+  name: string;
+}
+
+/** ResponseFormatSpec is the response format with its schema already parsed. */
+export interface ResponseFormatSpec {
+  type: ResponseFormatType;
+  /** For JSON schema: its name. */
+  name: string;
+  /** For JSON schema: the schema. */
+  schema?: { [key: string]: any } | undefined;
 }
 
 /**
@@ -42,11 +243,16 @@ export interface ExecuteChatRequest {
  * not as an RPC status, so that usage and the routing record of a failed request are not lost.
  */
 export interface ExecutionError {
-  /** gRPC status code name for the caller: UNAVAILABLE, INVALID_ARGUMENT, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED. */
+  /**
+   * Replaced by kind.
+   *
+   * @deprecated
+   */
   code: string;
   message: string;
   /** Set when the provider asked us to wait. */
   retryAfterMs: number;
+  kind: ErrorKind;
 }
 
 /**
@@ -62,8 +268,15 @@ export interface ExecuteChatResponse {
 export interface ExecuteChatStreamRequest {
   requestId: string;
   tenantId: string;
+  /**
+   * Replaced by params.
+   *
+   * @deprecated
+   */
   request?: ChatRequest | undefined;
   plan?: Plan | undefined;
+  params?: ChatParams | undefined;
+  keyId: string;
 }
 
 /** ExecuteChatStreamResponse is one piece of the answer; the last carries usage and routing. */
@@ -80,7 +293,11 @@ export interface ExecuteEmbedRequest {
   requestId: string;
   tenantId: string;
   request?: EmbedRequest | undefined;
-  plan?: Plan | undefined;
+  plan?:
+    | Plan
+    | undefined;
+  /** API key that made the request, for the usage event. */
+  keyId: string;
 }
 
 /** ExecuteEmbedResponse is the normalised answer. */
@@ -90,7 +307,7 @@ export interface ExecuteEmbedResponse {
 }
 
 function createBaseExecuteChatRequest(): ExecuteChatRequest {
-  return { requestId: "", tenantId: "", request: undefined, plan: undefined };
+  return { requestId: "", tenantId: "", request: undefined, plan: undefined, params: undefined, keyId: "" };
 }
 
 export const ExecuteChatRequest: MessageFns<ExecuteChatRequest> = {
@@ -106,6 +323,12 @@ export const ExecuteChatRequest: MessageFns<ExecuteChatRequest> = {
     }
     if (message.plan !== undefined) {
       Plan.encode(message.plan, writer.uint32(34).fork()).join();
+    }
+    if (message.params !== undefined) {
+      ChatParams.encode(message.params, writer.uint32(42).fork()).join();
+    }
+    if (message.keyId !== "") {
+      writer.uint32(50).string(message.keyId);
     }
     return writer;
   },
@@ -155,6 +378,22 @@ export const ExecuteChatRequest: MessageFns<ExecuteChatRequest> = {
             message.plan = Plan.decode(reader, reader.uint32());
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.params = ChatParams.decode(reader, reader.uint32());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.keyId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -181,6 +420,12 @@ export const ExecuteChatRequest: MessageFns<ExecuteChatRequest> = {
         : "",
       request: isSet(object.request) ? ChatRequest.fromJSON(object.request) : undefined,
       plan: isSet(object.plan) ? Plan.fromJSON(object.plan) : undefined,
+      params: isSet(object.params) ? ChatParams.fromJSON(object.params) : undefined,
+      keyId: isSet(object.keyId)
+        ? globalThis.String(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.String(object.key_id)
+        : "",
     };
   },
 
@@ -198,6 +443,12 @@ export const ExecuteChatRequest: MessageFns<ExecuteChatRequest> = {
     if (message.plan !== undefined) {
       obj.plan = Plan.toJSON(message.plan);
     }
+    if (message.params !== undefined) {
+      obj.params = ChatParams.toJSON(message.params);
+    }
+    if (message.keyId !== "") {
+      obj.keyId = message.keyId;
+    }
     return obj;
   },
 
@@ -212,12 +463,547 @@ export const ExecuteChatRequest: MessageFns<ExecuteChatRequest> = {
       ? ChatRequest.fromPartial(object.request)
       : undefined;
     message.plan = (object.plan !== undefined && object.plan !== null) ? Plan.fromPartial(object.plan) : undefined;
+    message.params = (object.params !== undefined && object.params !== null)
+      ? ChatParams.fromPartial(object.params)
+      : undefined;
+    message.keyId = object.keyId ?? "";
+    return message;
+  },
+};
+
+function createBaseChatParams(): ChatParams {
+  return {
+    messages: [],
+    maxTokens: 0,
+    temperature: undefined,
+    topP: undefined,
+    stop: [],
+    tools: [],
+    toolChoice: undefined,
+    responseFormat: undefined,
+    user: "",
+    batch: false,
+  };
+}
+
+export const ChatParams: MessageFns<ChatParams> = {
+  encode(message: ChatParams, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.messages) {
+      Message.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.maxTokens !== 0) {
+      writer.uint32(16).int32(message.maxTokens);
+    }
+    if (message.temperature !== undefined) {
+      writer.uint32(25).double(message.temperature);
+    }
+    if (message.topP !== undefined) {
+      writer.uint32(33).double(message.topP);
+    }
+    for (const v of message.stop) {
+      writer.uint32(42).string(v!);
+    }
+    for (const v of message.tools) {
+      ToolSpec.encode(v!, writer.uint32(50).fork()).join();
+    }
+    if (message.toolChoice !== undefined) {
+      ToolChoice.encode(message.toolChoice, writer.uint32(58).fork()).join();
+    }
+    if (message.responseFormat !== undefined) {
+      ResponseFormatSpec.encode(message.responseFormat, writer.uint32(66).fork()).join();
+    }
+    if (message.user !== "") {
+      writer.uint32(74).string(message.user);
+    }
+    if (message.batch !== false) {
+      writer.uint32(80).bool(message.batch);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ChatParams {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseChatParams();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.messages.push(Message.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.maxTokens = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.temperature = reader.double();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.topP = reader.double();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.stop.push(reader.string());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.tools.push(ToolSpec.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.toolChoice = ToolChoice.decode(reader, reader.uint32());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.responseFormat = ResponseFormatSpec.decode(reader, reader.uint32());
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.user = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.batch = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ChatParams {
+    return {
+      messages: globalThis.Array.isArray(object?.messages) ? object.messages.map((e: any) => Message.fromJSON(e)) : [],
+      maxTokens: isSet(object.maxTokens)
+        ? globalThis.Number(object.maxTokens)
+        : isSet(object.max_tokens)
+        ? globalThis.Number(object.max_tokens)
+        : 0,
+      temperature: isSet(object.temperature) ? globalThis.Number(object.temperature) : undefined,
+      topP: isSet(object.topP)
+        ? globalThis.Number(object.topP)
+        : isSet(object.top_p)
+        ? globalThis.Number(object.top_p)
+        : undefined,
+      stop: globalThis.Array.isArray(object?.stop) ? object.stop.map((e: any) => globalThis.String(e)) : [],
+      tools: globalThis.Array.isArray(object?.tools) ? object.tools.map((e: any) => ToolSpec.fromJSON(e)) : [],
+      toolChoice: isSet(object.toolChoice)
+        ? ToolChoice.fromJSON(object.toolChoice)
+        : isSet(object.tool_choice)
+        ? ToolChoice.fromJSON(object.tool_choice)
+        : undefined,
+      responseFormat: isSet(object.responseFormat)
+        ? ResponseFormatSpec.fromJSON(object.responseFormat)
+        : isSet(object.response_format)
+        ? ResponseFormatSpec.fromJSON(object.response_format)
+        : undefined,
+      user: isSet(object.user) ? globalThis.String(object.user) : "",
+      batch: isSet(object.batch) ? globalThis.Boolean(object.batch) : false,
+    };
+  },
+
+  toJSON(message: ChatParams): unknown {
+    const obj: any = {};
+    if (message.messages?.length) {
+      obj.messages = message.messages.map((e) => Message.toJSON(e));
+    }
+    if (message.maxTokens !== 0) {
+      obj.maxTokens = Math.round(message.maxTokens);
+    }
+    if (message.temperature !== undefined) {
+      obj.temperature = floatToJson(message.temperature);
+    }
+    if (message.topP !== undefined) {
+      obj.topP = floatToJson(message.topP);
+    }
+    if (message.stop?.length) {
+      obj.stop = message.stop;
+    }
+    if (message.tools?.length) {
+      obj.tools = message.tools.map((e) => ToolSpec.toJSON(e));
+    }
+    if (message.toolChoice !== undefined) {
+      obj.toolChoice = ToolChoice.toJSON(message.toolChoice);
+    }
+    if (message.responseFormat !== undefined) {
+      obj.responseFormat = ResponseFormatSpec.toJSON(message.responseFormat);
+    }
+    if (message.user !== "") {
+      obj.user = message.user;
+    }
+    if (message.batch !== false) {
+      obj.batch = message.batch;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ChatParams>, I>>(base?: I): ChatParams {
+    return ChatParams.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ChatParams>, I>>(object: I): ChatParams {
+    const message = createBaseChatParams();
+    message.messages = object.messages?.map((e) => Message.fromPartial(e)) || [];
+    message.maxTokens = object.maxTokens ?? 0;
+    message.temperature = object.temperature ?? undefined;
+    message.topP = object.topP ?? undefined;
+    message.stop = object.stop?.map((e) => e) || [];
+    message.tools = object.tools?.map((e) => ToolSpec.fromPartial(e)) || [];
+    message.toolChoice = (object.toolChoice !== undefined && object.toolChoice !== null)
+      ? ToolChoice.fromPartial(object.toolChoice)
+      : undefined;
+    message.responseFormat = (object.responseFormat !== undefined && object.responseFormat !== null)
+      ? ResponseFormatSpec.fromPartial(object.responseFormat)
+      : undefined;
+    message.user = object.user ?? "";
+    message.batch = object.batch ?? false;
+    return message;
+  },
+};
+
+function createBaseToolSpec(): ToolSpec {
+  return { name: "", description: "", parameters: undefined };
+}
+
+export const ToolSpec: MessageFns<ToolSpec> = {
+  encode(message: ToolSpec, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.description !== "") {
+      writer.uint32(18).string(message.description);
+    }
+    if (message.parameters !== undefined) {
+      Struct.encode(Struct.wrap(message.parameters), writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ToolSpec {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseToolSpec();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.description = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.parameters = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ToolSpec {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      description: isSet(object.description) ? globalThis.String(object.description) : "",
+      parameters: isObject(object.parameters) ? object.parameters : undefined,
+    };
+  },
+
+  toJSON(message: ToolSpec): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.description !== "") {
+      obj.description = message.description;
+    }
+    if (message.parameters !== undefined) {
+      obj.parameters = message.parameters;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ToolSpec>, I>>(base?: I): ToolSpec {
+    return ToolSpec.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ToolSpec>, I>>(object: I): ToolSpec {
+    const message = createBaseToolSpec();
+    message.name = object.name ?? "";
+    message.description = object.description ?? "";
+    message.parameters = object.parameters ?? undefined;
+    return message;
+  },
+};
+
+function createBaseToolChoice(): ToolChoice {
+  return { mode: 0, name: "" };
+}
+
+export const ToolChoice: MessageFns<ToolChoice> = {
+  encode(message: ToolChoice, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.mode !== 0) {
+      writer.uint32(8).int32(message.mode);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ToolChoice {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseToolChoice();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.mode = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ToolChoice {
+    return {
+      mode: isSet(object.mode) ? toolChoiceModeFromJSON(object.mode) : 0,
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+    };
+  },
+
+  toJSON(message: ToolChoice): unknown {
+    const obj: any = {};
+    if (message.mode !== 0) {
+      obj.mode = toolChoiceModeToJSON(message.mode);
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ToolChoice>, I>>(base?: I): ToolChoice {
+    return ToolChoice.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ToolChoice>, I>>(object: I): ToolChoice {
+    const message = createBaseToolChoice();
+    message.mode = object.mode ?? 0;
+    message.name = object.name ?? "";
+    return message;
+  },
+};
+
+function createBaseResponseFormatSpec(): ResponseFormatSpec {
+  return { type: 0, name: "", schema: undefined };
+}
+
+export const ResponseFormatSpec: MessageFns<ResponseFormatSpec> = {
+  encode(message: ResponseFormatSpec, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.type !== 0) {
+      writer.uint32(8).int32(message.type);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    if (message.schema !== undefined) {
+      Struct.encode(Struct.wrap(message.schema), writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResponseFormatSpec {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResponseFormatSpec();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.type = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.schema = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResponseFormatSpec {
+    return {
+      type: isSet(object.type) ? responseFormatTypeFromJSON(object.type) : 0,
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      schema: isObject(object.schema) ? object.schema : undefined,
+    };
+  },
+
+  toJSON(message: ResponseFormatSpec): unknown {
+    const obj: any = {};
+    if (message.type !== 0) {
+      obj.type = responseFormatTypeToJSON(message.type);
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.schema !== undefined) {
+      obj.schema = message.schema;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ResponseFormatSpec>, I>>(base?: I): ResponseFormatSpec {
+    return ResponseFormatSpec.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ResponseFormatSpec>, I>>(object: I): ResponseFormatSpec {
+    const message = createBaseResponseFormatSpec();
+    message.type = object.type ?? 0;
+    message.name = object.name ?? "";
+    message.schema = object.schema ?? undefined;
     return message;
   },
 };
 
 function createBaseExecutionError(): ExecutionError {
-  return { code: "", message: "", retryAfterMs: 0 };
+  return { code: "", message: "", retryAfterMs: 0, kind: 0 };
 }
 
 export const ExecutionError: MessageFns<ExecutionError> = {
@@ -230,6 +1016,9 @@ export const ExecutionError: MessageFns<ExecutionError> = {
     }
     if (message.retryAfterMs !== 0) {
       writer.uint32(24).int64(message.retryAfterMs);
+    }
+    if (message.kind !== 0) {
+      writer.uint32(32).int32(message.kind);
     }
     return writer;
   },
@@ -271,6 +1060,14 @@ export const ExecutionError: MessageFns<ExecutionError> = {
             message.retryAfterMs = longToNumber(reader.int64());
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.kind = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -292,6 +1089,7 @@ export const ExecutionError: MessageFns<ExecutionError> = {
         : isSet(object.retry_after_ms)
         ? globalThis.Number(object.retry_after_ms)
         : 0,
+      kind: isSet(object.kind) ? errorKindFromJSON(object.kind) : 0,
     };
   },
 
@@ -306,6 +1104,9 @@ export const ExecutionError: MessageFns<ExecutionError> = {
     if (message.retryAfterMs !== 0) {
       obj.retryAfterMs = Math.round(message.retryAfterMs);
     }
+    if (message.kind !== 0) {
+      obj.kind = errorKindToJSON(message.kind);
+    }
     return obj;
   },
 
@@ -317,6 +1118,7 @@ export const ExecutionError: MessageFns<ExecutionError> = {
     message.code = object.code ?? "";
     message.message = object.message ?? "";
     message.retryAfterMs = object.retryAfterMs ?? 0;
+    message.kind = object.kind ?? 0;
     return message;
   },
 };
@@ -411,7 +1213,7 @@ export const ExecuteChatResponse: MessageFns<ExecuteChatResponse> = {
 };
 
 function createBaseExecuteChatStreamRequest(): ExecuteChatStreamRequest {
-  return { requestId: "", tenantId: "", request: undefined, plan: undefined };
+  return { requestId: "", tenantId: "", request: undefined, plan: undefined, params: undefined, keyId: "" };
 }
 
 export const ExecuteChatStreamRequest: MessageFns<ExecuteChatStreamRequest> = {
@@ -427,6 +1229,12 @@ export const ExecuteChatStreamRequest: MessageFns<ExecuteChatStreamRequest> = {
     }
     if (message.plan !== undefined) {
       Plan.encode(message.plan, writer.uint32(34).fork()).join();
+    }
+    if (message.params !== undefined) {
+      ChatParams.encode(message.params, writer.uint32(42).fork()).join();
+    }
+    if (message.keyId !== "") {
+      writer.uint32(50).string(message.keyId);
     }
     return writer;
   },
@@ -476,6 +1284,22 @@ export const ExecuteChatStreamRequest: MessageFns<ExecuteChatStreamRequest> = {
             message.plan = Plan.decode(reader, reader.uint32());
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.params = ChatParams.decode(reader, reader.uint32());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.keyId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -502,6 +1326,12 @@ export const ExecuteChatStreamRequest: MessageFns<ExecuteChatStreamRequest> = {
         : "",
       request: isSet(object.request) ? ChatRequest.fromJSON(object.request) : undefined,
       plan: isSet(object.plan) ? Plan.fromJSON(object.plan) : undefined,
+      params: isSet(object.params) ? ChatParams.fromJSON(object.params) : undefined,
+      keyId: isSet(object.keyId)
+        ? globalThis.String(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.String(object.key_id)
+        : "",
     };
   },
 
@@ -519,6 +1349,12 @@ export const ExecuteChatStreamRequest: MessageFns<ExecuteChatStreamRequest> = {
     if (message.plan !== undefined) {
       obj.plan = Plan.toJSON(message.plan);
     }
+    if (message.params !== undefined) {
+      obj.params = ChatParams.toJSON(message.params);
+    }
+    if (message.keyId !== "") {
+      obj.keyId = message.keyId;
+    }
     return obj;
   },
 
@@ -533,6 +1369,10 @@ export const ExecuteChatStreamRequest: MessageFns<ExecuteChatStreamRequest> = {
       ? ChatRequest.fromPartial(object.request)
       : undefined;
     message.plan = (object.plan !== undefined && object.plan !== null) ? Plan.fromPartial(object.plan) : undefined;
+    message.params = (object.params !== undefined && object.params !== null)
+      ? ChatParams.fromPartial(object.params)
+      : undefined;
+    message.keyId = object.keyId ?? "";
     return message;
   },
 };
@@ -627,7 +1467,7 @@ export const ExecuteChatStreamResponse: MessageFns<ExecuteChatStreamResponse> = 
 };
 
 function createBaseExecuteEmbedRequest(): ExecuteEmbedRequest {
-  return { requestId: "", tenantId: "", request: undefined, plan: undefined };
+  return { requestId: "", tenantId: "", request: undefined, plan: undefined, keyId: "" };
 }
 
 export const ExecuteEmbedRequest: MessageFns<ExecuteEmbedRequest> = {
@@ -643,6 +1483,9 @@ export const ExecuteEmbedRequest: MessageFns<ExecuteEmbedRequest> = {
     }
     if (message.plan !== undefined) {
       Plan.encode(message.plan, writer.uint32(34).fork()).join();
+    }
+    if (message.keyId !== "") {
+      writer.uint32(42).string(message.keyId);
     }
     return writer;
   },
@@ -692,6 +1535,14 @@ export const ExecuteEmbedRequest: MessageFns<ExecuteEmbedRequest> = {
             message.plan = Plan.decode(reader, reader.uint32());
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.keyId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -718,6 +1569,11 @@ export const ExecuteEmbedRequest: MessageFns<ExecuteEmbedRequest> = {
         : "",
       request: isSet(object.request) ? EmbedRequest.fromJSON(object.request) : undefined,
       plan: isSet(object.plan) ? Plan.fromJSON(object.plan) : undefined,
+      keyId: isSet(object.keyId)
+        ? globalThis.String(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.String(object.key_id)
+        : "",
     };
   },
 
@@ -735,6 +1591,9 @@ export const ExecuteEmbedRequest: MessageFns<ExecuteEmbedRequest> = {
     if (message.plan !== undefined) {
       obj.plan = Plan.toJSON(message.plan);
     }
+    if (message.keyId !== "") {
+      obj.keyId = message.keyId;
+    }
     return obj;
   },
 
@@ -749,6 +1608,7 @@ export const ExecuteEmbedRequest: MessageFns<ExecuteEmbedRequest> = {
       ? EmbedRequest.fromPartial(object.request)
       : undefined;
     message.plan = (object.plan !== undefined && object.plan !== null) ? Plan.fromPartial(object.plan) : undefined;
+    message.keyId = object.keyId ?? "";
     return message;
   },
 };
@@ -946,6 +1806,10 @@ export const ExecutorServiceClient = makeGenericClientConstructor(
   serviceName: string;
 };
 
+function floatToJson(value: number | null | undefined): number | string | null | undefined {
+  return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
+}
+
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
 type DeepPartial<T> = T extends Builtin ? T
@@ -967,6 +1831,10 @@ function longToNumber(int64: { toString(): string }): number {
     throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
   }
   return num;
+}
+
+function isObject(value: any): boolean {
+  return typeof value === "object" && value !== null;
 }
 
 function isSet(value: any): boolean {

@@ -26,6 +26,9 @@ import {
   QualityTier,
   qualityTierFromJSON,
   qualityTierToJSON,
+  ResponseFormatType,
+  responseFormatTypeFromJSON,
+  responseFormatTypeToJSON,
   TaskType,
   taskTypeFromJSON,
   taskTypeToJSON,
@@ -129,6 +132,48 @@ export function fallbackTriggerToJSON(object: FallbackTrigger): string {
   }
 }
 
+/** Tokenizer is how a model's tokens are counted by the gateway. */
+export enum Tokenizer {
+  TOKENIZER_UNSPECIFIED = 0,
+  /** TOKENIZER_OPENAI - Exact counts with the OpenAI tokenizer. */
+  TOKENIZER_OPENAI = 1,
+  /** TOKENIZER_APPROX - About four characters a token; reservations use an upper bound instead. */
+  TOKENIZER_APPROX = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function tokenizerFromJSON(object: any): Tokenizer {
+  switch (object) {
+    case 0:
+    case "TOKENIZER_UNSPECIFIED":
+      return Tokenizer.TOKENIZER_UNSPECIFIED;
+    case 1:
+    case "TOKENIZER_OPENAI":
+      return Tokenizer.TOKENIZER_OPENAI;
+    case 2:
+    case "TOKENIZER_APPROX":
+      return Tokenizer.TOKENIZER_APPROX;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return Tokenizer.UNRECOGNIZED;
+  }
+}
+
+export function tokenizerToJSON(object: Tokenizer): string {
+  switch (object) {
+    case Tokenizer.TOKENIZER_UNSPECIFIED:
+      return "TOKENIZER_UNSPECIFIED";
+    case Tokenizer.TOKENIZER_OPENAI:
+      return "TOKENIZER_OPENAI";
+    case Tokenizer.TOKENIZER_APPROX:
+      return "TOKENIZER_APPROX";
+    case Tokenizer.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** PlanRouteRequest describes the request being planned. */
 export interface PlanRouteRequest {
   tenantId: string;
@@ -157,6 +202,33 @@ export interface PlannedAttempt {
   timeoutMs: number;
   /** Retries of this attempt before moving on (batch only). */
   maxRetries: number;
+  /** What the model costs: the edge reserves with it, the executor bills with it. */
+  pricing?:
+    | Pricing
+    | undefined;
+  /** How the gateway counts this model's tokens where the provider gives no count. */
+  tokenizer: Tokenizer;
+  /** Context window of the model, in tokens. */
+  contextTokens: number;
+  /** Most output tokens the model can produce in one answer. */
+  maxOutputTokens: number;
+}
+
+/** Pricing is what a model costs per million tokens, in US dollars. */
+export interface Pricing {
+  inputPerMillionUsd: number;
+  outputPerMillionUsd: number;
+}
+
+/** Guardrails are the route's limits on what a caller may send; the edge enforces them. */
+export interface Guardrails {
+  /** Largest prompt in tokens; 0 means no limit. */
+  maxPromptTokens: number;
+  /** Response formats callers may ask for (TEXT stands for an unset format too). */
+  allowedResponseFormats: ResponseFormatType[];
+  /** When true, only the tools named in allowed_tools may be offered to the model. */
+  restrictTools: boolean;
+  allowedTools: string[];
 }
 
 /** Plan is the ordered list of attempts for one request. */
@@ -176,6 +248,16 @@ export interface Plan {
   skipped: Attempt[];
   /** Backoff base for batch retries. */
   retryBackoffMs: number;
+  /** The route's guardrails. */
+  guardrails?:
+    | Guardrails
+    | undefined;
+  /**
+   * The plan is the same for every prompt size in [prompt_tokens_min, prompt_tokens_max] (context
+   * limits are the only thing prompt size changes), so the edge may reuse it for those.
+   */
+  promptTokensMin: number;
+  promptTokensMax: number;
 }
 
 /** PlanRouteResponse carries the plan. */
@@ -432,7 +514,17 @@ export const PlanRouteRequest: MessageFns<PlanRouteRequest> = {
 };
 
 function createBasePlannedAttempt(): PlannedAttempt {
-  return { model: "", provider: "", upstreamModel: "", timeoutMs: 0, maxRetries: 0 };
+  return {
+    model: "",
+    provider: "",
+    upstreamModel: "",
+    timeoutMs: 0,
+    maxRetries: 0,
+    pricing: undefined,
+    tokenizer: 0,
+    contextTokens: 0,
+    maxOutputTokens: 0,
+  };
 }
 
 export const PlannedAttempt: MessageFns<PlannedAttempt> = {
@@ -451,6 +543,18 @@ export const PlannedAttempt: MessageFns<PlannedAttempt> = {
     }
     if (message.maxRetries !== 0) {
       writer.uint32(40).uint32(message.maxRetries);
+    }
+    if (message.pricing !== undefined) {
+      Pricing.encode(message.pricing, writer.uint32(50).fork()).join();
+    }
+    if (message.tokenizer !== 0) {
+      writer.uint32(56).int32(message.tokenizer);
+    }
+    if (message.contextTokens !== 0) {
+      writer.uint32(64).int64(message.contextTokens);
+    }
+    if (message.maxOutputTokens !== 0) {
+      writer.uint32(72).int32(message.maxOutputTokens);
     }
     return writer;
   },
@@ -508,6 +612,38 @@ export const PlannedAttempt: MessageFns<PlannedAttempt> = {
             message.maxRetries = reader.uint32();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.pricing = Pricing.decode(reader, reader.uint32());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.tokenizer = reader.int32() as any;
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.contextTokens = longToNumber(reader.int64());
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.maxOutputTokens = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -539,6 +675,18 @@ export const PlannedAttempt: MessageFns<PlannedAttempt> = {
         : isSet(object.max_retries)
         ? globalThis.Number(object.max_retries)
         : 0,
+      pricing: isSet(object.pricing) ? Pricing.fromJSON(object.pricing) : undefined,
+      tokenizer: isSet(object.tokenizer) ? tokenizerFromJSON(object.tokenizer) : 0,
+      contextTokens: isSet(object.contextTokens)
+        ? globalThis.Number(object.contextTokens)
+        : isSet(object.context_tokens)
+        ? globalThis.Number(object.context_tokens)
+        : 0,
+      maxOutputTokens: isSet(object.maxOutputTokens)
+        ? globalThis.Number(object.maxOutputTokens)
+        : isSet(object.max_output_tokens)
+        ? globalThis.Number(object.max_output_tokens)
+        : 0,
     };
   },
 
@@ -559,6 +707,18 @@ export const PlannedAttempt: MessageFns<PlannedAttempt> = {
     if (message.maxRetries !== 0) {
       obj.maxRetries = Math.round(message.maxRetries);
     }
+    if (message.pricing !== undefined) {
+      obj.pricing = Pricing.toJSON(message.pricing);
+    }
+    if (message.tokenizer !== 0) {
+      obj.tokenizer = tokenizerToJSON(message.tokenizer);
+    }
+    if (message.contextTokens !== 0) {
+      obj.contextTokens = Math.round(message.contextTokens);
+    }
+    if (message.maxOutputTokens !== 0) {
+      obj.maxOutputTokens = Math.round(message.maxOutputTokens);
+    }
     return obj;
   },
 
@@ -572,6 +732,252 @@ export const PlannedAttempt: MessageFns<PlannedAttempt> = {
     message.upstreamModel = object.upstreamModel ?? "";
     message.timeoutMs = object.timeoutMs ?? 0;
     message.maxRetries = object.maxRetries ?? 0;
+    message.pricing = (object.pricing !== undefined && object.pricing !== null)
+      ? Pricing.fromPartial(object.pricing)
+      : undefined;
+    message.tokenizer = object.tokenizer ?? 0;
+    message.contextTokens = object.contextTokens ?? 0;
+    message.maxOutputTokens = object.maxOutputTokens ?? 0;
+    return message;
+  },
+};
+
+function createBasePricing(): Pricing {
+  return { inputPerMillionUsd: 0, outputPerMillionUsd: 0 };
+}
+
+export const Pricing: MessageFns<Pricing> = {
+  encode(message: Pricing, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.inputPerMillionUsd !== 0) {
+      writer.uint32(9).double(message.inputPerMillionUsd);
+    }
+    if (message.outputPerMillionUsd !== 0) {
+      writer.uint32(17).double(message.outputPerMillionUsd);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Pricing {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePricing();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 9) {
+              break;
+            }
+
+            message.inputPerMillionUsd = reader.double();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.outputPerMillionUsd = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Pricing {
+    return {
+      inputPerMillionUsd: isSet(object.inputPerMillionUsd)
+        ? globalThis.Number(object.inputPerMillionUsd)
+        : isSet(object.input_per_million_usd)
+        ? globalThis.Number(object.input_per_million_usd)
+        : 0,
+      outputPerMillionUsd: isSet(object.outputPerMillionUsd)
+        ? globalThis.Number(object.outputPerMillionUsd)
+        : isSet(object.output_per_million_usd)
+        ? globalThis.Number(object.output_per_million_usd)
+        : 0,
+    };
+  },
+
+  toJSON(message: Pricing): unknown {
+    const obj: any = {};
+    if (message.inputPerMillionUsd !== 0) {
+      obj.inputPerMillionUsd = floatToJson(message.inputPerMillionUsd);
+    }
+    if (message.outputPerMillionUsd !== 0) {
+      obj.outputPerMillionUsd = floatToJson(message.outputPerMillionUsd);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Pricing>, I>>(base?: I): Pricing {
+    return Pricing.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Pricing>, I>>(object: I): Pricing {
+    const message = createBasePricing();
+    message.inputPerMillionUsd = object.inputPerMillionUsd ?? 0;
+    message.outputPerMillionUsd = object.outputPerMillionUsd ?? 0;
+    return message;
+  },
+};
+
+function createBaseGuardrails(): Guardrails {
+  return { maxPromptTokens: 0, allowedResponseFormats: [], restrictTools: false, allowedTools: [] };
+}
+
+export const Guardrails: MessageFns<Guardrails> = {
+  encode(message: Guardrails, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.maxPromptTokens !== 0) {
+      writer.uint32(8).int64(message.maxPromptTokens);
+    }
+    if (message.allowedResponseFormats.length !== 0) {
+      writer.uint32(18).fork();
+      for (const v of message.allowedResponseFormats) {
+        writer.int32(v);
+      }
+      writer.join();
+    }
+    if (message.restrictTools !== false) {
+      writer.uint32(24).bool(message.restrictTools);
+    }
+    for (const v of message.allowedTools) {
+      writer.uint32(34).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Guardrails {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGuardrails();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.maxPromptTokens = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag === 16) {
+              message.allowedResponseFormats.push(reader.int32() as any);
+
+              continue;
+            }
+
+            if (tag === 18) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.allowedResponseFormats.push(reader.int32() as any);
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.restrictTools = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.allowedTools.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Guardrails {
+    return {
+      maxPromptTokens: isSet(object.maxPromptTokens)
+        ? globalThis.Number(object.maxPromptTokens)
+        : isSet(object.max_prompt_tokens)
+        ? globalThis.Number(object.max_prompt_tokens)
+        : 0,
+      allowedResponseFormats: globalThis.Array.isArray(object?.allowedResponseFormats)
+        ? object.allowedResponseFormats.map((e: any) => responseFormatTypeFromJSON(e))
+        : globalThis.Array.isArray(object?.allowed_response_formats)
+        ? object.allowed_response_formats.map((e: any) => responseFormatTypeFromJSON(e))
+        : [],
+      restrictTools: isSet(object.restrictTools)
+        ? globalThis.Boolean(object.restrictTools)
+        : isSet(object.restrict_tools)
+        ? globalThis.Boolean(object.restrict_tools)
+        : false,
+      allowedTools: globalThis.Array.isArray(object?.allowedTools)
+        ? object.allowedTools.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.allowed_tools)
+        ? object.allowed_tools.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: Guardrails): unknown {
+    const obj: any = {};
+    if (message.maxPromptTokens !== 0) {
+      obj.maxPromptTokens = Math.round(message.maxPromptTokens);
+    }
+    if (message.allowedResponseFormats?.length) {
+      obj.allowedResponseFormats = message.allowedResponseFormats.map((e) => responseFormatTypeToJSON(e));
+    }
+    if (message.restrictTools !== false) {
+      obj.restrictTools = message.restrictTools;
+    }
+    if (message.allowedTools?.length) {
+      obj.allowedTools = message.allowedTools;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Guardrails>, I>>(base?: I): Guardrails {
+    return Guardrails.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Guardrails>, I>>(object: I): Guardrails {
+    const message = createBaseGuardrails();
+    message.maxPromptTokens = object.maxPromptTokens ?? 0;
+    message.allowedResponseFormats = object.allowedResponseFormats?.map((e) => e) || [];
+    message.restrictTools = object.restrictTools ?? false;
+    message.allowedTools = object.allowedTools?.map((e) => e) || [];
     return message;
   },
 };
@@ -587,6 +993,9 @@ function createBasePlan(): Plan {
     timeoutMs: 0,
     skipped: [],
     retryBackoffMs: 0,
+    guardrails: undefined,
+    promptTokensMin: 0,
+    promptTokensMax: 0,
   };
 }
 
@@ -622,6 +1031,15 @@ export const Plan: MessageFns<Plan> = {
     }
     if (message.retryBackoffMs !== 0) {
       writer.uint32(72).uint32(message.retryBackoffMs);
+    }
+    if (message.guardrails !== undefined) {
+      Guardrails.encode(message.guardrails, writer.uint32(82).fork()).join();
+    }
+    if (message.promptTokensMin !== 0) {
+      writer.uint32(88).int64(message.promptTokensMin);
+    }
+    if (message.promptTokensMax !== 0) {
+      writer.uint32(96).int64(message.promptTokensMax);
     }
     return writer;
   },
@@ -721,6 +1139,30 @@ export const Plan: MessageFns<Plan> = {
             message.retryBackoffMs = reader.uint32();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.guardrails = Guardrails.decode(reader, reader.uint32());
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.promptTokensMin = longToNumber(reader.int64());
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.promptTokensMax = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -768,6 +1210,17 @@ export const Plan: MessageFns<Plan> = {
         : isSet(object.retry_backoff_ms)
         ? globalThis.Number(object.retry_backoff_ms)
         : 0,
+      guardrails: isSet(object.guardrails) ? Guardrails.fromJSON(object.guardrails) : undefined,
+      promptTokensMin: isSet(object.promptTokensMin)
+        ? globalThis.Number(object.promptTokensMin)
+        : isSet(object.prompt_tokens_min)
+        ? globalThis.Number(object.prompt_tokens_min)
+        : 0,
+      promptTokensMax: isSet(object.promptTokensMax)
+        ? globalThis.Number(object.promptTokensMax)
+        : isSet(object.prompt_tokens_max)
+        ? globalThis.Number(object.prompt_tokens_max)
+        : 0,
     };
   },
 
@@ -800,6 +1253,15 @@ export const Plan: MessageFns<Plan> = {
     if (message.retryBackoffMs !== 0) {
       obj.retryBackoffMs = Math.round(message.retryBackoffMs);
     }
+    if (message.guardrails !== undefined) {
+      obj.guardrails = Guardrails.toJSON(message.guardrails);
+    }
+    if (message.promptTokensMin !== 0) {
+      obj.promptTokensMin = Math.round(message.promptTokensMin);
+    }
+    if (message.promptTokensMax !== 0) {
+      obj.promptTokensMax = Math.round(message.promptTokensMax);
+    }
     return obj;
   },
 
@@ -817,6 +1279,11 @@ export const Plan: MessageFns<Plan> = {
     message.timeoutMs = object.timeoutMs ?? 0;
     message.skipped = object.skipped?.map((e) => Attempt.fromPartial(e)) || [];
     message.retryBackoffMs = object.retryBackoffMs ?? 0;
+    message.guardrails = (object.guardrails !== undefined && object.guardrails !== null)
+      ? Guardrails.fromPartial(object.guardrails)
+      : undefined;
+    message.promptTokensMin = object.promptTokensMin ?? 0;
+    message.promptTokensMax = object.promptTokensMax ?? 0;
     return message;
   },
 };
@@ -944,6 +1411,10 @@ export const RouterServiceClient = makeGenericClientConstructor(
   service: typeof RouterServiceService;
   serviceName: string;
 };
+
+function floatToJson(value: number | null | undefined): number | string | null | undefined {
+  return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
