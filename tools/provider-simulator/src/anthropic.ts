@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { SseWriter, sendJson } from './http.js';
-import { buildReply, chunkString, chunkTokens, countPromptTokens, type Reply, type ToolSpec } from './reply.js';
+import { buildReply, chunkTokens, chunkToolArgs, countPromptTokens, type Reply, type ToolSpec } from './reply.js';
 import { BAD_KEY, type ErrorReply, type RequestContext, type WireFormat } from './request-context.js';
 import { isRecord } from './schema-sample.js';
 
@@ -150,6 +150,7 @@ export async function handleMessages(ctx: RequestContext): Promise<void> {
     await streamMessages(ctx, { id, toolId, reply, inputTokens, headers });
     return;
   }
+  ctx.meter.complete(inputTokens, reply.outputTokens);
   const content: unknown[] = [];
   if (reply.kind === 'text') content.push({ type: 'text', text: reply.text });
   if (reply.kind === 'tool') content.push({ type: 'tool_use', id: toolId, name: reply.name, input: reply.args });
@@ -189,8 +190,8 @@ function event(type: string, data: unknown): string {
 }
 
 async function streamMessages(ctx: RequestContext, a: StreamArgs): Promise<void> {
-  const writer = new SseWriter(ctx.res, ctx.stream);
-  writer.start(a.headers);
+  const writer = new SseWriter(ctx.res, ctx.stream, ctx.meter);
+  writer.start(a.inputTokens, a.headers);
   const { reply } = a;
   const start = {
     type: 'message_start',
@@ -218,12 +219,9 @@ async function streamMessages(ctx: RequestContext, a: StreamArgs): Promise<void>
       reply.kind === 'tool' ? { type: 'tool_use', id: a.toolId, name: reply.name, input: {} } : { type: 'text', text: '' };
     if (!(await writer.send(event('content_block_start', { type: 'content_block_start', index: 0, content_block: block })))) return;
     if (!(await writer.send(event('ping', { type: 'ping' })))) return;
-    const deltas =
-      reply.kind === 'tool'
-        ? chunkString(reply.argsJson).map((partial_json) => ({ type: 'input_json_delta', partial_json }))
-        : chunkTokens(reply.tokens).map((piece) => ({ type: 'text_delta', text: piece.text }));
-    for (const delta of deltas) {
-      if (!(await writer.send(event('content_block_delta', { type: 'content_block_delta', index: 0, delta })))) return;
+    for (const piece of reply.kind === 'tool' ? chunkToolArgs(reply) : chunkTokens(reply.tokens)) {
+      const delta = reply.kind === 'tool' ? { type: 'input_json_delta', partial_json: piece.text } : { type: 'text_delta', text: piece.text };
+      if (!(await writer.send(event('content_block_delta', { type: 'content_block_delta', index: 0, delta }), piece.tokenCount))) return;
     }
     if (!(await writer.send(event('content_block_stop', { type: 'content_block_stop', index: 0 })))) return;
   }

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { dimensionsOr, embedText } from './embedding.js';
 import { SseWriter, sendJson } from './http.js';
-import { buildReply, chunkTokens, countPromptTokens, type Reply, type ToolSpec } from './reply.js';
+import { buildReply, chunkTokens, countPromptTokens, countTokens, type Reply, type ToolSpec } from './reply.js';
 import { BAD_KEY, type ErrorReply, type RequestContext, type WireFormat } from './request-context.js';
 import { isRecord } from './schema-sample.js';
 
@@ -173,6 +173,7 @@ export async function handleGenerateContent(ctx: RequestContext, streaming: bool
   if (!streaming) {
     const parts =
       reply.kind === 'tool' ? [{ functionCall: { name: reply.name, args: reply.args } }] : reply.kind === 'text' ? [{ text: reply.text }] : undefined;
+    ctx.meter.complete(promptTokens, reply.outputTokens);
     sendJson(ctx.res, 200, {
       candidates: [finalCandidate(parts)],
       usageMetadata: usageMetadata(promptTokens, reply.outputTokens),
@@ -182,7 +183,8 @@ export async function handleGenerateContent(ctx: RequestContext, streaming: bool
   }
 
   // Build the stream as a list of GenerateContentResponse objects; the last carries finishReason.
-  const chunks: Array<Record<string, unknown>> = [];
+  // `outputTokens` is what each one adds to the bill once written.
+  const chunks: Array<{ response: Record<string, unknown>; outputTokens: number }> = [];
   if (reply.kind === 'text' && reply.tokens.length > 0) {
     const pieces = chunkTokens(reply.tokens);
     let soFar = 0;
@@ -190,25 +192,29 @@ export async function handleGenerateContent(ctx: RequestContext, streaming: bool
       soFar += piece.tokenCount;
       const last = i === pieces.length - 1;
       const candidate = last ? finalCandidate([{ text: piece.text }]) : { content: { parts: [{ text: piece.text }], role: 'model' }, index: 0 };
-      chunks.push({ candidates: [candidate], usageMetadata: usageMetadata(promptTokens, soFar), ...envelope });
+      const response = { candidates: [candidate], usageMetadata: usageMetadata(promptTokens, soFar), ...envelope };
+      chunks.push({ response, outputTokens: piece.tokenCount });
     });
   } else {
     const parts = reply.kind === 'tool' ? [{ functionCall: { name: reply.name, args: reply.args } }] : [];
-    chunks.push({ candidates: [finalCandidate(parts)], usageMetadata: usageMetadata(promptTokens, reply.outputTokens), ...envelope });
+    const response = { candidates: [finalCandidate(parts)], usageMetadata: usageMetadata(promptTokens, reply.outputTokens), ...envelope };
+    chunks.push({ response, outputTokens: reply.outputTokens });
   }
 
   if (ctx.query.get('alt') !== 'sse') {
     // Without alt=sse the REST API answers with one JSON array of all the responses.
-    sendJson(ctx.res, 200, chunks);
+    ctx.meter.complete(promptTokens, reply.outputTokens);
+    sendJson(ctx.res, 200, chunks.map((c) => c.response));
     return;
   }
-  const writer = new SseWriter(ctx.res, ctx.stream);
-  writer.start();
-  const frames = chunks.map((c) => `data: ${JSON.stringify(c)}\r\n\r\n`);
-  for (let i = 0; i < frames.length - 1; i++) {
-    if (!(await writer.send(frames[i] as string))) return;
+  const writer = new SseWriter(ctx.res, ctx.stream, ctx.meter);
+  writer.start(promptTokens);
+  const frame = (c: (typeof chunks)[number]): string => `data: ${JSON.stringify(c.response)}\r\n\r\n`;
+  for (const c of chunks.slice(0, -1)) {
+    if (!(await writer.send(frame(c), c.outputTokens))) return;
   }
-  await writer.finish(frames[frames.length - 1]);
+  const last = chunks[chunks.length - 1] as (typeof chunks)[number];
+  await writer.finish(frame(last), last.outputTokens);
 }
 
 function embedDims(model: string, requested: unknown): number {
@@ -222,7 +228,10 @@ export function handleEmbedContent(ctx: RequestContext): void {
     sendJson(ctx.res, err.status, err.body);
     return;
   }
-  const values = Array.from(embedText(partsText(content), embedDims(ctx.model, ctx.body['outputDimensionality'])));
+  const text = partsText(content);
+  const values = Array.from(embedText(text, embedDims(ctx.model, ctx.body['outputDimensionality'])));
+  // The Gemini API reports no usage for embeddings; bill the text's tokens, as OpenAI does.
+  ctx.meter.complete(countTokens(text), 0);
   sendJson(ctx.res, 200, { embedding: { values } });
 }
 
@@ -233,9 +242,13 @@ export function handleBatchEmbedContents(ctx: RequestContext): void {
     sendJson(ctx.res, err.status, err.body);
     return;
   }
-  const embeddings = (requests as Array<Record<string, unknown>>).map((r) => ({
-    values: Array.from(embedText(partsText(r['content']), embedDims(ctx.model, r['outputDimensionality']))),
-  }));
+  let inputTokens = 0;
+  const embeddings = (requests as Array<Record<string, unknown>>).map((r) => {
+    const text = partsText(r['content']);
+    inputTokens += countTokens(text);
+    return { values: Array.from(embedText(text, embedDims(ctx.model, r['outputDimensionality']))) };
+  });
+  ctx.meter.complete(inputTokens, 0);
   sendJson(ctx.res, 200, { embeddings });
 }
 

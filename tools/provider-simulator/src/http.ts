@@ -1,4 +1,5 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { RequestMeter } from './bill.js';
 
 /** Largest request body accepted (413 above). */
 export const MAX_BODY_BYTES = 32 * 1024 * 1024;
@@ -78,7 +79,8 @@ export interface StreamOptions {
 
 /**
  * Writes server-sent events with backpressure (awaits 'drain' when `write` returns false) and
- * the drop-mid-stream fault. `send` resolves to false once the client is gone.
+ * the drop-mid-stream fault. `send` resolves to false once the client is gone. Bills the input
+ * tokens at `start` and the output tokens of each event it actually writes.
  */
 export class SseWriter {
   private sent = 0;
@@ -87,9 +89,13 @@ export class SseWriter {
   constructor(
     private readonly res: ServerResponse,
     private readonly opts: StreamOptions,
+    private readonly meter: RequestMeter,
   ) {}
 
-  start(headers?: OutgoingHttpHeaders): void {
+  /** The input was processed even if the client has gone: it is billed either way. */
+  start(inputTokens: number, headers?: OutgoingHttpHeaders): void {
+    this.meter.start(inputTokens);
+    if (isClosed(this.res)) return;
     this.res.writeHead(200, {
       ...headers,
       'content-type': 'text/event-stream',
@@ -97,7 +103,8 @@ export class SseWriter {
     });
   }
 
-  async send(frame: string): Promise<boolean> {
+  /** `outputTokens`: the generated tokens this event carries, billed once it is written. */
+  async send(frame: string, outputTokens = 0): Promise<boolean> {
     if (isClosed(this.res)) return false;
     const drop = this.opts.dropAfterChunks;
     if (drop !== undefined && this.sent >= drop) {
@@ -109,6 +116,7 @@ export class SseWriter {
       if (isClosed(this.res)) return false;
     }
     this.sent++;
+    this.meter.output(outputTokens);
     let ok: boolean;
     if (drop !== undefined) {
       let flushed!: () => void;
@@ -122,13 +130,13 @@ export class SseWriter {
   }
 
   /** Sends the terminal event and ends the response; with drop-mid-stream, drops instead. */
-  async finish(frame?: string): Promise<void> {
+  async finish(frame?: string, outputTokens = 0): Promise<void> {
     if (isClosed(this.res)) return;
     if (this.opts.dropAfterChunks !== undefined) {
       await this.drop();
       return;
     }
-    if (frame !== undefined && !(await this.send(frame))) return;
+    if (frame !== undefined && !(await this.send(frame, outputTokens))) return;
     this.res.end();
   }
 

@@ -1,10 +1,12 @@
 import type { AddressInfo } from 'node:net';
+import { BillRecorder, type SimulatorBill } from './bill.js';
 import type { FaultSpec } from './faults.js';
 import { StatsRecorder, createSimulatorServer, type SimulatorStats } from './server.js';
 
 export type { FaultSpec } from './faults.js';
 export { faultsFromModelName, planFaults } from './faults.js';
 export type { SimulatorStats } from './server.js';
+export type { SimulatorBill, SimulatorBillLine } from './bill.js';
 export { LONG_REPLY_TOKENS, PER_MESSAGE_TOKEN_OVERHEAD, buildReply, countPromptTokens, countTokens } from './reply.js';
 export type { Reply, ReplyRequest, ToolSpec } from './reply.js';
 export { BAD_KEY } from './request-context.js';
@@ -28,6 +30,13 @@ export interface Simulator {
   port: number;
   stats(): SimulatorStats;
   resetStats(): void;
+  /**
+   * What the simulator billed, per model, as a provider would (semantics in bill.ts and the
+   * README); also served as `GET /_simulator/bill`.
+   */
+  bill(): SimulatorBill;
+  /** Empties the bill; also `DELETE /_simulator/bill`. */
+  resetBill(): void;
   /** Stops listening, destroys every open connection (hung requests included) and waits until none is open. */
   close(): Promise<void>;
 }
@@ -36,9 +45,11 @@ export interface Simulator {
 export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simulator> {
   const host = opts.host ?? '127.0.0.1';
   const stats = new StatsRecorder();
+  const bill = new BillRecorder();
   const server = createSimulatorServer(
     { latencyMs: opts.latencyMs ?? 0, streamChunkDelayMs: opts.streamChunkDelayMs ?? 0, faults: opts.faults },
     stats,
+    bill,
   );
   server.keepAliveTimeout = 30_000;
   server.headersTimeout = 35_000;
@@ -59,6 +70,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     port,
     stats: () => stats.snapshot(),
     resetStats: () => stats.reset(),
+    bill: () => bill.snapshot(),
+    resetBill: () => bill.reset(),
     close() {
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { dimensionsOr, embedText, embeddingToBase64 } from './embedding.js';
 import { SseWriter, sendJson } from './http.js';
-import { buildReply, chunkString, chunkTokens, countPromptTokens, countTokens, type Reply, type ToolSpec } from './reply.js';
+import { buildReply, chunkTokens, chunkToolArgs, countPromptTokens, countTokens, type Reply, type ToolSpec } from './reply.js';
 import { BAD_KEY, type ErrorReply, type RequestContext, type WireFormat } from './request-context.js';
 import { isRecord } from './schema-sample.js';
 
@@ -169,6 +169,7 @@ export async function handleChatCompletions(ctx: RequestContext): Promise<void> 
     return;
   }
 
+  ctx.meter.complete(promptTokens, reply.outputTokens);
   const message: Record<string, unknown> = { role: 'assistant', content: null, refusal: null, annotations: [] };
   if (reply.kind === 'text') message['content'] = reply.text;
   if (reply.kind === 'tool') {
@@ -201,8 +202,8 @@ interface StreamChatArgs {
 }
 
 async function streamChat(ctx: RequestContext, a: StreamChatArgs): Promise<void> {
-  const writer = new SseWriter(ctx.res, ctx.stream);
-  writer.start(a.headers);
+  const writer = new SseWriter(ctx.res, ctx.stream, ctx.meter);
+  writer.start(a.promptTokens, a.headers);
   const base = { id: a.id, object: 'chat.completion.chunk', created: ctx.nowS, model: ctx.model, system_fingerprint: 'fp_simulator' };
   const frame = (delta: Record<string, unknown>, finish: string | null): string => {
     const chunk: Record<string, unknown> = { ...base, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] };
@@ -214,14 +215,14 @@ async function streamChat(ctx: RequestContext, a: StreamChatArgs): Promise<void>
   if (reply.kind === 'tool') {
     const first = { index: 0, id: a.callId, type: 'function', function: { name: reply.name, arguments: '' } };
     if (!(await writer.send(frame({ role: 'assistant', content: null, tool_calls: [first] }, null)))) return;
-    for (const piece of chunkString(reply.argsJson)) {
-      if (!(await writer.send(frame({ tool_calls: [{ index: 0, function: { arguments: piece } }] }, null)))) return;
+    for (const piece of chunkToolArgs(reply)) {
+      if (!(await writer.send(frame({ tool_calls: [{ index: 0, function: { arguments: piece.text } }] }, null), piece.tokenCount))) return;
     }
   } else {
     if (!(await writer.send(frame({ role: 'assistant', content: '', refusal: null }, null)))) return;
     if (reply.kind === 'text') {
       for (const piece of chunkTokens(reply.tokens)) {
-        if (!(await writer.send(frame({ content: piece.text }, null)))) return;
+        if (!(await writer.send(frame({ content: piece.text }, null), piece.tokenCount))) return;
       }
     }
   }
@@ -256,5 +257,6 @@ export function handleEmbeddings(ctx: RequestContext): void {
     const vector = embedText(text, dims);
     return { object: 'embedding', index, embedding: base64 ? embeddingToBase64(vector) : Array.from(vector) };
   });
+  ctx.meter.complete(promptTokens, 0);
   sendJson(res, 200, { object: 'list', data, model, usage: { prompt_tokens: promptTokens, total_tokens: promptTokens } });
 }

@@ -1,6 +1,6 @@
 import { decode, encode } from 'gpt-tokenizer';
 import { describe, expect, it } from 'vitest';
-import { LONG_REPLY_TOKENS, PER_MESSAGE_TOKEN_OVERHEAD, buildReply, chunkString, chunkTokens, countPromptTokens } from './reply.js';
+import { LONG_REPLY_TOKENS, PER_MESSAGE_TOKEN_OVERHEAD, buildReply, chunkString, chunkToolArgs, chunkTokens, countPromptTokens } from './reply.js';
 import { sampleFromSchema } from './schema-sample.js';
 
 const base = { model: 'm', endsWithToolResult: false, tools: [] as const };
@@ -78,7 +78,7 @@ describe('countPromptTokens', () => {
   });
 });
 
-describe('chunkTokens / chunkString', () => {
+describe('chunkTokens / chunkString / chunkToolArgs', () => {
   it.each(['Simulated reply from model: hello world, how are you today?', 'héllo 日本語 wörld 🎉🎉 ok'])('pieces of %j join back to the text', (text) => {
     const pieces = chunkTokens(encode(text));
     expect(pieces.length).toBeGreaterThan(2);
@@ -89,6 +89,18 @@ describe('chunkTokens / chunkString', () => {
 
   it('splits strings on code points', () => {
     expect(chunkString('ab🎉cd', 3)).toEqual(['ab🎉', 'cd']);
+  });
+
+  it('tool-call argument pieces carry output tokens that add up to the reply usage', () => {
+    const schema = { type: 'object', properties: { city: { type: 'string' }, days: { type: 'integer' }, note: { type: 'string' } } };
+    const reply = buildReply({ model: 'm', lastUserText: '[[tool]]', endsWithToolResult: false, tools: [{ name: 'get_weather', schema }] });
+    if (reply.kind !== 'tool') throw new Error('expected a tool reply');
+    const pieces = chunkToolArgs(reply);
+    expect(pieces.length).toBeGreaterThan(2);
+    expect(pieces.map((p) => p.text)).toEqual(chunkString(reply.argsJson));
+    expect(pieces.reduce((s, p) => s + p.tokenCount, 0)).toBe(reply.outputTokens);
+    expect(pieces[0]?.tokenCount).toBeGreaterThanOrEqual(encode('get_weather').length);
+    for (const p of pieces) expect(p.tokenCount).toBeGreaterThanOrEqual(0);
   });
 });
 

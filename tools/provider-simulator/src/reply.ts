@@ -174,3 +174,24 @@ export function chunkString(text: string, pieceLength = 8): string[] {
   for (let i = 0; i < chars.length; i += pieceLength) pieces.push(chars.slice(i, i + pieceLength).join(''));
   return pieces;
 }
+
+/**
+ * A tool call's arguments as stream pieces (`chunkString`), each with its share of the output
+ * tokens: the name's tokens come with the first piece, the argument tokens in proportion to the
+ * characters sent. The shares add up to `reply.outputTokens`, so a complete stream bills its
+ * reported usage and a cut one bills about what it sent.
+ */
+export function chunkToolArgs(reply: ToolReply): TextPiece[] {
+  const nameTokens = countTokens(reply.name);
+  const argTokens = reply.outputTokens - nameTokens;
+  const totalChars = reply.argsJson.length;
+  let chars = 0;
+  let billed = 0;
+  return chunkString(reply.argsJson).map((text) => {
+    chars += text.length;
+    const soFar = nameTokens + (totalChars > 0 ? Math.floor((argTokens * chars) / totalChars) : argTokens);
+    const piece = { text, tokenCount: soFar - billed };
+    billed = soFar;
+    return piece;
+  });
+}

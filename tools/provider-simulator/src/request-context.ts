@@ -1,4 +1,5 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { RequestMeter } from './bill.js';
 import type { IdSequence, StreamOptions } from './http.js';
 
 /** An error response already shaped in one provider's wire format. */
@@ -24,6 +25,8 @@ export interface RequestContext {
   body: Record<string, unknown>;
   model: string;
   stream: StreamOptions;
+  /** This request's charges on the simulator's bill. */
+  meter: RequestMeter;
   ids: IdSequence;
   /** Unix seconds, for `created` fields. */
   nowS: number;

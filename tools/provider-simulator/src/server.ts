@@ -1,4 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { setTimeout as delay } from 'node:timers/promises';
+import { RequestMeter, type BillRecorder } from './bill.js';
 import { handleCountTokens as handleAnthropicCountTokens, handleMessages, anthropicFormat } from './anthropic.js';
 import { planFaults, retryAfterSeconds, type FaultSpec } from './faults.js';
 import {
@@ -9,7 +11,7 @@ import {
   handleEmbedContent,
   handleGenerateContent,
 } from './gemini.js';
-import { BodyTooLargeError, IdSequence, isClosed, readBody, sendJson, sleep } from './http.js';
+import { BodyTooLargeError, IdSequence, readBody, sendJson } from './http.js';
 import { azureFormat, handleChatCompletions, handleEmbeddings, openaiError, openaiFormat } from './openai.js';
 import type { ErrorReply, RequestContext, Route } from './request-context.js';
 import { isRecord } from './schema-sample.js';
@@ -81,6 +83,8 @@ const ANTHROPIC_MESSAGES: MatchedRoute = { format: anthropicFormat, handle: hand
 const ANTHROPIC_COUNT: MatchedRoute = { format: anthropicFormat, handle: handleAnthropicCountTokens };
 const AZURE_PREFIX = '/openai/deployments/';
 const GEMINI_PREFIXES = ['/v1beta/models/', '/v1/models/'];
+/** Outside every provider's path space (`/v1…`, `/v1beta…`, `/openai…`). */
+const BILL_PATH = '/_simulator/bill';
 
 /** Maps a POST path to its handler; undefined → 404. */
 export function matchRoute(path: string): MatchedRoute | undefined {
@@ -143,7 +147,7 @@ function sendError(res: ServerResponse, err: ErrorReply): void {
 }
 
 /** Builds the node:http server; `index.ts` owns listen/close. */
-export function createSimulatorServer(opts: SimulatorServerOptions, stats: StatsRecorder): Server {
+export function createSimulatorServer(opts: SimulatorServerOptions, stats: StatsRecorder, bill: BillRecorder): Server {
   const ids = new IdSequence();
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -154,6 +158,11 @@ export function createSimulatorServer(opts: SimulatorServerOptions, stats: Stats
 
     if (req.method === 'GET' && (path === '/healthz' || path === '/health')) {
       sendJson(res, 200, { status: 'ok' });
+      return;
+    }
+    if (path === BILL_PATH && (req.method === 'GET' || req.method === 'DELETE')) {
+      if (req.method === 'DELETE') bill.reset();
+      sendJson(res, 200, bill.snapshot());
       return;
     }
     const route = req.method === 'POST' ? matchRoute(path) : undefined;
@@ -197,10 +206,10 @@ export function createSimulatorServer(opts: SimulatorServerOptions, stats: Stats
 
     const plan = planFaults(model, opts.faults);
     const latency = opts.latencyMs + plan.extraLatencyMs;
-    if (latency > 0) {
-      await sleep(latency, res);
-      if (isClosed(res)) return;
-    }
+    // Not cut short by a disconnect: like a provider, the simulator notices that the client has
+    // gone only when it writes, so it still produces (and bills) the answer it will not deliver.
+    // Unref'd so that such leftover work does not keep a process alive after `close()`.
+    if (latency > 0) await delay(latency, undefined, { ref: false });
     const streaming = route.alwaysStreams === true || body['stream'] === true;
     let dropAfterChunks: number | undefined;
     const fault = plan.fault;
@@ -231,6 +240,7 @@ export function createSimulatorServer(opts: SimulatorServerOptions, stats: Stats
       body,
       model,
       stream: { chunkDelayMs: opts.streamChunkDelayMs, dropAfterChunks },
+      meter: new RequestMeter(bill, model),
       ids,
       nowS: Math.floor(Date.now() / 1000),
     };
