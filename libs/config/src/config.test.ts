@@ -1,42 +1,201 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadGatewayConfig, parseGatewayConfig, tenantLimits, mayUseModel } from './index.js';
+import { z } from 'zod';
+import {
+  authSectionsSchema,
+  ConfigError,
+  edgeSectionsSchema,
+  envBool,
+  envEnum,
+  envInt,
+  envMs,
+  envPort,
+  envString,
+  envUrl,
+  executorSectionsSchema,
+  gatherConfig,
+  loadGatewayConfig,
+  loadSections,
+  parseEnv,
+  parseGatewayConfig,
+  parseSections,
+  quotaSectionsSchema,
+  routerSectionsSchema,
+} from './index.js';
 
 const example = new URL('../../../config/gateway.yaml', import.meta.url);
+const exampleText = readFileSync(example, 'utf8');
 
-describe('gateway config', () => {
+function problemsOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).message;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('gateway config (the whole file)', () => {
   it('loads the example config with env references resolved', () => {
     const cfg = loadGatewayConfig(example.pathname, { SIMULATOR_URL: 'http://127.0.0.1:9999' });
     expect(cfg.providers['sim-openai']?.base_url).toBe('http://127.0.0.1:9999/v1');
     expect(cfg.providers['sim-openai']?.api_key).toBe('sim-key');
-    expect(tenantLimits(cfg, 'acme')).toMatchObject({ requests_per_minute: 120, tokens_per_day: 500_000 });
-    expect(tenantLimits(cfg, 'globex')).toMatchObject({ requests_per_minute: 1200, usd_per_day: 500 });
-    expect(mayUseModel(cfg, 'acme', 'large-reasoning')).toBe(false);
-    expect(mayUseModel(cfg, 'globex', 'large-reasoning')).toBe(true);
+    expect(cfg.tiers.startup?.limits).toMatchObject({ requests_per_minute: 120, tokens_per_day: 500_000 });
+    expect(cfg.tenants.globex).toMatchObject({ tier: 'enterprise', limits: { usd_per_day: 500 }, log_prompts: false });
   });
 
   it('names every problem at once, with where it is', () => {
-    const text = readFileSync(example, 'utf8')
+    const text = exampleText
       .replace('provider: sim-anthropic', 'provider: nowhere')
       .replace('default_route: support-chat', 'default_route: missing-route')
-      .replace('${OPENAI_API_KEY:-sim-key}', '${UNSET_PROVIDER_KEY}');
-    let caught: unknown;
-    try {
-      parseGatewayConfig(text, 'bad.yaml', {});
-    } catch (err) {
-      caught = err;
-    }
-    expect(caught).toBeInstanceOf(ConfigError);
-    const message = (caught as ConfigError).message;
+      .replace('${OPENAI_API_KEY:-sim-key}', '${UNSET_PROVIDER_KEY}')
+      .replace('  ops:\n    tier: enterprise', '  ops:\n    tier: platinum\n    route_limits: { nowhere: { requests_per_minute: 1 } }');
+    const message = problemsOf(() => parseGatewayConfig(text, 'bad.yaml', {}));
     expect(message).toContain('bad.yaml');
     expect(message).toContain('models.small-backup.provider: unknown provider "nowhere"');
     expect(message).toContain('default_route: unknown route "missing-route"');
     expect(message).toContain('UNSET_PROVIDER_KEY is not set');
+    expect(message).toContain('tenants.ops.tier: unknown tier "platinum"');
+    expect(message).toContain('tenants.ops.route_limits: unknown route "nowhere"');
   });
 
-  it('rejects invalid YAML and unknown fields', () => {
+  it('rejects invalid YAML, unknown sections and unknown fields in shared sections', () => {
     expect(() => parseGatewayConfig('a: [', 'x.yaml', {})).toThrow(/not valid YAML/);
-    const text = readFileSync(example, 'utf8').replace('default_route: support-chat', 'default_route: support-chat\nsurprise: 1');
-    expect(() => parseGatewayConfig(text, 'x.yaml', {})).toThrow(/surprise/);
+    expect(() => parseGatewayConfig(exampleText.replace('default_route: support-chat', 'default_route: support-chat\nsurprise: 1'), 'x.yaml', {})).toThrow(
+      /surprise/,
+    );
+    expect(() => parseGatewayConfig(exampleText.replace('  acme:\n    tier: startup', '  acme:\n    tier: startup\n    log_promtps: true'), 'x.yaml', {})).toThrow(
+      /log_promtps/,
+    );
+  });
+
+  it('a missing file is a ConfigError naming it', () => {
+    expect(problemsOf(() => loadGatewayConfig('/nonexistent/gateway.yaml', {}))).toMatch(/\/nonexistent\/gateway.yaml: cannot read file/);
+  });
+});
+
+describe('service views', () => {
+  // The provider keys without defaults: only the executor may need them.
+  const secretText = exampleText.replace('${OPENAI_API_KEY:-sim-key}', '${OPENAI_API_KEY}').replace('${ANTHROPIC_API_KEY:-sim-key}', '${ANTHROPIC_API_KEY}');
+
+  it('each view holds only its sections; only the executor resolves and holds provider keys', () => {
+    const env = { OPENAI_API_KEY: 'sk-live-openai-secret', ANTHROPIC_API_KEY: 'sk-live-anthropic-secret' };
+    const router = parseSections(routerSectionsSchema, secretText, 'g.yaml', env);
+    const quota = parseSections(quotaSectionsSchema, secretText, 'g.yaml', env);
+    const auth = parseSections(authSectionsSchema, secretText, 'g.yaml', env);
+    const edge = parseSections(edgeSectionsSchema, secretText, 'g.yaml', env);
+    const executor = parseSections(executorSectionsSchema, secretText, 'g.yaml', env);
+    expect(Object.keys(router).sort()).toEqual(['default_route', 'models', 'routes', 'tenants', 'tiers']);
+    expect(Object.keys(quota).sort()).toEqual(['quota', 'tenants', 'tiers']);
+    expect(Object.keys(auth).sort()).toEqual(['api_keys', 'auth', 'tenants']);
+    expect(Object.keys(edge)).toEqual(['tenants']);
+    expect(Object.keys(executor)).toEqual(['providers']);
+    for (const view of [router, quota, auth, edge]) expect(JSON.stringify(view)).not.toMatch(/sk-live/);
+    expect(executor.providers['sim-openai']?.api_key).toBe('sk-live-openai-secret');
+  });
+
+  it('router, quota, auth and edge start without the provider keys set', () => {
+    for (const schema of [routerSectionsSchema, quotaSectionsSchema, authSectionsSchema, edgeSectionsSchema]) {
+      expect(() => parseSections(schema, secretText, 'g.yaml', {})).not.toThrow();
+    }
+    expect(problemsOf(() => parseSections(executorSectionsSchema, secretText, 'g.yaml', {}))).toMatch(/OPENAI_API_KEY is not set.*ANTHROPIC_API_KEY is not set/);
+  });
+
+  it('shared sections keep only the view\'s own fields', () => {
+    const router = parseSections(routerSectionsSchema, exampleText, 'g.yaml', {});
+    expect(router.tiers.startup).toEqual({ allowed_models: ['small-fast', 'small-backup', 'gemini-flash', 'flaky-primary', 'embed-small'] });
+    expect(router.tenants.acme).toEqual({});
+    const quota = parseSections(quotaSectionsSchema, exampleText, 'g.yaml', {});
+    expect(quota.tiers.startup).toEqual({ limits: { requests_per_minute: 120, tokens_per_day: 500_000 } });
+    expect(quota.tenants.globex).toEqual({ tier: 'enterprise', limits: { usd_per_day: 500 }, route_limits: {}, model_limits: {} });
+    expect(quota.quota.on_store_down.budgets).toBe('fail_closed');
+    const auth = parseSections(authSectionsSchema, exampleText, 'g.yaml', {});
+    expect(auth.tenants).toEqual({ acme: { tier: 'startup' }, globex: { tier: 'enterprise' }, ops: { tier: 'enterprise' } });
+    expect(auth.api_keys).toHaveLength(3);
+    const edge = parseSections(edgeSectionsSchema, exampleText, 'g.yaml', {});
+    expect(edge.tenants.acme).toEqual({ log_prompts: false });
+  });
+
+  it('a view ignores problems in sections it does not read', () => {
+    const broken = exampleText.replace('kind: anthropic', 'kind: carrier-pigeon');
+    expect(() => parseSections(routerSectionsSchema, broken, 'g.yaml', {})).not.toThrow();
+    expect(problemsOf(() => parseSections(executorSectionsSchema, broken, 'g.yaml', {}))).toContain('providers.sim-anthropic.kind');
+  });
+
+  it('each view makes the cross-checks it can, naming every problem', () => {
+    const routerBad = exampleText
+      .replace('default_route: support-chat', 'default_route: gone')
+      .replace('allowed_models: [small-fast, small-backup,', 'allowed_models: [tiny, small-backup,')
+      .replace('fallback: [small-fast]\n      - name: default', 'fallback: [mystery]\n      - name: default');
+    const r = problemsOf(() => parseSections(routerSectionsSchema, routerBad, 'r.yaml', {}));
+    expect(r).toContain('default_route: unknown route "gone"');
+    expect(r).toContain('tiers.startup.allowed_models: unknown model "tiny"');
+    expect(r).toContain('routes.support-chat.rules.0: unknown model "mystery"');
+
+    const quotaBad = exampleText.replace('  acme:\n    tier: startup', '  acme:\n    tier: gold');
+    expect(problemsOf(() => parseSections(quotaSectionsSchema, quotaBad, 'q.yaml', {}))).toContain('tenants.acme.tier: unknown tier "gold"');
+
+    const authBad = exampleText.replace('    tenant: acme\n', '    tenant: nobody\n').replace('id: demo-admin', 'id: demo-startup');
+    const a = problemsOf(() => parseSections(authSectionsSchema, authBad, 'a.yaml', {}));
+    expect(a).toContain('api_keys.0.tenant: unknown tenant "nobody"');
+    expect(a).toContain('api_keys.2.id: duplicate key id "demo-startup"');
+  });
+
+  it('strict on sections a service owns alone', () => {
+    const text = exampleText.replace('    max_connections: 256', '    max_connections: 256\n    max_conections: 1');
+    expect(problemsOf(() => parseSections(executorSectionsSchema, text, 'g.yaml', {}))).toContain('max_conections');
+    const quotaText = exampleText.replace('  lease_ttl_ms: 120000', '  lease_ttl_ms: 120000\n  lease_ttl: 5');
+    expect(problemsOf(() => parseSections(quotaSectionsSchema, quotaText, 'g.yaml', {}))).toContain('lease_ttl');
+  });
+
+  it('loadSections reads a file; the views are frozen', () => {
+    const q = loadSections(quotaSectionsSchema, example.pathname, {});
+    expect(Object.isFrozen(q.tenants.acme)).toBe(true);
+  });
+});
+
+describe('parseEnv', () => {
+  const schema = z.object({
+    DRAIN_MS: envMs(0),
+    PORT: envPort().optional(),
+    NATS_URL: envString(),
+    REDIS_URL: envUrl(['redis:', 'rediss:']).optional(),
+    WORKERS: envInt({ min: 1, max: 64, default: 4 }),
+    VERBOSE: envBool(false),
+    MODE: envEnum(['a', 'b'] as const, 'a'),
+  });
+
+  it('types values and applies defaults; empty counts as unset', () => {
+    const env = parseEnv(schema, { NATS_URL: 'nats://x:4222', PORT: '8080', DRAIN_MS: '', VERBOSE: 'yes', MODE: 'b' });
+    expect(env).toEqual({ DRAIN_MS: 0, PORT: 8080, NATS_URL: 'nats://x:4222', WORKERS: 4, VERBOSE: true, MODE: 'b' });
+  });
+
+  it('names every bad variable and what it expected, never NaN', () => {
+    const message = problemsOf(() =>
+      parseEnv(schema, { DRAIN_MS: 'abc', PORT: '70000', REDIS_URL: 'http://x', WORKERS: '0', VERBOSE: 'maybe', MODE: 'c' }),
+    );
+    expect(message).toContain('invalid environment');
+    expect(message).toContain('DRAIN_MS: expected a non-negative integer, got "abc"');
+    expect(message).toContain('PORT: expected a port number (0-65535), got "70000"');
+    expect(message).toContain('NATS_URL: is not set');
+    expect(message).toContain('REDIS_URL: expected a redis:// or rediss:// URL, got "http://x"');
+    expect(message).toContain('WORKERS: expected an integer from 1 to 64, got "0"');
+    expect(message).toContain('VERBOSE: expected true or false, got "maybe"');
+    expect(message).toContain('MODE: expected one of a, b, got "c"');
+    expect(() => parseEnv(z.object({ X: envMs() }), { X: '1.5' })).toThrow('X: expected a non-negative integer, got "1.5"');
+  });
+
+  it('gatherConfig reports the file and the environment together', () => {
+    const message = problemsOf(() =>
+      gatherConfig({
+        sections: () => parseSections(quotaSectionsSchema, 'tenants: { a: { tier: nope } }\ntiers: {}', 'q.yaml', {}),
+        env: () => parseEnv(z.object({ DRAIN_MS: envMs() }), { DRAIN_MS: '-1' }),
+      }),
+    );
+    expect(message).toContain('q.yaml and environment');
+    expect(message).toContain('tenants.a.tier: unknown tier "nope"');
+    expect(message).toContain('environment: DRAIN_MS: expected a non-negative integer, got "-1"');
+    expect(gatherConfig({ a: () => 1, b: () => 'x' })).toEqual({ a: 1, b: 'x' });
   });
 });

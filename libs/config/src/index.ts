@@ -1,3 +1,5 @@
 export * from './schema.js';
+export * from './sections.js';
 export * from './load.js';
-export * from './model-access.js';
+export * from './env.js';
+export * from './watcher.js';

@@ -1,5 +1,11 @@
 import { z } from 'zod';
 
+/**
+ * Field schemas of the one config file, each defined once. They are composed into the full
+ * `gatewayConfigSchema` (the whole-file check of the launcher and `npm run config:check`) and into
+ * one view per service (sections.ts): each service validates and holds only its sections.
+ */
+
 const positiveInt = z.number().int().positive();
 
 export const providerKinds = ['openai', 'azure-openai', 'anthropic', 'gemini'] as const;
@@ -91,13 +97,18 @@ export const routeSchema = z.strictObject({
   allowed_tools: z.array(z.string()).optional(),
 });
 
-export const tierSchema = z.strictObject({
+/** Fields of a tier; the router owns `allowed_models`, quota owns `limits`. */
+export const tierFields = {
   limits: limitsSchema.default({}),
   /** Models this tier may use; empty means all. */
   allowed_models: z.array(z.string()).default([]),
-});
+};
 
-export const tenantSchema = z.strictObject({
+/**
+ * Fields of a tenant; auth and quota read `tier`, quota the limits, the router `allowed_models`,
+ * the edge `log_prompts`.
+ */
+export const tenantFields = {
   tier: z.string().min(1),
   /** Overrides of the tier's limits. */
   limits: limitsSchema.default({}),
@@ -109,7 +120,10 @@ export const tenantSchema = z.strictObject({
   allowed_models: z.array(z.string()).optional(),
   /** Prompts and completions may appear in logs only when true. */
   log_prompts: z.boolean().default(false),
-});
+};
+
+export const tierSchema = z.strictObject(tierFields);
+export const tenantSchema = z.strictObject(tenantFields);
 
 export const apiKeySchema = z
   .strictObject({
@@ -126,76 +140,43 @@ export const apiKeySchema = z
     message: 'give exactly one of key or key_sha256',
   });
 
-export const gatewayConfigSchema = z
-  .strictObject({
-    default_route: z.string().min(1),
-    providers: z.record(z.string(), providerSchema),
-    models: z.record(z.string(), modelSchema),
-    routes: z.record(z.string(), routeSchema),
-    tiers: z.record(z.string(), tierSchema),
-    tenants: z.record(z.string(), tenantSchema),
-    api_keys: z.array(apiKeySchema).default([]),
-    quota: z
-      .strictObject({
-        /** What a limit class does when Redis is unreachable. */
-        on_store_down: z
-          .strictObject({
-            rates: z.enum(['fail_open', 'fail_closed']).default('fail_open'),
-            budgets: z.enum(['fail_open', 'fail_closed']).default('fail_closed'),
-            concurrency: z.enum(['fail_open', 'fail_closed']).default('fail_open'),
-          })
-          .default({ rates: 'fail_open', budgets: 'fail_closed', concurrency: 'fail_open' }),
-        /** Lease TTL of a concurrency slot: a crashed edge's slots come back after it. */
-        lease_ttl_ms: positiveInt.default(120_000),
-        /** A reservation never reconciled expires after this, at its reserved amount. */
-        reservation_ttl_ms: positiveInt.default(600_000),
-      })
-      .default({
-        on_store_down: { rates: 'fail_open', budgets: 'fail_closed', concurrency: 'fail_open' },
-        lease_ttl_ms: 120_000,
-        reservation_ttl_ms: 600_000,
-      }),
-    auth: z
-      .strictObject({ cache_ttl_ms: z.number().int().nonnegative().default(5_000) })
-      .default({ cache_ttl_ms: 5_000 }),
-  })
-  .superRefine((cfg, ctx) => {
-    const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
-    for (const [name, model] of Object.entries(cfg.models)) {
-      if (!cfg.providers[model.provider]) issue(['models', name, 'provider'], `unknown provider "${model.provider}"`);
-    }
-    if (!cfg.routes[cfg.default_route]) issue(['default_route'], `unknown route "${cfg.default_route}"`);
-    for (const [routeName, route] of Object.entries(cfg.routes)) {
-      route.rules.forEach((rule, i) => {
-        for (const m of [rule.model, ...rule.fallback]) {
-          if (!cfg.models[m]) issue(['routes', routeName, 'rules', i], `unknown model "${m}"`);
-        }
-      });
-      if (route.default_max_tokens > route.max_tokens) {
-        issue(['routes', routeName, 'default_max_tokens'], 'must not exceed max_tokens');
-      }
-    }
-    const checkModels = (path: (string | number)[], models: string[] | undefined) => {
-      for (const m of models ?? []) if (!cfg.models[m]) issue(path, `unknown model "${m}"`);
-    };
-    for (const [tierName, tier] of Object.entries(cfg.tiers)) checkModels(['tiers', tierName, 'allowed_models'], tier.allowed_models);
-    for (const [tenantName, tenant] of Object.entries(cfg.tenants)) {
-      if (!cfg.tiers[tenant.tier]) issue(['tenants', tenantName, 'tier'], `unknown tier "${tenant.tier}"`);
-      checkModels(['tenants', tenantName, 'allowed_models'], tenant.allowed_models);
-      for (const m of Object.keys(tenant.model_limits)) checkModels(['tenants', tenantName, 'model_limits'], [m]);
-      for (const r of Object.keys(tenant.route_limits)) {
-        if (!cfg.routes[r]) issue(['tenants', tenantName, 'route_limits'], `unknown route "${r}"`);
-      }
-    }
-    const ids = new Set<string>();
-    cfg.api_keys.forEach((k, i) => {
-      if (!cfg.tenants[k.tenant]) issue(['api_keys', i, 'tenant'], `unknown tenant "${k.tenant}"`);
-      if (ids.has(k.id)) issue(['api_keys', i, 'id'], `duplicate key id "${k.id}"`);
-      ids.add(k.id);
-    });
-  });
+const storeDownDefaults = { rates: 'fail_open', budgets: 'fail_closed', concurrency: 'fail_open' } as const;
 
-export type GatewayConfig = z.infer<typeof gatewayConfigSchema>;
+export const quotaPolicySchema = z
+  .strictObject({
+    /** What a limit class does when Redis is unreachable. */
+    on_store_down: z
+      .strictObject({
+        rates: z.enum(['fail_open', 'fail_closed']).default('fail_open'),
+        budgets: z.enum(['fail_open', 'fail_closed']).default('fail_closed'),
+        concurrency: z.enum(['fail_open', 'fail_closed']).default('fail_open'),
+      })
+      .default({ ...storeDownDefaults }),
+    /** Lease TTL of a concurrency slot: a crashed edge's slots come back after it. */
+    lease_ttl_ms: positiveInt.default(120_000),
+    /** A reservation never reconciled expires after this, at its reserved amount. */
+    reservation_ttl_ms: positiveInt.default(600_000),
+  })
+  .default({ on_store_down: { ...storeDownDefaults }, lease_ttl_ms: 120_000, reservation_ttl_ms: 600_000 });
+export type QuotaPolicy = z.infer<typeof quotaPolicySchema>;
+
+export const authSettingsSchema = z
+  .strictObject({ cache_ttl_ms: z.number().int().nonnegative().default(5_000) })
+  .default({ cache_ttl_ms: 5_000 });
+
+/** Every top-level section of the file, each defined once. */
+export const sectionFields = {
+  default_route: z.string().min(1),
+  providers: z.record(z.string(), providerSchema),
+  models: z.record(z.string(), modelSchema),
+  routes: z.record(z.string(), routeSchema),
+  tiers: z.record(z.string(), tierSchema),
+  tenants: z.record(z.string(), tenantSchema),
+  api_keys: z.array(apiKeySchema).default([]),
+  quota: quotaPolicySchema,
+  auth: authSettingsSchema,
+};
+
 export type ProviderConfig = z.infer<typeof providerSchema>;
 export type ModelConfig = z.infer<typeof modelSchema>;
 export type RouteConfig = z.infer<typeof routeSchema>;

@@ -1,0 +1,133 @@
+import { z } from 'zod';
+import { sectionFields, tenantFields, tierFields, type ApiKeyConfig, type RouteConfig } from './schema.js';
+
+/**
+ * The config file composed from the field schemas of schema.ts: one view per service, each with
+ * the cross-checks it can make on what it holds, and the full strict schema with every
+ * cross-reference. A view is strict on the sections its service owns alone; on sections shared
+ * between services (tiers, tenants) it keeps only its own fields and strips the others' (the
+ * whole-file check, `npm run config:check` and `npm start`, catches unknown fields there).
+ */
+
+type Path = (string | number)[];
+type Issue = (path: Path, message: string) => void;
+
+function issuer(ctx: z.RefinementCtx): Issue {
+  return (path, message) => ctx.addIssue({ code: 'custom', path, message });
+}
+
+const has = (record: object, key: string): boolean => Object.hasOwn(record, key);
+
+/** default_route and every rule's models exist; default_max_tokens fits max_tokens. */
+function checkRoutes(cfg: { default_route: string; routes: Record<string, RouteConfig>; models: object }, issue: Issue): void {
+  if (!has(cfg.routes, cfg.default_route)) issue(['default_route'], `unknown route "${cfg.default_route}"`);
+  for (const [routeName, route] of Object.entries(cfg.routes)) {
+    route.rules.forEach((rule, i) => {
+      for (const m of [rule.model, ...rule.fallback]) {
+        if (!has(cfg.models, m)) issue(['routes', routeName, 'rules', i], `unknown model "${m}"`);
+      }
+    });
+    if (route.default_max_tokens > route.max_tokens) issue(['routes', routeName, 'default_max_tokens'], 'must not exceed max_tokens');
+  }
+}
+
+/** allowed_models of tiers and tenants name existing models. */
+function checkModelAccess(
+  cfg: { models: object; tiers: Record<string, { allowed_models?: string[] }>; tenants: Record<string, { allowed_models?: string[] }> },
+  issue: Issue,
+): void {
+  const check = (path: Path, models: string[] | undefined) => {
+    for (const m of models ?? []) if (!has(cfg.models, m)) issue(path, `unknown model "${m}"`);
+  };
+  for (const [name, tier] of Object.entries(cfg.tiers)) check(['tiers', name, 'allowed_models'], tier.allowed_models);
+  for (const [name, tenant] of Object.entries(cfg.tenants)) check(['tenants', name, 'allowed_models'], tenant.allowed_models);
+}
+
+function checkTenantTiers(cfg: { tiers: object; tenants: Record<string, { tier: string }> }, issue: Issue): void {
+  for (const [name, tenant] of Object.entries(cfg.tenants)) {
+    if (!has(cfg.tiers, tenant.tier)) issue(['tenants', name, 'tier'], `unknown tier "${tenant.tier}"`);
+  }
+}
+
+function checkApiKeys(cfg: { api_keys: ApiKeyConfig[]; tenants: object }, issue: Issue): void {
+  const ids = new Set<string>();
+  cfg.api_keys.forEach((k, i) => {
+    if (!has(cfg.tenants, k.tenant)) issue(['api_keys', i, 'tenant'], `unknown tenant "${k.tenant}"`);
+    if (ids.has(k.id)) issue(['api_keys', i, 'id'], `duplicate key id "${k.id}"`);
+    ids.add(k.id);
+  });
+}
+
+/** The router's: routes, rules, models (pricing, capabilities, limits) and model access. */
+export const routerSectionsSchema = z
+  .object({
+    default_route: sectionFields.default_route,
+    models: sectionFields.models,
+    routes: sectionFields.routes,
+    tiers: z.record(z.string(), z.object({ allowed_models: tierFields.allowed_models })),
+    tenants: z.record(z.string(), z.object({ allowed_models: tenantFields.allowed_models })),
+  })
+  .superRefine((cfg, ctx) => {
+    const issue = issuer(ctx);
+    checkRoutes(cfg, issue);
+    checkModelAccess(cfg, issue);
+  });
+export type RouterSections = z.infer<typeof routerSectionsSchema>;
+
+/** The provider-executor's: providers and their secrets. No other view holds a provider key. */
+export const executorSectionsSchema = z.object({ providers: sectionFields.providers });
+export type ExecutorSections = z.infer<typeof executorSectionsSchema>;
+
+/** Quota's: tiers' limits, tenants' tier and limits (tenant, per route, per model), the quota policy. */
+export const quotaSectionsSchema = z
+  .object({
+    tiers: z.record(z.string(), z.object({ limits: tierFields.limits })),
+    tenants: z.record(
+      z.string(),
+      z.object({ tier: tenantFields.tier, limits: tenantFields.limits, route_limits: tenantFields.route_limits, model_limits: tenantFields.model_limits }),
+    ),
+    quota: sectionFields.quota,
+  })
+  .superRefine((cfg, ctx) => checkTenantTiers(cfg, issuer(ctx)));
+export type QuotaSections = z.infer<typeof quotaSectionsSchema>;
+
+/** Auth's: bootstrap keys, each tenant's tier (auth issues the principal's tier), auth settings. */
+export const authSectionsSchema = z
+  .object({
+    tenants: z.record(z.string(), z.object({ tier: tenantFields.tier })),
+    api_keys: sectionFields.api_keys,
+    auth: sectionFields.auth,
+  })
+  .superRefine((cfg, ctx) => checkApiKeys(cfg, issuer(ctx)));
+export type AuthSections = z.infer<typeof authSectionsSchema>;
+
+/** The edge's: each tenant's prompt-logging policy. */
+export const edgeSectionsSchema = z.object({
+  tenants: z.record(z.string(), z.object({ log_prompts: tenantFields.log_prompts })),
+});
+export type EdgeSections = z.infer<typeof edgeSectionsSchema>;
+
+/**
+ * The whole file, strict everywhere, with every cross-reference (model → provider, tenant →
+ * tier, key → tenant, limits → routes and models). Only for the whole-file check: no service
+ * holds it.
+ */
+export const gatewayConfigSchema = z.strictObject(sectionFields).superRefine((cfg, ctx) => {
+  const issue = issuer(ctx);
+  for (const [name, model] of Object.entries(cfg.models)) {
+    if (!has(cfg.providers, model.provider)) issue(['models', name, 'provider'], `unknown provider "${model.provider}"`);
+  }
+  checkRoutes(cfg, issue);
+  checkModelAccess(cfg, issue);
+  checkTenantTiers(cfg, issue);
+  for (const [name, tenant] of Object.entries(cfg.tenants)) {
+    for (const m of Object.keys(tenant.model_limits)) {
+      if (!has(cfg.models, m)) issue(['tenants', name, 'model_limits'], `unknown model "${m}"`);
+    }
+    for (const r of Object.keys(tenant.route_limits)) {
+      if (!has(cfg.routes, r)) issue(['tenants', name, 'route_limits'], `unknown route "${r}"`);
+    }
+  }
+  checkApiKeys(cfg, issue);
+});
+export type GatewayConfig = z.infer<typeof gatewayConfigSchema>;
