@@ -1,6 +1,7 @@
 import { Metadata, status, type ServiceError, type StatusObject } from '@grpc/grpc-js';
 import { AppError, isAppError, type ErrorKind } from '@llmgw/errors';
 import type { Logger } from '@llmgw/logging';
+import { ErrorKind as ProtoErrorKind } from '@llmgw/proto/executor';
 
 /** The one table from error kind to gRPC status. */
 const KIND_TO_STATUS: Record<ErrorKind, status> = {
@@ -15,6 +16,31 @@ const KIND_TO_STATUS: Record<ErrorKind, status> = {
   cancelled: status.CANCELLED,
   internal: status.INTERNAL,
 };
+
+/** The internal protos' typed error kind, one to one with ours. */
+const KIND_TO_PROTO: Record<ErrorKind, ProtoErrorKind> = {
+  invalid_argument: ProtoErrorKind.ERROR_KIND_INVALID_ARGUMENT,
+  unauthenticated: ProtoErrorKind.ERROR_KIND_UNAUTHENTICATED,
+  permission_denied: ProtoErrorKind.ERROR_KIND_PERMISSION_DENIED,
+  not_found: ProtoErrorKind.ERROR_KIND_NOT_FOUND,
+  failed_precondition: ProtoErrorKind.ERROR_KIND_FAILED_PRECONDITION,
+  resource_exhausted: ProtoErrorKind.ERROR_KIND_RESOURCE_EXHAUSTED,
+  unavailable: ProtoErrorKind.ERROR_KIND_UNAVAILABLE,
+  deadline_exceeded: ProtoErrorKind.ERROR_KIND_DEADLINE_EXCEEDED,
+  cancelled: ProtoErrorKind.ERROR_KIND_CANCELLED,
+  internal: ProtoErrorKind.ERROR_KIND_INTERNAL,
+};
+
+const PROTO_TO_KIND = new Map<ProtoErrorKind, ErrorKind>(Object.entries(KIND_TO_PROTO).map(([kind, p]) => [p, kind as ErrorKind]));
+
+export function errorKindToProto(kind: ErrorKind): ProtoErrorKind {
+  return KIND_TO_PROTO[kind];
+}
+
+/** An unset or unknown kind is treated as UNAVAILABLE: the execution failed, we do not know why. */
+export function errorKindFromProto(kind: ProtoErrorKind): ErrorKind {
+  return PROTO_TO_KIND.get(kind) ?? 'unavailable';
+}
 
 const STATUS_TO_KIND = new Map<number, ErrorKind>(
   Object.entries(KIND_TO_STATUS).map(([kind, code]) => [code, kind as ErrorKind]),

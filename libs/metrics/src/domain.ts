@@ -8,8 +8,8 @@ import type { Metrics } from './metrics.js';
  * (outcomes, reasons); request and tenant ids never become labels.
  */
 
-/** Edge: usage events and requests that reached the executor. */
-export interface EdgeMetrics {
+/** Provider-executor: the usage events it publishes, one per request it received. */
+export interface UsageMetrics {
   /** A usage event was accepted by the bus (first try or from the outbox). */
   usageEventPublished(): void;
   /** The outbox size, read when metrics are scraped; returns the function that stops reading it. */
@@ -35,7 +35,7 @@ export interface ExecutorMetrics {
 
 export const PROVIDER_SECONDS_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120];
 
-const edgeCache = new WeakMap<Registry, EdgeMetrics>();
+const usageCache = new WeakMap<Registry, UsageMetrics>();
 const quotaCache = new WeakMap<Registry, QuotaMetrics>();
 const executorCache = new WeakMap<Registry, ExecutorMetrics>();
 
@@ -61,8 +61,8 @@ const REQUEST_OUTCOMES = new Set([
   'internal',
 ]);
 
-export function edgeMetrics(m: Metrics): EdgeMetrics {
-  return once(edgeCache, m.registry, (registry) => {
+export function usageMetrics(m: Metrics): UsageMetrics {
+  return once(usageCache, m.registry, (registry) => {
     const published = new Counter({
       name: 'llmgw_usage_events_published_total',
       help: 'Usage events accepted by the event bus (directly or from the outbox).',
@@ -81,7 +81,7 @@ export function edgeMetrics(m: Metrics): EdgeMetrics {
     });
     const requests = new Counter({
       name: 'llmgw_requests_total',
-      help: 'Requests that reached the executor (one per usage event), by route and outcome.',
+      help: 'Requests the executor received (one per usage event), by route and outcome.',
       labelNames: ['route', 'outcome'],
       registers: [registry],
     });

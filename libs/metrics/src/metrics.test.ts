@@ -1,7 +1,7 @@
 import { Counter } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMetrics, type Metrics } from './metrics.js';
-import { edgeMetrics, executorMetrics, quotaMetrics } from './domain.js';
+import { usageMetrics, executorMetrics, quotaMetrics } from './domain.js';
 import { startMetricsServer, type MetricsServer } from './server.js';
 
 const servers: MetricsServer[] = [];
@@ -70,14 +70,14 @@ describe('per-service registries', () => {
   it('registers each domain family once per registry (a second call returns the same recorder)', () => {
     const m = createMetrics('provider-executor', { defaultMetrics: false });
     expect(executorMetrics(m)).toBe(executorMetrics(m));
-    expect(edgeMetrics(m)).toBe(edgeMetrics(m));
+    expect(usageMetrics(m)).toBe(usageMetrics(m));
   });
 });
 
 describe('domain recorders', () => {
   it('edge: bounded outcomes, outbox gauge read on scrape and released on stop', async () => {
     const m = createMetrics('edge', { defaultMetrics: false });
-    const e = edgeMetrics(m);
+    const e = usageMetrics(m);
     e.request('support-chat', 'ok');
     e.request('support-chat', 'something_new');
     let pending = 4;

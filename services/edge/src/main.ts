@@ -1,4 +1,4 @@
 import { runServiceMain } from '@llmgw/runtime';
-import { startEdge } from './index.js';
+import { edgeService } from './index.js';
 
-await runServiceMain({ name: 'edge', start: (deps) => startEdge(deps), needsRedis: false });
+await runServiceMain(edgeService);

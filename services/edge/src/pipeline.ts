@@ -1,14 +1,13 @@
-import type { GatewayConfig } from '@llmgw/config';
-import { AppError, type ErrorKind } from '@llmgw/errors';
-import { metadataValue, type CallContext, type StreamSink } from '@llmgw/grpc';
+import type { EdgeSections } from '@llmgw/config';
+import { AppError } from '@llmgw/errors';
+import { errorKindFromProto, metadataValue, type CallContext, type StreamSink } from '@llmgw/grpc';
 import type { Logger } from '@llmgw/logging';
-import { costMicros } from '@llmgw/pricing';
 import type { Principal } from '@llmgw/proto/auth';
-import type { ExecutionError } from '@llmgw/proto/executor';
+import type { ChatParams, ExecuteChatRequest, ExecutionError } from '@llmgw/proto/executor';
 import { QuotaDecision } from '@llmgw/proto/quota';
-import { Operation, type Plan } from '@llmgw/proto/router';
+import { Operation, type Plan, type PlanRouteRequest } from '@llmgw/proto/router';
 import {
-  TokenSource,
+  Routing,
   type ChatRequest,
   type ChatResponse,
   type ChatStreamResponse,
@@ -16,22 +15,20 @@ import {
   type EmbedResponse,
   type GetUsageRequest,
   type GetUsageResponse,
-  Routing,
-  type Usage,
 } from '@llmgw/proto/v1';
-import { countChatTokens, countTokens, type TokenizerFamily } from '@llmgw/tokens';
+import { countChatTokens, countChatTokensUpperBound, countTokens, countTokensUpperBound, familyOf } from '@llmgw/tokens';
 import { AuthCache } from '@llmgw/caller-auth';
 import type { Downstream } from './downstream.js';
+import { planEstimate, type Estimate } from './estimate.js';
 import type { PlanCache } from './plan-cache.js';
-import type { UsagePublisher } from './usage-publisher.js';
-import { checkPromptSize, validateChat, validateEmbed } from './validate.js';
+import { applyPlan, requestTimeout, shapeChat, shapeEmbed } from './validate.js';
 
 export interface PipelineDeps {
-  config: GatewayConfig;
+  /** The edge's sections of the config (the tenants' prompt-log policy), current after reloads. */
+  config: () => EdgeSections;
   downstream: Downstream;
   authCache: AuthCache;
   planCache: PlanCache;
-  publisher: UsagePublisher;
   now: () => number;
   /** Deadline for each control-plane call (auth, router, quota). */
   controlTimeoutMs?: number;
@@ -41,41 +38,21 @@ export interface PipelineDeps {
 interface Admitted {
   principal: Principal;
   plan: Plan;
-  routeName: string;
-  promptTokens: number;
   deadline: number;
   /** Child logger with tenant and route, built on first use. */
   log: () => Logger;
-  startedAt: number;
 }
 
-interface UsageFacts {
-  model: string;
-  provider: string;
-  usage: Usage | undefined;
-  routing: Routing | undefined;
-  errorCode: string;
-  streamed: boolean;
-  operation: 'chat' | 'embed';
-}
+type PlanBase = Pick<PlanRouteRequest, 'route' | 'taskType' | 'qualityTier' | 'latencyClass' | 'model' | 'operation' | 'requiredCapabilities'>;
 
 /** Trailer of a failed request carrying its routing record (a serialised llmgateway.v1.Routing). */
 export const ROUTING_TRAILER = 'x-routing-bin';
 
-const EXECUTION_ERROR_KINDS: Record<string, ErrorKind> = {
-  UNAVAILABLE: 'unavailable',
-  INVALID_ARGUMENT: 'invalid_argument',
-  DEADLINE_EXCEEDED: 'deadline_exceeded',
-  RESOURCE_EXHAUSTED: 'resource_exhausted',
-  PERMISSION_DENIED: 'permission_denied',
-  CANCELLED: 'cancelled',
-  FAILED_PRECONDITION: 'failed_precondition',
-};
-
 /**
- * The request pipeline of DESIGN.md: authenticate, validate, plan, reserve, execute, publish.
- * Nothing downstream is called before the request is known to be valid, and every request that
- * reached the executor yields exactly one usage event.
+ * The request pipeline of DESIGN.md: authenticate, shape, plan, validate against the plan,
+ * reserve, execute. Nothing downstream is called before the request is known to be valid. The
+ * edge decides nothing the router or the executor owns: prices, tokenizers, caps and guardrails
+ * come in the plan, and the executor records the money (it publishes the usage event).
  */
 export class GatewayPipeline {
   private readonly controlTimeoutMs: number;
@@ -85,22 +62,10 @@ export class GatewayPipeline {
   }
 
   async chat(req: ChatRequest, ctx: CallContext): Promise<ChatResponse> {
-    const { a, request } = await this.admitChat(req, ctx, false);
-    const principal = a.principal;
+    const { a, params } = await this.admitChat(req, ctx, false);
     const opts = await this.execOpts(ctx, a);
-    const res = await this.executeOrRelease(ctx, a, () =>
-      this.deps.downstream.executeChat({ requestId: ctx.requestId, tenantId: principal.tenantId, request, plan: a.plan }, opts),
-    );
+    const res = await this.executeOrRelease(ctx, a, () => this.deps.downstream.executeChat(this.executeRequest(ctx, a, params), opts));
     const response = res.response;
-    this.publishUsage(ctx, a, {
-      model: response?.model || response?.routing?.chosenModel || lastAttemptModel(response?.routing),
-      provider: response?.provider ?? '',
-      usage: response?.usage,
-      routing: response?.routing,
-      errorCode: res.error?.code ?? '',
-      streamed: false,
-      operation: 'chat',
-    });
     if (res.error) throw executionError(res.error, response?.routing);
     if (!response) throw new AppError('internal', 'executor returned no response');
     this.logPromptIfAllowed(a, req, response.message?.content ?? '');
@@ -108,79 +73,48 @@ export class GatewayPipeline {
   }
 
   async chatStream(req: ChatRequest, ctx: CallContext, send: StreamSink<ChatStreamResponse>): Promise<void> {
-    const { a, request } = await this.admitChat(req, ctx, true);
-    const principal = a.principal;
+    const { a, params } = await this.admitChat(req, ctx, true);
     let received = false;
     let relayedText = '';
-    let last: ChatStreamResponse | undefined;
+    let routing: Routing | undefined;
     let failure: ExecutionError | undefined;
     const opts = await this.execOpts(ctx, a);
     try {
-      const stream = this.deps.downstream.executeChatStream({ requestId: ctx.requestId, tenantId: principal.tenantId, request, plan: a.plan }, opts);
-      for await (const msg of stream) {
+      for await (const msg of this.deps.downstream.executeChatStream(this.executeRequest(ctx, a, params), opts)) {
         received = true;
         if (msg.error) failure = msg.error;
         if (!msg.chunk) continue;
         relayedText += msg.chunk.contentDelta;
-        if (msg.chunk.usage || msg.chunk.routing) last = msg.chunk;
+        routing = msg.chunk.routing ?? routing;
         await send(msg.chunk);
       }
     } catch (err) {
       const e = toAppError(err, ctx);
-      if (!received && e.kind === 'unavailable') {
-        await this.release(ctx, a);
-      } else {
-        // The executor had the request: count what was relayed, since the final usage never came.
-        this.publishUsage(ctx, a, {
-          model: last?.model ?? a.plan.attempts[0]?.model ?? '',
-          provider: last?.provider ?? '',
-          usage: { inputTokens: a.promptTokens, outputTokens: countTokens(relayedText, this.tokenizerOf(a)), costUsd: 0, costMicros: 0, tokensEstimated: true },
-          routing: undefined,
-          errorCode: ctx.signal.aborted ? 'CANCELLED' : codeName(e.kind),
-          streamed: true,
-          operation: 'chat',
-        });
-      }
+      // Not a byte from the executor: it may never have had the request, so give the reservation back.
+      if (!received && e.kind === 'unavailable') await this.release(ctx, a);
       throw e;
     }
-    this.publishUsage(ctx, a, {
-      model: last?.model || last?.routing?.chosenModel || lastAttemptModel(last?.routing),
-      provider: last?.provider ?? '',
-      usage: last?.usage,
-      routing: last?.routing,
-      errorCode: failure?.code ?? '',
-      streamed: true,
-      operation: 'chat',
-    });
-    if (failure) throw executionError(failure, last?.routing);
+    if (failure) throw executionError(failure, routing);
     this.logPromptIfAllowed(a, req, relayedText);
   }
 
   async embed(req: EmbedRequest, ctx: CallContext): Promise<EmbedResponse> {
     const principal = await this.authenticate(ctx);
-    const v = validateEmbed(req, this.deps.config);
-    const a = await this.admit(ctx, principal, v.routeName, {
-      plan: { ...this.planBase({ ...req, taskType: 0, qualityTier: 0, latencyClass: 0 }), operation: Operation.OPERATION_EMBED, requiredCapabilities: ['embeddings'] },
-      promptTokens: (family) => req.inputs.reduce((n, t) => n + countTokens(t, family), 0),
-      outputTokens: 0,
-      timeoutMs: v.timeoutMs,
-      checkPrompt: () => undefined,
-    });
-    const request = { ...req, route: v.routeName };
+    shapeEmbed(req);
+    const started = this.deps.now();
+    const plan = await this.plan(
+      ctx,
+      principal,
+      { route: req.route, model: req.model, taskType: 0, qualityTier: 0, latencyClass: 0, operation: Operation.OPERATION_EMBED, requiredCapabilities: ['embeddings'] },
+      req.inputs.reduce((n, t) => n + countTokens(t, 'approx'), 0),
+    );
+    await this.reserve(ctx, principal, plan, planEstimate(plan, (family) => req.inputs.reduce((n, t) => n + countTokensUpperBound(t, family), 0), 0));
+    const a = this.admitted(ctx, principal, plan, started, requestTimeout(req.timeoutMs, plan));
     const opts = await this.execOpts(ctx, a);
     const res = await this.executeOrRelease(ctx, a, () =>
-      this.deps.downstream.executeEmbed({ requestId: ctx.requestId, tenantId: principal.tenantId, request, plan: a.plan }, opts),
+      this.deps.downstream.executeEmbed({ requestId: ctx.requestId, tenantId: principal.tenantId, keyId: principal.keyId, request: req, plan }, opts),
     );
     const response = res.response;
-    this.publishUsage(ctx, a, {
-      model: response?.model || lastAttemptModel(response?.routing),
-      provider: response?.provider ?? '',
-      usage: response?.usage,
-      routing: response?.routing,
-      errorCode: res.error?.code ?? '',
-      streamed: false,
-      operation: 'embed',
-    });
     if (res.error) throw executionError(res.error, response?.routing);
     if (!response) throw new AppError('internal', 'executor returned no response');
     return response;
@@ -214,77 +148,66 @@ export class GatewayPipeline {
     return principal;
   }
 
-  private async admitChat(req: ChatRequest, ctx: CallContext, stream: boolean): Promise<{ a: Admitted; request: ChatRequest }> {
+  private async admitChat(req: ChatRequest, ctx: CallContext, stream: boolean): Promise<{ a: Admitted; params: ChatParams }> {
     const principal = await this.authenticate(ctx);
-    const v = validateChat(req, this.deps.config, { stream });
-    const a = await this.admit(ctx, principal, v.routeName, {
-      plan: { ...this.planBase(req), operation: Operation.OPERATION_CHAT, requiredCapabilities: v.requiredCapabilities },
-      promptTokens: (family) => countChatTokens(req.messages, family),
-      outputTokens: v.maxTokens,
-      timeoutMs: v.timeoutMs,
-      checkPrompt: (tokens) => checkPromptSize(tokens, v),
-    });
-    return { a, request: { ...req, maxTokens: v.maxTokens, route: v.routeName } };
+    const shaped = shapeChat(req, { stream });
+    const started = this.deps.now();
+    const roughTokens = countChatTokens(req.messages, 'approx');
+    const plan = await this.plan(
+      ctx,
+      principal,
+      {
+        route: req.route,
+        model: req.model,
+        taskType: req.taskType,
+        qualityTier: req.qualityTier,
+        latencyClass: req.latencyClass,
+        operation: Operation.OPERATION_CHAT,
+        requiredCapabilities: shaped.requiredCapabilities,
+      },
+      roughTokens,
+    );
+    const family = familyOf(plan.attempts[0]?.tokenizer ?? 0);
+    const { params, timeoutMs } = applyPlan(req, shaped, plan, family === 'approx' ? roughTokens : countChatTokens(req.messages, family));
+    await this.reserve(ctx, principal, plan, planEstimate(plan, (f) => countChatTokensUpperBound(req.messages, f), params.maxTokens));
+    return { a: this.admitted(ctx, principal, plan, started, timeoutMs), params };
   }
 
-  private tokenizerOf(a: Admitted): TokenizerFamily {
-    return this.deps.config.models[a.plan.attempts[0]?.model ?? '']?.tokenizer ?? 'approx';
+  private executeRequest(ctx: CallContext, a: Admitted, params: ChatParams): ExecuteChatRequest {
+    return { requestId: ctx.requestId, tenantId: a.principal.tenantId, keyId: a.principal.keyId, request: undefined, plan: a.plan, params };
   }
 
   /** Prompts stay out of logs unless the tenant's policy (`log_prompts`) lets them in. */
   private logPromptIfAllowed(a: Admitted, req: ChatRequest, completion: string): void {
-    if (!this.deps.config.tenants[a.principal.tenantId]?.log_prompts) return;
+    if (!this.deps.config().tenants[a.principal.tenantId]?.log_prompts) return;
     a.log().info({ promptLog: { messages: req.messages.map((m) => ({ role: m.role, text: m.content })), completion } }, 'prompt logged by tenant policy');
   }
 
-  private planBase(req: Pick<ChatRequest, 'route' | 'taskType' | 'qualityTier' | 'latencyClass' | 'model'>) {
-    return { route: req.route, taskType: req.taskType, qualityTier: req.qualityTier, latencyClass: req.latencyClass, model: req.model };
-  }
-
-  private async admit(
-    ctx: CallContext,
-    principal: Principal,
-    routeName: string,
-    spec: {
-      plan: { route: string; taskType: number; qualityTier: number; latencyClass: number; model: string; operation: Operation; requiredCapabilities: string[] };
-      promptTokens: (family: TokenizerFamily) => number;
-      outputTokens: number;
-      timeoutMs: number;
-      checkPrompt: (tokens: number) => void;
-    },
-  ): Promise<Admitted> {
-    const startedAt = this.deps.now();
-    const deadline = startedAt + Math.min(spec.timeoutMs, ctx.remainingMs());
-    let logger: Logger | undefined;
-    const log = () => (logger ??= ctx.logger.child({ route: routeName }));
-    const control = { timeoutMs: this.controlTimeoutMs, requestId: ctx.requestId, tenantId: principal.tenantId, signal: ctx.signal };
-    const roughTokens = spec.promptTokens('approx');
-    const planRequest = { ...spec.plan, route: routeName, tenantId: principal.tenantId, tier: principal.tier, promptTokens: roughTokens };
+  /** The router's plan, from the cache when an entry holds for this prompt size. */
+  private async plan(ctx: CallContext, principal: Principal, base: PlanBase, promptTokens: number): Promise<Plan> {
+    const planRequest: PlanRouteRequest = { ...base, tenantId: principal.tenantId, tier: principal.tier, promptTokens };
     let plan = this.deps.planCache.get(planRequest);
     if (!plan) {
-      plan = await this.deps.downstream.planRoute(planRequest, control);
+      plan = await this.deps.downstream.planRoute(planRequest, this.control(ctx, principal));
       this.deps.planCache.set(planRequest, plan);
     }
-    const first = plan.attempts[0];
-    const model = first ? this.deps.config.models[first.model] : undefined;
-    if (!first || !model) throw new AppError('internal', 'router returned an empty plan');
-    const promptTokens = model.tokenizer === 'approx' ? roughTokens : spec.promptTokens(model.tokenizer);
-    spec.checkPrompt(promptTokens);
+    if (plan.attempts.length === 0) throw new AppError('internal', 'router returned an empty plan');
+    return plan;
+  }
+
+  /** Reserves what the plan may spend; a denial is RESOURCE_EXHAUSTED naming the limit. */
+  private async reserve(ctx: CallContext, principal: Principal, plan: Plan, estimate: Estimate): Promise<void> {
     const decision = await this.deps.downstream.reserveQuota(
       {
         requestId: ctx.requestId,
         tenantId: principal.tenantId,
         tier: principal.tier,
-        route: routeName,
-        model: first.model,
-        estimatedTokens: promptTokens + spec.outputTokens,
-        estimatedCostMicros: costMicros(
-          { inputPerMillionUsd: model.pricing.input_per_million_usd, outputPerMillionUsd: model.pricing.output_per_million_usd },
-          promptTokens,
-          spec.outputTokens,
-        ),
+        route: plan.route,
+        model: plan.attempts[0]?.model ?? '',
+        estimatedTokens: estimate.tokens,
+        estimatedCostMicros: estimate.costMicros,
       },
-      control,
+      this.control(ctx, principal),
     );
     const rateLimit = {
       'x-ratelimit-limit': String(decision.limitValue),
@@ -300,7 +223,20 @@ export class GatewayPipeline {
     }
     // An admitted request reports its tightest limit too, so callers can pace themselves.
     if (decision.limit) for (const [k, v] of Object.entries(rateLimit)) ctx.setTrailer(k, v);
-    return { principal, plan, routeName, promptTokens, deadline, log, startedAt };
+  }
+
+  private admitted(ctx: CallContext, principal: Principal, plan: Plan, startedAt: number, timeoutMs: number): Admitted {
+    let logger: Logger | undefined;
+    return {
+      principal,
+      plan,
+      deadline: startedAt + Math.min(timeoutMs, ctx.remainingMs()),
+      log: () => (logger ??= ctx.logger.child({ route: plan.route })),
+    };
+  }
+
+  private control(ctx: CallContext, principal: Principal) {
+    return { timeoutMs: this.controlTimeoutMs, requestId: ctx.requestId, tenantId: principal.tenantId, signal: ctx.signal };
   }
 
   /** Options of the executor call; a deadline already spent gives the reservation back first. */
@@ -315,8 +251,8 @@ export class GatewayPipeline {
 
   /**
    * Runs the executor call. If the executor could not be reached, the reservation is given back;
-   * if it was reached but its answer was lost, the reservation stays and expires at its reserved
-   * amount: we would rather over-count than lose money.
+   * if it was reached but its answer was lost, the reservation stays: the executor's usage event
+   * reconciles it (or it expires at its reserved amount), never released for money maybe spent.
    */
   private async executeOrRelease<T>(ctx: CallContext, a: Admitted, call: () => Promise<T>): Promise<T> {
     try {
@@ -334,50 +270,11 @@ export class GatewayPipeline {
       .releaseQuota({ requestId: ctx.requestId, tenantId: a.principal.tenantId }, { timeoutMs: this.controlTimeoutMs, requestId: ctx.requestId })
       .catch((err: unknown) => a.log().warn({ err }, 'quota release failed; the reservation expires on its own'));
   }
-
-  private publishUsage(ctx: CallContext, a: Admitted, f: UsageFacts): void {
-    this.deps.publisher.publish({
-      eventId: ctx.requestId,
-      requestId: ctx.requestId,
-      tenantId: a.principal.tenantId,
-      keyId: a.principal.keyId,
-      route: a.routeName,
-      model: f.model,
-      provider: f.provider,
-      inputTokens: f.usage?.inputTokens ?? 0,
-      outputTokens: f.usage?.outputTokens ?? 0,
-      costMicros: f.usage?.costMicros || this.priceOf(f.model, f.usage),
-      tokenSource: f.usage?.tokensEstimated ? TokenSource.TOKEN_SOURCE_ESTIMATED : TokenSource.TOKEN_SOURCE_PROVIDER,
-      occurredAt: new Date(this.deps.now()),
-      success: f.errorCode === '',
-      errorCode: f.errorCode,
-      fallbackUsed: f.routing?.fallbackUsed ?? false,
-      attemptCount: f.routing?.attempts.length ?? 0,
-      latencyMs: this.deps.now() - a.startedAt,
-      streamed: f.streamed,
-      operation: f.operation,
-    });
-  }
-
-  /** Cost for usage the edge had to estimate itself (a stream cut before its final message). */
-  private priceOf(model: string, usage: Usage | undefined): number {
-    const m = this.deps.config.models[model];
-    if (!m || !usage) return 0;
-    return costMicros(
-      { inputPerMillionUsd: m.pricing.input_per_million_usd, outputPerMillionUsd: m.pricing.output_per_million_usd },
-      usage.inputTokens,
-      usage.outputTokens,
-    );
-  }
-}
-
-function lastAttemptModel(routing: Routing | undefined): string {
-  return routing?.attempts.at(-1)?.model ?? '';
 }
 
 /** The caller's status for a failed execution, with every attempt in the `x-routing-bin` trailer. */
 function executionError(e: ExecutionError, routing: Routing | undefined): AppError {
-  return new AppError(EXECUTION_ERROR_KINDS[e.code] ?? 'unavailable', e.message, {
+  return new AppError(errorKindFromProto(e.kind), e.message, {
     retryAfterMs: e.retryAfterMs > 0 ? e.retryAfterMs : undefined,
     trailers: routing ? { [ROUTING_TRAILER]: Routing.encode(routing).finish() } : {},
   });
@@ -387,8 +284,4 @@ function toAppError(err: unknown, ctx: CallContext): AppError {
   if (err instanceof AppError) return err;
   if (ctx.signal.aborted) return new AppError('cancelled', 'cancelled by the caller');
   return new AppError('internal', 'internal error', { cause: err });
-}
-
-function codeName(kind: ErrorKind): string {
-  return kind.toUpperCase();
 }

@@ -1,4 +1,3 @@
-import type { GatewayConfig } from '@llmgw/config';
 import type { Plan, PlanRouteRequest } from '@llmgw/proto/router';
 
 interface Entry {
@@ -9,15 +8,14 @@ interface Entry {
 /**
  * Recent plans of the router, so that a steady stream of similar requests does not pay a router
  * round trip each. A plan depends on the request's prompt size only through the models' context
- * limits, so an entry is reused only for prompts that every planned model still fits and that
- * every model skipped for context would still not fit. Entries live `ttlMs`: a policy change in
- * the router reaches the edge within that time.
+ * limits; the router says for which prompt sizes a plan holds, and an entry is reused only for
+ * those. Entries live `ttlMs`: a policy change in the router reaches the edge within that time.
  */
 export class PlanCache {
   private readonly entries = new Map<string, Entry>();
 
   constructor(
-    private readonly opts: { config: GatewayConfig; ttlMs: number; now: () => number; maxEntries?: number },
+    private readonly opts: { ttlMs: number; now: () => number; maxEntries?: number },
   ) {}
 
   get enabled(): boolean {
@@ -37,7 +35,8 @@ export class PlanCache {
       this.entries.delete(key);
       return undefined;
     }
-    return this.fits(entry.plan, req.promptTokens) ? entry.plan : undefined;
+    const { promptTokensMin, promptTokensMax } = entry.plan;
+    return req.promptTokens >= promptTokensMin && req.promptTokens <= promptTokensMax ? entry.plan : undefined;
   }
 
   set(req: PlanRouteRequest, plan: Plan): void {
@@ -48,13 +47,5 @@ export class PlanCache {
       if (oldest !== undefined) this.entries.delete(oldest);
     }
     this.entries.set(key, { plan, expiresAt: this.opts.now() + this.opts.ttlMs });
-  }
-
-  private fits(plan: Plan, promptTokens: number): boolean {
-    const context = (model: string) => this.opts.config.models[model]?.context_tokens ?? 0;
-    return (
-      plan.attempts.every((a) => context(a.model) >= promptTokens) &&
-      plan.skipped.every((s) => s.reason !== 'context_too_small' || context(s.model) < promptTokens)
-    );
   }
 }

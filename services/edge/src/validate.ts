@@ -1,44 +1,34 @@
-import type { GatewayConfig, ResponseFormatName, RouteConfig } from '@llmgw/config';
 import { AppError } from '@llmgw/errors';
-import { ResponseFormatType, Role, type ChatRequest, type EmbedRequest } from '@llmgw/proto/v1';
+import { ToolChoiceMode, type ChatParams, type ResponseFormatSpec, type ToolChoice, type ToolSpec } from '@llmgw/proto/executor';
+import type { Plan } from '@llmgw/proto/router';
+import { LatencyClass, ResponseFormatType, Role, type ChatRequest, type EmbedRequest } from '@llmgw/proto/v1';
 
 const TOOL_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
-const FORMAT_NAMES: Partial<Record<ResponseFormatType, ResponseFormatName>> = {
-  [ResponseFormatType.RESPONSE_FORMAT_TYPE_UNSPECIFIED]: 'text',
-  [ResponseFormatType.RESPONSE_FORMAT_TYPE_TEXT]: 'text',
-  [ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_OBJECT]: 'json_object',
-  [ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_SCHEMA]: 'json_schema',
-};
 const MAX_MESSAGES = 1_000;
 const MAX_STOP = 4;
 const MAX_METADATA_ENTRIES = 32;
 const MAX_TIMEOUT_MS = 600_000;
 const MAX_EMBED_INPUTS = 2_048;
+const FORMAT_NAMES: Partial<Record<ResponseFormatType, string>> = {
+  [ResponseFormatType.RESPONSE_FORMAT_TYPE_TEXT]: 'text',
+  [ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_OBJECT]: 'json_object',
+  [ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_SCHEMA]: 'json_schema',
+};
 
-/** The request after validation, with the route's defaults applied. */
-export interface ValidChat {
-  routeName: string;
-  route: RouteConfig;
-  maxTokens: number;
-  timeoutMs: number;
+/**
+ * A chat request whose shape is valid, with everything parsed once: what the router needs to plan
+ * it and what the executor will run, before the plan's caps and guardrails are applied.
+ */
+export interface ShapedChat {
   /** Capabilities the model must have: "tools", "json_object", "json_schema", "streaming". */
   requiredCapabilities: string[];
+  tools: ToolSpec[];
+  toolChoice: ToolChoice;
+  responseFormat: ResponseFormatSpec;
 }
 
 function invalid(field: string, problem: string): AppError {
   return new AppError('invalid_argument', `${field}: ${problem}`);
-}
-
-function resolveRoute(config: GatewayConfig, route: string): [string, RouteConfig] {
-  const name = route || config.default_route;
-  const found = config.routes[name];
-  if (!found) throw invalid('route', `unknown route "${name}"`);
-  return [name, found];
-}
-
-function validateTimeout(timeoutMs: number, route: RouteConfig): number {
-  if (timeoutMs > MAX_TIMEOUT_MS) throw invalid('timeout_ms', `${timeoutMs} is over the maximum of ${MAX_TIMEOUT_MS}`);
-  return timeoutMs > 0 ? Math.min(timeoutMs, route.timeout_ms) : route.timeout_ms;
 }
 
 function validateMetadata(metadata: Record<string, string>): void {
@@ -50,7 +40,7 @@ function validateMetadata(metadata: Record<string, string>): void {
   }
 }
 
-function parseJsonObject(text: string, field: string): void {
+function parseJsonObject(text: string, field: string): Record<string, unknown> {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -58,14 +48,47 @@ function parseJsonObject(text: string, field: string): void {
     throw invalid(field, 'is not valid JSON');
   }
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw invalid(field, 'must be a JSON object');
+  return parsed as Record<string, unknown>;
+}
+
+function toolChoiceOf(choice: string, tools: readonly ToolSpec[]): ToolChoice {
+  switch (choice) {
+    case '':
+    case 'auto':
+      return { mode: ToolChoiceMode.TOOL_CHOICE_MODE_AUTO, name: '' };
+    case 'none':
+      return { mode: ToolChoiceMode.TOOL_CHOICE_MODE_NONE, name: '' };
+    case 'required':
+      if (tools.length === 0) throw invalid('tool_choice', 'required needs at least one tool');
+      return { mode: ToolChoiceMode.TOOL_CHOICE_MODE_REQUIRED, name: '' };
+    default:
+      if (!tools.some((t) => t.name === choice)) throw invalid('tool_choice', `"${choice.slice(0, 64)}" is not auto, none, required or the name of a given tool`);
+      return { mode: ToolChoiceMode.TOOL_CHOICE_MODE_TOOL, name: choice };
+  }
+}
+
+function responseFormatOf(req: ChatRequest): ResponseFormatSpec {
+  const rf = req.responseFormat;
+  const type = rf?.type ?? ResponseFormatType.RESPONSE_FORMAT_TYPE_UNSPECIFIED;
+  switch (type) {
+    case ResponseFormatType.RESPONSE_FORMAT_TYPE_UNSPECIFIED:
+    case ResponseFormatType.RESPONSE_FORMAT_TYPE_TEXT:
+      return { type: ResponseFormatType.RESPONSE_FORMAT_TYPE_TEXT, name: '', schema: undefined };
+    case ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_OBJECT:
+      return { type, name: '', schema: undefined };
+    case ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_SCHEMA:
+      if (!rf?.jsonSchema) throw invalid('response_format.json_schema', 'required for RESPONSE_FORMAT_TYPE_JSON_SCHEMA');
+      return { type, name: rf.schemaName || 'response', schema: parseJsonObject(rf.jsonSchema, 'response_format.json_schema') };
+    default:
+      throw invalid('response_format.type', 'unknown response format');
+  }
 }
 
 /**
- * Checks a chat request before anything downstream is called. Every failure is
- * INVALID_ARGUMENT naming the field, so a caller can fix it without reading our code.
+ * Checks a chat request's shape before anything downstream is called, and parses its tools and
+ * schemas once. Every failure is INVALID_ARGUMENT naming the field.
  */
-export function validateChat(req: ChatRequest, config: GatewayConfig, opts: { stream: boolean }): ValidChat {
-  const [routeName, route] = resolveRoute(config, req.route);
+export function shapeChat(req: ChatRequest, opts: { stream: boolean }): ShapedChat {
   if (req.messages.length === 0) throw invalid('messages', 'must contain at least one message');
   if (req.messages.length > MAX_MESSAGES) throw invalid('messages', `at most ${MAX_MESSAGES} messages`);
   req.messages.forEach((m, i) => {
@@ -79,78 +102,88 @@ export function validateChat(req: ChatRequest, config: GatewayConfig, opts: { st
     }
     m.toolCalls.forEach((tc, j) => parseJsonObject(tc.argumentsJson || '{}', `${field}.tool_calls[${j}].arguments_json`));
   });
-
-  const maxTokens = req.maxTokens ?? route.default_max_tokens;
   if (req.maxTokens !== undefined && req.maxTokens <= 0) throw invalid('max_tokens', 'must be positive');
-  if (maxTokens > route.max_tokens) {
-    throw invalid('max_tokens', `${maxTokens} is over the cap of ${route.max_tokens} for route "${routeName}"`);
-  }
   if (req.temperature !== undefined && !(req.temperature >= 0 && req.temperature <= 2)) {
     throw invalid('temperature', `${req.temperature} is out of range [0, 2]`);
   }
   if (req.topP !== undefined && !(req.topP > 0 && req.topP <= 1)) throw invalid('top_p', `${req.topP} is out of range (0, 1]`);
   if (req.stop.length > MAX_STOP) throw invalid('stop', `at most ${MAX_STOP} sequences`);
+  validateTimeoutField(req.timeoutMs);
   validateMetadata(req.metadata);
 
   const required: string[] = [];
   if (opts.stream) required.push('streaming');
   const names = new Set<string>();
-  req.tools.forEach((t, i) => {
+  const tools = req.tools.map((t, i): ToolSpec => {
     if (!TOOL_NAME.test(t.name)) throw invalid(`tools[${i}].name`, 'must be 1-64 letters, digits, _ or -');
     if (names.has(t.name)) throw invalid(`tools[${i}].name`, `duplicate tool "${t.name}"`);
     names.add(t.name);
-    if (t.parametersJsonSchema) parseJsonObject(t.parametersJsonSchema, `tools[${i}].parameters_json_schema`);
+    const parameters = t.parametersJsonSchema ? parseJsonObject(t.parametersJsonSchema, `tools[${i}].parameters_json_schema`) : { type: 'object', properties: {} };
+    return { name: t.name, description: t.description, parameters };
   });
-  if (req.tools.length > 0) required.push('tools');
-  if (route.allowed_tools !== undefined) {
-    const allowed = new Set(route.allowed_tools);
-    req.tools.forEach((t, i) => {
-      if (!allowed.has(t.name)) throw invalid(`tools[${i}].name`, `tool "${t.name}" is not allowed on route "${routeName}"`);
-    });
-  }
-  const choice = req.toolChoice;
-  if (choice && !['auto', 'none', 'required'].includes(choice) && !names.has(choice)) {
-    throw invalid('tool_choice', `"${choice}" is not auto, none, required or the name of a given tool`);
-  }
-  if (choice === 'required' && req.tools.length === 0) throw invalid('tool_choice', 'required needs at least one tool');
-
-  const format = req.responseFormat?.type ?? ResponseFormatType.RESPONSE_FORMAT_TYPE_UNSPECIFIED;
-  if (format === ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_OBJECT) required.push('json_object');
-  else if (format === ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_SCHEMA) {
-    if (!req.responseFormat?.jsonSchema) throw invalid('response_format.json_schema', 'required for RESPONSE_FORMAT_TYPE_JSON_SCHEMA');
-    parseJsonObject(req.responseFormat.jsonSchema, 'response_format.json_schema');
-    required.push('json_schema');
-  } else if (format === ResponseFormatType.UNRECOGNIZED || !(format in ResponseFormatType)) {
-    throw invalid('response_format.type', 'unknown response format');
-  }
-  const formatName = FORMAT_NAMES[format] ?? 'text';
-  if (!route.allowed_response_formats.includes(formatName)) {
-    throw invalid('response_format.type', `${formatName} is not allowed on route "${routeName}"`);
-  }
-  return { routeName, route, maxTokens, timeoutMs: validateTimeout(req.timeoutMs, route), requiredCapabilities: required };
+  if (tools.length > 0) required.push('tools');
+  const toolChoice = toolChoiceOf(req.toolChoice, tools);
+  const responseFormat = responseFormatOf(req);
+  if (responseFormat.type === ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_OBJECT) required.push('json_object');
+  if (responseFormat.type === ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_SCHEMA) required.push('json_schema');
+  return { requiredCapabilities: required, tools, toolChoice, responseFormat };
 }
 
-export interface ValidEmbed {
-  routeName: string;
-  route: RouteConfig;
-  timeoutMs: number;
+/**
+ * Applies the plan's caps and the route's guardrails (both from the router) and resolves what
+ * the executor runs with. `promptTokens` is counted with the plan's first tokenizer.
+ */
+export function applyPlan(req: ChatRequest, shaped: ShapedChat, plan: Plan, promptTokens: number): { params: ChatParams; timeoutMs: number } {
+  const route = plan.route;
+  const maxTokens = req.maxTokens ?? plan.defaultMaxTokens;
+  if (maxTokens > plan.maxTokensCap) throw invalid('max_tokens', `${maxTokens} is over the cap of ${plan.maxTokensCap} for route "${route}"`);
+  const guard = plan.guardrails;
+  if (guard) {
+    if (guard.maxPromptTokens > 0 && promptTokens > guard.maxPromptTokens) {
+      throw invalid('messages', `prompt has ${promptTokens} tokens, over the limit of ${guard.maxPromptTokens} for route "${route}"`);
+    }
+    if (guard.restrictTools) {
+      const allowed = new Set(guard.allowedTools);
+      shaped.tools.forEach((t, i) => {
+        if (!allowed.has(t.name)) throw invalid(`tools[${i}].name`, `tool "${t.name}" is not allowed on route "${route}"`);
+      });
+    }
+    if (!guard.allowedResponseFormats.includes(shaped.responseFormat.type)) {
+      throw invalid('response_format.type', `${FORMAT_NAMES[shaped.responseFormat.type] ?? 'this format'} is not allowed on route "${route}"`);
+    }
+  }
+  return {
+    params: {
+      messages: req.messages,
+      maxTokens,
+      temperature: req.temperature,
+      topP: req.topP,
+      stop: req.stop,
+      tools: shaped.tools,
+      toolChoice: shaped.toolChoice,
+      responseFormat: shaped.responseFormat,
+      user: req.user,
+      batch: req.latencyClass === LatencyClass.LATENCY_CLASS_BATCH,
+    },
+    timeoutMs: requestTimeout(req.timeoutMs, plan),
+  };
 }
 
-export function validateEmbed(req: EmbedRequest, config: GatewayConfig): ValidEmbed {
-  const [routeName, route] = resolveRoute(config, req.route);
+function validateTimeoutField(timeoutMs: number): void {
+  if (timeoutMs > MAX_TIMEOUT_MS) throw invalid('timeout_ms', `${timeoutMs} is over the maximum of ${MAX_TIMEOUT_MS}`);
+}
+
+/** The caller's deadline within the route's. */
+export function requestTimeout(timeoutMs: number, plan: Plan): number {
+  return timeoutMs > 0 ? Math.min(timeoutMs, plan.timeoutMs) : plan.timeoutMs;
+}
+
+export function shapeEmbed(req: EmbedRequest): void {
   if (req.inputs.length === 0) throw invalid('inputs', 'must contain at least one text');
   if (req.inputs.length > MAX_EMBED_INPUTS) throw invalid('inputs', `at most ${MAX_EMBED_INPUTS} texts`);
   req.inputs.forEach((t, i) => {
     if (t.length === 0) throw invalid(`inputs[${i}]`, 'must not be empty');
   });
+  validateTimeoutField(req.timeoutMs);
   validateMetadata(req.metadata);
-  return { routeName, route, timeoutMs: validateTimeout(req.timeoutMs, route) };
-}
-
-/** Guardrail: prompts over the route's token limit are refused before anything is spent. */
-export function checkPromptSize(promptTokens: number, v: { route: RouteConfig; routeName: string }): void {
-  const limit = v.route.max_prompt_tokens;
-  if (limit !== undefined && promptTokens > limit) {
-    throw invalid('messages', `prompt has ${promptTokens} tokens, over the limit of ${limit} for route "${v.routeName}"`);
-  }
 }

@@ -1,27 +1,25 @@
-import type { ExecuteChatRequest, ExecuteChatResponse, ExecuteChatStreamResponse, ExecuteEmbedRequest, ExecuteEmbedResponse, ExecutionError } from '@llmgw/proto/executor';
+import type { ExecuteChatRequest, ExecuteChatResponse, ExecuteChatStreamResponse, ExecuteEmbedRequest, ExecuteEmbedResponse } from '@llmgw/proto/executor';
 import type { Plan } from '@llmgw/proto/router';
-import {
-  AttemptOutcome,
-  FinishReason,
-  LatencyClass,
-  Role,
-  type ChatRequest,
-  type ChatResponse,
-  type ChatStreamResponse,
-  type Routing,
-  type ToolCallDelta,
-  type Usage,
-} from '@llmgw/proto/v1';
-import { AppError } from '@llmgw/errors';
-import { requiredCapabilities, toChatParams } from './normalise.js';
+import { AttemptOutcome, FinishReason, Role, type ChatResponse, type ChatStreamResponse, type Routing, type ToolCallDelta } from '@llmgw/proto/v1';
+import { AppError, type ErrorKind } from '@llmgw/errors';
+import { errorKindFromProto, errorKindToProto } from '@llmgw/grpc';
+import { countChatTokens, countTokens, familyOf } from '@llmgw/tokens';
+import { chatParamsOf } from './normalise.js';
 import { PlanRunner, RequestScope, type ExecutionContext, type PlanOutcome, type RunnerDeps, type Target } from './plan-runner.js';
 import { ProviderError } from './providers/errors.js';
 import type { ChatParams, ChatStreamEvent, ProviderUsage } from './providers/types.js';
-import { chatUsage, embedUsage, mergeUsage, ZERO_USAGE } from './usage.js';
+import { chatUsage, embedUsage, mergeUsage } from './usage.js';
+import { UsageLedger, type LedgerRequest } from './usage-ledger.js';
+import type { UsageRecorded } from '@llmgw/proto/v1';
 
 export type { ExecutionContext } from './plan-runner.js';
 
-export type ExecutorDeps = Omit<RunnerDeps, 'random' | 'sleep'> & Partial<Pick<RunnerDeps, 'random' | 'sleep'>>;
+/** Where the executor's usage events go (the UsagePublisher with its outbox). */
+export interface UsageSink {
+  publish(event: UsageRecorded): void;
+}
+
+export type ExecutorDeps = Omit<RunnerDeps, 'random' | 'sleep'> & Partial<Pick<RunnerDeps, 'random' | 'sleep'>> & { usage: UsageSink };
 
 export type StreamSend = (msg: ExecuteChatStreamResponse) => Promise<void>;
 
@@ -62,9 +60,11 @@ function isDelta(ev: ChatStreamEvent): boolean {
 }
 
 /**
- * Runs plans against providers. Transport-free: server.ts maps gRPC to these calls, tests call
- * them directly. Expected failures come back in the response (ExecutionError), never thrown;
- * only a caller cancel or a malformed request throws (AppError).
+ * Runs plans against providers and records what they cost. Transport-free: server.ts maps gRPC
+ * to these calls, tests call them directly. Expected failures come back in the response
+ * (ExecutionError), never thrown; only a caller cancel or a malformed request throws (AppError).
+ * Every request that reaches `execute*` yields exactly one usage event, whatever happens to the
+ * caller, listing every attempt with what it was billed.
  */
 export class Executor {
   private readonly runner: PlanRunner;
@@ -73,107 +73,125 @@ export class Executor {
     this.runner = new PlanRunner({ ...deps, random: deps.random ?? Math.random, sleep: deps.sleep ?? abortableSleep });
   }
 
-  async executeChat(req: ExecuteChatRequest, ctx: ExecutionContext): Promise<ExecuteChatResponse> {
-    const request = required(req.request, 'request');
+  executeChat(req: ExecuteChatRequest, ctx: ExecutionContext): Promise<ExecuteChatResponse> {
     const plan = required(req.plan, 'plan');
-    const params = toChatParams(request, plan);
-    const scope = new RequestScope(ctx, plan.timeoutMs, this.deps.now);
-    try {
-      const outcome = await this.runner.run(plan, scope, this.runOptions(request, params, false), (t, signal) =>
+    const params = chatParamsOf(req.params);
+    // Unary: a caller gone mid-attempt does not abort it (see RequestScope); its cost is recorded.
+    const scope = new RequestScope(ctx, plan.timeoutMs, this.deps.now, false);
+    const ledger = this.ledger(req, plan, 'chat', false, (family) => countChatTokens(params.messages, family));
+    return this.billed<ExecuteChatResponse>(ledger, scope, async () => {
+      const outcome = await this.runner.run(plan, scope, this.runOptions(req, params, ledger), (t, signal) =>
         t.adapter.chat({ upstreamModel: t.upstreamModel, params, signal }),
       );
       if (outcome.ok) {
         outcome.ok.release();
         const { value: r, target } = outcome.ok;
         if (r.finishReason === FinishReason.FINISH_REASON_CONTENT_FILTER) outcome.ok.attempt.reason = 'content_filter';
-        const usage = chatUsage(target.model, r.usage, params.messages, () => r.content + r.toolCalls.map((c) => c.name + c.argumentsJson).join(''));
-        return {
-          response: {
-            id: req.requestId,
-            model: target.planned.model,
-            provider: target.providerId,
-            message: { role: Role.ROLE_ASSISTANT, content: r.content, name: '', toolCalls: r.toolCalls, toolCallId: '' },
-            finishReason: r.finishReason,
-            usage,
-            routing: routingOf(plan, outcome, target.planned.model),
-          },
-          error: undefined,
+        ledger.answered(
+          target.planned,
+          target.providerId,
+          chatUsage(familyOf(target.planned.tokenizer), target.planned.pricing, r.usage, params.messages, () => r.content + r.toolCalls.map((c) => c.name + c.argumentsJson).join('')),
+        );
+        const response: ChatResponse = {
+          id: req.requestId,
+          model: target.planned.model,
+          provider: target.providerId,
+          message: { role: Role.ROLE_ASSISTANT, content: r.content, name: '', toolCalls: r.toolCalls, toolCallId: '' },
+          finishReason: r.finishReason,
+          usage: ledger.total(),
+          routing: routingOf(plan, outcome, target.planned.model),
         };
+        return { result: { response, error: undefined }, outcome };
       }
-      if (outcome.filtered) return { response: this.filteredResponse(req.requestId, plan, outcome, outcome.filtered.target, params), error: undefined };
-      return { response: this.failedResponse(req.requestId, plan, outcome), error: outcome.error };
-    } finally {
-      scope.dispose();
-    }
+      if (outcome.filtered) return { result: { response: this.filteredResponse(req.requestId, plan, outcome, outcome.filtered.target, params, ledger), error: undefined }, outcome };
+      return { result: { response: this.failedResponse(req.requestId, plan, outcome, ledger), error: outcome.error }, outcome };
+    });
   }
 
   async executeChatStream(req: ExecuteChatRequest, ctx: ExecutionContext, send: StreamSend): Promise<void> {
-    const request = required(req.request, 'request');
     const plan = required(req.plan, 'plan');
-    const params = toChatParams(request, plan);
+    const params = chatParamsOf(req.params);
     const scope = new RequestScope(ctx, plan.timeoutMs, this.deps.now);
-    try {
-      const outcome = await this.runner.run(plan, scope, this.runOptions(request, params, true), (t, signal) => this.openStream(t, params, signal));
+    const ledger = this.ledger(req, plan, 'chat', true, (family) => countChatTokens(params.messages, family));
+    await this.billed(ledger, scope, async () => {
+      const outcome = await this.runner.run(plan, scope, this.runOptions(req, params, ledger), (t, signal) => this.openStream(t, params, signal));
       if (outcome.filtered) {
-        const r = this.filteredResponse(req.requestId, plan, outcome, outcome.filtered.target, params);
+        const r = this.filteredResponse(req.requestId, plan, outcome, outcome.filtered.target, params, ledger);
         await send({ chunk: { id: r.id, model: r.model, provider: r.provider, contentDelta: '', toolCallDeltas: [], finishReason: r.finishReason, usage: r.usage, routing: r.routing }, error: undefined });
-        return;
+        return { result: undefined, outcome };
       }
       if (!outcome.ok) {
-        const r = this.failedResponse(req.requestId, plan, outcome);
+        const r = this.failedResponse(req.requestId, plan, outcome, ledger);
         await send({ chunk: { id: r.id, model: '', provider: '', contentDelta: '', toolCallDeltas: [], finishReason: FinishReason.FINISH_REASON_UNSPECIFIED, usage: r.usage, routing: r.routing }, error: outcome.error });
-        return;
+        return { result: undefined, outcome };
       }
-      await this.pump(req.requestId, plan, params, outcome, send);
-    } finally {
-      scope.dispose();
-    }
+      const streamError = await this.pump(req.requestId, plan, params, outcome, send, ledger);
+      return { result: undefined, outcome, error: streamError };
+    });
   }
 
-  async executeEmbed(req: ExecuteEmbedRequest, ctx: ExecutionContext): Promise<ExecuteEmbedResponse> {
+  executeEmbed(req: ExecuteEmbedRequest, ctx: ExecutionContext): Promise<ExecuteEmbedResponse> {
     const request = required(req.request, 'request');
     const plan = required(req.plan, 'plan');
-    const scope = new RequestScope(ctx, plan.timeoutMs, this.deps.now);
-    try {
-      const outcome = await this.runner.run(
-        plan,
-        scope,
-        { batch: false, needs: [['embeddings', 'embeddings']], explicitMaxTokens: undefined },
-        (t, signal) => t.adapter.embed({ upstreamModel: t.upstreamModel, inputs: request.inputs, dimensions: request.dimensions, user: request.user, signal }),
+    const scope = new RequestScope(ctx, plan.timeoutMs, this.deps.now, false);
+    const ledger = this.ledger(req, plan, 'embed', false, (family) => request.inputs.reduce((n, t) => n + countTokens(t, family), 0));
+    return this.billed<ExecuteEmbedResponse>(ledger, scope, async () => {
+      const outcome = await this.runner.run(plan, scope, { batch: false, maxTokens: undefined, ledger }, (t, signal) =>
+        t.adapter.embed({ upstreamModel: t.upstreamModel, inputs: request.inputs, dimensions: request.dimensions, user: request.user, signal }),
       );
       if (outcome.ok) {
         outcome.ok.release();
         const { value: r, target } = outcome.ok;
-        return {
-          response: {
-            id: req.requestId,
-            model: target.planned.model,
-            provider: target.providerId,
-            embeddings: r.vectors.map((values, index) => ({ index, values })),
-            usage: embedUsage(target.model, r.usage, request.inputs),
-            routing: routingOf(plan, outcome, target.planned.model),
-          },
-          error: undefined,
+        ledger.answered(target.planned, target.providerId, embedUsage(familyOf(target.planned.tokenizer), target.planned.pricing, r.usage, request.inputs));
+        const response = {
+          id: req.requestId,
+          model: target.planned.model,
+          provider: target.providerId,
+          embeddings: r.vectors.map((values, index) => ({ index, values })),
+          usage: ledger.total(),
+          routing: routingOf(plan, outcome, target.planned.model),
         };
+        return { result: { response, error: undefined }, outcome };
       }
-      const error: ExecutionError = outcome.error ?? { code: 'UNAVAILABLE', message: 'embedding failed', retryAfterMs: 0 };
-      return {
-        response: { id: req.requestId, model: '', provider: '', embeddings: [], usage: { ...ZERO_USAGE }, routing: routingOf(plan, outcome, '') },
-        error,
-      };
+      const response = { id: req.requestId, model: '', provider: '', embeddings: [], usage: ledger.total(), routing: routingOf(plan, outcome, '') };
+      return { result: { response, error: outcome.error }, outcome };
+    });
+  }
+
+  private ledger(req: Pick<ExecuteChatRequest, 'requestId' | 'tenantId' | 'keyId'>, plan: Plan, operation: LedgerRequest['operation'], streamed: boolean, prompt: ConstructorParameters<typeof UsageLedger>[1]): UsageLedger {
+    return new UsageLedger({ requestId: req.requestId, tenantId: req.tenantId, keyId: req.keyId, route: plan.route, operation, streamed }, prompt, this.deps.now());
+  }
+
+  /**
+   * Runs one request and publishes its usage event afterwards, whatever happened: an answer, a
+   * failure, a caller that cancelled or went away. The event's error is the execution's, else
+   * CANCELLED when the caller is gone, else none.
+   */
+  private async billed<T>(
+    ledger: UsageLedger,
+    scope: RequestScope,
+    run: () => Promise<{ result: T; outcome: PlanOutcome<unknown>; error?: ErrorKind | undefined }>,
+  ): Promise<T> {
+    let kind: ErrorKind | undefined = 'internal';
+    let outcome: PlanOutcome<unknown> | undefined;
+    try {
+      const r = await run();
+      outcome = r.outcome;
+      const failed = r.error ?? (r.outcome.error ? errorKindFromProto(r.outcome.error.kind) : undefined);
+      kind = failed ?? (scope.callerGone ? 'cancelled' : undefined);
+      return r.result;
+    } catch (err) {
+      kind = err instanceof AppError ? err.kind : 'internal';
+      throw err;
     } finally {
       scope.dispose();
+      this.deps.usage.publish(ledger.event(kind, outcome?.fallbackUsed ?? false, outcome?.attempts.length ?? 0, this.deps.now()));
     }
   }
 
-  private runOptions(request: ChatRequest, params: ChatParams, streaming: boolean) {
-    return {
-      batch: request.latencyClass === LatencyClass.LATENCY_CLASS_BATCH,
-      needs: requiredCapabilities(params, streaming),
-      explicitMaxTokens: request.maxTokens !== undefined && request.maxTokens > 0 ? request.maxTokens : undefined,
-    };
+  private runOptions(req: ExecuteChatRequest, params: ChatParams, ledger: UsageLedger) {
+    return { batch: req.params?.batch ?? false, maxTokens: params.maxTokens, ledger };
   }
-
   /** Opens the stream and reads up to the first delta: failures until then may fall back. */
   private async openStream(t: Target, params: ChatParams, signal: AbortSignal): Promise<OpenedStream> {
     const iterable = await t.adapter.chatStream({ upstreamModel: t.upstreamModel, params, signal });
@@ -191,7 +209,14 @@ export class Executor {
    * Forwards deltas as the caller reads them (send awaits backpressure, and the upstream body is
    * pulled only after each send), then the last message with finish reason, usage and routing.
    */
-  private async pump(requestId: string, plan: Plan, params: ChatParams, outcome: PlanOutcome<OpenedStream>, send: StreamSend): Promise<void> {
+  private async pump(
+    requestId: string,
+    plan: Plan,
+    params: ChatParams,
+    outcome: PlanOutcome<OpenedStream>,
+    send: StreamSend,
+    ledger: UsageLedger,
+  ): Promise<ErrorKind | undefined> {
     const ok = outcome.ok as NonNullable<typeof outcome.ok>;
     const { target, value: opened } = ok;
     const model = target.planned.model;
@@ -202,6 +227,7 @@ export class Executor {
     let failure: ProviderError | undefined;
     let ended = opened.ended;
     const { iterator } = opened;
+    const usageSoFar = () => chatUsage(familyOf(target.planned.tokenizer), target.planned.pricing, reported, params.messages, () => text.join(''));
 
     const forward = async (ev: ChatStreamEvent): Promise<void> => {
       if (ev.usage) mergeUsage(reported, ev.usage);
@@ -240,15 +266,20 @@ export class Executor {
         else await forward(r.value);
       }
     } catch (e) {
-      // send failed: the caller went away. Stop reading upstream (aborts the provider request).
+      // send failed: the caller went away. Stop reading upstream (aborts the provider request)
+      // and bill what the provider generated until then.
       await iterator.return?.(undefined).catch(() => undefined);
+      ledger.partial(target.planned, provider, usageSoFar(), 'cancelled');
       throw e;
     } finally {
       ok.release();
     }
 
-    if (failure?.reason === 'cancelled') throw failure;
-    const usage = chatUsage(target.model, reported, params.messages, () => text.join(''));
+    if (failure?.reason === 'cancelled') {
+      ledger.partial(target.planned, provider, usageSoFar(), 'cancelled');
+      throw failure;
+    }
+    const usage = usageSoFar();
     // A stream that broke after the provider's finish reason has all the output: answer normally.
     const finishReason = state.finishReason;
     if (failure && finishReason === FinishReason.FINISH_REASON_UNSPECIFIED) {
@@ -259,15 +290,17 @@ export class Executor {
       attempt.providerStatus = 200;
       attempt.error = `provider stream ended early: ${failure.message}`;
       attempt.latencyMs = Math.round(this.deps.now() - ok.startedAt);
-      const code = failure.reason === 'deadline_exceeded' ? 'DEADLINE_EXCEEDED' : 'UNAVAILABLE';
+      ledger.partial(target.planned, provider, usage, failure.reason);
+      const kind: ErrorKind = failure.reason === 'deadline_exceeded' ? 'deadline_exceeded' : 'unavailable';
       await send({
-        chunk: { id: requestId, model, provider, contentDelta: '', toolCallDeltas: [], finishReason: FinishReason.FINISH_REASON_ERROR, usage, routing: routingOf(plan, outcome, model) },
-        error: { code, message: `provider stream ended early after partial output: ${failure.message}`, retryAfterMs: 0 },
+        chunk: { id: requestId, model, provider, contentDelta: '', toolCallDeltas: [], finishReason: FinishReason.FINISH_REASON_ERROR, usage: ledger.total(), routing: routingOf(plan, outcome, model) },
+        error: { code: '', kind: errorKindToProto(kind), message: `provider stream ended early after partial output: ${failure.message}`, retryAfterMs: 0 },
       });
-      return;
+      return kind;
     }
     ok.attempt.latencyMs = Math.round(this.deps.now() - ok.startedAt);
     if (finishReason === FinishReason.FINISH_REASON_CONTENT_FILTER) ok.attempt.reason = 'content_filter';
+    ledger.answered(target.planned, provider, usage);
     await send({
       chunk: {
         id: requestId,
@@ -276,33 +309,35 @@ export class Executor {
         contentDelta: '',
         toolCallDeltas: [],
         finishReason: finishReason === FinishReason.FINISH_REASON_UNSPECIFIED ? FinishReason.FINISH_REASON_STOP : finishReason,
-        usage,
+        usage: ledger.total(),
         routing: routingOf(plan, outcome, model),
       },
       error: undefined,
     });
+    return undefined;
   }
 
-  private filteredResponse(id: string, plan: Plan, outcome: PlanOutcome<unknown>, target: Target, params: ChatParams): ChatResponse {
+  private filteredResponse(id: string, plan: Plan, outcome: PlanOutcome<unknown>, target: Target, params: ChatParams, ledger: UsageLedger): ChatResponse {
+    ledger.answered(target.planned, target.providerId, chatUsage(familyOf(target.planned.tokenizer), target.planned.pricing, { outputTokens: 0 }, params.messages, () => ''));
     return {
       id,
       model: target.planned.model,
       provider: target.providerId,
       message: { role: Role.ROLE_ASSISTANT, content: '', name: '', toolCalls: [], toolCallId: '' },
       finishReason: FinishReason.FINISH_REASON_CONTENT_FILTER,
-      usage: chatUsage(target.model, { outputTokens: 0 }, params.messages, () => ''),
+      usage: ledger.total(),
       routing: routingOf(plan, outcome, target.planned.model),
     };
   }
 
-  private failedResponse(id: string, plan: Plan, outcome: PlanOutcome<unknown>): ChatResponse {
+  private failedResponse(id: string, plan: Plan, outcome: PlanOutcome<unknown>, ledger: UsageLedger): ChatResponse {
     return {
       id,
       model: '',
       provider: '',
       message: undefined,
       finishReason: FinishReason.FINISH_REASON_UNSPECIFIED,
-      usage: { ...ZERO_USAGE } satisfies Usage,
+      usage: ledger.total(),
       routing: routingOf(plan, outcome, ''),
     };
   }

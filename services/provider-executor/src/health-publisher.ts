@@ -1,4 +1,3 @@
-import type { GatewayConfig } from '@llmgw/config';
 import { Subjects, type EventBus } from '@llmgw/events';
 import type { Logger } from '@llmgw/logging';
 import { BackendHealthChanged } from '@llmgw/proto/executor';
@@ -6,7 +5,8 @@ import type { BreakerChange } from './circuit-breaker.js';
 
 export interface HealthPublisherDeps {
   bus: Pick<EventBus, 'broadcast'>;
-  config: GatewayConfig;
+  /** The provider a model was last planned on (the router owns models; plans tell us). */
+  providerOf: (model: string) => string;
   /** Random per process: lets a router clear exactly what this replica said before. */
   replicaId: string;
   logger: Logger;
@@ -21,7 +21,7 @@ export function healthPublisher(deps: HealthPublisherDeps): (change: BreakerChan
   return (change) => {
     const event = BackendHealthChanged.fromPartial({
       model: change.key,
-      provider: deps.config.models[change.key]?.provider ?? '',
+      provider: deps.providerOf(change.key),
       healthy: change.healthy,
       replicaId: deps.replicaId,
       unhealthyForMs: change.healthy ? 0 : Math.max(0, Math.round(change.unhealthyForMs)),

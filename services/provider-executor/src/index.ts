@@ -1,41 +1,54 @@
 import { randomUUID } from 'node:crypto';
 import { drain, listen } from '@llmgw/grpc';
-import { executorMetrics } from '@llmgw/metrics';
-import type { RunningService, ServiceDeps } from '@llmgw/runtime';
+import { executorMetrics, usageMetrics } from '@llmgw/metrics';
+import type { RunningService, ServiceDefinition, ServiceDeps } from '@llmgw/runtime';
 import { CircuitBreaker, DEFAULT_BREAKER } from './circuit-breaker.js';
+import { loadExecutorConfig, type ExecutorConfig } from './config.js';
 import { Executor } from './execute.js';
 import { healthPublisher } from './health-publisher.js';
-import { registryFromConfig } from './providers/registry.js';
+import { registryFromProviders } from './providers/registry.js';
 import { createExecutorServer } from './server.js';
+import { UsagePublisher } from './usage-publisher.js';
 
-export { Executor, abortableSleep, type ExecutionContext, type ExecutorDeps, type StreamSend } from './execute.js';
+export { Executor, abortableSleep, type ExecutionContext, type ExecutorDeps, type StreamSend, type UsageSink } from './execute.js';
 export { CircuitBreaker, DEFAULT_BREAKER, type BreakerChange, type CircuitBreakerOptions } from './circuit-breaker.js';
 export { healthPublisher, type HealthPublisherDeps } from './health-publisher.js';
-export { createAdapter, createRegistry, registryFromConfig, type ProviderRegistry } from './providers/registry.js';
+export { createAdapter, createRegistry, registryFromProviders, type ProviderRegistry } from './providers/registry.js';
 export type { ProviderAdapter } from './providers/types.js';
+export { loadExecutorConfig, type ExecutorConfig } from './config.js';
 
 /**
  * Starts the provider-executor: one connection pool per configured provider, one breaker per
- * replica whose openings and closings are broadcast as `BackendHealthChanged` on the bus.
+ * replica whose openings and closings are broadcast as `BackendHealthChanged` on the bus, and the
+ * usage publisher: the executor records the money, one usage event per request it received.
  */
-export async function startProviderExecutor(deps: ServiceDeps): Promise<RunningService> {
+export async function startProviderExecutor(deps: ServiceDeps<ExecutorConfig>): Promise<RunningService> {
   const now = Date.now;
-  const registry = registryFromConfig(deps.config);
-  const onChange = healthPublisher({ bus: deps.bus, config: deps.config, replicaId: randomUUID(), logger: deps.logger.child({ component: 'breaker' }) });
+  const registry = registryFromProviders(deps.config.sections.providers);
+  const providerOfModel = new Map<string, string>();
+  const onChange = healthPublisher({
+    bus: deps.bus,
+    providerOf: (model) => providerOfModel.get(model) ?? '',
+    replicaId: randomUUID(),
+    logger: deps.logger.child({ component: 'breaker' }),
+  });
+  const usage = new UsagePublisher(deps.bus, deps.logger, { outboxPath: deps.config.outboxPath, metrics: deps.metrics && usageMetrics(deps.metrics) });
   const executor = new Executor({
-    config: deps.config,
+    providers: deps.config.sections.providers,
     registry,
     breaker: new CircuitBreaker({ ...DEFAULT_BREAKER, now, onChange }),
     logger: deps.logger,
     now,
     metrics: deps.metrics && executorMetrics(deps.metrics),
+    usage,
+    onPlanned: (model, provider) => providerOfModel.set(model, provider),
   });
   const g = createExecutorServer(executor, deps.logger, deps.metrics?.rpc);
   let port: number;
   try {
     port = await listen(g, deps.listenAddr);
   } catch (err) {
-    await registry.close();
+    await Promise.all([registry.close(), usage.close()]);
     throw err;
   }
   return {
@@ -43,7 +56,15 @@ export async function startProviderExecutor(deps: ServiceDeps): Promise<RunningS
     port,
     async close() {
       await drain(g, deps.drainMs);
+      await usage.close();
       await registry.close();
     },
   };
 }
+
+export const providerExecutorService: ServiceDefinition<ExecutorConfig> = {
+  name: 'provider-executor',
+  needsRedis: false,
+  loadConfig: loadExecutorConfig,
+  start: startProviderExecutor,
+};

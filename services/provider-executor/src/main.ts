@@ -1,4 +1,4 @@
 import { runServiceMain } from '@llmgw/runtime';
-import { startProviderExecutor } from './index.js';
+import { providerExecutorService } from './index.js';
 
-await runServiceMain({ name: 'provider-executor', start: startProviderExecutor, needsRedis: false });
+await runServiceMain(providerExecutorService);

@@ -1,14 +1,16 @@
-import type { Capability, GatewayConfig, ModelConfig } from '@llmgw/config';
+import type { ProviderConfig } from '@llmgw/config';
+import { errorKindToProto } from '@llmgw/grpc';
 import type { Logger } from '@llmgw/logging';
 import type { AttemptOutcomeLabel, ExecutorMetrics } from '@llmgw/metrics';
 import type { ExecutionError } from '@llmgw/proto/executor';
 import { FallbackTrigger, type Plan, type PlannedAttempt } from '@llmgw/proto/router';
 import { AttemptOutcome, type Attempt } from '@llmgw/proto/v1';
+import type { ErrorKind } from '@llmgw/errors';
 import type { CircuitBreaker } from './circuit-breaker.js';
-import { unsupportedParameter } from './normalise.js';
 import { ProviderError, type FailureReason } from './providers/errors.js';
 import type { ProviderRegistry } from './providers/registry.js';
 import type { ProviderAdapter } from './providers/types.js';
+import type { UsageLedger } from './usage-ledger.js';
 
 /** What the executor needs from the gRPC call (a subset of @llmgw/grpc CallContext). */
 export interface ExecutionContext {
@@ -19,7 +21,8 @@ export interface ExecutionContext {
 }
 
 export interface RunnerDeps {
-  config: GatewayConfig;
+  /** The executor's section of the config: its providers (timeouts; keys live in the adapters). */
+  providers: Readonly<Record<string, ProviderConfig>>;
   registry: ProviderRegistry;
   breaker: CircuitBreaker;
   logger: Logger;
@@ -28,13 +31,13 @@ export interface RunnerDeps {
   /** Waits ms or rejects with the signal's reason. */
   sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   metrics?: ExecutorMetrics;
+  /** Told the provider of each model a plan names (for health broadcasts). */
+  onPlanned?: (model: string, provider: string) => void;
 }
 
-/** One planned attempt resolved against config. */
+/** One planned attempt resolved to this replica's provider adapter. */
 export interface Target {
   planned: PlannedAttempt;
-  /** Undefined when the plan names a model this replica's config does not know (no pricing). */
-  model: ModelConfig | undefined;
   providerId: string;
   upstreamModel: string;
   adapter: ProviderAdapter;
@@ -53,25 +56,35 @@ const MAX_BACKOFF_MS = 30_000;
 const MAX_HEADROOM_MS = 10;
 const AUTH_LOG_INTERVAL_MS = 10_000;
 
-/** The request's overall budget: caller cancel and the deadline abort `signal`. Dispose when done. */
+/**
+ * The request's overall budget: the deadline aborts `signal`. A caller's cancel aborts it too when
+ * `abortOnCancel` (streams: the provider stops generating, and bills only what it sent); otherwise
+ * (unary) the attempt under way runs on, since the provider bills it whether we wait or not and
+ * only waiting tells us what it cost, and no further attempt starts. Dispose when done.
+ */
 export class RequestScope {
   readonly signal: AbortSignal;
   readonly deadlineAt: number;
   private readonly controller = new AbortController();
   private readonly timer: NodeJS.Timeout | undefined;
   private readonly onCancel: () => void;
+  private gone = false;
 
   constructor(
     private readonly ctx: ExecutionContext,
     planTimeoutMs: number,
     private readonly now: () => number,
+    abortOnCancel = true,
   ) {
     this.signal = this.controller.signal;
     const remaining = ctx.remainingMs();
     const callerBudget = remaining === Infinity ? Infinity : Math.max(0, remaining - Math.min(MAX_HEADROOM_MS, remaining / 10));
     const budget = Math.min(callerBudget, planTimeoutMs > 0 ? planTimeoutMs : Infinity);
     this.deadlineAt = budget === Infinity ? Infinity : now() + budget;
-    this.onCancel = () => this.controller.abort(new ProviderError('cancelled', 'call cancelled by the caller', 'cancelled', 0));
+    this.onCancel = () => {
+      this.gone = true;
+      if (abortOnCancel) this.controller.abort(cancelledByCaller());
+    };
     if (ctx.signal.aborted) this.onCancel();
     else ctx.signal.addEventListener('abort', this.onCancel, { once: true });
     if (budget !== Infinity) {
@@ -80,6 +93,11 @@ export class RequestScope {
         budget,
       );
     }
+  }
+
+  /** True once the caller cancelled (or went away). */
+  get callerGone(): boolean {
+    return this.gone;
   }
 
   remaining(): number {
@@ -116,30 +134,36 @@ export interface PlanOutcome<T> {
 
 export interface RunOptions {
   batch: boolean;
-  /** Capabilities needed, each with the parameter that needs it. */
-  needs: ReadonlyArray<[Capability, string]>;
-  explicitMaxTokens: number | undefined;
+  /** Output tokens asked for; a model whose output limit is lower is skipped. Undefined for embeddings. */
+  maxTokens: number | undefined;
+  /** Where failed attempts are billed. */
+  ledger: UsageLedger;
+}
+
+function cancelledByCaller(): ProviderError {
+  return new ProviderError('cancelled', 'call cancelled by the caller', 'cancelled', 0);
 }
 
 export function attemptRecord(t: Pick<Target, 'planned' | 'providerId'>, outcome: AttemptOutcome, latencyMs: number, status: number, reason: string, error: string): Attempt {
   return { model: t.planned.model, provider: t.providerId, outcome, error, latencyMs: Math.max(0, Math.round(latencyMs)), providerStatus: status, reason };
 }
 
-function executionError(code: string, message: string, retryAfterMs = 0): ExecutionError {
-  return { code, message, retryAfterMs: Math.max(0, Math.round(retryAfterMs)) };
+function executionError(kind: ErrorKind, message: string, retryAfterMs = 0): ExecutionError {
+  return { code: '', kind: errorKindToProto(kind), message, retryAfterMs: Math.max(0, Math.round(retryAfterMs)) };
 }
 
-function errorCodeFor(err: ProviderError): string {
+/** What the caller is told when this failure ends the plan. */
+function callerKindOf(err: ProviderError): ErrorKind {
   switch (err.reason) {
     case 'invalid_request':
-      return 'INVALID_ARGUMENT';
+      return 'invalid_argument';
     case 'http_429':
-      return 'RESOURCE_EXHAUSTED';
+      return 'resource_exhausted';
     case 'timeout':
     case 'deadline_exceeded':
-      return 'DEADLINE_EXCEEDED';
+      return 'deadline_exceeded';
     default:
-      return 'UNAVAILABLE';
+      return 'unavailable';
   }
 }
 
@@ -169,14 +193,12 @@ export class PlanRunner {
         this.record(planned.provider, planned.model, 'skipped', 'config_error');
         continue;
       }
-      if (target.model) {
-        const param = unsupportedParameter(target.model, opts.needs, opts.explicitMaxTokens);
-        if (param) {
-          unsupported ??= `model ${planned.model} cannot honour parameter ${param}`;
-          attempts.push(attemptRecord(target, AttemptOutcome.ATTEMPT_OUTCOME_SKIPPED, 0, 0, 'unsupported_parameter', `cannot honour ${param}`));
-          this.record(target.providerId, planned.model, 'skipped', 'unsupported_parameter');
-          continue;
-        }
+      if (opts.maxTokens !== undefined && planned.maxOutputTokens > 0 && opts.maxTokens > planned.maxOutputTokens) {
+        const param = `max_tokens (${opts.maxTokens} exceeds the model's limit of ${planned.maxOutputTokens})`;
+        unsupported ??= `model ${planned.model} cannot honour parameter ${param}`;
+        attempts.push(attemptRecord(target, AttemptOutcome.ATTEMPT_OUTCOME_SKIPPED, 0, 0, 'unsupported_parameter', `cannot honour ${param}`));
+        this.record(target.providerId, planned.model, 'skipped', 'unsupported_parameter');
+        continue;
       }
       if (!breaker.allow(planned.model)) {
         unhealthy++;
@@ -194,6 +216,10 @@ export class PlanRunner {
           moveOn = true;
           break;
         }
+        if (scope.callerGone) {
+          breaker.release(planned.model);
+          throw cancelledByCaller();
+        }
         const remaining = scope.remaining();
         if (remaining <= 0 || scope.signal.aborted) {
           breaker.release(planned.model);
@@ -202,7 +228,7 @@ export class PlanRunner {
             : new ProviderError('deadline_exceeded', 'request deadline exceeded', 'deadline_exceeded', 0));
         }
         ran = true;
-        const attemptTimeout = planned.timeoutMs > 0 ? planned.timeoutMs : (this.deps.config.providers[target.providerId]?.timeout_ms ?? 30_000);
+        const attemptTimeout = planned.timeoutMs > 0 ? planned.timeoutMs : (this.deps.providers[target.providerId]?.timeout_ms ?? 30_000);
         const capped = remaining < attemptTimeout;
         const timeoutMs = capped ? remaining : attemptTimeout;
         const ctl = new AbortController();
@@ -252,6 +278,7 @@ export class PlanRunner {
             return { attempts, fallbackUsed: i > 0 || plan.skipped.length > 0, filtered: { target, error: err } };
           }
           attempts.push(attemptRecord(target, AttemptOutcome.ATTEMPT_OUTCOME_FAILED, latency, err.status, err.reason, err.message));
+          opts.ledger.failed(planned, target.providerId, err.reason);
           lastError = err;
           if (err.retriable) breaker.failure(planned.model, err.reason);
           else breaker.release(planned.model);
@@ -280,20 +307,21 @@ export class PlanRunner {
     }
 
     if (lastError) {
-      const code = errorCodeFor(lastError);
+      const kind = callerKindOf(lastError);
       return {
         attempts,
         fallbackUsed: false,
         error: executionError(
-          code,
+          kind,
           `all attempts failed; last: ${attempts[attempts.length - 1]?.model ?? ''}: ${lastError.message}`,
-          code === 'RESOURCE_EXHAUSTED' ? lastError.retryAfterMs : 0,
+          kind === 'resource_exhausted' ? lastError.retryAfterMs : 0,
         ),
       };
     }
-    if (!ran && unsupported) return { attempts, fallbackUsed: false, error: executionError('INVALID_ARGUMENT', unsupported) };
-    if (unhealthy > 0) return { attempts, fallbackUsed: false, error: executionError('UNAVAILABLE', 'every model of the plan is unhealthy (circuit breaker open)') };
-    return { attempts, fallbackUsed: false, error: executionError(plan.attempts.length === 0 ? 'INVALID_ARGUMENT' : 'UNAVAILABLE', plan.attempts.length === 0 ? 'plan has no attempts' : 'no attempt of the plan could run') };
+    if (!ran && unsupported) return { attempts, fallbackUsed: false, error: executionError('invalid_argument', unsupported) };
+    if (unhealthy > 0) return { attempts, fallbackUsed: false, error: executionError('unavailable', 'every model of the plan is unhealthy (circuit breaker open)') };
+    if (plan.attempts.length === 0) return { attempts, fallbackUsed: false, error: executionError('invalid_argument', 'plan has no attempts') };
+    return { attempts, fallbackUsed: false, error: executionError('unavailable', 'no attempt of the plan could run') };
   }
 
   /** Provider and model come from config (via the plan), reasons from FailureReason: bounded labels. */
@@ -304,8 +332,8 @@ export class PlanRunner {
   private stop<T>(attempts: Attempt[], i: number, plan: Plan, err: ProviderError): PlanOutcome<T> {
     if (err.reason === 'cancelled') throw err;
     const model = plan.attempts[i]?.model ?? '';
-    const code = errorCodeFor(err);
-    return { attempts, fallbackUsed: false, error: executionError(code, `${model}: ${err.message}`, code === 'RESOURCE_EXHAUSTED' ? err.retryAfterMs : 0) };
+    const kind = callerKindOf(err);
+    return { attempts, fallbackUsed: false, error: executionError(kind, `${model}: ${err.message}`, kind === 'resource_exhausted' ? err.retryAfterMs : 0) };
   }
 
   /** base·2^n with jitter in [½, 1], at least the provider's retry-after, capped. */
@@ -316,16 +344,10 @@ export class PlanRunner {
   }
 
   private resolve(planned: PlannedAttempt): Target | string {
-    const model = this.deps.config.models[planned.model];
-    const providerId = planned.provider || model?.provider || '';
+    const providerId = planned.provider;
     if (!this.deps.registry.has(providerId)) return `unknown provider "${providerId}" for model ${planned.model}`;
-    return {
-      planned,
-      model,
-      providerId,
-      upstreamModel: planned.upstreamModel || model?.upstream_model || planned.model,
-      adapter: this.deps.registry.get(providerId),
-    };
+    this.deps.onPlanned?.(planned.model, providerId);
+    return { planned, providerId, upstreamModel: planned.upstreamModel || planned.model, adapter: this.deps.registry.get(providerId) };
   }
 
   /** Loud, but at most once per provider per interval; the key itself is never logged. */

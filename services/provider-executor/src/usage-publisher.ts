@@ -1,14 +1,14 @@
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { Subjects, type EventBus } from '@llmgw/events';
 import type { Logger } from '@llmgw/logging';
-import type { EdgeMetrics } from '@llmgw/metrics';
+import type { UsageMetrics } from '@llmgw/metrics';
 import { UsageRecorded } from '@llmgw/proto/v1';
 
 export interface UsagePublisherOptions {
   /** File that keeps unpublished events across restarts; none keeps them in memory only. */
   outboxPath?: string;
   retryIntervalMs?: number;
-  metrics?: EdgeMetrics;
+  metrics?: UsageMetrics;
 }
 
 /**

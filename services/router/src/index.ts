@@ -1,29 +1,31 @@
+import { ConfigWatcher } from '@llmgw/config';
 import { Subjects } from '@llmgw/events';
 import { createGrpcServer, drain, listen, unary } from '@llmgw/grpc';
 import { BackendHealthChanged } from '@llmgw/proto/executor';
 import { RouterServiceService, type PlanRouteResponse, type PlanRouteRequest, type RouterServiceServer } from '@llmgw/proto/router';
-import { DEFAULT_CONFIG_PATH, type RunningService, type ServiceDeps } from '@llmgw/runtime';
+import type { RunningService, ServiceDefinition, ServiceDeps } from '@llmgw/runtime';
 import { BackendHealth } from './backend-health.js';
-import { PolicyWatcher } from './policy-watcher.js';
+import { loadRouterConfig, parseRouterSections, type RouterConfig } from './config.js';
+import { Planner } from './planner.js';
 
 export { Planner, taskTypeName, qualityTierName, latencyClassName, type SkipReason } from './planner.js';
-export { PolicyWatcher, type PolicyWatcherOptions } from './policy-watcher.js';
 export { BackendHealth, MAX_UNHEALTHY_MS, type HealthView } from './backend-health.js';
+export { loadRouterConfig, type RouterConfig } from './config.js';
 
 export const ROUTER_SERVICE_NAME = 'llmgateway.router.v1.RouterService';
 
 /**
- * Starts the router: a stateless planner over the config, hot-reloaded from GATEWAY_CONFIG
- * (polled every POLICY_POLL_MS, default 500 ms), that plans around backends the executors report
- * unhealthy (`BackendHealthChanged` broadcasts on the bus).
+ * Starts the router: a stateless planner over its sections of the config, hot-reloaded from the
+ * file (polled every POLICY_POLL_MS), that plans around backends the executors report unhealthy
+ * (`BackendHealthChanged` broadcasts on the bus). A bad edit keeps the previous policy.
  */
-export async function startRouter(deps: ServiceDeps): Promise<RunningService> {
+export async function startRouter(deps: ServiceDeps<RouterConfig>): Promise<RunningService> {
   const logger = deps.logger.child({ component: 'router' });
-  const policy = new PolicyWatcher(deps.config, {
-    path: deps.env.GATEWAY_CONFIG || DEFAULT_CONFIG_PATH,
-    env: deps.env,
+  const policy = new ConfigWatcher<Planner>(new Planner(deps.config.sections), {
+    path: deps.configPath,
+    parse: (text, source) => new Planner(parseRouterSections(text, source, deps.env)),
     logger,
-    intervalMs: Number(deps.env.POLICY_POLL_MS) || 500,
+    intervalMs: deps.config.policyPollMs,
   });
   policy.start();
 
@@ -68,3 +70,10 @@ export async function startRouter(deps: ServiceDeps): Promise<RunningService> {
     },
   };
 }
+
+export const routerService: ServiceDefinition<RouterConfig> = {
+  name: 'router',
+  needsRedis: false,
+  loadConfig: loadRouterConfig,
+  start: startRouter,
+};

@@ -1,4 +1,4 @@
 import { runServiceMain } from '@llmgw/runtime';
-import { startRouter } from './index.js';
+import { routerService } from './index.js';
 
-await runServiceMain({ name: 'router', start: startRouter, needsRedis: false });
+await runServiceMain(routerService);

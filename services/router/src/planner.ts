@@ -1,7 +1,7 @@
 import { AppError } from '@llmgw/errors';
-import { allowedModels, type FallbackTriggerName, type GatewayConfig, type ModelConfig, type RouteConfig, type RuleConfig } from '@llmgw/config';
-import { Attempt, AttemptOutcome, LatencyClass, QualityTier, TaskType } from '@llmgw/proto/v1';
-import { FallbackTrigger, Operation, type Plan, type PlannedAttempt, type PlanRouteRequest } from '@llmgw/proto/router';
+import type { FallbackTriggerName, ModelConfig, ResponseFormatName, RouteConfig, RouterSections, RuleConfig } from '@llmgw/config';
+import { Attempt, AttemptOutcome, LatencyClass, QualityTier, ResponseFormatType, TaskType } from '@llmgw/proto/v1';
+import { FallbackTrigger, Operation, Tokenizer, type Guardrails, type Plan, type PlannedAttempt, type PlanRouteRequest } from '@llmgw/proto/router';
 import type { HealthView } from './backend-health.js';
 
 export type SkipReason = 'not_allowed' | 'missing_capability' | 'context_too_small' | 'unhealthy';
@@ -23,6 +23,17 @@ function enumNames(values: Record<string, string | number>, prefix: string): Rea
   }
   return names;
 }
+
+const RESPONSE_FORMATS: Record<ResponseFormatName, ResponseFormatType> = {
+  text: ResponseFormatType.RESPONSE_FORMAT_TYPE_TEXT,
+  json_object: ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_OBJECT,
+  json_schema: ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_SCHEMA,
+};
+
+const TOKENIZERS: Record<ModelConfig['tokenizer'], Tokenizer> = {
+  openai: Tokenizer.TOKENIZER_OPENAI,
+  approx: Tokenizer.TOKENIZER_APPROX,
+};
 
 const TASK_TYPES = enumNames(TaskType, 'TASK_TYPE_');
 const QUALITY_TIERS = enumNames(QualityTier, 'QUALITY_TIER_');
@@ -47,44 +58,61 @@ interface CompiledRoute {
   name: string;
   config: RouteConfig;
   triggers: FallbackTrigger[];
+  guardrails: Guardrails;
 }
 
 interface CompiledModel {
   name: string;
   config: ModelConfig;
   capabilities: ReadonlySet<string>;
-  providerTimeoutMs: number;
+}
+
+/** Models a list lets a tenant use; an empty list means every model. */
+type ModelAccess = ReadonlySet<string> | 'all';
+
+function accessOf(list: readonly string[]): ModelAccess {
+  return list.length > 0 ? new Set(list) : 'all';
+}
+
+function guardrailsOf(route: RouteConfig): Guardrails {
+  return {
+    maxPromptTokens: route.max_prompt_tokens ?? 0,
+    allowedResponseFormats: route.allowed_response_formats.map((f) => RESPONSE_FORMATS[f]),
+    restrictTools: route.allowed_tools !== undefined,
+    allowedTools: route.allowed_tools ?? [],
+  };
 }
 
 /**
- * Turns a request into a plan. Pure and synchronous: everything it needs is compiled from the
- * config once, so a call is a handful of map lookups (the router is on every request's path).
+ * Turns a request into a self-sufficient plan: everything the edge validates against and the
+ * executor runs with (pricing, tokenizer, limits, timeouts, triggers, guardrails) comes from here,
+ * so no other service reads routes or models. Pure and synchronous: everything it needs is
+ * compiled from the config once, so a call is a handful of map lookups.
  */
 export class Planner {
   private readonly routes = new Map<string, CompiledRoute>();
   private readonly models = new Map<string, CompiledModel>();
-  /** tenant → models it may use; undefined means every model. Tenants not in config may use none. */
-  private readonly allowed = new Map<string, ReadonlySet<string> | undefined>();
+  /** What a tier's tenants may use, unless a tenant has a list of its own. */
+  private readonly accessByTier = new Map<string, ModelAccess>();
+  private readonly accessByTenant = new Map<string, ModelAccess>();
 
-  constructor(readonly config: GatewayConfig) {
+  constructor(readonly config: RouterSections) {
     for (const [name, route] of Object.entries(config.routes)) {
-      this.routes.set(name, { name, config: route, triggers: [...new Set(route.fallback_on)].map((t) => TRIGGERS[t]) });
+      this.routes.set(name, { name, config: route, triggers: [...new Set(route.fallback_on)].map((t) => TRIGGERS[t]), guardrails: guardrailsOf(route) });
     }
     for (const [name, model] of Object.entries(config.models)) {
-      this.models.set(name, {
-        name,
-        config: model,
-        capabilities: new Set(model.capabilities),
-        providerTimeoutMs: config.providers[model.provider]?.timeout_ms ?? 30_000,
-      });
+      this.models.set(name, { name, config: model, capabilities: new Set(model.capabilities) });
     }
-    for (const tenant of Object.keys(config.tenants)) this.allowed.set(tenant, allowedModels(config, tenant));
+    for (const [tier, t] of Object.entries(config.tiers)) this.accessByTier.set(tier, accessOf(t.allowed_models));
+    for (const [tenant, t] of Object.entries(config.tenants)) {
+      if (t.allowed_models !== undefined) this.accessByTenant.set(tenant, accessOf(t.allowed_models));
+    }
   }
 
-  mayUse(tenantId: string, model: string): boolean {
-    if (!this.allowed.has(tenantId)) return false;
-    const set = this.allowed.get(tenantId);
-    return set === undefined || set.has(model);
+  /** The tier comes from the caller's principal (auth owns it); a tenant's own list wins; an unknown tier may use nothing. */
+  mayUse(tenantId: string, tier: string, model: string): boolean {
+    const access = this.accessByTenant.get(tenantId) ?? this.accessByTier.get(tier);
+    return access === 'all' || (access !== undefined && access.has(model));
   }
 
   /**
@@ -101,7 +129,7 @@ export class Planner {
     let chain: readonly string[];
     if (req.model) {
       if (!this.models.has(req.model)) throw new AppError('invalid_argument', `unknown model "${req.model}"`);
-      if (!this.mayUse(req.tenantId, req.model)) {
+      if (!this.mayUse(req.tenantId, req.tier, req.model)) {
         throw new AppError('permission_denied', `tenant ${req.tenantId} may not use model ${req.model}`);
       }
       ruleName = 'pinned';
@@ -139,7 +167,15 @@ export class Planner {
 
     const attempts: PlannedAttempt[] = [];
     const skipped: Attempt[] = [];
+    // The prompt sizes for which this exact plan holds: above every model skipped for context,
+    // within every model's context that was considered for it.
+    let promptTokensMin = 0;
+    let promptTokensMax = Number.MAX_SAFE_INTEGER;
     for (const { model, skip } of candidates) {
+      if (skip?.reason === 'context_too_small') promptTokensMin = Math.max(promptTokensMin, model.config.context_tokens + 1);
+      else if (skip?.reason !== 'not_allowed' && skip?.reason !== 'missing_capability') {
+        promptTokensMax = Math.min(promptTokensMax, model.config.context_tokens);
+      }
       if (skip) {
         skipped.push(
           Attempt.fromPartial({
@@ -152,12 +188,18 @@ export class Planner {
         );
         continue;
       }
+      const m = model.config;
       attempts.push({
         model: model.name,
-        provider: model.config.provider,
-        upstreamModel: model.config.upstream_model ?? model.name,
-        timeoutMs: Math.min(route.config.attempt_timeout_ms ?? model.providerTimeoutMs, route.config.timeout_ms),
+        provider: m.provider,
+        upstreamModel: m.upstream_model ?? model.name,
+        // 0: the provider's own timeout, which only the executor knows.
+        timeoutMs: route.config.attempt_timeout_ms === undefined ? 0 : Math.min(route.config.attempt_timeout_ms, route.config.timeout_ms),
         maxRetries: batch ? route.config.batch_retries : 0,
+        pricing: { inputPerMillionUsd: m.pricing.input_per_million_usd, outputPerMillionUsd: m.pricing.output_per_million_usd },
+        tokenizer: TOKENIZERS[m.tokenizer],
+        contextTokens: m.context_tokens,
+        maxOutputTokens: m.max_output_tokens,
       });
     }
     if (attempts.length === 0) throw noModelLeft(routeName, req, skipped, missingCapabilities);
@@ -172,6 +214,9 @@ export class Planner {
       timeoutMs: route.config.timeout_ms,
       skipped,
       retryBackoffMs: route.config.retry_backoff_ms,
+      guardrails: route.guardrails,
+      promptTokensMin,
+      promptTokensMax,
     };
   }
 
@@ -179,7 +224,7 @@ export class Planner {
     const task = TASK_TYPES.get(req.taskType);
     const quality = QUALITY_TIERS.get(req.qualityTier);
     const latency = LATENCY_CLASSES.get(req.latencyClass);
-    const tier = req.tier || this.config.tenants[req.tenantId]?.tier;
+    const tier = req.tier;
     return route.config.rules.find(
       (r) =>
         condition(r.when.task_type, task) &&
@@ -190,7 +235,7 @@ export class Planner {
   }
 
   private skipReason(model: CompiledModel, req: PlanRouteRequest): { reason: Exclude<SkipReason, 'unhealthy'>; error: string; capability?: string } | undefined {
-    if (!this.mayUse(req.tenantId, model.name)) {
+    if (!this.mayUse(req.tenantId, req.tier, model.name)) {
       return { reason: 'not_allowed', error: `tenant ${req.tenantId} may not use model ${model.name}` };
     }
     const needed = req.operation === Operation.OPERATION_EMBED ? [...req.requiredCapabilities, 'embeddings'] : req.requiredCapabilities;

@@ -1,4 +1,4 @@
-import type { GatewayConfig, ProviderConfig } from '@llmgw/config';
+import type { ProviderConfig } from '@llmgw/config';
 import { AppError } from '@llmgw/errors';
 import { createAnthropicAdapter } from './anthropic/index.js';
 import { createGeminiAdapter } from './gemini/index.js';
@@ -47,6 +47,6 @@ export function createRegistry(adapters: readonly ProviderAdapter[]): ProviderRe
   };
 }
 
-export function registryFromConfig(config: GatewayConfig): ProviderRegistry {
-  return createRegistry(Object.entries(config.providers).map(([id, p]) => createAdapter(id, p)));
+export function registryFromProviders(providers: Readonly<Record<string, ProviderConfig>>): ProviderRegistry {
+  return createRegistry(Object.entries(providers).map(([id, p]) => createAdapter(id, p)));
 }

@@ -1,0 +1,119 @@
+import { microsToUsd } from '@llmgw/pricing';
+import type { ErrorKind } from '@llmgw/errors';
+import type { PlannedAttempt } from '@llmgw/proto/router';
+import { AttemptOutcome, TokenSource, type AttemptUsage, type Usage, type UsageRecorded } from '@llmgw/proto/v1';
+import { familyOf, type TokenizerFamily } from '@llmgw/tokens';
+import type { FailureReason } from './providers/errors.js';
+import { priced } from './usage.js';
+
+/** The request the ledger bills, as the edge named it. */
+export interface LedgerRequest {
+  requestId: string;
+  tenantId: string;
+  keyId: string;
+  route: string;
+  operation: 'chat' | 'embed';
+  streamed: boolean;
+}
+
+/** Failures after which the provider may have billed the attempt although we got no answer. */
+const MAY_BE_BILLED: ReadonlySet<FailureReason> = new Set(['timeout', 'deadline_exceeded']);
+
+/**
+ * What one request cost, attempt by attempt: the executor is where money is spent, so it is
+ * where it is recorded. Every attempt that reached a provider is listed with what it was billed;
+ * the totals of the usage event and of the response are the sums.
+ */
+export class UsageLedger {
+  private readonly attempts: AttemptUsage[] = [];
+  private answeredBy: PlannedAttempt | undefined;
+  private lastTried: PlannedAttempt | undefined;
+
+  constructor(
+    private readonly req: LedgerRequest,
+    /** Prompt tokens in a tokenizer family: what an attempt with no reported usage is charged. */
+    private readonly promptTokens: (family: TokenizerFamily) => number,
+    private readonly startedAt: number,
+  ) {}
+
+  /** An attempt that answered (also a content-filtered one, which providers bill). */
+  answered(planned: PlannedAttempt, provider: string, usage: Usage): void {
+    this.answeredBy = planned;
+    this.add(planned, provider, usage, AttemptOutcome.ATTEMPT_OUTCOME_SUCCESS, '');
+  }
+
+  /** An attempt that failed after producing part of an answer (a stream cut short or cancelled). */
+  partial(planned: PlannedAttempt, provider: string, usage: Usage, reason: string): void {
+    this.answeredBy = planned;
+    this.add(planned, provider, usage, AttemptOutcome.ATTEMPT_OUTCOME_FAILED, reason);
+  }
+
+  /**
+   * An attempt that failed without an answer. An error status or a dropped connection is not
+   * billed; a timeout may be (the provider went on generating after we stopped waiting): it is
+   * charged its prompt, estimated, since no provider tells us more.
+   */
+  failed(planned: PlannedAttempt, provider: string, reason: FailureReason): void {
+    this.lastTried = planned;
+    const usage = MAY_BE_BILLED.has(reason)
+      ? priced(planned.pricing, this.promptTokens(familyOf(planned.tokenizer)), 0, true)
+      : priced(planned.pricing, 0, 0, false);
+    this.add(planned, provider, usage, AttemptOutcome.ATTEMPT_OUTCOME_FAILED, reason);
+  }
+
+  total(): Usage {
+    let inputTokens = 0;
+    let outputTokens = 0;
+    let costMicros = 0;
+    let estimated = false;
+    for (const a of this.attempts) {
+      inputTokens += a.inputTokens;
+      outputTokens += a.outputTokens;
+      costMicros += a.costMicros;
+      estimated ||= a.tokenSource === TokenSource.TOKEN_SOURCE_ESTIMATED;
+    }
+    return { inputTokens, outputTokens, costMicros, costUsd: microsToUsd(costMicros), tokensEstimated: estimated };
+  }
+
+  /** The usage event; `error` is why the request failed, undefined on success. */
+  event(error: ErrorKind | undefined, fallbackUsed: boolean, attemptCount: number, now: number): UsageRecorded {
+    const total = this.total();
+    const model = this.answeredBy ?? this.lastTried;
+    const provider = this.attempts.findLast((a) => a.model === model?.model)?.provider ?? model?.provider ?? '';
+    return {
+      eventId: this.req.requestId,
+      requestId: this.req.requestId,
+      tenantId: this.req.tenantId,
+      keyId: this.req.keyId,
+      route: this.req.route,
+      model: model?.model ?? '',
+      provider,
+      inputTokens: total.inputTokens,
+      outputTokens: total.outputTokens,
+      costMicros: total.costMicros,
+      tokenSource: total.tokensEstimated ? TokenSource.TOKEN_SOURCE_ESTIMATED : TokenSource.TOKEN_SOURCE_PROVIDER,
+      occurredAt: new Date(now),
+      success: error === undefined,
+      errorCode: error === undefined ? '' : error.toUpperCase(),
+      fallbackUsed,
+      attemptCount,
+      latencyMs: Math.max(0, Math.round(now - this.startedAt)),
+      streamed: this.req.streamed,
+      operation: this.req.operation,
+      attempts: this.attempts,
+    };
+  }
+
+  private add(planned: PlannedAttempt, provider: string, usage: Usage, outcome: AttemptOutcome, reason: string): void {
+    this.attempts.push({
+      model: planned.model,
+      provider,
+      inputTokens: usage.inputTokens,
+      outputTokens: usage.outputTokens,
+      costMicros: usage.costMicros,
+      tokenSource: usage.tokensEstimated ? TokenSource.TOKEN_SOURCE_ESTIMATED : TokenSource.TOKEN_SOURCE_PROVIDER,
+      outcome,
+      reason,
+    });
+  }
+}

@@ -1,0 +1,22 @@
+import { envMs, loadSections, parseEnv, parseSections, routerSectionsSchema, type RouterSections } from '@llmgw/config';
+import { z } from 'zod';
+
+const routerEnvSchema = z.object({
+  /** How often the config file is checked for changes. */
+  POLICY_POLL_MS: envMs(500),
+});
+
+/** The router's part of the config file (routes, rules, models, model access) and its environment. */
+export interface RouterConfig {
+  sections: RouterSections;
+  policyPollMs: number;
+}
+
+export function parseRouterSections(text: string, source: string, env: NodeJS.ProcessEnv): RouterSections {
+  return parseSections(routerSectionsSchema, text, source, env);
+}
+
+export function loadRouterConfig(path: string, env: NodeJS.ProcessEnv): RouterConfig {
+  const { POLICY_POLL_MS } = parseEnv(routerEnvSchema, env);
+  return { sections: loadSections(routerSectionsSchema, path, env), policyPollMs: POLICY_POLL_MS };
+}
