@@ -30,13 +30,13 @@ export interface TestMesh {
 }
 
 /** Real redis-server and nats-server on free loopback ports, the simulator, and the six services as processes. */
-export async function startTestMesh(configPath = TEST_CONFIG): Promise<TestMesh> {
+export async function startTestMesh(configPath = TEST_CONFIG, extraEnv: Record<string, string> = {}): Promise<TestMesh> {
   const [redis, nats, simulator] = await Promise.all([startRedisServer(), startNatsServer(), startSimulator({ streamChunkDelayMs: 5 })]);
   const logDir = mkdtempSync(join(tmpdir(), 'llmgw-mesh-logs-'));
   let services: ServiceProcesses;
   try {
     services = await startServiceProcesses({
-      env: { GATEWAY_CONFIG: configPath, SIMULATOR_URL: simulator.url, REDIS_URL: redis.url, NATS_URL: nats.url, LOG_LEVEL: 'info' },
+      env: { GATEWAY_CONFIG: configPath, SIMULATOR_URL: simulator.url, REDIS_URL: redis.url, NATS_URL: nats.url, LOG_LEVEL: 'info', ...extraEnv },
       logDir,
     });
   } catch (err) {
