@@ -94,10 +94,9 @@ export function gatherConfig<T extends Record<string, () => unknown>>(parts: T):
   }
   if (errors.length === 1) throw errors[0];
   if (errors.length > 1) {
-    throw new ConfigError(
-      errors.map((e) => e.source).join(' and '),
-      errors.flatMap((e) => e.problems.map((p) => (e.source === ENVIRONMENT ? `environment: ${p}` : p))),
-    );
+    const sources = [...new Set(errors.flatMap((e) => e.source.split(' and ')))];
+    const problems = errors.flatMap((e) => e.problems.map((p) => (e.source === ENVIRONMENT ? `${ENVIRONMENT}: ${p}` : p)));
+    throw new ConfigError(sources.join(' and '), problems);
   }
   return out as { [K in keyof T]: ReturnType<T[K]> };
 }

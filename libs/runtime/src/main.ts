@@ -1,40 +1,67 @@
-import { loadGatewayConfig } from '@llmgw/config';
+import { envMs, envPort, envString, envUrl, gatherConfig, parseEnv } from '@llmgw/config';
 import { connectNatsBus, type EventBus } from '@llmgw/events';
 import { createLogger, type Logger } from '@llmgw/logging';
 import { connectRedis, type Redis } from '@llmgw/redis';
+import { z } from 'zod';
 import { startServiceMetrics, type ServiceMetrics } from './metrics.js';
-import { addrsFromEnv, ADDR_ENV, type ServiceName, type StartService } from './service.js';
+import { addrsFromEnv, ADDR_ENV, type ServiceDefinition } from './service.js';
 
 export const DEFAULT_CONFIG_PATH = 'config/gateway.yaml';
 
-export interface MainOptions {
-  name: ServiceName;
-  start: StartService;
-  needsRedis: boolean;
-  env?: NodeJS.ProcessEnv;
+/** The environment every service process reads (its own variables are in its config.ts). */
+export function runtimeEnvSchema(needsRedis: boolean) {
+  const redisUrl = envUrl(['redis:', 'rediss:']);
+  return z.object({
+    /** Path of the YAML config. */
+    GATEWAY_CONFIG: envString(DEFAULT_CONFIG_PATH),
+    /** NATS server(s), comma-separated. */
+    NATS_URL: envString(),
+    REDIS_URL: needsRedis ? redisUrl : redisUrl.optional(),
+    /** Listen address when it differs from the dial address (ADDR_ENV), e.g. 0.0.0.0:50053 in a pod. */
+    GRPC_LISTEN_ADDR: envString().optional(),
+    /** How long health reports NOT_SERVING before the server stops taking calls on SIGTERM. */
+    DRAIN_MS: envMs(0),
+    /** Prometheus /metrics port; unset: no metrics server. */
+    METRICS_PORT: envPort().optional(),
+  });
 }
+export type RuntimeEnv = z.output<ReturnType<typeof runtimeEnvSchema>>;
 
 /**
- * The composition root every service's main.ts calls: reads env and config, connects Redis and
- * NATS, starts the service, and drains on SIGTERM/SIGINT. A start-up failure is one clear
- * fatal line and exit code 1.
+ * The composition root every service's main.ts calls: reads the typed environment and the
+ * service's own config (both checked before anything connects, every problem in one fatal line),
+ * connects Redis and NATS, starts the service, and drains on SIGTERM/SIGINT. A start-up failure
+ * is one clear fatal line and exit code 1.
  */
-export async function runServiceMain(opts: MainOptions): Promise<void> {
-  const env = opts.env ?? process.env;
-  const logger = createLogger({ service: opts.name, level: env.LOG_LEVEL });
+export async function runServiceMain<C>(def: ServiceDefinition<C>, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const logger = createLogger({ service: def.name, level: env.LOG_LEVEL });
   let redis: Redis | undefined;
   let bus: EventBus | undefined;
   let metrics: ServiceMetrics | undefined;
   try {
-    const config = loadGatewayConfig(env.GATEWAY_CONFIG || DEFAULT_CONFIG_PATH, env);
-    const natsUrl = required(env, 'NATS_URL');
-    if (opts.needsRedis) redis = await connectRedis(required(env, 'REDIS_URL'), { logger });
-    bus = await connectNatsBus({ url: natsUrl, name: opts.name, logger });
-    metrics = await startServiceMetrics(opts.name, env, logger);
+    // Environment and file together, so that one fatal line names the problems of both.
+    const { runtime, config } = gatherConfig({
+      runtime: () => parseEnv(runtimeEnvSchema(def.needsRedis), env),
+      config: () => def.loadConfig(env.GATEWAY_CONFIG || DEFAULT_CONFIG_PATH, env),
+    });
+    if (def.needsRedis && runtime.REDIS_URL !== undefined) redis = await connectRedis(runtime.REDIS_URL, { logger });
+    bus = await connectNatsBus({ url: runtime.NATS_URL, name: def.name, logger });
+    metrics = await startServiceMetrics(def.name, runtime.METRICS_PORT, logger);
     const addrs = addrsFromEnv(env);
-    const listenAddr = env.GRPC_LISTEN_ADDR || addrs[opts.name];
-    const service = await opts.start({ config, logger, listenAddr, addrs, redis, bus, drainMs: Number(env.DRAIN_MS ?? 0), env, metrics: metrics.metrics });
-    logger.info({ addr: listenAddr, port: service.port }, `${opts.name} listening`);
+    const listenAddr = runtime.GRPC_LISTEN_ADDR ?? addrs[def.name];
+    const service = await def.start({
+      config,
+      configPath: runtime.GATEWAY_CONFIG,
+      logger,
+      listenAddr,
+      addrs,
+      redis,
+      bus,
+      drainMs: runtime.DRAIN_MS,
+      env,
+      metrics: metrics.metrics,
+    });
+    logger.info({ addr: listenAddr, port: service.port }, `${def.name} listening`);
     onShutdown(logger, async () => {
       await service.close();
       await bus?.close();
@@ -42,18 +69,12 @@ export async function runServiceMain(opts: MainOptions): Promise<void> {
       await metrics?.close();
     });
   } catch (err) {
-    logger.fatal(`${opts.name} cannot start: ${err instanceof Error ? err.message : String(err)}`);
+    logger.fatal(`${def.name} cannot start: ${err instanceof Error ? err.message : String(err)}`);
     redis?.disconnect();
     await bus?.close().catch(() => undefined);
     await metrics?.close().catch(() => undefined);
     process.exit(1);
   }
-}
-
-function required(env: NodeJS.ProcessEnv, name: string): string {
-  const v = env[name];
-  if (!v) throw new Error(`environment variable ${name} is not set`);
-  return v;
 }
 
 export function onShutdown(logger: Logger, close: () => Promise<void>): void {

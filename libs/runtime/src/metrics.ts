@@ -16,22 +16,22 @@ export const METRICS_PORT_OFFSET: Record<ServiceName, number> = {
 
 export interface ServiceMetrics {
   metrics: Metrics;
-  /** Port of the /metrics endpoint; undefined when METRICS_PORT is not set. */
+  /** Port of the /metrics endpoint; undefined when no port was given. */
   port?: number;
   close(): Promise<void>;
 }
 
 /**
- * Creates a service's own Metrics and, when METRICS_PORT is set, serves them on
- * METRICS_PORT + offset (0 stays 0: a free port for each). An invalid METRICS_PORT throws.
+ * Creates a service's own Metrics and, when a base port is given (METRICS_PORT, parsed by the
+ * caller), serves them on base + offset (0 stays 0: a free port for each).
  */
-export async function startServiceMetrics(name: ServiceName, env: NodeJS.ProcessEnv, logger: Logger, offset = 0): Promise<ServiceMetrics> {
+export async function startServiceMetrics(name: ServiceName, basePort: number | undefined, logger: Logger, offset = 0): Promise<ServiceMetrics> {
   const metrics = createMetrics(name);
-  const raw = env[METRICS_PORT_ENV];
-  if (raw === undefined || raw === '') return { metrics, close: async () => undefined };
-  const base = Number(raw);
-  if (!Number.isInteger(base) || base < 0 || base + offset > 65_535) throw new Error(`${METRICS_PORT_ENV} must be a port number, got "${raw}"`);
-  const server = await startMetricsServer(metrics.registry, base === 0 ? 0 : base + offset);
+  if (basePort === undefined) return { metrics, close: async () => undefined };
+  if (!Number.isInteger(basePort) || basePort < 0 || basePort + offset > 65_535) {
+    throw new Error(`${METRICS_PORT_ENV} + ${offset} must be a port number, got ${basePort + offset}`);
+  }
+  const server = await startMetricsServer(metrics.registry, basePort === 0 ? 0 : basePort + offset);
   logger.info({ metricsPort: server.port }, `${name} metrics on :${server.port}/metrics`);
   return { metrics, port: server.port, close: () => server.close() };
 }

@@ -1,4 +1,3 @@
-import type { GatewayConfig } from '@llmgw/config';
 import type { EventBus } from '@llmgw/events';
 import type { Logger } from '@llmgw/logging';
 import type { Metrics } from '@llmgw/metrics';
@@ -35,8 +34,11 @@ export function addrsFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceAddrs
 }
 
 /** Everything a service needs; both the per-process main and the monolith build this. */
-export interface ServiceDeps {
-  config: GatewayConfig;
+export interface ServiceDeps<C> {
+  /** This service's own config: its sections of the file and its environment, validated. */
+  config: C;
+  /** The config file, for services that hot-reload their sections. */
+  configPath: string;
   logger: Logger;
   /** host:port to listen on; port 0 picks a free port. */
   listenAddr: string;
@@ -47,6 +49,7 @@ export interface ServiceDeps {
   bus: EventBus;
   /** How long to report NOT_SERVING before refusing new calls on shutdown. */
   drainMs: number;
+  /** The raw environment (the service's typed variables are in `config`). */
   env: NodeJS.ProcessEnv;
   /** This service's own metrics registry; absent ⇒ the service records no metrics. */
   metrics?: Metrics;
@@ -59,4 +62,14 @@ export interface RunningService {
   close(): Promise<void>;
 }
 
-export type StartService = (deps: ServiceDeps) => Promise<RunningService>;
+/**
+ * One service, as both modes run it: the per-process main (runServiceMain) and the monolith
+ * call loadConfig, then start.
+ */
+export interface ServiceDefinition<C> {
+  name: ServiceName;
+  needsRedis: boolean;
+  /** Reads and validates this service's sections of the config file and its environment; throws ConfigError naming every problem. */
+  loadConfig(path: string, env: NodeJS.ProcessEnv): C;
+  start(deps: ServiceDeps<C>): Promise<RunningService>;
+}
