@@ -1,11 +1,13 @@
 import { CallerAuth } from '@llmgw/caller-auth';
+import { ConfigWatcher, type QuotaSections } from '@llmgw/config';
 import { createGrpcServer, drain, listen, type GrpcServer } from '@llmgw/grpc';
 import type { Logger } from '@llmgw/logging';
 import { quotaMetrics } from '@llmgw/metrics';
 import { QuotaServiceService } from '@llmgw/proto/quota';
 import type { Redis } from '@llmgw/redis';
-import type { RunningService, ServiceDeps } from '@llmgw/runtime';
+import type { RunningService, ServiceDefinition, ServiceDeps } from '@llmgw/runtime';
 import { AlertPublisher } from './alerts.js';
+import { loadQuotaConfig, parseQuotaSections, type QuotaConfig } from './config.js';
 import { LocalRateLimiter } from './local-limiter.js';
 import { MemoryQuotaStore } from './memory-store.js';
 import { QuotaManager } from './quota-manager.js';
@@ -17,33 +19,46 @@ import type { QuotaStore, StoreOptions } from './store.js';
 export { MemoryQuotaStore } from './memory-store.js';
 export { RedisQuotaStore, StoreUnavailableError, type RedisStoreOptions } from './redis-store.js';
 export { LocalRateLimiter } from './local-limiter.js';
-export { QuotaManager, STORE_UNAVAILABLE_LIMIT } from './quota-manager.js';
-export { resolveLimits, allTenantLimits, type ResolvedLimit, type LimitKind } from './limits.js';
+export { QuotaManager, STORE_UNAVAILABLE_LIMIT, type QuotaPolicySource } from './quota-manager.js';
+export { resolveLimits, allTenantLimits, tenantLimits, type ResolvedLimit, type LimitKind } from './limits.js';
+export { loadQuotaConfig, parseQuotaSections, quotaEnvSchema, type QuotaConfig } from './config.js';
 export type * from './store.js';
 
 export const QUOTA_SERVICE_NAME = 'llmgateway.quota.v1.QuotaService';
-/** Quota's Redis commands fail after this long, so a down Redis costs milliseconds, not seconds. */
-export const DEFAULT_QUOTA_REDIS_TIMEOUT_MS = 100;
 const PROBE_INTERVAL_MS = 1_000;
 
 /**
  * Starts the quota service: Redis-backed when deps.redis is given (its own connection with a
  * short command timeout, scripts on Redis TIME), in memory otherwise (monolithic mode). Also
- * consumes UsageRecorded to reconcile reservations.
+ * consumes UsageRecorded to reconcile reservations. Its sections (tenants, tiers' limits, the
+ * quota policy) are hot-reloaded from the file every `pollMs`: a new tenant is admitted and a
+ * changed limit applies without a restart; a bad edit keeps the previous sections.
  */
-export async function startQuota(deps: ServiceDeps): Promise<RunningService> {
+export async function startQuota(deps: ServiceDeps<QuotaConfig>): Promise<RunningService> {
   const logger = deps.logger.child({ component: 'quota' });
   const now = Date.now;
+  // The stores read these on every call: a reloaded quota policy updates them in place.
   const storeOpts: StoreOptions = {
-    leaseTtlMs: deps.config.quota.lease_ttl_ms,
-    reservationTtlMs: deps.config.quota.reservation_ttl_ms,
+    leaseTtlMs: deps.config.sections.quota.lease_ttl_ms,
+    reservationTtlMs: deps.config.sections.quota.reservation_ttl_ms,
     now,
   };
+  const policy = new ConfigWatcher<QuotaSections>(deps.config.sections, {
+    path: deps.configPath,
+    parse: (text, source) => parseQuotaSections(text, source, deps.env),
+    logger,
+    intervalMs: deps.config.pollMs,
+    onChange: (next) => {
+      storeOpts.leaseTtlMs = next.quota.lease_ttl_ms;
+      storeOpts.reservationTtlMs = next.quota.reservation_ttl_ms;
+      logger.info({ tenants: Object.keys(next.tenants).length, tiers: Object.keys(next.tiers).length }, 'quota sections reloaded');
+    },
+  });
   let redis: Redis | undefined;
   let store: QuotaStore;
   let localLimiter: LocalRateLimiter | undefined;
   if (deps.redis) {
-    redis = await quotaRedisClient(deps.redis, Number(deps.env.QUOTA_REDIS_TIMEOUT_MS) || DEFAULT_QUOTA_REDIS_TIMEOUT_MS, logger);
+    redis = await quotaRedisClient(deps.redis, deps.config.redisTimeoutMs, logger);
     store = new RedisQuotaStore(redis, { ...storeOpts, useRedisTime: true });
     localLimiter = new LocalRateLimiter(now);
   } else {
@@ -54,7 +69,7 @@ export async function startQuota(deps: ServiceDeps): Promise<RunningService> {
   const g = createGrpcServer([QUOTA_SERVICE_NAME]);
   const health = new StoreHealth(g, logger);
   const manager = new QuotaManager({
-    config: deps.config,
+    policy,
     store,
     localLimiter,
     alerts: new AlertPublisher(deps.bus, logger, now),
@@ -65,7 +80,15 @@ export async function startQuota(deps: ServiceDeps): Promise<RunningService> {
   const callers = new CallerAuth(deps.addrs.auth, deps.bus);
   g.server.addService(QuotaServiceService, quotaHandlers(manager, logger, callers, deps.metrics?.rpc));
   const stopReconciler = await startReconciler(deps.bus, manager, logger);
-  const port = await listen(g, deps.listenAddr);
+  let port: number;
+  try {
+    port = await listen(g, deps.listenAddr);
+  } catch (err) {
+    await stopReconciler();
+    redis?.disconnect();
+    throw err;
+  }
+  policy.start();
 
   let probe: NodeJS.Timeout | undefined;
   if (redis) {
@@ -87,6 +110,7 @@ export async function startQuota(deps: ServiceDeps): Promise<RunningService> {
     name: 'quota',
     port,
     close: async () => {
+      policy.stop();
       if (probe) clearInterval(probe);
       health.closing = true;
       await stopReconciler();
@@ -95,6 +119,13 @@ export async function startQuota(deps: ServiceDeps): Promise<RunningService> {
     },
   };
 }
+
+export const quotaService: ServiceDefinition<QuotaConfig> = {
+  name: 'quota',
+  needsRedis: true,
+  loadConfig: loadQuotaConfig,
+  start: startQuota,
+};
 
 /** Own connection (same URL and options as the shared client) with a short command timeout. */
 async function quotaRedisClient(shared: Redis, commandTimeoutMs: number, logger: Logger): Promise<Redis> {

@@ -17,8 +17,8 @@ describe('resolveLimits', () => {
     ]);
   });
 
-  it('uses the default route for an empty route and skips limits of other routes and models', () => {
-    expect(resolveLimits(cfg, 'acme', '', 'small-fast')?.map((l) => l.name)).toContain('route:support-chat:tokens_per_day');
+  it('an empty route has no route limits; limits of other routes and models are skipped', () => {
+    expect(resolveLimits(cfg, 'acme', '', 'small-fast')?.map((l) => l.scope)).toEqual(['tenant', 'tenant', 'tenant', 'tenant']);
     expect(resolveLimits(cfg, 'acme', 'batch', 'small-fast')?.map((l) => l.scope)).toEqual(['tenant', 'tenant', 'tenant', 'tenant']);
   });
 

@@ -1,5 +1,4 @@
-import type { GatewayConfig, Limits } from '@llmgw/config';
-import { tenantLimits } from '@llmgw/config';
+import type { Limits, QuotaSections } from '@llmgw/config';
 
 /** Every kind of limit a tenant, a tenant+route or a tenant+model can have. */
 export const LIMIT_KINDS = [
@@ -54,29 +53,40 @@ function fromLimits(scope: string, limits: Limits): ResolvedLimit[] {
   return out;
 }
 
-export function isKnownTenant(config: GatewayConfig, tenantId: string): boolean {
+export function isKnownTenant(config: QuotaSections, tenantId: string): boolean {
   return tenantId !== '' && Object.hasOwn(config.tenants, tenantId);
+}
+
+/** Tier defaults with the tenant's overrides on top; {} for an unknown tenant. */
+export function tenantLimits(config: QuotaSections, tenantId: string): Limits {
+  if (!isKnownTenant(config, tenantId)) return {};
+  const tenant = config.tenants[tenantId]!;
+  const tier = Object.hasOwn(config.tiers, tenant.tier) ? config.tiers[tenant.tier] : undefined;
+  return { ...(tier?.limits ?? {}), ...stripUndefined(tenant.limits) };
+}
+
+function stripUndefined(limits: Limits): Limits {
+  return Object.fromEntries(Object.entries(limits).filter(([, v]) => v !== undefined)) as Limits;
 }
 
 /**
  * The limits that apply to one request: the tenant's (tier defaults with the tenant's
- * overrides), the tenant's limits for the route (empty route means the config's default route)
- * and the tenant's limits for the model. Undefined for an unknown tenant.
+ * overrides), the tenant's limits for the route (the resolved route the router planned; empty
+ * means no route limits) and the tenant's limits for the model. Undefined for an unknown tenant.
  */
-export function resolveLimits(config: GatewayConfig, tenantId: string, route: string, model: string): ResolvedLimit[] | undefined {
+export function resolveLimits(config: QuotaSections, tenantId: string, route: string, model: string): ResolvedLimit[] | undefined {
   if (!isKnownTenant(config, tenantId)) return undefined;
   const tenant = config.tenants[tenantId]!;
-  const routeName = route || config.default_route;
   const out = fromLimits('tenant', tenantLimits(config, tenantId));
-  const routeLimits = Object.hasOwn(tenant.route_limits, routeName) ? tenant.route_limits[routeName] : undefined;
-  if (routeLimits) out.push(...fromLimits(`route:${routeName}`, routeLimits));
+  const routeLimits = route && Object.hasOwn(tenant.route_limits, route) ? tenant.route_limits[route] : undefined;
+  if (routeLimits) out.push(...fromLimits(`route:${route}`, routeLimits));
   const modelLimits = model && Object.hasOwn(tenant.model_limits, model) ? tenant.model_limits[model] : undefined;
   if (modelLimits) out.push(...fromLimits(`model:${model}`, modelLimits));
   return out;
 }
 
 /** Every limit a tenant has (for GetQuotaStatus): tenant-wide, each route's, each model's. */
-export function allTenantLimits(config: GatewayConfig, tenantId: string): ResolvedLimit[] | undefined {
+export function allTenantLimits(config: QuotaSections, tenantId: string): ResolvedLimit[] | undefined {
   if (!isKnownTenant(config, tenantId)) return undefined;
   const tenant = config.tenants[tenantId]!;
   const out = fromLimits('tenant', tenantLimits(config, tenantId));

@@ -64,8 +64,10 @@ end
 
 /**
  * KEYS[1] reservation record; KEYS[2i], KEYS[2i+1] the two keys of limit op i.
- * ARGV: now, request id, reservation ttl ms, n ops, budget grace ms, then per op (7 each):
- *   type (w|b|c), name, limit value, amount, param, measure (tok|usd|none), period.
+ * ARGV: now, request id, reservation ttl ms, n ops, budget grace ms, reserved model, then per op
+ *   (8 each): type (w|b|c), name, limit value, amount, param, measure (tok|usd|none), period, scope.
+ * The record keeps the model and each entry's scope, so reconciliation can move per-model usage
+ * to the model that served.
  * Returns {allowed 1|0, limit, retry_after_ms, limit_value, remaining, reset_ms, duplicate 1|0,
  *   alerts as (name, threshold, used, limit, period)*}.
  */
@@ -76,6 +78,7 @@ local reqId = ARGV[2]
 local resTtl = tonumber(ARGV[3])
 local n = tonumber(ARGV[4])
 local grace = tonumber(ARGV[5])
+local model = ARGV[6]
 
 local raw = redis.call('GET', recKey)
 if raw then
@@ -89,9 +92,9 @@ end
 local ops = {}
 local deny = nil
 for i = 1, n do
-  local b = 6 + (i - 1) * 7
+  local b = 7 + (i - 1) * 8
   local op = { t = ARGV[b], name = ARGV[b + 1], l = tonumber(ARGV[b + 2]), as = ARGV[b + 3], a = tonumber(ARGV[b + 3]),
-    p = tonumber(ARGV[b + 4]), u = ARGV[b + 5], per = ARGV[b + 6], k1 = KEYS[2 * i], k2 = KEYS[2 * i + 1] }
+    p = tonumber(ARGV[b + 4]), u = ARGV[b + 5], per = ARGV[b + 6], sc = ARGV[b + 7], k1 = KEYS[2 * i], k2 = KEYS[2 * i + 1] }
   ops[i] = op
   local need = math.max(op.a, 1)
   local cand = nil
@@ -154,7 +157,7 @@ for i = 1, n do
     local sum = tonumber(redis.call('INCRBY', op.k2, op.a))
     redis.call('PEXPIRE', op.k1, op.p)
     redis.call('PEXPIRE', op.k2, op.p)
-    entries[#entries + 1] = {t = 'w', k = op.k1, s = op.k2, m = member, a = op.a, u = op.u}
+    entries[#entries + 1] = {t = 'w', k = op.k1, s = op.k2, m = member, a = op.a, u = op.u, sc = op.sc}
     rem = op.l - sum
     reset = op.p
   elseif op.t == 'b' then
@@ -162,13 +165,13 @@ for i = 1, n do
     local ttl = op.p - now + grace
     redis.call('PEXPIRE', op.k1, ttl)
     raise(op.k2, ttl, op.name, v, op.l, op.per, alerts)
-    entries[#entries + 1] = {t = 'b', k = op.k1, a = op.a, u = op.u, n = op.name, l = op.l, ak = op.k2, p = op.per}
+    entries[#entries + 1] = {t = 'b', k = op.k1, a = op.a, u = op.u, n = op.name, l = op.l, ak = op.k2, p = op.per, sc = op.sc}
     rem = op.l - v
     reset = op.p - now
   else
     redis.call('ZADD', op.k1, now + op.p, reqId)
     redis.call('PEXPIRE', op.k1, op.p)
-    entries[#entries + 1] = {t = 'c', k = op.k1, m = reqId}
+    entries[#entries + 1] = {t = 'c', k = op.k1, m = reqId, sc = op.sc}
     rem = op.l - op.used - 1
   end
   local ratio = rem / op.l
@@ -177,7 +180,7 @@ end
 
 local d = {1, '', 0, 0, 0, 0}
 if best then d = {1, best[2], 0, best[3], best[4], best[5]} end
-redis.call('SET', recKey, cjson.encode({s = 'A', d = d, e = entries}), 'PX', resTtl)
+redis.call('SET', recKey, cjson.encode({s = 'A', d = d, e = entries, m = model}), 'PX', resTtl)
 local out = {d[1], d[2], d[3], d[4], d[5], d[6], 0}
 for _, v in ipairs(alerts) do out[#out + 1] = v end
 return out
@@ -209,9 +212,14 @@ return 'released'
 `;
 
 /**
- * KEYS[1] reservation record; KEYS[2i], KEYS[2i+1] keys of the event's limits (orphan case).
+ * KEYS[1] reservation record; KEYS[2i], KEYS[2i+1] keys of the event's limits (tenant, route and
+ * served model).
  * ARGV: now, request id, dedupe ttl ms, n ops, budget grace ms, actual tokens, actual micro-dollars,
- *   then per op (7 each) as in reserve (amount ignored).
+ *   served model, then per op (8 each) as in reserve (amount ignored).
+ * A known reservation: its recorded counters get the actual usage; when another model than the
+ * reserved one served, the reserved model's token and dollar counters get 0 and the served
+ * model's token and dollar limits (the event's ops of a model scope) the actual usage.
+ * An unknown or expired one: the event's ops get the actual usage, once.
  * Returns {outcome, alerts as (name, threshold, used, limit, period)*}.
  */
 export const RECONCILE_LUA = `${COMMON}
@@ -224,46 +232,12 @@ local grace = tonumber(ARGV[5])
 local tokensS = ARGV[6]
 local tokens = tonumber(ARGV[6])
 local cost = tonumber(ARGV[7])
+local served = ARGV[8]
 local alerts = {}
 
-local raw = redis.call('GET', recKey)
-if raw then
-  local rec = cjson.decode(raw)
-  if rec.s == 'R' or rec.s == 'U' then return {'duplicate'} end
-  if rec.s == 'X' then return {'after_release'} end
-  if rec.s == 'A' then
-    for _, e in ipairs(rec.e) do
-      if e.t == 'w' then
-        if e.u == 'tok' then
-          local score = redis.call('ZSCORE', e.k, e.m)
-          if score then
-            redis.call('ZREM', e.k, e.m)
-            redis.call('ZADD', e.k, score, reqId .. '|' .. tokensS)
-            redis.call('INCRBY', e.s, tokens - e.a)
-          end
-        end
-      elseif e.t == 'b' then
-        if redis.call('EXISTS', e.k) == 1 then
-          local actual = cost
-          if e.u == 'tok' then actual = tokens end
-          local v = tonumber(redis.call('INCRBY', e.k, actual - e.a))
-          raise(e.ak, tonumber(redis.call('PTTL', e.k)), e.n, v, e.l, e.p, alerts)
-        end
-      else
-        redis.call('ZREM', e.k, e.m)
-      end
-    end
-    rec.s = 'R'
-    redis.call('SET', recKey, cjson.encode(rec), 'KEEPTTL')
-    local out = {'reconciled'}
-    for _, v in ipairs(alerts) do out[#out + 1] = v end
-    return out
-  end
-end
-
--- Unknown or expired reservation (or a denied one): add the actual usage once.
-for i = 1, n do
-  local b = 8 + (i - 1) * 7
+-- Adds the actual usage to op i's token window or budget (request counts and leases: nothing).
+local function applyActual(i)
+  local b = 9 + (i - 1) * 8
   local t = ARGV[b]
   local name = ARGV[b + 1]
   local l = tonumber(ARGV[b + 2])
@@ -287,6 +261,59 @@ for i = 1, n do
     raise(k2, ttl, name, v, l, per, alerts)
   end
 end
+
+local raw = redis.call('GET', recKey)
+if raw then
+  local rec = cjson.decode(raw)
+  if rec.s == 'R' or rec.s == 'U' then return {'duplicate'} end
+  if rec.s == 'X' then return {'after_release'} end
+  if rec.s == 'A' then
+    local switched = served ~= '' and type(rec.m) == 'string' and rec.m ~= '' and rec.m ~= served
+    for _, e in ipairs(rec.e) do
+      local tok = tokens
+      local tokS = tokensS
+      local usd = cost
+      if switched and type(e.sc) == 'string' and string.sub(e.sc, 1, 6) == 'model:' then
+        tok = 0
+        tokS = '0'
+        usd = 0
+      end
+      if e.t == 'w' then
+        if e.u == 'tok' then
+          local score = redis.call('ZSCORE', e.k, e.m)
+          if score then
+            redis.call('ZREM', e.k, e.m)
+            redis.call('ZADD', e.k, score, reqId .. '|' .. tokS)
+            redis.call('INCRBY', e.s, tok - e.a)
+          end
+        end
+      elseif e.t == 'b' then
+        if redis.call('EXISTS', e.k) == 1 then
+          local actual = usd
+          if e.u == 'tok' then actual = tok end
+          local v = tonumber(redis.call('INCRBY', e.k, actual - e.a))
+          raise(e.ak, tonumber(redis.call('PTTL', e.k)), e.n, v, e.l, e.p, alerts)
+        end
+      else
+        redis.call('ZREM', e.k, e.m)
+      end
+    end
+    if switched then
+      for i = 1, n do
+        local sc = ARGV[9 + (i - 1) * 8 + 7]
+        if string.sub(sc, 1, 6) == 'model:' then applyActual(i) end
+      end
+    end
+    rec.s = 'R'
+    redis.call('SET', recKey, cjson.encode(rec), 'KEEPTTL')
+    local out = {'reconciled'}
+    for _, v in ipairs(alerts) do out[#out + 1] = v end
+    return out
+  end
+end
+
+-- Unknown or expired reservation (or a denied one): add the actual usage once.
+for i = 1, n do applyActual(i) end
 redis.call('SET', recKey, cjson.encode({s = 'U'}), 'PX', dedupeTtl)
 local out = {'orphan_applied'}
 for _, v in ipairs(alerts) do out[#out + 1] = v end

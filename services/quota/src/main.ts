@@ -1,4 +1,4 @@
 import { runServiceMain } from '@llmgw/runtime';
-import { startQuota } from './index.js';
+import { quotaService } from './index.js';
 
-await runServiceMain({ name: 'quota', start: startQuota, needsRedis: true });
+await runServiceMain(quotaService);

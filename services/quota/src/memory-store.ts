@@ -77,10 +77,11 @@ class WindowLog {
   }
 }
 
+/** As the Lua record: sc = the limit's scope ("tenant", "route:<r>", "model:<m>"). */
 type RecordEntry =
-  | { t: 'w'; k: string; id: string; a: number; u: LimitOp['measure'] }
-  | { t: 'b'; k: string; a: number; u: LimitOp['measure']; n: string; l: number; ak: string; p: string }
-  | { t: 'c'; k: string; id: string };
+  | { t: 'w'; k: string; id: string; a: number; u: LimitOp['measure']; sc: string }
+  | { t: 'b'; k: string; a: number; u: LimitOp['measure']; n: string; l: number; ak: string; p: string; sc: string }
+  | { t: 'c'; k: string; id: string; sc: string };
 
 type Decision = Pick<ReserveDecision, 'allowed' | 'limit' | 'retryAfterMs' | 'limitValue' | 'remaining' | 'resetMs'>;
 
@@ -88,6 +89,8 @@ interface ReservationRecord {
   s: 'A' | 'D' | 'X' | 'R' | 'U';
   d?: Decision;
   e: RecordEntry[];
+  /** The model reserved for ('' when not given). */
+  m?: string;
 }
 
 interface Expiring<T> {
@@ -179,21 +182,21 @@ export class MemoryQuotaStore implements QuotaStore {
         const log = this.windows.get(op.key1) ?? new WindowLog();
         log.insert({ at: now, id: input.requestId, amount: op.amount });
         this.windows.set(op.key1, log);
-        entries.push({ t: 'w', k: op.key1, id: input.requestId, a: op.amount, u: op.measure });
+        entries.push({ t: 'w', k: op.key1, id: input.requestId, a: op.amount, u: op.measure, sc: op.limit.scope });
         rem = op.limit.value - log.total;
         reset = op.param;
       } else if (op.type === 'b') {
         const ttl = op.param - now + budgetGraceMs(this.opts);
         const v = this.incr(op.key1, op.amount, now, ttl);
         this.raise(op.key2, ttl, op.limit.name, v, op.limit.value, op.period, alerts, now);
-        entries.push({ t: 'b', k: op.key1, a: op.amount, u: op.measure, n: op.limit.name, l: op.limit.value, ak: op.key2, p: op.period });
+        entries.push({ t: 'b', k: op.key1, a: op.amount, u: op.measure, n: op.limit.name, l: op.limit.value, ak: op.key2, p: op.period, sc: op.limit.scope });
         rem = op.limit.value - v;
         reset = op.param - now;
       } else {
         const leases = this.leases.get(op.key1) ?? new Map<string, number>();
         leases.set(input.requestId, now + op.param);
         this.leases.set(op.key1, leases);
-        entries.push({ t: 'c', k: op.key1, id: input.requestId });
+        entries.push({ t: 'c', k: op.key1, id: input.requestId, sc: op.limit.scope });
         rem = op.limit.value - (used[i] ?? 0) - 1;
       }
       const ratio = rem / op.limit.value;
@@ -202,7 +205,7 @@ export class MemoryQuotaStore implements QuotaStore {
       }
     });
     const d: Decision = best?.d ?? { allowed: true, limit: '', retryAfterMs: 0, limitValue: 0, remaining: 0, resetMs: 0 };
-    this.records.set(recKey, { v: { s: 'A', d, e: entries }, exp: now + this.opts.reservationTtlMs });
+    this.records.set(recKey, { v: { s: 'A', d, e: entries, m: input.model ?? '' }, exp: now + this.opts.reservationTtlMs });
     return { ...d, duplicate: false, degraded: false, alerts };
   }
 
@@ -236,24 +239,39 @@ export class MemoryQuotaStore implements QuotaStore {
       if (rec.s === 'R' || rec.s === 'U') return { outcome: 'duplicate', alerts };
       if (rec.s === 'X') return { outcome: 'after_release', alerts };
       if (rec.s === 'A') {
+        // Another model served: the reserved model's token and dollar reservations go back (0),
+        // and the served model's token and dollar limits are charged the actual usage.
+        const switched = !!input.servedModel && !!rec.m && rec.m !== input.servedModel;
         for (const e of rec.e) {
+          const zero = switched && e.sc.startsWith('model:');
+          const tokens = zero ? 0 : input.actualTokens;
+          const cost = zero ? 0 : input.actualCostMicros;
           if (e.t === 'w') {
-            if (e.u === 'tok') this.windows.get(e.k)?.setAmount(e.id, input.actualTokens);
+            if (e.u === 'tok') this.windows.get(e.k)?.setAmount(e.id, tokens);
           } else if (e.t === 'b') {
             const c = this.counters.get(e.k);
             if (c && c.exp > now) {
-              c.v += (e.u === 'tok' ? input.actualTokens : input.actualCostMicros) - e.a;
+              c.v += (e.u === 'tok' ? tokens : cost) - e.a;
               this.raise(e.ak, c.exp - now, e.n, c.v, e.l, e.p, alerts, now);
             }
           } else {
             this.leases.get(e.k)?.delete(e.id);
           }
         }
+        if (switched) this.applyActual(input, input.limits.filter((l) => l.scope.startsWith('model:')), now, alerts);
         rec.s = 'R';
         return { outcome: 'reconciled', alerts };
       }
     }
-    const ops = planOps(input.tenantId, input.limits, { tokens: input.actualTokens, costMicros: input.actualCostMicros }, now, this.opts.leaseTtlMs);
+    // Unknown or expired reservation (or a denied one): add the actual usage once.
+    this.applyActual(input, input.limits, now, alerts);
+    this.records.set(recKey, { v: { s: 'U', e: [] }, exp: now + this.opts.reservationTtlMs });
+    return { outcome: 'orphan_applied', alerts };
+  }
+
+  /** Adds actual usage to the token and dollar limits given (windows and budgets). */
+  private applyActual(input: ReconcileInput, limits: ResolvedLimit[], now: number, alerts: BudgetAlert[]): void {
+    const ops = planOps(input.tenantId, limits, { tokens: input.actualTokens, costMicros: input.actualCostMicros }, now, this.opts.leaseTtlMs);
     for (const op of ops) {
       if (op.type === 'w' && op.measure === 'tok') {
         const log = this.trim(op.key1, now, op.param) ?? new WindowLog();
@@ -265,8 +283,6 @@ export class MemoryQuotaStore implements QuotaStore {
         this.raise(op.key2, ttl, op.limit.name, v, op.limit.value, op.period, alerts, now);
       }
     }
-    this.records.set(recKey, { v: { s: 'U', e: [] }, exp: now + this.opts.reservationTtlMs });
-    return { outcome: 'orphan_applied', alerts };
   }
 
   async status(tenantId: string, limits: ResolvedLimit[]): Promise<LimitUsage[]> {

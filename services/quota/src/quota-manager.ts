@@ -1,4 +1,4 @@
-import type { GatewayConfig } from '@llmgw/config';
+import type { QuotaSections } from '@llmgw/config';
 import { AppError } from '@llmgw/errors';
 import type { Logger } from '@llmgw/logging';
 import type { QuotaMetrics } from '@llmgw/metrics';
@@ -21,8 +21,14 @@ export interface ReserveRequest {
   estimatedCostMicros: number;
 }
 
+/** Where the current sections are read from: a ConfigWatcher (hot reload) or a fixed value. */
+export interface QuotaPolicySource {
+  readonly current: QuotaSections;
+}
+
 export interface QuotaManagerDeps {
-  config: GatewayConfig;
+  /** Read on every call, so a reloaded file applies to the next request. */
+  policy: QuotaPolicySource;
   store: QuotaStore;
   /** Present with a shared store: what rates fall back to while it is unreachable. */
   localLimiter?: LocalRateLimiter;
@@ -67,7 +73,7 @@ export class QuotaManager {
   }
 
   async status(tenantId: string): Promise<LimitUsage[]> {
-    const limits = allTenantLimits(this.deps.config, tenantId);
+    const limits = allTenantLimits(this.deps.policy.current, tenantId);
     if (!limits) throw unknownTenant(tenantId);
     return this.storeCall(() => this.deps.store.status(tenantId, limits));
   }
@@ -80,17 +86,19 @@ export class QuotaManager {
   }
 
   /**
-   * Replaces a reservation's estimate by actual usage. An unknown tenant yields undefined (the
+   * Replaces a reservation's estimate by actual usage; per-model limits are charged to the model
+   * that served (ev.model), the reserved model's given back. An unknown tenant yields undefined (the
    * event is acknowledged and dropped). A store outage throws, so the event is redelivered.
    */
   async reconcile(ev: { requestId: string; tenantId: string; route: string; model: string; tokens: number; costMicros: number }): Promise<ReconcileResult | undefined> {
-    const limits = resolveLimits(this.deps.config, ev.tenantId, ev.route, ev.model);
+    const limits = resolveLimits(this.deps.policy.current, ev.tenantId, ev.route, ev.model);
     if (!limits) return undefined;
     const r = await this.deps.store.reconcile({
       requestId: ev.requestId,
       tenantId: ev.tenantId,
       actualTokens: ev.tokens,
       actualCostMicros: ev.costMicros,
+      servedModel: ev.model,
       limits,
     });
     if (r.alerts.length > 0) await this.deps.alerts.publish(ev.tenantId, r.alerts);
@@ -108,7 +116,7 @@ export class QuotaManager {
    * Every such decision is marked degraded.
    */
   private async reserveWithoutStore(req: ReserveRequest, limits: ResolvedLimit[]): Promise<ReserveDecision> {
-    const policy = this.deps.config.quota.on_store_down;
+    const policy = this.deps.policy.current.quota.on_store_down;
     const classes = new Set<LimitClass>(limits.map((l) => limitClass(l.kind)));
     const closed = [...classes].filter((c) => policy[c] === 'fail_closed');
     if (closed.length > 0) {
@@ -132,13 +140,13 @@ export class QuotaManager {
   }
 
   private limitsFor(tenantId: string, route: string, model: string): ResolvedLimit[] {
-    const limits = resolveLimits(this.deps.config, tenantId, route, model);
+    const limits = resolveLimits(this.deps.policy.current, tenantId, route, model);
     if (!limits) throw unknownTenant(tenantId);
     return limits;
   }
 
   private requireTenant(tenantId: string): void {
-    if (!isKnownTenant(this.deps.config, tenantId)) throw unknownTenant(tenantId);
+    if (!isKnownTenant(this.deps.policy.current, tenantId)) throw unknownTenant(tenantId);
   }
 
   private async storeCall<T>(fn: () => Promise<T>): Promise<T> {

@@ -14,7 +14,7 @@ const CONFIG = testConfig();
 function managerWith(store: QuotaStore, metrics: Metrics): QuotaManager {
   const logger = silentLogger();
   const clock = new FakeClock();
-  return new QuotaManager({ config: CONFIG, store, alerts: new AlertPublisher(new MemoryEventBus(), logger, clock.now), logger, metrics: quotaMetrics(metrics) });
+  return new QuotaManager({ policy: { current: CONFIG }, store, alerts: new AlertPublisher(new MemoryEventBus(), logger, clock.now), logger, metrics: quotaMetrics(metrics) });
 }
 
 async function count(metrics: Metrics, name: string, labels: Record<string, string> = {}): Promise<number> {

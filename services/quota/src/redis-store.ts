@@ -59,7 +59,7 @@ export class RedisQuotaStore implements QuotaStore {
     const now = this.opts.now();
     const ops = planOps(input.tenantId, input.limits, { tokens: input.estimatedTokens, costMicros: input.estimatedCostMicros }, now, this.opts.leaseTtlMs);
     const keys = [reservationKey(input.tenantId, input.requestId), ...opKeys(ops)];
-    const args: Arg[] = [this.scriptNow(now), input.requestId, this.opts.reservationTtlMs, ops.length, budgetGraceMs(this.opts), ...opArgs(ops)];
+    const args: Arg[] = [this.scriptNow(now), input.requestId, this.opts.reservationTtlMs, ops.length, budgetGraceMs(this.opts), input.model ?? '', ...opArgs(ops)];
     const reply = await this.run(() => this.cmd.quotaReserve(keys.length, ...keys, ...args));
     const r = asArray(reply);
     return {
@@ -92,6 +92,7 @@ export class RedisQuotaStore implements QuotaStore {
       budgetGraceMs(this.opts),
       input.actualTokens,
       input.actualCostMicros,
+      input.servedModel ?? '',
       ...opArgs(ops),
     ];
     const r = asArray(await this.run(() => this.cmd.quotaReconcile(keys.length, ...keys, ...args)));
@@ -149,7 +150,7 @@ function opKeys(ops: LimitOp[]): string[] {
 }
 
 function opArgs(ops: LimitOp[]): Arg[] {
-  return ops.flatMap((op) => [op.type, op.limit.name, op.limit.value, Math.round(op.amount), op.param, op.measure, op.period]);
+  return ops.flatMap((op) => [op.type, op.limit.name, op.limit.value, Math.round(op.amount), op.param, op.measure, op.period, op.limit.scope]);
 }
 
 function asArray(reply: unknown): unknown[] {

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { makeGenericClientConstructor, credentials, Server, ServerCredentials, status as grpcStatus, type Client, type ServiceError } from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -11,14 +14,15 @@ import { UsageRecorded } from '@llmgw/proto/v1';
 import { createRedis, type Redis } from '@llmgw/redis';
 import { addrsFromEnv, type RunningService } from '@llmgw/runtime';
 import { QUOTA_SERVICE_NAME, startQuota } from './index.js';
-import { testConfig } from './test-support.js';
+import { testConfig, testConfigYaml } from './test-support.js';
 
-const CONFIG = testConfig(`
+const EXTRA = `
 quota:
   on_store_down: { rates: fail_open, budgets: fail_closed, concurrency: fail_open }
   lease_ttl_ms: 60000
   reservation_ttl_ms: 600000
-`);
+`;
+const CONFIG = testConfig(EXTRA);
 
 // Auth is another service: here a stand-in that knows three keys, so the admin view's checks can be tested alone.
 const KEYS: Record<string, { tenantId: string; admin: boolean }> = {
@@ -56,22 +60,27 @@ describe('quota gRPC service (real Redis, memory bus)', () => {
   let health: HealthClient;
   let auth: { addr: string; stop(): void };
   let seq = 0;
+  let dir: string;
 
   beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'llmgw-quota-svc-'));
+    const configPath = join(dir, 'gateway.yaml');
+    writeFileSync(configPath, testConfigYaml(EXTRA));
     redisServer = await startRedisServer();
     redis = createRedis(redisServer.url, { logger: silentLogger() });
     await redis.connect();
     bus = new MemoryEventBus({ redeliverDelayMs: 50 });
     auth = await startFakeAuth();
     svc = await startQuota({
-      config: CONFIG,
+      config: { sections: CONFIG, redisTimeoutMs: 80, pollMs: 500 },
+      configPath,
       logger: silentLogger(),
       listenAddr: '127.0.0.1:0',
       addrs: addrsFromEnv({ AUTH_ADDR: auth.addr }),
       redis,
       bus,
       drainMs: 0,
-      env: { QUOTA_REDIS_TIMEOUT_MS: '80' },
+      env: {},
     });
     client = dial(QuotaServiceClient, `127.0.0.1:${svc.port}`);
     health = new HealthCtor(`127.0.0.1:${svc.port}`, credentials.createInsecure());
@@ -87,6 +96,7 @@ describe('quota gRPC service (real Redis, memory bus)', () => {
     redis.disconnect();
     await bus.close();
     await redisServer.stop();
+    rmSync(dir, { recursive: true, force: true });
   });
 
   const reserve = (over: Partial<{ requestId: string; tenantId: string; route: string; model: string; estimatedTokens: number; estimatedCostMicros: number }> = {}) =>

@@ -148,6 +148,78 @@ describe.each(harnesses)('QuotaStore conformance: %s', (_name, makeHarness) => {
     expect(await used(limits)).toEqual(expected);
   });
 
+  describe('per-model limits are charged to the model that served', () => {
+    const tenantAndRoute = [limit('tokens_per_day', 100_000), limit('usd_per_day', 10_000_000), limit('tokens_per_day', 50_000, 'route:support-chat')];
+    const cheap = [limit('requests_per_minute', 10, 'model:cheap'), limit('tokens_per_minute', 5_000, 'model:cheap'), limit('usd_per_day', 100_000, 'model:cheap')];
+    const pricey = [limit('tokens_per_minute', 10_000, 'model:pricey'), limit('tokens_per_day', 10_000, 'model:pricey'), limit('usd_per_day', 80_000, 'model:pricey')];
+    const reserveFor = (model: string, limits: ResolvedLimit[], requestId: string) =>
+      store.reserve({ requestId, tenantId: 'acme', model, limits, estimatedTokens: 1_000, estimatedCostMicros: 50_000 });
+
+    it('fallback served: the reserved model gets 0, the served model the actual usage, tenant and route as reserved, once', async () => {
+      expect((await reserveFor('cheap', [...tenantAndRoute, ...cheap], 'r1')).allowed).toBe(true);
+      const r = await store.reconcile({
+        requestId: 'r1',
+        tenantId: 'acme',
+        servedModel: 'pricey',
+        actualTokens: 300,
+        actualCostMicros: 70_000,
+        limits: [...tenantAndRoute, ...pricey],
+      });
+      expect(r.outcome).toBe('reconciled');
+      // the served model's dollar budget crossed 80% with this request
+      expect(r.alerts).toEqual([{ limit: 'model:pricey:usd_per_day', thresholdPercent: 80, limitValue: 80_000, used: 70_000, period: '2026-11-21' }]);
+      const expected = {
+        'tenant:tokens_per_day': 300,
+        'tenant:usd_per_day': 70_000,
+        'route:support-chat:tokens_per_day': 300,
+        'model:cheap:requests_per_minute': 1, // the request was made to it
+        'model:cheap:tokens_per_minute': 0,
+        'model:cheap:usd_per_day': 0,
+        'model:pricey:tokens_per_minute': 300,
+        'model:pricey:tokens_per_day': 300,
+        'model:pricey:usd_per_day': 70_000,
+      };
+      const all = [...tenantAndRoute, ...cheap, ...pricey];
+      expect(await used(all)).toEqual(expected);
+      const again = await store.reconcile({ requestId: 'r1', tenantId: 'acme', servedModel: 'pricey', actualTokens: 300, actualCostMicros: 70_000, limits: [...tenantAndRoute, ...pricey] });
+      expect(again.outcome).toBe('duplicate');
+      expect(await used(all)).toEqual(expected);
+      // The served model's budget now refuses what it cannot cover.
+      expect(await reserveFor('pricey', [...tenantAndRoute, ...pricey], 'r2')).toMatchObject({ allowed: false, limit: 'model:pricey:usd_per_day', remaining: 10_000 });
+    });
+
+    it('a served model without per-model limits: the reserved model is given back, nothing else is charged', async () => {
+      await reserveFor('cheap', [...tenantAndRoute, ...cheap], 'r1');
+      await store.reconcile({ requestId: 'r1', tenantId: 'acme', servedModel: 'other', actualTokens: 200, actualCostMicros: 9_000, limits: tenantAndRoute });
+      expect(await used([...tenantAndRoute, ...cheap])).toEqual({
+        'tenant:tokens_per_day': 200,
+        'tenant:usd_per_day': 9_000,
+        'route:support-chat:tokens_per_day': 200,
+        'model:cheap:requests_per_minute': 1,
+        'model:cheap:tokens_per_minute': 0,
+        'model:cheap:usd_per_day': 0,
+      });
+    });
+
+    it('the reserved model served (or the event names none): its counters get the actual usage', async () => {
+      await reserveFor('cheap', [...tenantAndRoute, ...cheap], 'same');
+      await store.reconcile({ requestId: 'same', tenantId: 'acme', servedModel: 'cheap', actualTokens: 200, actualCostMicros: 9_000, limits: [...tenantAndRoute, ...cheap] });
+      await reserveFor('cheap', [...tenantAndRoute, ...cheap], 'unnamed');
+      await store.reconcile({ requestId: 'unnamed', tenantId: 'acme', actualTokens: 100, actualCostMicros: 1_000, limits: tenantAndRoute });
+      expect(await used([...tenantAndRoute, ...cheap])).toMatchObject({
+        'tenant:tokens_per_day': 300,
+        'model:cheap:requests_per_minute': 2,
+        'model:cheap:tokens_per_minute': 300,
+        'model:cheap:usd_per_day': 10_000,
+      });
+    });
+
+    it('an orphan event charges the served model as well', async () => {
+      await store.reconcile({ requestId: 'ghost', tenantId: 'acme', servedModel: 'pricey', actualTokens: 400, actualCostMicros: 600, limits: [...tenantAndRoute, ...pricey] });
+      expect(await used([...tenantAndRoute, ...pricey])).toMatchObject({ 'tenant:tokens_per_day': 400, 'model:pricey:tokens_per_day': 400, 'model:pricey:usd_per_day': 600 });
+    });
+  });
+
   it('an event after a release changes nothing; an event for an unknown reservation adds actual usage once', async () => {
     const limits = [limit('tokens_per_day', 10_000), limit('usd_per_day', 1_000_000)];
     await reserve(limits, 500, 700, 'r1');

@@ -13,6 +13,8 @@ export interface BudgetAlert {
 export interface ReserveInput {
   requestId: string;
   tenantId: string;
+  /** The model reserved for (the plan's first attempt); kept so reconciliation can tell whether another served. */
+  model?: string;
   /** Every limit that applies; the store reserves against all of them or none. */
   limits: ResolvedLimit[];
   estimatedTokens: number;
@@ -42,7 +44,17 @@ export interface ReconcileInput {
   tenantId: string;
   actualTokens: number;
   actualCostMicros: number;
-  /** Limits of the event's tenant/route/model: used only when the reservation is unknown or expired. */
+  /**
+   * The model that served (or was tried last). When it differs from the reserved model, the
+   * reserved model's token and dollar reservations are given back (actual 0) and the actual usage
+   * is charged to this model's token and dollar limits in `limits`, in the same atomic step.
+   * Empty or absent: the reserved model is taken to have served.
+   */
+  servedModel?: string;
+  /**
+   * Limits of the event's tenant/route/served model: all of them when the reservation is unknown
+   * or expired; otherwise only the served model's, when it is not the reserved one.
+   */
   limits: ResolvedLimit[];
 }
 

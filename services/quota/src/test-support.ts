@@ -1,4 +1,4 @@
-import { parseGatewayConfig, type GatewayConfig } from '@llmgw/config';
+import type { QuotaSections } from '@llmgw/config';
 import { startRedisServer, type LocalServer } from '@llmgw/local-infra';
 import { createRedis, type Redis } from '@llmgw/redis';
 import { silentLogger } from '@llmgw/logging';
@@ -6,6 +6,7 @@ import type { LimitKind, ResolvedLimit } from './limits.js';
 import { MemoryQuotaStore } from './memory-store.js';
 import { RedisQuotaStore } from './redis-store.js';
 import type { QuotaStore, StoreOptions } from './store.js';
+import { parseQuotaSections } from './config.js';
 
 /** Test helpers (not a test file). */
 
@@ -74,18 +75,9 @@ export async function redisHarness(): Promise<RedisHarness> {
   return h;
 }
 
-export function testConfig(extra = ''): GatewayConfig {
-  return parseGatewayConfig(
-    `
-default_route: support-chat
-providers:
-  p: { kind: openai, base_url: "http://127.0.0.1:1/v1" }
-models:
-  small-fast: { provider: p, pricing: { input_per_million_usd: 1, output_per_million_usd: 2 } }
-  large-reasoning: { provider: p, pricing: { input_per_million_usd: 2, output_per_million_usd: 8 } }
-routes:
-  support-chat: { rules: [{ name: default, model: small-fast }] }
-  batch: { rules: [{ name: default, model: small-fast }] }
+/** Quota's sections of a test config file (other services' sections would be ignored). */
+export function testConfigYaml(extra = ''): string {
+  return `
 tiers:
   startup: { limits: { requests_per_minute: 100, tokens_per_day: 100000 } }
   free: {}
@@ -102,8 +94,9 @@ tenants:
     tier: free
     limits: { requests_per_minute: 2 }
 ${extra}
-`,
-    'test',
-    {},
-  );
+`;
+}
+
+export function testConfig(extra = ''): QuotaSections {
+  return parseQuotaSections(testConfigYaml(extra), 'test', {});
 }
