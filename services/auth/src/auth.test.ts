@@ -30,7 +30,8 @@ for (const mode of ['memory', 'redis'] as const) {
       }
       bus = new MemoryEventBus();
       running = await startAuth({
-        config: authTestConfig(),
+        config: { sections: authTestConfig() },
+        configPath: 'auth-test.yaml',
         logger: silentLogger(),
         listenAddr: '127.0.0.1:0',
         addrs: addrsFromEnv({}),
@@ -180,7 +181,7 @@ describe('bootstrap key rotation across an auth restart on one Redis', () => {
   async function boot() {
     const bus = new MemoryEventBus();
     const running = await startAuth(
-      { config: authTestConfig(), logger: silentLogger(), listenAddr: '127.0.0.1:0', addrs: addrsFromEnv({}), redis, bus, drainMs: 0, env: {} },
+      { config: { sections: authTestConfig() }, configPath: 'auth-test.yaml', logger: silentLogger(), listenAddr: '127.0.0.1:0', addrs: addrsFromEnv({}), redis, bus, drainMs: 0, env: {} },
       { now: () => now },
     );
     const client = dial(AuthServiceClient, `127.0.0.1:${running.port}`);

@@ -11,7 +11,8 @@ import {
   type RotateKeyRequest,
   type RotateKeyResponse,
 } from '@llmgw/proto/auth';
-import type { RunningService, ServiceDeps } from '@llmgw/runtime';
+import type { RunningService, ServiceDefinition, ServiceDeps } from '@llmgw/runtime';
+import { loadAuthConfig, type AuthConfig } from './config.js';
 import { bearerToken } from './key-hash.js';
 import { KeyAuthority } from './key-authority.js';
 import { MemoryKeyStore, RedisKeyStore } from './key-store.js';
@@ -19,6 +20,7 @@ import { MemoryKeyStore, RedisKeyStore } from './key-store.js';
 export { hashKey, newSecret, newKeyId, bearerToken } from './key-hash.js';
 export { KeyAuthority, MAX_GRACE_PERIOD_MS, type KeyAuthorityOptions, type RotatedKey } from './key-authority.js';
 export { AuthKeys, MemoryKeyStore, RedisKeyStore, type KeyStore, type Rotation, type StoredKey } from './key-store.js';
+export { loadAuthConfig, type AuthConfig } from './config.js';
 
 export const AUTH_SERVICE_NAME = 'llmgateway.auth.v1.AuthService';
 
@@ -30,10 +32,11 @@ export interface AuthOptions {
   now?: () => number;
 }
 
-export async function startAuth(deps: ServiceDeps, opts: AuthOptions = {}): Promise<RunningService> {
+/** Starts auth over its sections of the config (read at start) and the key store (Redis, or memory in monolithic mode). */
+export async function startAuth(deps: ServiceDeps<AuthConfig>, opts: AuthOptions = {}): Promise<RunningService> {
   const logger = deps.logger.child({ component: 'auth' });
   const store = deps.redis ? new RedisKeyStore(deps.redis) : new MemoryKeyStore();
-  const authority = new KeyAuthority({ config: deps.config, store, logger, bus: deps.bus, now: opts.now ?? Date.now });
+  const authority = new KeyAuthority({ config: deps.config.sections, store, logger, bus: deps.bus, now: opts.now ?? Date.now });
   await authority.syncRevocations();
   const sync = setInterval(() => {
     authority.syncRevocations().catch((err: unknown) => logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'cannot sync revoked keys'));
@@ -84,3 +87,10 @@ export async function startAuth(deps: ServiceDeps, opts: AuthOptions = {}): Prom
     },
   };
 }
+
+export const authService: ServiceDefinition<AuthConfig> = {
+  name: 'auth',
+  needsRedis: true,
+  loadConfig: loadAuthConfig,
+  start: (deps) => startAuth(deps),
+};

@@ -1,4 +1,4 @@
-import type { GatewayConfig } from '@llmgw/config';
+import type { AuthSections } from '@llmgw/config';
 import { AppError } from '@llmgw/errors';
 import { Subjects, type EventBus } from '@llmgw/events';
 import type { Logger } from '@llmgw/logging';
@@ -7,7 +7,8 @@ import { hashKey, newKeyId, newSecret } from './key-hash.js';
 import type { KeyStore, StoredKey } from './key-store.js';
 
 export interface KeyAuthorityOptions {
-  config: GatewayConfig;
+  /** Auth's sections of the config: bootstrap keys, tenants' tiers, auth settings. */
+  config: AuthSections;
   store: KeyStore;
   logger: Logger;
   /** Revocations are announced here (and heard from other replicas). */
@@ -63,7 +64,7 @@ export class KeyAuthority {
       const principal: Principal = {
         tenantId: k.tenant,
         keyId: k.id,
-        tier: opts.config.tenants[k.tenant]?.tier ?? '',
+        tier: tierOf(opts.config, k.tenant) ?? '',
         scopes: [...k.scopes],
         admin: k.admin,
       };
@@ -154,7 +155,7 @@ export class KeyAuthority {
 
   async createKey(tenantId: string, scopes: readonly string[]): Promise<{ keyId: string; apiKey: string }> {
     if (!tenantId) throw new AppError('invalid_argument', 'tenant_id is required');
-    if (!this.opts.config.tenants[tenantId]) throw new AppError('invalid_argument', `unknown tenant "${tenantId}"`);
+    if (tierOf(this.opts.config, tenantId) === undefined) throw new AppError('invalid_argument', `unknown tenant "${tenantId}"`);
     const apiKey = newSecret();
     const keyId = newKeyId();
     const digest = hashKey(apiKey);
@@ -240,9 +241,9 @@ export class KeyAuthority {
       if (this.revokedBootstrap.has(k.keyId)) return undefined;
       return this.bootstrapIds.get(k.keyId);
     }
-    const tenant = this.opts.config.tenants[k.tenantId];
-    if (!tenant) return undefined;
-    return { tenantId: k.tenantId, keyId: k.keyId, tier: tenant.tier, scopes: k.scopes, admin: false };
+    const tier = tierOf(this.opts.config, k.tenantId);
+    if (tier === undefined) return undefined;
+    return { tenantId: k.tenantId, keyId: k.keyId, tier, scopes: k.scopes, admin: false };
   }
 
   private retire(digest: string, at: number): void {
@@ -283,4 +284,9 @@ export class KeyAuthority {
       throw new AppError('unavailable', 'key store unavailable', { cause: err });
     }
   }
+}
+
+/** The tenant's tier; undefined for a tenant the config does not know. */
+function tierOf(config: AuthSections, tenantId: string): string | undefined {
+  return Object.hasOwn(config.tenants, tenantId) ? config.tenants[tenantId]?.tier : undefined;
 }

@@ -1,4 +1,4 @@
 import { runServiceMain } from '@llmgw/runtime';
-import { startAuth } from './index.js';
+import { authService } from './index.js';
 
-await runServiceMain({ name: 'auth', start: startAuth, needsRedis: true });
+await runServiceMain(authService);

@@ -1,17 +1,16 @@
-import { parseGatewayConfig, type GatewayConfig } from '@llmgw/config';
+import { authSectionsSchema, parseSections, type AuthSections } from '@llmgw/config';
 import { hashKey } from './key-hash.js';
 
 export const TENANT_KEY = 'sk-test-tenant-0123456789abcdef';
 export const ADMIN_KEY = 'sk-test-admin-0123456789abcdef';
 export const HASHED_KEY = 'sk-test-hashed-only-0123456789';
 
-export function authTestConfig(): GatewayConfig {
-  return parseGatewayConfig(
+/** Auth's sections of a test config (a provider with an unset key: auth never resolves it). */
+export function authTestConfig(): AuthSections {
+  return parseSections(
+    authSectionsSchema,
     `
-default_route: r
-providers: { p: { kind: openai, base_url: "http://127.0.0.1:1/v1" } }
-models: { m: { provider: p, pricing: { input_per_million_usd: 1 } } }
-routes: { r: { rules: [{ name: d, model: m }] } }
+providers: { p: { kind: openai, base_url: "http://127.0.0.1:1/v1", api_key: "\${UNSET_PROVIDER_KEY}" } }
 tiers: { startup: {}, enterprise: {} }
 tenants: { acme: { tier: startup }, globex: { tier: enterprise }, ops: { tier: enterprise } }
 api_keys:
