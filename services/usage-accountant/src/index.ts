@@ -2,7 +2,8 @@ import { Subjects } from '@llmgw/events';
 import { CallerAuth } from '@llmgw/caller-auth';
 import { createGrpcServer, drain, listen, unary } from '@llmgw/grpc';
 import { UsageServiceService, type GetUsageRequest, type GetUsageResponse, type UsageServiceServer } from '@llmgw/proto/v1';
-import type { RunningService, ServiceDeps } from '@llmgw/runtime';
+import type { RunningService, ServiceDefinition, ServiceDeps } from '@llmgw/runtime';
+import { loadUsageAccountantConfig, type UsageAccountantConfig } from './config.js';
 import { usageEventHandler } from './usage-consumer.js';
 import { UsageQueries } from './usage-queries.js';
 import { MemoryUsageStore, RedisUsageStore } from './usage-store.js';
@@ -11,12 +12,13 @@ export * from './buckets.js';
 export { summarize } from './summarize.js';
 export { UsageQueries } from './usage-queries.js';
 export { factOf, usageEventHandler } from './usage-consumer.js';
+export { loadUsageAccountantConfig, type UsageAccountantConfig } from './config.js';
 export { DEDUPE_TTL_SECONDS, MemoryUsageStore, RedisUsageStore, UsageKeys, cellField, type CellQuery, type UsageStore } from './usage-store.js';
 
 export const USAGE_SERVICE_NAME = 'llmgateway.v1.UsageService';
 export const USAGE_DURABLE = 'usage-accountant';
 
-export async function startUsageAccountant(deps: ServiceDeps): Promise<RunningService> {
+export async function startUsageAccountant(deps: ServiceDeps<UsageAccountantConfig>): Promise<RunningService> {
   const logger = deps.logger.child({ component: 'usage-accountant' });
   const store = deps.redis ? new RedisUsageStore(deps.redis) : new MemoryUsageStore();
   const stopConsuming = await deps.bus.consume(Subjects.usageRecorded, USAGE_DURABLE, usageEventHandler(store, logger));
@@ -43,3 +45,9 @@ export async function startUsageAccountant(deps: ServiceDeps): Promise<RunningSe
   };
 }
 
+export const usageAccountantService: ServiceDefinition<UsageAccountantConfig> = {
+  name: 'usage-accountant',
+  needsRedis: true,
+  loadConfig: loadUsageAccountantConfig,
+  start: startUsageAccountant,
+};

@@ -1,4 +1,4 @@
 import { runServiceMain } from '@llmgw/runtime';
-import { startUsageAccountant } from './index.js';
+import { usageAccountantService } from './index.js';
 
-await runServiceMain({ name: 'usage-accountant', start: startUsageAccountant, needsRedis: true });
+await runServiceMain(usageAccountantService);
