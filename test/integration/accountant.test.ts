@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAuth } from '@llmgw/auth';
-import { parseGatewayConfig } from '@llmgw/config';
+import { authSectionsSchema, parseSections } from '@llmgw/config';
 import { connectNatsBus, Subjects, type NatsEventBus } from '@llmgw/events';
 import { callUnary, dial } from '@llmgw/grpc';
 import { startNatsServer, startRedisServer, type LocalServer } from '@llmgw/local-infra';
@@ -14,13 +14,10 @@ const ACME_KEY = 'sk-it-acme-0123456789abcdef';
 const GLOBEX_KEY = 'sk-it-globex-0123456789abcdef';
 const ADMIN_KEY = 'sk-it-admin-0123456789abcdef';
 
-const config = parseGatewayConfig(
+// Auth's sections; the accountant reads none.
+const authSections = parseSections(
+  authSectionsSchema,
   `
-default_route: chat
-providers: { p: { kind: openai, base_url: "http://127.0.0.1:1/v1" } }
-models: { small: { provider: p, pricing: { input_per_million_usd: 1 } }, big: { provider: p, pricing: { input_per_million_usd: 5 } } }
-routes: { chat: { rules: [{ name: d, model: small }] } }
-tiers: { startup: {} }
 tenants: { acme: { tier: startup }, globex: { tier: startup }, ops: { tier: startup } }
 api_keys:
   - { id: acme, tenant: acme, key: "${ACME_KEY}" }
@@ -52,10 +49,11 @@ describe('usage-accountant with real Redis and NATS', () => {
     [redisServer, natsServer] = await Promise.all([startRedisServer(), startNatsServer()]);
     redis = await connectRedis(redisServer.url, { logger: silentLogger() });
     bus = await connectNatsBus({ url: natsServer.url, name: 'accountant-it', logger: silentLogger() });
-    const base = { config, logger: silentLogger(), redis, bus, drainMs: 0, env: {} };
-    auth = await startAuth({ ...base, listenAddr: '127.0.0.1:0', addrs: addrsFromEnv({}) });
+    const base = { configPath: 'accountant-it.yaml', logger: silentLogger(), redis, bus, drainMs: 0, env: {} };
+    auth = await startAuth({ ...base, config: { sections: authSections }, listenAddr: '127.0.0.1:0', addrs: addrsFromEnv({}) });
     accountant = await startUsageAccountant({
       ...base,
+      config: {},
       listenAddr: '127.0.0.1:0',
       addrs: { ...addrsFromEnv({}), auth: `127.0.0.1:${auth.port}` },
     });
