@@ -48,8 +48,13 @@ export function parseSections<S extends SectionsSchema>(schema: S, text: string,
   const resolved = resolveEnvRefs(picked, env, missing);
   const parsed = schema.safeParse(resolved);
   const problems = [...missing];
+  // A value whose variable is unset is reported once, as unset, not again as invalid.
+  const unsetPaths = new Set(missing.map((m) => m.slice(0, m.indexOf(': environment variable '))));
   if (!parsed.success) {
-    for (const issue of parsed.error.issues) problems.push(`${issue.path.join('.') || '<root>'}: ${issue.message}`);
+    for (const issue of parsed.error.issues) {
+      const path = issue.path.join('.') || '<root>';
+      if (!unsetPaths.has(path)) problems.push(`${path}: ${issue.message}`);
+    }
   }
   if (problems.length > 0 || !parsed.success) throw new ConfigError(source, problems);
   return deepFreeze(parsed.data) as z.output<S>;

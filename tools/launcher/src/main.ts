@@ -1,11 +1,13 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadGatewayConfig, type GatewayConfig } from '@llmgw/config';
+import { envEnum, envPort, envString, parseEnv, type GatewayConfig } from '@llmgw/config';
 import { onPath, REPO_ROOT, startNatsServer, startRedisServer, startServiceProcesses, type LocalServer } from '@llmgw/local-infra';
 import { createLogger } from '@llmgw/logging';
 import { startSimulator } from '@llmgw/provider-simulator';
 import { addrsFromEnv, DEFAULT_CONFIG_PATH, onShutdown } from '@llmgw/runtime';
+import { z } from 'zod';
 import { startMonolith } from './monolith.js';
+import { checkWholeConfig } from './whole-config.js';
 
 /**
  * `npm start`: the whole mesh on one machine. With redis-server and nats-server on PATH, each
@@ -13,9 +15,26 @@ import { startMonolith } from './monolith.js';
  */
 const env = process.env;
 const say = (line: string) => process.stdout.write(`${line}\n`);
-const wantMonolith = env.LLMGW_MODE === 'monolith';
+let launcherEnv;
+try {
+  launcherEnv = parseEnv(
+    z.object({
+      GATEWAY_CONFIG: envString(DEFAULT_CONFIG_PATH),
+      /** monolith | microservices; default: microservices when redis-server and nats-server are on PATH. */
+      LLMGW_MODE: envEnum(['monolith', 'microservices'] as const).optional(),
+      SIMULATOR_PORT: envPort(50060),
+      REDIS_PORT: envPort().optional(),
+      NATS_PORT: envPort().optional(),
+    }),
+    env,
+  );
+} catch (err) {
+  say(`llm-gateway cannot start: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+}
+const wantMonolith = launcherEnv.LLMGW_MODE === 'monolith';
 const haveInfra = onPath('redis-server') && onPath('nats-server');
-const microservices = !wantMonolith && (env.LLMGW_MODE === 'microservices' || haveInfra);
+const microservices = !wantMonolith && (launcherEnv.LLMGW_MODE === 'microservices' || haveInfra);
 if (microservices) {
   say('llm-gateway: microservices mode: redis-server, nats-server and six service processes on loopback');
 } else {
@@ -26,18 +45,21 @@ if (microservices) {
 }
 
 const logger = createLogger({ service: 'launcher', level: env.LOG_LEVEL ?? 'warn' });
-const configPath = env.GATEWAY_CONFIG || DEFAULT_CONFIG_PATH;
-const simulator = await startSimulator({ port: Number(env.SIMULATOR_PORT ?? 50060) });
+const configPath = launcherEnv.GATEWAY_CONFIG;
+const simulator = await startSimulator({ port: launcherEnv.SIMULATOR_PORT });
 const serviceEnv: Record<string, string> = { GATEWAY_CONFIG: configPath, SIMULATOR_URL: simulator.url };
 const stops: (() => Promise<void>)[] = [() => simulator.close()];
 
 try {
-  const config = loadGatewayConfig(configPath, { ...env, ...serviceEnv });
+  // The whole file is checked once here (each service then reads only its own sections of it).
+  const whole = checkWholeConfig(configPath, { ...env, ...serviceEnv });
+  if (!whole.ok) throw new Error(`invalid config ${whole.source}: ${whole.problems.join('; ')}`);
+  const config = whole.config;
   const addrs = addrsFromEnv(env);
   if (microservices) {
-    const redis: LocalServer = await startRedisServer({ port: env.REDIS_PORT ? Number(env.REDIS_PORT) : undefined });
+    const redis: LocalServer = await startRedisServer({ port: launcherEnv.REDIS_PORT });
     stops.unshift(() => redis.stop());
-    const nats: LocalServer = await startNatsServer({ port: env.NATS_PORT ? Number(env.NATS_PORT) : undefined });
+    const nats: LocalServer = await startNatsServer({ port: launcherEnv.NATS_PORT });
     stops.unshift(() => nats.stop());
     const logDir = join(REPO_ROOT, '.tmp', 'logs');
     mkdirSync(logDir, { recursive: true });
@@ -50,7 +72,7 @@ try {
     stops.unshift(() => mesh.stop());
     say(`redis ${redis.url}, nats ${nats.url}; service logs in ${logDir}`);
   } else {
-    const mono = await startMonolith({ config, logger: createLogger({ service: 'monolith', level: env.LOG_LEVEL ?? 'info' }), addrs, env: { ...env, ...serviceEnv } });
+    const mono = await startMonolith({ configPath, logger: createLogger({ service: 'monolith', level: env.LOG_LEVEL ?? 'info' }), addrs, env: { ...env, ...serviceEnv } });
     stops.unshift(() => mono.close());
   }
   printBanner(config, addrs.edge);
@@ -65,6 +87,7 @@ onShutdown(logger, async () => {
   for (const stop of stops) await stop().catch((err: unknown) => logger.error({ err }, 'stop failed'));
 });
 
+/** The banner is the one use of the whole config beyond the check: the demo keys and their tiers. */
 function printBanner(config: GatewayConfig, edge: string): void {
   say(`simulated providers at ${simulator.url}`);
   say(`edge (llmgateway.v1.GatewayService) listening on ${edge}`);

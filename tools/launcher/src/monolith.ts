@@ -1,22 +1,18 @@
-import type { GatewayConfig } from '@llmgw/config';
+import { envPort, gatherConfig, parseEnv } from '@llmgw/config';
 import { MemoryEventBus } from '@llmgw/events';
 import type { Logger } from '@llmgw/logging';
-import { startAuth } from '@llmgw/auth';
-import { startEdge } from '@llmgw/edge';
-import { startProviderExecutor } from '@llmgw/provider-executor';
-import { startQuota } from '@llmgw/quota';
-import { startRouter } from '@llmgw/router';
-import { startUsageAccountant } from '@llmgw/usage-accountant';
-import { METRICS_PORT_OFFSET, startServiceMetrics, type RunningService, type ServiceAddrs, type ServiceMetrics, type ServiceName, type StartService } from '@llmgw/runtime';
+import { authService } from '@llmgw/auth';
+import { edgeService } from '@llmgw/edge';
+import { providerExecutorService } from '@llmgw/provider-executor';
+import { quotaService } from '@llmgw/quota';
+import { routerService } from '@llmgw/router';
+import { usageAccountantService } from '@llmgw/usage-accountant';
+import { METRICS_PORT_OFFSET, startServiceMetrics, type RunningService, type ServiceAddrs, type ServiceDefinition, type ServiceMetrics } from '@llmgw/runtime';
+import { z } from 'zod';
 
-const START_ORDER: [ServiceName, StartService][] = [
-  ['auth', startAuth],
-  ['router', startRouter],
-  ['quota', startQuota],
-  ['provider-executor', startProviderExecutor],
-  ['usage-accountant', startUsageAccountant],
-  ['edge', (deps) => startEdge(deps)],
-];
+/** Start order: what the edge dials comes first. */
+// Each definition has its own config type; the loop below keeps each one's loadConfig and start together.
+const START_ORDER: ServiceDefinition<any>[] = [authService, routerService, quotaService, providerExecutorService, usageAccountantService, edgeService];
 
 export interface Monolith {
   services: RunningService[];
@@ -26,36 +22,49 @@ export interface Monolith {
 /**
  * Monolithic mode: the six services in one process, each still on its own gRPC port and
  * calling the others over gRPC, with the in-memory event bus and stores instead of NATS and Redis.
- * Each service keeps its own metrics registry; with METRICS_PORT set, service n of
- * METRICS_PORT_OFFSET (edge 0 … usage-accountant 5) is served on METRICS_PORT + n.
+ * Each service loads its own sections of the config file and its environment, as its process
+ * would (all problems of all services are named at once, before anything starts). Each keeps its
+ * own metrics registry; with METRICS_PORT set, service n of METRICS_PORT_OFFSET (edge 0 …
+ * usage-accountant 5) is served on METRICS_PORT + n.
  */
-export async function startMonolith(opts: { config: GatewayConfig; logger: Logger; addrs: ServiceAddrs; env: NodeJS.ProcessEnv }): Promise<Monolith> {
+export async function startMonolith(opts: { configPath: string; logger: Logger; addrs: ServiceAddrs; env: NodeJS.ProcessEnv }): Promise<Monolith> {
+  const { runtime, configs } = gatherConfig({
+    runtime: () => parseEnv(z.object({ METRICS_PORT: envPort().optional() }), opts.env),
+    configs: () => {
+      const parts = Object.fromEntries(START_ORDER.map((def) => [def.name, () => def.loadConfig(opts.configPath, opts.env) as unknown]));
+      return gatherConfig(parts);
+    },
+  });
   const bus = new MemoryEventBus();
   const services: RunningService[] = [];
   const metrics: ServiceMetrics[] = [];
-  for (const [name, start] of START_ORDER) {
-    const logger = opts.logger.child({ service: name });
-    const m = await startServiceMetrics(name, opts.env, logger, METRICS_PORT_OFFSET[name]);
-    metrics.push(m);
-    services.push(
-      await start({
-        config: opts.config,
-        logger,
-        listenAddr: opts.addrs[name],
-        addrs: opts.addrs,
-        bus,
-        drainMs: 0,
-        env: opts.env,
-        metrics: m.metrics,
-      }),
-    );
-  }
-  return {
-    services,
-    close: async () => {
-      for (const s of [...services].reverse()) await s.close();
-      await bus.close();
-      for (const m of metrics) await m.close();
-    },
+  const close = async () => {
+    for (const s of [...services].reverse()) await s.close();
+    await bus.close();
+    for (const m of metrics) await m.close();
   };
+  try {
+    for (const def of START_ORDER) {
+      const logger = opts.logger.child({ service: def.name });
+      const m = await startServiceMetrics(def.name, runtime.METRICS_PORT, logger, METRICS_PORT_OFFSET[def.name]);
+      metrics.push(m);
+      services.push(
+        await def.start({
+          config: configs[def.name],
+          configPath: opts.configPath,
+          logger,
+          listenAddr: opts.addrs[def.name],
+          addrs: opts.addrs,
+          bus,
+          drainMs: 0,
+          env: opts.env,
+          metrics: m.metrics,
+        }),
+      );
+    }
+  } catch (err) {
+    await close().catch(() => undefined);
+    throw err;
+  }
+  return { services, close };
 }
