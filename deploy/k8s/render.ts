@@ -5,12 +5,43 @@
  * a Service and an HPA. Redis and NATS JetStream are expected at redis:6379 and nats:4222
  * (Redis Sentinel/Cluster and a 3-node JetStream cluster in production).
  * Every pod serves Prometheus metrics on port `metrics` (METRICS_PORT) with prometheus.io/* scrape annotations.
+ *
+ * Each secret goes only to its owner (the config file itself, ConfigMap `llmgw-config`, holds
+ * `${ENV}` references, never secrets; each service resolves only its own sections' references):
+ *  - Secret `llmgw-provider-keys` (e.g. OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY): only
+ *    provider-executor, the one service that reads the `providers` section.
+ *  - Secret `llmgw-bootstrap-keys` (the `api_keys[].key` variables, e.g. DEMO_ADMIN_KEY): only auth.
+ * Both are created by the operator (not rendered here, so applying never overwrites them).
+ * REDIS_URL goes only to the services that use Redis (auth, quota, usage-accountant).
  */
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
+import { authService } from '@llmgw/auth';
+import { edgeService } from '@llmgw/edge';
+import { providerExecutorService } from '@llmgw/provider-executor';
+import { quotaService } from '@llmgw/quota';
+import { routerService } from '@llmgw/router';
 import { ADDR_ENV, DEFAULT_PORTS, SERVICE_NAMES, type ServiceName } from '@llmgw/runtime';
+import { usageAccountantService } from '@llmgw/usage-accountant';
 
-const { values } = parseArgs({ options: { image: { type: 'string', default: 'llmgw:latest' }, namespace: { type: 'string', default: 'llmgw' } } });
+export const PROVIDER_KEYS_SECRET = 'llmgw-provider-keys';
+export const BOOTSTRAP_KEYS_SECRET = 'llmgw-bootstrap-keys';
+
+/** The secrets each service may read (as environment variables). */
+export const SECRETS: Record<ServiceName, readonly string[]> = {
+  edge: [],
+  auth: [BOOTSTRAP_KEYS_SECRET],
+  quota: [],
+  router: [],
+  'provider-executor': [PROVIDER_KEYS_SECRET],
+  'usage-accountant': [],
+};
+
+/** Services that use Redis: what their ServiceDefinition says. */
+export const USES_REDIS: ReadonlySet<ServiceName> = new Set(
+  [authService, edgeService, providerExecutorService, quotaService, routerService, usageAccountantService].filter((d) => d.needsRedis).map((d) => d.name),
+);
 
 const SCALING: Record<ServiceName, { min: number; max: number; cpu: string; memory: string }> = {
   edge: { min: 3, max: 30, cpu: '1', memory: '512Mi' },
@@ -24,18 +55,24 @@ const SCALING: Record<ServiceName, { min: number; max: number; cpu: string; memo
 /** Same in every pod: each service is its own pod, so no offsets are needed. */
 const METRICS_PORT = 9464;
 
+export interface RenderOptions {
+  image: string;
+  namespace: string;
+}
+
 const dependencyEnv = SERVICE_NAMES.map((n) => ({ name: ADDR_ENV[n], value: `${n}:${DEFAULT_PORTS[n]}` }));
 
-function manifests(name: ServiceName): object[] {
+function manifests(name: ServiceName, opts: RenderOptions): object[] {
   const port = DEFAULT_PORTS[name];
   const s = SCALING[name];
   const labels = { app: name, 'app.kubernetes.io/part-of': 'llm-gateway' };
   const probe = { grpc: { port }, periodSeconds: 5 };
+  const secrets = SECRETS[name];
   return [
     {
       apiVersion: 'apps/v1',
       kind: 'Deployment',
-      metadata: { name, namespace: values.namespace, labels },
+      metadata: { name, namespace: opts.namespace, labels },
       spec: {
         selector: { matchLabels: { app: name } },
         template: {
@@ -45,21 +82,23 @@ function manifests(name: ServiceName): object[] {
           },
           spec: {
             terminationGracePeriodSeconds: 30,
+            // No Kubernetes API token in pods that never call the API.
+            automountServiceAccountToken: false,
             containers: [
               {
                 name,
-                image: values.image,
+                image: opts.image,
                 env: [
                   { name: 'SERVICE', value: name },
                   { name: 'GRPC_LISTEN_ADDR', value: `0.0.0.0:${port}` },
                   { name: 'DRAIN_MS', value: '5000' },
                   { name: 'METRICS_PORT', value: String(METRICS_PORT) },
-                  { name: 'REDIS_URL', value: 'redis://redis:6379' },
+                  ...(USES_REDIS.has(name) ? [{ name: 'REDIS_URL', value: 'redis://redis:6379' }] : []),
                   { name: 'NATS_URL', value: 'nats://nats:4222' },
                   { name: 'GATEWAY_CONFIG', value: '/etc/llmgw/gateway.yaml' },
                   ...dependencyEnv,
                 ],
-                envFrom: [{ secretRef: { name: 'llmgw-provider-keys', optional: true } }],
+                ...(secrets.length > 0 ? { envFrom: secrets.map((secret) => ({ secretRef: { name: secret, optional: true } })) } : {}),
                 ports: [
                   { name: 'grpc', containerPort: port },
                   { name: 'metrics', containerPort: METRICS_PORT },
@@ -67,7 +106,7 @@ function manifests(name: ServiceName): object[] {
                 readinessProbe: probe,
                 livenessProbe: { ...probe, failureThreshold: 6 },
                 resources: { requests: { cpu: s.cpu, memory: s.memory }, limits: { memory: s.memory } },
-                volumeMounts: [{ name: 'config', mountPath: '/etc/llmgw' }],
+                volumeMounts: [{ name: 'config', mountPath: '/etc/llmgw', readOnly: true }],
               },
             ],
             volumes: [{ name: 'config', configMap: { name: 'llmgw-config' } }],
@@ -78,13 +117,13 @@ function manifests(name: ServiceName): object[] {
     {
       apiVersion: 'v1',
       kind: 'Service',
-      metadata: { name, namespace: values.namespace, labels },
+      metadata: { name, namespace: opts.namespace, labels },
       spec: { selector: { app: name }, ports: [{ name: 'grpc', port, targetPort: port, appProtocol: 'grpc' }] },
     },
     {
       apiVersion: 'autoscaling/v2',
       kind: 'HorizontalPodAutoscaler',
-      metadata: { name, namespace: values.namespace },
+      metadata: { name, namespace: opts.namespace },
       spec: {
         scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name },
         minReplicas: s.min,
@@ -95,4 +134,19 @@ function manifests(name: ServiceName): object[] {
   ];
 }
 
-process.stdout.write(SERVICE_NAMES.flatMap(manifests).map((m) => stringify(m, { aliasDuplicateObjects: false })).join('---\n'));
+/** Every manifest of the mesh. */
+export function renderManifests(opts: RenderOptions): object[] {
+  return SERVICE_NAMES.flatMap((n) => manifests(n, opts));
+}
+
+/** The manifests as one multi-document YAML stream. */
+export function renderYaml(opts: RenderOptions): string {
+  return renderManifests(opts)
+    .map((m) => stringify(m, { aliasDuplicateObjects: false }))
+    .join('---\n');
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const { values } = parseArgs({ options: { image: { type: 'string', default: 'llmgw:latest' }, namespace: { type: 'string', default: 'llmgw' } } });
+  process.stdout.write(renderYaml({ image: values.image ?? 'llmgw:latest', namespace: values.namespace ?? 'llmgw' }));
+}

@@ -1,0 +1,67 @@
+import { describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
+import { DEFAULT_PORTS, SERVICE_NAMES } from '@llmgw/runtime';
+import { BOOTSTRAP_KEYS_SECRET, PROVIDER_KEYS_SECRET, renderYaml } from './render.js';
+
+interface Manifest {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string };
+  spec: Record<string, unknown>;
+}
+
+const docs = parseAllDocuments(renderYaml({ image: 'registry.example/llmgw:test', namespace: 'gw' }));
+const manifests = docs.map((d) => d.toJS() as Manifest);
+const deployments = manifests.filter((m) => m.kind === 'Deployment');
+const podSpec = (d: Manifest) => (d.spec as { template: { spec: { containers: { env: { name: string; value: string }[] }[] } } }).template.spec;
+
+/** Every secret a manifest names, wherever it names it (envFrom, env valueFrom, volumes, projected). */
+function secretsReferenced(value: unknown, out = new Set<string>()): Set<string> {
+  if (Array.isArray(value)) for (const v of value) secretsReferenced(v, out);
+  else if (value && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) {
+      if ((k === 'secretRef' || k === 'secretKeyRef') && v && typeof v === 'object' && 'name' in v) out.add(String(v.name));
+      if (k === 'secret' && v && typeof v === 'object' && 'secretName' in v) out.add(String(v.secretName));
+      secretsReferenced(v, out);
+    }
+  }
+  return out;
+}
+
+describe('k8s manifests (deploy/k8s/render.ts)', () => {
+  it('render as valid YAML: a Deployment, Service and HPA per service, consistent names and ports', () => {
+    expect(docs.every((d) => d.errors.length === 0)).toBe(true);
+    expect(manifests).toHaveLength(SERVICE_NAMES.length * 3);
+    for (const m of manifests) {
+      expect(m.apiVersion).toBeTruthy();
+      expect(m.metadata.name).toMatch(/^[a-z0-9-]+$/);
+    }
+    for (const name of SERVICE_NAMES) {
+      const d = deployments.find((m) => m.metadata.name === name)!;
+      const c = podSpec(d).containers[0]!;
+      expect(c.env.find((e) => e.name === 'GRPC_LISTEN_ADDR')?.value).toBe(`0.0.0.0:${DEFAULT_PORTS[name]}`);
+      expect(manifests.find((m) => m.kind === 'Service' && m.metadata.name === name)).toBeTruthy();
+      const hpa = manifests.find((m) => m.kind === 'HorizontalPodAutoscaler' && m.metadata.name === name)!;
+      expect((hpa.spec as { scaleTargetRef: { name: string } }).scaleTargetRef.name).toBe(name);
+      expect(d.metadata.namespace).toBe('gw');
+    }
+  });
+
+  it('gives the provider-key secret only to provider-executor and the bootstrap-key secret only to auth', () => {
+    const bySecret = (secret: string) => manifests.filter((m) => secretsReferenced(m).has(secret)).map((m) => `${m.kind}/${m.metadata.name}`);
+    expect(bySecret(PROVIDER_KEYS_SECRET)).toEqual(['Deployment/provider-executor']);
+    expect(bySecret(BOOTSTRAP_KEYS_SECRET)).toEqual(['Deployment/auth']);
+    for (const m of manifests) {
+      const others = [...secretsReferenced(m)].filter((s) => s !== PROVIDER_KEYS_SECRET && s !== BOOTSTRAP_KEYS_SECRET);
+      expect(others).toEqual([]);
+    }
+    // No other manifest even names it (e.g. in an annotation or a plain env value).
+    const mentions = manifests.filter((m) => JSON.stringify(m).includes(PROVIDER_KEYS_SECRET)).map((m) => m.metadata.name);
+    expect(mentions).toEqual(['provider-executor']);
+  });
+
+  it('REDIS_URL only where the service uses Redis', () => {
+    const withRedis = deployments.filter((d) => podSpec(d).containers[0]!.env.some((e) => e.name === 'REDIS_URL')).map((d) => d.metadata.name);
+    expect(withRedis.sort()).toEqual(['auth', 'quota', 'usage-accountant']);
+  });
+});
