@@ -1,9 +1,9 @@
 import { callUnary, dial } from '@llmgw/grpc';
 import { AuthServiceClient } from '@llmgw/proto/auth';
-import { ExecutorServiceClient } from '@llmgw/proto/executor';
+import { ChatParams, ExecutorServiceClient } from '@llmgw/proto/executor';
 import { QuotaServiceClient } from '@llmgw/proto/quota';
 import { Operation, RouterServiceClient } from '@llmgw/proto/router';
-import { ChatRequest, Role } from '@llmgw/proto/v1';
+import { Role } from '@llmgw/proto/v1';
 import type { ServiceAddrs } from '@llmgw/runtime';
 import { BENCH_KEY } from './clients.js';
 import { closedLoop, summarise, type Summary } from './stats.js';
@@ -24,7 +24,7 @@ export async function measureHops(addrs: ServiceAddrs, direct: () => Promise<voi
     operation: Operation.OPERATION_CHAT, requiredCapabilities: [], promptTokens: 20,
   };
   const plan = (await callUnary(router.planRoute.bind(router), planRequest, opts)).plan;
-  const request = ChatRequest.fromPartial({ messages: [{ role: Role.ROLE_USER, content: 'hop [[tokens:32]]' }], maxTokens: 64 });
+  const params = ChatParams.fromPartial({ messages: [{ role: Role.ROLE_USER, content: 'hop [[tokens:32]]' }], maxTokens: 64 });
   let seq = 0;
   const hops: [string, () => Promise<unknown>][] = [
     ['simulator over HTTP (baseline)', direct],
@@ -32,7 +32,7 @@ export async function measureHops(addrs: ServiceAddrs, direct: () => Promise<voi
     ['router PlanRoute (cached by the edge)', () => callUnary(router.planRoute.bind(router), planRequest, opts)],
     ['quota ReserveQuota (5 limits, Redis Lua)', () =>
       callUnary(quota.reserveQuota.bind(quota), { requestId: `hop-${++seq}`, tenantId: 'bench', tier: 'bench', route: 'chat', model: 'small-fast', estimatedTokens: 100, estimatedCostMicros: 10 }, opts)],
-    ['executor ExecuteChat (→ simulator)', () => callUnary(executor.executeChat.bind(executor), { requestId: `hop-${++seq}`, tenantId: 'bench', request, plan }, opts)],
+    ['executor ExecuteChat (→ simulator)', () => callUnary(executor.executeChat.bind(executor), { requestId: `hop-${++seq}`, tenantId: 'bench', keyId: 'bench', request: undefined, params, plan }, opts)],
     ['edge Chat (whole pipeline)', edgeChat],
   ];
   const rows: [string, Summary][] = [];
