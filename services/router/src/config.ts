@@ -1,4 +1,4 @@
-import { envMs, loadSections, parseEnv, parseSections, routerSectionsSchema, type RouterSections } from '@llmgw/config';
+import { envMs, gatherConfig, parseEnv, parseSections, readConfigFile, routerSectionsSchema, type RouterSections } from '@llmgw/config';
 import { z } from 'zod';
 
 const routerEnvSchema = z.object({
@@ -16,7 +16,11 @@ export function parseRouterSections(text: string, source: string, env: NodeJS.Pr
   return parseSections(routerSectionsSchema, text, source, env);
 }
 
+/** The file's and the environment's problems together, so that one start error names them all. */
 export function loadRouterConfig(path: string, env: NodeJS.ProcessEnv): RouterConfig {
-  const { POLICY_POLL_MS } = parseEnv(routerEnvSchema, env);
-  return { sections: loadSections(routerSectionsSchema, path, env), policyPollMs: POLICY_POLL_MS };
+  const { sections, vars } = gatherConfig({
+    sections: () => parseRouterSections(readConfigFile(path), path, env),
+    vars: () => parseEnv(routerEnvSchema, env),
+  });
+  return { sections, policyPollMs: vars.POLICY_POLL_MS };
 }

@@ -1,12 +1,21 @@
 import { describe, expect, it } from 'vitest';
 import { AppError } from '@llmgw/errors';
 import { AttemptOutcome, LatencyClass, QualityTier, TaskType } from '@llmgw/proto/v1';
-import { FallbackTrigger, Operation, PlanRouteRequest } from '@llmgw/proto/router';
+import { FallbackTrigger, Operation, PlanRouteRequest, Tokenizer, type Plan } from '@llmgw/proto/router';
+import { ResponseFormatType } from '@llmgw/proto/v1';
 import { latencyClassName, Planner, qualityTierName, taskTypeName } from './planner.js';
 import { testPolicy } from './test-config.js';
 
 const planner = new Planner(testPolicy());
-const req = (p: Partial<PlanRouteRequest>): PlanRouteRequest => PlanRouteRequest.fromPartial({ tenantId: 'acme', ...p });
+
+/** The tier auth puts on each test tenant's principal; the router itself does not know it. */
+const TIERS: Record<string, string> = { acme: 'startup', globex: 'enterprise', tiny: 'startup', coders: 'startup', vip: 'startup', open: 'startup' };
+
+/** A plan request as the edge sends it: the tier is the principal's (given explicitly, or the tenant's). */
+const req = (p: Partial<PlanRouteRequest>): PlanRouteRequest => {
+  const tenantId = p.tenantId ?? 'acme';
+  return PlanRouteRequest.fromPartial({ ...p, tenantId, tier: p.tier ?? TIERS[tenantId] ?? '' });
+};
 
 function failure(fn: () => unknown): AppError {
   try {
@@ -32,7 +41,7 @@ describe('rule matching', () => {
   it.each([
     ['enterprise + premium', req({ tenantId: 'globex', qualityTier: QualityTier.QUALITY_TIER_PREMIUM }), 'premium-reasoning', ['large-reasoning', 'small-fast']],
     ['startup + premium falls through', req({ qualityTier: QualityTier.QUALITY_TIER_PREMIUM }), 'default', ['small-fast', 'small-backup']],
-    ['tier in request wins over tenant tier', req({ tenantId: 'globex', tier: 'startup', qualityTier: QualityTier.QUALITY_TIER_PREMIUM }), 'default', ['small-fast', 'small-backup']],
+    ['the tier is the request\'s (the principal\'s), not a config lookup', req({ tenantId: 'globex', tier: 'startup', qualityTier: QualityTier.QUALITY_TIER_PREMIUM }), 'default', ['small-fast', 'small-backup']],
     ['code task', req({ taskType: TaskType.TASK_TYPE_CODE }), 'code', ['coder', 'small-fast']],
     ['batch', req({ latencyClass: LatencyClass.LATENCY_CLASS_BATCH }), 'batch', ['small-backup', 'small-fast']],
     ['nothing set', req({}), 'default', ['small-fast', 'small-backup']],
@@ -51,13 +60,56 @@ describe('rule matching', () => {
   });
 });
 
+const SMALL_FAST = {
+  model: 'small-fast',
+  provider: 'p-openai',
+  upstreamModel: 'gpt-4o-mini',
+  timeoutMs: 0,
+  maxRetries: 0,
+  pricing: { inputPerMillionUsd: 0.15, outputPerMillionUsd: 0.6 },
+  tokenizer: Tokenizer.TOKENIZER_OPENAI,
+  contextTokens: 128_000,
+  maxOutputTokens: 16_384,
+};
+const ALL_FORMATS = [
+  ResponseFormatType.RESPONSE_FORMAT_TYPE_TEXT,
+  ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_OBJECT,
+  ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_SCHEMA,
+];
+
+describe('the router holds only its sections', () => {
+  it('reads routes, models and model access, never the providers or their secrets', () => {
+    const sections = testPolicy();
+    expect(Object.keys(sections).sort()).toEqual(['default_route', 'models', 'routes', 'tenants', 'tiers']);
+    // Only allowed_models of tiers and tenants: limits, tiers of tenants and log policy belong to others.
+    expect(sections.tiers.startup).toEqual({ allowed_models: ['small-fast', 'small-backup', 'coder', 'embed-small'] });
+    expect(sections.tenants.acme).toEqual({});
+    expect(sections.tenants.open).toEqual({ allowed_models: [] });
+  });
+});
+
 describe('attempt fields', () => {
-  it('takes provider, upstream model, provider timeout and no retries for interactive', () => {
+  it('carries each model\'s provider, upstream name, pricing, tokenizer and limits; timeout 0 (the provider\'s) without attempt_timeout_ms', () => {
     const plan = planner.plan(req({}));
-    expect(plan.attempts[0]).toEqual({ model: 'small-fast', provider: 'p-openai', upstreamModel: 'gpt-4o-mini', timeoutMs: 20_000, maxRetries: 0 });
-    // Provider timeout 45 s is capped by the route's 30 s; upstream model defaults to the key.
-    expect(plan.attempts[1]).toEqual({ model: 'small-backup', provider: 'p-anthropic', upstreamModel: 'small-backup', timeoutMs: 30_000, maxRetries: 0 });
+    expect(plan.attempts[0]).toEqual(SMALL_FAST);
+    // Defaults: upstream model = the key, tokenizer approx, 4096 output tokens, output price 0 unless given.
+    expect(plan.attempts[1]).toEqual({
+      model: 'small-backup',
+      provider: 'p-anthropic',
+      upstreamModel: 'small-backup',
+      timeoutMs: 0,
+      maxRetries: 0,
+      pricing: { inputPerMillionUsd: 1, outputPerMillionUsd: 5 },
+      tokenizer: Tokenizer.TOKENIZER_APPROX,
+      contextTokens: 200_000,
+      maxOutputTokens: 4_096,
+    });
     expect(plan).toMatchObject({ maxTokensCap: 4096, defaultMaxTokens: 512, timeoutMs: 30_000, retryBackoffMs: 200, skipped: [] });
+  });
+
+  it('prices a model without an output price at 0 for output', () => {
+    const plan = planner.plan(req({ taskType: TaskType.TASK_TYPE_CODE }));
+    expect(plan.attempts[0]).toMatchObject({ model: 'coder', pricing: { inputPerMillionUsd: 1, outputPerMillionUsd: 0 }, tokenizer: Tokenizer.TOKENIZER_APPROX, contextTokens: 16_000 });
   });
 
   it('uses the route attempt timeout and batch retries', () => {
@@ -67,6 +119,13 @@ describe('attempt fields', () => {
       ['small-backup', 4000, 3],
     ]);
     expect(plan.retryBackoffMs).toBe(150);
+    expect(plan.timeoutMs).toBe(10_000);
+  });
+
+  it('caps an attempt timeout longer than the route timeout at the route timeout', () => {
+    const plan = planner.plan(req({ route: 'slow-attempts' }));
+    expect(plan.attempts.map((a) => a.timeoutMs)).toEqual([5_000]);
+    expect(plan.timeoutMs).toBe(5_000);
   });
 
   it.each([
@@ -99,7 +158,8 @@ describe('skips', () => {
     ['nobody honours vision', req({ tenantId: 'globex', requiredCapabilities: ['vision'] }), 'invalid_argument', 'no model of route "support-chat" can honour vision'],
     ['json_schema on a route without it', req({ tenantId: 'tiny', route: 'support-chat', requiredCapabilities: ['json_schema'] }), 'invalid_argument', 'json_schema'],
     ['prompt too large everywhere', req({ tenantId: 'globex', promptTokens: 500_000 }), 'invalid_argument', 'larger than the context'],
-    ['unknown tenant may use nothing', req({ tenantId: 'nobody' }), 'permission_denied', 'nobody'],
+    ['unknown tier may use nothing', req({ tier: 'gold' }), 'permission_denied', 'tenant acme may not use model(s) small-fast, small-backup'],
+    ['no tier may use nothing', req({ tier: '' }), 'permission_denied', 'acme'],
   ])('%s', (_name, r, kind, text) => {
     const err = failure(() => planner.plan(r));
     expect(err.kind).toBe(kind);
@@ -181,5 +241,119 @@ describe('backend health', () => {
 
   it('a healthy view changes nothing', () => {
     expect(planner.plan(req({}), unhealthy())).toEqual(planner.plan(req({})));
+  });
+});
+
+describe('guardrails', () => {
+  it.each([
+    ['support-chat', { maxPromptTokens: 0, allowedResponseFormats: ALL_FORMATS, restrictTools: false, allowedTools: [] }],
+    [
+      'guarded',
+      {
+        maxPromptTokens: 100,
+        allowedResponseFormats: [ResponseFormatType.RESPONSE_FORMAT_TYPE_TEXT, ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_OBJECT],
+        restrictTools: true,
+        allowedTools: ['lookup_order'],
+      },
+    ],
+    // allowed_tools: [] allows no tool at all, which is not the same as no restriction.
+    ['no-tools', { maxPromptTokens: 0, allowedResponseFormats: ALL_FORMATS, restrictTools: true, allowedTools: [] }],
+  ])('route %s carries its guardrails in the plan', (route, guardrails) => {
+    expect(planner.plan(req({ route })).guardrails).toEqual(guardrails);
+  });
+
+  it('a pinned model keeps the route\'s guardrails and caps', () => {
+    const plan = planner.plan(req({ route: 'guarded', model: 'small-backup' }));
+    expect(plan.rule).toBe('pinned');
+    expect(plan.guardrails?.maxPromptTokens).toBe(100);
+    expect(plan.maxTokensCap).toBe(4096);
+  });
+});
+
+describe('prompt sizes a plan holds for', () => {
+  /** What the prompt size may change in a plan: its attempts and why models were skipped. */
+  const shape = (p: Plan) => ({ attempts: p.attempts.map((a) => a.model), skipped: p.skipped.map((s) => [s.model, s.reason]) });
+  const rangeOf = (p: Plan) => [p.promptTokensMin, p.promptTokensMax];
+  const planOrKind = (r: PlanRouteRequest) => {
+    try {
+      return shape(planner.plan(r));
+    } catch (err) {
+      if (err instanceof AppError) return err.kind;
+      throw err;
+    }
+  };
+
+  it('is bounded by the smallest context of the models it may use', () => {
+    expect(rangeOf(planner.plan(req({ promptTokens: 10 })))).toEqual([0, 128_000]);
+    expect(rangeOf(planner.plan(req({ model: 'small-backup' })))).toEqual([0, 200_000]);
+  });
+
+  it('starts above the context of a model skipped for it, and holds exactly over its range', () => {
+    const plan = planner.plan(req({ taskType: TaskType.TASK_TYPE_CODE, promptTokens: 20_000 }));
+    expect(shape(plan)).toEqual({ attempts: ['small-fast'], skipped: [['coder', 'context_too_small']] });
+    expect(rangeOf(plan)).toEqual([16_001, 128_000]);
+    const at = (promptTokens: number) => planOrKind(req({ taskType: TaskType.TASK_TYPE_CODE, promptTokens }));
+    for (const n of [16_001, 20_000, 64_000, 128_000]) expect(at(n), `${n} tokens`).toEqual(shape(plan));
+    // Just outside: the coder fits again below, nothing fits above.
+    expect(at(16_000)).toEqual({ attempts: ['coder', 'small-fast'], skipped: [] });
+    expect(at(128_001)).toBe('invalid_argument');
+  });
+
+  it('the range of a plan with the small-context model holds up to that model\'s context', () => {
+    const plan = planner.plan(req({ taskType: TaskType.TASK_TYPE_CODE, promptTokens: 100 }));
+    expect(rangeOf(plan)).toEqual([0, 16_000]);
+  });
+
+  it('is not bounded by models skipped for access or capability, whatever their context', () => {
+    // tiny may use small-backup only: small-fast's 128k context does not limit the plan.
+    expect(rangeOf(planner.plan(req({ tenantId: 'tiny' })))).toEqual([0, 200_000]);
+    // The coder (16k) cannot use tools: only small-fast (128k) bounds the plan.
+    const plan = planner.plan(req({ taskType: TaskType.TASK_TYPE_CODE, requiredCapabilities: ['tools'], promptTokens: 100 }));
+    expect(shape(plan)).toEqual({ attempts: ['small-fast'], skipped: [['coder', 'missing_capability']] });
+    expect(rangeOf(plan)).toEqual([0, 128_000]);
+    expect(rangeOf(planner.plan(req({ route: 'embeddings', operation: Operation.OPERATION_EMBED })))).toEqual([0, 8_192]);
+  });
+
+  it('is bounded by a model skipped as unhealthy (a larger prompt would skip it for context instead)', () => {
+    const plan = planner.plan(req({}), { isUnhealthy: (m) => m === 'small-fast' });
+    expect(shape(plan)).toEqual({ attempts: ['small-backup'], skipped: [['small-fast', 'unhealthy']] });
+    expect(rangeOf(plan)).toEqual([0, 128_000]);
+  });
+});
+
+describe('model access', () => {
+  it('a tenant\'s own allowed_models wins over its tier\'s, in both directions', () => {
+    // tiny's tier (startup) allows small-fast; tiny's own list does not.
+    expect(planner.mayUse('tiny', 'startup', 'small-fast')).toBe(false);
+    expect(planner.plan(req({ tenantId: 'tiny' })).skipped.map((s) => [s.model, s.reason])).toEqual([['small-fast', 'not_allowed']]);
+    // vip's tier does not allow large-reasoning; vip's own list does, and leaves out small-backup.
+    expect(planner.mayUse('vip', 'startup', 'large-reasoning')).toBe(true);
+    expect(planner.plan(req({ tenantId: 'vip', model: 'large-reasoning' })).attempts[0]?.upstreamModel).toBe('o3');
+    const strict = planner.plan(req({ tenantId: 'vip', route: 'strict' }));
+    expect(strict.attempts.map((a) => a.model)).toEqual(['large-reasoning']);
+    expect(strict.skipped.map((s) => [s.model, s.reason])).toEqual([['small-backup', 'not_allowed']]);
+  });
+
+  it('an empty list of the tenant allows every model, even where its tier is restricted', () => {
+    expect(planner.plan(req({ tenantId: 'open', model: 'large-reasoning' })).attempts.map((a) => a.model)).toEqual(['large-reasoning']);
+  });
+
+  it('an empty list of the tier allows every model', () => {
+    expect(planner.mayUse('globex', 'enterprise', 'large-reasoning')).toBe(true);
+    expect(planner.mayUse('acme', 'startup', 'large-reasoning')).toBe(false);
+  });
+
+  it('the tier comes from the request: a tenant the router has no entry for gets its tier\'s models', () => {
+    expect(planner.plan(req({ tenantId: 'stranger', tier: 'enterprise', model: 'large-reasoning' })).attempts).toHaveLength(1);
+    expect(failure(() => planner.plan(req({ tenantId: 'stranger', tier: 'startup', model: 'large-reasoning' }))).kind).toBe('permission_denied');
+  });
+
+  it('an unknown tier may use nothing, unless the tenant has a list of its own', () => {
+    for (const tier of ['gold', '']) {
+      expect(planner.mayUse('acme', tier, 'small-fast')).toBe(false);
+      expect(failure(() => planner.plan(req({ tier }))).kind).toBe('permission_denied');
+      expect(failure(() => planner.plan(req({ tier, model: 'small-fast' }))).message).toBe('tenant acme may not use model small-fast');
+    }
+    expect(planner.plan(req({ tenantId: 'tiny', tier: 'gold' })).attempts.map((a) => a.model)).toEqual(['small-backup']);
   });
 });

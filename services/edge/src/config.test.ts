@@ -1,0 +1,47 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError } from '@llmgw/config';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { loadEdgeConfig } from './config.js';
+import { edgeService } from './index.js';
+import { TEST_CONFIG_YAML } from './test-config.js';
+
+describe('edge config', () => {
+  let dir: string;
+  let path: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'edge-config-'));
+    path = join(dir, 'gateway.yaml');
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('holds only the tenants\' prompt-log policy (no provider, its unset secret included) and its variables', () => {
+    writeFileSync(path, TEST_CONFIG_YAML);
+    const cfg = loadEdgeConfig(path, { EDGE_PLAN_CACHE_MS: '0', POLICY_POLL_MS: '100' });
+    expect(cfg).toEqual({
+      sections: { tenants: { acme: { log_prompts: false }, 'startup-co': { log_prompts: false }, chatty: { log_prompts: true } } },
+      planCacheMs: 0,
+      policyPollMs: 100,
+    });
+    expect(loadEdgeConfig(path, {})).toMatchObject({ planCacheMs: 1_000, policyPollMs: 500 });
+  });
+
+  it('names every problem of the file and the environment in one ConfigError', () => {
+    writeFileSync(path, 'tenants:\n  acme: { tier: startup, log_prompts: sometimes }\n');
+    let err: unknown;
+    try {
+      loadEdgeConfig(path, { EDGE_PLAN_CACHE_MS: '-1' });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    const problems = (err as ConfigError).problems;
+    expect(problems.some((p) => p.startsWith('tenants.acme.log_prompts'))).toBe(true);
+    expect(problems.some((p) => p.includes('EDGE_PLAN_CACHE_MS') && p.includes('"-1"'))).toBe(true);
+  });
+
+  it('is the service definition the runtime starts', () => {
+    expect(edgeService).toMatchObject({ name: 'edge', needsRedis: false, loadConfig: loadEdgeConfig });
+  });
+});
