@@ -118,9 +118,10 @@ describe('each service reloads its own part of the config', () => {
 
 describe('the edge SIGKILLed while requests are at a slow provider', () => {
   it('still accounts for every request the provider billed, exactly', async () => {
-    const before = (await bill()).models['slow-model-slow-400'] ?? { requests: 0, input_tokens: 0, output_tokens: 0 };
+    const before = (await bill()).models['slow-model-slow-2000'] ?? { requests: 0, input_tokens: 0, output_tokens: 0 };
     const calls = Array.from({ length: 40 }, (_, i) => chat(mesh.gateway, KEYS.load, userChat(`request number ${i}`, { route: 'slow' })));
-    await new Promise((r) => setTimeout(r, 150));
+    // Kill the edge once every request is at the provider, waiting for its answer.
+    await eventually(async () => mesh.simulator.stats().openRequests, (open) => open >= 40, 10_000);
     await mesh.services.stopOne('edge', 'SIGKILL');
     const results = await Promise.all(calls);
     expect(results.every((r) => !r.ok)).toBe(true); // the edge died before any answer
@@ -128,7 +129,7 @@ describe('the edge SIGKILLed while requests are at a slow provider', () => {
     const accountant = new UsageServiceClient(mesh.services.addrs['usage-accountant'], credentials.createInsecure());
     try {
       const line = await eventually(
-        async () => (await bill()).models['slow-model-slow-400'],
+        async () => (await bill()).models['slow-model-slow-2000'],
         (l) => (l?.requests ?? 0) - before.requests === 40,
         10_000,
       );

@@ -123,7 +123,7 @@ export class Planner {
   plan(req: PlanRouteRequest, health?: HealthView): Plan {
     const routeName = req.route || this.config.default_route;
     const route = this.routes.get(routeName);
-    if (!route) throw new AppError('invalid_argument', `unknown route "${routeName}"`);
+    if (!route) throw new AppError('invalid_argument', `route: unknown route "${routeName}"`);
 
     let ruleName: string;
     let chain: readonly string[];

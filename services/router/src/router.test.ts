@@ -142,7 +142,7 @@ describe('router service', () => {
 
   it('plans a model and a route added to the file without a restart, and refuses them once removed', async () => {
     await start();
-    await expect(plan({ route: 'fresh-route' })).rejects.toMatchObject({ kind: 'invalid_argument', message: 'unknown route "fresh-route"' });
+    await expect(plan({ route: 'fresh-route' })).rejects.toMatchObject({ kind: 'invalid_argument', message: 'route: unknown route "fresh-route"' });
 
     writeAtomically(path, withNewRoute(testPolicyYaml()));
     const added = await eventually(
@@ -164,13 +164,13 @@ describe('router service', () => {
       () => plan({ route: 'fresh-route' }).then(() => undefined, (e: unknown) => e),
       (e) => e !== undefined,
     );
-    expect(removed).toMatchObject({ kind: 'invalid_argument', message: 'unknown route "fresh-route"' });
+    expect(removed).toMatchObject({ kind: 'invalid_argument', message: 'route: unknown route "fresh-route"' });
     await expect(plan({ model: 'fresh-model' })).rejects.toMatchObject({ kind: 'invalid_argument', message: 'unknown model "fresh-model"' });
   });
 
   it('maps planner errors to gRPC statuses', async () => {
     await start();
-    await expect(plan({ route: 'nope' })).rejects.toMatchObject({ kind: 'invalid_argument', message: 'unknown route "nope"' });
+    await expect(plan({ route: 'nope' })).rejects.toMatchObject({ kind: 'invalid_argument', message: 'route: unknown route "nope"' });
     await expect(plan({ model: 'large-reasoning' })).rejects.toMatchObject({
       kind: 'permission_denied',
       message: 'tenant acme may not use model large-reasoning',
