@@ -1,26 +1,28 @@
 import { startSimulator, type Simulator } from '@llmgw/provider-simulator';
-import type { ExecuteChatStreamResponse } from '@llmgw/proto/executor';
-import { AttemptOutcome, FinishReason, LatencyClass, ResponseFormatType, Role } from '@llmgw/proto/v1';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ErrorKind, type ExecuteChatRequest, type ExecuteChatStreamResponse } from '@llmgw/proto/executor';
+import { AttemptOutcome, FinishReason, ResponseFormatType, Role, TokenSource } from '@llmgw/proto/v1';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CircuitBreaker } from './circuit-breaker.js';
 import type { Executor } from './execute.js';
 import type { ProviderRegistry } from './providers/registry.js';
-import { attempt, chat, ctxOf, executorFor, plan, testConfig, user } from './test-helpers.js';
+import { attempt, chatRequest, ctxOf, embedRequest, executorFor, testProviders, tool, user, type RecordingUsage } from './test-helpers.js';
 
 let sim: Simulator;
 let executor: Executor;
 let registry: ProviderRegistry;
+let usage: RecordingUsage;
 
 beforeAll(async () => {
   sim = await startSimulator();
-  // A breaker that never opens: these tests fail the same config model on purpose many times.
+  // A breaker that never opens: these tests fail the same model on purpose many times.
   const breaker = new CircuitBreaker({ failureThreshold: 1_000_000, openMs: 1, now: Date.now });
-  ({ executor, registry } = executorFor(testConfig(sim.url), { random: () => 0.5, breaker }));
+  ({ executor, registry, usage } = executorFor(testProviders(sim.url), { random: () => 0.5, breaker }));
 });
 afterAll(async () => {
   await registry.close();
   await sim.close();
 });
+beforeEach(() => usage.clear());
 
 async function waitFor(cond: () => boolean, ms = 2_000): Promise<void> {
   const until = Date.now() + ms;
@@ -30,18 +32,18 @@ async function waitFor(cond: () => boolean, ms = 2_000): Promise<void> {
   }
 }
 
-function req(content: string, attempts: ReturnType<typeof attempt>[], extra: Parameters<typeof chat>[1] = {}, planExtra: Parameters<typeof plan>[1] = {}) {
-  return { requestId: 'req-1', tenantId: 'acme', request: chat(content, extra), plan: plan(attempts, planExtra) };
-}
+const req = chatRequest;
 
-async function collect(r: ReturnType<typeof req>, signal?: AbortSignal, onMsg?: (m: ExecuteChatStreamResponse) => void | Promise<void>): Promise<ExecuteChatStreamResponse[]> {
+async function collect(r: ExecuteChatRequest, signal?: AbortSignal, onMsg?: (m: ExecuteChatStreamResponse) => void | Promise<void>, ex: Executor = executor): Promise<ExecuteChatStreamResponse[]> {
   const out: ExecuteChatStreamResponse[] = [];
-  await executor.executeChatStream(r, ctxOf(signal), async (m) => {
+  await ex.executeChatStream(r, ctxOf(signal), async (m) => {
     out.push(m);
     await onMsg?.(m);
   });
   return out;
 }
+
+const weather = tool('get_weather', { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] }, 'weather');
 
 describe('ExecuteChat against the simulator', () => {
   it.each(['oa-gpt-4o-mini', 'az-my-deployment', 'an-claude-haiku-4-5', 'ge-gemini-2.5-flash'])('answers through %s with usage and cost', async (model) => {
@@ -56,29 +58,60 @@ describe('ExecuteChat against the simulator', () => {
     expect(r.usage?.inputTokens).toBeGreaterThan(0);
     expect(r.usage?.outputTokens).toBeGreaterThan(0);
     expect(r.usage?.tokensEstimated).toBe(false);
-    expect(r.usage?.costMicros).toBeGreaterThanOrEqual(0);
+    expect(r.usage?.costMicros).toBeGreaterThan(0);
     expect(r.usage?.costUsd).toBeCloseTo((r.usage?.costMicros ?? 0) / 1e6, 12);
     expect(r.routing).toMatchObject({ rule: 'default', route: 'r', chosenModel: model, fallbackUsed: false });
     expect(r.routing?.attempts).toHaveLength(1);
     expect(r.routing?.attempts[0]).toMatchObject({ model, outcome: AttemptOutcome.ATTEMPT_OUTCOME_SUCCESS, providerStatus: 200 });
   });
 
-  it('computes cost from the model pricing', async () => {
+  it('computes cost with the pricing the plan carries', async () => {
     const res = await executor.executeChat(req('[[long]] write a lot', [attempt('oa-gpt-4o-mini')], { maxTokens: 1000 }), ctxOf());
     const u = res.response!.usage!;
     expect(u.outputTokens).toBeGreaterThan(300);
-    expect(u.costMicros).toBe(Math.round((u.inputTokens * 0.15 + u.outputTokens * 0.6) / 1));
+    expect(u.costMicros).toBe(Math.round(u.inputTokens * 0.15 + u.outputTokens * 0.6));
+    // The same model priced differently by the plan costs differently: the executor holds no prices.
+    const repriced = await executor.executeChat(
+      req('[[long]] write a lot', [attempt('oa-gpt-4o-mini', undefined, { pricing: { inputPerMillionUsd: 10, outputPerMillionUsd: 20 } })], { maxTokens: 1000 }),
+      ctxOf(),
+    );
+    const v = repriced.response!.usage!;
+    expect(v.costMicros).toBe(v.inputTokens * 10 + v.outputTokens * 20);
+    // No pricing in the plan: the model is free, as configured.
+    const free = await executor.executeChat(req('hi', [attempt('oa-gpt-4o-mini', undefined, { pricing: undefined })]), ctxOf());
+    expect(free.response?.usage).toMatchObject({ costMicros: 0, costUsd: 0 });
+    expect(free.response?.usage?.outputTokens).toBeGreaterThan(0);
   });
 
-  it.each(['oa-gpt-4o-mini', 'an-claude-haiku-4-5', 'ge-gemini-2.5-flash'])('returns tool calls from %s', async (model) => {
-    const tools = [{ name: 'get_weather', description: 'weather', parametersJsonSchema: '{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}' }];
-    const res = await executor.executeChat(req('[[tool]] weather in Paris?', [attempt(model)], { tools }), ctxOf());
+  it.each(['oa-gpt-4o-mini', 'an-claude-haiku-4-5', 'ge-gemini-2.5-flash'])('returns tool calls from %s (tools with parsed parameters)', async (model) => {
+    const res = await executor.executeChat(req('[[tool]] weather in Paris?', [attempt(model)], { tools: [weather] }), ctxOf());
     const r = res.response!;
     expect(r.finishReason).toBe(FinishReason.FINISH_REASON_TOOL_CALLS);
     expect(r.message?.toolCalls).toHaveLength(1);
     expect(r.message?.toolCalls[0]?.name).toBe('get_weather');
     expect(JSON.parse(r.message?.toolCalls[0]?.argumentsJson ?? '')).toHaveProperty('city');
     expect(r.message?.toolCalls[0]?.id).not.toBe('');
+  });
+
+  // Anthropic's json_schema is a forced tool, which the simulator does not honour: covered by the adapter tests.
+  it.each(['oa-gpt-4o-mini', 'ge-gemini-2.5-flash'])('answers a json_schema response format with its parsed schema on %s', async (model) => {
+    const schema = { type: 'object', properties: { city: { type: 'string' }, days: { type: 'integer' } }, required: ['city', 'days'] };
+    const res = await executor.executeChat(
+      req('forecast please', [attempt(model)], { responseFormat: { type: ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_SCHEMA, name: 'forecast', schema } }),
+      ctxOf(),
+    );
+    expect(res.error).toBeUndefined();
+    const body = JSON.parse(res.response?.message?.content ?? '') as Record<string, unknown>;
+    expect(typeof body.city).toBe('string');
+    expect(Number.isInteger(body.days)).toBe(true);
+  });
+
+  it('answers a json_object response format with JSON', async () => {
+    const res = await executor.executeChat(
+      req('hi', [attempt('oa-gpt-4o-mini')], { responseFormat: { type: ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_OBJECT, name: '', schema: undefined } }),
+      ctxOf(),
+    );
+    expect(() => JSON.parse(res.response?.message?.content ?? '')).not.toThrow();
   });
 
   it('falls back on a 500 and records the failed attempt', async () => {
@@ -95,10 +128,12 @@ describe('ExecuteChat against the simulator', () => {
 
   it('does not fall back on a 400: INVALID_ARGUMENT with the provider message', async () => {
     const res = await executor.executeChat(req('hi', [attempt('an-claude-haiku-4-5', 'claude-fail-400'), attempt('oa-gpt-4o-mini')]), ctxOf());
-    expect(res.error?.code).toBe('INVALID_ARGUMENT');
+    expect(res.error?.kind).toBe(ErrorKind.ERROR_KIND_INVALID_ARGUMENT);
+    expect(res.error?.code).toBe(''); // deprecated: kind replaces it
     expect(res.error?.message).toContain('Simulated 400');
     expect(res.response?.routing?.attempts).toHaveLength(1);
     expect(res.response?.routing?.attempts[0]).toMatchObject({ providerStatus: 400, reason: 'invalid_request' });
+    expect(usage.events[0]).toMatchObject({ success: false, errorCode: 'INVALID_ARGUMENT', costMicros: 0 });
   });
 
   it.each(['oa-gpt-4o-mini', 'an-claude-haiku-4-5', 'ge-gemini-2.5-flash'])('never falls back around a refusal from %s', async (model) => {
@@ -107,12 +142,17 @@ describe('ExecuteChat against the simulator', () => {
     expect(res.response?.finishReason).toBe(FinishReason.FINISH_REASON_CONTENT_FILTER);
     expect(res.response?.routing?.attempts).toHaveLength(1);
     expect(res.response?.routing?.attempts[0]).toMatchObject({ outcome: AttemptOutcome.ATTEMPT_OUTCOME_SUCCESS, reason: 'content_filter' });
+    // A refusal is an answer the provider bills: one successful event for the refusing model.
+    expect(usage.events).toHaveLength(1);
+    expect(usage.events[0]).toMatchObject({ success: true, model, attemptCount: 1 });
+    expect(usage.events[0]?.inputTokens).toBe(res.response?.usage?.inputTokens);
   });
 
   it('carries retry-after of a 429 when every attempt is rate limited', async () => {
     const res = await executor.executeChat(req('hi', [attempt('oa-gpt-4o-mini', 'gpt-fail-429')]), ctxOf());
-    expect(res.error).toMatchObject({ code: 'RESOURCE_EXHAUSTED', retryAfterMs: 1000 });
+    expect(res.error).toMatchObject({ kind: ErrorKind.ERROR_KIND_RESOURCE_EXHAUSTED, retryAfterMs: 1000 });
     expect(res.response?.routing?.attempts[0]).toMatchObject({ providerStatus: 429, reason: 'http_429' });
+    expect(usage.events[0]).toMatchObject({ success: false, errorCode: 'RESOURCE_EXHAUSTED' });
   });
 
   it('falls back on a 429 for interactive requests without waiting', async () => {
@@ -126,29 +166,37 @@ describe('ExecuteChat against the simulator', () => {
   it('retries a batch attempt with backoff that honours retry-after', async () => {
     sim.resetStats();
     const started = Date.now();
-    const res = await executor.executeChat(
-      req('hi', [attempt('oa-gpt-4o-mini', 'gpt-batch-fail-429', { maxRetries: 1 }), attempt('an-claude-haiku-4-5')], { latencyClass: LatencyClass.LATENCY_CLASS_BATCH }),
-      ctxOf(),
-    );
+    const res = await executor.executeChat(req('hi', [attempt('oa-gpt-4o-mini', 'gpt-batch-fail-429', { maxRetries: 1 }), attempt('an-claude-haiku-4-5')], { batch: true }), ctxOf());
     expect(sim.stats().byModel['gpt-batch-fail-429']).toBe(2);
     expect(Date.now() - started).toBeGreaterThanOrEqual(1000); // retry-after: 1 s beats the 20 ms backoff
     const attempts = res.response!.routing!.attempts;
     expect(attempts.map((a) => a.reason)).toEqual(['http_429', 'http_429', '']);
     expect(res.response?.model).toBe('an-claude-haiku-4-5');
+    // Every try is listed in the usage event, the 429s at no cost.
+    expect(usage.events).toHaveLength(1);
+    expect(usage.events[0]?.attempts.map((a) => [a.model, a.reason, a.costMicros])).toEqual([
+      ['oa-gpt-4o-mini', 'http_429', 0],
+      ['oa-gpt-4o-mini', 'http_429', 0],
+      ['an-claude-haiku-4-5', '', res.response?.usage?.costMicros],
+    ]);
   });
 
   it('retries a batch attempt on 5xx with exponential backoff', async () => {
     sim.resetStats();
     const started = Date.now();
-    const res = await executor.executeChat(
-      req('hi', [attempt('oa-gpt-4o-mini', 'gpt-b-fail-503', { maxRetries: 2 })], { latencyClass: LatencyClass.LATENCY_CLASS_BATCH }, { retryBackoffMs: 50 }),
-      ctxOf(),
-    );
+    const res = await executor.executeChat(req('hi', [attempt('oa-gpt-4o-mini', 'gpt-b-fail-503', { maxRetries: 2 })], { batch: true }, { retryBackoffMs: 50 }), ctxOf());
     expect(sim.stats().byModel['gpt-b-fail-503']).toBe(3);
     // random()=0.5 → jitter factor 0.75: 37.5 + 75 ms of backoff
     expect(Date.now() - started).toBeGreaterThanOrEqual(110);
-    expect(res.error?.code).toBe('UNAVAILABLE');
+    expect(res.error?.kind).toBe(ErrorKind.ERROR_KIND_UNAVAILABLE);
     expect(res.response?.routing?.attempts).toHaveLength(3);
+  });
+
+  it('does not retry an interactive attempt', async () => {
+    sim.resetStats();
+    const res = await executor.executeChat(req('hi', [attempt('oa-gpt-4o-mini', 'gpt-i-fail-503', { maxRetries: 2 })]), ctxOf());
+    expect(sim.stats().byModel['gpt-i-fail-503']).toBe(1);
+    expect(res.error?.kind).toBe(ErrorKind.ERROR_KIND_UNAVAILABLE);
   });
 
   it('times out a hanging attempt at its per-attempt timeout and falls back', async () => {
@@ -164,8 +212,20 @@ describe('ExecuteChat against the simulator', () => {
 
   it('stops at the caller deadline with DEADLINE_EXCEEDED', async () => {
     const res = await executor.executeChat(req('hi', [attempt('oa-gpt-4o-mini', 'gpt-hang'), attempt('an-claude-haiku-4-5')]), ctxOf(undefined, 300));
-    expect(res.error?.code).toBe('DEADLINE_EXCEEDED');
+    expect(res.error?.kind).toBe(ErrorKind.ERROR_KIND_DEADLINE_EXCEEDED);
     expect(res.response?.routing?.attempts).toHaveLength(1);
+    // The provider may bill an attempt we stopped waiting for: its prompt is charged, estimated.
+    expect(usage.events[0]).toMatchObject({ success: false, errorCode: 'DEADLINE_EXCEEDED', tokenSource: TokenSource.TOKEN_SOURCE_ESTIMATED });
+    expect(usage.events[0]?.inputTokens).toBeGreaterThan(0);
+    await waitFor(() => sim.stats().openRequests === 0);
+  });
+
+  it('stops at the plan timeout with DEADLINE_EXCEEDED', async () => {
+    const started = Date.now();
+    const res = await executor.executeChat(req('hi', [attempt('oa-gpt-4o-mini', 'gpt-hang'), attempt('an-claude-haiku-4-5')], {}, { timeoutMs: 250 }), ctxOf());
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(res.error?.kind).toBe(ErrorKind.ERROR_KIND_DEADLINE_EXCEEDED);
+    expect(res.response?.routing?.attempts.map((a) => a.reason)).toEqual(['deadline_exceeded']);
     await waitFor(() => sim.stats().openRequests === 0);
   });
 
@@ -175,6 +235,15 @@ describe('ExecuteChat against the simulator', () => {
     expect(res.response?.model).toBe('oa-gpt-4o-mini');
   });
 
+  it('does not fall back on a failure that is not one of the plan triggers', async () => {
+    const res = await executor.executeChat(
+      req('hi', [attempt('oa-gpt-4o-mini', 'gpt-t-fail-503'), attempt('an-claude-haiku-4-5')], {}, { fallbackTriggers: [] }),
+      ctxOf(),
+    );
+    expect(res.error?.kind).toBe(ErrorKind.ERROR_KIND_UNAVAILABLE);
+    expect(res.response?.routing?.attempts).toHaveLength(1);
+  });
+
   it('reports every failure when all attempts fail', async () => {
     const res = await executor.executeChat(
       req('hi', [attempt('oa-gpt-4o-mini', 'a-fail-500'), attempt('an-claude-haiku-4-5', 'b-fail-502'), attempt('ge-gemini-2.5-flash', 'c-drop')], {}, {
@@ -182,7 +251,7 @@ describe('ExecuteChat against the simulator', () => {
       }),
       ctxOf(),
     );
-    expect(res.error?.code).toBe('UNAVAILABLE');
+    expect(res.error?.kind).toBe(ErrorKind.ERROR_KIND_UNAVAILABLE);
     expect(res.error?.message).toContain('ge-gemini-2.5-flash');
     const attempts = res.response!.routing!.attempts;
     expect(attempts.map((a) => [a.model, a.reason])).toEqual([
@@ -191,37 +260,55 @@ describe('ExecuteChat against the simulator', () => {
       ['an-claude-haiku-4-5', 'http_5xx'],
       ['ge-gemini-2.5-flash', 'connection_error'],
     ]);
-    expect(res.response?.usage).toMatchObject({ inputTokens: 0, outputTokens: 0 });
+    expect(res.response?.usage).toMatchObject({ inputTokens: 0, outputTokens: 0, costMicros: 0 });
   });
 
   it('treats a rejected key as a gateway configuration fault: UNAVAILABLE, no key in the text', async () => {
     const res = await executor.executeChat(req('hi', [attempt('oabad-gpt-4o-mini')]), ctxOf());
-    expect(res.error?.code).toBe('UNAVAILABLE');
+    expect(res.error?.kind).toBe(ErrorKind.ERROR_KIND_UNAVAILABLE);
     expect(res.response?.routing?.attempts[0]).toMatchObject({ providerStatus: 401, reason: 'auth_config' });
     expect(JSON.stringify(res)).not.toContain('bad-key');
+    expect(JSON.stringify(usage.events)).not.toContain('bad-key');
   });
 
-  it('refuses a parameter the model cannot honour: INVALID_ARGUMENT naming it', async () => {
-    const tools = [{ name: 'f', description: '', parametersJsonSchema: '{"type":"object"}' }];
-    const res = await executor.executeChat(req('hi', [attempt('oa-notools')], { tools }), ctxOf());
-    expect(res.error?.code).toBe('INVALID_ARGUMENT');
-    expect(res.error?.message).toContain('tools');
+  it('skips an attempt whose provider this replica does not have', async () => {
+    const res = await executor.executeChat(req('hi', [attempt('oa-gpt-4o-mini', undefined, { provider: 'nope' }), attempt('an-claude-haiku-4-5')]), ctxOf());
+    expect(res.response?.model).toBe('an-claude-haiku-4-5');
+    expect(res.response?.routing?.attempts[0]).toMatchObject({ outcome: AttemptOutcome.ATTEMPT_OUTCOME_SKIPPED, reason: 'config_error' });
+    expect(usage.events[0]?.attempts.map((a) => a.model)).toEqual(['an-claude-haiku-4-5']);
+  });
+
+  it('refuses a max_tokens above the planned model output limit: INVALID_ARGUMENT naming it', async () => {
+    sim.resetStats();
+    const res = await executor.executeChat(req('hi', [attempt('oa-gpt-4o-mini', 'gpt-limited', { maxOutputTokens: 100 })], { maxTokens: 200 }), ctxOf());
+    expect(res.error?.kind).toBe(ErrorKind.ERROR_KIND_INVALID_ARGUMENT);
+    expect(res.error?.message).toContain('max_tokens');
+    expect(res.error?.message).toContain('100');
     expect(res.response?.routing?.attempts[0]).toMatchObject({ outcome: AttemptOutcome.ATTEMPT_OUTCOME_SKIPPED, reason: 'unsupported_parameter' });
+    expect(sim.stats().byModel['gpt-limited']).toBeUndefined();
+    // Nothing reached a provider, and still one event: the request was received.
+    expect(usage.events).toHaveLength(1);
+    expect(usage.events[0]).toMatchObject({ success: false, errorCode: 'INVALID_ARGUMENT', attempts: [], costMicros: 0 });
   });
 
-  it('skips a model that cannot honour the request and uses the next', async () => {
-    const res = await executor.executeChat(
-      req('hi', [attempt('oa-notools'), attempt('oa-gpt-4o-mini')], { responseFormat: { type: ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_OBJECT, jsonSchema: '', schemaName: '' } }),
-      ctxOf(),
-    );
+  it('skips a model whose output limit is below max_tokens and uses the next', async () => {
+    const res = await executor.executeChat(req('hi', [attempt('an-claude-haiku-4-5', undefined, { maxOutputTokens: 100 }), attempt('oa-gpt-4o-mini')], { maxTokens: 200 }), ctxOf());
+    expect(res.error).toBeUndefined();
     expect(res.response?.model).toBe('oa-gpt-4o-mini');
-    expect(() => JSON.parse(res.response?.message?.content ?? '')).not.toThrow();
+    expect(res.response?.routing?.attempts[0]).toMatchObject({ model: 'an-claude-haiku-4-5', reason: 'unsupported_parameter' });
+  });
+
+  it('leaves capabilities to the router: a plan attempt is tried whatever the request needs', async () => {
+    // The router only plans models with the needed capabilities; the executor no longer second-guesses it.
+    const res = await executor.executeChat(req('[[tool]] weather?', [attempt('an-claude-haiku-4-5')], { tools: [weather] }), ctxOf());
+    expect(res.error).toBeUndefined();
+    expect(res.response?.routing?.attempts).toHaveLength(1);
   });
 
   it('skips a model whose circuit breaker is open', async () => {
     let now = 0;
     const breaker = new CircuitBreaker({ failureThreshold: 2, openMs: 1_000, now: () => now });
-    const { executor: ex, registry: reg } = executorFor(testConfig(sim.url), { breaker });
+    const { executor: ex, registry: reg } = executorFor(testProviders(sim.url), { breaker });
     try {
       const r = () => ex.executeChat(req('hi', [attempt('oa-gpt-4o-mini', 'gpt-cb-fail-500'), attempt('an-claude-haiku-4-5')]), ctxOf());
       await r();
@@ -239,7 +326,6 @@ describe('ExecuteChat against the simulator', () => {
   });
 
   it('passes a multi-turn tool conversation to each provider', async () => {
-    const tools = [{ name: 'get_weather', description: 'weather', parametersJsonSchema: '{"type":"object","properties":{"city":{"type":"string"}}}' }];
     const messages = [
       { role: Role.ROLE_SYSTEM, content: 'be brief', name: '', toolCalls: [], toolCallId: '' },
       user('[[tool]] weather?'),
@@ -247,10 +333,16 @@ describe('ExecuteChat against the simulator', () => {
       { role: Role.ROLE_TOOL, content: '{"temp":21}', name: '', toolCalls: [], toolCallId: 'call_1' },
     ];
     for (const model of ['oa-gpt-4o-mini', 'an-claude-haiku-4-5', 'ge-gemini-2.5-flash']) {
-      const res = await executor.executeChat(req('', [attempt(model)], { tools, messages }), ctxOf());
+      const res = await executor.executeChat(req('', [attempt(model)], { tools: [weather], messages }), ctxOf());
       expect(res.error, model).toBeUndefined();
       expect(res.response?.finishReason, model).toBe(FinishReason.FINISH_REASON_STOP);
     }
+  });
+
+  it('rejects a request without params or plan as INVALID_ARGUMENT, before any event', async () => {
+    await expect(executor.executeChat({ ...req('hi', [attempt('oa-gpt-4o-mini')]), params: undefined }, ctxOf())).rejects.toMatchObject({ kind: 'invalid_argument' });
+    await expect(executor.executeChat({ ...req('hi', [attempt('oa-gpt-4o-mini')]), plan: undefined }, ctxOf())).rejects.toMatchObject({ kind: 'invalid_argument' });
+    expect(usage.events).toEqual([]);
   });
 });
 
@@ -276,8 +368,7 @@ describe('ExecuteChatStream against the simulator', () => {
   });
 
   it.each(['oa-gpt-4o-mini', 'an-claude-haiku-4-5', 'ge-gemini-2.5-flash'])('streams tool-call deltas from %s', async (model) => {
-    const tools = [{ name: 'get_weather', description: 'weather', parametersJsonSchema: '{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}' }];
-    const msgs = await collect(req('[[tool]] weather?', [attempt(model)], { tools }));
+    const msgs = await collect(req('[[tool]] weather?', [attempt(model)], { tools: [weather] }));
     const deltas = msgs.flatMap((m) => m.chunk!.toolCallDeltas);
     expect(deltas[0]).toMatchObject({ index: 0, name: 'get_weather' });
     expect(deltas[0]?.id).not.toBe('');
@@ -299,7 +390,7 @@ describe('ExecuteChatStream against the simulator', () => {
     const last = msgs[msgs.length - 1]!;
     const text = msgs.slice(0, -1).map((m) => m.chunk!.contentDelta).join('');
     expect(text.length).toBeGreaterThan(0);
-    expect(last.error?.code).toBe('UNAVAILABLE');
+    expect(last.error?.kind).toBe(ErrorKind.ERROR_KIND_UNAVAILABLE);
     expect(last.error?.message).toContain('provider stream ended early');
     expect(last.chunk?.finishReason).toBe(FinishReason.FINISH_REASON_ERROR);
     expect(last.chunk?.usage?.tokensEstimated).toBe(true);
@@ -312,7 +403,7 @@ describe('ExecuteChatStream against the simulator', () => {
   it('uses the provider counts of a Gemini stream that drops mid-way', async () => {
     const msgs = await collect(req('[[long]] go', [attempt('ge-gemini-2.5-flash', 'gemini-dropmid')]));
     const last = msgs[msgs.length - 1]!;
-    expect(last.error?.code).toBe('UNAVAILABLE');
+    expect(last.error?.kind).toBe(ErrorKind.ERROR_KIND_UNAVAILABLE);
     expect(last.chunk?.usage?.tokensEstimated).toBe(false);
     expect(last.chunk?.usage?.outputTokens).toBeGreaterThan(0);
   });
@@ -322,18 +413,26 @@ describe('ExecuteChatStream against the simulator', () => {
     const last = msgs[msgs.length - 1]!;
     expect(last.chunk?.finishReason).toBe(FinishReason.FINISH_REASON_CONTENT_FILTER);
     expect(last.chunk?.routing?.attempts).toHaveLength(1);
+    expect(usage.events).toHaveLength(1);
+    expect(usage.events[0]).toMatchObject({ success: true, streamed: true, model: 'an-claude-haiku-4-5' });
   });
 
   it('all attempts failing gives one message with the error and routing', async () => {
     const msgs = await collect(req('x', [attempt('oa-gpt-4o-mini', 'a-fail-503')]));
     expect(msgs).toHaveLength(1);
-    expect(msgs[0]?.error?.code).toBe('UNAVAILABLE');
+    expect(msgs[0]?.error?.kind).toBe(ErrorKind.ERROR_KIND_UNAVAILABLE);
     expect(msgs[0]?.chunk?.routing?.attempts[0]).toMatchObject({ providerStatus: 503 });
+  });
+
+  it('refuses a max_tokens above the planned output limit', async () => {
+    const msgs = await collect(req('x', [attempt('oa-gpt-4o-mini', undefined, { maxOutputTokens: 10 })], { maxTokens: 11 }));
+    expect(msgs).toHaveLength(1);
+    expect(msgs[0]?.error?.kind).toBe(ErrorKind.ERROR_KIND_INVALID_ARGUMENT);
   });
 
   it('aborts the upstream request when the caller cancels', async () => {
     const slowSim = await startSimulator({ streamChunkDelayMs: 20 });
-    const { executor: ex, registry: reg } = executorFor(testConfig(slowSim.url));
+    const { executor: ex, registry: reg, usage: slowUsage } = executorFor(testProviders(slowSim.url));
     try {
       const ctl = new AbortController();
       let got = 0;
@@ -344,6 +443,8 @@ describe('ExecuteChatStream against the simulator', () => {
       await expect(run).rejects.toMatchObject({ kind: 'cancelled' });
       await waitFor(() => slowSim.stats().openRequests === 0);
       expect(got).toBe(2);
+      expect(slowUsage.events).toHaveLength(1);
+      expect(slowUsage.events[0]).toMatchObject({ success: false, errorCode: 'CANCELLED', streamed: true });
     } finally {
       await reg.close();
       await slowSim.close();
@@ -358,12 +459,15 @@ describe('ExecuteChatStream against the simulator', () => {
       got++;
       if (got === 1) await gate;
     });
+    await waitFor(() => got === 1, 5_000);
     await new Promise((r) => setTimeout(r, 300));
-    expect(got).toBe(1);
+    expect(got).toBe(1); // held: no further message while the first is not taken
     expect(sim.stats().openRequests).toBe(1); // the provider is held by backpressure, not drained into memory
+    expect(usage.events).toHaveLength(0); // billed once the request is over, not before
     release();
     const msgs = await run;
     expect(msgs[msgs.length - 1]?.chunk?.usage?.outputTokens).toBe(50_000);
+    expect(usage.events[0]?.outputTokens).toBe(50_000);
   });
 });
 
@@ -372,25 +476,28 @@ describe('ExecuteEmbed against the simulator', () => {
     ['oa-embed', false],
     ['ge-embed', true],
   ] as const)('embeds through %s (estimated usage: %s)', async (model, estimated) => {
-    const res = await executor.executeEmbed(
-      { requestId: 'e1', tenantId: 'acme', request: { route: 'r', inputs: ['one', 'two words'], model: '', user: '', timeoutMs: 0, metadata: {}, dimensions: 0 }, plan: plan([attempt(model)]) },
-      ctxOf(),
-    );
+    const res = await executor.executeEmbed(embedRequest(['one', 'two words'], [attempt(model)]), ctxOf());
     expect(res.error).toBeUndefined();
     const r = res.response!;
     expect(r.embeddings).toHaveLength(2);
     expect(r.embeddings[1]?.index).toBe(1);
     expect(r.embeddings[0]?.values.length).toBeGreaterThan(100);
     expect(r.usage?.inputTokens).toBeGreaterThan(0);
+    expect(r.usage?.outputTokens).toBe(0);
     expect(r.usage?.tokensEstimated).toBe(estimated);
     expect(r.model).toBe(model);
   });
 
-  it('refuses a chat model for embeddings', async () => {
-    const res = await executor.executeEmbed(
-      { requestId: 'e2', tenantId: 'acme', request: { route: 'r', inputs: ['x'], model: '', user: '', timeoutMs: 0, metadata: {}, dimensions: 0 }, plan: plan([attempt('oa-gpt-4o-mini')]) },
-      ctxOf(),
-    );
-    expect(res.error?.code).toBe('INVALID_ARGUMENT');
+  it('passes the requested dimensions', async () => {
+    const res = await executor.executeEmbed(embedRequest(['a', 'b'], [attempt('oa-embed')], { dimensions: 32 }), ctxOf());
+    expect(res.response?.embeddings.map((e) => e.values.length)).toEqual([32, 32]);
+  });
+
+  it('falls back on a 503 and fails with UNAVAILABLE when nothing answers', async () => {
+    const ok = await executor.executeEmbed(embedRequest(['x'], [attempt('oa-embed', 'emb-fail-503'), attempt('oa-embed')]), ctxOf());
+    expect(ok.response?.routing).toMatchObject({ fallbackUsed: true, chosenModel: 'oa-embed' });
+    const failed = await executor.executeEmbed(embedRequest(['x'], [attempt('oa-embed', 'emb-fail-503')]), ctxOf());
+    expect(failed.error?.kind).toBe(ErrorKind.ERROR_KIND_UNAVAILABLE);
+    expect(failed.response).toMatchObject({ model: '', embeddings: [] });
   });
 });

@@ -73,7 +73,7 @@ export class Executor {
     this.runner = new PlanRunner({ ...deps, random: deps.random ?? Math.random, sleep: deps.sleep ?? abortableSleep });
   }
 
-  executeChat(req: ExecuteChatRequest, ctx: ExecutionContext): Promise<ExecuteChatResponse> {
+  async executeChat(req: ExecuteChatRequest, ctx: ExecutionContext): Promise<ExecuteChatResponse> {
     const plan = required(req.plan, 'plan');
     const params = chatParamsOf(req.params);
     // Unary: a caller gone mid-attempt does not abort it (see RequestScope); its cost is recorded.
@@ -113,8 +113,10 @@ export class Executor {
     const params = chatParamsOf(req.params);
     const scope = new RequestScope(ctx, plan.timeoutMs, this.deps.now);
     const ledger = this.ledger(req, plan, 'chat', true, (family) => countChatTokens(params.messages, family));
-    await this.billed(ledger, scope, async () => {
+    await this.billed(ledger, scope, async (seen) => {
       const outcome = await this.runner.run(plan, scope, this.runOptions(req, params, ledger), (t, signal) => this.openStream(t, params, signal));
+      // The pump may still throw (caller gone mid-stream): the event keeps this routing record.
+      seen(outcome);
       if (outcome.filtered) {
         const r = this.filteredResponse(req.requestId, plan, outcome, outcome.filtered.target, params, ledger);
         await send({ chunk: { id: r.id, model: r.model, provider: r.provider, contentDelta: '', toolCallDeltas: [], finishReason: r.finishReason, usage: r.usage, routing: r.routing }, error: undefined });
@@ -130,7 +132,7 @@ export class Executor {
     });
   }
 
-  executeEmbed(req: ExecuteEmbedRequest, ctx: ExecutionContext): Promise<ExecuteEmbedResponse> {
+  async executeEmbed(req: ExecuteEmbedRequest, ctx: ExecutionContext): Promise<ExecuteEmbedResponse> {
     const request = required(req.request, 'request');
     const plan = required(req.plan, 'plan');
     const scope = new RequestScope(ctx, plan.timeoutMs, this.deps.now, false);
@@ -170,22 +172,25 @@ export class Executor {
   private async billed<T>(
     ledger: UsageLedger,
     scope: RequestScope,
-    run: () => Promise<{ result: T; outcome: PlanOutcome<unknown>; error?: ErrorKind | undefined }>,
+    run: (seen: (outcome: PlanOutcome<unknown>) => void) => Promise<{ result: T; outcome: PlanOutcome<unknown>; error?: ErrorKind | undefined }>,
   ): Promise<T> {
     let kind: ErrorKind | undefined = 'internal';
     let outcome: PlanOutcome<unknown> | undefined;
     try {
-      const r = await run();
+      const r = await run((o) => (outcome = o));
       outcome = r.outcome;
       const failed = r.error ?? (r.outcome.error ? errorKindFromProto(r.outcome.error.kind) : undefined);
       kind = failed ?? (scope.callerGone ? 'cancelled' : undefined);
       return r.result;
     } catch (err) {
-      kind = err instanceof AppError ? err.kind : 'internal';
+      // A caller gone shows up as whatever its transport threw (gRPC: a plain Error): CANCELLED.
+      kind = scope.callerGone ? 'cancelled' : err instanceof AppError ? err.kind : 'internal';
       throw err;
     } finally {
       scope.dispose();
-      this.deps.usage.publish(ledger.event(kind, outcome?.fallbackUsed ?? false, outcome?.attempts.length ?? 0, this.deps.now()));
+      // Thrown before the plan ended (a cancel between attempts), the routing record is lost: count what the ledger billed.
+      const attemptCount = outcome?.attempts.length ?? ledger.attemptCount();
+      this.deps.usage.publish(ledger.event(kind, outcome?.fallbackUsed ?? false, attemptCount, this.deps.now()));
     }
   }
 

@@ -4,10 +4,10 @@ import { silentLogger } from '@llmgw/logging';
 import { BackendHealthChanged } from '@llmgw/proto/executor';
 import { CircuitBreaker } from './circuit-breaker.js';
 import { healthPublisher } from './health-publisher.js';
-import { testConfig } from './test-helpers.js';
 
-/** No request is sent: the URL only has to parse. */
-const config = testConfig('http://127.0.0.1:1');
+/** The router owns models: the provider of a model is what the plans said (here: a fixed map). */
+const planned = new Map([['oa-gpt-4o-mini', 'oa']]);
+const providerOf = (model: string) => planned.get(model) ?? '';
 
 describe('healthPublisher', () => {
   it('broadcasts each breaker transition as BackendHealthChanged', async () => {
@@ -19,7 +19,7 @@ describe('healthPublisher', () => {
       failureThreshold: 2,
       openMs: 7_000,
       now: () => clock.t,
-      onChange: healthPublisher({ bus, config, replicaId: 'replica-1', logger: silentLogger() }),
+      onChange: healthPublisher({ bus, providerOf, replicaId: 'replica-1', logger: silentLogger() }),
     });
     cb.failure('oa-gpt-4o-mini', 'http_5xx');
     cb.failure('oa-gpt-4o-mini', 'http_5xx');
@@ -56,8 +56,22 @@ describe('healthPublisher', () => {
         throw new Error('connection closed');
       },
     };
-    const cb = new CircuitBreaker({ failureThreshold: 1, openMs: 1_000, now: () => 0, onChange: healthPublisher({ bus, config, replicaId: 'r', logger: silentLogger() }) });
+    const cb = new CircuitBreaker({ failureThreshold: 1, openMs: 1_000, now: () => 0, onChange: healthPublisher({ bus, providerOf, replicaId: 'r', logger: silentLogger() }) });
     expect(() => cb.failure('oa-gpt-4o-mini')).not.toThrow();
     expect(cb.isOpen('oa-gpt-4o-mini')).toBe(true);
+  });
+});
+
+describe('healthPublisher provider names', () => {
+  it('names the provider the plans gave for the model, and none for a model never planned', () => {
+    const got: BackendHealthChanged[] = [];
+    const bus = { broadcast: (_s: string, data: Uint8Array) => void got.push(BackendHealthChanged.decode(data)) };
+    const cb = new CircuitBreaker({ failureThreshold: 1, openMs: 1_000, now: () => 0, onChange: healthPublisher({ bus, providerOf, replicaId: 'r', logger: silentLogger() }) });
+    cb.failure('oa-gpt-4o-mini', 'timeout');
+    cb.failure('never-planned', 'timeout');
+    expect(got.map((e) => [e.model, e.provider])).toEqual([
+      ['oa-gpt-4o-mini', 'oa'],
+      ['never-planned', ''],
+    ]);
   });
 });

@@ -270,6 +270,8 @@ export class PlanRunner {
           );
           if (err.reason === 'cancelled') {
             breaker.release(planned.model);
+            // The request reached the provider, which may bill it (a stream bills its prompt once it starts).
+            opts.ledger.failed(planned, target.providerId, err.reason);
             throw err;
           }
           if (err.reason === 'content_filter') {

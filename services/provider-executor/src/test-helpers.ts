@@ -1,52 +1,87 @@
 import { readFileSync } from 'node:fs';
-import { parseGatewayConfig, type GatewayConfig } from '@llmgw/config';
+import { executorSectionsSchema, parseSections, type ExecutorSections } from '@llmgw/config';
 import { silentLogger } from '@llmgw/logging';
-import { FallbackTrigger, type Plan, type PlannedAttempt } from '@llmgw/proto/router';
-import { ChatRequest, LatencyClass, Role, type Message } from '@llmgw/proto/v1';
+import {
+  ToolChoiceMode,
+  type ChatParams as ChatParamsProto,
+  type ExecuteChatRequest,
+  type ExecuteEmbedRequest,
+  type ToolSpec as ToolSpecProto,
+} from '@llmgw/proto/executor';
+import { FallbackTrigger, Tokenizer, type Plan, type PlannedAttempt, type Pricing } from '@llmgw/proto/router';
+import { ResponseFormatType, Role, type EmbedRequest, type Message, type UsageRecorded } from '@llmgw/proto/v1';
 import { CircuitBreaker, DEFAULT_BREAKER } from './circuit-breaker.js';
-import { Executor, type ExecutionContext } from './execute.js';
-import { registryFromConfig, type ProviderRegistry } from './providers/registry.js';
+import { Executor, type ExecutionContext, type UsageSink } from './execute.js';
+import { registryFromProviders, type ProviderRegistry } from './providers/registry.js';
 import type { ChatParams, ChatStreamEvent, StreamDecoder } from './providers/types.js';
 import { SseParser } from './stream.js';
 
-/** A gateway config whose providers all point at one simulator (test-only). */
-export function testConfig(simUrl: string): GatewayConfig {
-  const model = (provider: string, upstream: string, caps: string, tokenizer = 'approx', price = '{ input_per_million_usd: 1, output_per_million_usd: 2 }') =>
-    `  ${provider}-${upstream}:\n    provider: ${provider}\n    upstream_model: ${upstream}\n    pricing: ${price}\n    capabilities: [${caps}]\n    tokenizer: ${tokenizer}\n    max_output_tokens: 100000\n`;
-  const all = 'tools, json_object, json_schema, streaming';
+/**
+ * The executor's section of a config file whose providers all point at one simulator
+ * (test-only), parsed as the executor parses it: providers and nothing else.
+ */
+export function testProviders(simUrl: string): ExecutorSections {
   const yaml = `
-default_route: r
 providers:
   oa: { kind: openai, base_url: "${simUrl}/v1", api_key: sim-key, max_connections: 16 }
   oabad: { kind: openai, base_url: "${simUrl}/v1", api_key: bad-key }
   az: { kind: azure-openai, base_url: "${simUrl}", api_key: sim-key, api_version: "2024-10-21" }
   an: { kind: anthropic, base_url: "${simUrl}", api_key: sim-key, api_version: "2023-06-01" }
   ge: { kind: gemini, base_url: "${simUrl}", api_key: sim-key }
-models:
-${model('oa', 'gpt-4o-mini', all, 'openai', '{ input_per_million_usd: 0.15, output_per_million_usd: 0.6 }')}${model('oabad', 'gpt-4o-mini', all)}${model('az', 'my-deployment', all)}${model('an', 'claude-haiku-4-5', 'tools, json_object, json_schema, streaming')}${model('ge', 'gemini-2.5-flash', all)}${model('oa', 'notools', 'streaming')}  oa-embed:
-    provider: oa
-    upstream_model: text-embedding-3-small
-    pricing: { input_per_million_usd: 0.02 }
-    capabilities: [embeddings]
-    tokenizer: openai
-  ge-embed:
-    provider: ge
-    upstream_model: text-embedding-004
-    pricing: { input_per_million_usd: 0.1 }
-    capabilities: [embeddings]
-routes:
-  r:
-    rules: [{ name: default, model: oa-gpt-4o-mini }]
-tiers: { t: {} }
-tenants: { acme: { tier: t } }
 `;
-  return parseGatewayConfig(yaml, 'test', {});
+  return parseSections(executorSectionsSchema, yaml, 'test', {});
 }
 
-/** A planned attempt: `model` is the config model; `upstream` overrides its upstream name (fault suffixes). */
+/** What the router knows of a model and puts in each PlannedAttempt (the executor holds no model catalogue). */
+interface CatalogueEntry {
+  provider: string;
+  upstreamModel: string;
+  pricing: Pricing;
+  tokenizer: Tokenizer;
+  contextTokens: number;
+  maxOutputTokens: number;
+}
+
+const price = (input: number, output = 0): Pricing => ({ inputPerMillionUsd: input, outputPerMillionUsd: output });
+const chatModel = (provider: string, upstreamModel: string, tokenizer = Tokenizer.TOKENIZER_APPROX, pricing = price(1, 2)): CatalogueEntry => ({
+  provider,
+  upstreamModel,
+  pricing,
+  tokenizer,
+  contextTokens: 128_000,
+  maxOutputTokens: 100_000,
+});
+
+/** The models of the tests, as the router would plan them. */
+export const MODELS: Readonly<Record<string, CatalogueEntry>> = {
+  'oa-gpt-4o-mini': chatModel('oa', 'gpt-4o-mini', Tokenizer.TOKENIZER_OPENAI, price(0.15, 0.6)),
+  'oabad-gpt-4o-mini': chatModel('oabad', 'gpt-4o-mini'),
+  'az-my-deployment': chatModel('az', 'my-deployment'),
+  'an-claude-haiku-4-5': chatModel('an', 'claude-haiku-4-5'),
+  'ge-gemini-2.5-flash': chatModel('ge', 'gemini-2.5-flash'),
+  'oa-embed': { ...chatModel('oa', 'text-embedding-3-small', Tokenizer.TOKENIZER_OPENAI, price(0.02)), maxOutputTokens: 0 },
+  'ge-embed': { ...chatModel('ge', 'text-embedding-004', Tokenizer.TOKENIZER_APPROX, price(0.1)), maxOutputTokens: 0 },
+};
+
+/**
+ * A planned attempt as the router builds it: `model` is a model of MODELS (pricing, tokenizer,
+ * limits filled in); `upstream` overrides its upstream name (fault suffixes of the simulator).
+ */
 export function attempt(model: string, upstream?: string, extra: Partial<PlannedAttempt> = {}): PlannedAttempt {
-  const provider = model.split('-')[0] as string;
-  return { model, provider, upstreamModel: upstream ?? model.slice(provider.length + 1), timeoutMs: 5_000, maxRetries: 0, ...extra };
+  const m = MODELS[model];
+  if (!m) throw new Error(`test model ${model} is not in MODELS`);
+  return {
+    model,
+    provider: m.provider,
+    upstreamModel: upstream ?? m.upstreamModel,
+    timeoutMs: 5_000,
+    maxRetries: 0,
+    pricing: m.pricing,
+    tokenizer: m.tokenizer,
+    contextTokens: m.contextTokens,
+    maxOutputTokens: m.maxOutputTokens,
+    ...extra,
+  };
 }
 
 export const ALL_TRIGGERS = [
@@ -67,6 +102,9 @@ export function plan(attempts: PlannedAttempt[], extra: Partial<Plan> = {}): Pla
     timeoutMs: 10_000,
     skipped: [],
     retryBackoffMs: 20,
+    guardrails: { maxPromptTokens: 0, allowedResponseFormats: [], restrictTools: false, allowedTools: [] },
+    promptTokensMin: 0,
+    promptTokensMax: Number.MAX_SAFE_INTEGER,
     ...extra,
   };
 }
@@ -75,8 +113,44 @@ export function user(content: string): Message {
   return { role: Role.ROLE_USER, content, name: '', toolCalls: [], toolCallId: '' };
 }
 
-export function chat(content: string, extra: Partial<ChatRequest> = {}): ChatRequest {
-  return { ...ChatRequest.fromPartial({ messages: [user(content)], latencyClass: LatencyClass.LATENCY_CLASS_INTERACTIVE }), ...extra };
+/** A tool as the edge hands it over: parameters already parsed. */
+export function tool(name: string, parameters: Record<string, unknown> = { type: 'object', properties: {} }, description = ''): ToolSpecProto {
+  return { name, description, parameters };
+}
+
+/**
+ * Normalised params as the edge sends them (proto ChatParams): max_tokens resolved, tools and
+ * schemas parsed, tool choice and response format resolved. `content` becomes one user message.
+ */
+export function chatParams(content: string, extra: Partial<ChatParamsProto> = {}): ChatParamsProto {
+  return {
+    messages: [user(content)],
+    maxTokens: 256,
+    temperature: undefined,
+    topP: undefined,
+    stop: [],
+    tools: [],
+    toolChoice: { mode: ToolChoiceMode.TOOL_CHOICE_MODE_AUTO, name: '' },
+    responseFormat: { type: ResponseFormatType.RESPONSE_FORMAT_TYPE_TEXT, name: '', schema: undefined },
+    user: '',
+    batch: false,
+    ...extra,
+  };
+}
+
+/** An ExecuteChatRequest (also an ExecuteChatStreamRequest) with its plan and params. */
+export function chatRequest(content: string, attempts: PlannedAttempt[], params: Partial<ChatParamsProto> = {}, planExtra: Partial<Plan> = {}, requestId = 'req-1'): ExecuteChatRequest {
+  return { requestId, tenantId: 'acme', keyId: 'key-1', request: undefined, plan: plan(attempts, planExtra), params: chatParams(content, params) };
+}
+
+export function embedRequest(inputs: string[], attempts: PlannedAttempt[], extra: Partial<EmbedRequest> = {}, requestId = 'e-1'): ExecuteEmbedRequest {
+  return {
+    requestId,
+    tenantId: 'acme',
+    keyId: 'key-1',
+    request: { route: 'r', inputs, model: '', user: '', timeoutMs: 0, metadata: {}, dimensions: 0, ...extra },
+    plan: plan(attempts),
+  };
 }
 
 export function ctxOf(signal: AbortSignal = new AbortController().signal, remainingMs = Infinity): ExecutionContext {
@@ -84,17 +158,43 @@ export function ctxOf(signal: AbortSignal = new AbortController().signal, remain
   return { signal, remainingMs: () => (remainingMs === Infinity ? Infinity : remainingMs - (Date.now() - start)), logger: silentLogger() };
 }
 
-export function executorFor(config: GatewayConfig, opts: { breaker?: CircuitBreaker; random?: () => number } = {}): { executor: Executor; registry: ProviderRegistry } {
-  const registry = registryFromConfig(config);
+/** A UsageSink that keeps what it is given (unit tests: the UsagePublisher is tested on its own). */
+export class RecordingUsage implements UsageSink {
+  readonly events: UsageRecorded[] = [];
+
+  publish(event: UsageRecorded): void {
+    this.events.push(event);
+  }
+
+  /** The events of one request. */
+  of(requestId: string): UsageRecorded[] {
+    return this.events.filter((e) => e.requestId === requestId);
+  }
+
+  clear(): void {
+    this.events.length = 0;
+  }
+}
+
+export interface TestExecutor {
+  executor: Executor;
+  registry: ProviderRegistry;
+  usage: RecordingUsage;
+}
+
+export function executorFor(providers: ExecutorSections, opts: { breaker?: CircuitBreaker; random?: () => number; usage?: RecordingUsage } = {}): TestExecutor {
+  const registry = registryFromProviders(providers.providers);
+  const usage = opts.usage ?? new RecordingUsage();
   const executor = new Executor({
-    config,
+    providers: providers.providers,
     registry,
     breaker: opts.breaker ?? new CircuitBreaker({ ...DEFAULT_BREAKER, now: Date.now }),
     logger: silentLogger(),
     now: Date.now,
     random: opts.random,
+    usage,
   });
-  return { executor, registry };
+  return { executor, registry, usage };
 }
 
 /** Feeds an SSE text through the shared parser and a provider decoder in `chunkSize`-byte pieces. */

@@ -16,8 +16,12 @@ export interface LedgerRequest {
   streamed: boolean;
 }
 
-/** Failures after which the provider may have billed the attempt although we got no answer. */
-const MAY_BE_BILLED: ReadonlySet<FailureReason> = new Set(['timeout', 'deadline_exceeded']);
+/**
+ * Failures after which the provider may have billed the attempt although we got no answer: we
+ * stopped waiting (timeout, deadline) or the caller left (a stream cancelled before its first
+ * token; unary attempts are not aborted on cancel) while the provider was generating.
+ */
+const MAY_BE_BILLED: ReadonlySet<FailureReason> = new Set(['timeout', 'deadline_exceeded', 'cancelled']);
 
 /**
  * What one request cost, attempt by attempt: the executor is where money is spent, so it is
@@ -50,8 +54,8 @@ export class UsageLedger {
 
   /**
    * An attempt that failed without an answer. An error status or a dropped connection is not
-   * billed; a timeout may be (the provider went on generating after we stopped waiting): it is
-   * charged its prompt, estimated, since no provider tells us more.
+   * billed; a timeout or a cancel may be (the provider went on generating after we stopped
+   * waiting): it is charged its prompt, estimated, since no provider tells us more.
    */
   failed(planned: PlannedAttempt, provider: string, reason: FailureReason): void {
     this.lastTried = planned;
@@ -59,6 +63,11 @@ export class UsageLedger {
       ? priced(planned.pricing, this.promptTokens(familyOf(planned.tokenizer)), 0, true)
       : priced(planned.pricing, 0, 0, false);
     this.add(planned, provider, usage, AttemptOutcome.ATTEMPT_OUTCOME_FAILED, reason);
+  }
+
+  /** Attempts billed so far (every attempt that reached a provider). */
+  attemptCount(): number {
+    return this.attempts.length;
   }
 
   total(): Usage {

@@ -1,0 +1,48 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadExecutorConfig } from './config.js';
+
+const dirs: string[] = [];
+function file(text: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'executor-config-'));
+  dirs.push(dir);
+  const path = join(dir, 'gateway.yaml');
+  writeFileSync(path, text);
+  return path;
+}
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+const YAML = `
+default_route: r
+providers:
+  oa: { kind: openai, base_url: "http://127.0.0.1:1/v1", api_key: "\${OPENAI_KEY}" }
+models:
+  m: { provider: oa, upstream_model: gpt-4o-mini, pricing: { input_per_million_usd: 1 } }
+routes:
+  r: { rules: [{ name: default, model: m }] }
+tiers: { t: {} }
+tenants: { acme: { tier: t } }
+auth: { bootstrap_keys: "\${BOOTSTRAP_KEYS_THE_EXECUTOR_NEVER_READS}" }
+`;
+
+describe('loadExecutorConfig', () => {
+  it('holds the providers section and nothing else, resolving only its own secrets', () => {
+    const cfg = loadExecutorConfig(file(YAML), { OPENAI_KEY: 'sk-test' });
+    expect(Object.keys(cfg.sections)).toEqual(['providers']);
+    expect(cfg.sections.providers.oa).toMatchObject({ kind: 'openai', api_key: 'sk-test' });
+    expect(cfg.outboxPath).toBeUndefined();
+  });
+
+  it('reads USAGE_OUTBOX_PATH from the environment', () => {
+    expect(loadExecutorConfig(file(YAML), { OPENAI_KEY: 'k', USAGE_OUTBOX_PATH: '/var/lib/executor/outbox' }).outboxPath).toBe('/var/lib/executor/outbox');
+    expect(loadExecutorConfig(file(YAML), { OPENAI_KEY: 'k', USAGE_OUTBOX_PATH: '' }).outboxPath).toBeUndefined();
+  });
+
+  it('fails naming an unset secret of its own section', () => {
+    expect(() => loadExecutorConfig(file(YAML), {})).toThrow(/OPENAI_KEY/);
+  });
+});
