@@ -45,3 +45,43 @@ export function countChatTokens(messages: readonly { content: string }[], family
 export function countChatTokensUpperBound(messages: readonly { content: string }[], family: TokenizerFamily): number {
   return chatTokens(messages, (text) => countTokensUpperBound(text, family));
 }
+
+/**
+ * One prompt's counts, each computed at most once per request. The edge needs the estimate (for
+ * routing and the prompt-size guardrail) and the upper bound (for the reservation); for openai
+ * both are the same exact count, and the tokenizer is the costly part of the edge's hot path.
+ */
+export class PromptTokens {
+  private readonly cache = new Map<string, number>();
+
+  private constructor(
+    private readonly parts: readonly { content: string }[],
+    /** Chat messages carry framing tokens; embedding inputs do not. */
+    private readonly framed: boolean,
+  ) {}
+
+  static chat(messages: readonly { content: string }[]): PromptTokens {
+    return new PromptTokens(messages, true);
+  }
+
+  static texts(texts: readonly string[]): PromptTokens {
+    return new PromptTokens(texts.map((content) => ({ content })), false);
+  }
+
+  estimate(family: TokenizerFamily): number {
+    return this.memo(family, (text) => countTokens(text, family));
+  }
+
+  upperBound(family: TokenizerFamily): number {
+    return family === 'openai' ? this.estimate(family) : this.memo(`${family}:bound`, (text) => countTokensUpperBound(text, family));
+  }
+
+  private memo(key: string, count: (text: string) => number): number {
+    let n = this.cache.get(key);
+    if (n === undefined) {
+      n = this.framed ? chatTokens(this.parts, count) : this.parts.reduce((sum, p) => sum + count(p.content), 0);
+      this.cache.set(key, n);
+    }
+    return n;
+  }
+}

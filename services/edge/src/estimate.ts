@@ -1,6 +1,6 @@
 import { costMicros } from '@llmgw/pricing';
 import type { Plan } from '@llmgw/proto/router';
-import { familyOf, type TokenizerFamily } from '@llmgw/tokens';
+import { familyOf, type PromptTokens } from '@llmgw/tokens';
 
 export interface Estimate {
   tokens: number;
@@ -15,17 +15,11 @@ export interface Estimate {
  * Only one attempt of a plan produces an answer; a failed attempt that the provider bills anyway
  * (a timeout) is charged when the usage event reconciles the reservation.
  */
-export function planEstimate(plan: Plan, promptUpperBound: (family: TokenizerFamily) => number, outputTokens: number): Estimate {
-  const byFamily = new Map<TokenizerFamily, number>();
-  const prompt = (family: TokenizerFamily) => {
-    let n = byFamily.get(family);
-    if (n === undefined) byFamily.set(family, (n = promptUpperBound(family)));
-    return n;
-  };
+export function planEstimate(plan: Plan, prompt: PromptTokens, outputTokens: number): Estimate {
   let tokens = 0;
   let micros = 0;
   for (const a of plan.attempts) {
-    const input = prompt(familyOf(a.tokenizer));
+    const input = prompt.upperBound(familyOf(a.tokenizer));
     tokens = Math.max(tokens, input + outputTokens);
     if (a.pricing) micros = Math.max(micros, costMicros(a.pricing, input, outputTokens));
   }

@@ -16,7 +16,7 @@ import {
   type GetUsageRequest,
   type GetUsageResponse,
 } from '@llmgw/proto/v1';
-import { countChatTokens, countChatTokensUpperBound, countTokens, countTokensUpperBound, familyOf } from '@llmgw/tokens';
+import { familyOf, PromptTokens } from '@llmgw/tokens';
 import { AuthCache } from '@llmgw/caller-auth';
 import type { Downstream } from './downstream.js';
 import { planEstimate, type Estimate } from './estimate.js';
@@ -102,13 +102,14 @@ export class GatewayPipeline {
     const principal = await this.authenticate(ctx);
     shapeEmbed(req);
     const started = this.deps.now();
+    const prompt = PromptTokens.texts(req.inputs);
     const plan = await this.plan(
       ctx,
       principal,
       { route: req.route, model: req.model, taskType: 0, qualityTier: 0, latencyClass: 0, operation: Operation.OPERATION_EMBED, requiredCapabilities: ['embeddings'] },
-      req.inputs.reduce((n, t) => n + countTokens(t, 'approx'), 0),
+      prompt.estimate('approx'),
     );
-    await this.reserve(ctx, principal, plan, planEstimate(plan, (family) => req.inputs.reduce((n, t) => n + countTokensUpperBound(t, family), 0), 0));
+    await this.reserve(ctx, principal, plan, planEstimate(plan, prompt, 0));
     const a = this.admitted(ctx, principal, plan, started, requestTimeout(req.timeoutMs, plan));
     const opts = await this.execOpts(ctx, a);
     const res = await this.executeOrRelease(ctx, a, () =>
@@ -152,7 +153,7 @@ export class GatewayPipeline {
     const principal = await this.authenticate(ctx);
     const shaped = shapeChat(req, { stream });
     const started = this.deps.now();
-    const roughTokens = countChatTokens(req.messages, 'approx');
+    const prompt = PromptTokens.chat(req.messages);
     const plan = await this.plan(
       ctx,
       principal,
@@ -165,11 +166,10 @@ export class GatewayPipeline {
         operation: Operation.OPERATION_CHAT,
         requiredCapabilities: shaped.requiredCapabilities,
       },
-      roughTokens,
+      prompt.estimate('approx'),
     );
-    const family = familyOf(plan.attempts[0]?.tokenizer ?? 0);
-    const { params, timeoutMs } = applyPlan(req, shaped, plan, family === 'approx' ? roughTokens : countChatTokens(req.messages, family));
-    await this.reserve(ctx, principal, plan, planEstimate(plan, (f) => countChatTokensUpperBound(req.messages, f), params.maxTokens));
+    const { params, timeoutMs } = applyPlan(req, shaped, plan, prompt.estimate(familyOf(plan.attempts[0]?.tokenizer ?? 0)));
+    await this.reserve(ctx, principal, plan, planEstimate(plan, prompt, params.maxTokens));
     return { a: this.admitted(ctx, principal, plan, started, timeoutMs), params };
   }
 

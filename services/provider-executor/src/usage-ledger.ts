@@ -30,8 +30,9 @@ const MAY_BE_BILLED: ReadonlySet<FailureReason> = new Set(['timeout', 'deadline_
  */
 export class UsageLedger {
   private readonly attempts: AttemptUsage[] = [];
-  private answeredBy: PlannedAttempt | undefined;
-  private lastTried: PlannedAttempt | undefined;
+  /** The attempt that answered (in full or in part), else the last one tried: the event's model. */
+  private answeredBy: AttemptUsage | undefined;
+  private lastTried: AttemptUsage | undefined;
 
   constructor(
     private readonly req: LedgerRequest,
@@ -42,14 +43,12 @@ export class UsageLedger {
 
   /** An attempt that answered (also a content-filtered one, which providers bill). */
   answered(planned: PlannedAttempt, provider: string, usage: Usage): void {
-    this.answeredBy = planned;
-    this.add(planned, provider, usage, AttemptOutcome.ATTEMPT_OUTCOME_SUCCESS, '');
+    this.answeredBy = this.add(planned, provider, usage, AttemptOutcome.ATTEMPT_OUTCOME_SUCCESS, '');
   }
 
   /** An attempt that failed after producing part of an answer (a stream cut short or cancelled). */
   partial(planned: PlannedAttempt, provider: string, usage: Usage, reason: string): void {
-    this.answeredBy = planned;
-    this.add(planned, provider, usage, AttemptOutcome.ATTEMPT_OUTCOME_FAILED, reason);
+    this.answeredBy = this.add(planned, provider, usage, AttemptOutcome.ATTEMPT_OUTCOME_FAILED, reason);
   }
 
   /**
@@ -58,11 +57,10 @@ export class UsageLedger {
    * waiting): it is charged its prompt, estimated, since no provider tells us more.
    */
   failed(planned: PlannedAttempt, provider: string, reason: FailureReason): void {
-    this.lastTried = planned;
     const usage = MAY_BE_BILLED.has(reason)
       ? priced(planned.pricing, this.promptTokens(familyOf(planned.tokenizer)), 0, true)
       : priced(planned.pricing, 0, 0, false);
-    this.add(planned, provider, usage, AttemptOutcome.ATTEMPT_OUTCOME_FAILED, reason);
+    this.lastTried = this.add(planned, provider, usage, AttemptOutcome.ATTEMPT_OUTCOME_FAILED, reason);
   }
 
   /** Attempts billed so far (every attempt that reached a provider). */
@@ -87,16 +85,15 @@ export class UsageLedger {
   /** The usage event; `error` is why the request failed, undefined on success. */
   event(error: ErrorKind | undefined, fallbackUsed: boolean, attemptCount: number, now: number): UsageRecorded {
     const total = this.total();
-    const model = this.answeredBy ?? this.lastTried;
-    const provider = this.attempts.findLast((a) => a.model === model?.model)?.provider ?? model?.provider ?? '';
+    const billedTo = this.answeredBy ?? this.lastTried;
     return {
       eventId: this.req.requestId,
       requestId: this.req.requestId,
       tenantId: this.req.tenantId,
       keyId: this.req.keyId,
       route: this.req.route,
-      model: model?.model ?? '',
-      provider,
+      model: billedTo?.model ?? '',
+      provider: billedTo?.provider ?? '',
       inputTokens: total.inputTokens,
       outputTokens: total.outputTokens,
       costMicros: total.costMicros,
@@ -113,8 +110,8 @@ export class UsageLedger {
     };
   }
 
-  private add(planned: PlannedAttempt, provider: string, usage: Usage, outcome: AttemptOutcome, reason: string): void {
-    this.attempts.push({
+  private add(planned: PlannedAttempt, provider: string, usage: Usage, outcome: AttemptOutcome, reason: string): AttemptUsage {
+    const attempt: AttemptUsage = {
       model: planned.model,
       provider,
       inputTokens: usage.inputTokens,
@@ -123,6 +120,8 @@ export class UsageLedger {
       tokenSource: usage.tokensEstimated ? TokenSource.TOKEN_SOURCE_ESTIMATED : TokenSource.TOKEN_SOURCE_PROVIDER,
       outcome,
       reason,
-    });
+    };
+    this.attempts.push(attempt);
+    return attempt;
   }
 }
