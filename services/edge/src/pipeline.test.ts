@@ -37,7 +37,7 @@ import {
   type Usage,
 } from '@llmgw/proto/v1';
 import { countChatTokens, countChatTokensUpperBound, countTokens } from '@llmgw/tokens';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { AuthCache } from '@llmgw/caller-auth';
 import type { Downstream } from './downstream.js';
 import { GatewayPipeline, ROUTING_TRAILER } from './pipeline.js';
@@ -652,6 +652,29 @@ describe('GatewayPipeline.chat', () => {
     expect(err.kind).toBe('unavailable');
     expect(downstream.calls.releaseQuota).toHaveLength(1);
     expect(downstream.calls.releaseQuota[0]!.req).toEqual({ requestId: ctx.requestId, tenantId: 'acme' });
+  });
+
+  it.each(['deadline_exceeded', 'unavailable'] as const)('gives back a reservation whose answer was lost (%s) by request id', async (kind) => {
+    const { pipeline, downstream } = setup();
+    downstream.reserveQuota = async (req, opts) => {
+      downstream.calls.reserveQuota.push({ req, opts });
+      throw new AppError(kind, 'quota answer lost');
+    };
+    const ctx = makeCtx();
+    expect((await rejection(pipeline.chat(chatReq(), ctx))).kind).toBe(kind);
+    await vi.waitFor(() => expect(downstream.calls.releaseQuota).toHaveLength(1));
+    expect(downstream.calls.releaseQuota[0]!.req).toEqual({ requestId: ctx.requestId, tenantId: 'acme' });
+    expect(downstream.calls.executeChat).toHaveLength(0);
+  });
+
+  it('releases nothing when quota refused the request outright', async () => {
+    const { pipeline, downstream } = setup();
+    downstream.reserveQuota = async () => {
+      throw new AppError('not_found', 'unknown tenant');
+    };
+    expect((await rejection(pipeline.chat(chatReq(), makeCtx()))).kind).toBe('not_found');
+    await new Promise((r) => setImmediate(r));
+    expect(downstream.calls.releaseQuota).toHaveLength(0);
   });
 
   it('still reports UNAVAILABLE when the release itself fails', async () => {

@@ -48,6 +48,9 @@ type PlanBase = Pick<PlanRouteRequest, 'route' | 'taskType' | 'qualityTier' | 'l
 /** Trailer of a failed request carrying its routing record (a serialised llmgateway.v1.Routing). */
 export const ROUTING_TRAILER = 'x-routing-bin';
 
+/** Failures of a call after which the callee may still have done its work. */
+const ANSWER_MAY_BE_LOST: ReadonlySet<string> = new Set(['deadline_exceeded', 'unavailable', 'cancelled']);
+
 /**
  * The request pipeline of DESIGN.md: authenticate, shape, plan, validate against the plan,
  * reserve, execute. Nothing downstream is called before the request is known to be valid. The
@@ -91,7 +94,7 @@ export class GatewayPipeline {
     } catch (err) {
       const e = toAppError(err, ctx);
       // Not a byte from the executor: it may never have had the request, so give the reservation back.
-      if (!received && e.kind === 'unavailable') await this.release(ctx, a);
+      if (!received && e.kind === 'unavailable') await this.release(ctx, a.principal);
       throw e;
     }
     if (failure) throw executionError(failure, routing);
@@ -201,18 +204,27 @@ export class GatewayPipeline {
 
   /** Reserves what the plan may spend; a denial is RESOURCE_EXHAUSTED naming the limit. */
   private async reserve(ctx: CallContext, principal: Principal, plan: Plan, estimate: Estimate): Promise<void> {
-    const decision = await this.deps.downstream.reserveQuota(
-      {
-        requestId: ctx.requestId,
-        tenantId: principal.tenantId,
-        tier: principal.tier,
-        route: plan.route,
-        model: plan.attempts[0]?.model ?? '',
-        estimatedTokens: estimate.tokens,
-        estimatedCostMicros: estimate.costMicros,
-      },
-      this.control(ctx, principal),
-    );
+    let decision;
+    try {
+      decision = await this.deps.downstream.reserveQuota(
+        {
+          requestId: ctx.requestId,
+          tenantId: principal.tenantId,
+          tier: principal.tier,
+          route: plan.route,
+          model: plan.attempts[0]?.model ?? '',
+          estimatedTokens: estimate.tokens,
+          estimatedCostMicros: estimate.costMicros,
+        },
+        this.control(ctx, principal),
+      );
+    } catch (err) {
+      // The answer was lost, not necessarily the reservation: quota may have made it. Give it back
+      // by request id (quota keeps a tombstone if the release overtakes the reserve).
+      const e = toAppError(err, ctx);
+      if (ANSWER_MAY_BE_LOST.has(e.kind)) void this.release(ctx, principal);
+      throw e;
+    }
     const rateLimit = {
       'x-ratelimit-limit': String(decision.limitValue),
       'x-ratelimit-remaining': String(decision.remaining),
@@ -247,7 +259,7 @@ export class GatewayPipeline {
   private async execOpts(ctx: CallContext, a: Admitted) {
     const timeoutMs = a.deadline - this.deps.now();
     if (timeoutMs <= 0) {
-      await this.release(ctx, a);
+      await this.release(ctx, a.principal);
       throw new AppError('deadline_exceeded', 'deadline passed before the provider was called');
     }
     return { timeoutMs, requestId: ctx.requestId, tenantId: a.principal.tenantId, signal: ctx.signal };
@@ -263,16 +275,16 @@ export class GatewayPipeline {
       return await call();
     } catch (err) {
       const e = toAppError(err, ctx);
-      if (e.kind === 'unavailable') await this.release(ctx, a);
+      if (e.kind === 'unavailable') await this.release(ctx, a.principal);
       else a.log().warn({ grpcCode: e.kind }, 'executor answer lost; reservation left to expire at its reserved amount');
       throw e;
     }
   }
 
-  private async release(ctx: CallContext, a: Admitted): Promise<void> {
+  private async release(ctx: CallContext, principal: Principal): Promise<void> {
     await this.deps.downstream
-      .releaseQuota({ requestId: ctx.requestId, tenantId: a.principal.tenantId }, { timeoutMs: this.controlTimeoutMs, requestId: ctx.requestId })
-      .catch((err: unknown) => a.log().warn({ err }, 'quota release failed; the reservation expires on its own'));
+      .releaseQuota({ requestId: ctx.requestId, tenantId: principal.tenantId }, { timeoutMs: this.controlTimeoutMs, requestId: ctx.requestId })
+      .catch((err: unknown) => ctx.logger.warn({ err }, 'quota release failed; the reservation expires on its own'));
   }
 }
 
