@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { credentials, loadPackageDefinition, makeGenericClientConstructor, type ServiceError } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { service as healthService } from 'grpc-health-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { freePort, REPO_ROOT, startNatsServer, startRedisServer } from '@llmgw/local-infra';
 import { SERVICE_NAMES, type ServiceName } from '@llmgw/runtime';
 import { callUnary, dial } from '@llmgw/grpc';
@@ -100,22 +100,30 @@ describe('operating the services', () => {
     expect(fatal[0]).toContain('default_route: unknown route');
   });
 
-  it('refuses to start when Redis is unreachable, naming where it looked', async () => {
+  it.each([
+    ['quota', 'QUOTA_ADDR'],
+    ['auth', 'AUTH_ADDR'],
+  ] as const)('%s starts while Redis is down, reports NOT_SERVING, and serves once Redis appears, without a restart', async (name, addrEnv) => {
     const nats = await startNatsServer();
+    const redisPort = await freePort();
+    const addr = `127.0.0.1:${await freePort()}`;
+    const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'services', name, 'src', 'main.ts')], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, GATEWAY_CONFIG: TEST_CONFIG, SIMULATOR_URL: 'http://127.0.0.1:9', REDIS_URL: `redis://127.0.0.1:${redisPort}`, NATS_URL: nats.url, [addrEnv]: addr },
+      stdio: 'ignore',
+    });
+    let redis: Awaited<ReturnType<typeof startRedisServer>> | undefined;
     try {
-      const { code, output } = await runService('quota', {
-        GATEWAY_CONFIG: TEST_CONFIG,
-        SIMULATOR_URL: 'http://127.0.0.1:9',
-        REDIS_URL: 'redis://127.0.0.1:1',
-        NATS_URL: nats.url,
-        QUOTA_ADDR: `127.0.0.1:${await freePort()}`,
-      });
-      expect(code).toBe(1);
-      expect(output).toMatch(/cannot reach Redis at redis:\/\/127\.0\.0\.1:1/);
+      const own = OWN_SERVICES[name][0]!;
+      await vi.waitFor(async () => expect(await healthCheck(addr, own)).toBe('NOT_SERVING'), { timeout: 15_000, interval: 100 });
+      expect(child.exitCode).toBeNull();
+      redis = await startRedisServer({ port: redisPort });
+      await vi.waitFor(async () => expect(await healthCheck(addr, own)).toBe('SERVING'), { timeout: 10_000, interval: 100 });
     } finally {
-      await nats.stop();
+      child.kill('SIGKILL');
+      await Promise.all([nats.stop(), redis?.stop()]);
     }
-  });
+  }, 40_000);
 
   it('serves Prometheus metrics on METRICS_PORT, counting RPCs by method and code', async () => {
     const metricsPort = await freePort();

@@ -3,3 +3,4 @@ export * from './context.js';
 export * from './handlers.js';
 export * from './server.js';
 export * from './client.js';
+export * from './dependency-health.js';

@@ -51,7 +51,41 @@ export function createRedis(url: string, opts: CreateRedisOptions): Redis {
   return redis;
 }
 
-/** Connects once at start; an unreachable Redis is one clear error naming where. */
+/**
+ * A client that is connecting in the background: a Redis that is down at start is a warning, not
+ * a failed start. Commands fail at once until it is reachable (no offline queue); callers apply
+ * their degraded policy and health reports the outage (watchRedis).
+ */
+export function startRedis(url: string, opts: CreateRedisOptions): Redis {
+  const redis = createRedis(url, opts);
+  redis.connect().catch((err: unknown) => {
+    opts.logger.warn({ err: err instanceof Error ? err.message : String(err), redis: safeRedisUrl(url) }, 'redis unreachable at start; starting degraded and reconnecting');
+  });
+  return redis;
+}
+
+/**
+ * Tells `onChange` whether Redis is usable: at once, on every ready/close, and from a PING every
+ * `probeMs`, because a hung server (paused, partitioned) closes nothing. Returns a stop function.
+ */
+export function watchRedis(redis: Redis, onChange: (up: boolean) => void, probeMs = 1_000): () => void {
+  const ready = () => onChange(true);
+  const lost = () => onChange(false);
+  onChange(redis.status === 'ready');
+  redis.on('ready', ready);
+  redis.on('close', lost);
+  const probe = setInterval(() => {
+    if (redis.status === 'ready') redis.ping().then(ready, lost);
+  }, probeMs);
+  probe.unref();
+  return () => {
+    clearInterval(probe);
+    redis.off('ready', ready);
+    redis.off('close', lost);
+  };
+}
+
+/** Connects and waits until Redis answers; an unreachable Redis is one clear error naming where. */
 export async function connectRedis(url: string, opts: CreateRedisOptions): Promise<Redis> {
   const redis = createRedis(url, opts);
   try {

@@ -1,7 +1,7 @@
 import { envMs, envPort, envString, envUrl, gatherConfig, parseEnv } from '@llmgw/config';
 import { connectNatsBus, type EventBus } from '@llmgw/events';
 import { createLogger, type Logger } from '@llmgw/logging';
-import { connectRedis, type Redis } from '@llmgw/redis';
+import { startRedis, type Redis } from '@llmgw/redis';
 import { z } from 'zod';
 import { startServiceMetrics, type ServiceMetrics } from './metrics.js';
 import { addrsFromEnv, ADDR_ENV, type ServiceDefinition } from './service.js';
@@ -30,8 +30,9 @@ export type RuntimeEnv = z.output<ReturnType<typeof runtimeEnvSchema>>;
 /**
  * The composition root every service's main.ts calls: reads the typed environment and the
  * service's own config (both checked before anything connects, every problem in one fatal line),
- * connects Redis and NATS, starts the service, and drains on SIGTERM/SIGINT. A start-up failure
- * is one clear fatal line and exit code 1.
+ * connects Redis and NATS (in the background: an outage at start is degraded, not fatal), starts
+ * the service, and drains on SIGTERM/SIGINT. A start-up failure is one clear fatal line and exit
+ * code 1.
  */
 export async function runServiceMain<C>(def: ServiceDefinition<C>, env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const logger = createLogger({ service: def.name, level: env.LOG_LEVEL });
@@ -44,7 +45,9 @@ export async function runServiceMain<C>(def: ServiceDefinition<C>, env: NodeJS.P
       runtime: () => parseEnv(runtimeEnvSchema(def.needsRedis), env),
       config: () => def.loadConfig(env.GATEWAY_CONFIG || DEFAULT_CONFIG_PATH, env),
     });
-    if (def.needsRedis && runtime.REDIS_URL !== undefined) redis = await connectRedis(runtime.REDIS_URL, { logger });
+    // Neither Redis nor NATS being down stops a start: each service reports it in health and
+    // follows its degraded policy until they are back (docs/operations.md).
+    if (def.needsRedis && runtime.REDIS_URL !== undefined) redis = startRedis(runtime.REDIS_URL, { logger });
     bus = await connectNatsBus({ url: runtime.NATS_URL, name: def.name, logger });
     metrics = await startServiceMetrics(def.name, runtime.METRICS_PORT, logger);
     const addrs = addrsFromEnv(env);

@@ -1,4 +1,5 @@
-import { createGrpcServer, drain, listen, unary, type CallContext } from '@llmgw/grpc';
+import { createGrpcServer, DependencyHealth, drain, listen, unary, type CallContext } from '@llmgw/grpc';
+import { watchRedis } from '@llmgw/redis';
 import {
   AuthServiceService,
   type AuthenticateRequest,
@@ -37,10 +38,11 @@ export async function startAuth(deps: ServiceDeps<AuthConfig>, opts: AuthOptions
   const logger = deps.logger.child({ component: 'auth' });
   const store = deps.redis ? new RedisKeyStore(deps.redis) : new MemoryKeyStore();
   const authority = new KeyAuthority({ config: deps.config.sections, store, logger, bus: deps.bus, now: opts.now ?? Date.now });
-  await authority.syncRevocations();
-  const sync = setInterval(() => {
+  const syncRevocations = () =>
     authority.syncRevocations().catch((err: unknown) => logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'cannot sync revoked keys'));
-  }, REVOCATION_SYNC_MS);
+  // A Redis that is down at start is not fatal: the sync retries, and keys fail with UNAVAILABLE until then.
+  await syncRevocations();
+  const sync = setInterval(() => void syncRevocations(), REVOCATION_SYNC_MS);
   sync.unref();
 
   const admin = (ctx: CallContext) => authority.requireAdmin(bearerToken(ctx.metadata));
@@ -77,10 +79,19 @@ export async function startAuth(deps: ServiceDeps<AuthConfig>, opts: AuthOptions
   const g = createGrpcServer([AUTH_SERVICE_NAME]);
   g.server.addService(AuthServiceService, impl);
   const port = await listen(g, deps.listenAddr);
+  const health = new DependencyHealth(g, AUTH_SERVICE_NAME, logger);
+  const stopWatching = deps.redis
+    ? watchRedis(deps.redis, (up) => {
+        health.set('redis', up);
+        if (up) void syncRevocations();
+      })
+    : undefined;
   return {
     name: 'auth',
     port,
     close: async () => {
+      stopWatching?.();
+      health.close();
       clearInterval(sync);
       authority.close();
       await drain(g, deps.drainMs);

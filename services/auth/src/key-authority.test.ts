@@ -16,8 +16,11 @@ class CountingStore extends MemoryKeyStore {
   }
 }
 
-function authority(store: KeyStore = new MemoryKeyStore(), extra: Partial<ConstructorParameters<typeof KeyAuthority>[0]> = {}) {
-  return new KeyAuthority({ config: authTestConfig(), store, logger: silentLogger(), ...extra });
+/** An authority after its start-up revocation sync, as the service starts it. */
+async function authority(store: KeyStore = new MemoryKeyStore(), extra: Partial<ConstructorParameters<typeof KeyAuthority>[0]> = {}) {
+  const a = new KeyAuthority({ config: authTestConfig(), store, logger: silentLogger(), ...extra });
+  await a.syncRevocations();
+  return a;
 }
 
 describe('key hashing', () => {
@@ -45,7 +48,7 @@ describe('key hashing', () => {
 
 describe('KeyAuthority', () => {
   it('authenticates bootstrap keys given in clear or as a digest', async () => {
-    const a = authority();
+    const a = await authority();
     expect(await a.authenticate(TENANT_KEY)).toEqual({ tenantId: 'acme', keyId: 'acme-key', tier: 'startup', scopes: ['chat'], admin: false });
     expect(await a.authenticate(HASHED_KEY)).toMatchObject({ tenantId: 'globex', keyId: 'globex-hashed', tier: 'enterprise' });
     expect(await a.authenticate(ADMIN_KEY)).toMatchObject({ tenantId: 'ops', admin: true });
@@ -53,7 +56,7 @@ describe('KeyAuthority', () => {
   });
 
   it('refuses missing and unknown keys without saying why', async () => {
-    const a = authority();
+    const a = await authority();
     await expect(a.authenticate('')).rejects.toMatchObject({ kind: 'unauthenticated', message: 'missing API key' });
     await expect(a.authenticate('sk-nope')).rejects.toMatchObject({ kind: 'unauthenticated', message: 'invalid API key' });
     await expect(a.authenticate(TENANT_KEY + 'x')).rejects.toMatchObject({ kind: 'unauthenticated', message: 'invalid API key' });
@@ -61,14 +64,14 @@ describe('KeyAuthority', () => {
 
   it('does not touch the store for bootstrap keys', async () => {
     const store = new CountingStore();
-    const a = authority(store);
+    const a = await authority(store);
     for (let i = 0; i < 10; i++) await a.authenticate(TENANT_KEY);
     expect(store.finds).toBe(0);
   });
 
   it('creates keys stored only as digests, and revokes them', async () => {
     const store = new MemoryKeyStore();
-    const a = authority(store);
+    const a = await authority(store);
     const { keyId, apiKey } = await a.createKey('globex', ['chat']);
     expect(await a.authenticate(apiKey)).toEqual({ tenantId: 'globex', keyId, tier: 'enterprise', scopes: ['chat'], admin: false });
     const stored = await store.find(hashKey(apiKey));
@@ -80,14 +83,14 @@ describe('KeyAuthority', () => {
   });
 
   it('validates create and revoke input', async () => {
-    const a = authority();
+    const a = await authority();
     await expect(a.createKey('', [])).rejects.toMatchObject({ kind: 'invalid_argument' });
     await expect(a.createKey('initech', [])).rejects.toMatchObject({ kind: 'invalid_argument', message: 'unknown tenant "initech"' });
     await expect(a.revokeKey('')).rejects.toMatchObject({ kind: 'invalid_argument' });
   });
 
   it('requires admin', async () => {
-    const a = authority();
+    const a = await authority();
     await expect(a.requireAdmin(TENANT_KEY)).rejects.toMatchObject({ kind: 'permission_denied' });
     await expect(a.requireAdmin('')).rejects.toMatchObject({ kind: 'unauthenticated' });
     expect((await a.requireAdmin(ADMIN_KEY)).keyId).toBe('admin-key');
@@ -96,8 +99,8 @@ describe('KeyAuthority', () => {
   it('revokes bootstrap keys, broadcasts, and other replicas drop them', async () => {
     const bus = new MemoryEventBus();
     const store = new MemoryKeyStore();
-    const a = authority(store, { bus });
-    const b = authority(store, { bus });
+    const a = await authority(store, { bus });
+    const b = await authority(store, { bus });
     const heard: KeyRevoked[] = [];
     bus.onBroadcast(Subjects.keyRevoked, (d) => heard.push(KeyRevoked.decode(d)));
     await b.authenticate(TENANT_KEY);
@@ -105,19 +108,25 @@ describe('KeyAuthority', () => {
     expect(heard).toEqual([{ keyId: 'acme-key', tenantId: 'acme' }]);
     await expect(a.authenticate(TENANT_KEY)).rejects.toMatchObject({ kind: 'unauthenticated' });
     await expect(b.authenticate(TENANT_KEY)).rejects.toMatchObject({ kind: 'unauthenticated' });
-    // A replica started later learns it from the store.
-    const c = authority(store);
-    expect(await c.authenticate(TENANT_KEY)).toBeDefined();
-    await c.syncRevocations();
+    // A replica started later learns it from the store before it honours any bootstrap key.
+    const c = await authority(store);
     await expect(c.authenticate(TENANT_KEY)).rejects.toMatchObject({ kind: 'unauthenticated' });
+  });
+
+  it('honours no bootstrap key until it knows which are revoked (store down at start)', async () => {
+    const store = new MemoryKeyStore();
+    const a = new KeyAuthority({ config: authTestConfig(), store, logger: silentLogger() });
+    await expect(a.authenticate(TENANT_KEY)).rejects.toMatchObject({ kind: 'unavailable' });
+    await a.syncRevocations();
+    expect(await a.authenticate(TENANT_KEY)).toMatchObject({ keyId: 'acme-key' });
   });
 
   it('caches created keys briefly, and a revocation broadcast drops the cache entry', async () => {
     let now = 1_000;
     const bus = new MemoryEventBus();
     const store = new CountingStore();
-    const a = authority(store, { bus, now: () => now, storeCacheTtlMs: 2_000 });
-    const b = authority(store, { bus, now: () => now, storeCacheTtlMs: 2_000 });
+    const a = await authority(store, { bus, now: () => now, storeCacheTtlMs: 2_000 });
+    const b = await authority(store, { bus, now: () => now, storeCacheTtlMs: 2_000 });
     const { keyId, apiKey } = await a.createKey('acme', []);
     await b.authenticate(apiKey);
     await b.authenticate(apiKey);
@@ -132,7 +141,7 @@ describe('KeyAuthority', () => {
   it('remembers unknown keys briefly', async () => {
     let now = 0;
     const store = new CountingStore();
-    const a = authority(store, { now: () => now, negativeCacheTtlMs: 1_000 });
+    const a = await authority(store, { now: () => now, negativeCacheTtlMs: 1_000 });
     await expect(a.authenticate('sk-unknown')).rejects.toThrow('invalid API key');
     await expect(a.authenticate('sk-unknown')).rejects.toThrow('invalid API key');
     expect(store.finds).toBe(1);
@@ -146,7 +155,7 @@ describe('KeyAuthority', () => {
     store.find = async () => {
       throw new Error('connection refused');
     };
-    await expect(authority(store).authenticate('sk-other')).rejects.toMatchObject({ kind: 'unavailable', message: 'key store unavailable' });
+    await expect((await authority(store)).authenticate('sk-other')).rejects.toMatchObject({ kind: 'unavailable', message: 'key store unavailable' });
   });
 });
 
@@ -164,7 +173,7 @@ describe('KeyAuthority.rotateKey', () => {
 
   it('validates input and refuses other tenants, and non-admins rotating admin keys', async () => {
     const { make } = setup();
-    const a = make();
+    const a = await make();
     const admin = await a.authenticate(ADMIN_KEY);
     const acme = await a.authenticate(TENANT_KEY);
     const { keyId } = await a.createKey('globex', []);
@@ -182,7 +191,7 @@ describe('KeyAuthority.rotateKey', () => {
 
   it('keeps the old secret for the grace period, and caps cache TTLs at its end', async () => {
     const { clock, make, heard } = setup();
-    const a = make();
+    const a = await make();
     const { keyId, apiKey: oldKey } = await a.createKey('acme', ['chat']);
     const acme = await a.authenticate(TENANT_KEY);
     const rotated = await a.rotateKey(acme, keyId, 10_000);
@@ -200,8 +209,8 @@ describe('KeyAuthority.rotateKey', () => {
 
   it('with no grace, ends the old secret (and older ones in grace) at once and broadcasts', async () => {
     const { make, heard } = setup();
-    const a = make();
-    const b = make();
+    const a = await make();
+    const b = await make();
     const admin = await a.authenticate(ADMIN_KEY);
     const { keyId, apiKey: first } = await a.createKey('globex', []);
     await b.authenticate(first); // cached by replica b
@@ -218,14 +227,14 @@ describe('KeyAuthority.rotateKey', () => {
 
   it('rotates a bootstrap key: the config secret ends after the grace period, the new one has the same principal', async () => {
     const { clock, store, make } = setup();
-    const a = make();
+    const a = await make();
     const admin = await a.authenticate(ADMIN_KEY);
     const rotated = await a.rotateKey(admin, 'admin-key', 5_000);
     expect(await a.authenticate(rotated.apiKey)).toEqual(admin);
     expect(await a.authenticate(ADMIN_KEY)).toEqual(admin);
     expect(await store.find(hashKey(rotated.apiKey))).toMatchObject({ keyId: 'admin-key', bootstrap: true, admin: true });
     // A replica (or a restart) learns of it from the store.
-    const c = make();
+    const c = await make();
     await c.syncRevocations();
     clock.now = T0 + 5_000;
     for (const x of [a, c]) {
@@ -243,8 +252,8 @@ describe('KeyAuthority.rotateKey', () => {
 
   it('a bootstrap rotation without grace ends the config secret on other replicas, which may still rotate it', async () => {
     const { make, heard } = setup();
-    const a = make();
-    const b = make();
+    const a = await make();
+    const b = await make();
     const acme = await a.authenticate(TENANT_KEY);
     const rotated = await a.rotateKey(acme, 'acme-key', 0);
     expect(heard).toEqual([{ keyId: 'acme-key', tenantId: 'acme' }]);

@@ -51,6 +51,8 @@ export class KeyAuthority {
   /** key id → digest of its config secret */
   private readonly bootstrapDigests = new Map<string, string>();
   private readonly revokedBootstrap = new Set<string>();
+  /** False until the first revocation sync succeeded (Redis may be down at start). */
+  private revocationsLoaded = false;
   /** Config secrets rotated out: digest → the instant they stop working. */
   private readonly retiredBootstrap = new Map<string, number>();
   private readonly cache = new Map<string, CacheEntry>();
@@ -95,6 +97,7 @@ export class KeyAuthority {
   async syncRevocations(): Promise<void> {
     for (const id of await this.opts.store.revokedBootstrap()) this.revokedBootstrap.add(id);
     for (const [digest, at] of await this.opts.store.retiredBootstrap()) this.retire(digest, at);
+    this.revocationsLoaded = true;
   }
 
   close(): void {
@@ -118,6 +121,8 @@ export class KeyAuthority {
     const digest = hashKey(apiKey);
     const boot = this.bootstrap.get(digest);
     if (boot) {
+      // Fail closed: until the store has told us which bootstrap keys are revoked, none is honoured.
+      if (!this.revocationsLoaded) throw new AppError('unavailable', 'key store unavailable; try again');
       if (this.revokedBootstrap.has(boot.keyId)) throw new AppError('unauthenticated', INVALID);
       return { principal: boot, cacheTtlMs: this.ttlUntil(this.retiredBootstrap.get(digest), this.now()) };
     }

@@ -1,10 +1,10 @@
 import { CallerAuth } from '@llmgw/caller-auth';
 import { ConfigWatcher, type QuotaSections } from '@llmgw/config';
-import { createGrpcServer, drain, listen, type GrpcServer } from '@llmgw/grpc';
+import { createGrpcServer, DependencyHealth, drain, listen } from '@llmgw/grpc';
 import type { Logger } from '@llmgw/logging';
 import { quotaMetrics } from '@llmgw/metrics';
 import { QuotaServiceService } from '@llmgw/proto/quota';
-import type { Redis } from '@llmgw/redis';
+import { watchRedis, type Redis } from '@llmgw/redis';
 import type { RunningService, ServiceDefinition, ServiceDeps } from '@llmgw/runtime';
 import { AlertPublisher } from './alerts.js';
 import { loadQuotaConfig, parseQuotaSections, type QuotaConfig } from './config.js';
@@ -25,7 +25,6 @@ export { loadQuotaConfig, parseQuotaSections, quotaEnvSchema, type QuotaConfig }
 export type * from './store.js';
 
 export const QUOTA_SERVICE_NAME = 'llmgateway.quota.v1.QuotaService';
-const PROBE_INTERVAL_MS = 1_000;
 
 /**
  * Starts the quota service: Redis-backed when deps.redis is given (its own connection with a
@@ -58,7 +57,7 @@ export async function startQuota(deps: ServiceDeps<QuotaConfig>): Promise<Runnin
   let store: QuotaStore;
   let localLimiter: LocalRateLimiter | undefined;
   if (deps.redis) {
-    redis = await quotaRedisClient(deps.redis, deps.config.redisTimeoutMs, logger);
+    redis = quotaRedisClient(deps.redis, deps.config.redisTimeoutMs, logger);
     store = new RedisQuotaStore(redis, { ...storeOpts, useRedisTime: true });
     localLimiter = new LocalRateLimiter(now);
   } else {
@@ -67,14 +66,14 @@ export async function startQuota(deps: ServiceDeps<QuotaConfig>): Promise<Runnin
   }
 
   const g = createGrpcServer([QUOTA_SERVICE_NAME]);
-  const health = new StoreHealth(g, logger);
+  const health = new DependencyHealth(g, QUOTA_SERVICE_NAME, logger);
   const manager = new QuotaManager({
     policy,
     store,
     localLimiter,
     alerts: new AlertPublisher(deps.bus, logger, now),
     logger,
-    onStoreHealth: (up) => health.set(up),
+    onStoreHealth: (up) => health.set('redis', up),
     metrics: deps.metrics && quotaMetrics(deps.metrics),
   });
   const callers = new CallerAuth(deps.addrs.auth, deps.bus);
@@ -90,29 +89,17 @@ export async function startQuota(deps: ServiceDeps<QuotaConfig>): Promise<Runnin
   }
   policy.start();
 
-  let probe: NodeJS.Timeout | undefined;
-  if (redis) {
-    const r = redis;
-    health.set(r.status === 'ready');
-    r.on('ready', () => health.set(true));
-    r.on('close', () => health.set(false));
-    // A hung Redis closes nothing: probe it so health (and recovery) never waits for traffic.
-    probe = setInterval(() => {
-      r.ping().then(
-        () => health.set(true),
-        () => health.set(false),
-      );
-    }, PROBE_INTERVAL_MS);
-    probe.unref();
-  }
+  // While Redis is unreachable the quota service name is NOT_SERVING and quota.on_store_down
+  // decides; the client reconnects on its own.
+  const stopWatching = redis ? watchRedis(redis, (up) => health.set('redis', up)) : undefined;
 
   return {
     name: 'quota',
     port,
     close: async () => {
       policy.stop();
-      if (probe) clearInterval(probe);
-      health.closing = true;
+      stopWatching?.();
+      health.close();
       await stopReconciler();
       await drain(g, deps.drainMs);
       redis?.disconnect();
@@ -127,34 +114,11 @@ export const quotaService: ServiceDefinition<QuotaConfig> = {
   start: startQuota,
 };
 
-/** Own connection (same URL and options as the shared client) with a short command timeout. */
-async function quotaRedisClient(shared: Redis, commandTimeoutMs: number, logger: Logger): Promise<Redis> {
+/** Own connection (same URL and options as the shared client) with a short command timeout, connecting in the background. */
+function quotaRedisClient(shared: Redis, commandTimeoutMs: number, logger: Logger): Redis {
   const redis = shared.duplicate({ commandTimeout: commandTimeoutMs, lazyConnect: true });
-  redis.on('error', () => undefined); // reported once by StoreHealth; ioredis keeps reconnecting
-  await redis.connect();
-  logger.debug({ commandTimeoutMs }, 'quota redis client connected');
+  redis.on('error', () => undefined); // reported by the health watch; ioredis keeps reconnecting
+  redis.connect().catch(() => undefined);
+  logger.debug({ commandTimeoutMs }, 'quota redis client connecting');
   return redis;
-}
-
-/**
- * While Redis is unreachable the quota service reports NOT_SERVING for
- * llmgateway.quota.v1.QuotaService (the overall "" status stays SERVING: restarting the
- * process would not help, and the documented fail-open/closed policy still answers calls).
- */
-class StoreHealth {
-  private up = true;
-  closing = false;
-
-  constructor(
-    private readonly g: GrpcServer,
-    private readonly logger: Logger,
-  ) {}
-
-  set(up: boolean): void {
-    if (this.closing || up === this.up) return;
-    this.up = up;
-    this.g.health.setStatus(QUOTA_SERVICE_NAME, up ? 'SERVING' : 'NOT_SERVING');
-    if (up) this.logger.info('quota store reachable again: SERVING');
-    else this.logger.warn('quota store unreachable: NOT_SERVING, applying quota.on_store_down');
-  }
 }
