@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { DEFAULT_PORTS, SERVICE_NAMES } from '@llmgw/runtime';
-import { BOOTSTRAP_KEYS_SECRET, PROVIDER_KEYS_SECRET, renderYaml } from './render.js';
+import { BOOTSTRAP_KEYS_SECRET, DURABLE_STATE, PROVIDER_KEYS_SECRET, renderYaml } from './render.js';
 
 interface Manifest {
   apiVersion: string;
@@ -12,7 +12,8 @@ interface Manifest {
 
 const docs = parseAllDocuments(renderYaml({ image: 'registry.example/llmgw:test', namespace: 'gw' }));
 const manifests = docs.map((d) => d.toJS() as Manifest);
-const deployments = manifests.filter((m) => m.kind === 'Deployment');
+/** The workload of each service: a Deployment, or a StatefulSet where it keeps a journal. */
+const deployments = manifests.filter((m) => m.kind === 'Deployment' || m.kind === 'StatefulSet');
 const podSpec = (d: Manifest) => (d.spec as { template: { spec: { containers: { env: { name: string; value: string }[] }[] } } }).template.spec;
 
 /** Every secret a manifest names, wherever it names it (envFrom, env valueFrom, volumes, projected). */
@@ -29,7 +30,7 @@ function secretsReferenced(value: unknown, out = new Set<string>()): Set<string>
 }
 
 describe('k8s manifests (deploy/k8s/render.ts)', () => {
-  it('render as valid YAML: a Deployment, Service and HPA per service, consistent names and ports', () => {
+  it('render as valid YAML: a workload, Service and HPA per service, consistent names and ports', () => {
     expect(docs.every((d) => d.errors.length === 0)).toBe(true);
     expect(manifests).toHaveLength(SERVICE_NAMES.length * 3);
     for (const m of manifests) {
@@ -42,14 +43,14 @@ describe('k8s manifests (deploy/k8s/render.ts)', () => {
       expect(c.env.find((e) => e.name === 'GRPC_LISTEN_ADDR')?.value).toBe(`0.0.0.0:${DEFAULT_PORTS[name]}`);
       expect(manifests.find((m) => m.kind === 'Service' && m.metadata.name === name)).toBeTruthy();
       const hpa = manifests.find((m) => m.kind === 'HorizontalPodAutoscaler' && m.metadata.name === name)!;
-      expect((hpa.spec as { scaleTargetRef: { name: string } }).scaleTargetRef.name).toBe(name);
+      expect((hpa.spec as { scaleTargetRef: { name: string; kind: string } }).scaleTargetRef).toMatchObject({ name, kind: d.kind });
       expect(d.metadata.namespace).toBe('gw');
     }
   });
 
   it('gives the provider-key secret only to provider-executor and the bootstrap-key secret only to auth', () => {
     const bySecret = (secret: string) => manifests.filter((m) => secretsReferenced(m).has(secret)).map((m) => `${m.kind}/${m.metadata.name}`);
-    expect(bySecret(PROVIDER_KEYS_SECRET)).toEqual(['Deployment/provider-executor']);
+    expect(bySecret(PROVIDER_KEYS_SECRET)).toEqual(['StatefulSet/provider-executor']);
     expect(bySecret(BOOTSTRAP_KEYS_SECRET)).toEqual(['Deployment/auth']);
     for (const m of manifests) {
       const others = [...secretsReferenced(m)].filter((s) => s !== PROVIDER_KEYS_SECRET && s !== BOOTSTRAP_KEYS_SECRET);
@@ -63,5 +64,22 @@ describe('k8s manifests (deploy/k8s/render.ts)', () => {
   it('REDIS_URL only where the service uses Redis', () => {
     const withRedis = deployments.filter((d) => podSpec(d).containers[0]!.env.some((e) => e.name === 'REDIS_URL')).map((d) => d.metadata.name);
     expect(withRedis.sort()).toEqual(['auth', 'quota', 'usage-accountant']);
+  });
+
+  it('keeps the executor journal on a volume of its own per replica, at the path the executor is told', () => {
+    const executor = deployments.find((d) => d.metadata.name === 'provider-executor')!;
+    expect(executor.kind).toBe('StatefulSet');
+    const spec = executor.spec as {
+      volumeClaimTemplates: { metadata: { name: string }; spec: { accessModes: string[] } }[];
+      template: { spec: { containers: { env: { name: string; value: string }[]; volumeMounts: { name: string; mountPath: string }[] }[] } };
+    };
+    const claim = spec.volumeClaimTemplates[0]!;
+    expect(claim.spec.accessModes).toEqual(['ReadWriteOnce']);
+    const c = spec.template.spec.containers[0]!;
+    const mount = c.volumeMounts.find((v) => v.name === claim.metadata.name)!;
+    const path = c.env.find((e) => e.name === DURABLE_STATE['provider-executor']!.env)!.value;
+    expect(path.startsWith(`${mount.mountPath}/`)).toBe(true);
+    // Nothing else keeps state in its pod.
+    expect(deployments.filter((d) => d.kind === 'StatefulSet').map((d) => d.metadata.name)).toEqual(['provider-executor']);
   });
 });

@@ -1,7 +1,7 @@
 /**
  * Renders the Kubernetes manifests of the mesh from one template, so that the six services
  * cannot drift apart:  npx tsx deploy/k8s/render.ts --image registry/llmgw:TAG | kubectl apply -f -
- * Each service gets a Deployment (gRPC liveness/readiness probes on grpc.health.v1, SIGTERM drain),
+ * Each service gets a Deployment or StatefulSet (gRPC liveness/readiness probes on grpc.health.v1, SIGTERM drain),
  * a Service and an HPA. Redis and NATS JetStream are expected at redis:6379 and nats:4222
  * (Redis Sentinel/Cluster and a 3-node JetStream cluster in production).
  * Every pod serves Prometheus metrics on port `metrics` (METRICS_PORT) with prometheus.io/* scrape annotations.
@@ -13,6 +13,11 @@
  *  - Secret `llmgw-bootstrap-keys` (the `api_keys[].key` variables, e.g. DEMO_ADMIN_KEY): only auth.
  * Both are created by the operator (not rendered here, so applying never overwrites them).
  * REDIS_URL goes only to the services that use Redis (auth, quota, usage-accountant).
+ *
+ * provider-executor is a StatefulSet: each replica keeps its usage journal (write-ahead notes of
+ * attempts and unpublished usage events) on its own PersistentVolume, so a pod that is killed or
+ * rescheduled publishes what it billed when it comes back. Scaling down leaves the volume of the
+ * removed ordinal; SIGTERM drains its journal first (DRAIN_MS, terminationGracePeriodSeconds).
  */
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -52,6 +57,11 @@ const SCALING: Record<ServiceName, { min: number; max: number; cpu: string; memo
   'usage-accountant': { min: 2, max: 6, cpu: '250m', memory: '256Mi' },
 };
 
+/** Where each replica with a durable journal keeps it (a PersistentVolume per replica). */
+export const DURABLE_STATE: Partial<Record<ServiceName, { env: string; dir: string; file: string; size: string }>> = {
+  'provider-executor': { env: 'USAGE_OUTBOX_PATH', dir: '/var/lib/llmgw', file: 'usage.journal', size: '2Gi' },
+};
+
 /** Same in every pod: each service is its own pod, so no offsets are needed. */
 const METRICS_PORT = 9464;
 
@@ -68,13 +78,28 @@ function manifests(name: ServiceName, opts: RenderOptions): object[] {
   const labels = { app: name, 'app.kubernetes.io/part-of': 'llm-gateway' };
   const probe = { grpc: { port }, periodSeconds: 5 };
   const secrets = SECRETS[name];
+  const state = DURABLE_STATE[name];
+  const kind = state ? 'StatefulSet' : 'Deployment';
   return [
     {
       apiVersion: 'apps/v1',
-      kind: 'Deployment',
+      kind,
       metadata: { name, namespace: opts.namespace, labels },
       spec: {
         selector: { matchLabels: { app: name } },
+        ...(state
+          ? {
+              serviceName: name,
+              // Replicas are interchangeable; only their volumes are their own.
+              podManagementPolicy: 'Parallel',
+              volumeClaimTemplates: [
+                {
+                  metadata: { name: 'state' },
+                  spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: state.size } } },
+                },
+              ],
+            }
+          : {}),
         template: {
           metadata: {
             labels,
@@ -97,6 +122,7 @@ function manifests(name: ServiceName, opts: RenderOptions): object[] {
                   { name: 'NATS_URL', value: 'nats://nats:4222' },
                   { name: 'GATEWAY_CONFIG', value: '/etc/llmgw/gateway.yaml' },
                   ...dependencyEnv,
+                  ...(state ? [{ name: state.env, value: `${state.dir}/${state.file}` }] : []),
                 ],
                 ...(secrets.length > 0 ? { envFrom: secrets.map((secret) => ({ secretRef: { name: secret, optional: true } })) } : {}),
                 ports: [
@@ -106,7 +132,10 @@ function manifests(name: ServiceName, opts: RenderOptions): object[] {
                 readinessProbe: probe,
                 livenessProbe: { ...probe, failureThreshold: 6 },
                 resources: { requests: { cpu: s.cpu, memory: s.memory }, limits: { memory: s.memory } },
-                volumeMounts: [{ name: 'config', mountPath: '/etc/llmgw', readOnly: true }],
+                volumeMounts: [
+                  { name: 'config', mountPath: '/etc/llmgw', readOnly: true },
+                  ...(state ? [{ name: 'state', mountPath: state.dir }] : []),
+                ],
               },
             ],
             volumes: [{ name: 'config', configMap: { name: 'llmgw-config' } }],
@@ -125,7 +154,7 @@ function manifests(name: ServiceName, opts: RenderOptions): object[] {
       kind: 'HorizontalPodAutoscaler',
       metadata: { name, namespace: opts.namespace },
       spec: {
-        scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name },
+        scaleTargetRef: { apiVersion: 'apps/v1', kind, name },
         minReplicas: s.min,
         maxReplicas: s.max,
         metrics: [{ type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 65 } } }],
