@@ -22,6 +22,16 @@ export interface ServiceProcesses {
   /** SIGTERM to each (they drain), SIGKILL after the grace period. */
   stop(graceMs?: number): Promise<void>;
   stopOne(name: ServiceName, signal?: NodeJS.Signals): Promise<void>;
+  /** Starts a stopped (or killed) service again on its address, with extra environment; waits until it listens. */
+  restart(name: ServiceName, env?: Record<string, string>): Promise<void>;
+  /** Starts one more replica of a service on a port of its own; stopped with the rest. */
+  addReplica(name: ServiceName, env?: Record<string, string>): Promise<ServiceReplica>;
+}
+
+export interface ServiceReplica {
+  addr: string;
+  process: ChildProcess;
+  stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
 /** Runs each service as its own Node.js process, the microservices mode. */
@@ -32,46 +42,79 @@ export async function startServiceProcesses(opts: ServiceProcessesOptions): Prom
   for (const n of SERVICE_NAMES) addrs[n] = `127.0.0.1:${opts.ports?.[n] ?? (await freePort())}`;
   const addrEnv = Object.fromEntries(SERVICE_NAMES.map((n) => [ADDR_ENV[n], addrs[n]]));
   const processes = new Map<ServiceName, ChildProcess>();
-  const exited = new Map<ServiceName, number | null>();
+  const replicas = new Set<ServiceReplica>();
   const env = { ...process.env, ...opts.env, ...addrEnv };
   // One METRICS_PORT for the mesh: each process serves on it plus its offset, as in monolithic mode.
   const metricsBase = env[METRICS_PORT_ENV] ? Number(env[METRICS_PORT_ENV]) : undefined;
-  for (const name of names) {
-    const logPath = join(opts.logDir, `${name}.log`);
-    const log = createWriteStream(logPath);
+  let logSeq = 0;
+
+  const spawnService = (name: ServiceName, extra: Record<string, string>, logName: string): ChildProcess => {
+    const log = createWriteStream(join(opts.logDir, `${logName}.log`), { flags: 'a' });
     const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'services', name, 'src', 'main.ts')], {
       cwd: REPO_ROOT,
-      env: metricsBase ? { ...env, [METRICS_PORT_ENV]: String(metricsBase + METRICS_PORT_OFFSET[name]) } : env,
+      env: { ...env, ...(metricsBase ? { [METRICS_PORT_ENV]: String(metricsBase + METRICS_PORT_OFFSET[name]) } : {}), ...extra },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child.stdout?.pipe(log);
     child.stderr?.pipe(log);
-    child.once('exit', (code) => exited.set(name, code));
-    processes.set(name, child);
-  }
-  const stopOne = async (name: ServiceName, signal: NodeJS.Signals = 'SIGTERM', graceMs = 5_000) => {
-    const child = processes.get(name);
-    if (!child || exited.has(name)) return;
+    return child;
+  };
+  const running = (child: ChildProcess | undefined) => child !== undefined && child.exitCode === null && child.signalCode === null;
+  const kill = async (child: ChildProcess, signal: NodeJS.Signals, graceMs: number) => {
+    if (!running(child)) return;
     const done = new Promise((r) => child.once('exit', r));
     child.kill(signal);
     const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
     await done;
     clearTimeout(timer);
   };
-  const stop = async (graceMs = 5_000) => {
-    await Promise.all(names.map((n) => stopOne(n, 'SIGTERM', graceMs)));
+  const stopOne = (name: ServiceName, signal: NodeJS.Signals = 'SIGTERM', graceMs = 5_000) => {
+    const child = processes.get(name);
+    return child ? kill(child, signal, graceMs) : Promise.resolve();
   };
-  const deadline = Date.now() + 30_000;
-  for (const name of names) {
-    const port = Number(addrs[name].split(':')[1]);
+  const stop = async (graceMs = 5_000) => {
+    await Promise.all([...names.map((n) => stopOne(n, 'SIGTERM', graceMs)), ...[...replicas].map((r) => kill(r.process, 'SIGTERM', graceMs))]);
+  };
+  const waitListening = async (name: ServiceName, child: ChildProcess, addr: string, logName: string) => {
+    const port = Number(addr.split(':')[1]);
+    const deadline = Date.now() + 30_000;
     while (!(await canConnect(port))) {
-      if (exited.has(name) || Date.now() > deadline) {
-        await stop();
-        const logTail = readFileSync(join(opts.logDir, `${name}.log`), 'utf8').split('\n').slice(-5).join('\n');
-        throw new Error(`${name} did not start (${exited.has(name) ? `exit code ${exited.get(name)}` : 'timeout'}):\n${logTail}`);
+      if (!running(child) || Date.now() > deadline) {
+        const logTail = readFileSync(join(opts.logDir, `${logName}.log`), 'utf8').split('\n').slice(-5).join('\n');
+        throw new Error(`${name} did not start (${running(child) ? 'timeout' : `exit code ${child.exitCode}`}):\n${logTail}`);
       }
       await new Promise((r) => setTimeout(r, 50));
     }
+  };
+
+  for (const name of names) processes.set(name, spawnService(name, {}, name));
+  try {
+    for (const name of names) await waitListening(name, processes.get(name)!, addrs[name], name);
+  } catch (err) {
+    await stop();
+    throw err;
   }
-  return { addrs, processes, stop, stopOne: (n, s) => stopOne(n, s) };
+  return {
+    addrs,
+    processes,
+    stop,
+    stopOne: (n, s) => stopOne(n, s),
+    restart: async (name, extra = {}) => {
+      await stopOne(name);
+      const child = spawnService(name, extra, name);
+      processes.set(name, child);
+      await waitListening(name, child, addrs[name], name);
+    },
+    addReplica: async (name, extra = {}) => {
+      const addr = `127.0.0.1:${await freePort()}`;
+      const logName = `${name}-replica-${++logSeq}`;
+      // A metrics port of its own too, when the mesh serves metrics.
+      const metrics: Record<string, string> = metricsBase ? { [METRICS_PORT_ENV]: String(await freePort()) } : {};
+      const child = spawnService(name, { GRPC_LISTEN_ADDR: addr, ...metrics, ...extra }, logName);
+      const replica: ServiceReplica = { addr, process: child, stop: (signal = 'SIGTERM') => kill(child, signal, 5_000) };
+      replicas.add(replica);
+      await waitListening(name, child, addr, logName);
+      return replica;
+    },
+  };
 }
