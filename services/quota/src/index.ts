@@ -115,6 +115,7 @@ export async function startQuota(deps: ServiceDeps<QuotaConfig>): Promise<Runnin
       health.closing = true;
       await stopReconciler();
       await drain(g, deps.drainMs);
+      manager.stop();
       redis?.disconnect();
     },
   };
