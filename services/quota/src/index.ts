@@ -102,6 +102,7 @@ export async function startQuota(deps: ServiceDeps<QuotaConfig>): Promise<Runnin
       health.close();
       await stopReconciler();
       await drain(g, deps.drainMs);
+      manager.stop();
       redis?.disconnect();
     },
   };

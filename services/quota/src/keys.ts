@@ -10,7 +10,9 @@
  *   llmgw:quota:{t}:c:<scope>:usdm:<month> STRING micro-dollars in the UTC month
  *   llmgw:quota:{t}:c:<scope>:conc         ZSET  concurrency leases, member = request id, score = lease expiry (ms)
  *   llmgw:quota:{t}:a:<scope>:<kind>:<period> STRING highest budget alert threshold already raised (80|100)
- *   llmgw:quota:{t}:r:<request id>         STRING JSON reservation record (state, decision, counters and amounts)
+ *   llmgw:quota:{t}:r:<request id>         STRING JSON reservation record (state, decision, counters and amounts,
+ *                                          expiry x); lives reservation_ttl_ms + late-event horizon. Also a
+ *                                          release tombstone or a usage event's dedupe marker (no counters)
  *
  * <scope> is "tenant", "route:<route>" or "model:<model>".
  */

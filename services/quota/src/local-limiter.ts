@@ -12,7 +12,8 @@ export class LocalRateLimiter {
   private readonly store: MemoryQuotaStore;
 
   constructor(now: () => number) {
-    this.store = new MemoryQuotaStore({ leaseTtlMs: 1, reservationTtlMs: 60_000, now });
+    // Nothing here is released or reconciled: records only dedupe, so no late-event horizon.
+    this.store = new MemoryQuotaStore({ leaseTtlMs: 1, reservationTtlMs: 60_000, lateEventHorizonMs: 0, now });
   }
 
   /** Checks and counts only the rate limits (requests/min, tokens/min) among `limits`. */

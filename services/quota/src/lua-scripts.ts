@@ -18,6 +18,22 @@ local function nowMs(arg)
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- A reservation record, or nil when absent or past its expiry x on the script clock (with Redis
+-- TIME that is its PX TTL; an injected test clock can step past it).
+local function liveRecord(key, now)
+  local raw = redis.call('GET', key)
+  if not raw then return nil end
+  local rec = cjson.decode(raw)
+  if rec.x and rec.x <= now then return nil end
+  return rec
+end
+
+-- Stores a record that lives ttl ms (both as x on the script clock and as its PX TTL).
+local function putRecord(key, rec, now, ttl)
+  rec.x = now + ttl
+  redis.call('SET', key, cjson.encode(rec), 'PX', ttl)
+end
+
 local function amountOf(member)
   return tonumber(string.match(member, '|(%d+)$')) or 0
 end
@@ -64,10 +80,13 @@ end
 
 /**
  * KEYS[1] reservation record; KEYS[2i], KEYS[2i+1] the two keys of limit op i.
- * ARGV: now, request id, reservation ttl ms, n ops, budget grace ms, reserved model, then per op
- *   (8 each): type (w|b|c), name, limit value, amount, param, measure (tok|usd|none), period, scope.
+ * ARGV: now, request id, reservation ttl ms, n ops, budget grace ms, reserved model, record life
+ *   ms, then per op (8 each): type (w|b|c), name, limit value, amount, param, measure
+ *   (tok|usd|none), period, scope.
  * The record keeps the model and each entry's scope, so reconciliation can move per-model usage
- * to the model that served.
+ * to the model that served. It lives the record life (reservation ttl + late-event horizon), so
+ * a late event still replaces the estimate. A record already there (a duplicate, an event that
+ * came first, a release tombstone) means nothing is reserved.
  * Returns {allowed 1|0, limit, retry_after_ms, limit_value, remaining, reset_ms, duplicate 1|0,
  *   alerts as (name, threshold, used, limit, period)*}.
  */
@@ -79,10 +98,10 @@ local resTtl = tonumber(ARGV[3])
 local n = tonumber(ARGV[4])
 local grace = tonumber(ARGV[5])
 local model = ARGV[6]
+local life = tonumber(ARGV[7])
 
-local raw = redis.call('GET', recKey)
-if raw then
-  local rec = cjson.decode(raw)
+local rec = liveRecord(recKey, now)
+if rec then
   local d = rec.d
   if not d then return {1, '', 0, 0, 0, 0, 1} end
   return {d[1], d[2], d[3], d[4], d[5], d[6], 1}
@@ -92,7 +111,7 @@ end
 local ops = {}
 local deny = nil
 for i = 1, n do
-  local b = 7 + (i - 1) * 8
+  local b = 8 + (i - 1) * 8
   local op = { t = ARGV[b], name = ARGV[b + 1], l = tonumber(ARGV[b + 2]), as = ARGV[b + 3], a = tonumber(ARGV[b + 3]),
     p = tonumber(ARGV[b + 4]), u = ARGV[b + 5], per = ARGV[b + 6], sc = ARGV[b + 7], k1 = KEYS[2 * i], k2 = KEYS[2 * i + 1] }
   ops[i] = op
@@ -139,7 +158,7 @@ end
 
 if deny then
   local ttl = math.floor(math.max(1, math.min(deny[3], resTtl)))
-  redis.call('SET', recKey, cjson.encode({s = 'D', d = deny}), 'PX', ttl)
+  putRecord(recKey, {s = 'D', d = deny}, now, ttl)
   return {deny[1], deny[2], deny[3], deny[4], deny[5], deny[6], 0}
 end
 
@@ -180,17 +199,27 @@ end
 
 local d = {1, '', 0, 0, 0, 0}
 if best then d = {1, best[2], 0, best[3], best[4], best[5]} end
-redis.call('SET', recKey, cjson.encode({s = 'A', d = d, e = entries, m = model}), 'PX', resTtl)
+putRecord(recKey, {s = 'A', d = d, e = entries, m = model}, now, life)
 local out = {d[1], d[2], d[3], d[4], d[5], d[6], 0}
 for _, v in ipairs(alerts) do out[#out + 1] = v end
 return out
 `;
 
-/** KEYS[1] reservation record. Returns the outcome name. */
-export const RELEASE_LUA = `
-local raw = redis.call('GET', KEYS[1])
-if not raw then return 'unknown' end
-local rec = cjson.decode(raw)
+/**
+ * KEYS[1] reservation record. ARGV: now, record life ms. Returns the outcome name.
+ * An unknown request id gets a tombstone (a released record without entries), so that its
+ * reserve arriving later (timed out at the client but still queued in Redis, or reordered after
+ * a reconnect) reserves nothing. A released record drops its entries: an event after the release
+ * is charged to the event's limits.
+ */
+export const RELEASE_LUA = `${COMMON}
+local now = nowMs(ARGV[1])
+local life = tonumber(ARGV[2])
+local rec = liveRecord(KEYS[1], now)
+if not rec then
+  putRecord(KEYS[1], {s = 'X'}, now, life)
+  return 'unknown'
+end
 if rec.s == 'X' then return 'already_released' end
 if rec.s == 'R' or rec.s == 'U' then return 'already_reconciled' end
 if rec.s == 'D' then return 'denied' end
@@ -207,6 +236,7 @@ for _, e in ipairs(rec.e) do
   end
 end
 rec.s = 'X'
+rec.e = nil
 redis.call('SET', KEYS[1], cjson.encode(rec), 'KEEPTTL')
 return 'released'
 `;
@@ -214,19 +244,20 @@ return 'released'
 /**
  * KEYS[1] reservation record; KEYS[2i], KEYS[2i+1] keys of the event's limits (tenant, route and
  * served model).
- * ARGV: now, request id, dedupe ttl ms, n ops, budget grace ms, actual tokens, actual micro-dollars,
- *   served model, then per op (8 each) as in reserve (amount ignored).
+ * ARGV: now, request id, record life ms, n ops, budget grace ms, actual tokens, actual
+ *   micro-dollars, served model, then per op (8 each) as in reserve (amount ignored).
  * A known reservation: its recorded counters get the actual usage; when another model than the
  * reserved one served, the reserved model's token and dollar counters get 0 and the served
  * model's token and dollar limits (the event's ops of a model scope) the actual usage.
- * An unknown or expired one: the event's ops get the actual usage, once.
+ * A released one (its estimate already given back), an unknown one or one past its record life:
+ * the event's ops get the actual usage, once (the record becomes a dedupe marker 'U').
  * Returns {outcome, alerts as (name, threshold, used, limit, period)*}.
  */
 export const RECONCILE_LUA = `${COMMON}
 local recKey = KEYS[1]
 local now = nowMs(ARGV[1])
 local reqId = ARGV[2]
-local dedupeTtl = tonumber(ARGV[3])
+local life = tonumber(ARGV[3])
 local n = tonumber(ARGV[4])
 local grace = tonumber(ARGV[5])
 local tokensS = ARGV[6]
@@ -262,11 +293,13 @@ local function applyActual(i)
   end
 end
 
-local raw = redis.call('GET', recKey)
-if raw then
-  local rec = cjson.decode(raw)
+local outcome = 'orphan_applied'
+local rec = liveRecord(recKey, now)
+if rec then
   if rec.s == 'R' or rec.s == 'U' then return {'duplicate'} end
-  if rec.s == 'X' then return {'after_release'} end
+  -- Released (degraded admission whose late reserve was released, or a release before the
+  -- provider call whose money was spent anyway): the usage is charged below, once.
+  if rec.s == 'X' then outcome = 'after_release' end
   if rec.s == 'A' then
     local switched = served ~= '' and type(rec.m) == 'string' and rec.m ~= '' and rec.m ~= served
     for _, e in ipairs(rec.e) do
@@ -305,6 +338,7 @@ if raw then
       end
     end
     rec.s = 'R'
+    rec.e = nil
     redis.call('SET', recKey, cjson.encode(rec), 'KEEPTTL')
     local out = {'reconciled'}
     for _, v in ipairs(alerts) do out[#out + 1] = v end
@@ -312,10 +346,10 @@ if raw then
   end
 end
 
--- Unknown or expired reservation (or a denied one): add the actual usage once.
+-- Released, unknown or expired reservation (or a denied one): add the actual usage once.
 for i = 1, n do applyActual(i) end
-redis.call('SET', recKey, cjson.encode({s = 'U'}), 'PX', dedupeTtl)
-local out = {'orphan_applied'}
+putRecord(recKey, {s = 'U'}, now, life)
+local out = {outcome}
 for _, v in ipairs(alerts) do out[#out + 1] = v end
 return out
 `;

@@ -3,6 +3,7 @@ import type { ResolvedLimit } from './limits.js';
 import { planOps, thresholdsToRaise, type LimitOp } from './plan.js';
 import {
   budgetGraceMs,
+  recordLifeMs,
   type BudgetAlert,
   type LimitUsage,
   type QuotaStore,
@@ -85,10 +86,11 @@ type RecordEntry =
 
 type Decision = Pick<ReserveDecision, 'allowed' | 'limit' | 'retryAfterMs' | 'limitValue' | 'remaining' | 'resetMs'>;
 
+/** As the Lua record; settled records (X, R, U) and denials carry no entries. */
 interface ReservationRecord {
   s: 'A' | 'D' | 'X' | 'R' | 'U';
   d?: Decision;
-  e: RecordEntry[];
+  e?: RecordEntry[];
   /** The model reserved for ('' when not given). */
   m?: string;
 }
@@ -168,7 +170,7 @@ export class MemoryQuotaStore implements QuotaStore {
     }
     if (deny) {
       const ttl = Math.max(1, Math.min(deny.retryAfterMs, this.opts.reservationTtlMs));
-      this.records.set(recKey, { v: { s: 'D', d: deny, e: [] }, exp: now + ttl });
+      this.records.set(recKey, { v: { s: 'D', d: deny }, exp: now + ttl });
       return { ...deny, duplicate: false, degraded: false, alerts: [] };
     }
 
@@ -205,18 +207,23 @@ export class MemoryQuotaStore implements QuotaStore {
       }
     });
     const d: Decision = best?.d ?? { allowed: true, limit: '', retryAfterMs: 0, limitValue: 0, remaining: 0, resetMs: 0 };
-    this.records.set(recKey, { v: { s: 'A', d, e: entries, m: input.model ?? '' }, exp: now + this.opts.reservationTtlMs });
+    this.records.set(recKey, { v: { s: 'A', d, e: entries, m: input.model ?? '' }, exp: now + recordLifeMs(this.opts) });
     return { ...d, duplicate: false, degraded: false, alerts };
   }
 
   async release(tenantId: string, requestId: string): Promise<ReleaseOutcome> {
     const now = this.opts.now();
-    const rec = this.getRecord(reservationKey(tenantId, requestId), now);
-    if (!rec) return 'unknown';
+    const recKey = reservationKey(tenantId, requestId);
+    const rec = this.getRecord(recKey, now);
+    if (!rec) {
+      // Tombstone: a reserve arriving after its release reserves nothing.
+      this.records.set(recKey, { v: { s: 'X' }, exp: now + recordLifeMs(this.opts) });
+      return 'unknown';
+    }
     if (rec.s === 'X') return 'already_released';
     if (rec.s === 'R' || rec.s === 'U') return 'already_reconciled';
     if (rec.s === 'D') return 'denied';
-    for (const e of rec.e) {
+    for (const e of rec.e ?? []) {
       if (e.t === 'w') {
         if (e.u !== 'none') this.windows.get(e.k)?.remove(e.id);
       } else if (e.t === 'b') {
@@ -227,6 +234,7 @@ export class MemoryQuotaStore implements QuotaStore {
       }
     }
     rec.s = 'X';
+    delete rec.e;
     return 'released';
   }
 
@@ -237,12 +245,11 @@ export class MemoryQuotaStore implements QuotaStore {
     const alerts: BudgetAlert[] = [];
     if (rec) {
       if (rec.s === 'R' || rec.s === 'U') return { outcome: 'duplicate', alerts };
-      if (rec.s === 'X') return { outcome: 'after_release', alerts };
       if (rec.s === 'A') {
         // Another model served: the reserved model's token and dollar reservations go back (0),
         // and the served model's token and dollar limits are charged the actual usage.
         const switched = !!input.servedModel && !!rec.m && rec.m !== input.servedModel;
-        for (const e of rec.e) {
+        for (const e of rec.e ?? []) {
           const zero = switched && e.sc.startsWith('model:');
           const tokens = zero ? 0 : input.actualTokens;
           const cost = zero ? 0 : input.actualCostMicros;
@@ -260,13 +267,15 @@ export class MemoryQuotaStore implements QuotaStore {
         }
         if (switched) this.applyActual(input, input.limits.filter((l) => l.scope.startsWith('model:')), now, alerts);
         rec.s = 'R';
+        delete rec.e;
         return { outcome: 'reconciled', alerts };
       }
     }
-    // Unknown or expired reservation (or a denied one): add the actual usage once.
+    // Released (the estimate is already given back; the usage was spent all the same), unknown
+    // or expired reservation (or a denied one): add the actual usage once.
     this.applyActual(input, input.limits, now, alerts);
-    this.records.set(recKey, { v: { s: 'U', e: [] }, exp: now + this.opts.reservationTtlMs });
-    return { outcome: 'orphan_applied', alerts };
+    this.records.set(recKey, { v: { s: 'U' }, exp: now + recordLifeMs(this.opts) });
+    return { outcome: rec?.s === 'X' ? 'after_release' : 'orphan_applied', alerts };
   }
 
   /** Adds actual usage to the token and dollar limits given (windows and budgets). */

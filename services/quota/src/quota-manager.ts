@@ -5,8 +5,9 @@ import type { QuotaMetrics } from '@llmgw/metrics';
 import type { AlertPublisher } from './alerts.js';
 import { allTenantLimits, isKnownTenant, limitClass, resolveLimits, type LimitClass, type ResolvedLimit } from './limits.js';
 import type { LocalRateLimiter } from './local-limiter.js';
+import { PendingReleases } from './pending-releases.js';
 import { StoreUnavailableError } from './redis-store.js';
-import type { LimitUsage, QuotaStore, ReconcileResult, ReleaseOutcome, ReserveDecision } from './store.js';
+import { recordLifeMs, type LimitUsage, type QuotaStore, type ReconcileResult, type ReleaseOutcome, type ReserveDecision } from './store.js';
 
 export const STORE_UNAVAILABLE_LIMIT = 'store_unavailable';
 /** How long a caller denied because the store is down should wait before trying again. */
@@ -41,7 +42,21 @@ export interface QuotaManagerDeps {
 
 /** The quota logic behind the gRPC surface: validation, limit resolution, store-down policy. */
 export class QuotaManager {
-  constructor(private readonly deps: QuotaManagerDeps) {}
+  /** Reserves and releases that timed out (they may still run in Redis), released by request id once it answers. */
+  readonly pendingReleases: PendingReleases;
+
+  constructor(private readonly deps: QuotaManagerDeps) {
+    this.pendingReleases = new PendingReleases(deps.store, {
+      logger: deps.logger,
+      horizonMs: () => recordLifeMs({ reservationTtlMs: deps.policy.current.quota.reservation_ttl_ms }),
+      onStoreHealth: deps.onStoreHealth,
+    });
+  }
+
+  /** Stops retrying pending releases (shutdown). */
+  stop(): void {
+    this.pendingReleases.stop();
+  }
 
   async reserve(req: ReserveRequest): Promise<ReserveDecision> {
     if (!req.requestId) throw new AppError('invalid_argument', 'request_id is required');
@@ -59,6 +74,8 @@ export class QuotaManager {
       if (!(err instanceof StoreUnavailableError)) throw err;
       this.deps.onStoreHealth?.(false);
       this.deps.metrics?.storeDegraded();
+      // The reserve may have reached Redis and run after the timeout: give it back by id.
+      this.pendingReleases.schedule(req.tenantId, req.requestId);
       d = await this.reserveWithoutStore(req, limits);
     }
     // Limit names come from config ("tenant:…", "route:<route>:…"): bounded, never a tenant id.
@@ -69,7 +86,13 @@ export class QuotaManager {
   async release(tenantId: string, requestId: string): Promise<ReleaseOutcome> {
     if (!requestId) throw new AppError('invalid_argument', 'request_id is required');
     this.requireTenant(tenantId);
-    return this.storeCall(() => this.deps.store.release(tenantId, requestId));
+    try {
+      return await this.storeCall(() => this.deps.store.release(tenantId, requestId));
+    } catch (err) {
+      // The caller is told (it may retry); the release is retried here in any case.
+      if (err instanceof AppError && err.kind === 'unavailable') this.pendingReleases.schedule(tenantId, requestId);
+      throw err;
+    }
   }
 
   async status(tenantId: string): Promise<LimitUsage[]> {

@@ -5,6 +5,7 @@ import { RECONCILE_LUA, RELEASE_LUA, RESERVE_LUA, STATUS_LUA } from './lua-scrip
 import { planOps, type LimitOp } from './plan.js';
 import {
   budgetGraceMs,
+  recordLifeMs,
   type BudgetAlert,
   type LimitUsage,
   type QuotaStore,
@@ -59,7 +60,7 @@ export class RedisQuotaStore implements QuotaStore {
     const now = this.opts.now();
     const ops = planOps(input.tenantId, input.limits, { tokens: input.estimatedTokens, costMicros: input.estimatedCostMicros }, now, this.opts.leaseTtlMs);
     const keys = [reservationKey(input.tenantId, input.requestId), ...opKeys(ops)];
-    const args: Arg[] = [this.scriptNow(now), input.requestId, this.opts.reservationTtlMs, ops.length, budgetGraceMs(this.opts), input.model ?? '', ...opArgs(ops)];
+    const args: Arg[] = [this.scriptNow(now), input.requestId, this.opts.reservationTtlMs, ops.length, budgetGraceMs(this.opts), input.model ?? '', recordLifeMs(this.opts), ...opArgs(ops)];
     const reply = await this.run(() => this.cmd.quotaReserve(keys.length, ...keys, ...args));
     const r = asArray(reply);
     return {
@@ -76,7 +77,7 @@ export class RedisQuotaStore implements QuotaStore {
   }
 
   async release(tenantId: string, requestId: string): Promise<ReleaseOutcome> {
-    const reply = await this.run(() => this.cmd.quotaRelease(1, reservationKey(tenantId, requestId)));
+    const reply = await this.run(() => this.cmd.quotaRelease(1, reservationKey(tenantId, requestId), this.scriptNow(this.opts.now()), recordLifeMs(this.opts)));
     return str(reply) as ReleaseOutcome;
   }
 
@@ -87,7 +88,7 @@ export class RedisQuotaStore implements QuotaStore {
     const args: Arg[] = [
       this.scriptNow(now),
       input.requestId,
-      this.opts.reservationTtlMs,
+      recordLifeMs(this.opts),
       ops.length,
       budgetGraceMs(this.opts),
       input.actualTokens,

@@ -220,34 +220,79 @@ describe.each(harnesses)('QuotaStore conformance: %s', (_name, makeHarness) => {
     });
   });
 
-  it('an event after a release changes nothing; an event for an unknown reservation adds actual usage once', async () => {
-    const limits = [limit('tokens_per_day', 10_000), limit('usd_per_day', 1_000_000)];
+  it('an event after a release charges the actual usage once; an event for an unknown reservation adds it once', async () => {
+    const limits = [limit('tokens_per_minute', 10_000), limit('tokens_per_day', 10_000), limit('usd_per_day', 1_000_000), limit('concurrent_requests', 5)];
     await reserve(limits, 500, 700, 'r1');
-    await store.release('acme', 'r1');
+    expect(await store.release('acme', 'r1')).toBe('released');
+    expect(await used(limits)).toEqual({ 'tenant:tokens_per_minute': 0, 'tenant:tokens_per_day': 0, 'tenant:usd_per_day': 0, 'tenant:concurrent_requests': 0 });
+    // Money spent after a release (a degraded admission whose late reserve was released) is charged, once.
     expect((await store.reconcile({ requestId: 'r1', tenantId: 'acme', actualTokens: 400, actualCostMicros: 600, limits })).outcome).toBe('after_release');
-    expect(await used(limits)).toEqual({ 'tenant:tokens_per_day': 0, 'tenant:usd_per_day': 0 });
+    expect((await store.reconcile({ requestId: 'r1', tenantId: 'acme', actualTokens: 400, actualCostMicros: 600, limits })).outcome).toBe('duplicate');
+    expect(await used(limits)).toEqual({ 'tenant:tokens_per_minute': 400, 'tenant:tokens_per_day': 400, 'tenant:usd_per_day': 600, 'tenant:concurrent_requests': 0 });
+    expect(await store.release('acme', 'r1')).toBe('already_reconciled');
     for (let i = 0; i < 3; i++) await store.reconcile({ requestId: 'ghost', tenantId: 'acme', actualTokens: 400, actualCostMicros: 600, limits });
-    expect(await used(limits)).toEqual({ 'tenant:tokens_per_day': 400, 'tenant:usd_per_day': 600 });
+    expect(await used(limits)).toMatchObject({ 'tenant:tokens_per_day': 800, 'tenant:usd_per_day': 1_200 });
     // The reservation arriving after its event is not counted again.
     const late = await reserve(limits, 500, 700, 'ghost');
     expect(late).toMatchObject({ allowed: true, duplicate: true });
-    expect(await used(limits)).toEqual({ 'tenant:tokens_per_day': 400, 'tenant:usd_per_day': 600 });
+    expect(await used(limits)).toEqual({ 'tenant:tokens_per_minute': 800, 'tenant:tokens_per_day': 800, 'tenant:usd_per_day': 1_200, 'tenant:concurrent_requests': 0 });
   });
 
-  it('a reservation never reconciled expires at its reserved amount', async () => {
-    const ttl = 150;
-    store = await h.make({ ...opts(), reservationTtlMs: ttl });
-    const limits = [limit('tokens_per_day', 10_000), limit('usd_per_day', 1_000_000)];
-    await reserve(limits, 800, 900, 'r1');
-    clock.advance(ttl + 100);
-    await new Promise((r) => setTimeout(r, ttl + 100)); // Redis record TTLs run on real time
-    expect(await used(limits)).toEqual({ 'tenant:tokens_per_day': 800, 'tenant:usd_per_day': 900 });
-    expect(await store.release('acme', 'r1')).toBe('unknown');
-    expect(await used(limits)).toEqual({ 'tenant:tokens_per_day': 800, 'tenant:usd_per_day': 900 });
-    // A late event for the expired reservation adds the actual usage once.
-    await store.reconcile({ requestId: 'r1', tenantId: 'acme', actualTokens: 100, actualCostMicros: 10, limits });
-    await store.reconcile({ requestId: 'r1', tenantId: 'acme', actualTokens: 100, actualCostMicros: 10, limits });
-    expect(await used(limits)).toEqual({ 'tenant:tokens_per_day': 900, 'tenant:usd_per_day': 910 });
+  it('a release before its reserve leaves a tombstone: the late reserve reserves nothing, its event is charged once', async () => {
+    const limits = [limit('requests_per_minute', 10), limit('tokens_per_day', 10_000), limit('usd_per_day', 1_000_000), limit('concurrent_requests', 1)];
+    expect(await store.release('acme', 'timed-out')).toBe('unknown');
+    expect(await store.release('acme', 'timed-out')).toBe('already_released');
+    const late = await reserve(limits, 500, 700, 'timed-out');
+    expect(late).toMatchObject({ allowed: true, duplicate: true });
+    expect(await used(limits)).toEqual({ 'tenant:requests_per_minute': 0, 'tenant:tokens_per_day': 0, 'tenant:usd_per_day': 0, 'tenant:concurrent_requests': 0 });
+    expect((await reserve(limits, 1, 1, 'next')).allowed).toBe(true); // the lease was not taken
+    expect((await store.reconcile({ requestId: 'timed-out', tenantId: 'acme', actualTokens: 30, actualCostMicros: 40, limits })).outcome).toBe('after_release');
+    expect((await store.reconcile({ requestId: 'timed-out', tenantId: 'acme', actualTokens: 30, actualCostMicros: 40, limits })).outcome).toBe('duplicate');
+    expect(await used(limits)).toEqual({ 'tenant:requests_per_minute': 1, 'tenant:tokens_per_day': 31, 'tenant:usd_per_day': 41, 'tenant:concurrent_requests': 1 });
+  });
+
+  describe('a usage event later than the reservation TTL', () => {
+    const ttl = 30_000;
+    const horizon = 120_000;
+    const limits = [limit('tokens_per_minute', 10_000), limit('tokens_per_day', 10_000), limit('usd_per_day', 1_000_000), limit('concurrent_requests', 5)];
+    const event = (requestId: string) => store.reconcile({ requestId, tenantId: 'acme', actualTokens: 100, actualCostMicros: 10, limits });
+
+    beforeEach(async () => {
+      store = await h.make({ ...opts(), leaseTtlMs: 600_000, reservationTtlMs: ttl, lateEventHorizonMs: horizon });
+    });
+
+    it('within the late-event horizon replaces the estimate (window, budgets, lease), once', async () => {
+      await reserve(limits, 800, 900, 'r1');
+      clock.advance(100_000); // r1: past its TTL, its token window entry has left the minute window
+      await reserve(limits, 50, 0, 'r2');
+      clock.advance(40_000); // r2: past its TTL, still in the minute window
+      expect(await used(limits)).toEqual({ 'tenant:tokens_per_minute': 50, 'tenant:tokens_per_day': 850, 'tenant:usd_per_day': 900, 'tenant:concurrent_requests': 2 });
+      expect((await event('r1')).outcome).toBe('reconciled');
+      expect((await event('r1')).outcome).toBe('duplicate');
+      expect(await used(limits)).toEqual({ 'tenant:tokens_per_minute': 50, 'tenant:tokens_per_day': 150, 'tenant:usd_per_day': 10, 'tenant:concurrent_requests': 1 });
+      expect((await event('r2')).outcome).toBe('reconciled');
+      expect(await used(limits)).toEqual({ 'tenant:tokens_per_minute': 100, 'tenant:tokens_per_day': 200, 'tenant:usd_per_day': 20, 'tenant:concurrent_requests': 0 });
+    });
+
+    it('within the horizon a release still gives the estimate back', async () => {
+      await reserve(limits, 800, 900, 'r1');
+      clock.advance(ttl + horizon - 1);
+      expect(await store.release('acme', 'r1')).toBe('released');
+      expect(await used(limits)).toEqual({ 'tenant:tokens_per_minute': 0, 'tenant:tokens_per_day': 0, 'tenant:usd_per_day': 0, 'tenant:concurrent_requests': 0 });
+    });
+
+    it('past the horizon the reservation stays at its estimate and an event is added as an orphan', async () => {
+      await reserve(limits, 800, 900, 'r1');
+      clock.advance(ttl + horizon);
+      expect(await used(limits)).toMatchObject({ 'tenant:tokens_per_day': 800, 'tenant:usd_per_day': 900 });
+      expect((await event('r1')).outcome).toBe('orphan_applied');
+      expect((await event('r1')).outcome).toBe('duplicate');
+      expect(await used(limits)).toMatchObject({ 'tenant:tokens_per_day': 900, 'tenant:usd_per_day': 910 });
+      // a record past its life is gone: the id can be reserved afresh (unlike within the horizon)
+      expect(await store.release('acme', 'other')).toBe('unknown');
+      clock.advance(ttl + horizon);
+      expect(await reserve(limits, 1, 1, 'other')).toMatchObject({ allowed: true, duplicate: false });
+    });
   });
 
   it('day and month budgets reset at UTC boundaries', async () => {

@@ -58,6 +58,12 @@ export interface ReconcileInput {
   limits: ResolvedLimit[];
 }
 
+/**
+ * reconciled: the estimate was replaced by actual usage. orphan_applied: no reservation (unknown,
+ * denied, or past its record life): the actual usage was added. after_release: the reservation
+ * had been released (or a release came first): the actual usage was added, since it was spent.
+ * duplicate: this request id was settled before; nothing changed.
+ */
 export type ReconcileOutcome = 'reconciled' | 'orphan_applied' | 'duplicate' | 'after_release';
 
 export interface ReconcileResult {
@@ -79,25 +85,57 @@ export interface LimitUsage {
  */
 export interface QuotaStore {
   reserve(input: ReserveInput): Promise<ReserveDecision>;
-  /** Gives back tokens, dollars and the concurrency lease; request counts stay. Idempotent. */
+  /**
+   * Gives back tokens, dollars and the concurrency lease; request counts stay. Idempotent. An
+   * unknown request id leaves a tombstone: a reserve that arrives after its release (one that
+   * timed out at the client but was still queued in Redis) reserves nothing.
+   */
   release(tenantId: string, requestId: string): Promise<ReleaseOutcome>;
-  /** Replaces the reservation's estimate by actual usage, once per request id. */
+  /**
+   * Replaces the reservation's estimate by actual usage, once per request id. After a release
+   * (or on an unknown request id) the actual usage is charged to the event's limits, once.
+   */
   reconcile(input: ReconcileInput): Promise<ReconcileResult>;
   status(tenantId: string, limits: ResolvedLimit[]): Promise<LimitUsage[]>;
   /** Clears a tenant's counters and alert markers. */
   reset(tenantId: string): Promise<void>;
 }
 
+/**
+ * How much longer than reservation_ttl_ms a reservation record is kept, so that a usage event
+ * redelivered or delayed past the reservation TTL still finds the record and replaces the
+ * estimate (instead of adding to it as an orphan). Also how long a release tombstone and an
+ * orphan's dedupe marker live. Memory: one record per request id lives reservationTtlMs + this,
+ * i.e. records ≈ request rate × (reservation_ttl_ms + horizon): 1,000 req/s × 25 min ≈ 1.5 M,
+ * most of them settled (reconciled or released), which drop their entries and keep only state
+ * and decision.
+ */
+export const LATE_EVENT_HORIZON_MS = 15 * 60_000;
+
 export interface StoreOptions {
   /** Concurrency lease TTL: a slot held by a crashed edge comes back after it. */
   leaseTtlMs: number;
-  /** An unreconciled reservation (and the dedupe marker of an orphan event) lives this long. */
+  /**
+   * How long a reservation waits for its usage event. Its record lives the late-event horizon
+   * longer (see recordLifeMs); after that it stays at its reserved amount for good.
+   */
   reservationTtlMs: number;
+  /** Default LATE_EVENT_HORIZON_MS; tests shorten it. */
+  lateEventHorizonMs?: number;
   /** Injected clock (ms since epoch). */
   now: () => number;
 }
 
-/** How long a budget counter outlives its period, so late reconciliations still find it. */
+/**
+ * How long a reservation record (and a release tombstone, an orphan's dedupe marker) lives:
+ * within it, a usage event replaces the estimate, a release gives it back, and a reserve that
+ * arrives after its release or its event reserves nothing.
+ */
+export function recordLifeMs(opts: Pick<StoreOptions, 'reservationTtlMs' | 'lateEventHorizonMs'>): number {
+  return opts.reservationTtlMs + (opts.lateEventHorizonMs ?? LATE_EVENT_HORIZON_MS);
+}
+
+/** How long a budget counter outlives its period, so late reconciliations and releases still find it. */
 export function budgetGraceMs(opts: StoreOptions): number {
-  return opts.reservationTtlMs + 60_000;
+  return recordLifeMs(opts) + 60_000;
 }
