@@ -154,10 +154,16 @@ export const quotaPolicySchema = z
       .default({ ...storeDownDefaults }),
     /** Lease TTL of a concurrency slot: a crashed edge's slots come back after it. */
     lease_ttl_ms: positiveInt.default(120_000),
-    /** A reservation never reconciled expires after this, at its reserved amount. */
+    /** How long a reservation waits for its usage event before it is considered expired. */
     reservation_ttl_ms: positiveInt.default(600_000),
+    /**
+     * How much longer its record is kept: a usage event arriving this late (redelivered, or held
+     * in an executor's outbox through a NATS outage) still replaces the estimate instead of being
+     * added to it. After both, the reservation stays at its reserved amount for good.
+     */
+    late_event_horizon_ms: z.number().int().nonnegative().default(900_000),
   })
-  .default({ on_store_down: { ...storeDownDefaults }, lease_ttl_ms: 120_000, reservation_ttl_ms: 600_000 });
+  .default({ on_store_down: { ...storeDownDefaults }, lease_ttl_ms: 120_000, reservation_ttl_ms: 600_000, late_event_horizon_ms: 900_000 });
 export type QuotaPolicy = z.infer<typeof quotaPolicySchema>;
 
 export const authSettingsSchema = z

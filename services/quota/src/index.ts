@@ -40,6 +40,7 @@ export async function startQuota(deps: ServiceDeps<QuotaConfig>): Promise<Runnin
   const storeOpts: StoreOptions = {
     leaseTtlMs: deps.config.sections.quota.lease_ttl_ms,
     reservationTtlMs: deps.config.sections.quota.reservation_ttl_ms,
+    lateEventHorizonMs: deps.config.sections.quota.late_event_horizon_ms,
     now,
   };
   const policy = new ConfigWatcher<QuotaSections>(deps.config.sections, {
@@ -50,6 +51,7 @@ export async function startQuota(deps: ServiceDeps<QuotaConfig>): Promise<Runnin
     onChange: (next) => {
       storeOpts.leaseTtlMs = next.quota.lease_ttl_ms;
       storeOpts.reservationTtlMs = next.quota.reservation_ttl_ms;
+      storeOpts.lateEventHorizonMs = next.quota.late_event_horizon_ms;
       logger.info({ tenants: Object.keys(next.tenants).length, tiers: Object.keys(next.tiers).length }, 'quota sections reloaded');
     },
   });

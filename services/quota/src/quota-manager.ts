@@ -48,7 +48,10 @@ export class QuotaManager {
   constructor(private readonly deps: QuotaManagerDeps) {
     this.pendingReleases = new PendingReleases(deps.store, {
       logger: deps.logger,
-      horizonMs: () => recordLifeMs({ reservationTtlMs: deps.policy.current.quota.reservation_ttl_ms }),
+      horizonMs: () => {
+        const q = deps.policy.current.quota;
+        return recordLifeMs({ reservationTtlMs: q.reservation_ttl_ms, lateEventHorizonMs: q.late_event_horizon_ms });
+      },
       onStoreHealth: deps.onStoreHealth,
     });
   }

@@ -110,7 +110,7 @@ export interface QuotaStore {
  * most of them settled (reconciled or released), which drop their entries and keep only state
  * and decision.
  */
-export const LATE_EVENT_HORIZON_MS = 15 * 60_000;
+export const LATE_EVENT_HORIZON_MS = 15 * 60_000; // the config default of quota.late_event_horizon_ms
 
 export interface StoreOptions {
   /** Concurrency lease TTL: a slot held by a crashed edge comes back after it. */
@@ -120,7 +120,7 @@ export interface StoreOptions {
    * longer (see recordLifeMs); after that it stays at its reserved amount for good.
    */
   reservationTtlMs: number;
-  /** Default LATE_EVENT_HORIZON_MS; tests shorten it. */
+  /** `quota.late_event_horizon_ms`; default LATE_EVENT_HORIZON_MS. */
   lateEventHorizonMs?: number;
   /** Injected clock (ms since epoch). */
   now: () => number;
