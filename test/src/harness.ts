@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,12 +26,16 @@ export interface TestMesh {
   gateway: GatewayServiceClient;
   usage: UsageServiceClient;
   logDir: string;
+  /** NATS killed (SIGKILL) for `ms`, then started again on the same port and store, as after a crash. */
+  natsOutage(ms: number): Promise<void>;
   stop(): Promise<void>;
 }
 
 /** Real redis-server and nats-server on free loopback ports, the simulator, and the six services as processes. */
 export async function startTestMesh(configPath = TEST_CONFIG, extraEnv: Record<string, string> = {}): Promise<TestMesh> {
-  const [redis, nats, simulator] = await Promise.all([startRedisServer(), startNatsServer(), startSimulator({ streamChunkDelayMs: 5 })]);
+  const natsStore = mkdtempSync(join(tmpdir(), 'llmgw-mesh-nats-'));
+  const [redis, first, simulator] = await Promise.all([startRedisServer(), startNatsServer({ storeDir: natsStore }), startSimulator({ streamChunkDelayMs: 5 })]);
+  let nats = first;
   const logDir = mkdtempSync(join(tmpdir(), 'llmgw-mesh-logs-'));
   let services: ServiceProcesses;
   try {
@@ -41,11 +45,12 @@ export async function startTestMesh(configPath = TEST_CONFIG, extraEnv: Record<s
     });
   } catch (err) {
     await Promise.all([redis.stop(), nats.stop(), simulator.close()]);
+    rmSync(natsStore, { recursive: true, force: true });
     throw err;
   }
   const gateway = new GatewayServiceClient(services.addrs.edge, credentials.createInsecure());
   const usage = new UsageServiceClient(services.addrs.edge, credentials.createInsecure());
-  return {
+  const mesh: TestMesh = {
     redis,
     nats,
     simulator,
@@ -53,13 +58,22 @@ export async function startTestMesh(configPath = TEST_CONFIG, extraEnv: Record<s
     gateway,
     usage,
     logDir,
+    natsOutage: async (ms) => {
+      nats.process.kill('SIGKILL');
+      if (nats.process.exitCode === null && nats.process.signalCode === null) await new Promise((r) => nats.process.once('exit', r));
+      await new Promise((r) => setTimeout(r, ms));
+      nats = await startNatsServer({ port: nats.port, storeDir: natsStore });
+      mesh.nats = nats;
+    },
     stop: async () => {
       gateway.close();
       usage.close();
       await services.stop();
       await Promise.all([redis.stop(), nats.stop(), simulator.close()]);
+      rmSync(natsStore, { recursive: true, force: true });
     },
   };
+  return mesh;
 }
 
 /** Starts a mesh before the file's tests and stops it after; call the returned function inside tests. */

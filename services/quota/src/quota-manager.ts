@@ -78,7 +78,7 @@ export class QuotaManager {
       this.deps.onStoreHealth?.(false);
       this.deps.metrics?.storeDegraded();
       // The reserve may have reached Redis and run after the timeout: give it back by id.
-      this.pendingReleases.schedule(req.tenantId, req.requestId);
+      if (err.mayHaveRun) this.pendingReleases.schedule(req.tenantId, req.requestId);
       d = await this.reserveWithoutStore(req, limits);
     }
     // Limit names come from config ("tenant:…", "route:<route>:…"): bounded, never a tenant id.

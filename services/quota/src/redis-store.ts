@@ -31,7 +31,24 @@ interface QuotaCommands {
 /** A Redis failure that is the store being unreachable or slow (not a script bug). */
 export class StoreUnavailableError extends Error {
   override name = 'StoreUnavailableError';
+
+  /**
+   * False when the command never left this process (no connection, no offline queue), so it
+   * cannot run later; true when it was sent and its answer is missing (timeout, connection lost).
+   */
+  constructor(
+    message: string,
+    opts: ErrorOptions & { mayHaveRun?: boolean } = {},
+  ) {
+    super(message, opts);
+    this.mayHaveRun = opts.mayHaveRun ?? true;
+  }
+
+  readonly mayHaveRun: boolean;
 }
+
+/** ioredis' refusal of a command while disconnected with the offline queue off: nothing was sent. */
+const NOT_SENT = /Stream isn't writeable/;
 
 export interface RedisStoreOptions extends StoreOptions {
   /**
@@ -141,7 +158,8 @@ export class RedisQuotaStore implements QuotaStore {
       return await fn();
     } catch (err) {
       if (err instanceof Error && err.name === 'ReplyError' && !/LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN/.test(err.message)) throw err;
-      throw new StoreUnavailableError(`quota store unavailable: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      const message = err instanceof Error ? err.message : String(err);
+      throw new StoreUnavailableError(`quota store unavailable: ${message}`, { cause: err, mayHaveRun: !NOT_SENT.test(message) });
     }
   }
 }
