@@ -152,7 +152,7 @@ export class NatsEventBus implements EventBus {
   }
 
   /**
-   * Reads every stored event of `subject`, oldest first, through an ephemeral ordered consumer,
+   * Reads every stored event of `subject`, oldest first, through an ephemeral consumer,
    * up to the last one stored when the read began. `complete` is false when the stream has
    * already dropped its oldest events (max_age, max_bytes): then `firstStoredAtMs` is the horizon.
    */
@@ -168,18 +168,24 @@ export class NatsEventBus implements EventBus {
     const stored = info.state.subjects?.[subject] ?? 0;
     if (stored === 0) return { events: 0, complete, firstStoredAtMs };
     const lastSeq = info.state.last_seq;
-    const consumer = await js.consumers.get(stream, { filterSubjects: subject, deliver_policy: DeliverPolicy.All });
-    const messages = await consumer.consume({ max_messages: 1_024 });
+    // An ephemeral pull consumer without acks (nats.js's ordered consumer needs a 2.10 server for a filter); the server drops it when idle.
+    const { name } = await jsm.consumers.add(stream, {
+      ack_policy: AckPolicy.None,
+      deliver_policy: DeliverPolicy.All,
+      filter_subject: subject,
+      inactive_threshold: nanos(60_000),
+    });
+    const messages = await (await js.consumers.get(stream, name)).consume({ max_messages: 1_024 });
     let events = 0;
     try {
       for await (const m of messages) {
-        if (m.seq > lastSeq) break;
         onEvent(m.data, { seq: m.seq, storedAtMs: Math.floor(m.info.timestampNanos / 1e6) });
         events++;
-        if (m.seq === lastSeq || m.info.pending === 0) break;
+        if (m.seq >= lastSeq || m.info.pending === 0) break;
       }
     } finally {
-      await messages.close();
+      messages.stop();
+      await jsm.consumers.delete(stream, name).catch(() => undefined);
     }
     return { events, complete, firstStoredAtMs };
   }
