@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
+  accountantSectionsSchema,
   authSectionsSchema,
   ConfigError,
   edgeSectionsSchema,
@@ -86,17 +87,19 @@ describe('service views', () => {
     const auth = parseSections(authSectionsSchema, secretText, 'g.yaml', env);
     const edge = parseSections(edgeSectionsSchema, secretText, 'g.yaml', env);
     const executor = parseSections(executorSectionsSchema, secretText, 'g.yaml', env);
+    const accountant = parseSections(accountantSectionsSchema, secretText, 'g.yaml', env);
+    expect(accountant).toEqual({ tenants: { acme: {}, globex: {}, ops: {} } });
     expect(Object.keys(router).sort()).toEqual(['default_route', 'models', 'routes', 'tenants', 'tiers']);
     expect(Object.keys(quota).sort()).toEqual(['quota', 'tenants', 'tiers']);
     expect(Object.keys(auth).sort()).toEqual(['api_keys', 'auth', 'tenants']);
     expect(Object.keys(edge)).toEqual(['tenants']);
     expect(Object.keys(executor)).toEqual(['providers']);
-    for (const view of [router, quota, auth, edge]) expect(JSON.stringify(view)).not.toMatch(/sk-live/);
+    for (const view of [router, quota, auth, edge, accountant]) expect(JSON.stringify(view)).not.toMatch(/sk-live/);
     expect(executor.providers['sim-openai']?.api_key).toBe('sk-live-openai-secret');
   });
 
-  it('router, quota, auth and edge start without the provider keys set', () => {
-    for (const schema of [routerSectionsSchema, quotaSectionsSchema, authSectionsSchema, edgeSectionsSchema]) {
+  it('router, quota, auth, edge and the accountant start without the provider keys set', () => {
+    for (const schema of [routerSectionsSchema, quotaSectionsSchema, authSectionsSchema, edgeSectionsSchema, accountantSectionsSchema]) {
       expect(() => parseSections(schema, secretText, 'g.yaml', {})).not.toThrow();
     }
     expect(problemsOf(() => parseSections(executorSectionsSchema, secretText, 'g.yaml', {}))).toMatch(/OPENAI_API_KEY is not set.*ANTHROPIC_API_KEY is not set/);

@@ -108,6 +108,15 @@ export const edgeSectionsSchema = z.object({
 export type EdgeSections = z.infer<typeof edgeSectionsSchema>;
 
 /**
+ * The usage-accountant's: the tenant ids, so that it refuses usage of a tenant nobody configured.
+ * Only the keys: every tenant field is stripped, none of them is the accountant's business.
+ */
+export const accountantSectionsSchema = z.object({
+  tenants: z.record(z.string(), z.object({})),
+});
+export type AccountantSections = z.infer<typeof accountantSectionsSchema>;
+
+/**
  * The whole file, strict everywhere, with every cross-reference (model → provider, tenant →
  * tier, key → tenant, limits → routes and models). Only for the whole-file check: no service
  * holds it.

@@ -1,3 +1,4 @@
 export * from './bus.js';
+export * from './topology.js';
 export * from './memory-bus.js';
 export * from './nats-bus.js';

@@ -1,61 +1,98 @@
 import { EventEmitter } from 'node:events';
-import type { EventBus, EventHandler } from './bus.js';
+import type { Logger } from '@llmgw/logging';
+import { deadLetterReason, errorText, type ConsumeOptions, type DeadLetter, type EventBus, type EventHandler } from './bus.js';
+import { deadLetterSubject, DEFAULT_BUS_SETTINGS, streamFor } from './topology.js';
+
+interface Stored {
+  data: Uint8Array;
+  storedAtMs: number;
+}
+
+interface Item extends Stored {
+  deliveries: number;
+}
+
+interface Subscriber {
+  handler: EventHandler;
+  opts: ConsumeOptions;
+}
 
 interface Durable {
-  handlers: EventHandler[];
+  name: string;
+  subject: string;
+  subscribers: Subscriber[];
   next: number;
-  queue: { data: Uint8Array; redelivered: boolean }[];
+  queue: Item[];
   running: boolean;
+}
+
+export interface MemoryEventBusOptions {
+  dedupWindowMs?: number;
+  /** Base delay of a redelivery (doubles per failed delivery, as with JetStream's nak backoff here). */
+  redeliverDelayMs?: number;
+  /** Failed deliveries before the dead letter (default: the topology's). */
+  maxDeliver?: number;
+  now?: () => number;
+  /** Where dead letters are logged (one error line each). */
+  logger?: Logger;
 }
 
 /**
  * The monolithic mode's bus: same contract as JetStream (dedup by msgId, at-least-once per
- * durable, redelivery on failure), kept in this process's memory.
+ * durable, redelivery on failure, dead letter after maxDeliver or for a poison event), kept in
+ * this process's memory.
  */
 export class MemoryEventBus implements EventBus {
   private readonly seen = new Map<string, number>();
-  private readonly log = new Map<string, Uint8Array[]>();
+  private readonly log = new Map<string, Stored[]>();
   private readonly durables = new Map<string, Durable>();
   private readonly emitter = new EventEmitter();
+  private deadLetterSeq = 0;
   private closed = false;
 
-  constructor(
-    private readonly opts: { dedupWindowMs?: number; redeliverDelayMs?: number; now?: () => number } = {},
-  ) {
+  constructor(private readonly opts: MemoryEventBusOptions = {}) {
     this.emitter.setMaxListeners(0);
+  }
+
+  private now(): number {
+    return (this.opts.now ?? Date.now)();
   }
 
   async publish(subject: string, data: Uint8Array, msgId: string): Promise<void> {
     if (this.closed) throw new Error('event bus closed');
-    const now = (this.opts.now ?? Date.now)();
+    const now = this.now();
     const key = `${subject}\u0000${msgId}`;
     const seenAt = this.seen.get(key);
-    if (seenAt !== undefined && now - seenAt < (this.opts.dedupWindowMs ?? 120_000)) return;
+    if (seenAt !== undefined && now - seenAt < this.dedupWindowMs()) return;
     this.seen.set(key, now);
     if (this.seen.size > 100_000) this.expireSeen(now);
+    const stored = { data, storedAtMs: now };
     const events = this.log.get(subject) ?? [];
-    events.push(data);
+    events.push(stored);
     // Kept only so that a consumer created later sees earlier events, as with JetStream; bounded.
     if (events.length > 10_000) events.shift();
     this.log.set(subject, events);
-    for (const [name, durable] of this.durables) {
-      if (name.startsWith(`${subject}\u0000`)) this.enqueue(durable, data, false);
+    for (const durable of this.durables.values()) {
+      if (durable.subject === subject) this.enqueue(durable, { ...stored, deliveries: 0 });
     }
   }
 
-  async consume(subject: string, durableName: string, handler: EventHandler): Promise<() => Promise<void>> {
+  async consume(subject: string, durableName: string, handler: EventHandler, opts: ConsumeOptions = {}): Promise<() => Promise<void>> {
     const key = `${subject}\u0000${durableName}`;
     let durable = this.durables.get(key);
     if (!durable) {
-      durable = { handlers: [], next: 0, queue: [], running: false };
+      durable = { name: durableName, subject, subscribers: [], next: 0, queue: [], running: false };
       this.durables.set(key, durable);
-      for (const data of this.log.get(subject) ?? []) durable.queue.push({ data, redelivered: false });
+      for (const stored of this.log.get(subject) ?? []) durable.queue.push({ ...stored, deliveries: 0 });
     }
-    durable.handlers.push(handler);
+    const sub: Subscriber = { handler, opts };
+    durable.subscribers.push(sub);
+    opts.onStateChange?.('consuming');
     const d = durable;
     this.drain(d);
     return async () => {
-      d.handlers = d.handlers.filter((h) => h !== handler);
+      d.subscribers = d.subscribers.filter((s) => s !== sub);
+      opts.onStateChange?.('stopped');
     };
   }
 
@@ -73,30 +110,49 @@ export class MemoryEventBus implements EventBus {
     this.emitter.removeAllListeners();
   }
 
-  private enqueue(durable: Durable, data: Uint8Array, redelivered: boolean): void {
-    durable.queue.push({ data, redelivered });
+  private enqueue(durable: Durable, item: Item): void {
+    durable.queue.push(item);
     this.drain(durable);
   }
 
   private drain(durable: Durable): void {
-    if (durable.running || durable.handlers.length === 0) return;
+    if (durable.running || durable.subscribers.length === 0) return;
     durable.running = true;
     queueMicrotask(async () => {
-      while (durable.queue.length > 0 && durable.handlers.length > 0 && !this.closed) {
+      while (durable.queue.length > 0 && durable.subscribers.length > 0 && !this.closed) {
         const item = durable.queue.shift()!;
-        const handler = durable.handlers[durable.next++ % durable.handlers.length]!;
+        const sub = durable.subscribers[durable.next++ % durable.subscribers.length]!;
+        item.deliveries++;
         try {
-          await handler(item.data, { redelivered: item.redelivered });
-        } catch {
-          setTimeout(() => this.enqueue(durable, item.data, true), this.opts.redeliverDelayMs ?? 500).unref();
+          await sub.handler(item.data, { redelivered: item.deliveries > 1, deliveryCount: item.deliveries, storedAtMs: item.storedAtMs });
+        } catch (err) {
+          await this.failed(durable, sub, item, err);
         }
       }
       durable.running = false;
     });
   }
 
+  private async failed(durable: Durable, sub: Subscriber, item: Item, err: unknown): Promise<void> {
+    const reason = deadLetterReason(err, item.deliveries, this.opts.maxDeliver ?? DEFAULT_BUS_SETTINGS.maxDeliver);
+    if (!reason) {
+      const delay = (this.opts.redeliverDelayMs ?? 500) * 2 ** Math.min(6, item.deliveries - 1);
+      setTimeout(() => this.enqueue(durable, item), delay).unref();
+      return;
+    }
+    const stream = streamFor(durable.subject).name;
+    const d: DeadLetter = { stream, consumer: durable.name, subject: durable.subject, reason, error: errorText(err), seq: 0, deliveryCount: item.deliveries };
+    await this.publish(deadLetterSubject(stream), item.data, `dead-letter-${++this.deadLetterSeq}`);
+    this.opts.logger?.error(d, 'event sent to the dead letter');
+    sub.opts.onDeadLetter?.(d);
+  }
+
+  private dedupWindowMs(): number {
+    return this.opts.dedupWindowMs ?? DEFAULT_BUS_SETTINGS.duplicateWindowMs;
+  }
+
   private expireSeen(now: number): void {
-    const window = this.opts.dedupWindowMs ?? 120_000;
+    const window = this.dedupWindowMs();
     for (const [k, at] of this.seen) if (now - at >= window) this.seen.delete(k);
   }
 }

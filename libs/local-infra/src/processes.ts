@@ -41,19 +41,25 @@ export async function startRedisServer(opts: { port?: number } = {}): Promise<Lo
   return finishStart(child, port, `redis://127.0.0.1:${port}`, dir, 'redis-server');
 }
 
-export async function startNatsServer(opts: { port?: number } = {}): Promise<LocalServer> {
+/**
+ * `storeDir`: JetStream's data directory, kept by stop() (the caller owns it), so that a server
+ * restarted on the same port and directory finds its streams and consumers again, as after a
+ * crash. Without it each server gets a fresh directory that stop() removes.
+ */
+export async function startNatsServer(opts: { port?: number; storeDir?: string } = {}): Promise<LocalServer> {
   requireBinary('nats-server', 'apt-get install -y nats-server');
   const port = opts.port ?? (await freePort());
-  const dir = mkdtempSync(join(tmpdir(), 'llmgw-nats-'));
+  const dir = opts.storeDir ?? mkdtempSync(join(tmpdir(), 'llmgw-nats-'));
   const child = spawn('nats-server', ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', dir], { stdio: 'ignore' });
-  return finishStart(child, port, `nats://127.0.0.1:${port}`, dir, 'nats-server');
+  return finishStart(child, port, `nats://127.0.0.1:${port}`, opts.storeDir ? undefined : dir, 'nats-server');
 }
 
 function requireBinary(binary: string, install: string): void {
   if (!onPath(binary)) throw new Error(`${binary} is not on PATH; install it (${install})`);
 }
 
-async function finishStart(child: ChildProcess, port: number, url: string, dir: string, name: string): Promise<LocalServer> {
+/** `dir`: removed by stop() (undefined: nothing to remove). */
+async function finishStart(child: ChildProcess, port: number, url: string, dir: string | undefined, name: string): Promise<LocalServer> {
   let exited = false;
   child.once('exit', () => {
     exited = true;
@@ -79,7 +85,7 @@ async function finishStart(child: ChildProcess, port: number, url: string, dir: 
         await done;
         clearTimeout(timer);
       }
-      rmSync(dir, { recursive: true, force: true });
+      if (dir) rmSync(dir, { recursive: true, force: true });
     },
   };
 }

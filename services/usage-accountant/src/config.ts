@@ -1,10 +1,30 @@
-/**
- * The accountant needs no section of the config file: usage events carry tenant, route, model and
- * cost, and callers are checked through auth. It does not read the file at all (so it resolves
- * none of its `${ENV}` references); its environment is the runtime's (REDIS_URL, NATS_URL, ...).
- */
-export type UsageAccountantConfig = Record<never, never>;
+import { accountantSectionsSchema, envMs, gatherConfig, parseEnv, parseSections, readConfigFile, type AccountantSections } from '@llmgw/config';
+import { z } from 'zod';
 
-export function loadUsageAccountantConfig(_path: string, _env: NodeJS.ProcessEnv): UsageAccountantConfig {
-  return {};
+/** The accountant's environment beyond the runtime's and the bus's (busEnvSchema). */
+export const accountantEnvSchema = z.object({
+  /** How often the config file is checked for added or removed tenants (the mesh's one poll interval). */
+  POLICY_POLL_MS: envMs(500),
+});
+
+/**
+ * The accountant's view of the config file: the tenant ids only, so that usage of a tenant
+ * nobody configured is refused (dead-lettered) instead of counted.
+ */
+export interface UsageAccountantConfig {
+  /** Absent only in a hand-built config without the file: then any tenant id is accepted. */
+  sections?: AccountantSections;
+  pollMs?: number;
+}
+
+export function parseAccountantSections(text: string, source: string, env: NodeJS.ProcessEnv): AccountantSections {
+  return parseSections(accountantSectionsSchema, text, source, env);
+}
+
+export function loadUsageAccountantConfig(path: string, env: NodeJS.ProcessEnv): Required<UsageAccountantConfig> {
+  const { sections, vars } = gatherConfig({
+    sections: () => parseAccountantSections(readConfigFile(path), path, env),
+    vars: () => parseEnv(accountantEnvSchema, env),
+  });
+  return { sections, pollMs: vars.POLICY_POLL_MS };
 }

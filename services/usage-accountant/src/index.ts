@@ -1,43 +1,88 @@
-import { Subjects } from '@llmgw/events';
+import { busSettingsFromEnv, dedupeHorizonMs, NatsEventBus, Subjects, type ConsumerState } from '@llmgw/events';
 import { CallerAuth } from '@llmgw/caller-auth';
-import { createGrpcServer, drain, listen, unary } from '@llmgw/grpc';
+import { ConfigWatcher, type AccountantSections } from '@llmgw/config';
+import { createGrpcServer, drain, listen, unary, type GrpcServer } from '@llmgw/grpc';
+import type { Logger } from '@llmgw/logging';
+import { accountantMetrics, busConsumerMetrics } from '@llmgw/metrics';
 import { UsageServiceService, type GetUsageRequest, type GetUsageResponse, type UsageServiceServer } from '@llmgw/proto/v1';
 import type { RunningService, ServiceDefinition, ServiceDeps } from '@llmgw/runtime';
-import { loadUsageAccountantConfig, type UsageAccountantConfig } from './config.js';
-import { usageEventHandler } from './usage-consumer.js';
+import { loadUsageAccountantConfig, parseAccountantSections, type UsageAccountantConfig } from './config.js';
+import { usageEventHandler, type TenantIds } from './usage-consumer.js';
 import { UsageQueries } from './usage-queries.js';
 import { MemoryUsageStore, RedisUsageStore } from './usage-store.js';
 
 export * from './buckets.js';
 export { summarize } from './summarize.js';
 export { UsageQueries } from './usage-queries.js';
-export { factOf, usageEventHandler } from './usage-consumer.js';
-export { loadUsageAccountantConfig, type UsageAccountantConfig } from './config.js';
-export { DEDUPE_TTL_SECONDS, MemoryUsageStore, RedisUsageStore, UsageKeys, cellField, type CellQuery, type UsageStore } from './usage-store.js';
+export { decodeFact, factOf, usageEventHandler, type TenantIds } from './usage-consumer.js';
+export { accountantEnvSchema, loadUsageAccountantConfig, parseAccountantSections, type UsageAccountantConfig } from './config.js';
+export { MemoryUsageStore, RedisUsageStore, UsageKeys, cellField, type CellQuery, type DedupeOptions, type UsageStore } from './usage-store.js';
+export { diffCells, replayUsage, runReplay, type CellDiff, type ReplayResult } from './replay.js';
 
 export const USAGE_SERVICE_NAME = 'llmgateway.v1.UsageService';
 export const USAGE_DURABLE = 'usage-accountant';
 
 export async function startUsageAccountant(deps: ServiceDeps<UsageAccountantConfig>): Promise<RunningService> {
   const logger = deps.logger.child({ component: 'usage-accountant' });
-  const store = deps.redis ? new RedisUsageStore(deps.redis) : new MemoryUsageStore();
-  const stopConsuming = await deps.bus.consume(Subjects.usageRecorded, USAGE_DURABLE, usageEventHandler(store, logger));
+  // The dedupe horizon follows the bus's actual delivery limits (one place: the topology).
+  const settings = deps.bus instanceof NatsEventBus ? deps.bus.settings : busSettingsFromEnv(deps.env);
+  const dedupe = { dedupeTtlMs: dedupeHorizonMs(settings) };
+  const store = deps.redis ? new RedisUsageStore(deps.redis, dedupe) : new MemoryUsageStore(dedupe);
+
+  let tenants: TenantIds = deps.config.sections && new Set(Object.keys(deps.config.sections.tenants));
+  const watcher =
+    deps.config.sections &&
+    new ConfigWatcher<AccountantSections>(deps.config.sections, {
+      path: deps.configPath,
+      parse: (text, source) => parseAccountantSections(text, source, deps.env),
+      logger,
+      intervalMs: deps.config.pollMs,
+      onChange: (next) => {
+        tenants = new Set(Object.keys(next.tenants));
+        logger.info({ tenants: tenants.size }, 'accountant tenants reloaded');
+      },
+    });
+
+  const g = createGrpcServer([USAGE_SERVICE_NAME]);
+  const health = new ConsumerHealth(g, logger);
+  const bus = deps.metrics && busConsumerMetrics(deps.metrics);
+  const stopConsuming = await deps.bus.consume(
+    Subjects.usageRecorded,
+    USAGE_DURABLE,
+    usageEventHandler(store, { logger, tenants: () => tenants, metrics: deps.metrics && accountantMetrics(deps.metrics) }),
+    {
+      onStateChange: (state) => {
+        health.set(state);
+        bus?.consuming(USAGE_DURABLE, state === 'consuming');
+      },
+      onDeadLetter: (d) => bus?.deadLettered(d.stream, d.consumer, d.reason),
+    },
+  );
 
   const callers = new CallerAuth(deps.addrs.auth, deps.bus);
   const queries = new UsageQueries(store);
-
   const impl: UsageServiceServer = {
     getUsage: unary('GetUsage', logger, async (req: GetUsageRequest, ctx): Promise<GetUsageResponse> => {
       return queries.getUsage(req, await callers.principal(ctx));
     }, { metrics: deps.metrics?.rpc }),
   };
-  const g = createGrpcServer([USAGE_SERVICE_NAME]);
   g.server.addService(UsageServiceService, impl);
-  const port = await listen(g, deps.listenAddr);
+  let port: number;
+  try {
+    port = await listen(g, deps.listenAddr);
+  } catch (err) {
+    await stopConsuming();
+    callers.close();
+    throw err;
+  }
+  health.listening();
+  watcher?.start();
   return {
     name: 'usage-accountant',
     port,
     close: async () => {
+      watcher?.stop();
+      health.closing = true;
       await drain(g, deps.drainMs);
       await stopConsuming();
       callers.close();
@@ -51,3 +96,38 @@ export const usageAccountantService: ServiceDefinition<UsageAccountantConfig> = 
   loadConfig: loadUsageAccountantConfig,
   start: startUsageAccountant,
 };
+
+/**
+ * llmgateway.v1.UsageService is NOT_SERVING while the usage consumer cannot consume (no NATS,
+ * consumer or stream missing): usage is then not being counted. The overall "" status stays
+ * SERVING, as with quota: a restart would not bring NATS back, and GetUsage still answers.
+ */
+class ConsumerHealth {
+  private state: ConsumerState = 'stalled';
+  private bound = false;
+  closing = false;
+
+  constructor(
+    private readonly g: GrpcServer,
+    private readonly logger: Logger,
+  ) {}
+
+  set(state: ConsumerState): void {
+    if (state === 'stopped' || state === this.state) return;
+    this.state = state;
+    if (state === 'consuming') this.logger.info('usage consumer consuming: SERVING');
+    else this.logger.warn('usage consumer cannot consume: NOT_SERVING');
+    this.apply();
+  }
+
+  /** listen() reports every service SERVING; this puts the consumer's state back. */
+  listening(): void {
+    this.bound = true;
+    this.apply();
+  }
+
+  private apply(): void {
+    if (!this.bound || this.closing) return;
+    this.g.health.setStatus(USAGE_SERVICE_NAME, this.state === 'consuming' ? 'SERVING' : 'NOT_SERVING');
+  }
+}

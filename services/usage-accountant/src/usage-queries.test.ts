@@ -10,7 +10,7 @@ const tenant: Principal = { tenantId: 'acme', keyId: 'k', tier: 'startup', scope
 const admin: Principal = { tenantId: 'ops', keyId: 'a', tier: 'enterprise', scopes: [], admin: true };
 
 async function setup() {
-  const store = new MemoryUsageStore(() => T0);
+  const store = new MemoryUsageStore({ now: () => T0, dedupeTtlMs: 60_000 });
   const base = { route: 'chat', model: 'small', success: true, inputTokens: 10, outputTokens: 2, costMicros: 1_000 };
   await store.record({ ...base, eventId: '1', tenantId: 'acme', occurredAtMs: T0 });
   await store.record({ ...base, eventId: '2', tenantId: 'acme', occurredAtMs: T0 + H, model: 'big', costMicros: 9_000 });

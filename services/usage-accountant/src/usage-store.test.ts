@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { useRedis } from '@llmgw/local-infra/vitest';
 import type { UsageFact } from './buckets.js';
-import { DEDUPE_TTL_SECONDS, MemoryUsageStore, RedisUsageStore, UsageKeys, type UsageStore } from './usage-store.js';
+import { MemoryUsageStore, RedisUsageStore, UsageKeys, type UsageStore } from './usage-store.js';
 
 const H = 3_600_000;
 const T0 = Date.UTC(2025, 5, 1, 10, 0, 0);
+const TTL_MS = 2_520_000; // 42 min, the default dedupe horizon
 
 function fact(p: Partial<UsageFact>): UsageFact {
   return { eventId: 'e1', tenantId: 'acme', route: 'chat', model: 'small', occurredAtMs: T0 + 60_000, success: true, inputTokens: 10, outputTokens: 4, costMicros: 70, ...p };
@@ -56,14 +57,14 @@ function conformance(name: string, make: () => Promise<UsageStore>) {
   });
 }
 
-conformance('memory', async () => new MemoryUsageStore(() => T0));
+conformance('memory', async () => new MemoryUsageStore({ now: () => T0, dedupeTtlMs: TTL_MS }));
 
 describe('memory dedupe window', () => {
-  it('forgets an event id after 7 days', async () => {
+  it('forgets an event id after the dedupe horizon', async () => {
     let now = T0;
-    const s = new MemoryUsageStore(() => now);
+    const s = new MemoryUsageStore({ now: () => now, dedupeTtlMs: TTL_MS });
     expect(await s.record(fact({}))).toBe(true);
-    now += DEDUPE_TTL_SECONDS * 1000 - 1;
+    now += TTL_MS - 1;
     expect(await s.record(fact({}))).toBe(false);
     now += 2;
     expect(await s.record(fact({}))).toBe(true);
@@ -75,15 +76,15 @@ describe('redis', () => {
 
   conformance('redis', async () => {
     await redis().flushdb();
-    return new RedisUsageStore(redis());
+    return new RedisUsageStore(redis(), { dedupeTtlMs: TTL_MS });
   });
 
-  it('writes the documented keys with a 7-day dedupe TTL and index sets', async () => {
+  it('writes the documented keys with the dedupe horizon as TTL and index sets', async () => {
     await redis().flushdb();
-    await new RedisUsageStore(redis()).record(fact({ eventId: 'ev-9' }));
+    await new RedisUsageStore(redis(), { dedupeTtlMs: TTL_MS }).record(fact({ eventId: 'ev-9' }));
     const ttl = await redis().ttl(UsageKeys.dedupe('acme', 'ev-9'));
-    expect(ttl).toBeGreaterThan(DEDUPE_TTL_SECONDS - 10);
-    expect(ttl).toBeLessThanOrEqual(DEDUPE_TTL_SECONDS);
+    expect(ttl).toBeGreaterThan(TTL_MS / 1000 - 10);
+    expect(ttl).toBeLessThanOrEqual(TTL_MS / 1000);
     expect(await redis().smembers(UsageKeys.tenants)).toEqual(['acme']);
     expect(await redis().zrange(UsageKeys.hours('acme'), 0, -1)).toEqual(['2025-06-01T10:00:00Z']);
     expect(await redis().hgetall(UsageKeys.bucket('acme', '2025-06-01T10:00:00Z'))).toEqual({

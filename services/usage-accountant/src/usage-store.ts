@@ -16,8 +16,15 @@ export interface UsageStore {
   cells(q: CellQuery): Promise<UsageCell[]>;
 }
 
-/** An event id is remembered this long, far beyond JetStream's redelivery and dedup windows. */
-export const DEDUPE_TTL_SECONDS = 7 * 24 * 3600;
+/**
+ * How long a counted event id is remembered: the bus's redelivery horizon (dedupeHorizonMs of
+ * the topology, ~42 min by default), so the dedupe keys are bounded by rps × horizon (~1.3 M
+ * at 500 events/s). A copy of an event delivered later than that is counted again; replay
+ * (`npm run usage:replay -- --check`) dedupes over the whole stream and shows it.
+ */
+export interface DedupeOptions {
+  dedupeTtlMs: number;
+}
 
 /**
  * Every Redis key the accountant uses. `{tenant}` is a cluster hash tag, so one event's dedupe
@@ -83,9 +90,12 @@ type RedisWithRecord = Redis & {
 export class RedisUsageStore implements UsageStore {
   private readonly redis: RedisWithRecord;
 
-  constructor(redis: Redis) {
+  private readonly dedupeTtlSeconds: number;
+
+  constructor(redis: Redis, opts: DedupeOptions) {
     if (!('usageRecord' in redis)) redis.defineCommand('usageRecord', { numberOfKeys: 3, lua: RECORD_LUA });
     this.redis = redis as RedisWithRecord;
+    this.dedupeTtlSeconds = Math.ceil(opts.dedupeTtlMs / 1000);
   }
 
   async record(f: UsageFact): Promise<boolean> {
@@ -98,7 +108,7 @@ export class RedisUsageStore implements UsageStore {
       UsageKeys.dedupe(f.tenantId, f.eventId),
       UsageKeys.bucket(f.tenantId, hourIso),
       UsageKeys.hours(f.tenantId),
-      DEDUPE_TTL_SECONDS,
+      this.dedupeTtlSeconds,
       `${f.route}|${f.model}|`,
       c.failedRequests,
       c.inputTokens,
@@ -124,6 +134,31 @@ export class RedisUsageStore implements UsageStore {
     const hashes = await Promise.all(wanted.map((w) => this.redis.hgetall(UsageKeys.bucket(w.tenant, w.hourIso))));
     return wanted.flatMap((w, i) => cellsFromHash(w.tenant, w.hourMs, hashes[i] ?? {}));
   }
+
+  /**
+   * Replaces every bucket of the hours from `fromMs` on by `cells` (a replay's), in one
+   * transaction: buckets of those hours that `cells` lacks are deleted. Dedupe keys stay.
+   */
+  async replaceCells(cells: readonly UsageCell[], fromMs: number): Promise<void> {
+    const tenants = new Set([...(await this.redis.smembers(UsageKeys.tenants)), ...cells.map((c) => c.tenantId)]);
+    const tx = this.redis.multi();
+    for (const t of tenants) {
+      const hours = await this.redis.zrangebyscore(UsageKeys.hours(t), fromMs, '+inf');
+      for (const h of hours) tx.del(UsageKeys.bucket(t, h));
+      tx.zremrangebyscore(UsageKeys.hours(t), fromMs, '+inf');
+    }
+    for (const c of cells) {
+      const hourIso = rfc3339(c.hourMs);
+      tx.sadd(UsageKeys.tenants, c.tenantId);
+      tx.zadd(UsageKeys.hours(c.tenantId), c.hourMs, hourIso);
+      for (const name of COUNTER_NAMES) {
+        const v = c[COUNTER_PROPS[name]];
+        // The live script writes failed_requests only when non-zero; the same here keeps buckets comparable field by field.
+        if (v !== 0 || name !== 'failed_requests') tx.hset(UsageKeys.bucket(c.tenantId, hourIso), cellField(c.route, c.model, name), v);
+      }
+    }
+    await tx.exec();
+  }
 }
 
 export class MemoryUsageStore implements UsageStore {
@@ -132,7 +167,14 @@ export class MemoryUsageStore implements UsageStore {
   private readonly buckets = new Map<string, Map<number, Map<string, number>>>();
   private lastSweep = 0;
 
-  constructor(private readonly now: () => number = Date.now) {}
+  private readonly now: () => number;
+  private readonly dedupeTtlMs: number;
+
+  /** dedupeTtlMs Infinity: every event id for ever (a replay's). */
+  constructor(opts: DedupeOptions & { now?: () => number }) {
+    this.now = opts.now ?? Date.now;
+    this.dedupeTtlMs = opts.dedupeTtlMs;
+  }
 
   async record(f: UsageFact): Promise<boolean> {
     const now = this.now();
@@ -140,7 +182,7 @@ export class MemoryUsageStore implements UsageStore {
     const dedupe = `${f.tenantId}\u0000${f.eventId}`;
     const until = this.seen.get(dedupe);
     if (until !== undefined && until > now) return false;
-    this.seen.set(dedupe, now + DEDUPE_TTL_SECONDS * 1000);
+    this.seen.set(dedupe, now + this.dedupeTtlMs);
     const c = factCounters(f);
     const hourMs = hourStartMs(f.occurredAtMs);
     let hours = this.buckets.get(f.tenantId);
