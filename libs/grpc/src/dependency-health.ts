@@ -9,6 +9,7 @@ import type { GrpcServer } from './server.js';
  */
 export class DependencyHealth {
   private readonly down = new Set<string>();
+  private bound = false;
   private closing = false;
 
   constructor(
@@ -19,13 +20,17 @@ export class DependencyHealth {
 
   set(dependency: string, up: boolean): void {
     if (this.closing || up === !this.down.has(dependency)) return;
-    const wasServing = this.down.size === 0;
     if (up) this.down.delete(dependency);
     else this.down.add(dependency);
-    if (up) this.logger.info({ dependency }, `${dependency} reachable again`);
-    else this.logger.warn({ dependency }, `${dependency} unreachable: ${this.serviceName} NOT_SERVING until it is back`);
-    const serving = this.down.size === 0;
-    if (serving !== wasServing) this.g.health.setStatus(this.serviceName, serving ? 'SERVING' : 'NOT_SERVING');
+    if (up) this.logger.info({ dependency }, `${dependency} available again`);
+    else this.logger.warn({ dependency }, `${dependency} unavailable: ${this.serviceName} NOT_SERVING until it is back`);
+    this.apply();
+  }
+
+  /** listen() reports every service SERVING; this puts the dependencies' state back (call after it). */
+  listening(): void {
+    this.bound = true;
+    this.apply();
   }
 
   /** What is down now, for logs and tests. */
@@ -36,5 +41,9 @@ export class DependencyHealth {
   /** After drain has set NOT_SERVING, a recovering dependency must not flip it back. */
   close(): void {
     this.closing = true;
+  }
+
+  private apply(): void {
+    if (this.bound && !this.closing) this.g.health.setStatus(this.serviceName, this.down.size === 0 ? 'SERVING' : 'NOT_SERVING');
   }
 }

@@ -80,6 +80,7 @@ export async function startAuth(deps: ServiceDeps<AuthConfig>, opts: AuthOptions
   g.server.addService(AuthServiceService, impl);
   const port = await listen(g, deps.listenAddr);
   const health = new DependencyHealth(g, AUTH_SERVICE_NAME, logger);
+  health.listening();
   const stopWatching = deps.redis
     ? watchRedis(deps.redis, (up) => {
         health.set('redis', up);

@@ -80,7 +80,8 @@ export async function startQuota(deps: ServiceDeps<QuotaConfig>): Promise<Runnin
   });
   const callers = new CallerAuth(deps.addrs.auth, deps.bus);
   g.server.addService(QuotaServiceService, quotaHandlers(manager, logger, callers, deps.metrics?.rpc));
-  const stopReconciler = await startReconciler(deps.bus, manager, logger);
+  // Reservations are reconciled only while the usage consumer consumes: NOT_SERVING otherwise.
+  const stopReconciler = await startReconciler(deps.bus, manager, logger, (consuming) => health.set('usage consumer', consuming));
   let port: number;
   try {
     port = await listen(g, deps.listenAddr);
@@ -89,6 +90,7 @@ export async function startQuota(deps: ServiceDeps<QuotaConfig>): Promise<Runnin
     redis?.disconnect();
     throw err;
   }
+  health.listening();
   policy.start();
 
   // While Redis is unreachable the quota service name is NOT_SERVING and quota.on_store_down

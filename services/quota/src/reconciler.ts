@@ -1,4 +1,4 @@
-import { Subjects, type EventBus } from '@llmgw/events';
+import { Subjects, type DeliveryInfo, type EventBus } from '@llmgw/events';
 import type { Logger } from '@llmgw/logging';
 import { UsageRecorded } from '@llmgw/proto/v1';
 import type { QuotaManager } from './quota-manager.js';
@@ -10,9 +10,14 @@ export const RECONCILER_DURABLE = 'quota-reconciler';
  * Idempotency lives in the store (reservation record / dedupe marker per request id), so a
  * redelivered or duplicated event changes nothing. A store outage throws: the bus redelivers.
  */
-export function startReconciler(bus: EventBus, manager: QuotaManager, logger: Logger): Promise<() => Promise<void>> {
+export function startReconciler(
+  bus: EventBus,
+  manager: QuotaManager,
+  logger: Logger,
+  onConsuming: (consuming: boolean) => void = () => undefined,
+): Promise<() => Promise<void>> {
   const log = logger.child({ component: 'reconciler' });
-  return bus.consume(Subjects.usageRecorded, RECONCILER_DURABLE, async (data, info) => {
+  const handler = async (data: Uint8Array, info: DeliveryInfo) => {
     let ev: UsageRecorded;
     try {
       ev = UsageRecorded.decode(data);
@@ -34,5 +39,10 @@ export function startReconciler(bus: EventBus, manager: QuotaManager, logger: Lo
     });
     if (!r) log.warn({ requestId: ev.requestId, tenantId: ev.tenantId }, 'usage event for unknown tenant dropped');
     else log.debug({ requestId: ev.requestId, tenantId: ev.tenantId, outcome: r.outcome, redelivered: info.redelivered }, 'usage reconciled');
+  };
+  return bus.consume(Subjects.usageRecorded, RECONCILER_DURABLE, handler, {
+    onStateChange: (state) => {
+      if (state !== 'stopped') onConsuming(state === 'consuming');
+    },
   });
 }

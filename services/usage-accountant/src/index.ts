@@ -1,10 +1,10 @@
-import { busSettingsFromEnv, dedupeHorizonMs, NatsEventBus, Subjects, type ConsumerState } from '@llmgw/events';
+import { busSettingsFromEnv, dedupeHorizonMs, NatsEventBus, Subjects } from '@llmgw/events';
 import { CallerAuth } from '@llmgw/caller-auth';
 import { ConfigWatcher, type AccountantSections } from '@llmgw/config';
-import { createGrpcServer, drain, listen, unary, type GrpcServer } from '@llmgw/grpc';
-import type { Logger } from '@llmgw/logging';
+import { createGrpcServer, DependencyHealth, drain, listen, unary } from '@llmgw/grpc';
 import { accountantMetrics, busConsumerMetrics } from '@llmgw/metrics';
 import { UsageServiceService, type GetUsageRequest, type GetUsageResponse, type UsageServiceServer } from '@llmgw/proto/v1';
+import { watchRedis } from '@llmgw/redis';
 import type { RunningService, ServiceDefinition, ServiceDeps } from '@llmgw/runtime';
 import { loadUsageAccountantConfig, parseAccountantSections, type UsageAccountantConfig } from './config.js';
 import { usageEventHandler, type TenantIds } from './usage-consumer.js';
@@ -44,7 +44,10 @@ export async function startUsageAccountant(deps: ServiceDeps<UsageAccountantConf
     });
 
   const g = createGrpcServer([USAGE_SERVICE_NAME]);
-  const health = new ConsumerHealth(g, logger);
+  // UsageService is NOT_SERVING while usage is not being counted (no consumer, or no Redis); the
+  // overall "" stays SERVING: a restart would bring neither back, and GetUsage still answers.
+  const health = new DependencyHealth(g, USAGE_SERVICE_NAME, logger);
+  health.set('usage consumer', false);
   const bus = deps.metrics && busConsumerMetrics(deps.metrics);
   const stopConsuming = await deps.bus.consume(
     Subjects.usageRecorded,
@@ -52,7 +55,7 @@ export async function startUsageAccountant(deps: ServiceDeps<UsageAccountantConf
     usageEventHandler(store, { logger, tenants: () => tenants, metrics: deps.metrics && accountantMetrics(deps.metrics) }),
     {
       onStateChange: (state) => {
-        health.set(state);
+        if (state !== 'stopped') health.set('usage consumer', state === 'consuming');
         bus?.consuming(USAGE_DURABLE, state === 'consuming');
       },
       onDeadLetter: (d) => bus?.deadLettered(d.stream, d.consumer, d.reason),
@@ -76,13 +79,15 @@ export async function startUsageAccountant(deps: ServiceDeps<UsageAccountantConf
     throw err;
   }
   health.listening();
+  const stopWatching = deps.redis ? watchRedis(deps.redis, (up) => health.set('redis', up)) : undefined;
   watcher?.start();
   return {
     name: 'usage-accountant',
     port,
     close: async () => {
       watcher?.stop();
-      health.closing = true;
+      stopWatching?.();
+      health.close();
       await drain(g, deps.drainMs);
       await stopConsuming();
       callers.close();
@@ -96,38 +101,3 @@ export const usageAccountantService: ServiceDefinition<UsageAccountantConfig> = 
   loadConfig: loadUsageAccountantConfig,
   start: startUsageAccountant,
 };
-
-/**
- * llmgateway.v1.UsageService is NOT_SERVING while the usage consumer cannot consume (no NATS,
- * consumer or stream missing): usage is then not being counted. The overall "" status stays
- * SERVING, as with quota: a restart would not bring NATS back, and GetUsage still answers.
- */
-class ConsumerHealth {
-  private state: ConsumerState = 'stalled';
-  private bound = false;
-  closing = false;
-
-  constructor(
-    private readonly g: GrpcServer,
-    private readonly logger: Logger,
-  ) {}
-
-  set(state: ConsumerState): void {
-    if (state === 'stopped' || state === this.state) return;
-    this.state = state;
-    if (state === 'consuming') this.logger.info('usage consumer consuming: SERVING');
-    else this.logger.warn('usage consumer cannot consume: NOT_SERVING');
-    this.apply();
-  }
-
-  /** listen() reports every service SERVING; this puts the consumer's state back. */
-  listening(): void {
-    this.bound = true;
-    this.apply();
-  }
-
-  private apply(): void {
-    if (!this.bound || this.closing) return;
-    this.g.health.setStatus(USAGE_SERVICE_NAME, this.state === 'consuming' ? 'SERVING' : 'NOT_SERVING');
-  }
-}
