@@ -12,8 +12,12 @@ import type { Metrics } from './metrics.js';
 export interface UsageMetrics {
   /** A usage event was accepted by the bus (first try or from the outbox). */
   usageEventPublished(): void;
-  /** The outbox size, read when metrics are scraped; returns the function that stops reading it. */
+  /** The outbox's records, read when metrics are scraped; returns the function that stops reading it. */
   observeOutbox(pending: () => number): () => void;
+  /** The outbox's live bytes (what USAGE_OUTBOX_MAX_BYTES caps), read when scraped. */
+  observeOutboxBytes(bytes: () => number): () => void;
+  /** A request refused before any provider call because the outbox was full. */
+  outboxRefused(): void;
   /** One request that produced a usage event; outcome is "ok" or a lower-case gRPC code name. */
   request(route: string, outcome: string): void;
 }
@@ -68,16 +72,33 @@ export function usageMetrics(m: Metrics): UsageMetrics {
       help: 'Usage events accepted by the event bus (directly or from the outbox).',
       registers: [registry],
     });
-    const sources = new Set<() => number>();
-    new Gauge({
-      name: 'llmgw_usage_outbox_pending',
-      help: 'Usage events waiting in the outbox for the bus to come back.',
+    const gauge = (name: string, help: string) => {
+      const sources = new Set<() => number>();
+      new Gauge({
+        name,
+        help,
+        registers: [registry],
+        collect() {
+          let n = 0;
+          for (const s of sources) n += s();
+          this.set(n);
+        },
+      });
+      return (read: () => number) => {
+        const source = () => read();
+        sources.add(source);
+        return () => sources.delete(source);
+      };
+    };
+    const observeOutbox = gauge(
+      'llmgw_usage_outbox_pending',
+      'Usage records in the outbox: write-ahead notes of requests under way and events the bus has not acknowledged.',
+    );
+    const observeOutboxBytes = gauge('llmgw_usage_outbox_bytes', 'Live bytes of the usage outbox (capped by USAGE_OUTBOX_MAX_BYTES).');
+    const refused = new Counter({
+      name: 'llmgw_usage_outbox_refused_total',
+      help: 'Requests refused (UNAVAILABLE) before any provider call because the usage outbox was full.',
       registers: [registry],
-      collect() {
-        let n = 0;
-        for (const s of sources) n += s();
-        this.set(n);
-      },
     });
     const requests = new Counter({
       name: 'llmgw_requests_total',
@@ -87,11 +108,9 @@ export function usageMetrics(m: Metrics): UsageMetrics {
     });
     return {
       usageEventPublished: () => published.inc(),
-      observeOutbox: (pending) => {
-        const source = () => pending();
-        sources.add(source);
-        return () => sources.delete(source);
-      },
+      observeOutbox,
+      observeOutboxBytes,
+      outboxRefused: () => refused.inc(),
       request: (route, outcome) => requests.labels(route, REQUEST_OUTCOMES.has(outcome) ? outcome : 'error').inc(),
     };
   });

@@ -42,6 +42,13 @@ describe('loadExecutorConfig', () => {
     expect(loadExecutorConfig(file(YAML), { OPENAI_KEY: 'k', USAGE_OUTBOX_PATH: '' }).outboxPath).toBeUndefined();
   });
 
+  it('reads USAGE_OUTBOX_MAX_BYTES, 64 MiB by default, and rejects a value that is not a positive integer', () => {
+    expect(loadExecutorConfig(file(YAML), { OPENAI_KEY: 'k' }).outboxMaxBytes).toBe(64 * 1024 * 1024);
+    expect(loadExecutorConfig(file(YAML), { OPENAI_KEY: 'k', USAGE_OUTBOX_MAX_BYTES: '1048576' }).outboxMaxBytes).toBe(1_048_576);
+    expect(() => loadExecutorConfig(file(YAML), { OPENAI_KEY: 'k', USAGE_OUTBOX_MAX_BYTES: '0' })).toThrow(/USAGE_OUTBOX_MAX_BYTES/);
+    expect(() => loadExecutorConfig(file(YAML), { OPENAI_KEY: 'k', USAGE_OUTBOX_MAX_BYTES: '64MB' })).toThrow(/USAGE_OUTBOX_MAX_BYTES/);
+  });
+
   it('fails naming an unset secret of its own section', () => {
     expect(() => loadExecutorConfig(file(YAML), {})).toThrow(/OPENAI_KEY/);
   });

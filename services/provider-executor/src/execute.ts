@@ -1,6 +1,6 @@
 import type { ExecuteChatRequest, ExecuteChatResponse, ExecuteChatStreamResponse, ExecuteEmbedRequest, ExecuteEmbedResponse } from '@llmgw/proto/executor';
 import type { Plan } from '@llmgw/proto/router';
-import { AttemptOutcome, FinishReason, Role, type ChatResponse, type ChatStreamResponse, type Routing, type ToolCallDelta } from '@llmgw/proto/v1';
+import { AttemptOutcome, FinishReason, Role, type ChatResponse, type ChatStreamResponse, type Routing, type ToolCallDelta, type UsageRecorded } from '@llmgw/proto/v1';
 import { AppError, type ErrorKind } from '@llmgw/errors';
 import { errorKindFromProto, errorKindToProto } from '@llmgw/grpc';
 import { countChatTokens, countTokens, familyOf } from '@llmgw/tokens';
@@ -10,16 +10,21 @@ import { ProviderError } from './providers/errors.js';
 import type { ChatParams, ChatStreamEvent, ProviderUsage } from './providers/types.js';
 import { chatUsage, embedUsage, mergeUsage } from './usage.js';
 import { UsageLedger, type LedgerRequest } from './usage-ledger.js';
-import type { UsageRecorded } from '@llmgw/proto/v1';
 
 export type { ExecutionContext } from './plan-runner.js';
 
-/** Where the executor's usage events go (the UsagePublisher with its outbox). */
+/** Where the executor's usage events go (the UsagePublisher with its journal). */
 export interface UsageSink {
+  /**
+   * Durably notes what the request costs if the process dies now; awaited before each provider
+   * call. Rejects (AppError unavailable) when it cannot be noted: the call is then not made.
+   */
+  note(event: UsageRecorded): Promise<void>;
+  /** The request's final event, once per request; it replaces the request's note. */
   publish(event: UsageRecorded): void;
 }
 
-export type ExecutorDeps = Omit<RunnerDeps, 'random' | 'sleep'> & Partial<Pick<RunnerDeps, 'random' | 'sleep'>> & { usage: UsageSink };
+export type ExecutorDeps = Omit<RunnerDeps, 'random' | 'sleep'> & Partial<Pick<RunnerDeps, 'random' | 'sleep'>>;
 
 export type StreamSend = (msg: ExecuteChatStreamResponse) => Promise<void>;
 

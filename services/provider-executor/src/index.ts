@@ -24,6 +24,12 @@ export { loadExecutorConfig, type ExecutorConfig } from './config.js';
  */
 export async function startProviderExecutor(deps: ServiceDeps<ExecutorConfig>): Promise<RunningService> {
   const now = Date.now;
+  // First: what a previous run left in the journal is published before new requests come in.
+  const usage = await UsagePublisher.open(deps.bus, deps.logger, {
+    outboxPath: deps.config.outboxPath,
+    outboxMaxBytes: deps.config.outboxMaxBytes,
+    metrics: deps.metrics && usageMetrics(deps.metrics),
+  });
   const registry = registryFromProviders(deps.config.sections.providers);
   const providerOfModel = new Map<string, string>();
   const onChange = healthPublisher({
@@ -32,7 +38,6 @@ export async function startProviderExecutor(deps: ServiceDeps<ExecutorConfig>): 
     replicaId: randomUUID(),
     logger: deps.logger.child({ component: 'breaker' }),
   });
-  const usage = new UsagePublisher(deps.bus, deps.logger, { outboxPath: deps.config.outboxPath, metrics: deps.metrics && usageMetrics(deps.metrics) });
   const executor = new Executor({
     providers: deps.config.sections.providers,
     registry,

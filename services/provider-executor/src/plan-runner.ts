@@ -10,6 +10,7 @@ import type { CircuitBreaker } from './circuit-breaker.js';
 import { ProviderError, type FailureReason } from './providers/errors.js';
 import type { ProviderRegistry } from './providers/registry.js';
 import type { ProviderAdapter } from './providers/types.js';
+import type { UsageSink } from './execute.js';
 import type { UsageLedger } from './usage-ledger.js';
 
 /** What the executor needs from the gRPC call (a subset of @llmgw/grpc CallContext). */
@@ -31,6 +32,7 @@ export interface RunnerDeps {
   /** Waits ms or rejects with the signal's reason. */
   sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   metrics?: ExecutorMetrics;
+  usage: UsageSink;
   /** Told the provider of each model a plan names (for health broadcasts). */
   onPlanned?: (model: string, provider: string) => void;
 }
@@ -219,6 +221,13 @@ export class PlanRunner {
         if (scope.callerGone) {
           breaker.release(planned.model);
           throw cancelledByCaller();
+        }
+        // Write-ahead: once the provider is called it may bill us, so that must survive our crash.
+        try {
+          await this.deps.usage.note(opts.ledger.interrupted(planned, target.providerId, i > 0 || plan.skipped.length > 0, attempts.length + 1, now()));
+        } catch (e) {
+          breaker.release(planned.model);
+          throw e;
         }
         const remaining = scope.remaining();
         if (remaining <= 0 || scope.signal.aborted) {

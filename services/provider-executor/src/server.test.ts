@@ -6,6 +6,7 @@ import { FinishReason, TokenSource, UsageRecorded } from '@llmgw/proto/v1';
 import { MemoryEventBus, Subjects } from '@llmgw/events';
 import { addrsFromEnv, type RunningService } from '@llmgw/runtime';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { DEFAULT_OUTBOX_MAX_BYTES } from './config.js';
 import { startProviderExecutor } from './index.js';
 import { attempt, chatRequest, embedRequest, testProviders } from './test-helpers.js';
 
@@ -25,7 +26,7 @@ class RecordingBus extends MemoryEventBus {
 
 async function start(s: Simulator, bus: RecordingBus): Promise<RunningService> {
   return startProviderExecutor({
-    config: { sections: testProviders(s.url), outboxPath: undefined },
+    config: { sections: testProviders(s.url), outboxPath: undefined, outboxMaxBytes: DEFAULT_OUTBOX_MAX_BYTES },
     configPath: 'test-config.yaml',
     logger: silentLogger(),
     listenAddr: '127.0.0.1:0',

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { executorSectionsSchema, parseSections, type ExecutorSections } from '@llmgw/config';
+import type { AppError } from '@llmgw/errors';
 import { silentLogger } from '@llmgw/logging';
 import {
   ToolChoiceMode,
@@ -161,6 +162,15 @@ export function ctxOf(signal: AbortSignal = new AbortController().signal, remain
 /** A UsageSink that keeps what it is given (unit tests: the UsagePublisher is tested on its own). */
 export class RecordingUsage implements UsageSink {
   readonly events: UsageRecorded[] = [];
+  /** Write-ahead notes, in order. */
+  readonly notes: UsageRecorded[] = [];
+  /** Set to refuse notes as a full outbox does. */
+  refuse: AppError | undefined;
+
+  async note(event: UsageRecorded): Promise<void> {
+    if (this.refuse) throw this.refuse;
+    this.notes.push(event);
+  }
 
   publish(event: UsageRecorded): void {
     this.events.push(event);
@@ -173,6 +183,8 @@ export class RecordingUsage implements UsageSink {
 
   clear(): void {
     this.events.length = 0;
+    this.notes.length = 0;
+    this.refuse = undefined;
   }
 }
 

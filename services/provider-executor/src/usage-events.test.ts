@@ -4,7 +4,8 @@ import type { ExecuteChatRequest, ExecuteChatStreamResponse } from '@llmgw/proto
 import type { PlannedAttempt } from '@llmgw/proto/router';
 import { AttemptOutcome, TokenSource, type Usage, type UsageRecorded } from '@llmgw/proto/v1';
 import { countChatTokens, countTokens, familyOf } from '@llmgw/tokens';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { AppError } from '@llmgw/errors';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { CircuitBreaker } from './circuit-breaker.js';
 import { attempt, chatRequest, ctxOf, embedRequest, executorFor, testProviders, user, type TestExecutor } from './test-helpers.js';
 
@@ -168,6 +169,46 @@ describe('a request that succeeds', () => {
     expect(sim.bill().total.requests).toBe(3);
     expect(sim.bill().total.input_tokens).toBe(fast.usage.events.reduce((n, e) => n + e.inputTokens, 0));
     expect(sim.bill().total.output_tokens).toBe(fast.usage.events.reduce((n, e) => n + e.outputTokens, 0));
+  });
+});
+
+describe('write-ahead notes', () => {
+  it('each provider call is preceded by a note of the event a crash at that moment would leave', async () => {
+    const atNote: number[] = [];
+    const note = fast.usage.note.bind(fast.usage);
+    vi.spyOn(fast.usage, 'note').mockImplementation(async (e) => {
+      atNote.push(sim.stats().totalRequests);
+      await note(e);
+    });
+    const r = chatRequest('note me first', [attempt('oa-gpt-4o-mini', 'gpt-4o-mini-fail-503'), attempt('an-claude-haiku-4-5')], {}, {}, 'wal');
+    await fast.executor.executeChat(r, ctxOf());
+    vi.restoreAllMocks();
+    // Noted before the provider saw the request: none for the first attempt, one for the second.
+    expect(atNote).toEqual([0, 1]);
+    const [first, second] = fast.usage.notes;
+    const interrupted = (model: string) => {
+      const planned = r.plan!.attempts.find((a) => a.model === model)!;
+      const prompt = countChatTokens(r.params!.messages, familyOf(planned.tokenizer));
+      const a = { model, provider: planned.provider, inputTokens: prompt, outputTokens: 0, costMicros: costMicros(planned.pricing!, prompt, 0) };
+      return { ...a, tokenSource: ESTIMATED, outcome: AttemptOutcome.ATTEMPT_OUTCOME_FAILED, reason: 'executor_restarted' };
+    };
+    expect(first).toMatchObject({ requestId: 'wal', eventId: 'wal', success: false, errorCode: 'UNAVAILABLE', model: 'oa-gpt-4o-mini', tokenSource: ESTIMATED, attemptCount: 1, fallbackUsed: false });
+    expect(first!.attempts).toEqual([interrupted('oa-gpt-4o-mini')]);
+    const ev = theEvent(fast, 'wal');
+    expect(second).toMatchObject({ model: 'an-claude-haiku-4-5', attemptCount: 2, fallbackUsed: true, tokenSource: ESTIMATED });
+    // The attempt that already failed as it did, the one under way charged its prompt.
+    expect(second!.attempts).toEqual([ev.attempts[0], interrupted('an-claude-haiku-4-5')]);
+    expect([second!.inputTokens, second!.costMicros]).toEqual([ev.attempts[0]!.inputTokens + second!.attempts[1]!.inputTokens, ev.attempts[0]!.costMicros + second!.attempts[1]!.costMicros]);
+  });
+
+  it.each([
+    ['ExecuteChat', (r: ExecuteChatRequest) => fast.executor.executeChat(r, ctxOf())],
+    ['ExecuteChatStream', (r: ExecuteChatRequest) => stream(fast, r)],
+  ] as const)('%s: a full outbox refuses the request before any provider call, with UNAVAILABLE', async (_name, run) => {
+    fast.usage.refuse = new AppError('unavailable', 'usage outbox full');
+    await expect(run(chatRequest('no room', [attempt('oa-gpt-4o-mini')], {}, {}, 'full'))).rejects.toEqual(new AppError('unavailable', 'usage outbox full'));
+    expect(sim.stats().totalRequests).toBe(0);
+    expect(theEvent(fast, 'full')).toMatchObject({ success: false, errorCode: 'UNAVAILABLE', inputTokens: 0, costMicros: 0, attempts: [] });
   });
 });
 
@@ -415,7 +456,9 @@ describe('a stream that ends early', () => {
     await waitFor(() => sim.bill().total.requests === 1);
     await waitFor(() => sim.stats().openRequests === 0);
     expect(sim.bill().models[upstream]).toMatchObject({ requests: 1, output_tokens: 0 });
-    expect(sim.bill().models[upstream]?.input_tokens).toBeGreaterThan(0);
+    // The openai tokenizer counts as the provider does: the estimate is the bill; approx only estimates it.
+    if (familyOf(r.plan!.attempts[0]!.tokenizer) === 'openai') expect(sim.bill().models[upstream]?.input_tokens).toBe(prompt);
+    else expect(sim.bill().models[upstream]?.input_tokens).toBeGreaterThan(0);
     expect(sim.stats().byModel['gemini-2.5-flash']).toBeUndefined();
   });
 

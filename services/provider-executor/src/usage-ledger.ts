@@ -33,11 +33,13 @@ export class UsageLedger {
   /** The attempt that answered (in full or in part), else the last one tried: the event's model. */
   private answeredBy: AttemptUsage | undefined;
   private lastTried: AttemptUsage | undefined;
+  /** Counted once per family: every attempt's write-ahead note needs the count. */
+  private readonly prompts = new Map<TokenizerFamily, number>();
 
   constructor(
     private readonly req: LedgerRequest,
     /** Prompt tokens in a tokenizer family: what an attempt with no reported usage is charged. */
-    private readonly promptTokens: (family: TokenizerFamily) => number,
+    private readonly countPrompt: (family: TokenizerFamily) => number,
     private readonly startedAt: number,
   ) {}
 
@@ -57,10 +59,17 @@ export class UsageLedger {
    * waiting): it is charged its prompt, estimated, since no provider tells us more.
    */
   failed(planned: PlannedAttempt, provider: string, reason: FailureReason): void {
-    const usage = MAY_BE_BILLED.has(reason)
-      ? priced(planned.pricing, this.promptTokens(familyOf(planned.tokenizer)), 0, true)
-      : priced(planned.pricing, 0, 0, false);
+    const usage = MAY_BE_BILLED.has(reason) ? this.promptOnly(planned) : priced(planned.pricing, 0, 0, false);
     this.lastTried = this.add(planned, provider, usage, AttemptOutcome.ATTEMPT_OUTCOME_FAILED, reason);
+  }
+
+  /**
+   * The event if the process died now with `planned` under way: the attempts so far plus this
+   * one billed as a timed-out attempt (its prompt, estimated), since the provider may bill it.
+   */
+  interrupted(planned: PlannedAttempt, provider: string, fallbackUsed: boolean, attemptCount: number, now: number): UsageRecorded {
+    const inFlight = attemptOf(planned, provider, this.promptOnly(planned), AttemptOutcome.ATTEMPT_OUTCOME_FAILED, 'executor_restarted');
+    return this.eventOf([...this.attempts, inFlight], inFlight, 'unavailable', fallbackUsed, attemptCount, now);
   }
 
   /** Attempts billed so far (every attempt that reached a provider). */
@@ -69,23 +78,23 @@ export class UsageLedger {
   }
 
   total(): Usage {
-    let inputTokens = 0;
-    let outputTokens = 0;
-    let costMicros = 0;
-    let estimated = false;
-    for (const a of this.attempts) {
-      inputTokens += a.inputTokens;
-      outputTokens += a.outputTokens;
-      costMicros += a.costMicros;
-      estimated ||= a.tokenSource === TokenSource.TOKEN_SOURCE_ESTIMATED;
-    }
-    return { inputTokens, outputTokens, costMicros, costUsd: microsToUsd(costMicros), tokensEstimated: estimated };
+    return totalOf(this.attempts);
   }
 
   /** The usage event; `error` is why the request failed, undefined on success. */
   event(error: ErrorKind | undefined, fallbackUsed: boolean, attemptCount: number, now: number): UsageRecorded {
-    const total = this.total();
-    const billedTo = this.answeredBy ?? this.lastTried;
+    return this.eventOf(this.attempts, this.answeredBy ?? this.lastTried, error, fallbackUsed, attemptCount, now);
+  }
+
+  private promptOnly(planned: PlannedAttempt): Usage {
+    const family = familyOf(planned.tokenizer);
+    let n = this.prompts.get(family);
+    if (n === undefined) this.prompts.set(family, (n = this.countPrompt(family)));
+    return priced(planned.pricing, n, 0, true);
+  }
+
+  private eventOf(attempts: AttemptUsage[], billedTo: AttemptUsage | undefined, error: ErrorKind | undefined, fallbackUsed: boolean, attemptCount: number, now: number): UsageRecorded {
+    const total = totalOf(attempts);
     return {
       eventId: this.req.requestId,
       requestId: this.req.requestId,
@@ -106,22 +115,40 @@ export class UsageLedger {
       latencyMs: Math.max(0, Math.round(now - this.startedAt)),
       streamed: this.req.streamed,
       operation: this.req.operation,
-      attempts: this.attempts,
+      attempts,
     };
   }
 
   private add(planned: PlannedAttempt, provider: string, usage: Usage, outcome: AttemptOutcome, reason: string): AttemptUsage {
-    const attempt: AttemptUsage = {
-      model: planned.model,
-      provider,
-      inputTokens: usage.inputTokens,
-      outputTokens: usage.outputTokens,
-      costMicros: usage.costMicros,
-      tokenSource: usage.tokensEstimated ? TokenSource.TOKEN_SOURCE_ESTIMATED : TokenSource.TOKEN_SOURCE_PROVIDER,
-      outcome,
-      reason,
-    };
+    const attempt = attemptOf(planned, provider, usage, outcome, reason);
     this.attempts.push(attempt);
     return attempt;
   }
+}
+
+function attemptOf(planned: PlannedAttempt, provider: string, usage: Usage, outcome: AttemptOutcome, reason: string): AttemptUsage {
+  return {
+    model: planned.model,
+    provider,
+    inputTokens: usage.inputTokens,
+    outputTokens: usage.outputTokens,
+    costMicros: usage.costMicros,
+    tokenSource: usage.tokensEstimated ? TokenSource.TOKEN_SOURCE_ESTIMATED : TokenSource.TOKEN_SOURCE_PROVIDER,
+    outcome,
+    reason,
+  };
+}
+
+function totalOf(attempts: readonly AttemptUsage[]): Usage {
+  let inputTokens = 0;
+  let outputTokens = 0;
+  let costMicros = 0;
+  let estimated = false;
+  for (const a of attempts) {
+    inputTokens += a.inputTokens;
+    outputTokens += a.outputTokens;
+    costMicros += a.costMicros;
+    estimated ||= a.tokenSource === TokenSource.TOKEN_SOURCE_ESTIMATED;
+  }
+  return { inputTokens, outputTokens, costMicros, costUsd: microsToUsd(costMicros), tokensEstimated: estimated };
 }

@@ -1,11 +1,12 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Subjects, type EventBus, type EventHandler } from '@llmgw/events';
+import { AppError } from '@llmgw/errors';
 import { silentLogger } from '@llmgw/logging';
 import { TokenSource, UsageRecorded } from '@llmgw/proto/v1';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { UsagePublisher } from './usage-publisher.js';
+import { UsagePublisher, type UsagePublisherOptions } from './usage-publisher.js';
 
 /** A bus that rejects the first `failures` publishes, then stores; `gate` can hold publishes open. */
 class FlakyBus implements EventBus {
@@ -62,13 +63,13 @@ const event = (id: string, over: Partial<UsageRecorded> = {}): UsageRecorded =>
 
 const publishers: UsagePublisher[] = [];
 const dirs: string[] = [];
-function publisher(bus: EventBus, opts: ConstructorParameters<typeof UsagePublisher>[2] = { retryIntervalMs: 60_000 }): UsagePublisher {
-  const p = new UsagePublisher(bus, silentLogger(), opts);
+async function publisher(bus: EventBus, opts: UsagePublisherOptions = { retryIntervalMs: 60_000 }): Promise<UsagePublisher> {
+  const p = await UsagePublisher.open(bus, silentLogger(), opts);
   publishers.push(p);
   return p;
 }
 function tempOutbox(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'edge-outbox-'));
+  const dir = mkdtempSync(join(tmpdir(), 'executor-outbox-'));
   dirs.push(dir);
   return join(dir, 'usage-outbox');
 }
@@ -81,7 +82,7 @@ afterEach(async () => {
 describe('UsagePublisher', () => {
   it('publishes on the usage subject with the event id as the message id', async () => {
     const bus = new FlakyBus(0);
-    const p = publisher(bus);
+    const p = await publisher(bus);
     p.publish(event('r1'));
     await p.flush();
     expect(bus.stored).toHaveLength(1);
@@ -92,7 +93,7 @@ describe('UsagePublisher', () => {
 
   it('does not publish synchronously (the response goes first)', async () => {
     const bus = new FlakyBus(0);
-    const p = publisher(bus);
+    const p = await publisher(bus);
     p.publish(event('r1'));
     expect(bus.attempts).toBe(0);
     await p.flush();
@@ -101,7 +102,7 @@ describe('UsagePublisher', () => {
 
   it('keeps failed events in the outbox and publishes each exactly once when the bus is back', async () => {
     const bus = new FlakyBus(3);
-    const p = publisher(bus);
+    const p = await publisher(bus);
     for (const id of ['a', 'b', 'c', 'd']) p.publish(event(id));
     // Wait only for the first sends: they meet the outage.
     await vi.waitFor(() => expect(bus.attempts).toBe(4));
@@ -119,7 +120,7 @@ describe('UsagePublisher', () => {
 
   it('keeps the outbox while the bus stays down and retries on its timer', async () => {
     const bus = new FlakyBus(Number.POSITIVE_INFINITY);
-    const p = publisher(bus, { retryIntervalMs: 10 });
+    const p = await publisher(bus, { retryIntervalMs: 10 });
     p.publish(event('x'));
     p.publish(event('y'));
     await p.flush();
@@ -133,60 +134,87 @@ describe('UsagePublisher', () => {
     expect(bus.countOf('y')).toBe(1);
   });
 
-  it('leaves the outbox file for the next publisher, which publishes it', async () => {
+  it('leaves unpublished events in the journal for the next publisher, which publishes them', async () => {
     const path = tempOutbox();
     const down = new FlakyBus(Number.POSITIVE_INFINITY);
-    const first = publisher(down, { outboxPath: path, retryIntervalMs: 60_000 });
+    const first = await publisher(down, { outboxPath: path, retryIntervalMs: 60_000 });
     first.publish(event('e1', { inputTokens: 7 }));
     first.publish(event('e2', { success: false, errorCode: 'UNAVAILABLE' }));
     await first.close();
     expect(first.pending()).toBe(2);
-    expect(readFileSync(path, 'utf8').trim().split('\n')).toHaveLength(2);
 
     const up = new FlakyBus(0);
-    const second = publisher(up, { outboxPath: path, retryIntervalMs: 60_000 });
-    expect(second.pending()).toBe(2);
+    const second = await publisher(up, { outboxPath: path, retryIntervalMs: 60_000 });
     await second.flush();
     expect(second.pending()).toBe(0);
     expect(up.stored.map((s) => s.msgId).sort()).toEqual(['e1', 'e2']);
     expect(up.stored.find((s) => s.msgId === 'e1')!.event).toEqual(event('e1', { inputTokens: 7 }));
     expect(up.stored.find((s) => s.msgId === 'e2')!.event).toEqual(event('e2', { success: false, errorCode: 'UNAVAILABLE' }));
-    expect(readFileSync(path, 'utf8')).toBe('');
+    await second.close();
 
-    // Nothing is left for a third start.
-    const third = publisher(new FlakyBus(0), { outboxPath: path, retryIntervalMs: 60_000 });
+    // The acknowledgements were recorded: nothing is left for a third start.
+    const third = await publisher(new FlakyBus(0), { outboxPath: path, retryIntervalMs: 60_000 });
     expect(third.pending()).toBe(0);
   });
 
-  it('writes no outbox file when everything was published', async () => {
+  it('after a crash, publishes the write-ahead note of a request under way and the final event of one that ended', async () => {
     const path = tempOutbox();
-    const p = publisher(new FlakyBus(0), { outboxPath: path, retryIntervalMs: 60_000 });
-    p.publish(event('ok'));
-    await p.close();
-    expect(existsSync(path) ? readFileSync(path, 'utf8') : '').toBe('');
+    // Not closed before the restart, as after SIGKILL: what is on disk is all there is.
+    const crashed = await publisher(new FlakyBus(0), { outboxPath: path, retryIntervalMs: 60_000 });
+    const interrupted = event('in-flight', { success: false, errorCode: 'UNAVAILABLE', tokenSource: TokenSource.TOKEN_SOURCE_ESTIMATED });
+    await crashed.note(interrupted);
+    await crashed.note(event('ended', { tokenSource: TokenSource.TOKEN_SOURCE_ESTIMATED }));
+    crashed.publish(event('ended'));
+    await crashed.flush();
+
+    const bus = new FlakyBus(0);
+    const restarted = await publisher(bus, { outboxPath: path, retryIntervalMs: 60_000 });
+    await restarted.flush();
+    // The note of 'in-flight' is published as it was noted: estimated. 'ended' was acknowledged
+    // before the crash; were its marker not on disk yet, its final event goes again (a duplicate the bus drops).
+    expect(bus.stored.filter((s) => s.msgId === 'in-flight').map((s) => s.event)).toEqual([interrupted]);
+    for (const s of bus.stored.filter((x) => x.msgId === 'ended')) expect(s.event).toEqual(event('ended'));
+    expect(restarted.pending()).toBe(0);
   });
 
-  it('loads an outbox with blank lines and keeps what still fails', async () => {
+  it('sends the final event, not the note it replaced, when the bus was down until the restart', async () => {
     const path = tempOutbox();
-    const line = (id: string) => Buffer.from(UsageRecorded.encode(event(id)).finish()).toString('base64');
-    writeFileSync(path, `${line('l1')}\n\n${line('l2')}\n`);
-    const bus = new FlakyBus(1);
-    const p = publisher(bus, { outboxPath: path, retryIntervalMs: 60_000 });
-    expect(p.pending()).toBe(2);
+    const crashed = await publisher(new FlakyBus(Number.POSITIVE_INFINITY), { outboxPath: path, retryIntervalMs: 60_000 });
+    await crashed.note(event('r', { tokenSource: TokenSource.TOKEN_SOURCE_ESTIMATED, success: false }));
+    crashed.publish(event('r'));
+    await crashed.flush();
+    expect(crashed.pending()).toBe(1);
+
+    const bus = new FlakyBus(0);
+    const restarted = await publisher(bus, { outboxPath: path, retryIntervalMs: 60_000 });
+    await restarted.flush();
+    expect(bus.stored.map((s) => s.event)).toEqual([event('r')]);
+  });
+
+  it('refuses a note when the outbox is full (no provider call), and still records requests already noted', async () => {
+    const bus = new FlakyBus(Number.POSITIVE_INFINITY);
+    const refused: number[] = [];
+    const metrics = { usageEventPublished: () => undefined, observeOutbox: () => () => undefined, observeOutboxBytes: () => () => undefined, outboxRefused: () => void refused.push(1), request: () => undefined };
+    const p = await publisher(bus, { retryIntervalMs: 60_000, outboxMaxBytes: 150, metrics });
+    await p.note(event('first'));
+    await expect(p.note(event('second'))).rejects.toEqual(new AppError('unavailable', 'usage outbox full'));
+    expect(refused).toHaveLength(1);
+    // The noted request's final event is kept although it is larger than what is left.
+    p.publish(event('first', { attempts: Array.from({ length: 5 }, () => ({ model: 'm', provider: 'p', inputTokens: 1, outputTokens: 1, costMicros: 1, tokenSource: 1, outcome: 1, reason: 'r' })) }));
     await p.flush();
-    // The first retry failed: the whole outbox stays, on disk too.
-    expect(p.pending()).toBe(2);
-    expect(readFileSync(path, 'utf8').trim().split('\n')).toHaveLength(2);
+    expect(p.pending()).toBe(1);
+    bus.setFailures(0);
     await p.flush();
+    expect(bus.countOf('first')).toBe(1);
     expect(p.pending()).toBe(0);
-    expect(bus.stored.map((s) => s.msgId).sort()).toEqual(['l1', 'l2']);
+    await p.note(event('second'));
   });
 
   it('flush waits for publishes still in flight', async () => {
     const bus = new FlakyBus(0);
     let open!: () => void;
     bus.gate = new Promise<void>((resolve) => (open = resolve));
-    const p = publisher(bus);
+    const p = await publisher(bus);
     p.publish(event('slow'));
     let flushed = false;
     const f = p.flush().then(() => (flushed = true));

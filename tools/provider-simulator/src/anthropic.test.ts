@@ -1,7 +1,7 @@
 import Anthropic from '@anthropic-ai/sdk';
 import { encode } from 'gpt-tokenizer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PER_MESSAGE_TOKEN_OVERHEAD, startSimulator, type Simulator } from './index.js';
+import { PER_MESSAGE_TOKEN_OVERHEAD, REPLY_PRIMING_TOKENS, startSimulator, type Simulator } from './index.js';
 
 let sim: Simulator;
 let client: Anthropic;
@@ -31,7 +31,7 @@ describe('Anthropic Messages via the official client', () => {
     expect(msg.id).toMatch(/^msg_/);
     expect(msg).toMatchObject({ type: 'message', role: 'assistant', model: 'claude-sonnet-4-5', stop_reason: 'end_turn', stop_sequence: null });
     expect(msg.content).toEqual([{ type: 'text', text: 'Simulated reply from claude-sonnet-4-5: Hello from the test' }]);
-    expect(msg.usage.input_tokens).toBe(encode('Be brief.').length + encode('Hello from the test').length + 2 * PER_MESSAGE_TOKEN_OVERHEAD);
+    expect(msg.usage.input_tokens).toBe(REPLY_PRIMING_TOKENS + encode('Be brief.').length + encode('Hello from the test').length + 2 * PER_MESSAGE_TOKEN_OVERHEAD);
     expect(msg.usage.output_tokens).toBe(encode('Simulated reply from claude-sonnet-4-5: Hello from the test').length);
   });
 
@@ -49,7 +49,7 @@ describe('Anthropic Messages via the official client', () => {
     expect(deltas).toBeGreaterThan(8);
     expect(final.stop_reason).toBe('end_turn');
     expect(final.usage.output_tokens).toBe(30);
-    expect(final.usage.input_tokens).toBe(encode('go [[tokens:30]]').length + PER_MESSAGE_TOKEN_OVERHEAD);
+    expect(final.usage.input_tokens).toBe(REPLY_PRIMING_TOKENS + encode('go [[tokens:30]]').length + PER_MESSAGE_TOKEN_OVERHEAD);
     const block = final.content[0];
     expect(block?.type === 'text' && encode(block.text).length).toBe(30);
   });

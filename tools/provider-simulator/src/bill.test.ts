@@ -151,6 +151,24 @@ describe('disconnects and faults', () => {
     expect(billed).toEqual(line(1, delivered.usage?.prompt_tokens ?? -1, delivered.usage?.completion_tokens ?? -1));
   });
 
+  describe('a stream whose client is gone during the time to first token bills exactly its input tokens', () => {
+    const content = 'still there?';
+    const messages = [{ role: 'user', content }];
+    it.each([
+      ['OpenAI', 'gpt-slow-300', '/v1/chat/completions', { authorization: 'Bearer k' }, { model: 'gpt-slow-300', stream: true, messages }],
+      ['Anthropic', 'claude-slow-300', '/v1/messages', { 'x-api-key': 'k', 'anthropic-version': '2023-06-01' }, { model: 'claude-slow-300', stream: true, max_tokens: 100, messages }],
+      ['Gemini', 'gemini-slow-300', '/v1beta/models/gemini-slow-300:streamGenerateContent?alt=sse', { 'x-goog-api-key': 'k' }, { contents: [{ role: 'user', parts: [{ text: content }] }] }],
+    ] as const)('%s', async (_provider, model, path, headers, body) => {
+      const ac = new AbortController();
+      const sent = fetch(`${sim.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body), signal: ac.signal });
+      setTimeout(() => ac.abort(), 50);
+      await expect(sent).rejects.toThrow();
+      // The prompt is processed when the latency ends, whether the client is there or not.
+      await vi.waitFor(() => expect(sim.bill().total.requests).toBe(1), { timeout: 2000, interval: 10 });
+      expect(sim.bill().models[model]).toEqual(line(1, countPromptTokens([content]), 0));
+    });
+  });
+
   describe('a stream cancelled by the client bills its input and only the chunks sent', () => {
     let slow: Simulator;
     beforeAll(async () => {

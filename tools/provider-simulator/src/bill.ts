@@ -9,8 +9,9 @@
  *   request bills exactly its reported usage;
  * - a non-streaming answer is billed in full once it is produced, even when the client has
  *   already disconnected: like a provider, the simulator notices a disconnect only when it writes;
- * - a stream bills its input tokens when it starts, then the output tokens of each chunk it
- *   actually writes, so a stream cut by the client or by `-dropmid` bills what was sent;
+ * - a stream bills its input tokens when it starts (after the latency, client there or not: one
+ *   gone during its time to first token bills exactly its input), then the output tokens of each
+ *   chunk it actually writes, so a stream cut by the client or by `-dropmid` bills what was sent;
  * - embeddings bill their input tokens; errors, `-hang`, `-drop` and count_tokens bill nothing.
  */
 

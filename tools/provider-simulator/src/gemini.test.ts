@@ -1,7 +1,7 @@
 import { ApiError, FinishReason, GoogleGenAI, Type } from '@google/genai';
 import { encode } from 'gpt-tokenizer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PER_MESSAGE_TOKEN_OVERHEAD, startSimulator, type Simulator } from './index.js';
+import { PER_MESSAGE_TOKEN_OVERHEAD, REPLY_PRIMING_TOKENS, startSimulator, type Simulator } from './index.js';
 
 let sim: Simulator;
 let ai: GoogleGenAI;
@@ -24,7 +24,7 @@ describe('Gemini via @google/genai', () => {
     expect(res.text).toBe('Simulated reply from gemini-2.5-flash: Hello gemini world');
     expect(res.candidates?.[0]?.finishReason).toBe(FinishReason.STOP);
     expect(res.candidates?.[0]?.content?.role).toBe('model');
-    const prompt = encode('Be brief.').length + encode('Hello gemini world').length + 2 * PER_MESSAGE_TOKEN_OVERHEAD;
+    const prompt = REPLY_PRIMING_TOKENS + encode('Be brief.').length + encode('Hello gemini world').length + 2 * PER_MESSAGE_TOKEN_OVERHEAD;
     const out = encode('Simulated reply from gemini-2.5-flash: Hello gemini world').length;
     expect(res.usageMetadata).toMatchObject({ promptTokenCount: prompt, candidatesTokenCount: out, totalTokenCount: prompt + out });
     expect(sim.stats().byModel['gemini-2.5-flash']).toBe(1);

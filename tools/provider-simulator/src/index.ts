@@ -7,7 +7,7 @@ export type { FaultSpec } from './faults.js';
 export { faultsFromModelName, planFaults } from './faults.js';
 export type { SimulatorStats } from './server.js';
 export type { SimulatorBill, SimulatorBillLine } from './bill.js';
-export { LONG_REPLY_TOKENS, PER_MESSAGE_TOKEN_OVERHEAD, buildReply, countPromptTokens, countTokens } from './reply.js';
+export { LONG_REPLY_TOKENS, PER_MESSAGE_TOKEN_OVERHEAD, REPLY_PRIMING_TOKENS, buildReply, countPromptTokens, countTokens } from './reply.js';
 export type { Reply, ReplyRequest, ToolSpec } from './reply.js';
 export { BAD_KEY } from './request-context.js';
 

@@ -1,7 +1,7 @@
 import { encode } from 'gpt-tokenizer';
 import OpenAI, { AzureOpenAI } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PER_MESSAGE_TOKEN_OVERHEAD, startSimulator, type Simulator } from './index.js';
+import { PER_MESSAGE_TOKEN_OVERHEAD, REPLY_PRIMING_TOKENS, startSimulator, type Simulator } from './index.js';
 
 let sim: Simulator;
 let client: OpenAI;
@@ -38,7 +38,7 @@ describe('OpenAI chat completions via the official client', () => {
     const choice = res.choices[0];
     expect(choice).toMatchObject({ index: 0, finish_reason: 'stop', logprobs: null });
     expect(choice?.message).toMatchObject({ role: 'assistant', content: 'Simulated reply from gpt-4o-mini: Hello there friend', refusal: null });
-    const prompt = encode('Be brief.').length + encode('Hello there friend').length + 2 * PER_MESSAGE_TOKEN_OVERHEAD;
+    const prompt = REPLY_PRIMING_TOKENS + encode('Be brief.').length + encode('Hello there friend').length + 2 * PER_MESSAGE_TOKEN_OVERHEAD;
     const completion = encode('Simulated reply from gpt-4o-mini: Hello there friend').length;
     expect(res.usage).toMatchObject({ prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion });
   });

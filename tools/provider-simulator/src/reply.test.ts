@@ -1,6 +1,6 @@
 import { decode, encode } from 'gpt-tokenizer';
 import { describe, expect, it } from 'vitest';
-import { LONG_REPLY_TOKENS, PER_MESSAGE_TOKEN_OVERHEAD, buildReply, chunkString, chunkToolArgs, chunkTokens, countPromptTokens } from './reply.js';
+import { LONG_REPLY_TOKENS, PER_MESSAGE_TOKEN_OVERHEAD, REPLY_PRIMING_TOKENS, buildReply, chunkString, chunkToolArgs, chunkTokens, countPromptTokens } from './reply.js';
 import { sampleFromSchema } from './schema-sample.js';
 
 const base = { model: 'm', endsWithToolResult: false, tools: [] as const };
@@ -66,15 +66,15 @@ describe('buildReply', () => {
 });
 
 describe('countPromptTokens', () => {
-  it('adds the per-message overhead and the tools JSON', () => {
+  it('adds the reply priming, the per-message overhead and the tools JSON', () => {
     const texts = ['You are terse.', 'Hello there friend'];
-    const expected = encode(texts[0] as string).length + encode(texts[1] as string).length + 2 * PER_MESSAGE_TOKEN_OVERHEAD;
+    const expected = REPLY_PRIMING_TOKENS + encode(texts[0] as string).length + encode(texts[1] as string).length + 2 * PER_MESSAGE_TOKEN_OVERHEAD;
     expect(countPromptTokens(texts)).toBe(expected);
     expect(countPromptTokens(texts, '{"a":1}')).toBe(expected + encode('{"a":1}').length);
   });
 
   it('treats special-token strings as plain text', () => {
-    expect(countPromptTokens(['<|endoftext|>'])).toBeGreaterThan(PER_MESSAGE_TOKEN_OVERHEAD + 1);
+    expect(countPromptTokens(['<|endoftext|>'])).toBeGreaterThan(REPLY_PRIMING_TOKENS + PER_MESSAGE_TOKEN_OVERHEAD + 1);
   });
 });
 

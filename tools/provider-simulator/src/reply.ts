@@ -7,12 +7,15 @@ import { sampleFromSchema } from './schema-sample.js';
  * Token accounting (documented in README.md):
  * - every token count uses `encode` from gpt-tokenizer (o200k_base), with special-token
  *   strings such as `<|endoftext|>` treated as plain text;
- * - input tokens = sum over messages (system prompt included) of
+ * - input tokens = REPLY_PRIMING_TOKENS plus the sum over messages (system prompt included) of
  *   `tokens(text of the message) + PER_MESSAGE_TOKEN_OVERHEAD`, plus the tokens of the JSON of
- *   the tool definitions when tools are given;
+ *   the tool definitions when tools are given: OpenAI's documented chat framing, which is what
+ *   the gateway's openai tokenizer counts, so its estimate of a prompt equals what is billed;
  * - output tokens = tokens of the reply text, or of `name + arguments JSON` for a tool call.
  */
 export const PER_MESSAGE_TOKEN_OVERHEAD = 4;
+/** Every reply is primed with `<|start|>assistant<|message|>`. */
+export const REPLY_PRIMING_TOKENS = 3;
 export const LONG_REPLY_TOKENS = 400;
 const MAX_MARKER_TOKENS = 100_000;
 const REPLY_WORDS = 8;
@@ -82,9 +85,9 @@ export function countTokens(text: string): number {
   return tokenize(text).length;
 }
 
-/** Input tokens: per-message text plus overhead, plus the JSON of the tool definitions. */
+/** Input tokens: the reply priming, per-message text plus overhead, plus the JSON of the tool definitions. */
 export function countPromptTokens(messageTexts: readonly string[], toolsJson = ''): number {
-  let total = 0;
+  let total = REPLY_PRIMING_TOKENS;
   for (const text of messageTexts) total += countTokens(text) + PER_MESSAGE_TOKEN_OVERHEAD;
   return total + countTokens(toolsJson);
 }
