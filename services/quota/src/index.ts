@@ -69,6 +69,7 @@ export async function startQuota(deps: ServiceDeps<QuotaConfig>): Promise<Runnin
 
   const g = createGrpcServer([QUOTA_SERVICE_NAME]);
   const health = new DependencyHealth(g, QUOTA_SERVICE_NAME, logger);
+  let consuming = false;
   const manager = new QuotaManager({
     policy,
     store,
@@ -76,12 +77,16 @@ export async function startQuota(deps: ServiceDeps<QuotaConfig>): Promise<Runnin
     alerts: new AlertPublisher(deps.bus, logger, now),
     logger,
     onStoreHealth: (up) => health.set('redis', up),
+    usageArriving: () => consuming,
     metrics: deps.metrics && quotaMetrics(deps.metrics),
   });
   const callers = new CallerAuth(deps.addrs.auth, deps.bus);
   g.server.addService(QuotaServiceService, quotaHandlers(manager, logger, callers, deps.metrics?.rpc));
   // Reservations are reconciled only while the usage consumer consumes: NOT_SERVING otherwise.
-  const stopReconciler = await startReconciler(deps.bus, manager, logger, (consuming) => health.set('usage consumer', consuming));
+  const stopReconciler = await startReconciler(deps.bus, manager, logger, (up) => {
+    consuming = up;
+    health.set('usage consumer', up);
+  });
   let port: number;
   try {
     port = await listen(g, deps.listenAddr);

@@ -37,6 +37,12 @@ export interface QuotaManagerDeps {
   logger: Logger;
   /** Told whenever a store call succeeds (true) or finds the store unreachable (false). */
   onStoreHealth?: (up: boolean) => void;
+  /**
+   * Whether usage events are arriving (the reconciler consumes). A lease ends when its request's
+   * event is reconciled, so while they cannot arrive concurrency cannot be counted: it follows
+   * `quota.on_store_down.concurrency` then. Absent: always arriving.
+   */
+  usageArriving?: () => boolean;
   metrics?: QuotaMetrics;
 }
 
@@ -67,7 +73,12 @@ export class QuotaManager {
     if (!Number.isSafeInteger(req.estimatedCostMicros) || req.estimatedCostMicros < 0) {
       throw new AppError('invalid_argument', 'estimated_cost_micros must be a non-negative integer');
     }
-    const limits = this.limitsFor(req.tenantId, req.route, req.model);
+    let limits = this.limitsFor(req.tenantId, req.route, req.model);
+    const uncountable = this.deps.usageArriving?.() === false ? limits.filter((l) => limitClass(l.kind) === 'concurrency') : [];
+    if (uncountable.length > 0) {
+      if (this.deps.policy.current.quota.on_store_down.concurrency === 'fail_closed') return this.storeDownDenial(req, ['concurrency']);
+      limits = limits.filter((l) => !uncountable.includes(l));
+    }
     let d: ReserveDecision;
     try {
       d = await this.deps.store.reserve({ ...req, limits });
@@ -81,6 +92,7 @@ export class QuotaManager {
       if (err.mayHaveRun) this.pendingReleases.schedule(req.tenantId, req.requestId);
       d = await this.reserveWithoutStore(req, limits);
     }
+    if (uncountable.length > 0) d = { ...d, degraded: true };
     // Limit names come from config ("tenant:…", "route:<route>:…"): bounded, never a tenant id.
     this.deps.metrics?.decision(d.allowed ? 'allowed' : 'denied', d.allowed ? '' : d.limit);
     return d;
@@ -145,24 +157,26 @@ export class QuotaManager {
     const policy = this.deps.policy.current.quota.on_store_down;
     const classes = new Set<LimitClass>(limits.map((l) => limitClass(l.kind)));
     const closed = [...classes].filter((c) => policy[c] === 'fail_closed');
-    if (closed.length > 0) {
-      this.deps.logger.warn({ tenantId: req.tenantId, classes: closed }, 'quota store down: denying (fail closed)');
-      return {
-        allowed: false,
-        limit: STORE_UNAVAILABLE_LIMIT,
-        retryAfterMs: STORE_DOWN_RETRY_MS,
-        limitValue: 0,
-        remaining: 0,
-        resetMs: STORE_DOWN_RETRY_MS,
-        duplicate: false,
-        degraded: true,
-        alerts: [],
-      };
-    }
+    if (closed.length > 0) return this.storeDownDenial(req, closed);
     if (classes.has('rates') && this.deps.localLimiter) {
       return this.deps.localLimiter.reserve(req.tenantId, req.requestId, limits, req.estimatedTokens);
     }
     return { allowed: true, limit: '', retryAfterMs: 0, limitValue: 0, remaining: 0, resetMs: 0, duplicate: false, degraded: true, alerts: [] };
+  }
+
+  private storeDownDenial(req: ReserveRequest, classes: LimitClass[]): ReserveDecision {
+    this.deps.logger.warn({ tenantId: req.tenantId, classes }, 'quota cannot count: denying (fail closed)');
+    return {
+      allowed: false,
+      limit: STORE_UNAVAILABLE_LIMIT,
+      retryAfterMs: STORE_DOWN_RETRY_MS,
+      limitValue: 0,
+      remaining: 0,
+      resetMs: STORE_DOWN_RETRY_MS,
+      duplicate: false,
+      degraded: true,
+      alerts: [],
+    };
   }
 
   private limitsFor(tenantId: string, route: string, model: string): ResolvedLimit[] {
