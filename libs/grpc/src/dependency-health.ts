@@ -18,6 +18,12 @@ export class DependencyHealth {
     private readonly logger: Logger,
   ) {}
 
+  /** Not there yet at start (a consumer still connecting): NOT_SERVING, without a warning. */
+  waitFor(dependency: string): void {
+    this.down.add(dependency);
+    this.apply();
+  }
+
   set(dependency: string, up: boolean): void {
     if (this.closing || up === !this.down.has(dependency)) return;
     if (up) this.down.delete(dependency);

@@ -52,16 +52,30 @@ export function createRedis(url: string, opts: CreateRedisOptions): Redis {
 }
 
 /**
- * A client that is connecting in the background: a Redis that is down at start is a warning, not
- * a failed start. Commands fail at once until it is reachable (no offline queue); callers apply
- * their degraded policy and health reports the outage (watchRedis).
+ * A client for a service's start: it waits up to `waitMs` for Redis, then goes on without it — a
+ * Redis that is down at start is a warning, not a failed start. Commands fail at once until it is
+ * reachable (no offline queue); callers apply their degraded policy and health reports the outage
+ * (watchRedis). ioredis keeps reconnecting in the background.
  */
-export function startRedis(url: string, opts: CreateRedisOptions): Redis {
+export async function startRedis(url: string, opts: CreateRedisOptions & { waitMs?: number }): Promise<Redis> {
   const redis = createRedis(url, opts);
-  redis.connect().catch((err: unknown) => {
-    opts.logger.warn({ err: err instanceof Error ? err.message : String(err), redis: safeRedisUrl(url) }, 'redis unreachable at start; starting degraded and reconnecting');
-  });
+  if (!(await connectWithin(redis, opts.waitMs ?? 2_000))) {
+    opts.logger.warn({ redis: safeRedisUrl(url) }, 'redis unreachable at start; starting degraded and reconnecting');
+  }
   return redis;
+}
+
+/** Starts connecting a lazy client; true if it is ready within `waitMs`, false if it goes on connecting in the background. */
+export async function connectWithin(redis: Redis, waitMs: number): Promise<boolean> {
+  const connecting = redis.connect().then(
+    () => true,
+    () => false,
+  );
+  let timer: NodeJS.Timeout | undefined;
+  const waited = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), waitMs)));
+  const ready = await Promise.race([connecting, waited]);
+  clearTimeout(timer);
+  return ready;
 }
 
 /**

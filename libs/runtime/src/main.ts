@@ -47,7 +47,7 @@ export async function runServiceMain<C>(def: ServiceDefinition<C>, env: NodeJS.P
     });
     // Neither Redis nor NATS being down stops a start: each service reports it in health and
     // follows its degraded policy until they are back (docs/operations.md).
-    if (def.needsRedis && runtime.REDIS_URL !== undefined) redis = startRedis(runtime.REDIS_URL, { logger });
+    if (def.needsRedis && runtime.REDIS_URL !== undefined) redis = await startRedis(runtime.REDIS_URL, { logger });
     bus = await connectNatsBus({ url: runtime.NATS_URL, name: def.name, logger });
     metrics = await startServiceMetrics(def.name, runtime.METRICS_PORT, logger);
     const addrs = addrsFromEnv(env);

@@ -4,7 +4,7 @@ import { createGrpcServer, DependencyHealth, drain, listen } from '@llmgw/grpc';
 import type { Logger } from '@llmgw/logging';
 import { quotaMetrics } from '@llmgw/metrics';
 import { QuotaServiceService } from '@llmgw/proto/quota';
-import { watchRedis, type Redis } from '@llmgw/redis';
+import { connectWithin, watchRedis, type Redis } from '@llmgw/redis';
 import type { RunningService, ServiceDefinition, ServiceDeps } from '@llmgw/runtime';
 import { AlertPublisher } from './alerts.js';
 import { loadQuotaConfig, parseQuotaSections, type QuotaConfig } from './config.js';
@@ -59,7 +59,7 @@ export async function startQuota(deps: ServiceDeps<QuotaConfig>): Promise<Runnin
   let store: QuotaStore;
   let localLimiter: LocalRateLimiter | undefined;
   if (deps.redis) {
-    redis = quotaRedisClient(deps.redis, deps.config.redisTimeoutMs, logger);
+    redis = await quotaRedisClient(deps.redis, deps.config.redisTimeoutMs, logger);
     store = new RedisQuotaStore(redis, { ...storeOpts, useRedisTime: true });
     localLimiter = new LocalRateLimiter(now);
   } else {
@@ -70,6 +70,7 @@ export async function startQuota(deps: ServiceDeps<QuotaConfig>): Promise<Runnin
   const g = createGrpcServer([QUOTA_SERVICE_NAME]);
   const health = new DependencyHealth(g, QUOTA_SERVICE_NAME, logger);
   let consuming = false;
+  health.waitFor('usage consumer');
   const manager = new QuotaManager({
     policy,
     store,
@@ -124,11 +125,11 @@ export const quotaService: ServiceDefinition<QuotaConfig> = {
   start: startQuota,
 };
 
-/** Own connection (same URL and options as the shared client) with a short command timeout, connecting in the background. */
-function quotaRedisClient(shared: Redis, commandTimeoutMs: number, logger: Logger): Redis {
+/** Own connection (same URL and options as the shared client) with a short command timeout; a Redis that is down is not waited for long. */
+async function quotaRedisClient(shared: Redis, commandTimeoutMs: number, logger: Logger): Promise<Redis> {
   const redis = shared.duplicate({ commandTimeout: commandTimeoutMs, lazyConnect: true });
   redis.on('error', () => undefined); // reported by the health watch; ioredis keeps reconnecting
-  redis.connect().catch(() => undefined);
-  logger.debug({ commandTimeoutMs }, 'quota redis client connecting');
+  const ready = await connectWithin(redis, 2_000);
+  logger.debug({ commandTimeoutMs, ready }, 'quota redis client');
   return redis;
 }

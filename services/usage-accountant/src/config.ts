@@ -12,8 +12,8 @@ export const accountantEnvSchema = z.object({
  * nobody configured is refused (dead-lettered) instead of counted.
  */
 export interface UsageAccountantConfig {
-  /** Absent only in a hand-built config without the file: then any tenant id is accepted. */
-  sections?: AccountantSections;
+  sections: AccountantSections;
+  /** How often the file is re-read for tenants (default 500 ms). */
   pollMs?: number;
 }
 
@@ -21,7 +21,7 @@ export function parseAccountantSections(text: string, source: string, env: NodeJ
   return parseSections(accountantSectionsSchema, text, source, env);
 }
 
-export function loadUsageAccountantConfig(path: string, env: NodeJS.ProcessEnv): Required<UsageAccountantConfig> {
+export function loadUsageAccountantConfig(path: string, env: NodeJS.ProcessEnv): UsageAccountantConfig {
   const { sections, vars } = gatherConfig({
     sections: () => parseAccountantSections(readConfigFile(path), path, env),
     vars: () => parseEnv(accountantEnvSchema, env),

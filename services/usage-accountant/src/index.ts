@@ -29,25 +29,23 @@ export async function startUsageAccountant(deps: ServiceDeps<UsageAccountantConf
   const dedupe = { dedupeTtlMs: dedupeHorizonMs(settings) };
   const store = deps.redis ? new RedisUsageStore(deps.redis, dedupe) : new MemoryUsageStore(dedupe);
 
-  let tenants: TenantIds = deps.config.sections && new Set(Object.keys(deps.config.sections.tenants));
-  const watcher =
-    deps.config.sections &&
-    new ConfigWatcher<AccountantSections>(deps.config.sections, {
-      path: deps.configPath,
-      parse: (text, source) => parseAccountantSections(text, source, deps.env),
-      logger,
-      intervalMs: deps.config.pollMs,
-      onChange: (next) => {
-        tenants = new Set(Object.keys(next.tenants));
-        logger.info({ tenants: tenants.size }, 'accountant tenants reloaded');
-      },
-    });
+  let tenants: TenantIds = new Set(Object.keys(deps.config.sections.tenants));
+  const watcher = new ConfigWatcher<AccountantSections>(deps.config.sections, {
+    path: deps.configPath,
+    parse: (text, source) => parseAccountantSections(text, source, deps.env),
+    logger,
+    intervalMs: deps.config.pollMs,
+    onChange: (next) => {
+      tenants = new Set(Object.keys(next.tenants));
+      logger.info({ tenants: Object.keys(next.tenants).length }, 'accountant tenants reloaded');
+    },
+  });
 
   const g = createGrpcServer([USAGE_SERVICE_NAME]);
   // UsageService is NOT_SERVING while usage is not being counted (no consumer, or no Redis); the
   // overall "" stays SERVING: a restart would bring neither back, and GetUsage still answers.
   const health = new DependencyHealth(g, USAGE_SERVICE_NAME, logger);
-  health.set('usage consumer', false);
+  health.waitFor('usage consumer');
   const bus = deps.metrics && busConsumerMetrics(deps.metrics);
   const stopConsuming = await deps.bus.consume(
     Subjects.usageRecorded,
@@ -80,12 +78,12 @@ export async function startUsageAccountant(deps: ServiceDeps<UsageAccountantConf
   }
   health.listening();
   const stopWatching = deps.redis ? watchRedis(deps.redis, (up) => health.set('redis', up)) : undefined;
-  watcher?.start();
+  watcher.start();
   return {
     name: 'usage-accountant',
     port,
     close: async () => {
-      watcher?.stop();
+      watcher.stop();
       stopWatching?.();
       health.close();
       await drain(g, deps.drainMs);

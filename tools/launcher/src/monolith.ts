@@ -35,7 +35,7 @@ export async function startMonolith(opts: { configPath: string; logger: Logger; 
       return gatherConfig(parts);
     },
   });
-  const bus = new MemoryEventBus();
+  const bus = new MemoryEventBus({ logger: opts.logger });
   const services: RunningService[] = [];
   const metrics: ServiceMetrics[] = [];
   const close = async () => {
