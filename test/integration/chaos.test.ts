@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +8,7 @@ import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect } from 'nats';
 import { connectNatsBus, Subjects } from '@llmgw/events';
+import { REPO_ROOT } from '@llmgw/local-infra';
 import { silentLogger } from '@llmgw/logging';
 import { UsageRecorded, TokenSource } from '@llmgw/proto/v1';
 import { CHAOS_KEYS, expectSettled, metricValue } from '../src/chaos.js';
@@ -78,6 +80,18 @@ async function streamEvents(m: TestMesh): Promise<UsageRecorded[]> {
   }
 }
 
+/** `npm run usage:replay -- --check` against the mesh: the aggregates rebuilt from the stream equal the live ones. */
+async function expectReplayIdentical(m: TestMesh): Promise<void> {
+  const run = spawnSync(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'services/usage-accountant/src/replay-main.ts'), '--check'], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, NATS_URL: m.nats.url, REDIS_URL: m.redis.url, GATEWAY_CONFIG: FIXTURE, SIMULATOR_URL: m.simulator.url },
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  expect(run.stdout).toMatch(/identical: \d+ cells/);
+  expect(run.status).toBe(0);
+}
+
 /** Starts `total` requests evenly over `durationMs`; resolves with their status codes. */
 async function paced(m: TestMesh, total: number, durationMs: number): Promise<number[]> {
   const calls: Promise<number>[] = [];
@@ -124,6 +138,7 @@ describe('chaos', () => {
     expect(codes.filter((c) => c !== status.OK)).toEqual([]);
     await expectSettled(m, 2_000, 40_000);
     await expectOutboxDrained(m);
+    await expectReplayIdentical(m);
   }, 120_000);
 
   it('the accountant and quota SIGKILLed between their Redis writes and their acks, redelivered after the reservations expired: counted once', async () => {
@@ -153,6 +168,7 @@ describe('chaos', () => {
     expect(await accountantRedeliveries(m)).toBeGreaterThanOrEqual(200);
     expect(await redeliveries(m, 'quota-reconciler')).toBeGreaterThanOrEqual(200);
     await expectSettled(m, 220);
+    await expectReplayIdentical(m);
   }, 90_000);
 
   it('two accountant replicas, AckWait 1 s, one of them slowed on a tenth of its Redis traffic: counted once', async () => {
