@@ -68,6 +68,15 @@ describe('the mesh, end to end over gRPC, against real Redis and NATS', () => {
     expect(res.error.details).toMatch(message);
   });
 
+  it('names a 10 KB unknown route without echoing it: INVALID_ARGUMENT, a short message', async () => {
+    const route = 'r'.repeat(10_000);
+    const res = await chat(mesh().gateway, KEYS.enterprise, userChat('hello', { route }));
+    expect(res.ok).toBe(false);
+    if (res.ok) return;
+    expect(res.error.code).toBe(status.INVALID_ARGUMENT);
+    expect(res.error.details).toMatch(/^route: unknown route "r{64}"… \(9936 more characters\)$/);
+  });
+
   it('refuses an unknown role with INVALID_ARGUMENT naming the message', async () => {
     const req = userChat('x', { messages: [{ role: 0, content: 'hi', name: '', toolCalls: [], toolCallId: '' }] });
     const res = await chat(mesh().gateway, KEYS.enterprise, req);

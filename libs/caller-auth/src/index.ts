@@ -1,4 +1,4 @@
-import { AppError } from '@llmgw/errors';
+import { AppError, quoted } from '@llmgw/errors';
 import { Subjects, type EventBus } from '@llmgw/events';
 import { dial, metadataValue, type CallContext } from '@llmgw/grpc';
 import { AuthServiceClient, KeyRevoked, type Principal } from '@llmgw/proto/auth';
@@ -48,7 +48,7 @@ export class CallerAuth {
   async tenantFor(ctx: Pick<CallContext, 'metadata' | 'requestId'>, tenantId: string, action: string): Promise<string> {
     const p = await this.principal(ctx);
     if (!tenantId) return p.tenantId;
-    if (!p.admin && p.tenantId !== tenantId) throw new AppError('permission_denied', `tenant ${p.tenantId} may not ${action} of tenant ${tenantId}`);
+    if (!p.admin && p.tenantId !== tenantId) throw new AppError('permission_denied', `tenant ${quoted(p.tenantId)} may not ${action} of tenant ${quoted(tenantId)}`);
     return tenantId;
   }
 

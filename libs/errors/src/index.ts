@@ -36,3 +36,19 @@ export function isAppError(err: unknown): err is AppError {
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/** Longest caller-supplied value an error message repeats (in UTF-16 units; the rest is elided). */
+export const MAX_ECHOED_CHARS = 64;
+
+/**
+ * A caller-supplied value for an error message or a log line: quoted, and cut to
+ * MAX_ECHOED_CHARS with the elided length named, so that a huge route name cannot make the error
+ * bigger than the request (or than gRPC's metadata limit).
+ */
+export function quoted(value: string): string {
+  if (value.length <= MAX_ECHOED_CHARS) return JSON.stringify(value);
+  return `${JSON.stringify(value.slice(0, MAX_ECHOED_CHARS))}… (${value.length - MAX_ECHOED_CHARS} more characters)`;
+}
+
+/** The longest message a caller is sent: a last guard, since status details travel in metadata. */
+export const MAX_ERROR_MESSAGE_CHARS = 1_024;

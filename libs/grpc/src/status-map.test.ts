@@ -1,6 +1,6 @@
 import { Metadata, status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
-import { AppError, type ErrorKind } from '@llmgw/errors';
+import { AppError, MAX_ECHOED_CHARS, MAX_ERROR_MESSAGE_CHARS, quoted, type ErrorKind } from '@llmgw/errors';
 import { pino } from 'pino';
 import { fromServiceError, toStatusObject } from './status-map.js';
 
@@ -49,5 +49,18 @@ describe('status mapping', () => {
     expect(app).toMatchObject({ kind: 'resource_exhausted', message: 'over' });
     expect(app.opts.retryAfterMs).toBe(500);
     expect(app.opts.trailers).toEqual({ 'x-ratelimit-remaining': '0' });
+  });
+});
+
+describe('caller-supplied values in errors', () => {
+  it('quotes short values whole and cuts long ones, naming what was left out', () => {
+    expect(quoted('support-chat')).toBe('"support-chat"');
+    expect(quoted('x'.repeat(MAX_ECHOED_CHARS + 10))).toBe(`"${'x'.repeat(MAX_ECHOED_CHARS)}"… (10 more characters)`);
+  });
+
+  it('never sends the caller a message longer than MAX_ERROR_MESSAGE_CHARS', () => {
+    const s = toStatusObject(new AppError('invalid_argument', 'y'.repeat(50_000)), capturingLogger().logger);
+    expect(s.details?.length).toBe(MAX_ERROR_MESSAGE_CHARS + 1);
+    expect(s.code).toBe(status.INVALID_ARGUMENT);
   });
 });

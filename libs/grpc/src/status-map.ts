@@ -1,5 +1,5 @@
 import { Metadata, status, type ServiceError, type StatusObject } from '@grpc/grpc-js';
-import { AppError, isAppError, type ErrorKind } from '@llmgw/errors';
+import { AppError, isAppError, MAX_ERROR_MESSAGE_CHARS, type ErrorKind } from '@llmgw/errors';
 import type { Logger } from '@llmgw/logging';
 import { ErrorKind as ProtoErrorKind } from '@llmgw/proto/executor';
 
@@ -58,7 +58,7 @@ export function toStatusObject(err: unknown, logger: Logger): Partial<StatusObje
     const metadata = new Metadata();
     if (err.opts.retryAfterMs !== undefined) metadata.set(RETRY_AFTER_TRAILER, String(Math.ceil(err.opts.retryAfterMs)));
     for (const [k, v] of Object.entries(err.opts.trailers ?? {})) metadata.set(k, typeof v === 'string' ? v : Buffer.from(v));
-    return { code: statusOf(err.kind), details: err.message, metadata };
+    return { code: statusOf(err.kind), details: capped(err.message), metadata };
   }
   logger.error({ err }, 'unhandled error');
   return { code: status.INTERNAL, details: 'internal error', metadata: new Metadata() };
@@ -85,4 +85,8 @@ export function fromServiceError(err: unknown): AppError {
 
 export function isServiceError(err: unknown): err is ServiceError {
   return err instanceof Error && typeof (err as Partial<ServiceError>).code === 'number' && 'details' in err;
+}
+
+function capped(message: string): string {
+  return message.length <= MAX_ERROR_MESSAGE_CHARS ? message : `${message.slice(0, MAX_ERROR_MESSAGE_CHARS)}…`;
 }

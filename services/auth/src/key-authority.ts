@@ -1,5 +1,5 @@
 import type { AuthSections } from '@llmgw/config';
-import { AppError } from '@llmgw/errors';
+import { AppError, quoted } from '@llmgw/errors';
 import { Subjects, type EventBus } from '@llmgw/events';
 import type { Logger } from '@llmgw/logging';
 import { KeyRevoked, type Principal } from '@llmgw/proto/auth';
@@ -160,7 +160,7 @@ export class KeyAuthority {
 
   async createKey(tenantId: string, scopes: readonly string[]): Promise<{ keyId: string; apiKey: string }> {
     if (!tenantId) throw new AppError('invalid_argument', 'tenant_id is required');
-    if (tierOf(this.opts.config, tenantId) === undefined) throw new AppError('invalid_argument', `unknown tenant "${tenantId}"`);
+    if (tierOf(this.opts.config, tenantId) === undefined) throw new AppError('invalid_argument', `unknown tenant ${quoted(tenantId)}`);
     const apiKey = newSecret();
     const keyId = newKeyId();
     const digest = hashKey(apiKey);
@@ -181,7 +181,7 @@ export class KeyAuthority {
       tenantId = boot.tenantId;
     } else {
       const removed = await this.storeCall(() => this.opts.store.remove(keyId));
-      if (!removed) throw new AppError('not_found', `unknown key id "${keyId}"`);
+      if (!removed) throw new AppError('not_found', `unknown key id ${quoted(keyId)}`);
       tenantId = removed.tenantId;
     }
     this.forget(keyId);
@@ -204,7 +204,7 @@ export class KeyAuthority {
     if (boot) await this.storeCall(() => this.syncRevocations());
     const current = await this.storeCall(() => this.opts.store.current(keyId));
     const target = boot ? (this.revokedBootstrap.has(keyId) ? undefined : boot) : current && this.principalOf(current.key, now);
-    if (!target) throw new AppError('not_found', `unknown key id "${keyId}"`);
+    if (!target) throw new AppError('not_found', `unknown key id ${quoted(keyId)}`);
     if (!caller.admin) {
       if (caller.tenantId !== target.tenantId) throw new AppError('permission_denied', 'a key of another tenant may not rotate this key');
       if (target.admin) throw new AppError('permission_denied', 'an admin key is required to rotate an admin key');

@@ -1,5 +1,5 @@
 import type { QuotaSections } from '@llmgw/config';
-import { AppError } from '@llmgw/errors';
+import { AppError, quoted } from '@llmgw/errors';
 import type { Logger } from '@llmgw/logging';
 import type { QuotaMetrics } from '@llmgw/metrics';
 import type { AlertPublisher } from './alerts.js';
@@ -203,5 +203,5 @@ export class QuotaManager {
 }
 
 function unknownTenant(tenantId: string): AppError {
-  return tenantId ? new AppError('not_found', `unknown tenant "${tenantId}"`) : new AppError('invalid_argument', 'tenant_id is required');
+  return tenantId ? new AppError('not_found', `unknown tenant ${quoted(tenantId)}`) : new AppError('invalid_argument', 'tenant_id is required');
 }

@@ -1,4 +1,4 @@
-import { AppError } from '@llmgw/errors';
+import { AppError, quoted } from '@llmgw/errors';
 import type { FallbackTriggerName, ModelConfig, ResponseFormatName, RouteConfig, RouterSections, RuleConfig } from '@llmgw/config';
 import { Attempt, AttemptOutcome, LatencyClass, QualityTier, ResponseFormatType, TaskType } from '@llmgw/proto/v1';
 import { FallbackTrigger, Operation, Tokenizer, type Guardrails, type Plan, type PlannedAttempt, type PlanRouteRequest } from '@llmgw/proto/router';
@@ -123,12 +123,12 @@ export class Planner {
   plan(req: PlanRouteRequest, health?: HealthView): Plan {
     const routeName = req.route || this.config.default_route;
     const route = this.routes.get(routeName);
-    if (!route) throw new AppError('invalid_argument', `route: unknown route "${routeName}"`);
+    if (!route) throw new AppError('invalid_argument', `route: unknown route ${quoted(routeName)}`);
 
     let ruleName: string;
     let chain: readonly string[];
     if (req.model) {
-      if (!this.models.has(req.model)) throw new AppError('invalid_argument', `unknown model "${req.model}"`);
+      if (!this.models.has(req.model)) throw new AppError('invalid_argument', `unknown model ${quoted(req.model)}`);
       if (!this.mayUse(req.tenantId, req.tier, req.model)) {
         throw new AppError('permission_denied', `tenant ${req.tenantId} may not use model ${req.model}`);
       }

@@ -1,4 +1,4 @@
-import { AppError } from '@llmgw/errors';
+import { AppError, quoted } from '@llmgw/errors';
 import type { Principal } from '@llmgw/proto/auth';
 import type { GetUsageRequest, GetUsageResponse } from '@llmgw/proto/v1';
 import { summarize } from './summarize.js';
@@ -23,7 +23,7 @@ export class UsageQueries {
     } else if (!req.tenantId || req.tenantId === caller.tenantId) {
       tenants = [caller.tenantId];
     } else {
-      throw new AppError('permission_denied', `tenant ${caller.tenantId} may not read the usage of tenant ${req.tenantId}`);
+      throw new AppError('permission_denied', `tenant ${quoted(caller.tenantId)} may not read the usage of tenant ${quoted(req.tenantId)}`);
     }
 
     const cells = (await this.readCells(tenants, fromMs, toMs)).filter(
