@@ -77,6 +77,13 @@ describe('the mesh, end to end over gRPC, against real Redis and NATS', () => {
     expect(res.error.details).toMatch(/^route: unknown route "r{64}"… \(9936 more characters\)$/);
   });
 
+  it('refuses a request over the 4 MiB receive limit with RESOURCE_EXHAUSTED, and goes on serving', async () => {
+    const res = await chat(mesh().gateway, KEYS.enterprise, userChat('x'.repeat(5 * 1024 * 1024)));
+    expect(res.ok).toBe(false);
+    if (!res.ok) expect(res.error.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect((await chat(mesh().gateway, KEYS.enterprise, userChat('hello'))).ok).toBe(true);
+  });
+
   it('refuses an unknown role with INVALID_ARGUMENT naming the message', async () => {
     const req = userChat('x', { messages: [{ role: 0, content: 'hi', name: '', toolCalls: [], toolCallId: '' }] });
     const res = await chat(mesh().gateway, KEYS.enterprise, req);

@@ -3,15 +3,47 @@ import { loadSync } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
 import type { PackageDefinition } from '@grpc/proto-loader';
+import { envInt, parseEnv } from '@llmgw/config';
 import { PROTO_FILES, PROTO_ROOT } from '@llmgw/proto/files';
+import { z } from 'zod';
 
-const SERVER_OPTIONS: ChannelOptions = {
-  // Channelz keeps per-call statistics nobody reads here; it costs CPU on every call.
-  'grpc.enable_channelz': 0,
-  'grpc.keepalive_time_ms': 30_000,
-  'grpc.keepalive_permit_without_calls': 1,
-  'grpc.max_receive_message_length': 16 * 1024 * 1024,
-};
+/** What one server accepts from its callers; from the environment (serverLimitsFromEnv) unless given. */
+export interface ServerLimits {
+  /** Largest request message (GRPC_MAX_RECEIVE_BYTES, default 4 MiB). */
+  maxReceiveBytes: number;
+  /** Calls at once on one HTTP/2 connection (GRPC_MAX_CONCURRENT_STREAMS, default 1,000). */
+  maxConcurrentStreams: number;
+  /**
+   * A connection is told to go away after this (GRPC_MAX_CONNECTION_AGE_MS, default 5 min), so
+   * clients reconnect and new replicas behind a Service get their share; calls under way then
+   * have 10 min to finish (long streams).
+   */
+  maxConnectionAgeMs: number;
+}
+
+export const serverLimitsEnvSchema = z.object({
+  GRPC_MAX_RECEIVE_BYTES: envInt({ min: 64 * 1024, default: 4 * 1024 * 1024 }),
+  GRPC_MAX_CONCURRENT_STREAMS: envInt({ min: 1, default: 1_000 }),
+  GRPC_MAX_CONNECTION_AGE_MS: envInt({ min: 1_000, default: 5 * 60_000 }),
+});
+
+export function serverLimitsFromEnv(env: NodeJS.ProcessEnv = process.env): ServerLimits {
+  const v = parseEnv(serverLimitsEnvSchema, env);
+  return { maxReceiveBytes: v.GRPC_MAX_RECEIVE_BYTES, maxConcurrentStreams: v.GRPC_MAX_CONCURRENT_STREAMS, maxConnectionAgeMs: v.GRPC_MAX_CONNECTION_AGE_MS };
+}
+
+function serverOptions(limits: ServerLimits): ChannelOptions {
+  return {
+    // Channelz keeps per-call statistics nobody reads here; it costs CPU on every call.
+    'grpc.enable_channelz': 0,
+    'grpc.keepalive_time_ms': 30_000,
+    'grpc.keepalive_permit_without_calls': 1,
+    'grpc.max_receive_message_length': limits.maxReceiveBytes,
+    'grpc.max_concurrent_streams': limits.maxConcurrentStreams,
+    'grpc.max_connection_age_ms': limits.maxConnectionAgeMs,
+    'grpc.max_connection_age_grace_ms': 10 * 60_000,
+  };
+}
 
 const HEALTH_SERVICE = 'grpc.health.v1.Health';
 let descriptors: PackageDefinition | undefined;
@@ -31,8 +63,8 @@ export interface GrpcServer {
 }
 
 /** A grpc-js server with grpc.health.v1 and server reflection already registered. */
-export function createGrpcServer(serviceNames: string[]): GrpcServer {
-  const server = new Server(SERVER_OPTIONS);
+export function createGrpcServer(serviceNames: string[], limits: ServerLimits = serverLimitsFromEnv()): GrpcServer {
+  const server = new Server(serverOptions(limits));
   const health = new HealthImplementation({ '': 'NOT_SERVING', ...Object.fromEntries(serviceNames.map((n) => [n, 'NOT_SERVING'])) });
   health.addToServer(server);
   reflectionFor(serviceNames).addToServer(server);
