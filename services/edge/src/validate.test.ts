@@ -91,10 +91,30 @@ describe('shapeChat rejects', () => {
     ['metadata key over 64 characters', { metadata: { ['k'.repeat(65)]: 'v' } }, 'metadata', '1 to 64'],
     ['metadata value over 512 characters', { metadata: { team: 'x'.repeat(513) } }, 'metadata.team', '512'],
     ['timeout over 600 s', { timeoutMs: 600_001 }, 'timeout_ms', '600000'],
+    // Sizes in bytes, before any parser or tokenizer: 'é' is 2 bytes, so characters undercount.
+    ['contents over 2 MiB in bytes', { messages: [user('é'.repeat(600_000)), user('é'.repeat(500_000))] }, 'messages', 'over the limit of 2097152'],
+    ['129 tools', { tools: Array.from({ length: 129 }, (_, i) => tool(`t${i}`)) }, 'tools', 'at most 128'],
+    ['a tool schema over 64 KiB', { tools: [tool('big', `{"description":"${'x'.repeat(64 * 1024)}"}`)] }, 'tools[0].parameters_json_schema', 'over 65536 bytes'],
+    [
+      'a response schema over 64 KiB',
+      { responseFormat: { type: ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_SCHEMA, jsonSchema: `{"d":"${'é'.repeat(33_000)}"}`, schemaName: 's' } },
+      'response_format.json_schema',
+      'over 65536 bytes',
+    ],
+    ['a stop sequence over 256 bytes', { stop: ['ok', '€'.repeat(86)] }, 'stop[1]', 'over 256 bytes'],
+    ['a user over 256 bytes', { user: 'u'.repeat(257) }, 'user', 'over 256 bytes'],
   ];
 
   it.each(cases)('%s', (_name, over, field, contains) => {
     expectInvalid(() => shapeChat(chat(over), { stream: false }), field, contains);
+  });
+
+  it('accepts what is just within the byte limits', () => {
+    expect(() => shapeChat(chat({ stop: ['€'.repeat(85)], user: 'u'.repeat(256), messages: [user('é'.repeat(1_048_576))] }), { stream: false })).not.toThrow();
+  });
+
+  it('refuses embedding texts over 2 MiB in bytes', () => {
+    expectInvalid(() => shapeEmbed(embed({ inputs: ['é'.repeat(700_000), 'é'.repeat(400_000)] })), 'inputs', 'over the limit');
   });
 
   it('leaves routes to the router: an unknown route is not the edge\'s to refuse', () => {

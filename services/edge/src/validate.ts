@@ -9,6 +9,19 @@ const MAX_STOP = 4;
 const MAX_METADATA_ENTRIES = 32;
 const MAX_TIMEOUT_MS = 600_000;
 const MAX_EMBED_INPUTS = 2_048;
+/*
+ * Sizes in UTF-8 bytes, checked before any JSON parser or tokenizer runs, so that the work a
+ * request costs is bounded by these and not by the 4 MiB message limit alone.
+ */
+/** All message contents of a request together (about 500 k tokens of English). */
+const MAX_CONTENT_BYTES = 2 * 1024 * 1024;
+const MAX_TOOLS = 128;
+/** One JSON schema (a tool's parameters, a response format). */
+const MAX_SCHEMA_BYTES = 64 * 1024;
+/** One tool call's arguments in the conversation. */
+const MAX_ARGUMENTS_BYTES = 256 * 1024;
+const MAX_STOP_BYTES = 256;
+const MAX_USER_BYTES = 256;
 const FORMAT_NAMES: Partial<Record<ResponseFormatType, string>> = {
   [ResponseFormatType.RESPONSE_FORMAT_TYPE_TEXT]: 'text',
   [ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_OBJECT]: 'json_object',
@@ -40,7 +53,8 @@ function validateMetadata(metadata: Record<string, string>): void {
   }
 }
 
-function parseJsonObject(text: string, field: string): Record<string, unknown> {
+function parseJsonObject(text: string, field: string, maxBytes: number): Record<string, unknown> {
+  checkBytes(text, field, maxBytes);
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -49,6 +63,13 @@ function parseJsonObject(text: string, field: string): Record<string, unknown> {
   }
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw invalid(field, 'must be a JSON object');
   return parsed as Record<string, unknown>;
+}
+
+function checkBytes(text: string, field: string, maxBytes: number): number {
+  // A UTF-16 unit is at most 3 UTF-8 bytes: most texts pass without being measured.
+  const bytes = text.length * 3 <= maxBytes ? text.length : Buffer.byteLength(text);
+  if (bytes > maxBytes) throw invalid(field, `over ${maxBytes} bytes`);
+  return bytes;
 }
 
 function toolChoiceOf(choice: string, tools: readonly ToolSpec[]): ToolChoice {
@@ -78,7 +99,7 @@ function responseFormatOf(req: ChatRequest): ResponseFormatSpec {
       return { type, name: '', schema: undefined };
     case ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_SCHEMA:
       if (!rf?.jsonSchema) throw invalid('response_format.json_schema', 'required for RESPONSE_FORMAT_TYPE_JSON_SCHEMA');
-      return { type, name: rf.schemaName || 'response', schema: parseJsonObject(rf.jsonSchema, 'response_format.json_schema') };
+      return { type, name: rf.schemaName || 'response', schema: parseJsonObject(rf.jsonSchema, 'response_format.json_schema', MAX_SCHEMA_BYTES) };
     default:
       throw invalid('response_format.type', 'unknown response format');
   }
@@ -91,6 +112,10 @@ function responseFormatOf(req: ChatRequest): ResponseFormatSpec {
 export function shapeChat(req: ChatRequest, opts: { stream: boolean }): ShapedChat {
   if (req.messages.length === 0) throw invalid('messages', 'must contain at least one message');
   if (req.messages.length > MAX_MESSAGES) throw invalid('messages', `at most ${MAX_MESSAGES} messages`);
+  let contentBytes = 0;
+  for (const m of req.messages) contentBytes += Buffer.byteLength(m.content);
+  if (contentBytes > MAX_CONTENT_BYTES) throw invalid('messages', `contents total ${contentBytes} bytes, over the limit of ${MAX_CONTENT_BYTES}`);
+  if (req.tools.length > MAX_TOOLS) throw invalid('tools', `at most ${MAX_TOOLS} tools`);
   req.messages.forEach((m, i) => {
     const field = `messages[${i}]`;
     if (m.role === Role.ROLE_UNSPECIFIED || !(m.role in Role) || m.role === Role.UNRECOGNIZED) {
@@ -100,7 +125,7 @@ export function shapeChat(req: ChatRequest, opts: { stream: boolean }): ShapedCh
     if (m.content.length === 0 && m.toolCalls.length === 0 && m.role !== Role.ROLE_ASSISTANT) {
       throw invalid(`${field}.content`, 'must not be empty');
     }
-    m.toolCalls.forEach((tc, j) => parseJsonObject(tc.argumentsJson || '{}', `${field}.tool_calls[${j}].arguments_json`));
+    m.toolCalls.forEach((tc, j) => parseJsonObject(tc.argumentsJson || '{}', `${field}.tool_calls[${j}].arguments_json`, MAX_ARGUMENTS_BYTES));
   });
   if (req.maxTokens !== undefined && req.maxTokens <= 0) throw invalid('max_tokens', 'must be positive');
   if (req.temperature !== undefined && !(req.temperature >= 0 && req.temperature <= 2)) {
@@ -108,6 +133,8 @@ export function shapeChat(req: ChatRequest, opts: { stream: boolean }): ShapedCh
   }
   if (req.topP !== undefined && !(req.topP > 0 && req.topP <= 1)) throw invalid('top_p', `${req.topP} is out of range (0, 1]`);
   if (req.stop.length > MAX_STOP) throw invalid('stop', `at most ${MAX_STOP} sequences`);
+  req.stop.forEach((st, i) => checkBytes(st, `stop[${i}]`, MAX_STOP_BYTES));
+  checkBytes(req.user, 'user', MAX_USER_BYTES);
   validateTimeoutField(req.timeoutMs);
   validateMetadata(req.metadata);
 
@@ -118,7 +145,7 @@ export function shapeChat(req: ChatRequest, opts: { stream: boolean }): ShapedCh
     if (!TOOL_NAME.test(t.name)) throw invalid(`tools[${i}].name`, 'must be 1-64 letters, digits, _ or -');
     if (names.has(t.name)) throw invalid(`tools[${i}].name`, `duplicate tool "${t.name}"`);
     names.add(t.name);
-    const parameters = t.parametersJsonSchema ? parseJsonObject(t.parametersJsonSchema, `tools[${i}].parameters_json_schema`) : { type: 'object', properties: {} };
+    const parameters = t.parametersJsonSchema ? parseJsonObject(t.parametersJsonSchema, `tools[${i}].parameters_json_schema`, MAX_SCHEMA_BYTES) : { type: 'object', properties: {} };
     return { name: t.name, description: t.description, parameters };
   });
   if (tools.length > 0) required.push('tools');
@@ -181,9 +208,12 @@ export function requestTimeout(timeoutMs: number, plan: Plan): number {
 export function shapeEmbed(req: EmbedRequest): void {
   if (req.inputs.length === 0) throw invalid('inputs', 'must contain at least one text');
   if (req.inputs.length > MAX_EMBED_INPUTS) throw invalid('inputs', `at most ${MAX_EMBED_INPUTS} texts`);
+  let bytes = 0;
   req.inputs.forEach((t, i) => {
     if (t.length === 0) throw invalid(`inputs[${i}]`, 'must not be empty');
+    bytes += Buffer.byteLength(t);
   });
+  if (bytes > MAX_CONTENT_BYTES) throw invalid('inputs', `texts total ${bytes} bytes, over the limit of ${MAX_CONTENT_BYTES}`);
   validateTimeoutField(req.timeoutMs);
   validateMetadata(req.metadata);
 }
