@@ -2,14 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ServiceError } from '@grpc/grpc-js';
+import { status, type ServiceError } from '@grpc/grpc-js';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectNatsBus, Subjects } from '@llmgw/events';
 import { callUnary, dial } from '@llmgw/grpc';
 import { silentLogger } from '@llmgw/logging';
 import { AuthServiceClient } from '@llmgw/proto/auth';
-import { chat, chatStream, KEYS, startTestMesh, TEST_CONFIG, userChat, type TestMesh } from '../src/harness.js';
+import { chat, chatStream, getUsage, KEYS, startTestMesh, TEST_CONFIG, userChat, type TestMesh } from '../src/harness.js';
 
 /*
  * Secrets never leak: 100 keys created through auth, traffic with successes, provider errors,
@@ -123,3 +123,22 @@ describe('secrets never leak', () => {
   }, 120_000);
 });
 
+describe('scopes through the mesh', () => {
+  it('a chat-only key chats but may not read usage; an embed-only key may not chat', async () => {
+    const auth = dial(AuthServiceClient, mesh.services.addrs.auth);
+    const admin = { authorization: `Bearer ${KEYS.admin}` };
+    try {
+      const make = async (scopes: string[]) => (await callUnary(auth.createKey.bind(auth), { tenantId: 'loadtest', scopes }, { timeoutMs: 5_000, metadata: admin })).apiKey;
+      const chatOnly = await make(['chat']);
+      const embedOnly = await make(['embed']);
+      expect((await chat(mesh.gateway, chatOnly, userChat('hi'))).ok).toBe(true);
+      const usage = await getUsage(mesh.usage, chatOnly, {});
+      expect(usage.ok ? 'ok' : usage.error.code).toBe(status.PERMISSION_DENIED);
+      const denied = await chat(mesh.gateway, embedOnly, userChat('hi'));
+      expect(denied.ok ? 'ok' : denied.error.code).toBe(status.PERMISSION_DENIED);
+      if (!denied.ok) expect(denied.error.details).toBe('this key lacks the scope "chat"');
+    } finally {
+      auth.close();
+    }
+  });
+});

@@ -1,3 +1,4 @@
+import type { Scope } from '@llmgw/config';
 import { AppError, quoted } from '@llmgw/errors';
 import { Subjects, type EventBus } from '@llmgw/events';
 import { dial, metadataValue, type CallContext } from '@llmgw/grpc';
@@ -6,6 +7,18 @@ import { AuthClientAuthenticator } from './authenticator.js';
 
 export { AuthCache } from './auth-cache.js';
 export { AuthClientAuthenticator, type CallerAuthenticator, type AuthClientAuthenticatorOptions } from './authenticator.js';
+
+export { SCOPES, type Scope } from '@llmgw/config';
+
+/** A key with no scopes listed (bootstrap keys without a list, keys made before scopes) may do all but administer. */
+const DEFAULT_SCOPES: readonly Scope[] = ['chat', 'embed', 'usage:read'];
+
+/** PERMISSION_DENIED unless the key has `scope` (an admin key has every scope). */
+export function requireScope(p: Pick<Principal, 'admin' | 'scopes'>, scope: Scope): void {
+  if (p.admin) return;
+  const scopes: readonly string[] = p.scopes.length === 0 ? DEFAULT_SCOPES : p.scopes;
+  if (!scopes.includes(scope)) throw new AppError('permission_denied', `this key lacks the scope "${scope}"`);
+}
 
 /** The key in `authorization: Bearer <key>`, or undefined. */
 export function bearerKey(ctx: Pick<CallContext, 'metadata'>): string | undefined {

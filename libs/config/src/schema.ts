@@ -125,6 +125,10 @@ export const tenantFields = {
 export const tierSchema = z.strictObject(tierFields);
 export const tenantSchema = z.strictObject(tenantFields);
 
+/** What an API key may be allowed to do (enforced by the edge, the accountant and auth). */
+export const SCOPES = ['chat', 'embed', 'usage:read', 'admin'] as const;
+export type Scope = (typeof SCOPES)[number];
+
 export const apiKeySchema = z
   .strictObject({
     id: z.string().min(1),
@@ -134,7 +138,8 @@ export const apiKeySchema = z
     /** Alternatively the hex SHA-256 of the secret, so the config holds no secret at all. */
     key_sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
     admin: z.boolean().default(false),
-    scopes: z.array(z.string()).default([]),
+    /** What the key may do; none listed: everything but administer. */
+    scopes: z.array(z.enum(SCOPES)).default([]),
   })
   .refine((k) => (k.key === undefined) !== (k.key_sha256 === undefined), {
     message: 'give exactly one of key or key_sha256',

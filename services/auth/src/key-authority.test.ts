@@ -150,6 +150,14 @@ describe('KeyAuthority', () => {
     expect(store.finds).toBe(2);
   });
 
+  it('grants only known scopes, and never admin', async () => {
+    const a = await authority();
+    await expect(a.createKey('globex', ['chat', 'fly'])).rejects.toMatchObject({ kind: 'invalid_argument', message: expect.stringContaining('unknown scope "fly"') });
+    await expect(a.createKey('globex', ['admin'])).rejects.toMatchObject({ kind: 'invalid_argument' });
+    const { apiKey } = await a.createKey('globex', ['embed', 'usage:read']);
+    expect((await a.authenticate(apiKey)).scopes).toEqual(['embed', 'usage:read']);
+  });
+
   it('maps a failing store to UNAVAILABLE', async () => {
     const store = new MemoryKeyStore();
     store.find = async () => {

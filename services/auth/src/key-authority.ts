@@ -1,3 +1,4 @@
+import { SCOPES } from '@llmgw/caller-auth';
 import type { AuthSections } from '@llmgw/config';
 import { AppError, quoted } from '@llmgw/errors';
 import { Subjects, type EventBus } from '@llmgw/events';
@@ -31,6 +32,9 @@ interface CacheEntry {
 const INVALID = 'invalid API key';
 
 /** The longest grace period RotateKey accepts for the old secret (24 h). */
+/** Scopes CreateKey may grant; admin keys come only from the config (api_keys[].admin). */
+const GRANTABLE: ReadonlySet<string> = new Set(SCOPES.filter((s) => s !== 'admin'));
+
 export const MAX_GRACE_PERIOD_MS = 24 * 60 * 60 * 1000;
 
 /** What RotateKey returns: the new secret (shown once) and when the old one stops working. */
@@ -161,6 +165,9 @@ export class KeyAuthority {
   async createKey(tenantId: string, scopes: readonly string[]): Promise<{ keyId: string; apiKey: string }> {
     if (!tenantId) throw new AppError('invalid_argument', 'tenant_id is required');
     if (tierOf(this.opts.config, tenantId) === undefined) throw new AppError('invalid_argument', `unknown tenant ${quoted(tenantId)}`);
+    for (const scope of scopes) {
+      if (!GRANTABLE.has(scope)) throw new AppError('invalid_argument', `scopes: unknown scope ${quoted(scope)}; use ${[...GRANTABLE].join(', ')}`);
+    }
     const apiKey = newSecret();
     const keyId = newKeyId();
     const digest = hashKey(apiKey);

@@ -240,6 +240,17 @@ describe('GatewayPipeline authentication', () => {
     expect(downstream.totalCalls()).toBe(0);
   });
 
+  it('refuses a key without the scope of the call with PERMISSION_DENIED, before planning', async () => {
+    const { pipeline, downstream } = setup();
+    downstream.auth = { principal: { ...PRINCIPAL, scopes: ['embed'] }, cacheTtlMs: 0 };
+    const err = await rejection(pipeline.chat(chatReq(), makeCtx()));
+    expect(err).toMatchObject({ kind: 'permission_denied', message: 'this key lacks the scope "chat"' });
+    downstream.auth = { principal: { ...PRINCIPAL, scopes: ['chat'] }, cacheTtlMs: 0 };
+    const embedErr = await rejection(pipeline.embed(EmbedRequest.fromPartial({ route: 'embeddings', inputs: ['a'] }), makeCtx()));
+    expect(embedErr.message).toBe('this key lacks the scope "embed"');
+    expect(downstream.calls.planRoute).toHaveLength(0);
+  });
+
   it('refuses a key auth does not know, before planning', async () => {
     const { pipeline, downstream } = setup();
     downstream.auth = { principal: undefined, cacheTtlMs: 0 };

@@ -17,7 +17,7 @@ import {
   type GetUsageResponse,
 } from '@llmgw/proto/v1';
 import { familyOf, PromptTokens } from '@llmgw/tokens';
-import { AuthCache } from '@llmgw/caller-auth';
+import { AuthCache, requireScope, type Scope } from '@llmgw/caller-auth';
 import type { Downstream } from './downstream.js';
 import { planEstimate, type Estimate } from './estimate.js';
 import type { PlanCache } from './plan-cache.js';
@@ -102,7 +102,7 @@ export class GatewayPipeline {
   }
 
   async embed(req: EmbedRequest, ctx: CallContext): Promise<EmbedResponse> {
-    const principal = await this.authenticate(ctx);
+    const principal = await this.authenticate(ctx, 'embed');
     shapeEmbed(req);
     const started = this.deps.now();
     const prompt = PromptTokens.texts(req.inputs);
@@ -136,7 +136,7 @@ export class GatewayPipeline {
     });
   }
 
-  async authenticate(ctx: CallContext): Promise<Principal> {
+  async authenticate(ctx: CallContext, scope: Scope): Promise<Principal> {
     const header = metadataValue(ctx.metadata, 'authorization');
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (!match?.[1]) throw new AppError('unauthenticated', 'missing API key: send metadata "authorization: Bearer <key>"');
@@ -149,11 +149,12 @@ export class GatewayPipeline {
       principal = res.principal;
     }
     ctx.setTenant(principal.tenantId);
+    requireScope(principal, scope);
     return principal;
   }
 
   private async admitChat(req: ChatRequest, ctx: CallContext, stream: boolean): Promise<{ a: Admitted; params: ChatParams }> {
-    const principal = await this.authenticate(ctx);
+    const principal = await this.authenticate(ctx, 'chat');
     const shaped = shapeChat(req, { stream });
     const started = this.deps.now();
     const prompt = PromptTokens.chat(req.messages);

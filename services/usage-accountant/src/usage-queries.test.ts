@@ -28,6 +28,12 @@ describe('UsageQueries', () => {
     await expect(u.getUsage(q({ tenantId: 'globex' }), tenant)).rejects.toMatchObject({ kind: 'permission_denied' });
   });
 
+  it('refuses a key without the usage:read scope', async () => {
+    const u = await setup();
+    await expect(u.getUsage(q({}), { ...tenant, scopes: ['chat'] })).rejects.toMatchObject({ kind: 'permission_denied', message: 'this key lacks the scope "usage:read"' });
+    expect((await u.getUsage(q({}), { ...tenant, scopes: ['usage:read'] })).total?.requests).toBe(2);
+  });
+
   it('an admin sees all tenants or one', async () => {
     const u = await setup();
     const all = await u.getUsage(q({ groupBy: [UsageGroupBy.USAGE_GROUP_BY_TENANT] }), admin);

@@ -1,3 +1,4 @@
+import { requireScope } from '@llmgw/caller-auth';
 import { AppError, quoted } from '@llmgw/errors';
 import type { Principal } from '@llmgw/proto/auth';
 import type { GetUsageRequest, GetUsageResponse } from '@llmgw/proto/v1';
@@ -12,6 +13,7 @@ export class UsageQueries {
   ) {}
 
   async getUsage(req: GetUsageRequest, caller: Principal): Promise<GetUsageResponse> {
+    requireScope(caller, 'usage:read');
     const fromMs = req.startTime ? req.startTime.getTime() : 0;
     const toMs = req.endTime ? req.endTime.getTime() : this.now();
     if (Number.isNaN(fromMs) || Number.isNaN(toMs)) throw new AppError('invalid_argument', 'start_time and end_time must be valid timestamps');
