@@ -6,6 +6,7 @@ import { AuthServiceClient, KeyRevoked, type Principal } from '@llmgw/proto/auth
 import { AuthClientAuthenticator } from './authenticator.js';
 
 export { AuthCache } from './auth-cache.js';
+export { isMistypedKey, KEY_PREFIX, newApiKey } from './key-format.js';
 export { AuthClientAuthenticator, type CallerAuthenticator, type AuthClientAuthenticatorOptions } from './authenticator.js';
 
 export { SCOPES, type Scope } from '@llmgw/config';

@@ -84,7 +84,7 @@ for (const mode of ['memory', 'redis'] as const) {
       const heard: KeyRevoked[] = [];
       const off = bus.onBroadcast(Subjects.keyRevoked, (d) => heard.push(KeyRevoked.decode(d)));
       const created = await createKey(ADMIN_KEY, 'globex');
-      expect(created.apiKey).toMatch(/^sk-/);
+      expect(created.apiKey).toMatch(/^llmgw_[0-9A-Za-z]{46}$/);
       expect((await authenticate(created.apiKey)).principal).toMatchObject({ tenantId: 'globex', keyId: created.keyId, tier: 'enterprise', admin: false });
       if (redis) {
         expect(await redis.hexists(AuthKeys.keys, hashKey(created.apiKey))).toBe(1);
@@ -110,7 +110,7 @@ for (const mode of ['memory', 'redis'] as const) {
       const before = (await authenticate(created.apiKey)).principal;
       const rotated = await rotateKey(ADMIN_KEY, created.keyId, 30_000);
       expect(rotated.keyId).toBe(created.keyId);
-      expect(rotated.apiKey).toMatch(/^sk-/);
+      expect(rotated.apiKey).toMatch(/^llmgw_[0-9A-Za-z]{46}$/);
       expect(rotated.apiKey).not.toBe(created.apiKey);
       expect(rotated.oldKeyExpiresAt).toEqual(new Date(now + 30_000));
       expect((await authenticate(rotated.apiKey)).principal).toEqual(before);

@@ -18,7 +18,7 @@ import { bearerToken } from './key-hash.js';
 import { KeyAuthority } from './key-authority.js';
 import { MemoryKeyStore, RedisKeyStore } from './key-store.js';
 
-export { hashKey, newSecret, newKeyId, bearerToken } from './key-hash.js';
+export { hashKey, newKeyId, bearerToken } from './key-hash.js';
 export { KeyAuthority, MAX_GRACE_PERIOD_MS, type KeyAuthorityOptions, type RotatedKey } from './key-authority.js';
 export { AuthKeys, MemoryKeyStore, RedisKeyStore, type KeyStore, type Rotation, type StoredKey } from './key-store.js';
 export { loadAuthConfig, type AuthConfig } from './config.js';

@@ -3,7 +3,8 @@ import { Metadata } from '@grpc/grpc-js';
 import { MemoryEventBus, Subjects } from '@llmgw/events';
 import { silentLogger } from '@llmgw/logging';
 import { KeyRevoked } from '@llmgw/proto/auth';
-import { bearerToken, hashKey, newKeyId, newSecret } from './key-hash.js';
+import { isMistypedKey, newApiKey } from '@llmgw/caller-auth';
+import { bearerToken, hashKey, newKeyId } from './key-hash.js';
 import { KeyAuthority, MAX_GRACE_PERIOD_MS } from './key-authority.js';
 import { MemoryKeyStore, type KeyStore, type StoredKey } from './key-store.js';
 import { ADMIN_KEY, authTestConfig, HASHED_KEY, TENANT_KEY } from './test-config.js';
@@ -27,12 +28,20 @@ describe('key hashing', () => {
   it('is hex SHA-256', () => {
     expect(hashKey('abc')).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
   });
-  it('makes sk- secrets of 32 random bytes and distinct ids', () => {
-    const a = newSecret();
-    expect(a).toMatch(/^sk-[A-Za-z0-9_-]{43}$/);
-    expect(Buffer.from(a.slice(3), 'base64url')).toHaveLength(32);
-    expect(newSecret()).not.toBe(a);
+  it('makes llmgw_ keys: 40 random base62 characters and a 6-character checksum, and distinct ids', () => {
+    const a = newApiKey();
+    expect(a).toMatch(/^llmgw_[0-9A-Za-z]{46}$/);
+    expect(newApiKey()).not.toBe(a);
+    expect(isMistypedKey(a)).toBe(false);
     expect(newKeyId()).not.toBe(newKeyId());
+  });
+  it('knows a mistyped key by its checksum, and judges no other form', () => {
+    const a = newApiKey();
+    const flipped = a.slice(0, 10) + (a[10] === 'a' ? 'b' : 'a') + a.slice(11);
+    expect(isMistypedKey(flipped)).toBe(true);
+    expect(isMistypedKey(a.slice(0, -1))).toBe(true);
+    expect(isMistypedKey(`${a}x`)).toBe(true);
+    expect(isMistypedKey('sk-test-startup-000000000000')).toBe(false);
   });
   it.each([
     ['Bearer sk-abc', 'sk-abc'],
@@ -156,6 +165,15 @@ describe('KeyAuthority', () => {
     await expect(a.createKey('globex', ['admin'])).rejects.toMatchObject({ kind: 'invalid_argument' });
     const { apiKey } = await a.createKey('globex', ['embed', 'usage:read']);
     expect((await a.authenticate(apiKey)).scopes).toEqual(['embed', 'usage:read']);
+  });
+
+  it('refuses a mistyped key of its own format without a store lookup', async () => {
+    const store = new CountingStore();
+    const a = await authority(store);
+    const { apiKey } = await a.createKey('globex', []);
+    const mistyped = apiKey.slice(0, -1) + (apiKey.endsWith('0') ? '1' : '0');
+    await expect(a.authenticate(mistyped)).rejects.toMatchObject({ kind: 'unauthenticated' });
+    expect(store.finds).toBe(0);
   });
 
   it('maps a failing store to UNAVAILABLE', async () => {

@@ -1,10 +1,10 @@
-import { SCOPES } from '@llmgw/caller-auth';
+import { isMistypedKey, newApiKey, SCOPES } from '@llmgw/caller-auth';
 import type { AuthSections } from '@llmgw/config';
 import { AppError, quoted } from '@llmgw/errors';
 import { Subjects, type EventBus } from '@llmgw/events';
 import type { Logger } from '@llmgw/logging';
 import { KeyRevoked, type Principal } from '@llmgw/proto/auth';
-import { hashKey, newKeyId, newSecret } from './key-hash.js';
+import { hashKey, newKeyId } from './key-hash.js';
 import type { KeyStore, StoredKey } from './key-store.js';
 
 export interface KeyAuthorityOptions {
@@ -122,6 +122,7 @@ export class KeyAuthority {
    */
   async authenticateWithTtl(apiKey: string): Promise<{ principal: Principal; cacheTtlMs: number }> {
     if (!apiKey) throw new AppError('unauthenticated', 'missing API key');
+    if (isMistypedKey(apiKey)) throw new AppError('unauthenticated', INVALID);
     const digest = hashKey(apiKey);
     const boot = this.bootstrap.get(digest);
     if (boot) {
@@ -168,7 +169,7 @@ export class KeyAuthority {
     for (const scope of scopes) {
       if (!GRANTABLE.has(scope)) throw new AppError('invalid_argument', `scopes: unknown scope ${quoted(scope)}; use ${[...GRANTABLE].join(', ')}`);
     }
-    const apiKey = newSecret();
+    const apiKey = newApiKey();
     const keyId = newKeyId();
     const digest = hashKey(apiKey);
     await this.storeCall(() => this.opts.store.add(digest, { keyId, tenantId, scopes: [...scopes], createdAtMs: this.now() }));
@@ -217,7 +218,7 @@ export class KeyAuthority {
       if (target.admin) throw new AppError('permission_denied', 'an admin key is required to rotate an admin key');
     }
 
-    const apiKey = newSecret();
+    const apiKey = newApiKey();
     const digest = hashKey(apiKey);
     const key: StoredKey = {
       keyId,

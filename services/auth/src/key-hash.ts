@@ -6,11 +6,6 @@ export function hashKey(secret: string): string {
   return createHash('sha256').update(secret, 'utf8').digest('hex');
 }
 
-/** A new secret: `sk-` + 32 random bytes, base64url. */
-export function newSecret(): string {
-  return `sk-${randomBytes(32).toString('base64url')}`;
-}
-
 /** A new public key id (not secret; safe to log). */
 export function newKeyId(): string {
   return `key-${randomBytes(9).toString('base64url')}`;

@@ -233,6 +233,7 @@ describe('GatewayPipeline authentication', () => {
     ['a bare key', GOOD_KEY],
     ['Bearer without a key', 'Bearer '],
     ['Bearer with two tokens', `Bearer ${GOOD_KEY} extra`],
+    ['a key of the gateway format whose checksum does not match', `Bearer llmgw_${'A'.repeat(46)}`],
   ])('refuses %s as UNAUTHENTICATED without calling anything', async (_name, header) => {
     const { pipeline, downstream } = setup();
     const err = await rejection(pipeline.chat(chatReq(), makeCtx(header)));

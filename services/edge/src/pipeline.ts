@@ -17,7 +17,7 @@ import {
   type GetUsageResponse,
 } from '@llmgw/proto/v1';
 import { familyOf, PromptTokens } from '@llmgw/tokens';
-import { AuthCache, requireScope, type Scope } from '@llmgw/caller-auth';
+import { AuthCache, isMistypedKey, requireScope, type Scope } from '@llmgw/caller-auth';
 import type { Downstream } from './downstream.js';
 import { planEstimate, type Estimate } from './estimate.js';
 import type { PlanCache } from './plan-cache.js';
@@ -140,6 +140,8 @@ export class GatewayPipeline {
     const header = metadataValue(ctx.metadata, 'authorization');
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (!match?.[1]) throw new AppError('unauthenticated', 'missing API key: send metadata "authorization: Bearer <key>"');
+    // A key whose checksum does not match costs no lookup.
+    if (isMistypedKey(match[1])) throw new AppError('unauthenticated', 'invalid API key');
     const digest = AuthCache.digest(match[1]);
     let principal = this.deps.authCache.get(digest);
     if (!principal) {
