@@ -14,6 +14,8 @@ export interface ServiceProcessesOptions {
   /** Each service's stdout and stderr go to <logDir>/<service>.log. */
   logDir: string;
   services?: readonly ServiceName[];
+  /** Environment of one service only (its certificate, its NATS and Redis user), on top of env; replicas get it too. */
+  serviceEnv?: Partial<Record<ServiceName, Record<string, string>>>;
 }
 
 export interface ServiceProcesses {
@@ -52,7 +54,7 @@ export async function startServiceProcesses(opts: ServiceProcessesOptions): Prom
     const log = createWriteStream(join(opts.logDir, `${logName}.log`), { flags: 'a' });
     const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'services', name, 'src', 'main.ts')], {
       cwd: REPO_ROOT,
-      env: { ...env, ...(metricsBase ? { [METRICS_PORT_ENV]: String(metricsBase + METRICS_PORT_OFFSET[name]) } : {}), ...extra },
+      env: { ...env, ...opts.serviceEnv?.[name], ...(metricsBase ? { [METRICS_PORT_ENV]: String(metricsBase + METRICS_PORT_OFFSET[name]) } : {}), ...extra },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child.stdout?.pipe(log);
