@@ -3,13 +3,13 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { credentials, loadPackageDefinition, makeGenericClientConstructor, type ServiceError } from '@grpc/grpc-js';
+import { loadPackageDefinition, makeGenericClientConstructor, type ServiceError } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { service as healthService } from 'grpc-health-check';
 import { describe, expect, it, vi } from 'vitest';
 import { freePort, REPO_ROOT, startNatsServer, startRedisServer } from '@llmgw/local-infra';
 import { SERVICE_NAMES, type ServiceName } from '@llmgw/runtime';
-import { callUnary, dial } from '@llmgw/grpc';
+import { callUnary, dial, PLAINTEXT, type ChannelLink } from '@llmgw/grpc';
 import { AuthServiceClient } from '@llmgw/proto/auth';
 import { KEYS, TEST_CONFIG, useTestMesh } from '../src/harness.js';
 
@@ -42,9 +42,11 @@ function runService(name: ServiceName, env: Record<string, string>): Promise<{ c
   });
 }
 
-function healthCheck(addr: string, service: string): Promise<string> {
+const plaintext = PLAINTEXT.channelTo('');
+
+function healthCheck(addr: string, service: string, link: ChannelLink = plaintext): Promise<string> {
   const Client = makeGenericClientConstructor(healthService, 'Health');
-  const client = new Client(addr, credentials.createInsecure()) as unknown as {
+  const client = new Client(addr, link.credentials, link.options) as unknown as {
     Check: (req: object, opts: object, cb: (err: ServiceError | null, res: { status: string }) => void) => void;
     close(): void;
   };
@@ -57,15 +59,15 @@ function healthCheck(addr: string, service: string): Promise<string> {
   });
 }
 
-function listServices(addr: string): Promise<string[]> {
+function listServices(addr: string, link: ChannelLink = plaintext): Promise<string[]> {
   const protoDir = join(createRequire(import.meta.url).resolve('@grpc/reflection'), '../../proto');
   const pkg = loadPackageDefinition(loadSync('grpc/reflection/v1/reflection.proto', { includeDirs: [protoDir] })) as unknown as {
-    grpc: { reflection: { v1: { ServerReflection: new (addr: string, creds: ReturnType<typeof credentials.createInsecure>) => {
+    grpc: { reflection: { v1: { ServerReflection: new (addr: string, creds: ChannelLink['credentials'], options: ChannelLink['options']) => {
       ServerReflectionInfo: () => NodeJS.EventEmitter & { write(m: object): void; end(): void };
       close(): void;
     } } } };
   };
-  const client = new pkg.grpc.reflection.v1.ServerReflection(addr, credentials.createInsecure());
+  const client = new pkg.grpc.reflection.v1.ServerReflection(addr, link.credentials, link.options);
   return new Promise((resolve, reject) => {
     const call = client.ServerReflectionInfo();
     call.on('data', (m: { listServicesResponse?: { service: { name: string }[] } }) => {
@@ -81,8 +83,9 @@ function listServices(addr: string): Promise<string[]> {
 describe('operating the services', () => {
   it.each(SERVICE_NAMES)('%s serves grpc.health.v1 as SERVING and server reflection', async (name) => {
     const addr = mesh().services.addrs[name];
-    expect(await healthCheck(addr, '')).toBe('SERVING');
-    const services = await listServices(addr);
+    const link = mesh().linkAs('operator', name);
+    expect(await healthCheck(addr, '', link)).toBe('SERVING');
+    const services = await listServices(addr, link);
     expect(services).toContain('grpc.health.v1.Health');
     // Reflection lists what this server serves, not every service of the mesh.
     expect(services.filter((s) => s.startsWith('llmgateway.')).sort()).toEqual([...OWN_SERVICES[name]].sort());

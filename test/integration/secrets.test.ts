@@ -6,7 +6,7 @@ import { status, type ServiceError } from '@grpc/grpc-js';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectNatsBus, Subjects } from '@llmgw/events';
-import { callUnary, dial } from '@llmgw/grpc';
+import { callUnary } from '@llmgw/grpc';
 import { silentLogger } from '@llmgw/logging';
 import { AuthServiceClient } from '@llmgw/proto/auth';
 import { chat, chatStream, getUsage, KEYS, startTestMesh, TEST_CONFIG, userChat, type TestMesh } from '../src/harness.js';
@@ -34,7 +34,7 @@ beforeAll(async () => {
   const configPath = join(mkdtempSync(join(tmpdir(), 'llmgw-secrets-')), 'gateway.yaml');
   writeFileSync(configPath, readFileSync(TEST_CONFIG, 'utf8').replaceAll('api_key: sim-key', 'api_key: ${LEAK_TEST_PROVIDER_KEY}'));
   mesh = await startTestMesh(configPath, { LOG_LEVEL: 'debug', LEAK_TEST_PROVIDER_KEY: PROVIDER_SECRET });
-  const auth = dial(AuthServiceClient, mesh.services.addrs.auth);
+  const auth = mesh.dial(AuthServiceClient, 'auth');
   const admin = { authorization: `Bearer ${KEYS.admin}` };
   try {
     for (let i = 0; i < 100; i++) {
@@ -125,7 +125,7 @@ describe('secrets never leak', () => {
 
 describe('scopes through the mesh', () => {
   it('a chat-only key chats but may not read usage; an embed-only key may not chat', async () => {
-    const auth = dial(AuthServiceClient, mesh.services.addrs.auth);
+    const auth = mesh.dial(AuthServiceClient, 'auth');
     const admin = { authorization: `Bearer ${KEYS.admin}` };
     try {
       const make = async (scopes: string[]) => (await callUnary(auth.createKey.bind(auth), { tenantId: 'loadtest', scopes }, { timeoutMs: 5_000, metadata: admin })).apiKey;

@@ -1,4 +1,3 @@
-import { credentials } from '@grpc/grpc-js';
 import { Redis } from 'ioredis';
 import { expect } from 'vitest';
 import { UsageServiceClient } from '@llmgw/proto/v1';
@@ -44,7 +43,7 @@ export function pricedBill(bill: SimulatorBill): Totals {
 
 /** Asked of the accountant itself: some scenarios kill the edge. */
 async function accountantTotals(mesh: TestMesh): Promise<Totals | undefined> {
-  const client = new UsageServiceClient(mesh.services.addrs['usage-accountant'], credentials.createInsecure());
+  const client = mesh.dial(UsageServiceClient, 'usage-accountant');
   try {
     const r = await getUsage(client, CHAOS_KEYS.admin, { tenantId: CHAOS_TENANT });
     if (!r.ok || !r.value.total) return undefined;

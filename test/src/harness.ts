@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll } from 'vitest';
-import { startNatsServer, startRedisServer, startServiceProcesses, type LocalServer, type ServiceProcesses } from '@llmgw/local-infra';
+import { dial, meshTls, meshTlsFilesIn, PLAINTEXT, type ChannelLink } from '@llmgw/grpc';
+import { createMeshPki, startNatsServer, startRedisServer, startServiceProcesses, type LocalServer, type MeshCertificates, type ServiceProcesses } from '@llmgw/local-infra';
+import { OPERATOR, type MeshIdentity, type ServiceName } from '@llmgw/runtime';
 import { startSimulator, type Simulator } from '@llmgw/provider-simulator';
 import { ChatRequest, GatewayServiceClient, Role, UsageServiceClient, type ChatResponse, type ChatStreamResponse, type GetUsageRequest, type GetUsageResponse } from '@llmgw/proto/v1';
 
@@ -26,6 +28,12 @@ export interface TestMesh {
   gateway: GatewayServiceClient;
   usage: UsageServiceClient;
   logDir: string;
+  /** The mesh's throwaway CA and certificates (one per service, and the operator's). */
+  pki: MeshCertificates;
+  /** What dialling `peer` with `identity`'s certificate needs. */
+  linkAs(identity: MeshIdentity, peer: ServiceName): ChannelLink;
+  /** A client of an internal service, with the operator's certificate unless another identity is named. */
+  dial<C>(Ctor: new (address: string, ...rest: never[]) => C, service: ServiceName, identity?: MeshIdentity): C;
   /** NATS killed (SIGKILL) for `ms`, then started again on the same port and store, as after a crash. */
   natsOutage(ms: number): Promise<void>;
   stop(): Promise<void>;
@@ -37,17 +45,29 @@ export async function startTestMesh(configPath = TEST_CONFIG, extraEnv: Record<s
   const [redis, first, simulator] = await Promise.all([startRedisServer(), startNatsServer({ storeDir: natsStore }), startSimulator({ streamChunkDelayMs: 5 })]);
   let nats = first;
   const logDir = mkdtempSync(join(tmpdir(), 'llmgw-mesh-logs-'));
+  const pkiDir = mkdtempSync(join(tmpdir(), 'llmgw-mesh-tls-'));
+  const pki = createMeshPki(pkiDir);
   let services: ServiceProcesses;
   try {
     services = await startServiceProcesses({
       env: { GATEWAY_CONFIG: configPath, SIMULATOR_URL: simulator.url, REDIS_URL: redis.url, NATS_URL: nats.url, LOG_LEVEL: 'info', ...extraEnv },
+      serviceEnv: pki.tlsEnv,
       logDir,
     });
   } catch (err) {
     await Promise.all([redis.stop(), nats.stop(), simulator.close()]);
     rmSync(natsStore, { recursive: true, force: true });
+    rmSync(pkiDir, { recursive: true, force: true });
     throw err;
   }
+  const transports = new Map<MeshIdentity, ReturnType<typeof meshTls>>();
+  const linkAs = (identity: MeshIdentity, peer: ServiceName): ChannelLink => {
+    // The edge's port is public: plaintext on loopback, like `npm start`.
+    if (peer === 'edge') return PLAINTEXT.channelTo(peer);
+    let t = transports.get(identity);
+    if (!t) transports.set(identity, (t = meshTls(meshTlsFilesIn(pki.dirOf(identity)), 60_000)));
+    return t.channelTo(peer);
+  };
   const gateway = new GatewayServiceClient(services.addrs.edge, credentials.createInsecure());
   const usage = new UsageServiceClient(services.addrs.edge, credentials.createInsecure());
   const mesh: TestMesh = {
@@ -58,6 +78,9 @@ export async function startTestMesh(configPath = TEST_CONFIG, extraEnv: Record<s
     gateway,
     usage,
     logDir,
+    pki,
+    linkAs,
+    dial: (Ctor, service, identity = OPERATOR) => dial(Ctor as never, services.addrs[service], linkAs(identity, service)),
     natsOutage: async (ms) => {
       nats.process.kill('SIGKILL');
       if (nats.process.exitCode === null && nats.process.signalCode === null) await new Promise((r) => nats.process.once('exit', r));
@@ -71,6 +94,7 @@ export async function startTestMesh(configPath = TEST_CONFIG, extraEnv: Record<s
       await services.stop();
       await Promise.all([redis.stop(), nats.stop(), simulator.close()]);
       rmSync(natsStore, { recursive: true, force: true });
+      rmSync(pkiDir, { recursive: true, force: true });
     },
   };
   return mesh;

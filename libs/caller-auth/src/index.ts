@@ -1,7 +1,7 @@
 import type { Scope } from '@llmgw/config';
 import { AppError, quoted } from '@llmgw/errors';
 import { Subjects, type EventBus } from '@llmgw/events';
-import { dial, metadataValue, type CallContext } from '@llmgw/grpc';
+import { dial, metadataValue, PLAINTEXT, type CallContext, type MeshTransport } from '@llmgw/grpc';
 import { AuthServiceClient, KeyRevoked, type Principal } from '@llmgw/proto/auth';
 import { AuthClientAuthenticator } from './authenticator.js';
 
@@ -36,8 +36,8 @@ export class CallerAuth {
   private readonly authenticator: AuthClientAuthenticator;
   private readonly offRevoked: () => void;
 
-  constructor(authAddr: string, bus: EventBus) {
-    this.client = dial(AuthServiceClient, authAddr);
+  constructor(authAddr: string, bus: EventBus, transport: MeshTransport = PLAINTEXT) {
+    this.client = dial(AuthServiceClient, authAddr, transport.channelTo('auth'));
     this.authenticator = new AuthClientAuthenticator(this.client);
     this.offRevoked = bus.onBroadcast(Subjects.keyRevoked, (data) => {
       try {

@@ -1,6 +1,6 @@
 import {
-  credentials,
   Metadata,
+  type ChannelCredentials,
   type CallOptions,
   type ChannelOptions,
   type ClientReadableStream,
@@ -9,6 +9,7 @@ import {
 } from '@grpc/grpc-js';
 import { AppError } from '@llmgw/errors';
 import { REQUEST_ID_HEADER, TENANT_ID_HEADER } from './context.js';
+import { PLAINTEXT, type ChannelLink } from './mesh-tls.js';
 import { fromServiceError } from './status-map.js';
 
 const CLIENT_OPTIONS: ChannelOptions = {
@@ -21,11 +22,11 @@ const CLIENT_OPTIONS: ChannelOptions = {
   'grpc.max_receive_message_length': 16 * 1024 * 1024,
 };
 
-type ClientConstructor<C> = new (address: string, creds: ReturnType<typeof credentials.createInsecure>, options?: ChannelOptions) => C;
+type ClientConstructor<C> = new (address: string, creds: ChannelCredentials, options?: ChannelOptions) => C;
 
-/** One long-lived channel per dependency; grpc-js multiplexes calls over it. */
-export function dial<C>(Ctor: ClientConstructor<C>, address: string): C {
-  return new Ctor(address, credentials.createInsecure(), CLIENT_OPTIONS);
+/** One long-lived channel per dependency; grpc-js multiplexes calls over it. `link`: from MeshTransport.channelTo. */
+export function dial<C>(Ctor: ClientConstructor<C>, address: string, link: ChannelLink = PLAINTEXT.channelTo('')): C {
+  return new Ctor(address, link.credentials, { ...CLIENT_OPTIONS, ...link.options });
 }
 
 export interface CallOpts {

@@ -6,6 +6,8 @@ import type { PackageDefinition } from '@grpc/proto-loader';
 import { envInt, parseEnv } from '@llmgw/config';
 import { PROTO_FILES, PROTO_ROOT } from '@llmgw/proto/files';
 import { z } from 'zod';
+import { authorizeCalls, type MethodAccess } from './authorize.js';
+import { PLAINTEXT, type MeshTransport } from './mesh-tls.js';
 
 /** What one server accepts from its callers; from the environment (serverLimitsFromEnv) unless given. */
 export interface ServerLimits {
@@ -57,18 +59,32 @@ function reflectionFor(serviceNames: string[]): ReflectionService {
 
 export interface GrpcServer {
   server: Server;
+  credentials: ServerCredentials;
   health: HealthImplementation;
   /** Fully qualified names of the services this server serves, for health. */
   serviceNames: string[];
 }
 
-/** A grpc-js server with grpc.health.v1 and server reflection already registered. */
-export function createGrpcServer(serviceNames: string[], limits: ServerLimits = serverLimitsFromEnv()): GrpcServer {
-  const server = new Server(serverOptions(limits));
+export interface GrpcServerOptions {
+  /** Mutual TLS (each call authorized by `access`) or plaintext; default plaintext. */
+  transport?: MeshTransport;
+  /** Who may call which method; required with a TLS transport. */
+  access?: MethodAccess;
+  limits?: ServerLimits;
+  /** Server reflection (grpcurl, Postman); default on. */
+  reflection?: boolean;
+}
+
+/** A grpc-js server with grpc.health.v1 and, unless turned off, server reflection already registered. */
+export function createGrpcServer(serviceNames: string[], opts: GrpcServerOptions = {}): GrpcServer {
+  const transport = opts.transport ?? PLAINTEXT;
+  if (transport.identity !== undefined && !opts.access) throw new Error('a TLS server needs a method access policy');
+  const interceptors = transport.identity !== undefined && opts.access ? [authorizeCalls(opts.access)] : [];
+  const server = new Server({ ...serverOptions(opts.limits ?? serverLimitsFromEnv()), interceptors });
   const health = new HealthImplementation({ '': 'NOT_SERVING', ...Object.fromEntries(serviceNames.map((n) => [n, 'NOT_SERVING'])) });
   health.addToServer(server);
-  reflectionFor(serviceNames).addToServer(server);
-  return { server, health, serviceNames };
+  if (opts.reflection ?? true) reflectionFor(serviceNames).addToServer(server);
+  return { server, credentials: transport.serverCredentials(), health, serviceNames };
 }
 
 export function setServing(g: GrpcServer, serving: boolean): void {
@@ -80,7 +96,7 @@ export function setServing(g: GrpcServer, serving: boolean): void {
 /** Binds host:port (port 0 picks a free one) and returns the bound port. */
 export function listen(g: GrpcServer, addr: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    g.server.bindAsync(addr, ServerCredentials.createInsecure(), (err, port) => {
+    g.server.bindAsync(addr, g.credentials, (err, port) => {
       if (err) reject(new Error(`cannot listen on ${addr}: ${err.message}`));
       else {
         setServing(g, true);

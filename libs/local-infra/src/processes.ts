@@ -54,7 +54,7 @@ export async function startNatsServer(opts: { port?: number; storeDir?: string }
   return finishStart(child, port, `nats://127.0.0.1:${port}`, opts.storeDir ? undefined : dir, 'nats-server');
 }
 
-function requireBinary(binary: string, install: string): void {
+export function requireBinary(binary: string, install: string): void {
   if (!onPath(binary)) throw new Error(`${binary} is not on PATH; install it (${install})`);
 }
 

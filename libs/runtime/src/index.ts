@@ -1,3 +1,4 @@
 export * from './service.js';
 export * from './main.js';
 export * from './metrics.js';
+export * from './mesh-access.js';

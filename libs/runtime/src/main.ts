@@ -1,5 +1,6 @@
 import { envMs, envPort, envString, envUrl, gatherConfig, parseEnv } from '@llmgw/config';
 import { connectNatsBus, type EventBus } from '@llmgw/events';
+import { meshTransportFromEnv, type MeshTransport } from '@llmgw/grpc';
 import { createLogger, type Logger } from '@llmgw/logging';
 import { startRedis, type Redis } from '@llmgw/redis';
 import { z } from 'zod';
@@ -41,10 +42,12 @@ export async function runServiceMain<C>(def: ServiceDefinition<C>, env: NodeJS.P
   let metrics: ServiceMetrics | undefined;
   try {
     // Environment and file together, so that one fatal line names the problems of both.
-    const { runtime, config } = gatherConfig({
+    const { runtime, config, transport } = gatherConfig({
       runtime: () => parseEnv(runtimeEnvSchema(def.needsRedis), env),
       config: () => def.loadConfig(env.GATEWAY_CONFIG || DEFAULT_CONFIG_PATH, env),
+      transport: () => meshTransportOf(def.name, env),
     });
+    if (transport.identity === undefined) logger.warn('MESH_TLS_DIR is not set: calls inside the mesh are plaintext and not authorized');
     // Neither Redis nor NATS being down stops a start: each service reports it in health and
     // follows its degraded policy until they are back (docs/operations.md).
     if (def.needsRedis && runtime.REDIS_URL !== undefined) redis = await startRedis(runtime.REDIS_URL, { logger });
@@ -63,6 +66,7 @@ export async function runServiceMain<C>(def: ServiceDefinition<C>, env: NodeJS.P
       drainMs: runtime.DRAIN_MS,
       env,
       metrics: metrics.metrics,
+      transport,
     });
     logger.info({ addr: listenAddr, port: service.port }, `${def.name} listening`);
     onShutdown(logger, async () => {
@@ -78,6 +82,15 @@ export async function runServiceMain<C>(def: ServiceDefinition<C>, env: NodeJS.P
     await metrics?.close().catch(() => undefined);
     process.exit(1);
   }
+}
+
+/** The process's mesh TLS, refused unless its certificate names the service it runs. */
+function meshTransportOf(service: string, env: NodeJS.ProcessEnv): MeshTransport {
+  const transport = meshTransportFromEnv(env);
+  if (transport.identity !== undefined && transport.identity !== service) {
+    throw new Error(`MESH_TLS_DIR holds the certificate of ${transport.identity}, not of ${service}`);
+  }
+  return transport;
 }
 
 export function onShutdown(logger: Logger, close: () => Promise<void>): void {

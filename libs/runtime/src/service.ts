@@ -1,4 +1,5 @@
 import type { EventBus } from '@llmgw/events';
+import type { MeshTransport } from '@llmgw/grpc';
 import type { Logger } from '@llmgw/logging';
 import type { Metrics } from '@llmgw/metrics';
 import type { Redis } from '@llmgw/redis';
@@ -53,6 +54,8 @@ export interface ServiceDeps<C> {
   env: NodeJS.ProcessEnv;
   /** This service's own metrics registry; absent ⇒ the service records no metrics. */
   metrics?: Metrics;
+  /** Mutual TLS with the other services (runServiceMain: from MESH_TLS_DIR); absent ⇒ plaintext. */
+  transport?: MeshTransport;
 }
 
 export interface RunningService {

@@ -12,7 +12,7 @@ import {
   type RotateKeyRequest,
   type RotateKeyResponse,
 } from '@llmgw/proto/auth';
-import type { RunningService, ServiceDefinition, ServiceDeps } from '@llmgw/runtime';
+import { accessOf, type RunningService, type ServiceDefinition, type ServiceDeps } from '@llmgw/runtime';
 import { loadAuthConfig, type AuthConfig } from './config.js';
 import { bearerToken } from './key-hash.js';
 import { KeyAuthority } from './key-authority.js';
@@ -76,7 +76,7 @@ export async function startAuth(deps: ServiceDeps<AuthConfig>, opts: AuthOptions
     }, rpc),
   };
 
-  const g = createGrpcServer([AUTH_SERVICE_NAME]);
+  const g = createGrpcServer([AUTH_SERVICE_NAME], { transport: deps.transport, access: accessOf('auth') });
   g.server.addService(AuthServiceService, impl);
   const port = await listen(g, deps.listenAddr);
   const health = new DependencyHealth(g, AUTH_SERVICE_NAME, logger);

@@ -1,4 +1,4 @@
-import { edgeSectionsSchema, envMs, gatherConfig, parseEnv, parseSections, readConfigFile, type EdgeSections } from '@llmgw/config';
+import { edgeSectionsSchema, envMs, envString, gatherConfig, parseEnv, parseSections, readConfigFile, type EdgeSections } from '@llmgw/config';
 import { z } from 'zod';
 
 const edgeEnvSchema = z.object({
@@ -6,6 +6,12 @@ const edgeEnvSchema = z.object({
   EDGE_PLAN_CACHE_MS: envMs(1_000),
   /** How often the config file is checked for changes. */
   POLICY_POLL_MS: envMs(500),
+  /** TLS on the public port: certificate chain and key files (PEM), re-read every minute; unset: plaintext. */
+  EDGE_TLS_CERT_FILE: envString().optional(),
+  EDGE_TLS_KEY_FILE: envString().optional(),
+}).refine((v) => (v.EDGE_TLS_CERT_FILE === undefined) === (v.EDGE_TLS_KEY_FILE === undefined), {
+  message: 'EDGE_TLS_CERT_FILE and EDGE_TLS_KEY_FILE go together',
+  path: ['EDGE_TLS_CERT_FILE'],
 });
 
 /** The edge's part of the config file (the tenants' prompt-log policy) and its environment. */
@@ -13,6 +19,8 @@ export interface EdgeConfig {
   sections: EdgeSections;
   planCacheMs: number;
   policyPollMs: number;
+  /** TLS on the public port; absent: plaintext (loopback by default). */
+  publicTls?: { certFile: string; keyFile: string };
 }
 
 export function parseEdgeSections(text: string, source: string, env: NodeJS.ProcessEnv): EdgeSections {
@@ -25,5 +33,6 @@ export function loadEdgeConfig(path: string, env: NodeJS.ProcessEnv): EdgeConfig
     sections: () => parseEdgeSections(readConfigFile(path), path, env),
     vars: () => parseEnv(edgeEnvSchema, env),
   });
-  return { sections, planCacheMs: vars.EDGE_PLAN_CACHE_MS, policyPollMs: vars.POLICY_POLL_MS };
+  const publicTls = vars.EDGE_TLS_CERT_FILE && vars.EDGE_TLS_KEY_FILE ? { certFile: vars.EDGE_TLS_CERT_FILE, keyFile: vars.EDGE_TLS_KEY_FILE } : undefined;
+  return { sections, planCacheMs: vars.EDGE_PLAN_CACHE_MS, policyPollMs: vars.POLICY_POLL_MS, publicTls };
 }

@@ -11,7 +11,7 @@ import {
 import { QuotaServiceClient, type ReleaseQuotaRequest, type ReserveQuotaRequest, type ReserveQuotaResponse } from '@llmgw/proto/quota';
 import { RouterServiceClient, type Plan, type PlanRouteRequest } from '@llmgw/proto/router';
 import { UsageServiceClient, type GetUsageRequest, type GetUsageResponse } from '@llmgw/proto/v1';
-import { callStream, callUnary, dial, type CallOpts } from '@llmgw/grpc';
+import { callStream, callUnary, dial, PLAINTEXT, type CallOpts, type MeshTransport } from '@llmgw/grpc';
 import { AppError } from '@llmgw/errors';
 import type { ServiceAddrs } from '@llmgw/runtime';
 
@@ -28,12 +28,12 @@ export interface Downstream {
   close(): void;
 }
 
-export function createGrpcDownstream(addrs: ServiceAddrs): Downstream {
-  const auth = dial(AuthServiceClient, addrs.auth);
-  const router = dial(RouterServiceClient, addrs.router);
-  const quota = dial(QuotaServiceClient, addrs.quota);
-  const executor = dial(ExecutorServiceClient, addrs['provider-executor']);
-  const usage = dial(UsageServiceClient, addrs['usage-accountant']);
+export function createGrpcDownstream(addrs: ServiceAddrs, transport: MeshTransport = PLAINTEXT): Downstream {
+  const auth = dial(AuthServiceClient, addrs.auth, transport.channelTo('auth'));
+  const router = dial(RouterServiceClient, addrs.router, transport.channelTo('router'));
+  const quota = dial(QuotaServiceClient, addrs.quota, transport.channelTo('quota'));
+  const executor = dial(ExecutorServiceClient, addrs['provider-executor'], transport.channelTo('provider-executor'));
+  const usage = dial(UsageServiceClient, addrs['usage-accountant'], transport.channelTo('usage-accountant'));
   return {
     authenticate: (apiKey, opts) => callUnary(auth.authenticate.bind(auth), { apiKey }, opts),
     planRoute: async (req, opts) => {

@@ -1,6 +1,6 @@
 import { ConfigWatcher, type EdgeSections } from '@llmgw/config';
 import { Subjects } from '@llmgw/events';
-import { drain, listen } from '@llmgw/grpc';
+import { drain, listen, PLAINTEXT, publicTls, type MeshTransport } from '@llmgw/grpc';
 import { KeyRevoked } from '@llmgw/proto/auth';
 import type { RunningService, ServiceDefinition, ServiceDeps } from '@llmgw/runtime';
 import { AuthCache } from '@llmgw/caller-auth';
@@ -14,7 +14,7 @@ export { GatewayPipeline } from './pipeline.js';
 export type { Downstream } from './downstream.js';
 export { loadEdgeConfig, type EdgeConfig } from './config.js';
 
-export async function startEdge(deps: ServiceDeps<EdgeConfig>, downstream: Downstream = createGrpcDownstream(deps.addrs)): Promise<RunningService> {
+export async function startEdge(deps: ServiceDeps<EdgeConfig>, downstream: Downstream = createGrpcDownstream(deps.addrs, deps.transport)): Promise<RunningService> {
   const logger = deps.logger.child({ component: 'edge' });
   const authCache = new AuthCache({ now: Date.now });
   const stopRevocations = deps.bus.onBroadcast(Subjects.keyRevoked, (data) => {
@@ -31,7 +31,10 @@ export async function startEdge(deps: ServiceDeps<EdgeConfig>, downstream: Downs
   sections.start();
   const planCache = new PlanCache({ ttlMs: deps.config.planCacheMs, now: Date.now });
   const pipeline = new GatewayPipeline({ config: () => sections.current, downstream, authCache, planCache, now: Date.now });
-  const g = createEdgeServer(pipeline, logger, deps.metrics?.rpc);
+  // The public port is not part of the mesh: callers bring API keys, not certificates.
+  const tls = deps.config.publicTls;
+  const publicTransport: MeshTransport = tls ? { ...PLAINTEXT, serverCredentials: () => publicTls(tls.certFile, tls.keyFile, 60_000) } : PLAINTEXT;
+  const g = createEdgeServer(pipeline, logger, deps.metrics?.rpc, { transport: publicTransport });
   const port = await listen(g, deps.listenAddr);
   return {
     name: 'edge',

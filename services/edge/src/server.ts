@@ -1,11 +1,11 @@
-import { createGrpcServer, serverStream, unary, type GrpcServer, type RpcMetricsHook } from '@llmgw/grpc';
+import { createGrpcServer, serverStream, unary, type GrpcServer, type GrpcServerOptions, type RpcMetricsHook } from '@llmgw/grpc';
 import type { Logger } from '@llmgw/logging';
 import { GatewayServiceService, UsageServiceService } from '@llmgw/proto/v1';
 import type { GatewayPipeline } from './pipeline.js';
 
 /** Maps the public gRPC API onto the pipeline; nothing else lives here. */
-export function createEdgeServer(pipeline: GatewayPipeline, logger: Logger, metrics?: RpcMetricsHook): GrpcServer {
-  const g = createGrpcServer(['llmgateway.v1.GatewayService', 'llmgateway.v1.UsageService']);
+export function createEdgeServer(pipeline: GatewayPipeline, logger: Logger, metrics?: RpcMetricsHook, opts: GrpcServerOptions = {}): GrpcServer {
+  const g = createGrpcServer(['llmgateway.v1.GatewayService', 'llmgateway.v1.UsageService'], opts);
   const pub = { publicEntry: true, metrics };
   g.server.addService(GatewayServiceService, {
     chat: unary('Chat', logger, (req, ctx) => pipeline.chat(req, ctx), pub),

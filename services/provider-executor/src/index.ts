@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { drain, listen } from '@llmgw/grpc';
 import { executorMetrics, usageMetrics } from '@llmgw/metrics';
-import type { RunningService, ServiceDefinition, ServiceDeps } from '@llmgw/runtime';
+import { accessOf, type RunningService, type ServiceDefinition, type ServiceDeps } from '@llmgw/runtime';
 import { CircuitBreaker, DEFAULT_BREAKER } from './circuit-breaker.js';
 import { loadExecutorConfig, type ExecutorConfig } from './config.js';
 import { Executor } from './execute.js';
@@ -48,7 +48,7 @@ export async function startProviderExecutor(deps: ServiceDeps<ExecutorConfig>): 
     usage,
     onPlanned: (model, provider) => providerOfModel.set(model, provider),
   });
-  const g = createExecutorServer(executor, deps.logger, deps.metrics?.rpc);
+  const g = createExecutorServer(executor, deps.logger, deps.metrics?.rpc, { transport: deps.transport, access: accessOf('provider-executor') });
   let port: number;
   try {
     port = await listen(g, deps.listenAddr);

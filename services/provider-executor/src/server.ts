@@ -1,4 +1,4 @@
-import { createGrpcServer, serverStream, unary, type GrpcServer, type RpcMetricsHook } from '@llmgw/grpc';
+import { createGrpcServer, serverStream, unary, type GrpcServer, type GrpcServerOptions, type RpcMetricsHook } from '@llmgw/grpc';
 import type { Logger } from '@llmgw/logging';
 import {
   ExecutorServiceService,
@@ -14,9 +14,9 @@ import type { Executor } from './execute.js';
 export const EXECUTOR_SERVICE_NAME = 'llmgateway.executor.v1.ExecutorService';
 
 /** Registers the ExecutorService handlers (plus health and reflection); only maps gRPC to Executor. */
-export function createExecutorServer(executor: Executor, logger: Logger, metrics?: RpcMetricsHook): GrpcServer {
+export function createExecutorServer(executor: Executor, logger: Logger, metrics?: RpcMetricsHook, opts: GrpcServerOptions = {}): GrpcServer {
   const rpc = { metrics };
-  const g = createGrpcServer([EXECUTOR_SERVICE_NAME]);
+  const g = createGrpcServer([EXECUTOR_SERVICE_NAME], opts);
   g.server.addService(ExecutorServiceService, {
     executeChat: unary<ExecuteChatRequest, ExecuteChatResponse>('ExecuteChat', logger, (req, ctx) => executor.executeChat(req, ctx), rpc),
     executeChatStream: serverStream<ExecuteChatStreamRequest, ExecuteChatStreamResponse>('ExecuteChatStream', logger, (req, ctx, send) =>

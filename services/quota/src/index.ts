@@ -5,7 +5,7 @@ import type { Logger } from '@llmgw/logging';
 import { quotaMetrics } from '@llmgw/metrics';
 import { QuotaServiceService } from '@llmgw/proto/quota';
 import { connectWithin, watchRedis, type Redis } from '@llmgw/redis';
-import type { RunningService, ServiceDefinition, ServiceDeps } from '@llmgw/runtime';
+import { accessOf, type RunningService, type ServiceDefinition, type ServiceDeps } from '@llmgw/runtime';
 import { AlertPublisher } from './alerts.js';
 import { loadQuotaConfig, parseQuotaSections, type QuotaConfig } from './config.js';
 import { LocalRateLimiter } from './local-limiter.js';
@@ -67,7 +67,7 @@ export async function startQuota(deps: ServiceDeps<QuotaConfig>): Promise<Runnin
     logger.info('quota uses the in-memory store (monolithic mode)');
   }
 
-  const g = createGrpcServer([QUOTA_SERVICE_NAME]);
+  const g = createGrpcServer([QUOTA_SERVICE_NAME], { transport: deps.transport, access: accessOf('quota') });
   const health = new DependencyHealth(g, QUOTA_SERVICE_NAME, logger);
   let consuming = false;
   health.waitFor('usage consumer');
@@ -81,7 +81,7 @@ export async function startQuota(deps: ServiceDeps<QuotaConfig>): Promise<Runnin
     usageArriving: () => consuming,
     metrics: deps.metrics && quotaMetrics(deps.metrics),
   });
-  const callers = new CallerAuth(deps.addrs.auth, deps.bus);
+  const callers = new CallerAuth(deps.addrs.auth, deps.bus, deps.transport);
   g.server.addService(QuotaServiceService, quotaHandlers(manager, logger, callers, deps.metrics?.rpc));
   // Reservations are reconciled only while the usage consumer consumes: NOT_SERVING otherwise.
   const stopReconciler = await startReconciler(deps.bus, manager, logger, (up) => {

@@ -3,7 +3,7 @@ import { Subjects } from '@llmgw/events';
 import { createGrpcServer, drain, listen, unary } from '@llmgw/grpc';
 import { BackendHealthChanged } from '@llmgw/proto/executor';
 import { RouterServiceService, type PlanRouteResponse, type PlanRouteRequest, type RouterServiceServer } from '@llmgw/proto/router';
-import type { RunningService, ServiceDefinition, ServiceDeps } from '@llmgw/runtime';
+import { accessOf, type RunningService, type ServiceDefinition, type ServiceDeps } from '@llmgw/runtime';
 import { BackendHealth } from './backend-health.js';
 import { loadRouterConfig, parseRouterSections, type RouterConfig } from './config.js';
 import { Planner } from './planner.js';
@@ -45,7 +45,7 @@ export async function startRouter(deps: ServiceDeps<RouterConfig>): Promise<Runn
     );
   });
 
-  const g = createGrpcServer([ROUTER_SERVICE_NAME]);
+  const g = createGrpcServer([ROUTER_SERVICE_NAME], { transport: deps.transport, access: accessOf('router') });
   const impl: RouterServiceServer = {
     planRoute: unary('PlanRoute', logger, async (req: PlanRouteRequest): Promise<PlanRouteResponse> => ({ plan: policy.current.plan(req, health) }), {
       metrics: deps.metrics?.rpc,

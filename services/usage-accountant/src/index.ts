@@ -5,7 +5,7 @@ import { createGrpcServer, DependencyHealth, drain, listen, unary } from '@llmgw
 import { accountantMetrics, busConsumerMetrics } from '@llmgw/metrics';
 import { UsageServiceService, type GetUsageRequest, type GetUsageResponse, type UsageServiceServer } from '@llmgw/proto/v1';
 import { watchRedis } from '@llmgw/redis';
-import type { RunningService, ServiceDefinition, ServiceDeps } from '@llmgw/runtime';
+import { accessOf, type RunningService, type ServiceDefinition, type ServiceDeps } from '@llmgw/runtime';
 import { loadUsageAccountantConfig, parseAccountantSections, type UsageAccountantConfig } from './config.js';
 import { usageEventHandler, type TenantIds } from './usage-consumer.js';
 import { UsageQueries } from './usage-queries.js';
@@ -41,7 +41,7 @@ export async function startUsageAccountant(deps: ServiceDeps<UsageAccountantConf
     },
   });
 
-  const g = createGrpcServer([USAGE_SERVICE_NAME]);
+  const g = createGrpcServer([USAGE_SERVICE_NAME], { transport: deps.transport, access: accessOf('usage-accountant') });
   // UsageService is NOT_SERVING while usage is not being counted (no consumer, or no Redis); the
   // overall "" stays SERVING: a restart would bring neither back, and GetUsage still answers.
   const health = new DependencyHealth(g, USAGE_SERVICE_NAME, logger);
@@ -60,7 +60,7 @@ export async function startUsageAccountant(deps: ServiceDeps<UsageAccountantConf
     },
   );
 
-  const callers = new CallerAuth(deps.addrs.auth, deps.bus);
+  const callers = new CallerAuth(deps.addrs.auth, deps.bus, deps.transport);
   const queries = new UsageQueries(store);
   const impl: UsageServiceServer = {
     getUsage: unary('GetUsage', logger, async (req: GetUsageRequest, ctx): Promise<GetUsageResponse> => {
