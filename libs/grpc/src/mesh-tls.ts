@@ -49,6 +49,8 @@ export interface MeshTransport {
   /** This process's identity, from its certificate; undefined when plaintext. */
   readonly identity: string | undefined;
   serverCredentials(): ServerCredentials;
+  /** Resolves once the certificate files have been read (a server must not listen before); rejects if they cannot be. */
+  ready(): Promise<void>;
   /** What dialling the service `peer` needs (TLS: a check that the server is that service). */
   channelTo(peer: string): ChannelLink;
 }
@@ -61,6 +63,7 @@ export interface ChannelLink {
 export const PLAINTEXT: MeshTransport = {
   identity: undefined,
   serverCredentials: () => ServerCredentials.createInsecure(),
+  ready: () => Promise.resolve(),
   channelTo: () => ({ credentials: credentials.createInsecure(), options: {} }),
 };
 
@@ -77,10 +80,12 @@ export function meshTls(files: MeshTlsFiles, refreshMs: number): MeshTransport {
     refreshIntervalMs: refreshMs,
   });
   const server = experimental.createCertificateProviderServerCredentials(provider, provider, true);
+  const loaded = filesRead(provider, files.certFile, true);
   const links = new Map<string, ChannelLink>();
   return {
     identity,
     serverCredentials: () => server,
+    ready: () => loaded,
     channelTo: (peer) => {
       let link = links.get(peer);
       if (!link) {
@@ -126,10 +131,31 @@ export function meshTransportFromEnv(env: NodeJS.ProcessEnv = process.env): Mesh
   return v.MESH_TLS_DIR ? meshTls(meshTlsFilesIn(v.MESH_TLS_DIR), v.MESH_TLS_REFRESH_MS) : PLAINTEXT;
 }
 
-/** Server-only TLS for a public port (no client certificate: callers bring API keys), re-read every `refreshMs`. */
-export function publicTls(certFile: string, keyFile: string, refreshMs: number): ServerCredentials {
+/**
+ * Server-only TLS for a public port (no client certificate: callers bring API keys), re-read
+ * every `refreshMs`. Only its server side is used.
+ */
+export function publicTls(certFile: string, keyFile: string, refreshMs: number): MeshTransport {
   const provider = new experimental.FileWatcherCertificateProvider({ certificateFile: certFile, privateKeyFile: keyFile, refreshIntervalMs: refreshMs });
   // grpc-js 1.14 hands this function's first two arguments to the constructor in the other order;
   // with no CA provider the identity provider ends up where it belongs (tested in mesh-tls.test.ts).
-  return experimental.createCertificateProviderServerCredentials(provider, null, false);
+  const server = experimental.createCertificateProviderServerCredentials(provider, null, false);
+  const loaded = filesRead(provider, certFile, false);
+  return { ...PLAINTEXT, serverCredentials: () => server, ready: () => loaded };
+}
+
+/** The provider reads its files in the background; this settles on its first reading. */
+function filesRead(provider: experimental.FileWatcherCertificateProvider, certFile: string, withCa: boolean): Promise<void> {
+  const loaded = new Promise<void>((resolve, reject) => {
+    let pending = withCa ? 2 : 1;
+    const onUpdate = (update: object | null) => {
+      if (update === null) reject(new Error(`cannot read the TLS files next to ${certFile}`));
+      else if (--pending === 0) resolve();
+    };
+    // Kept for the process's life: removing the last listener would stop the provider's refresh.
+    if (withCa) provider.addCaCertificateListener(onUpdate);
+    provider.addIdentityCertificateListener(onUpdate);
+  });
+  loaded.catch(() => undefined);
+  return loaded;
 }

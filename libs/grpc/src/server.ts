@@ -59,7 +59,7 @@ function reflectionFor(serviceNames: string[]): ReflectionService {
 
 export interface GrpcServer {
   server: Server;
-  credentials: ServerCredentials;
+  transport: MeshTransport;
   health: HealthImplementation;
   /** Fully qualified names of the services this server serves, for health. */
   serviceNames: string[];
@@ -84,7 +84,7 @@ export function createGrpcServer(serviceNames: string[], opts: GrpcServerOptions
   const health = new HealthImplementation({ '': 'NOT_SERVING', ...Object.fromEntries(serviceNames.map((n) => [n, 'NOT_SERVING'])) });
   health.addToServer(server);
   if (opts.reflection ?? true) reflectionFor(serviceNames).addToServer(server);
-  return { server, credentials: transport.serverCredentials(), health, serviceNames };
+  return { server, transport, health, serviceNames };
 }
 
 export function setServing(g: GrpcServer, serving: boolean): void {
@@ -94,9 +94,10 @@ export function setServing(g: GrpcServer, serving: boolean): void {
 }
 
 /** Binds host:port (port 0 picks a free one) and returns the bound port. */
-export function listen(g: GrpcServer, addr: string): Promise<number> {
+export async function listen(g: GrpcServer, addr: string): Promise<number> {
+  await g.transport.ready();
   return new Promise((resolve, reject) => {
-    g.server.bindAsync(addr, g.credentials, (err, port) => {
+    g.server.bindAsync(addr, g.transport.serverCredentials(), (err, port) => {
       if (err) reject(new Error(`cannot listen on ${addr}: ${err.message}`));
       else {
         setServing(g, true);

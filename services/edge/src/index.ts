@@ -33,7 +33,7 @@ export async function startEdge(deps: ServiceDeps<EdgeConfig>, downstream: Downs
   const pipeline = new GatewayPipeline({ config: () => sections.current, downstream, authCache, planCache, now: Date.now });
   // The public port is not part of the mesh: callers bring API keys, not certificates.
   const tls = deps.config.publicTls;
-  const publicTransport: MeshTransport = tls ? { ...PLAINTEXT, serverCredentials: () => publicTls(tls.certFile, tls.keyFile, 60_000) } : PLAINTEXT;
+  const publicTransport: MeshTransport = tls ? publicTls(tls.certFile, tls.keyFile, 60_000) : PLAINTEXT;
   const g = createEdgeServer(pipeline, logger, deps.metrics?.rpc, { transport: publicTransport });
   const port = await listen(g, deps.listenAddr);
   return {
