@@ -1,7 +1,7 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { envEnum, envPort, envString, parseEnv, type GatewayConfig } from '@llmgw/config';
-import { onPath, REPO_ROOT, startNatsServer, startRedisServer, startServiceProcesses, type LocalServer } from '@llmgw/local-infra';
+import { createMeshPki, onPath, REPO_ROOT, startNatsServer, startRedisServer, startServiceProcesses, type LocalServer } from '@llmgw/local-infra';
 import { createLogger } from '@llmgw/logging';
 import { startSimulator } from '@llmgw/provider-simulator';
 import { addrsFromEnv, DEFAULT_CONFIG_PATH, onShutdown } from '@llmgw/runtime';
@@ -64,13 +64,24 @@ try {
     const logDir = join(REPO_ROOT, '.tmp', 'logs');
     mkdirSync(logDir, { recursive: true });
     const ports = Object.fromEntries(Object.entries(addrs).map(([n, a]) => [n, Number(a.split(':').at(-1))]));
+    // A new CA and certificates on every start: nothing of a previous run is trusted.
+    const tlsDir = join(REPO_ROOT, '.tmp', 'mesh-tls');
+    rmSync(tlsDir, { recursive: true, force: true });
+    const pki = createMeshPki(tlsDir);
     const mesh = await startServiceProcesses({
       env: { ...serviceEnv, REDIS_URL: redis.url, NATS_URL: nats.url, LOG_LEVEL: env.LOG_LEVEL ?? 'info', USAGE_OUTBOX_PATH: join(REPO_ROOT, '.tmp', 'usage-outbox.log') },
+      serviceEnv: pki.tlsEnv,
       ports,
       logDir,
     });
     stops.unshift(() => mesh.stop());
     say(`redis ${redis.url}, nats ${nats.url}; service logs in ${logDir}`);
+    const op = pki.operatorDir;
+    say(`mesh sealed: mutual TLS between the services, from a throwaway CA in ${pki.caDir}`);
+    say(
+      `  admin calls on internal services take the operator certificate, e.g. grpcurl -cacert ${op}/ca.crt -cert ${op}/tls.crt -key ${op}/tls.key ` +
+        `-servername auth -H 'authorization: Bearer <admin key>' ${addrs.auth} list`,
+    );
   } else {
     const mono = await startMonolith({ configPath, logger: createLogger({ service: 'monolith', level: env.LOG_LEVEL ?? 'info' }), addrs, env: { ...env, ...serviceEnv } });
     stops.unshift(() => mono.close());
