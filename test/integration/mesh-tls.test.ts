@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, credentials, Metadata, status, type ChannelCredentials, type ChannelOptions, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, describe, expect, it } from 'vitest';
-import { listen, createGrpcServer, meshTls, meshTlsFilesIn, publicTls, type GrpcServer } from '@llmgw/grpc';
-import { createMeshCertificates, createMeshPki } from '@llmgw/local-infra';
+import { createGrpcServer, drain, listen, meshTls, meshTlsFilesIn, publicTls, type GrpcServer } from '@llmgw/grpc';
+import { createMeshCertificates, createMeshPki, freePort } from '@llmgw/local-infra';
 import { MESH_ACCESS, OPERATOR, SERVICE_NAMES, type MeshIdentity, type ServiceName } from '@llmgw/runtime';
 import { useTestMesh } from '../src/harness.js';
 
@@ -128,6 +128,21 @@ describe('certificates from files', () => {
       expect((await callRaw(`127.0.0.1:${port}`, health, credentials.createInsecure())).code).toBe(status.UNAVAILABLE);
     } finally {
       g.server.forceShutdown();
+    }
+  });
+
+  it('serves health alone, in plaintext, on the probe address of a TLS server (for kubelet probes)', async () => {
+    const pki = createMeshPki(join(scratch, 'probe'));
+    const probeAddr = `127.0.0.1:${await freePort()}`;
+    const g = createGrpcServer(['llmgateway.router.v1.RouterService'], { transport: meshTls(meshTlsFilesIn(pki.dirOf('router')), 60_000), access: () => ['edge'], healthProbeAddr: probeAddr });
+    const port = await listen(g, '127.0.0.1:0');
+    try {
+      const plain = credentials.createInsecure();
+      expect((await callRaw(probeAddr, health, plain)).code).toBe(status.OK);
+      expect((await callRaw(probeAddr, '/llmgateway.router.v1.RouterService/PlanRoute', plain)).code).toBe(status.UNIMPLEMENTED);
+      expect((await callRaw(`127.0.0.1:${port}`, health, plain)).code).toBe(status.UNAVAILABLE);
+    } finally {
+      await drain(g, 0, 100);
     }
   });
 });

@@ -6,3 +6,4 @@ export * from './client.js';
 export * from './dependency-health.js';
 export * from './mesh-tls.js';
 export * from './authorize.js';
+export * from './health.js';

@@ -1,12 +1,13 @@
 import { Server, ServerCredentials, type ChannelOptions } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
-import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
+import { protoPath as healthProtoPath } from 'grpc-health-check';
 import type { PackageDefinition } from '@grpc/proto-loader';
-import { envInt, parseEnv } from '@llmgw/config';
+import { envInt, envString, parseEnv } from '@llmgw/config';
 import { PROTO_FILES, PROTO_ROOT } from '@llmgw/proto/files';
 import { z } from 'zod';
 import { authorizeCalls, type MethodAccess } from './authorize.js';
+import { HealthStatus } from './health.js';
 import { PLAINTEXT, type MeshTransport } from './mesh-tls.js';
 
 /** What one server accepts from its callers; from the environment (serverLimitsFromEnv) unless given. */
@@ -60,7 +61,9 @@ function reflectionFor(serviceNames: string[]): ReflectionService {
 export interface GrpcServer {
   server: Server;
   transport: MeshTransport;
-  health: HealthImplementation;
+  /** A plaintext server with health only, for probes that cannot present a certificate (kubelet). */
+  probe?: { server: Server; addr: string };
+  health: HealthStatus;
   /** Fully qualified names of the services this server serves, for health. */
   serviceNames: string[];
 }
@@ -73,7 +76,11 @@ export interface GrpcServerOptions {
   limits?: ServerLimits;
   /** Server reflection (grpcurl, Postman); default on. */
   reflection?: boolean;
+  /** Where to serve health alone in plaintext; default GRPC_HEALTH_PROBE_ADDR, unset: nowhere. */
+  healthProbeAddr?: string;
 }
+
+const probeEnvSchema = z.object({ GRPC_HEALTH_PROBE_ADDR: envString().optional() });
 
 /** A grpc-js server with grpc.health.v1 and, unless turned off, server reflection already registered. */
 export function createGrpcServer(serviceNames: string[], opts: GrpcServerOptions = {}): GrpcServer {
@@ -81,10 +88,16 @@ export function createGrpcServer(serviceNames: string[], opts: GrpcServerOptions
   if (transport.identity !== undefined && !opts.access) throw new Error('a TLS server needs a method access policy');
   const interceptors = transport.identity !== undefined && opts.access ? [authorizeCalls(opts.access)] : [];
   const server = new Server({ ...serverOptions(opts.limits ?? serverLimitsFromEnv()), interceptors });
-  const health = new HealthImplementation({ '': 'NOT_SERVING', ...Object.fromEntries(serviceNames.map((n) => [n, 'NOT_SERVING'])) });
+  const health = new HealthStatus(serviceNames, 'NOT_SERVING');
   health.addToServer(server);
   if (opts.reflection ?? true) reflectionFor(serviceNames).addToServer(server);
-  return { server, transport, health, serviceNames };
+  const probeAddr = opts.healthProbeAddr ?? parseEnv(probeEnvSchema, process.env).GRPC_HEALTH_PROBE_ADDR;
+  let probe: GrpcServer['probe'];
+  if (probeAddr) {
+    probe = { server: new Server(serverOptions(serverLimitsFromEnv())), addr: probeAddr };
+    health.addToServer(probe.server);
+  }
+  return { server, transport, health, serviceNames, probe };
 }
 
 export function setServing(g: GrpcServer, serving: boolean): void {
@@ -96,14 +109,15 @@ export function setServing(g: GrpcServer, serving: boolean): void {
 /** Binds host:port (port 0 picks a free one) and returns the bound port. */
 export async function listen(g: GrpcServer, addr: string): Promise<number> {
   await g.transport.ready();
+  if (g.probe) await bind(g.probe.server, g.probe.addr, ServerCredentials.createInsecure());
+  const port = await bind(g.server, addr, g.transport.serverCredentials());
+  setServing(g, true);
+  return port;
+}
+
+function bind(server: Server, addr: string, creds: ServerCredentials): Promise<number> {
   return new Promise((resolve, reject) => {
-    g.server.bindAsync(addr, g.transport.serverCredentials(), (err, port) => {
-      if (err) reject(new Error(`cannot listen on ${addr}: ${err.message}`));
-      else {
-        setServing(g, true);
-        resolve(port);
-      }
-    });
+    server.bindAsync(addr, creds, (err, port) => (err ? reject(new Error(`cannot listen on ${addr}: ${err.message}`)) : resolve(port)));
   });
 }
 
@@ -124,4 +138,5 @@ export async function drain(g: GrpcServer, drainMs: number, graceMs = 10_000): P
       resolve();
     });
   });
+  g.probe?.server.forceShutdown();
 }
