@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { DEFAULT_PORTS, SERVICE_NAMES } from '@llmgw/runtime';
-import { BOOTSTRAP_KEYS_SECRET, DURABLE_STATE, PROVIDER_KEYS_SECRET, renderYaml } from './render.js';
+import { DEFAULT_PORTS, OPERATOR, SERVICE_NAMES } from '@llmgw/runtime';
+import { BOOTSTRAP_KEYS_SECRET, DURABLE_STATE, MESH_ISSUER, PROVIDER_KEYS_SECRET, renderYaml, tlsSecretOf } from './render.js';
 
 interface Manifest {
   apiVersion: string;
@@ -30,9 +30,9 @@ function secretsReferenced(value: unknown, out = new Set<string>()): Set<string>
 }
 
 describe('k8s manifests (deploy/k8s/render.ts)', () => {
-  it('render as valid YAML: a workload, Service and HPA per service, consistent names and ports', () => {
+  it('render as valid YAML: a workload, Service, Certificate and HPA per service, consistent names and ports', () => {
     expect(docs.every((d) => d.errors.length === 0)).toBe(true);
-    expect(manifests).toHaveLength(SERVICE_NAMES.length * 3);
+    expect(manifests).toHaveLength(SERVICE_NAMES.length * 4 + 1);
     for (const m of manifests) {
       expect(m.apiVersion).toBeTruthy();
       expect(m.metadata.name).toMatch(/^[a-z0-9-]+$/);
@@ -53,8 +53,9 @@ describe('k8s manifests (deploy/k8s/render.ts)', () => {
     expect(bySecret(PROVIDER_KEYS_SECRET)).toEqual(['StatefulSet/provider-executor']);
     expect(bySecret(BOOTSTRAP_KEYS_SECRET)).toEqual(['Deployment/auth']);
     for (const m of manifests) {
+      // Besides those two, a workload mounts its own certificate and nothing else.
       const others = [...secretsReferenced(m)].filter((s) => s !== PROVIDER_KEYS_SECRET && s !== BOOTSTRAP_KEYS_SECRET);
-      expect(others).toEqual([]);
+      expect(others).toEqual(m.kind === 'Deployment' || m.kind === 'StatefulSet' ? [tlsSecretOf(m.metadata.name)] : []);
     }
     // No other manifest even names it (e.g. in an annotation or a plain env value).
     const mentions = manifests.filter((m) => JSON.stringify(m).includes(PROVIDER_KEYS_SECRET)).map((m) => m.metadata.name);
@@ -81,5 +82,30 @@ describe('k8s manifests (deploy/k8s/render.ts)', () => {
     expect(path.startsWith(`${mount.mountPath}/`)).toBe(true);
     // Nothing else keeps state in its pod.
     expect(deployments.filter((d) => d.kind === 'StatefulSet').map((d) => d.metadata.name)).toEqual(['provider-executor']);
+  });
+
+  it('gives every service and the operators a cert-manager certificate naming their mesh identity, mounted where MESH_TLS_DIR points', () => {
+    const certs = manifests.filter((m) => m.kind === 'Certificate');
+    expect(certs.map((c) => c.metadata.name).sort()).toEqual([...SERVICE_NAMES, OPERATOR].map(tlsSecretOf).sort());
+    for (const c of certs) {
+      const spec = c.spec as { secretName: string; uris: string[]; dnsNames: string[]; usages: string[]; issuerRef: { name: string } };
+      const identity = c.metadata.name.replace('llmgw-tls-', '');
+      expect(spec.secretName).toBe(c.metadata.name);
+      expect(spec.uris).toEqual([`spiffe://llmgateway/${identity}`]);
+      expect(spec.dnsNames).toContain(identity);
+      expect(spec.usages).toEqual(expect.arrayContaining(['server auth', 'client auth']));
+      expect(spec.issuerRef.name).toBe(MESH_ISSUER);
+    }
+    for (const d of deployments) {
+      const pod = podSpec(d) as unknown as { containers: { env: { name: string; value: string }[]; volumeMounts: { name: string; mountPath: string }[]; readinessProbe: { grpc: { port: number } }; ports: { name: string; containerPort: number }[] }[]; volumes: { name: string; secret?: { secretName: string } }[] };
+      const c = pod.containers[0]!;
+      const dir = c.env.find((e) => e.name === 'MESH_TLS_DIR')?.value;
+      const mount = c.volumeMounts.find((v) => v.mountPath === dir);
+      expect(pod.volumes.find((v) => v.name === mount?.name)?.secret?.secretName).toBe(tlsSecretOf(d.metadata.name));
+      // Kubelet probes the plaintext health-only port, which the process is told to serve.
+      const probePort = c.ports.find((p) => p.name === 'probe')!.containerPort;
+      expect(c.readinessProbe.grpc.port).toBe(probePort);
+      expect(c.env.find((e) => e.name === 'GRPC_HEALTH_PROBE_ADDR')?.value).toBe(`0.0.0.0:${probePort}`);
+    }
   });
 });

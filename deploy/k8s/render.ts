@@ -14,6 +14,13 @@
  * Both are created by the operator (not rendered here, so applying never overwrites them).
  * REDIS_URL goes only to the services that use Redis (auth, quota, usage-accountant).
  *
+ * Mutual TLS: a cert-manager Certificate per service (and one for operators) issued by the Issuer
+ * `llmgw-mesh-ca` (a CA issuer, Vault, ... : the site's choice, not rendered here), with the URI
+ * SAN spiffe://llmgateway/<service> the servers authorize by. Each pod mounts only its own secret
+ * (`llmgw-tls-<service>`: ca.crt, tls.crt, tls.key) at MESH_TLS_DIR; cert-manager renews it in
+ * place and the services re-read it. Kubelet's gRPC probes cannot present a certificate, so each
+ * pod also serves health alone, in plaintext, on port `probe` (GRPC_HEALTH_PROBE_ADDR).
+ *
  * provider-executor is a StatefulSet: each replica keeps its usage journal (write-ahead notes of
  * attempts and unpublished usage events) on its own PersistentVolume, so a pod that is killed or
  * rescheduled publishes what it billed when it comes back. Scaling down leaves the volume of the
@@ -27,11 +34,16 @@ import { edgeService } from '@llmgw/edge';
 import { providerExecutorService } from '@llmgw/provider-executor';
 import { quotaService } from '@llmgw/quota';
 import { routerService } from '@llmgw/router';
-import { ADDR_ENV, DEFAULT_PORTS, SERVICE_NAMES, type ServiceName } from '@llmgw/runtime';
+import { spiffeId } from '@llmgw/grpc';
+import { ADDR_ENV, DEFAULT_PORTS, OPERATOR, SERVICE_NAMES, type ServiceName } from '@llmgw/runtime';
 import { usageAccountantService } from '@llmgw/usage-accountant';
 
 export const PROVIDER_KEYS_SECRET = 'llmgw-provider-keys';
 export const BOOTSTRAP_KEYS_SECRET = 'llmgw-bootstrap-keys';
+export const MESH_ISSUER = 'llmgw-mesh-ca';
+export const tlsSecretOf = (identity: string) => `llmgw-tls-${identity}`;
+const TLS_DIR = '/etc/llmgw/tls';
+const PROBE_PORT = 50099;
 
 /** The secrets each service may read (as environment variables). */
 export const SECRETS: Record<ServiceName, readonly string[]> = {
@@ -76,7 +88,7 @@ function manifests(name: ServiceName, opts: RenderOptions): object[] {
   const port = DEFAULT_PORTS[name];
   const s = SCALING[name];
   const labels = { app: name, 'app.kubernetes.io/part-of': 'llm-gateway' };
-  const probe = { grpc: { port }, periodSeconds: 5 };
+  const probe = { grpc: { port: PROBE_PORT }, periodSeconds: 5 };
   const secrets = SECRETS[name];
   const state = DURABLE_STATE[name];
   const kind = state ? 'StatefulSet' : 'Deployment';
@@ -121,6 +133,8 @@ function manifests(name: ServiceName, opts: RenderOptions): object[] {
                   ...(USES_REDIS.has(name) ? [{ name: 'REDIS_URL', value: 'redis://redis:6379' }] : []),
                   { name: 'NATS_URL', value: 'nats://nats:4222' },
                   { name: 'GATEWAY_CONFIG', value: '/etc/llmgw/gateway.yaml' },
+                  { name: 'MESH_TLS_DIR', value: TLS_DIR },
+                  { name: 'GRPC_HEALTH_PROBE_ADDR', value: `0.0.0.0:${PROBE_PORT}` },
                   ...dependencyEnv,
                   ...(state ? [{ name: state.env, value: `${state.dir}/${state.file}` }] : []),
                 ],
@@ -128,17 +142,22 @@ function manifests(name: ServiceName, opts: RenderOptions): object[] {
                 ports: [
                   { name: 'grpc', containerPort: port },
                   { name: 'metrics', containerPort: METRICS_PORT },
+                  { name: 'probe', containerPort: PROBE_PORT },
                 ],
                 readinessProbe: probe,
                 livenessProbe: { ...probe, failureThreshold: 6 },
                 resources: { requests: { cpu: s.cpu, memory: s.memory }, limits: { memory: s.memory } },
                 volumeMounts: [
                   { name: 'config', mountPath: '/etc/llmgw', readOnly: true },
+                  { name: 'tls', mountPath: TLS_DIR, readOnly: true },
                   ...(state ? [{ name: 'state', mountPath: state.dir }] : []),
                 ],
               },
             ],
-            volumes: [{ name: 'config', configMap: { name: 'llmgw-config' } }],
+            volumes: [
+              { name: 'config', configMap: { name: 'llmgw-config' } },
+              { name: 'tls', secret: { secretName: tlsSecretOf(name), defaultMode: 0o400 } },
+            ],
           },
         },
       },
@@ -149,6 +168,7 @@ function manifests(name: ServiceName, opts: RenderOptions): object[] {
       metadata: { name, namespace: opts.namespace, labels },
       spec: { selector: { app: name }, ports: [{ name: 'grpc', port, targetPort: port, appProtocol: 'grpc' }] },
     },
+    certificate(name, opts),
     {
       apiVersion: 'autoscaling/v2',
       kind: 'HorizontalPodAutoscaler',
@@ -163,9 +183,28 @@ function manifests(name: ServiceName, opts: RenderOptions): object[] {
   ];
 }
 
-/** Every manifest of the mesh. */
+/** cert-manager's Certificate for one identity: ECDSA P-256, renewed well before it expires. */
+function certificate(identity: string, opts: RenderOptions): object {
+  return {
+    apiVersion: 'cert-manager.io/v1',
+    kind: 'Certificate',
+    metadata: { name: tlsSecretOf(identity), namespace: opts.namespace },
+    spec: {
+      secretName: tlsSecretOf(identity),
+      duration: '720h',
+      renewBefore: '240h',
+      privateKey: { algorithm: 'ECDSA', size: 256, rotationPolicy: 'Always' },
+      usages: ['digital signature', 'server auth', 'client auth'],
+      uris: [spiffeId(identity)],
+      dnsNames: [identity, `${identity}.${opts.namespace}.svc`, `${identity}.${opts.namespace}.svc.cluster.local`],
+      issuerRef: { name: MESH_ISSUER, kind: 'Issuer' },
+    },
+  };
+}
+
+/** Every manifest of the mesh, and the operators' certificate (for grpcurl and admin tools). */
 export function renderManifests(opts: RenderOptions): object[] {
-  return SERVICE_NAMES.flatMap((n) => manifests(n, opts));
+  return [...SERVICE_NAMES.flatMap((n) => manifests(n, opts)), certificate(OPERATOR, opts)];
 }
 
 /** The manifests as one multi-document YAML stream. */
