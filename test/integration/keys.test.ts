@@ -1,7 +1,6 @@
-import { status } from '@grpc/grpc-js';
-import { credentials } from '@grpc/grpc-js';
+import { credentials, status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { callUnary, dial } from '@llmgw/grpc';
+import { callUnary } from '@llmgw/grpc';
 import { AuthServiceClient, KeySource, type KeyInfo } from '@llmgw/proto/auth';
 import { GatewayServiceClient } from '@llmgw/proto/v1';
 import type { ServiceReplica } from '@llmgw/local-infra';
@@ -21,7 +20,8 @@ const admin = { authorization: `Bearer ${KEYS.admin}` };
 
 beforeAll(async () => {
   mesh = await startTestMesh();
-  auth = dial(AuthServiceClient, mesh.services.addrs.auth);
+  // Auth's key methods are for operators: the operator's mesh certificate, and an admin API key.
+  auth = mesh.dial(AuthServiceClient, 'auth');
   edge2 = await mesh.services.addReplica('edge');
   gateway2 = new GatewayServiceClient(edge2.addr, credentials.createInsecure());
 }, 90_000);
