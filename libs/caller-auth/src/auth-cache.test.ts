@@ -54,6 +54,39 @@ describe('AuthCache', () => {
     expect(cache.get(b)?.keyId).toBe('kb');
   });
 
+  it('never keeps an entry past the expiry auth gave, whatever the TTL', () => {
+    const c = clock();
+    const cache = new AuthCache({ now: c.now });
+    const d = AuthCache.digest('sk-expiring');
+    cache.set(d, principal('k1'), 5_000, { expiresAtMs: 1_000 + 1_200 });
+    c.advance(1_199);
+    expect(cache.get(d)?.keyId).toBe('k1');
+    c.advance(1);
+    expect(cache.get(d)).toBeUndefined();
+    // An answer for a secret already past its expiry is not cached at all.
+    cache.set(d, principal('k1'), 5_000, { expiresAtMs: c.now() });
+    expect(cache.get(d)).toBeUndefined();
+  });
+
+  it('does not cache an answer from a lookup that began before the key was revoked', () => {
+    const c = clock();
+    const cache = new AuthCache({ now: c.now });
+    const d = AuthCache.digest('sk-racing');
+    const started = c.now();
+    c.advance(20);
+    cache.revokeKey('k1'); // the broadcast arrives while Authenticate is in flight
+    c.advance(20);
+    cache.set(d, principal('k1'), 5_000, { lookupStartedAt: started });
+    expect(cache.get(d)).toBeUndefined();
+    // A lookup begun after the revocation is auth's fresh word (e.g. a rotated secret): cached.
+    c.advance(1);
+    cache.set(d, principal('k1'), 5_000, { lookupStartedAt: c.now() });
+    expect(cache.get(d)?.keyId).toBe('k1');
+    // Other key ids are not affected.
+    cache.set(AuthCache.digest('sk-other'), principal('k2'), 5_000, { lookupStartedAt: started });
+    expect(cache.get(AuthCache.digest('sk-other'))?.keyId).toBe('k2');
+  });
+
   it('evicts the oldest entry when maxEntries is reached', () => {
     const cache = new AuthCache({ now: clock().now, maxEntries: 2 });
     const [d1, d2, d3] = ['sk-1', 'sk-2', 'sk-3'].map((k) => AuthCache.digest(k)) as [string, string, string];

@@ -5,8 +5,8 @@ import { dial, metadataValue, PLAINTEXT, type CallContext, type MeshTransport } 
 import { AuthServiceClient, KeyRevoked, type Principal } from '@llmgw/proto/auth';
 import { AuthClientAuthenticator } from './authenticator.js';
 
-export { AuthCache } from './auth-cache.js';
-export { isMistypedKey, KEY_PREFIX, newApiKey } from './key-format.js';
+export { AuthCache, type CacheGrant } from './auth-cache.js';
+export { isMistypedKey, KEY_PREFIX, newApiKey, visiblePrefix } from './key-format.js';
 export { AuthClientAuthenticator, type CallerAuthenticator, type AuthClientAuthenticatorOptions } from './authenticator.js';
 
 export { SCOPES, type Scope } from '@llmgw/config';

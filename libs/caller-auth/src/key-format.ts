@@ -44,3 +44,14 @@ export function isMistypedKey(key: string): boolean {
   if (rest.length !== BODY_CHARS + CHECK_CHARS || !/^[0-9A-Za-z]+$/.test(rest)) return true;
   return checksum(rest.slice(0, BODY_CHARS)) !== rest.slice(BODY_CHARS);
 }
+
+/** Characters of a secret shown after its type prefix in listings (as OpenAI and Stripe show `sk-...abcd`). */
+const VISIBLE_CHARS = 4;
+
+/**
+ * What a listing may show of a secret, to tell keys apart: `llmgw_` and the next 4 characters
+ * (24 of its ~238 random bits), or the first 4 characters of a key of another form.
+ */
+export function visiblePrefix(key: string): string {
+  return key.startsWith(KEY_PREFIX) ? key.slice(0, KEY_PREFIX.length + VISIBLE_CHARS) : key.slice(0, VISIBLE_CHARS);
+}

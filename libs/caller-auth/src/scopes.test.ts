@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { requireScope } from './index.js';
+import { newApiKey, requireScope, visiblePrefix } from './index.js';
 
 describe('requireScope', () => {
   it('lets a key do what its scopes list, and refuses the rest naming the scope', () => {
@@ -14,5 +14,14 @@ describe('requireScope', () => {
     for (const s of ['chat', 'embed', 'usage:read'] as const) expect(() => requireScope(unlisted, s)).not.toThrow();
     expect(() => requireScope(unlisted, 'admin')).toThrow(/admin/);
     expect(() => requireScope({ admin: true, scopes: ['chat'] }, 'usage:read')).not.toThrow();
+  });
+});
+
+describe('visiblePrefix', () => {
+  it('shows the type prefix and 4 characters of a key, never more', () => {
+    const key = newApiKey();
+    expect(visiblePrefix(key)).toBe(key.slice(0, 10));
+    expect(visiblePrefix(key)).toMatch(/^llmgw_[0-9A-Za-z]{4}$/);
+    expect(visiblePrefix('sk-test-tenant-0123456789abcdef')).toBe('sk-t');
   });
 });

@@ -140,6 +140,12 @@ export const apiKeySchema = z
     admin: z.boolean().default(false),
     /** What the key may do; none listed: everything but administer. */
     scopes: z.array(z.enum(SCOPES)).default([]),
+    /**
+     * When the key stops working: an RFC 3339 instant with its offset, e.g. "2026-01-31T00:00:00Z".
+     * Not checked against the clock here (a file valid yesterday still loads): auth refuses the
+     * key as expired from that instant on.
+     */
+    expires_at: z.iso.datetime({ offset: true, error: 'expected an RFC 3339 date-time with offset, e.g. "2026-01-31T00:00:00Z"' }).optional(),
   })
   .refine((k) => (k.key === undefined) !== (k.key_sha256 === undefined), {
     message: 'give exactly one of key or key_sha256',

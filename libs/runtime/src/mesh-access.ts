@@ -29,6 +29,7 @@ export const MESH_ACCESS: Record<ServiceName, Record<string, Access>> = {
     '/llmgateway.auth.v1.AuthService/CreateKey': [OPERATOR],
     '/llmgateway.auth.v1.AuthService/RevokeKey': [OPERATOR],
     '/llmgateway.auth.v1.AuthService/RotateKey': [OPERATOR],
+    '/llmgateway.auth.v1.AuthService/ListKeys': [OPERATOR],
   },
   quota: {
     '/llmgateway.quota.v1.QuotaService/ReserveQuota': ['edge'],

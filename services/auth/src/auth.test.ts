@@ -3,7 +3,7 @@ import { MemoryEventBus, Subjects } from '@llmgw/events';
 import { callUnary, dial } from '@llmgw/grpc';
 import { startRedisServer, type LocalServer } from '@llmgw/local-infra';
 import { silentLogger } from '@llmgw/logging';
-import { AuthServiceClient, KeyRevoked } from '@llmgw/proto/auth';
+import { AuthServiceClient, KeyRevoked, KeySource } from '@llmgw/proto/auth';
 import { connectRedis, type Redis } from '@llmgw/redis';
 import { addrsFromEnv, type RunningService } from '@llmgw/runtime';
 import { startAuth } from './index.js';
@@ -98,6 +98,44 @@ for (const mode of ['memory', 'redis'] as const) {
       off();
     });
 
+    it('CreateKey takes expires_at; ListKeys (admin only) shows expiry and revocation, never a secret or digest', async () => {
+      const listKeys = (caller: string, req: { tenantId?: string; pageSize?: number; pageToken?: string }) =>
+        callUnary(client.listKeys.bind(client), { tenantId: '', pageSize: 0, pageToken: '', ...req }, { timeoutMs: 2_000, metadata: bearer(caller) });
+      await expect(
+        callUnary(client.createKey.bind(client), { tenantId: 'acme', scopes: ['chat'], expiresAt: new Date(now - 1_000) }, { timeoutMs: 2_000, metadata: bearer(ADMIN_KEY) }),
+      ).rejects.toMatchObject({ kind: 'invalid_argument', message: 'expires_at: must be in the future' });
+      const expiring = await callUnary(client.createKey.bind(client), { tenantId: 'acme', scopes: ['chat'], expiresAt: new Date(now + 2_000) }, { timeoutMs: 2_000, metadata: bearer(ADMIN_KEY) });
+      expect(expiring.expiresAt).toEqual(new Date(now + 2_000));
+      expect(await authenticate(expiring.apiKey)).toMatchObject({ cacheTtlMs: 2_000, expiresAt: new Date(now + 2_000) });
+      const doomed = await createKey(ADMIN_KEY, 'acme');
+      await revokeKey(ADMIN_KEY, doomed.keyId);
+
+      await expect(listKeys(TENANT_KEY, {})).rejects.toMatchObject({ kind: 'permission_denied' });
+      await expect(listKeys('sk-bogus-0123456789', {})).rejects.toMatchObject({ kind: 'unauthenticated' });
+      await expect(listKeys(ADMIN_KEY, { pageSize: -1 })).rejects.toMatchObject({ kind: 'invalid_argument', message: 'page_size: must not be negative' });
+      const all = [];
+      let pageToken = '';
+      do {
+        const page = await listKeys(ADMIN_KEY, { tenantId: 'acme', pageSize: 2, pageToken });
+        expect(page.keys.length).toBeLessThanOrEqual(2);
+        all.push(...page.keys);
+        pageToken = page.nextPageToken;
+      } while (pageToken);
+      const byId = new Map(all.map((k) => [k.keyId, k]));
+      expect(byId.get('acme-key')).toMatchObject({ source: KeySource.KEY_SOURCE_CONFIG, tenantId: 'acme' });
+      expect(byId.get(expiring.keyId)).toMatchObject({ source: KeySource.KEY_SOURCE_CREATED, expiresAt: new Date(now + 2_000), expired: false, revoked: false, visiblePrefix: expiring.apiKey.slice(0, 10) });
+      expect(byId.get(doomed.keyId)).toMatchObject({ revoked: true, revokedAt: new Date(now), visiblePrefix: doomed.apiKey.slice(0, 10) });
+      expect(all.every((k) => k.tenantId === 'acme')).toBe(true);
+      const text = JSON.stringify(all);
+      for (const secret of [expiring.apiKey, doomed.apiKey, TENANT_KEY]) {
+        expect(text).not.toContain(secret);
+        expect(text).not.toContain(hashKey(secret));
+      }
+      now += 2_000;
+      await expect(authenticate(expiring.apiKey)).rejects.toMatchObject({ kind: 'unauthenticated', message: 'API key expired' });
+      expect((await listKeys(ADMIN_KEY, { tenantId: 'acme', pageSize: 1000 })).keys.find((k) => k.keyId === expiring.keyId)?.expired).toBe(true);
+    });
+
     it('revokes a bootstrap key', async () => {
       await revokeKey(ADMIN_KEY, 'globex-hashed');
       await expect(authenticate(HASHED_KEY)).rejects.toMatchObject({ kind: 'unauthenticated', message: 'invalid API key' });
@@ -116,7 +154,7 @@ for (const mode of ['memory', 'redis'] as const) {
       expect((await authenticate(rotated.apiKey)).principal).toEqual(before);
       now += 29_000;
       // Still valid, and callers may cache it only until it ends.
-      expect(await authenticate(created.apiKey)).toEqual({ principal: before, cacheTtlMs: 1_000 });
+      expect(await authenticate(created.apiKey)).toEqual({ principal: before, cacheTtlMs: 1_000, expiresAt: new Date(now + 1_000) });
       now += 1_000;
       await expect(authenticate(created.apiKey)).rejects.toMatchObject({ kind: 'unauthenticated', message: 'invalid API key' });
       expect(await authenticate(rotated.apiKey)).toEqual({ principal: before, cacheTtlMs: 3000 });
@@ -211,7 +249,7 @@ describe('bootstrap key rotation across an auth restart on one Redis', () => {
     expect((await second.authenticate(adminRotated.apiKey)).principal).toEqual(admin);
     await expect(second.authenticate(ADMIN_KEY)).rejects.toMatchObject({ kind: 'unauthenticated', message: 'invalid API key' });
     // The config still lists acme's old secret: it works until the grace period ends, then not.
-    expect(await second.authenticate(TENANT_KEY)).toEqual({ principal: acme, cacheTtlMs: 3000 });
+    expect(await second.authenticate(TENANT_KEY)).toMatchObject({ principal: acme, cacheTtlMs: 3000, expiresAt: new Date(now + 60_000) });
     now += 59_000;
     expect((await second.authenticate(TENANT_KEY)).cacheTtlMs).toBe(1_000);
     now += 1_000;

@@ -226,7 +226,7 @@ describe('KeyAuthority.rotateKey', () => {
     const principal = { tenantId: 'acme', keyId, tier: 'startup', scopes: ['chat'], admin: false };
     expect(await a.authenticateWithTtl(rotated.apiKey)).toEqual({ principal, cacheTtlMs: 3000 });
     clock.now = T0 + 8_500;
-    expect(await a.authenticateWithTtl(oldKey)).toEqual({ principal, cacheTtlMs: 1_500 });
+    expect(await a.authenticateWithTtl(oldKey)).toEqual({ principal, cacheTtlMs: 1_500, expiresAtMs: T0 + 10_000 });
     clock.now = T0 + 10_000;
     await expect(a.authenticate(oldKey)).rejects.toMatchObject({ kind: 'unauthenticated', message: 'invalid API key' });
     expect(await a.authenticate(rotated.apiKey)).toEqual(principal);

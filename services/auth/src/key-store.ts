@@ -14,6 +14,24 @@ export interface StoredKey {
   rotatedAtMs?: number;
   /** Set on an old secret in its grace period: it stops working at this instant. */
   expiresAtMs?: number;
+  /** When the key itself expires (CreateKey's or RotateKey's expires_at); unset: never. */
+  keyExpiresAtMs?: number;
+  /** The start of the secret for listings (`llmgw_AbCd`), never more of it. */
+  prefix?: string;
+}
+
+/** What is kept of a revoked key, for ListKeys: metadata only, never a digest. */
+export interface RevokedKey {
+  keyId: string;
+  tenantId: string;
+  scopes: string[];
+  createdAtMs: number;
+  revokedAtMs: number;
+  admin?: boolean;
+  bootstrap?: boolean;
+  rotatedAtMs?: number;
+  keyExpiresAtMs?: number;
+  prefix?: string;
 }
 
 /** A rotation: `key` under `digest` becomes the key's current secret. */
@@ -47,6 +65,11 @@ export interface KeyStore {
   retireBootstrap(digest: string, keyId: string, expiresAtMs: number): Promise<void>;
   /** Retired bootstrap digests → the instant each stops (or stopped) working. */
   retiredBootstrap(): Promise<Map<string, number>>;
+  /** Every key's current secret record (for ListKeys; never the digests). */
+  list(): Promise<StoredKey[]>;
+  /** Keeps a revoked key's metadata for ListKeys (the first record of a key id wins). */
+  recordRevoked(key: RevokedKey): Promise<void>;
+  revokedKeys(): Promise<RevokedKey[]>;
 }
 
 /** Every Redis key auth uses. */
@@ -59,6 +82,8 @@ export const AuthKeys = {
   revoked: 'auth:revoked',
   /** hash: digest of a rotated-out bootstrap (config) secret → JSON {keyId, expiresAtMs} */
   retired: 'auth:retired',
+  /** hash: key id of a revoked key → JSON RevokedKey (metadata for ListKeys, no digest) */
+  revokedKeys: 'auth:revoked-keys',
   /** string with PX TTL: an old secret in its grace period → JSON StoredKey with expiresAtMs */
   grace: (digest: string) => `auth:grace:${digest}`,
   /** set with PX TTL: digests of a key id's old secrets in grace (so they can all be ended at once) */
@@ -72,6 +97,19 @@ export class MemoryKeyStore implements KeyStore {
   private readonly retired = new Map<string, number>();
   private readonly graces = new Map<string, StoredKey>();
   private readonly graceIds = new Map<string, Set<string>>();
+  private readonly tombstones = new Map<string, RevokedKey>();
+
+  async list(): Promise<StoredKey[]> {
+    return [...this.keys.values()].map(copy);
+  }
+
+  async recordRevoked(key: RevokedKey): Promise<void> {
+    if (!this.tombstones.has(key.keyId)) this.tombstones.set(key.keyId, { ...key, scopes: [...key.scopes] });
+  }
+
+  async revokedKeys(): Promise<RevokedKey[]> {
+    return [...this.tombstones.values()].map((k) => ({ ...k, scopes: [...k.scopes] }));
+  }
 
   async find(digest: string): Promise<StoredKey | undefined> {
     const k = this.keys.get(digest) ?? this.graces.get(digest);
@@ -150,6 +188,18 @@ export class MemoryKeyStore implements KeyStore {
 
 export class RedisKeyStore implements KeyStore {
   constructor(private readonly redis: Redis) {}
+
+  async list(): Promise<StoredKey[]> {
+    return (await this.redis.hvals(AuthKeys.keys)).map(parseStoredKey);
+  }
+
+  async recordRevoked(key: RevokedKey): Promise<void> {
+    await this.redis.hsetnx(AuthKeys.revokedKeys, key.keyId, JSON.stringify(key));
+  }
+
+  async revokedKeys(): Promise<RevokedKey[]> {
+    return (await this.redis.hvals(AuthKeys.revokedKeys)).map(parseRevokedKey);
+  }
 
   async find(digest: string): Promise<StoredKey | undefined> {
     const json = (await this.redis.hget(AuthKeys.keys, digest)) ?? (await this.redis.get(AuthKeys.grace(digest)));
@@ -253,5 +303,24 @@ function parseStoredKey(json: string): StoredKey {
   if (v.bootstrap === true) key.bootstrap = true;
   if (v.rotatedAtMs !== undefined) key.rotatedAtMs = Number(v.rotatedAtMs);
   if (v.expiresAtMs !== undefined) key.expiresAtMs = Number(v.expiresAtMs);
+  if (v.keyExpiresAtMs !== undefined) key.keyExpiresAtMs = Number(v.keyExpiresAtMs);
+  if (typeof v.prefix === 'string') key.prefix = v.prefix;
+  return key;
+}
+
+function parseRevokedKey(json: string): RevokedKey {
+  const v = JSON.parse(json) as Partial<RevokedKey>;
+  const key: RevokedKey = {
+    keyId: String(v.keyId ?? ''),
+    tenantId: String(v.tenantId ?? ''),
+    scopes: Array.isArray(v.scopes) ? v.scopes.map(String) : [],
+    createdAtMs: Number(v.createdAtMs ?? 0),
+    revokedAtMs: Number(v.revokedAtMs ?? 0),
+  };
+  if (v.admin === true) key.admin = true;
+  if (v.bootstrap === true) key.bootstrap = true;
+  if (v.rotatedAtMs !== undefined) key.rotatedAtMs = Number(v.rotatedAtMs);
+  if (v.keyExpiresAtMs !== undefined) key.keyExpiresAtMs = Number(v.keyExpiresAtMs);
+  if (typeof v.prefix === 'string') key.prefix = v.prefix;
   return key;
 }

@@ -18,7 +18,13 @@ export async function startEdge(deps: ServiceDeps<EdgeConfig>, downstream: Downs
   const logger = deps.logger.child({ component: 'edge' });
   const authCache = new AuthCache({ now: Date.now });
   const stopRevocations = deps.bus.onBroadcast(Subjects.keyRevoked, (data) => {
-    const ev = KeyRevoked.decode(data);
+    let ev: KeyRevoked;
+    try {
+      ev = KeyRevoked.decode(data);
+    } catch (err) {
+      logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'undecodable KeyRevoked event');
+      return;
+    }
     authCache.revokeKey(ev.keyId);
     logger.info({ keyId: ev.keyId }, 'revoked key dropped from the auth cache');
   });

@@ -145,9 +145,11 @@ export class GatewayPipeline {
     const digest = AuthCache.digest(match[1]);
     let principal = this.deps.authCache.get(digest);
     if (!principal) {
+      const lookupStartedAt = this.deps.now();
       const res = await this.deps.downstream.authenticate(match[1], { timeoutMs: this.controlTimeoutMs, requestId: ctx.requestId, signal: ctx.signal });
       if (!res.principal) throw new AppError('unauthenticated', 'invalid API key');
-      this.deps.authCache.set(digest, res.principal, res.cacheTtlMs);
+      // Never past the key's expiry, and not at all if the key was revoked while auth was asked.
+      this.deps.authCache.set(digest, res.principal, res.cacheTtlMs, { expiresAtMs: res.expiresAt?.getTime(), lookupStartedAt });
       principal = res.principal;
     }
     ctx.setTenant(principal.tenantId);

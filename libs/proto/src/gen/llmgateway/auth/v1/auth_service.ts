@@ -20,6 +20,48 @@ import {
 } from "@grpc/grpc-js";
 import { Timestamp } from "../../../google/protobuf/timestamp.js";
 
+/** KeySource says where a key comes from. */
+export enum KeySource {
+  KEY_SOURCE_UNSPECIFIED = 0,
+  /** KEY_SOURCE_CONFIG - A bootstrap key of the config file (api_keys). */
+  KEY_SOURCE_CONFIG = 1,
+  /** KEY_SOURCE_CREATED - Issued by CreateKey. */
+  KEY_SOURCE_CREATED = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function keySourceFromJSON(object: any): KeySource {
+  switch (object) {
+    case 0:
+    case "KEY_SOURCE_UNSPECIFIED":
+      return KeySource.KEY_SOURCE_UNSPECIFIED;
+    case 1:
+    case "KEY_SOURCE_CONFIG":
+      return KeySource.KEY_SOURCE_CONFIG;
+    case 2:
+    case "KEY_SOURCE_CREATED":
+      return KeySource.KEY_SOURCE_CREATED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return KeySource.UNRECOGNIZED;
+  }
+}
+
+export function keySourceToJSON(object: KeySource): string {
+  switch (object) {
+    case KeySource.KEY_SOURCE_UNSPECIFIED:
+      return "KEY_SOURCE_UNSPECIFIED";
+    case KeySource.KEY_SOURCE_CONFIG:
+      return "KEY_SOURCE_CONFIG";
+    case KeySource.KEY_SOURCE_CREATED:
+      return "KEY_SOURCE_CREATED";
+    case KeySource.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** Principal is who is calling. */
 export interface Principal {
   tenantId: string;
@@ -41,20 +83,32 @@ export interface AuthenticateResponse {
   principal?:
     | Principal
     | undefined;
-  /** How long the caller may cache this answer. */
+  /** How long the caller may cache this answer (never past the key's expiry). */
   cacheTtlMs: number;
+  /**
+   * When the presented secret stops working (key expiry, or the end of a rotation's grace
+   * period); unset when it has no end. Caches must not keep the answer past it.
+   */
+  expiresAt?: Date | undefined;
 }
 
 /** CreateKeyRequest names the tenant of the new key. */
 export interface CreateKeyRequest {
   tenantId: string;
   scopes: string[];
+  /**
+   * When the key stops working; unset: never. Must be in the future and at most 366 days ahead
+   * (otherwise INVALID_ARGUMENT naming expires_at).
+   */
+  expiresAt?: Date | undefined;
 }
 
 /** CreateKeyResponse carries the new secret, shown once. */
 export interface CreateKeyResponse {
   keyId: string;
   apiKey: string;
+  /** The key's expiry as stored; unset: never. */
+  expiresAt?: Date | undefined;
 }
 
 /** RevokeKeyRequest names the key to revoke. */
@@ -74,6 +128,11 @@ export interface RotateKeyRequest {
    * 86400000 (24 h), larger is INVALID_ARGUMENT.
    */
   gracePeriodMs: number;
+  /**
+   * When the new secret (and the key) stops working: unset keeps the key's current expiry (none
+   * if it had none). Same bounds as CreateKeyRequest.expires_at; only an admin may extend it.
+   */
+  expiresAt?: Date | undefined;
 }
 
 /** RotateKeyResponse carries the new secret, shown once. */
@@ -82,7 +141,65 @@ export interface RotateKeyResponse {
   keyId: string;
   apiKey: string;
   /** When the old secret stops working (the time of the rotation when grace_period_ms is 0). */
-  oldKeyExpiresAt?: Date | undefined;
+  oldKeyExpiresAt?:
+    | Date
+    | undefined;
+  /** When the new secret stops working; unset: never. */
+  expiresAt?: Date | undefined;
+}
+
+/** ListKeysRequest filters and pages the key list (AIP-158 pagination). */
+export interface ListKeysRequest {
+  /** Only this tenant's keys; empty: every tenant. */
+  tenantId: string;
+  /**
+   * At most this many keys per page: 0 means 100, above 1000 is read as 1000, negative is
+   * INVALID_ARGUMENT.
+   */
+  pageSize: number;
+  /** next_page_token of the previous page, with the same tenant_id; empty: the first page. */
+  pageToken: string;
+}
+
+/** ListKeysResponse is one page of keys. */
+export interface ListKeysResponse {
+  keys: KeyInfo[];
+  /** Token of the next page; empty on the last page. */
+  nextPageToken: string;
+}
+
+/** KeyInfo is a key's metadata: never its secret or the secret's digest. */
+export interface KeyInfo {
+  keyId: string;
+  tenantId: string;
+  /** Scopes as granted; empty: everything but administer. */
+  scopes: string[];
+  admin: boolean;
+  source: KeySource;
+  /** When the key was created (unset for a config key never rotated: the config does not say). */
+  createdAt?:
+    | Date
+    | undefined;
+  /** When the key's current secret was issued by RotateKey; unset if never rotated. */
+  rotatedAt?:
+    | Date
+    | undefined;
+  /** When the key stops working; unset: never. */
+  expiresAt?:
+    | Date
+    | undefined;
+  /** True once expires_at has passed. */
+  expired: boolean;
+  revoked: boolean;
+  /** When it was revoked; unset when not revoked (or revoked before revocation times were kept). */
+  revokedAt?:
+    | Date
+    | undefined;
+  /**
+   * The start of the current secret, enough to tell keys apart ("llmgw_AbCd"); empty when the
+   * gateway never saw the secret (a config key given as key_sha256).
+   */
+  visiblePrefix: string;
 }
 
 function createBasePrincipal(): Principal {
@@ -300,7 +417,7 @@ export const AuthenticateRequest: MessageFns<AuthenticateRequest> = {
 };
 
 function createBaseAuthenticateResponse(): AuthenticateResponse {
-  return { principal: undefined, cacheTtlMs: 0 };
+  return { principal: undefined, cacheTtlMs: 0, expiresAt: undefined };
 }
 
 export const AuthenticateResponse: MessageFns<AuthenticateResponse> = {
@@ -310,6 +427,9 @@ export const AuthenticateResponse: MessageFns<AuthenticateResponse> = {
     }
     if (message.cacheTtlMs !== 0) {
       writer.uint32(16).uint32(message.cacheTtlMs);
+    }
+    if (message.expiresAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.expiresAt), writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -343,6 +463,14 @@ export const AuthenticateResponse: MessageFns<AuthenticateResponse> = {
             message.cacheTtlMs = reader.uint32();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.expiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -363,6 +491,11 @@ export const AuthenticateResponse: MessageFns<AuthenticateResponse> = {
         : isSet(object.cache_ttl_ms)
         ? globalThis.Number(object.cache_ttl_ms)
         : 0,
+      expiresAt: isSet(object.expiresAt)
+        ? fromJsonTimestamp(object.expiresAt)
+        : isSet(object.expires_at)
+        ? fromJsonTimestamp(object.expires_at)
+        : undefined,
     };
   },
 
@@ -373,6 +506,9 @@ export const AuthenticateResponse: MessageFns<AuthenticateResponse> = {
     }
     if (message.cacheTtlMs !== 0) {
       obj.cacheTtlMs = Math.round(message.cacheTtlMs);
+    }
+    if (message.expiresAt !== undefined) {
+      obj.expiresAt = message.expiresAt.toISOString();
     }
     return obj;
   },
@@ -386,12 +522,13 @@ export const AuthenticateResponse: MessageFns<AuthenticateResponse> = {
       ? Principal.fromPartial(object.principal)
       : undefined;
     message.cacheTtlMs = object.cacheTtlMs ?? 0;
+    message.expiresAt = object.expiresAt ?? undefined;
     return message;
   },
 };
 
 function createBaseCreateKeyRequest(): CreateKeyRequest {
-  return { tenantId: "", scopes: [] };
+  return { tenantId: "", scopes: [], expiresAt: undefined };
 }
 
 export const CreateKeyRequest: MessageFns<CreateKeyRequest> = {
@@ -401,6 +538,9 @@ export const CreateKeyRequest: MessageFns<CreateKeyRequest> = {
     }
     for (const v of message.scopes) {
       writer.uint32(18).string(v!);
+    }
+    if (message.expiresAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.expiresAt), writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -434,6 +574,14 @@ export const CreateKeyRequest: MessageFns<CreateKeyRequest> = {
             message.scopes.push(reader.string());
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.expiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -454,6 +602,11 @@ export const CreateKeyRequest: MessageFns<CreateKeyRequest> = {
         ? globalThis.String(object.tenant_id)
         : "",
       scopes: globalThis.Array.isArray(object?.scopes) ? object.scopes.map((e: any) => globalThis.String(e)) : [],
+      expiresAt: isSet(object.expiresAt)
+        ? fromJsonTimestamp(object.expiresAt)
+        : isSet(object.expires_at)
+        ? fromJsonTimestamp(object.expires_at)
+        : undefined,
     };
   },
 
@@ -465,6 +618,9 @@ export const CreateKeyRequest: MessageFns<CreateKeyRequest> = {
     if (message.scopes?.length) {
       obj.scopes = message.scopes;
     }
+    if (message.expiresAt !== undefined) {
+      obj.expiresAt = message.expiresAt.toISOString();
+    }
     return obj;
   },
 
@@ -475,12 +631,13 @@ export const CreateKeyRequest: MessageFns<CreateKeyRequest> = {
     const message = createBaseCreateKeyRequest();
     message.tenantId = object.tenantId ?? "";
     message.scopes = object.scopes?.map((e) => e) || [];
+    message.expiresAt = object.expiresAt ?? undefined;
     return message;
   },
 };
 
 function createBaseCreateKeyResponse(): CreateKeyResponse {
-  return { keyId: "", apiKey: "" };
+  return { keyId: "", apiKey: "", expiresAt: undefined };
 }
 
 export const CreateKeyResponse: MessageFns<CreateKeyResponse> = {
@@ -490,6 +647,9 @@ export const CreateKeyResponse: MessageFns<CreateKeyResponse> = {
     }
     if (message.apiKey !== "") {
       writer.uint32(18).string(message.apiKey);
+    }
+    if (message.expiresAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.expiresAt), writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -523,6 +683,14 @@ export const CreateKeyResponse: MessageFns<CreateKeyResponse> = {
             message.apiKey = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.expiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -547,6 +715,11 @@ export const CreateKeyResponse: MessageFns<CreateKeyResponse> = {
         : isSet(object.api_key)
         ? globalThis.String(object.api_key)
         : "",
+      expiresAt: isSet(object.expiresAt)
+        ? fromJsonTimestamp(object.expiresAt)
+        : isSet(object.expires_at)
+        ? fromJsonTimestamp(object.expires_at)
+        : undefined,
     };
   },
 
@@ -558,6 +731,9 @@ export const CreateKeyResponse: MessageFns<CreateKeyResponse> = {
     if (message.apiKey !== "") {
       obj.apiKey = message.apiKey;
     }
+    if (message.expiresAt !== undefined) {
+      obj.expiresAt = message.expiresAt.toISOString();
+    }
     return obj;
   },
 
@@ -568,6 +744,7 @@ export const CreateKeyResponse: MessageFns<CreateKeyResponse> = {
     const message = createBaseCreateKeyResponse();
     message.keyId = object.keyId ?? "";
     message.apiKey = object.apiKey ?? "";
+    message.expiresAt = object.expiresAt ?? undefined;
     return message;
   },
 };
@@ -698,7 +875,7 @@ export const RevokeKeyResponse: MessageFns<RevokeKeyResponse> = {
 };
 
 function createBaseRotateKeyRequest(): RotateKeyRequest {
-  return { keyId: "", gracePeriodMs: 0 };
+  return { keyId: "", gracePeriodMs: 0, expiresAt: undefined };
 }
 
 export const RotateKeyRequest: MessageFns<RotateKeyRequest> = {
@@ -708,6 +885,9 @@ export const RotateKeyRequest: MessageFns<RotateKeyRequest> = {
     }
     if (message.gracePeriodMs !== 0) {
       writer.uint32(16).uint32(message.gracePeriodMs);
+    }
+    if (message.expiresAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.expiresAt), writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -741,6 +921,14 @@ export const RotateKeyRequest: MessageFns<RotateKeyRequest> = {
             message.gracePeriodMs = reader.uint32();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.expiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -765,6 +953,11 @@ export const RotateKeyRequest: MessageFns<RotateKeyRequest> = {
         : isSet(object.grace_period_ms)
         ? globalThis.Number(object.grace_period_ms)
         : 0,
+      expiresAt: isSet(object.expiresAt)
+        ? fromJsonTimestamp(object.expiresAt)
+        : isSet(object.expires_at)
+        ? fromJsonTimestamp(object.expires_at)
+        : undefined,
     };
   },
 
@@ -776,6 +969,9 @@ export const RotateKeyRequest: MessageFns<RotateKeyRequest> = {
     if (message.gracePeriodMs !== 0) {
       obj.gracePeriodMs = Math.round(message.gracePeriodMs);
     }
+    if (message.expiresAt !== undefined) {
+      obj.expiresAt = message.expiresAt.toISOString();
+    }
     return obj;
   },
 
@@ -786,12 +982,13 @@ export const RotateKeyRequest: MessageFns<RotateKeyRequest> = {
     const message = createBaseRotateKeyRequest();
     message.keyId = object.keyId ?? "";
     message.gracePeriodMs = object.gracePeriodMs ?? 0;
+    message.expiresAt = object.expiresAt ?? undefined;
     return message;
   },
 };
 
 function createBaseRotateKeyResponse(): RotateKeyResponse {
-  return { keyId: "", apiKey: "", oldKeyExpiresAt: undefined };
+  return { keyId: "", apiKey: "", oldKeyExpiresAt: undefined, expiresAt: undefined };
 }
 
 export const RotateKeyResponse: MessageFns<RotateKeyResponse> = {
@@ -804,6 +1001,9 @@ export const RotateKeyResponse: MessageFns<RotateKeyResponse> = {
     }
     if (message.oldKeyExpiresAt !== undefined) {
       Timestamp.encode(toTimestamp(message.oldKeyExpiresAt), writer.uint32(26).fork()).join();
+    }
+    if (message.expiresAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.expiresAt), writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -845,6 +1045,14 @@ export const RotateKeyResponse: MessageFns<RotateKeyResponse> = {
             message.oldKeyExpiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.expiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -874,6 +1082,11 @@ export const RotateKeyResponse: MessageFns<RotateKeyResponse> = {
         : isSet(object.old_key_expires_at)
         ? fromJsonTimestamp(object.old_key_expires_at)
         : undefined,
+      expiresAt: isSet(object.expiresAt)
+        ? fromJsonTimestamp(object.expiresAt)
+        : isSet(object.expires_at)
+        ? fromJsonTimestamp(object.expires_at)
+        : undefined,
     };
   },
 
@@ -888,6 +1101,9 @@ export const RotateKeyResponse: MessageFns<RotateKeyResponse> = {
     if (message.oldKeyExpiresAt !== undefined) {
       obj.oldKeyExpiresAt = message.oldKeyExpiresAt.toISOString();
     }
+    if (message.expiresAt !== undefined) {
+      obj.expiresAt = message.expiresAt.toISOString();
+    }
     return obj;
   },
 
@@ -899,6 +1115,495 @@ export const RotateKeyResponse: MessageFns<RotateKeyResponse> = {
     message.keyId = object.keyId ?? "";
     message.apiKey = object.apiKey ?? "";
     message.oldKeyExpiresAt = object.oldKeyExpiresAt ?? undefined;
+    message.expiresAt = object.expiresAt ?? undefined;
+    return message;
+  },
+};
+
+function createBaseListKeysRequest(): ListKeysRequest {
+  return { tenantId: "", pageSize: 0, pageToken: "" };
+}
+
+export const ListKeysRequest: MessageFns<ListKeysRequest> = {
+  encode(message: ListKeysRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.tenantId !== "") {
+      writer.uint32(10).string(message.tenantId);
+    }
+    if (message.pageSize !== 0) {
+      writer.uint32(16).int32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(26).string(message.pageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListKeysRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListKeysRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.tenantId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.pageSize = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListKeysRequest {
+    return {
+      tenantId: isSet(object.tenantId)
+        ? globalThis.String(object.tenantId)
+        : isSet(object.tenant_id)
+        ? globalThis.String(object.tenant_id)
+        : "",
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListKeysRequest): unknown {
+    const obj: any = {};
+    if (message.tenantId !== "") {
+      obj.tenantId = message.tenantId;
+    }
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListKeysRequest>, I>>(base?: I): ListKeysRequest {
+    return ListKeysRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListKeysRequest>, I>>(object: I): ListKeysRequest {
+    const message = createBaseListKeysRequest();
+    message.tenantId = object.tenantId ?? "";
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseListKeysResponse(): ListKeysResponse {
+  return { keys: [], nextPageToken: "" };
+}
+
+export const ListKeysResponse: MessageFns<ListKeysResponse> = {
+  encode(message: ListKeysResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.keys) {
+      KeyInfo.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListKeysResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListKeysResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.keys.push(KeyInfo.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListKeysResponse {
+    return {
+      keys: globalThis.Array.isArray(object?.keys) ? object.keys.map((e: any) => KeyInfo.fromJSON(e)) : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListKeysResponse): unknown {
+    const obj: any = {};
+    if (message.keys?.length) {
+      obj.keys = message.keys.map((e) => KeyInfo.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListKeysResponse>, I>>(base?: I): ListKeysResponse {
+    return ListKeysResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListKeysResponse>, I>>(object: I): ListKeysResponse {
+    const message = createBaseListKeysResponse();
+    message.keys = object.keys?.map((e) => KeyInfo.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseKeyInfo(): KeyInfo {
+  return {
+    keyId: "",
+    tenantId: "",
+    scopes: [],
+    admin: false,
+    source: 0,
+    createdAt: undefined,
+    rotatedAt: undefined,
+    expiresAt: undefined,
+    expired: false,
+    revoked: false,
+    revokedAt: undefined,
+    visiblePrefix: "",
+  };
+}
+
+export const KeyInfo: MessageFns<KeyInfo> = {
+  encode(message: KeyInfo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.keyId !== "") {
+      writer.uint32(10).string(message.keyId);
+    }
+    if (message.tenantId !== "") {
+      writer.uint32(18).string(message.tenantId);
+    }
+    for (const v of message.scopes) {
+      writer.uint32(26).string(v!);
+    }
+    if (message.admin !== false) {
+      writer.uint32(32).bool(message.admin);
+    }
+    if (message.source !== 0) {
+      writer.uint32(40).int32(message.source);
+    }
+    if (message.createdAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.createdAt), writer.uint32(50).fork()).join();
+    }
+    if (message.rotatedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.rotatedAt), writer.uint32(58).fork()).join();
+    }
+    if (message.expiresAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.expiresAt), writer.uint32(66).fork()).join();
+    }
+    if (message.expired !== false) {
+      writer.uint32(72).bool(message.expired);
+    }
+    if (message.revoked !== false) {
+      writer.uint32(80).bool(message.revoked);
+    }
+    if (message.revokedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.revokedAt), writer.uint32(90).fork()).join();
+    }
+    if (message.visiblePrefix !== "") {
+      writer.uint32(98).string(message.visiblePrefix);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): KeyInfo {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseKeyInfo();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.keyId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tenantId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.scopes.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.admin = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.source = reader.int32() as any;
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.createdAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.rotatedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.expiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.expired = reader.bool();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.revoked = reader.bool();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.revokedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.visiblePrefix = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): KeyInfo {
+    return {
+      keyId: isSet(object.keyId)
+        ? globalThis.String(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.String(object.key_id)
+        : "",
+      tenantId: isSet(object.tenantId)
+        ? globalThis.String(object.tenantId)
+        : isSet(object.tenant_id)
+        ? globalThis.String(object.tenant_id)
+        : "",
+      scopes: globalThis.Array.isArray(object?.scopes) ? object.scopes.map((e: any) => globalThis.String(e)) : [],
+      admin: isSet(object.admin) ? globalThis.Boolean(object.admin) : false,
+      source: isSet(object.source) ? keySourceFromJSON(object.source) : 0,
+      createdAt: isSet(object.createdAt)
+        ? fromJsonTimestamp(object.createdAt)
+        : isSet(object.created_at)
+        ? fromJsonTimestamp(object.created_at)
+        : undefined,
+      rotatedAt: isSet(object.rotatedAt)
+        ? fromJsonTimestamp(object.rotatedAt)
+        : isSet(object.rotated_at)
+        ? fromJsonTimestamp(object.rotated_at)
+        : undefined,
+      expiresAt: isSet(object.expiresAt)
+        ? fromJsonTimestamp(object.expiresAt)
+        : isSet(object.expires_at)
+        ? fromJsonTimestamp(object.expires_at)
+        : undefined,
+      expired: isSet(object.expired) ? globalThis.Boolean(object.expired) : false,
+      revoked: isSet(object.revoked) ? globalThis.Boolean(object.revoked) : false,
+      revokedAt: isSet(object.revokedAt)
+        ? fromJsonTimestamp(object.revokedAt)
+        : isSet(object.revoked_at)
+        ? fromJsonTimestamp(object.revoked_at)
+        : undefined,
+      visiblePrefix: isSet(object.visiblePrefix)
+        ? globalThis.String(object.visiblePrefix)
+        : isSet(object.visible_prefix)
+        ? globalThis.String(object.visible_prefix)
+        : "",
+    };
+  },
+
+  toJSON(message: KeyInfo): unknown {
+    const obj: any = {};
+    if (message.keyId !== "") {
+      obj.keyId = message.keyId;
+    }
+    if (message.tenantId !== "") {
+      obj.tenantId = message.tenantId;
+    }
+    if (message.scopes?.length) {
+      obj.scopes = message.scopes;
+    }
+    if (message.admin !== false) {
+      obj.admin = message.admin;
+    }
+    if (message.source !== 0) {
+      obj.source = keySourceToJSON(message.source);
+    }
+    if (message.createdAt !== undefined) {
+      obj.createdAt = message.createdAt.toISOString();
+    }
+    if (message.rotatedAt !== undefined) {
+      obj.rotatedAt = message.rotatedAt.toISOString();
+    }
+    if (message.expiresAt !== undefined) {
+      obj.expiresAt = message.expiresAt.toISOString();
+    }
+    if (message.expired !== false) {
+      obj.expired = message.expired;
+    }
+    if (message.revoked !== false) {
+      obj.revoked = message.revoked;
+    }
+    if (message.revokedAt !== undefined) {
+      obj.revokedAt = message.revokedAt.toISOString();
+    }
+    if (message.visiblePrefix !== "") {
+      obj.visiblePrefix = message.visiblePrefix;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<KeyInfo>, I>>(base?: I): KeyInfo {
+    return KeyInfo.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<KeyInfo>, I>>(object: I): KeyInfo {
+    const message = createBaseKeyInfo();
+    message.keyId = object.keyId ?? "";
+    message.tenantId = object.tenantId ?? "";
+    message.scopes = object.scopes?.map((e) => e) || [];
+    message.admin = object.admin ?? false;
+    message.source = object.source ?? 0;
+    message.createdAt = object.createdAt ?? undefined;
+    message.rotatedAt = object.rotatedAt ?? undefined;
+    message.expiresAt = object.expiresAt ?? undefined;
+    message.expired = object.expired ?? false;
+    message.revoked = object.revoked ?? false;
+    message.revokedAt = object.revokedAt ?? undefined;
+    message.visiblePrefix = object.visiblePrefix ?? "";
     return message;
   },
 };
@@ -952,6 +1657,19 @@ export const AuthServiceService = {
     responseSerialize: (value: RotateKeyResponse): Buffer => Buffer.from(RotateKeyResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RotateKeyResponse => RotateKeyResponse.decode(value),
   },
+  /**
+   * ListKeys lists keys' metadata (admin only): bootstrap keys of the config and created keys,
+   * revoked and expired ones included, ordered by key id, paginated. Never a secret or a digest.
+   */
+  listKeys: {
+    path: "/llmgateway.auth.v1.AuthService/ListKeys" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListKeysRequest): Buffer => Buffer.from(ListKeysRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListKeysRequest => ListKeysRequest.decode(value),
+    responseSerialize: (value: ListKeysResponse): Buffer => Buffer.from(ListKeysResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListKeysResponse => ListKeysResponse.decode(value),
+  },
 } as const;
 
 export interface AuthServiceServer extends UntypedServiceImplementation {
@@ -968,6 +1686,11 @@ export interface AuthServiceServer extends UntypedServiceImplementation {
    * KeyRevoked event tells caches to drop the key id.
    */
   rotateKey: handleUnaryCall<RotateKeyRequest, RotateKeyResponse>;
+  /**
+   * ListKeys lists keys' metadata (admin only): bootstrap keys of the config and created keys,
+   * revoked and expired ones included, ordered by key id, paginated. Never a secret or a digest.
+   */
+  listKeys: handleUnaryCall<ListKeysRequest, ListKeysResponse>;
 }
 
 export interface AuthServiceClient extends Client {
@@ -1039,6 +1762,25 @@ export interface AuthServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RotateKeyResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * ListKeys lists keys' metadata (admin only): bootstrap keys of the config and created keys,
+   * revoked and expired ones included, ordered by key id, paginated. Never a secret or a digest.
+   */
+  listKeys(
+    request: ListKeysRequest,
+    callback: (error: ServiceError | null, response: ListKeysResponse) => void,
+  ): ClientUnaryCall;
+  listKeys(
+    request: ListKeysRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListKeysResponse) => void,
+  ): ClientUnaryCall;
+  listKeys(
+    request: ListKeysRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListKeysResponse) => void,
   ): ClientUnaryCall;
 }
 
