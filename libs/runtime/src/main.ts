@@ -1,4 +1,4 @@
-import { envMs, envPort, envString, envUrl, gatherConfig, parseEnv } from '@llmgw/config';
+import { envMs, envPort, envString, envUrl, gatherConfig, isProduction, parseEnv, profileFromEnv } from '@llmgw/config';
 import { connectNatsBus, type EventBus } from '@llmgw/events';
 import { meshTransportFromEnv, type MeshTransport } from '@llmgw/grpc';
 import { createLogger, type Logger } from '@llmgw/logging';
@@ -84,9 +84,12 @@ export async function runServiceMain<C>(def: ServiceDefinition<C>, env: NodeJS.P
   }
 }
 
-/** The process's mesh TLS, refused unless its certificate names the service it runs. */
-function meshTransportOf(service: string, env: NodeJS.ProcessEnv): MeshTransport {
+/** The process's mesh TLS, refused unless its certificate names the service it runs; production refuses plaintext. */
+export function meshTransportOf(service: string, env: NodeJS.ProcessEnv): MeshTransport {
   const transport = meshTransportFromEnv(env);
+  if (transport.identity === undefined && isProduction(profileFromEnv(env))) {
+    throw new Error('LLMGW_PROFILE=production needs MESH_TLS_DIR: calls inside the mesh must be mutual TLS');
+  }
   if (transport.identity !== undefined && transport.identity !== service) {
     throw new Error(`MESH_TLS_DIR holds the certificate of ${transport.identity}, not of ${service}`);
   }

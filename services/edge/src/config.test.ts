@@ -23,8 +23,17 @@ describe('edge config', () => {
       sections: { tenants: { acme: { log_prompts: false }, 'startup-co': { log_prompts: false }, chatty: { log_prompts: true } } },
       planCacheMs: 0,
       policyPollMs: 100,
+      reflection: true,
+      publicTls: undefined,
     });
     expect(loadEdgeConfig(path, {})).toMatchObject({ planCacheMs: 1_000, policyPollMs: 500 });
+  });
+
+  it('turns reflection off in production and takes public TLS files only as a pair', () => {
+    writeFileSync(path, TEST_CONFIG_YAML);
+    expect(loadEdgeConfig(path, { LLMGW_PROFILE: 'production' }).reflection).toBe(false);
+    expect(loadEdgeConfig(path, { EDGE_TLS_CERT_FILE: '/c.pem', EDGE_TLS_KEY_FILE: '/k.pem' }).publicTls).toEqual({ certFile: '/c.pem', keyFile: '/k.pem' });
+    expect(() => loadEdgeConfig(path, { EDGE_TLS_CERT_FILE: '/c.pem' })).toThrow(/EDGE_TLS_CERT_FILE and EDGE_TLS_KEY_FILE go together/);
   });
 
   it('names every problem of the file and the environment in one ConfigError', () => {

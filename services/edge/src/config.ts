@@ -1,4 +1,4 @@
-import { edgeSectionsSchema, envMs, envString, gatherConfig, parseEnv, parseSections, readConfigFile, type EdgeSections } from '@llmgw/config';
+import { edgeSectionsSchema, envMs, envString, gatherConfig, isProduction, profileFromEnv, parseEnv, parseSections, readConfigFile, type EdgeSections } from '@llmgw/config';
 import { z } from 'zod';
 
 const edgeEnvSchema = z.object({
@@ -19,6 +19,8 @@ export interface EdgeConfig {
   sections: EdgeSections;
   planCacheMs: number;
   policyPollMs: number;
+  /** Server reflection on the public port: development only (production does not describe its API to strangers). */
+  reflection: boolean;
   /** TLS on the public port; absent: plaintext (loopback by default). */
   publicTls?: { certFile: string; keyFile: string };
 }
@@ -29,10 +31,11 @@ export function parseEdgeSections(text: string, source: string, env: NodeJS.Proc
 
 /** The file's and the environment's problems together, so that one start error names them all. */
 export function loadEdgeConfig(path: string, env: NodeJS.ProcessEnv): EdgeConfig {
-  const { sections, vars } = gatherConfig({
+  const { sections, vars, profile } = gatherConfig({
     sections: () => parseEdgeSections(readConfigFile(path), path, env),
     vars: () => parseEnv(edgeEnvSchema, env),
+    profile: () => profileFromEnv(env),
   });
   const publicTls = vars.EDGE_TLS_CERT_FILE && vars.EDGE_TLS_KEY_FILE ? { certFile: vars.EDGE_TLS_CERT_FILE, keyFile: vars.EDGE_TLS_KEY_FILE } : undefined;
-  return { sections, planCacheMs: vars.EDGE_PLAN_CACHE_MS, policyPollMs: vars.POLICY_POLL_MS, publicTls };
+  return { sections, planCacheMs: vars.EDGE_PLAN_CACHE_MS, policyPollMs: vars.POLICY_POLL_MS, reflection: !isProduction(profile), publicTls };
 }

@@ -40,7 +40,7 @@ export async function startEdge(deps: ServiceDeps<EdgeConfig>, downstream: Downs
   // The public port is not part of the mesh: callers bring API keys, not certificates.
   const tls = deps.config.publicTls;
   const publicTransport: MeshTransport = tls ? publicTls(tls.certFile, tls.keyFile, 60_000) : PLAINTEXT;
-  const g = createEdgeServer(pipeline, logger, deps.metrics?.rpc, { transport: publicTransport });
+  const g = createEdgeServer(pipeline, logger, deps.metrics?.rpc, { transport: publicTransport, reflection: deps.config.reflection });
   const port = await listen(g, deps.listenAddr);
   return {
     name: 'edge',
