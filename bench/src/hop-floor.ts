@@ -1,4 +1,5 @@
-import { credentials, makeGenericClientConstructor, type ServiceError } from '@grpc/grpc-js';
+import { makeGenericClientConstructor, type ServiceError } from '@grpc/grpc-js';
+import type { ChannelLink } from '@llmgw/grpc';
 import { service as healthService } from 'grpc-health-check';
 import { closedLoop, summarise, type Summary } from './stats.js';
 
@@ -10,9 +11,9 @@ type HealthClient = { Check: (req: object, cb: (err: ServiceError | null) => voi
  * of idleness (the receiving process has gone to sleep and must be woken, as every service in a
  * one-request-at-a-time pipeline is).
  */
-export async function measureHopFloor(addr: string): Promise<{ hot: Summary; idle: Summary }> {
+export async function measureHopFloor(addr: string, link: ChannelLink): Promise<{ hot: Summary; idle: Summary }> {
   const Client = makeGenericClientConstructor(healthService, 'Health');
-  const client = new Client(addr, credentials.createInsecure()) as unknown as HealthClient;
+  const client = new Client(addr, link.credentials, link.options) as unknown as HealthClient;
   const check = () => new Promise<void>((resolve, reject) => client.Check({ service: '' }, (err) => (err ? reject(err) : resolve())));
   await closedLoop(500, 1, check);
   const hot = await closedLoop(2000, 1, check);

@@ -1,4 +1,4 @@
-import { callUnary, dial } from '@llmgw/grpc';
+import { callUnary, dial, type MeshTransport } from '@llmgw/grpc';
 import { AuthServiceClient } from '@llmgw/proto/auth';
 import { ChatParams, ExecutorServiceClient } from '@llmgw/proto/executor';
 import { QuotaServiceClient } from '@llmgw/proto/quota';
@@ -11,13 +11,13 @@ import { closedLoop, summarise, type Summary } from './stats.js';
 /**
  * Each service called on its own, one call at a time, back to back: what one hop of the
  * pipeline costs when its service is busy. Together with the hop floor this says where the
- * mesh's added latency goes.
+ * mesh's added latency goes. `asEdge`: the edge's certificate, so each call is made as the edge makes it.
  */
-export async function measureHops(addrs: ServiceAddrs, direct: () => Promise<void>, edgeChat: () => Promise<void>): Promise<[string, Summary][]> {
-  const auth = dial(AuthServiceClient, addrs.auth);
-  const router = dial(RouterServiceClient, addrs.router);
-  const quota = dial(QuotaServiceClient, addrs.quota);
-  const executor = dial(ExecutorServiceClient, addrs['provider-executor']);
+export async function measureHops(addrs: ServiceAddrs, asEdge: MeshTransport, direct: () => Promise<void>, edgeChat: () => Promise<void>): Promise<[string, Summary][]> {
+  const auth = dial(AuthServiceClient, addrs.auth, asEdge.channelTo('auth'));
+  const router = dial(RouterServiceClient, addrs.router, asEdge.channelTo('router'));
+  const quota = dial(QuotaServiceClient, addrs.quota, asEdge.channelTo('quota'));
+  const executor = dial(ExecutorServiceClient, addrs['provider-executor'], asEdge.channelTo('provider-executor'));
   const opts = { timeoutMs: 5_000 };
   const planRequest = {
     tenantId: 'bench', tier: 'bench', route: 'chat', taskType: 0, qualityTier: 0, latencyClass: 0, model: '',

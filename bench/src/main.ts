@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawn } from 'node:child_process';
-import { canConnect, freePort, REPO_ROOT, startNatsServer, startRedisServer, startServiceProcesses } from '@llmgw/local-infra';
+import { meshTls, meshTlsFilesIn } from '@llmgw/grpc';
+import { canConnect, createMeshPki, freePort, REPO_ROOT, startNatsServer, startRedisServer, startServiceProcesses } from '@llmgw/local-infra';
 import { ADDR_ENV, SERVICE_NAMES } from '@llmgw/runtime';
 import { directClient, meshClient } from './clients.js';
 import { measureHopFloor } from './hop-floor.js';
@@ -13,7 +14,8 @@ import { runQuotaBench } from './quota-bench.js';
 import { closedLoop, median, summarise, table, type Summary } from './stats.js';
 
 /**
- * `npm run bench`: the mesh in microservices mode on this machine, against the simulator, and the
+ * `npm run bench`: the mesh in microservices mode on this machine (sealed with mutual TLS, as
+ * `npm start` runs it; `npm run bench:tls` compares with plaintext), against the simulator, and the
  * simulator alone as the baseline. Prints markdown tables. Numbers are medians of the runs; the
  * machine is shared, so read ratios rather than absolutes.
  */
@@ -26,6 +28,8 @@ const UNARY_TOTAL = Number(process.env.BENCH_REQUESTS ?? 3000);
 const sim = await spawnSimulator();
 const slowSim = await spawnSimulator({ SIM_STREAM_CHUNK_DELAY_MS: '40' });
 const [redis, nats] = await Promise.all([startRedisServer(), startNatsServer()]);
+const pki = createMeshPki(mkdtempSync(join(tmpdir(), 'llmgw-bench-tls-')));
+const asEdge = meshTls(meshTlsFilesIn(pki.dirOf('edge')), 60_000);
 const mesh = await startServiceProcesses({
   env: {
     GATEWAY_CONFIG: fileURLToPath(new URL('../gateway.bench.yaml', import.meta.url)),
@@ -35,6 +39,7 @@ const mesh = await startServiceProcesses({
     NATS_URL: nats.url,
     LOG_LEVEL: 'warn',
   },
+  serviceEnv: pki.tlsEnv,
   logDir: mkdtempSync(join(tmpdir(), 'llmgw-bench-')),
 });
 const direct = directClient(sim.url);
@@ -46,7 +51,7 @@ try {
   await closedLoop(500, 16, direct.chat);
 
   say('\n## One gRPC hop on this machine (health check to the router process)\n');
-  const floor = await measureHopFloor(mesh.addrs.router);
+  const floor = await measureHopFloor(mesh.addrs.router, asEdge.channelTo('router'));
   say(
     table(
       ['receiver', 'p50 ms', 'p95 ms', 'p99 ms'],
@@ -58,7 +63,7 @@ try {
   );
 
   say('\n## Each hop on its own, one call at a time\n');
-  const hops = await measureHops(mesh.addrs, direct.chat, viaMesh.chat);
+  const hops = await measureHops(mesh.addrs, asEdge, direct.chat, viaMesh.chat);
   say(table(['call', 'p50 ms', 'p95 ms', 'p99 ms'], hops.map(([name, s]) => [name, s.p50, s.p95, s.p99])));
 
   say('\n## Unary chat: direct to the simulator vs through the mesh\n');
