@@ -19,20 +19,21 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const TOTAL = Number(process.env.BENCH_REQUESTS ?? 3000);
 
 const sim = await spawnSimulator();
-const [redis, nats] = await Promise.all([startRedisServer(), startNatsServer()]);
+// Each mesh has its own Redis and NATS, as two deployments would.
+const infra = await Promise.all([0, 1].map(() => Promise.all([startRedisServer(), startNatsServer()])));
 const pkiDir = mkdtempSync(join(tmpdir(), 'llmgw-bench-tls-'));
 const pki = createMeshPki(pkiDir);
-const env = {
+const envOf = (i: number) => ({
   GATEWAY_CONFIG: fileURLToPath(new URL('../gateway.bench.yaml', import.meta.url)),
   SIMULATOR_URL: sim.url,
   SLOW_SIMULATOR_URL: sim.url,
-  REDIS_URL: redis.url,
-  NATS_URL: nats.url,
+  REDIS_URL: infra[i]![0].url,
+  NATS_URL: infra[i]![1].url,
   LOG_LEVEL: 'warn',
-};
+});
 const meshes: [string, ServiceProcesses][] = [
-  ['plaintext', await startServiceProcesses({ env, logDir: mkdtempSync(join(tmpdir(), 'llmgw-bench-plain-')) })],
-  ['mTLS', await startServiceProcesses({ env, serviceEnv: pki.tlsEnv, logDir: mkdtempSync(join(tmpdir(), 'llmgw-bench-mtls-')) })],
+  ['plaintext', await startServiceProcesses({ env: envOf(0), logDir: mkdtempSync(join(tmpdir(), 'llmgw-bench-plain-')) })],
+  ['mTLS', await startServiceProcesses({ env: envOf(1), serviceEnv: pki.tlsEnv, logDir: mkdtempSync(join(tmpdir(), 'llmgw-bench-mtls-')) })],
 ];
 const clients = meshes.map(([, m]) => meshClient(m.addrs.edge));
 
@@ -64,7 +65,7 @@ try {
 } finally {
   for (const c of clients) c.close();
   await Promise.all(meshes.map(([, m]) => m.stop()));
-  await Promise.all([redis.stop(), nats.stop()]);
+  await Promise.all(infra.flat().map((s) => s.stop()));
   sim.stop();
   rmSync(pkiDir, { recursive: true, force: true });
 }
