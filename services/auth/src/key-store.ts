@@ -21,18 +21,7 @@ export interface StoredKey {
 }
 
 /** What is kept of a revoked key, for ListKeys: metadata only, never a digest. */
-export interface RevokedKey {
-  keyId: string;
-  tenantId: string;
-  scopes: string[];
-  createdAtMs: number;
-  revokedAtMs: number;
-  admin?: boolean;
-  bootstrap?: boolean;
-  rotatedAtMs?: number;
-  keyExpiresAtMs?: number;
-  prefix?: string;
-}
+export type RevokedKey = Omit<StoredKey, 'expiresAtMs'> & { revokedAtMs: number };
 
 /** A rotation: `key` under `digest` becomes the key's current secret. */
 export interface Rotation {
@@ -292,7 +281,10 @@ function parseRetired(json: string): number {
 }
 
 function parseStoredKey(json: string): StoredKey {
-  const v = JSON.parse(json) as Partial<StoredKey>;
+  return storedKeyFrom(JSON.parse(json) as Partial<StoredKey>);
+}
+
+function storedKeyFrom(v: Partial<StoredKey>): StoredKey {
   const key: StoredKey = {
     keyId: String(v.keyId ?? ''),
     tenantId: String(v.tenantId ?? ''),
@@ -310,17 +302,6 @@ function parseStoredKey(json: string): StoredKey {
 
 function parseRevokedKey(json: string): RevokedKey {
   const v = JSON.parse(json) as Partial<RevokedKey>;
-  const key: RevokedKey = {
-    keyId: String(v.keyId ?? ''),
-    tenantId: String(v.tenantId ?? ''),
-    scopes: Array.isArray(v.scopes) ? v.scopes.map(String) : [],
-    createdAtMs: Number(v.createdAtMs ?? 0),
-    revokedAtMs: Number(v.revokedAtMs ?? 0),
-  };
-  if (v.admin === true) key.admin = true;
-  if (v.bootstrap === true) key.bootstrap = true;
-  if (v.rotatedAtMs !== undefined) key.rotatedAtMs = Number(v.rotatedAtMs);
-  if (v.keyExpiresAtMs !== undefined) key.keyExpiresAtMs = Number(v.keyExpiresAtMs);
-  if (typeof v.prefix === 'string') key.prefix = v.prefix;
-  return key;
+  const { expiresAtMs: _graceEnd, ...key } = storedKeyFrom(v);
+  return { ...key, revokedAtMs: Number(v.revokedAtMs ?? 0) };
 }
