@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawn } from 'node:child_process';
-import { canConnect, freePort, REPO_ROOT, startNatsServer, startRedisServer, startServiceProcesses } from '@llmgw/local-infra';
+import { canConnect, freePort, meshCredentials, REPO_ROOT, startNatsServer, startRedisServer, startServiceProcesses } from '@llmgw/local-infra';
 import { ADDR_ENV, SERVICE_NAMES } from '@llmgw/runtime';
 import { directClient, meshClient } from './clients.js';
 import { measureHopFloor } from './hop-floor.js';
@@ -25,16 +25,17 @@ const UNARY_TOTAL = Number(process.env.BENCH_REQUESTS ?? 3000);
 
 const sim = await spawnSimulator();
 const slowSim = await spawnSimulator({ SIM_STREAM_CHUNK_DELAY_MS: '40' });
-const [redis, nats] = await Promise.all([startRedisServer(), startNatsServer()]);
+// With a user per service, as in production: the ACL and permission checks are part of the cost measured.
+const creds = meshCredentials();
+const [redis, nats] = await Promise.all([startRedisServer({ users: creds.redisUsers }), startNatsServer({ users: creds.natsUsers })]);
 const mesh = await startServiceProcesses({
   env: {
     GATEWAY_CONFIG: fileURLToPath(new URL('../gateway.bench.yaml', import.meta.url)),
     SIMULATOR_URL: sim.url,
     SLOW_SIMULATOR_URL: slowSim.url,
-    REDIS_URL: redis.url,
-    NATS_URL: nats.url,
     LOG_LEVEL: 'warn',
   },
+  serviceEnv: creds.serviceEnv({ redis, nats }),
   logDir: mkdtempSync(join(tmpdir(), 'llmgw-bench-')),
 });
 const direct = directClient(sim.url);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll } from 'vitest';
-import { startNatsServer, startRedisServer, startServiceProcesses, type LocalServer, type ServiceProcesses } from '@llmgw/local-infra';
+import { meshCredentials, startNatsServer, startRedisServer, startServiceProcesses, type LocalServer, type MeshCredentials, type ServiceProcesses } from '@llmgw/local-infra';
 import { startSimulator, type Simulator } from '@llmgw/provider-simulator';
 import { ChatRequest, GatewayServiceClient, Role, UsageServiceClient, type ChatResponse, type ChatStreamResponse, type GetUsageRequest, type GetUsageResponse } from '@llmgw/proto/v1';
 
@@ -19,8 +19,10 @@ export const KEYS = {
 } as const;
 
 export interface TestMesh {
+  /** `url`s log in as the admin; the services each as their own user (credentials). */
   redis: LocalServer;
   nats: LocalServer;
+  credentials: MeshCredentials;
   simulator: Simulator;
   services: ServiceProcesses;
   gateway: GatewayServiceClient;
@@ -31,16 +33,25 @@ export interface TestMesh {
   stop(): Promise<void>;
 }
 
-/** Real redis-server and nats-server on free loopback ports, the simulator, and the six services as processes. */
+/**
+ * Real redis-server and nats-server on free loopback ports, with a user per service as in
+ * production, the simulator, and the six services as processes.
+ */
 export async function startTestMesh(configPath = TEST_CONFIG, extraEnv: Record<string, string> = {}): Promise<TestMesh> {
   const natsStore = mkdtempSync(join(tmpdir(), 'llmgw-mesh-nats-'));
-  const [redis, first, simulator] = await Promise.all([startRedisServer(), startNatsServer({ storeDir: natsStore }), startSimulator({ streamChunkDelayMs: 5 })]);
+  const creds = meshCredentials();
+  const [redis, first, simulator] = await Promise.all([
+    startRedisServer({ users: creds.redisUsers }),
+    startNatsServer({ storeDir: natsStore, users: creds.natsUsers }),
+    startSimulator({ streamChunkDelayMs: 5 }),
+  ]);
   let nats = first;
   const logDir = mkdtempSync(join(tmpdir(), 'llmgw-mesh-logs-'));
   let services: ServiceProcesses;
   try {
     services = await startServiceProcesses({
-      env: { GATEWAY_CONFIG: configPath, SIMULATOR_URL: simulator.url, REDIS_URL: redis.url, NATS_URL: nats.url, LOG_LEVEL: 'info', ...extraEnv },
+      env: { GATEWAY_CONFIG: configPath, SIMULATOR_URL: simulator.url, LOG_LEVEL: 'info', ...extraEnv },
+      serviceEnv: creds.serviceEnv({ redis, nats }),
       logDir,
     });
   } catch (err) {
@@ -53,6 +64,7 @@ export async function startTestMesh(configPath = TEST_CONFIG, extraEnv: Record<s
   const mesh: TestMesh = {
     redis,
     nats,
+    credentials: creds,
     simulator,
     services,
     gateway,
@@ -62,7 +74,7 @@ export async function startTestMesh(configPath = TEST_CONFIG, extraEnv: Record<s
       nats.process.kill('SIGKILL');
       if (nats.process.exitCode === null && nats.process.signalCode === null) await new Promise((r) => nats.process.once('exit', r));
       await new Promise((r) => setTimeout(r, ms));
-      nats = await startNatsServer({ port: nats.port, storeDir: natsStore });
+      nats = await startNatsServer({ port: nats.port, storeDir: natsStore, users: creds.natsUsers });
       mesh.nats = nats;
     },
     stop: async () => {

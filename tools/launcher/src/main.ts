@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { envEnum, envPort, envString, parseEnv, type GatewayConfig } from '@llmgw/config';
-import { onPath, REPO_ROOT, startNatsServer, startRedisServer, startServiceProcesses, type LocalServer } from '@llmgw/local-infra';
+import { meshCredentials, onPath, REPO_ROOT, startNatsServer, startRedisServer, startServiceProcesses, type LocalServer } from '@llmgw/local-infra';
 import { createLogger } from '@llmgw/logging';
 import { startSimulator } from '@llmgw/provider-simulator';
 import { addrsFromEnv, DEFAULT_CONFIG_PATH, onShutdown } from '@llmgw/runtime';
@@ -57,20 +57,24 @@ try {
   const config = whole.config;
   const addrs = addrsFromEnv(env);
   if (microservices) {
-    const redis: LocalServer = await startRedisServer({ port: launcherEnv.REDIS_PORT });
+    // A user per service with only the rights its role needs, as in production; passwords are fresh each run.
+    const creds = meshCredentials();
+    const redis: LocalServer = await startRedisServer({ port: launcherEnv.REDIS_PORT, users: creds.redisUsers });
     stops.unshift(() => redis.stop());
-    const nats: LocalServer = await startNatsServer({ port: launcherEnv.NATS_PORT });
+    const nats: LocalServer = await startNatsServer({ port: launcherEnv.NATS_PORT, users: creds.natsUsers });
     stops.unshift(() => nats.stop());
     const logDir = join(REPO_ROOT, '.tmp', 'logs');
     mkdirSync(logDir, { recursive: true });
     const ports = Object.fromEntries(Object.entries(addrs).map(([n, a]) => [n, Number(a.split(':').at(-1))]));
     const mesh = await startServiceProcesses({
-      env: { ...serviceEnv, REDIS_URL: redis.url, NATS_URL: nats.url, LOG_LEVEL: env.LOG_LEVEL ?? 'info', USAGE_OUTBOX_PATH: join(REPO_ROOT, '.tmp', 'usage-outbox.log') },
+      env: { ...serviceEnv, LOG_LEVEL: env.LOG_LEVEL ?? 'info', USAGE_OUTBOX_PATH: join(REPO_ROOT, '.tmp', 'usage-outbox.log') },
+      serviceEnv: creds.serviceEnv({ redis, nats }),
       ports,
       logDir,
     });
     stops.unshift(() => mesh.stop());
-    say(`redis ${redis.url}, nats ${nats.url}; service logs in ${logDir}`);
+    // The servers' URLs carry the admin's password: only where they are, never who may log in.
+    say(`redis redis://127.0.0.1:${redis.port}, nats nats://127.0.0.1:${nats.port} (a user per service); service logs in ${logDir}`);
   } else {
     const mono = await startMonolith({ configPath, logger: createLogger({ service: 'monolith', level: env.LOG_LEVEL ?? 'info' }), addrs, env: { ...env, ...serviceEnv } });
     stops.unshift(() => mono.close());
