@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawn } from 'node:child_process';
 import { meshTls, meshTlsFilesIn } from '@llmgw/grpc';
-import { canConnect, createMeshPki, freePort, REPO_ROOT, startNatsServer, startRedisServer, startServiceProcesses } from '@llmgw/local-infra';
+import { canConnect, combineServiceEnv, createMeshPki, freePort, meshCredentials, REPO_ROOT, startNatsServer, startRedisServer, startServiceProcesses } from '@llmgw/local-infra';
 import { ADDR_ENV, SERVICE_NAMES } from '@llmgw/runtime';
 import { directClient, meshClient } from './clients.js';
 import { measureHopFloor } from './hop-floor.js';
@@ -27,7 +27,9 @@ const UNARY_TOTAL = Number(process.env.BENCH_REQUESTS ?? 3000);
 
 const sim = await spawnSimulator();
 const slowSim = await spawnSimulator({ SIM_STREAM_CHUNK_DELAY_MS: '40' });
-const [redis, nats] = await Promise.all([startRedisServer(), startNatsServer()]);
+// With a user per service, as in production: the ACL and permission checks are part of the cost measured.
+const creds = meshCredentials();
+const [redis, nats] = await Promise.all([startRedisServer({ users: creds.redisUsers }), startNatsServer({ users: creds.natsUsers })]);
 const pki = createMeshPki(mkdtempSync(join(tmpdir(), 'llmgw-bench-tls-')));
 const asEdge = meshTls(meshTlsFilesIn(pki.dirOf('edge')), 60_000);
 const mesh = await startServiceProcesses({
@@ -35,11 +37,9 @@ const mesh = await startServiceProcesses({
     GATEWAY_CONFIG: fileURLToPath(new URL('../gateway.bench.yaml', import.meta.url)),
     SIMULATOR_URL: sim.url,
     SLOW_SIMULATOR_URL: slowSim.url,
-    REDIS_URL: redis.url,
-    NATS_URL: nats.url,
     LOG_LEVEL: 'warn',
   },
-  serviceEnv: pki.tlsEnv,
+  serviceEnv: combineServiceEnv(pki.tlsEnv, creds.serviceEnv({ redis, nats })),
   logDir: mkdtempSync(join(tmpdir(), 'llmgw-bench-')),
 });
 const direct = directClient(sim.url);

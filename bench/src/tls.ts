@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createMeshPki, startNatsServer, startRedisServer, startServiceProcesses, type ServiceProcesses } from '@llmgw/local-infra';
+import { combineServiceEnv, createMeshPki, meshCredentials, startNatsServer, startRedisServer, startServiceProcesses, type ServiceProcesses } from '@llmgw/local-infra';
 import { SERVICE_NAMES } from '@llmgw/runtime';
 import { meshClient } from './clients.js';
 import { cpuMicros, spawnSimulator } from './processes.js';
@@ -19,21 +19,21 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const TOTAL = Number(process.env.BENCH_REQUESTS ?? 3000);
 
 const sim = await spawnSimulator();
-// Each mesh has its own Redis and NATS, as two deployments would.
-const infra = await Promise.all([0, 1].map(() => Promise.all([startRedisServer(), startNatsServer()])));
+// Each mesh has its own Redis and NATS, as two deployments would, with a user per service in both.
+const creds = meshCredentials();
+const infra = await Promise.all([0, 1].map(() => Promise.all([startRedisServer({ users: creds.redisUsers }), startNatsServer({ users: creds.natsUsers })])));
 const pkiDir = mkdtempSync(join(tmpdir(), 'llmgw-bench-tls-'));
 const pki = createMeshPki(pkiDir);
-const envOf = (i: number) => ({
+const credsOf = (i: number) => creds.serviceEnv({ redis: infra[i]![0], nats: infra[i]![1] });
+const env = {
   GATEWAY_CONFIG: fileURLToPath(new URL('../gateway.bench.yaml', import.meta.url)),
   SIMULATOR_URL: sim.url,
   SLOW_SIMULATOR_URL: sim.url,
-  REDIS_URL: infra[i]![0].url,
-  NATS_URL: infra[i]![1].url,
   LOG_LEVEL: 'warn',
-});
+};
 const meshes: [string, ServiceProcesses][] = [
-  ['plaintext', await startServiceProcesses({ env: envOf(0), logDir: mkdtempSync(join(tmpdir(), 'llmgw-bench-plain-')) })],
-  ['mTLS', await startServiceProcesses({ env: envOf(1), serviceEnv: pki.tlsEnv, logDir: mkdtempSync(join(tmpdir(), 'llmgw-bench-mtls-')) })],
+  ['plaintext', await startServiceProcesses({ env, serviceEnv: credsOf(0), logDir: mkdtempSync(join(tmpdir(), 'llmgw-bench-plain-')) })],
+  ['mTLS', await startServiceProcesses({ env, serviceEnv: combineServiceEnv(pki.tlsEnv, credsOf(1)), logDir: mkdtempSync(join(tmpdir(), 'llmgw-bench-mtls-')) })],
 ];
 const clients = meshes.map(([, m]) => meshClient(m.addrs.edge));
 

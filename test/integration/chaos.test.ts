@@ -7,7 +7,7 @@ import { status } from '@grpc/grpc-js';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect } from 'nats';
-import { connectNatsBus, Subjects } from '@llmgw/events';
+import { connectNatsBus, natsConnectOptions, Subjects } from '@llmgw/events';
 import { REPO_ROOT } from '@llmgw/local-infra';
 import { silentLogger } from '@llmgw/logging';
 import { UsageRecorded, TokenSource } from '@llmgw/proto/v1';
@@ -57,7 +57,7 @@ const OUTBOX_PENDING = 'llmgw_usage_outbox_pending';
  * consumer sequence, each stored event one stream sequence (USAGE holds only usage events).
  */
 async function redeliveries(m: TestMesh, durable: string): Promise<number> {
-  const nc = await connect({ servers: m.nats.url });
+  const nc = await connect(natsConnectOptions(m.nats.url));
   try {
     const info = await (await nc.jetstreamManager()).consumers.info('USAGE', durable);
     return info.delivered.consumer_seq - info.delivered.stream_seq;
@@ -176,7 +176,7 @@ describe('chaos', () => {
     const slowRedis = await startTcpProxy(m.redis.port);
     try {
       slowRedis.delayClientChunks(() => (Math.random() < 0.1 ? 1_500 : 0));
-      await m.services.addReplica('usage-accountant', { REDIS_URL: slowRedis.url('redis') });
+      await m.services.addReplica('usage-accountant', { REDIS_URL: m.credentials.redisUrlOf('usage-accountant', slowRedis.port) });
       expect((await load(m, 1_000, 20)).every((c) => c === status.OK)).toBe(true);
       expect(await accountantRedeliveries(m)).toBeGreaterThan(0);
       // The link heals; events it made fail wait out their redelivery backoff (at most 60 s).

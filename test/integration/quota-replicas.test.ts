@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectNatsBus, Subjects, type NatsEventBus } from '@llmgw/events';
 import { callUnary, dial } from '@llmgw/grpc';
-import { startNatsServer, startRedisServer, startServiceProcesses, type LocalServer, type ServiceProcesses } from '@llmgw/local-infra';
+import { meshCredentials, startNatsServer, startRedisServer, startServiceProcesses, type LocalServer, type ServiceProcesses } from '@llmgw/local-infra';
 import { silentLogger } from '@llmgw/logging';
 import { QuotaDecision, QuotaServiceClient, type ReserveQuotaResponse } from '@llmgw/proto/quota';
 import { UsageRecorded } from '@llmgw/proto/v1';
@@ -18,9 +18,11 @@ let clients: QuotaServiceClient[];
 let bus: NatsEventBus;
 
 beforeAll(async () => {
-  [redis, nats] = await Promise.all([startRedisServer(), startNatsServer()]);
-  const env = { GATEWAY_CONFIG: TEST_CONFIG, SIMULATOR_URL: 'http://127.0.0.1:9', REDIS_URL: redis.url, NATS_URL: nats.url, LOG_LEVEL: 'warn' };
-  replicas = await Promise.all([0, 1].map(async (i) => startServiceProcesses({ env, services: ['quota'], logDir: mkdtempSync(join(tmpdir(), `llmgw-quota-${i}-`)) })));
+  const creds = meshCredentials();
+  [redis, nats] = await Promise.all([startRedisServer({ users: creds.redisUsers }), startNatsServer({ users: creds.natsUsers })]);
+  const env = { GATEWAY_CONFIG: TEST_CONFIG, SIMULATOR_URL: 'http://127.0.0.1:9', LOG_LEVEL: 'warn' };
+  const serviceEnv = creds.serviceEnv({ redis, nats });
+  replicas = await Promise.all([0, 1].map(async (i) => startServiceProcesses({ env, serviceEnv, services: ['quota'], logDir: mkdtempSync(join(tmpdir(), `llmgw-quota-${i}-`)) })));
   clients = replicas.map((r) => dial(QuotaServiceClient, r.addrs.quota));
   bus = await connectNatsBus({ url: nats.url, name: 'quota-replicas-test', logger: silentLogger() });
 }, 60_000);

@@ -15,7 +15,7 @@ import { chat, chatStream, getUsage, KEYS, startTestMesh, TEST_CONFIG, userChat,
  * Secrets never leak: 100 keys created through auth, traffic with successes, provider errors,
  * fallbacks, streams and refused keys; then every place the mesh writes (Redis, every JetStream
  * stream, every service's log at debug level, every error message and trailer a caller got) is
- * searched for every API key and the provider secret.
+ * searched for every API key, the provider secret and the services' NATS and Redis passwords.
  */
 
 const PROVIDER_SECRET = `sk-prov-${randomBytes(24).toString('hex')}`;
@@ -117,7 +117,8 @@ describe('secrets never leak', () => {
     expect(haystacks.jetstream).toContain('loadtest');
     expect(haystacks.redis).toContain('{loadtest}');
     expect(haystacks['errors and trailers']).toContain('invalid API key');
-    const secrets = [PROVIDER_SECRET, ...created, ...created.map((k) => `${k}x`), ...Object.values(KEYS)];
+    const meshPasswords = [...Object.values(mesh.credentials.redisUsers), ...Object.values(mesh.credentials.natsUsers)];
+    const secrets = [PROVIDER_SECRET, ...created, ...created.map((k) => `${k}x`), ...Object.values(KEYS), ...meshPasswords];
     const hits = Object.entries(haystacks).flatMap(([where, text]) => secrets.filter((s) => text.includes(s)).map((s) => `${where}: ${s.slice(0, 12)}…`));
     expect(hits).toEqual([]);
   }, 120_000);

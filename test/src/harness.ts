@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll } from 'vitest';
 import { dial, meshTls, meshTlsFilesIn, PLAINTEXT, type ChannelLink } from '@llmgw/grpc';
-import { createMeshPki, startNatsServer, startRedisServer, startServiceProcesses, type LocalServer, type MeshCertificates, type ServiceProcesses } from '@llmgw/local-infra';
+import { combineServiceEnv, createMeshPki, meshCredentials, startNatsServer, startRedisServer, startServiceProcesses, type LocalServer, type MeshCertificates, type MeshCredentials, type ServiceProcesses } from '@llmgw/local-infra';
 import { OPERATOR, type MeshIdentity, type ServiceName } from '@llmgw/runtime';
 import { startSimulator, type Simulator } from '@llmgw/provider-simulator';
 import { ChatRequest, GatewayServiceClient, Role, UsageServiceClient, type ChatResponse, type ChatStreamResponse, type GetUsageRequest, type GetUsageResponse } from '@llmgw/proto/v1';
@@ -21,8 +21,10 @@ export const KEYS = {
 } as const;
 
 export interface TestMesh {
+  /** `url`s log in as the admin; the services each as their own user (credentials). */
   redis: LocalServer;
   nats: LocalServer;
+  credentials: MeshCredentials;
   simulator: Simulator;
   services: ServiceProcesses;
   gateway: GatewayServiceClient;
@@ -39,10 +41,18 @@ export interface TestMesh {
   stop(): Promise<void>;
 }
 
-/** Real redis-server and nats-server on free loopback ports, the simulator, and the six services as processes. */
+/**
+ * Real redis-server and nats-server on free loopback ports, with a user per service as in
+ * production, the simulator, and the six services as processes.
+ */
 export async function startTestMesh(configPath = TEST_CONFIG, extraEnv: Record<string, string> = {}): Promise<TestMesh> {
   const natsStore = mkdtempSync(join(tmpdir(), 'llmgw-mesh-nats-'));
-  const [redis, first, simulator] = await Promise.all([startRedisServer(), startNatsServer({ storeDir: natsStore }), startSimulator({ streamChunkDelayMs: 5 })]);
+  const creds = meshCredentials();
+  const [redis, first, simulator] = await Promise.all([
+    startRedisServer({ users: creds.redisUsers }),
+    startNatsServer({ storeDir: natsStore, users: creds.natsUsers }),
+    startSimulator({ streamChunkDelayMs: 5 }),
+  ]);
   let nats = first;
   const logDir = mkdtempSync(join(tmpdir(), 'llmgw-mesh-logs-'));
   const pkiDir = mkdtempSync(join(tmpdir(), 'llmgw-mesh-tls-'));
@@ -50,8 +60,8 @@ export async function startTestMesh(configPath = TEST_CONFIG, extraEnv: Record<s
   let services: ServiceProcesses;
   try {
     services = await startServiceProcesses({
-      env: { GATEWAY_CONFIG: configPath, SIMULATOR_URL: simulator.url, REDIS_URL: redis.url, NATS_URL: nats.url, LOG_LEVEL: 'info', ...extraEnv },
-      serviceEnv: pki.tlsEnv,
+      env: { GATEWAY_CONFIG: configPath, SIMULATOR_URL: simulator.url, LOG_LEVEL: 'info', ...extraEnv },
+      serviceEnv: combineServiceEnv(pki.tlsEnv, creds.serviceEnv({ redis, nats })),
       logDir,
     });
   } catch (err) {
@@ -73,6 +83,7 @@ export async function startTestMesh(configPath = TEST_CONFIG, extraEnv: Record<s
   const mesh: TestMesh = {
     redis,
     nats,
+    credentials: creds,
     simulator,
     services,
     gateway,
@@ -85,7 +96,7 @@ export async function startTestMesh(configPath = TEST_CONFIG, extraEnv: Record<s
       nats.process.kill('SIGKILL');
       if (nats.process.exitCode === null && nats.process.signalCode === null) await new Promise((r) => nats.process.once('exit', r));
       await new Promise((r) => setTimeout(r, ms));
-      nats = await startNatsServer({ port: nats.port, storeDir: natsStore });
+      nats = await startNatsServer({ port: nats.port, storeDir: natsStore, users: creds.natsUsers });
       mesh.nats = nats;
     },
     stop: async () => {

@@ -183,6 +183,8 @@ describe('parseEnv', () => {
     expect(message).toContain('PORT: expected a port number (0-65535), got "70000"');
     expect(message).toContain('NATS_URL: is not set');
     expect(message).toContain('REDIS_URL: expected a redis:// or rediss:// URL, got "http://x"');
+    // A URL's password is never quoted back.
+    expect(() => parseEnv(schema, { NATS_URL: 'nats://x:4222', REDIS_URL: 'redis//quota:s3cret@r:6379' })).toThrow('got "redis//quota:***@r:6379"');
     expect(message).toContain('WORKERS: expected an integer from 1 to 64, got "0"');
     expect(message).toContain('VERBOSE: expected true or false, got "maybe"');
     expect(message).toContain('MODE: expected one of a, b, got "c"');

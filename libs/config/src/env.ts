@@ -28,12 +28,15 @@ export function parseEnv<S extends EnvSchema>(schema: S, env: NodeJS.ProcessEnv 
 /** A variable's value, or undefined when unset or empty. */
 type EnvInput = string | undefined;
 
-/** An env variable parsed by `parse` (undefined = not valid, described by `expected`). */
-function envValue<T>(expected: string, parse: (raw: string) => T | undefined): z.ZodType<T, EnvInput> {
+/**
+ * An env variable parsed by `parse` (undefined = not valid, described by `expected`); a bad value
+ * is quoted in the error as `shown` makes it (a URL's password never is).
+ */
+function envValue<T>(expected: string, parse: (raw: string) => T | undefined, shown: (raw: string) => string = (raw) => raw): z.ZodType<T, EnvInput> {
   return z.string({ error: (iss) => (iss.input === undefined ? 'is not set' : undefined) }).transform((raw, ctx) => {
     const v = parse(raw.trim());
     if (v === undefined) {
-      ctx.addIssue({ code: 'custom', message: `expected ${expected}, got ${JSON.stringify(raw)}` });
+      ctx.addIssue({ code: 'custom', message: `expected ${expected}, got ${JSON.stringify(shown(raw))}` });
       return z.NEVER;
     }
     return v;
@@ -110,13 +113,18 @@ export function envEnum<const T extends string>(values: readonly T[], fallback?:
 /** A URL with one of the given schemes (e.g. redis:, nats:). */
 export function envUrl(protocols: readonly string[], fallback?: string): z.ZodType<string, EnvInput> {
   return withDefault(
-    envValue(`a ${protocols.map((p) => `${p}//`).join(' or ')} URL`, (raw) => {
-      try {
-        return protocols.includes(new URL(raw).protocol) ? raw : undefined;
-      } catch {
-        return undefined;
-      }
-    }),
+    envValue(
+      `a ${protocols.map((p) => `${p}//`).join(' or ')} URL`,
+      (raw) => {
+        try {
+          return protocols.includes(new URL(raw).protocol) ? raw : undefined;
+        } catch {
+          return undefined;
+        }
+      },
+      // Unparseable too, so by pattern: `//user:password@` loses the password.
+      (raw) => raw.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@'),
+    ),
     fallback,
   );
 }

@@ -15,16 +15,19 @@ const decoder = new TextDecoder();
  * when the stream has stored the message and rejects when it did not answer in time.
  */
 export class JetStreamAsyncPublisher {
-  private readonly inbox = createInbox();
+  private readonly inbox: string;
   private readonly pending = new Map<string, Pending>();
   private readonly sub: Subscription;
   private readonly sweeper: NodeJS.Timeout;
   private seq = 0;
 
+  /** `inboxPrefix`: the connection's (its NATS user may subscribe only there). */
   constructor(
     private readonly nc: NatsConnection,
+    inboxPrefix: string,
     private readonly timeoutMs = 2_000,
   ) {
+    this.inbox = createInbox(inboxPrefix);
     const prefix = this.inbox.length + 1;
     this.sub = nc.subscribe(`${this.inbox}.*`, {
       callback: (_err, msg) => {

@@ -8,6 +8,7 @@ import {
   StorageType,
   headers,
   nanos,
+  type ConnectionOptions,
   type ConsumerMessages,
   type JetStreamClient,
   type JetStreamManager,
@@ -27,22 +28,34 @@ import {
   type EventBus,
   type EventHandler,
 } from './bus.js';
+import { inboxPrefix } from './permissions.js';
 import {
   busSettingsFromEnv,
   consumerSpec,
   deadLetterSubject,
   nakDelayMs,
+  natsCredentialsFromEnv,
   streamFor,
   streamSpecs,
   type BusSettings,
   type ConsumerSpec,
+  type NatsCredentials,
   type StreamSpec,
 } from './topology.js';
 
 export interface NatsBusOptions {
+  /** Server(s), comma-separated; a URL may carry `user:password@` (the form the nats CLI takes). */
   url: string;
+  /** The connection's name; replies come to inboxPrefix(name), so a service's connection is named after it. */
   name: string;
   logger: Logger;
+  /** Default: NATS_USER and NATS_PASSWORD from the environment, else those in the URL. */
+  credentials?: NatsCredentials;
+  /**
+   * Streams this connection creates or updates at start and on every reconnect (default: all of
+   * the topology). A service reconciles only the streams its NATS user may manage (streamsUsedBy).
+   */
+  streams?: readonly string[];
   /** Overrides of the topology settings, which otherwise come from the environment (busEnvSchema). */
   settings?: Partial<BusSettings>;
   /** Per connection attempt; also how long connectNatsBus waits for the server before returning a degraded bus. */
@@ -55,9 +68,22 @@ export interface NatsBusOptions {
 const MAX_RETRY_MS = 5_000;
 const retryDelayMs = (attempt: number) => Math.min(MAX_RETRY_MS, 250 * 2 ** Math.min(attempt, 10));
 
-/** The URL without credentials, for log lines. */
-function redact(url: string): string {
-  return url.replace(/\/\/[^@/]*@/g, '//***@');
+/**
+ * nats.js takes credentials as options only: `nats://user:password@host` becomes the URL
+ * without them and `user`/`pass`; explicit credentials win over those in a URL.
+ */
+export function natsConnectOptions(url: string, credentials?: NatsCredentials): Pick<ConnectionOptions, 'servers' | 'user' | 'pass'> {
+  let fromUrl: NatsCredentials | undefined;
+  const servers = url.split(',').map((server) => {
+    const m = /^([a-z]+:\/\/)([^@/]*)@(.*)$/i.exec(server.trim());
+    if (!m) return server.trim();
+    const userinfo = m[2]!;
+    const colon = userinfo.indexOf(':');
+    fromUrl ??= colon < 0 ? { user: decodeURIComponent(userinfo), pass: '' } : { user: decodeURIComponent(userinfo.slice(0, colon)), pass: decodeURIComponent(userinfo.slice(colon + 1)) };
+    return `${m[1]}${m[3]}`;
+  });
+  const c = credentials ?? fromUrl;
+  return c ? { servers, user: c.user, pass: c.pass } : { servers };
 }
 
 /**
@@ -69,7 +95,7 @@ function redact(url: string): string {
  */
 export async function connectNatsBus(opts: NatsBusOptions): Promise<NatsEventBus> {
   const settings = { ...busSettingsFromEnv(process.env), ...opts.settings };
-  const bus = new NatsEventBus(opts, settings);
+  const bus = new NatsEventBus({ ...opts, credentials: opts.credentials ?? natsCredentialsFromEnv(process.env) }, settings);
   const timeoutMs = opts.connectTimeoutMs ?? 3_000;
   let timer: NodeJS.Timeout | undefined;
   const connected = await Promise.race([
@@ -77,7 +103,7 @@ export async function connectNatsBus(opts: NatsBusOptions): Promise<NatsEventBus
     new Promise<false>((r) => (timer = setTimeout(() => r(false), timeoutMs))),
   ]);
   clearTimeout(timer);
-  if (!connected) opts.logger.warn({ url: redact(opts.url) }, 'NATS not reachable yet: starting degraded, connecting in the background');
+  if (!connected) opts.logger.warn({ servers: bus.servers }, 'NATS not reachable yet: starting degraded, connecting in the background');
   return bus;
 }
 
@@ -98,13 +124,20 @@ export class NatsEventBus implements EventBus {
   private readonly broadcasts = new Set<{ subject: string; handler: (data: Uint8Array) => void; unsubscribe?: () => void }>();
   private readonly connecting: Promise<void>;
   private wake: (() => void) | undefined;
+  private readonly connectOptions: Pick<ConnectionOptions, 'servers' | 'user' | 'pass'>;
 
   constructor(
     private readonly opts: NatsBusOptions,
     readonly settings: BusSettings,
   ) {
     this.events.setMaxListeners(0);
+    this.connectOptions = natsConnectOptions(opts.url, opts.credentials);
     this.connecting = this.connectLoop();
+  }
+
+  /** The servers without credentials, for log lines. */
+  get servers(): string[] {
+    return [this.connectOptions.servers ?? []].flat();
   }
 
   /** The connection, once there is one. */
@@ -215,14 +248,22 @@ export class NatsEventBus implements EventBus {
   }
 
   private async connectLoop(): Promise<void> {
-    const { logger, url } = this.opts;
+    const { logger } = this.opts;
+    const servers = this.servers;
     for (let attempt = 0; !this.closed; attempt++) {
       let nc: NatsConnection;
       try {
         // Once connected, nats.js reconnects for ever on its own; only the first connection is ours to retry.
-        nc = await connect({ servers: url, name: this.opts.name, timeout: this.opts.connectTimeoutMs ?? 3_000, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
+        nc = await connect({
+          ...this.connectOptions,
+          name: this.opts.name,
+          inboxPrefix: inboxPrefix(this.opts.name),
+          timeout: this.opts.connectTimeoutMs ?? 3_000,
+          maxReconnectAttempts: -1,
+          reconnectTimeWait: 500,
+        });
       } catch (err) {
-        if (attempt === 0) logger.warn({ url: redact(url), err: errorText(err) }, 'cannot reach NATS; retrying in the background');
+        if (attempt === 0) logger.warn({ servers, err: errorText(err) }, 'cannot reach NATS; retrying in the background');
         await this.pause(retryDelayMs(attempt));
         continue;
       }
@@ -230,9 +271,9 @@ export class NatsEventBus implements EventBus {
         await nc.close();
         return;
       }
-      logger.info({ url: redact(url) }, 'connected to NATS');
+      logger.info({ servers, user: this.connectOptions.user }, 'connected to NATS');
       const jsm = await nc.jetstreamManager({ checkAPI: false });
-      this.link = { nc, jsm, js: nc.jetstream(), publisher: new JetStreamAsyncPublisher(nc) };
+      this.link = { nc, jsm, js: nc.jetstream(), publisher: new JetStreamAsyncPublisher(nc, inboxPrefix(this.opts.name)) };
       for (const b of this.broadcasts) this.subscribe(nc, b);
       void this.watchStatus(nc);
       // Reconcile before reporting up, so that the first publish finds its stream.
@@ -241,11 +282,13 @@ export class NatsEventBus implements EventBus {
     }
   }
 
-  /** Brings every stream in line with the topology, retrying until JetStream answers. */
+  /** Brings the streams it manages (opts.streams) in line with the topology, retrying until JetStream answers. */
   private async reconcile(): Promise<void> {
+    const managed = this.opts.streams;
+    const specs = streamSpecs(this.settings).filter((s) => managed === undefined || managed.includes(s.name));
     for (let attempt = 0; !this.closed && this.link; attempt++) {
       try {
-        for (const spec of streamSpecs(this.settings)) await reconcileStream(this.link.jsm, spec, this.opts.logger);
+        for (const spec of specs) await reconcileStream(this.link.jsm, spec, this.opts.logger);
         this.setUp(!this.link.nc.isClosed());
         return;
       } catch (err) {

@@ -1,5 +1,6 @@
-import { envInt, envMs, parseEnv } from '@llmgw/config';
+import { envInt, envMs, envString, parseEnv } from '@llmgw/config';
 import { z } from 'zod';
+import { Subjects } from './bus.js';
 
 /*
  * The JetStream topology, declared once: every stream and consumer setting the gateway relies
@@ -45,14 +46,28 @@ export const DEFAULT_BUS_SETTINGS: BusSettings = {
   maxDeliver: 20,
 };
 
-/** The variables behind BusSettings; the duplicate window is fixed (it must cover the executor's retries, not a site's taste). */
-export const busEnvSchema = z.object({
-  NATS_STREAM_REPLICAS: envInt({ min: 1, max: 5, default: DEFAULT_BUS_SETTINGS.replicas }),
-  USAGE_STREAM_MAX_AGE_MS: envInt({ min: DAY_MS, default: DEFAULT_BUS_SETTINGS.usageMaxAgeMs }),
-  USAGE_STREAM_MAX_BYTES: envInt({ min: 64 * 1024 * 1024, default: DEFAULT_BUS_SETTINGS.usageMaxBytes }),
-  USAGE_ACK_WAIT_MS: envInt({ min: 1_000, default: DEFAULT_BUS_SETTINGS.ackWaitMs }),
-  USAGE_MAX_DELIVER: envInt({ min: 1, max: 1_000, default: DEFAULT_BUS_SETTINGS.maxDeliver }),
-});
+/**
+ * The variables behind BusSettings and the NATS user; the duplicate window is fixed (it must
+ * cover the executor's retries, not a site's taste).
+ */
+export const busEnvSchema = z
+  .object({
+    NATS_STREAM_REPLICAS: envInt({ min: 1, max: 5, default: DEFAULT_BUS_SETTINGS.replicas }),
+    USAGE_STREAM_MAX_AGE_MS: envInt({ min: DAY_MS, default: DEFAULT_BUS_SETTINGS.usageMaxAgeMs }),
+    USAGE_STREAM_MAX_BYTES: envInt({ min: 64 * 1024 * 1024, default: DEFAULT_BUS_SETTINGS.usageMaxBytes }),
+    USAGE_ACK_WAIT_MS: envInt({ min: 1_000, default: DEFAULT_BUS_SETTINGS.ackWaitMs }),
+    USAGE_MAX_DELIVER: envInt({ min: 1, max: 1_000, default: DEFAULT_BUS_SETTINGS.maxDeliver }),
+    /** The service's NATS user (permissions.ts); unset: no credentials, or those in NATS_URL. */
+    NATS_USER: envString().optional(),
+    NATS_PASSWORD: envString().optional(),
+  })
+  .superRefine((v, ctx) => {
+    // Never the value in the message: it would be a password.
+    if ((v.NATS_USER === undefined) !== (v.NATS_PASSWORD === undefined)) {
+      const [missing, set] = v.NATS_USER === undefined ? ['NATS_USER', 'NATS_PASSWORD'] : ['NATS_PASSWORD', 'NATS_USER'];
+      ctx.addIssue({ code: 'custom', path: [missing], message: `is not set (${set} is)` });
+    }
+  });
 
 export function busSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): BusSettings {
   const v = parseEnv(busEnvSchema, env);
@@ -64,6 +79,17 @@ export function busSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): BusSet
     ackWaitMs: v.USAGE_ACK_WAIT_MS,
     maxDeliver: v.USAGE_MAX_DELIVER,
   };
+}
+
+export interface NatsCredentials {
+  user: string;
+  pass: string;
+}
+
+/** NATS_USER and NATS_PASSWORD, or undefined when neither is set (one without the other is a ConfigError). */
+export function natsCredentialsFromEnv(env: NodeJS.ProcessEnv = process.env): NatsCredentials | undefined {
+  const v = parseEnv(busEnvSchema, env);
+  return v.NATS_USER !== undefined && v.NATS_PASSWORD !== undefined ? { user: v.NATS_USER, pass: v.NATS_PASSWORD } : undefined;
 }
 
 export interface StreamSpec {
@@ -120,6 +146,14 @@ export function streamFor(subject: string, s: BusSettings = DEFAULT_BUS_SETTINGS
   if (!stream) throw new Error(`no stream holds subject ${subject}`);
   return stream;
 }
+
+/** The durable consumers of the gateway: their names are part of each consumer's NATS permissions (permissions.ts). */
+export const Consumers = {
+  /** Quota replaces each reservation by the actual usage. */
+  quotaReconciler: { subject: Subjects.usageRecorded, durable: 'quota-reconciler' },
+  /** The accountant aggregates usage. */
+  usageAccountant: { subject: Subjects.usageRecorded, durable: 'usage-accountant' },
+} as const;
 
 /** Every durable consumer gets the same delivery limits: both of USAGE's (accountant, quota reconciler) need the same guarantees. */
 export function consumerSpec(subject: string, durable: string, s: BusSettings): ConsumerSpec {

@@ -1,3 +1,4 @@
 export * from './processes.js';
 export * from './services.js';
 export * from './mesh-certs.js';
+export * from './credentials.js';

@@ -1,11 +1,15 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { NATS_ADMIN_USER, natsAuthorizationConfig } from '@llmgw/events';
+import { REDIS_ADMIN_USER, redisAclFile, type RedisUserName } from '@llmgw/redis';
+import type { ServiceName } from '@llmgw/runtime';
 
 /** Real infrastructure started on loopback for tests and for `npm start`. */
 export interface LocalServer {
+  /** With the admin's credentials when the server was started with users: for tests and tools that inspect it. */
   url: string;
   port: number;
   process: ChildProcess;
@@ -29,37 +33,67 @@ export function freePort(): Promise<number> {
   });
 }
 
-export async function startRedisServer(opts: { port?: number } = {}): Promise<LocalServer> {
+/** Passwords of the Redis users (libs/redis acl.ts): each service's that uses Redis, and the admin's. */
+export type RedisPasswords = Record<RedisUserName | typeof REDIS_ADMIN_USER, string>;
+
+/** Passwords of the NATS users (libs/events permissions.ts): each service's, and the admin's. */
+export type NatsPasswords = Record<ServiceName | typeof NATS_ADMIN_USER, string>;
+
+/**
+ * `users`: the ACL users (an aclfile, readable only by its owner) with `default` off, so a client
+ * without credentials is refused; without it Redis is open, as an unconfigured server is.
+ */
+export async function startRedisServer(opts: { port?: number; users?: RedisPasswords } = {}): Promise<LocalServer> {
   requireBinary('redis-server', 'apt-get install -y redis-server');
   const port = opts.port ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), 'llmgw-redis-'));
-  const child = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'no'],
-    { stdio: 'ignore' },
-  );
-  return finishStart(child, port, `redis://127.0.0.1:${port}`, dir, 'redis-server');
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'no'];
+  if (opts.users) {
+    const aclfile = join(dir, 'users.acl');
+    writeFileSync(aclfile, redisAclFile(opts.users), { mode: 0o600 });
+    args.push('--aclfile', aclfile);
+  }
+  const child = spawn('redis-server', args, { stdio: 'ignore' });
+  const url = opts.users ? redisUrl(REDIS_ADMIN_USER, opts.users[REDIS_ADMIN_USER], port) : `redis://127.0.0.1:${port}`;
+  return finishStart(child, port, url, [dir], 'redis-server');
+}
+
+/** A loopback Redis URL that logs in as `user`. */
+export function redisUrl(user: string, password: string, port: number): string {
+  return `redis://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${port}`;
 }
 
 /**
  * `storeDir`: JetStream's data directory, kept by stop() (the caller owns it), so that a server
  * restarted on the same port and directory finds its streams and consumers again, as after a
  * crash. Without it each server gets a fresh directory that stop() removes.
+ * `users`: the server takes only those users, each with its permissions (a config file readable
+ * only by its owner); without it anyone may connect and do anything.
  */
-export async function startNatsServer(opts: { port?: number; storeDir?: string } = {}): Promise<LocalServer> {
+export async function startNatsServer(opts: { port?: number; storeDir?: string; users?: NatsPasswords } = {}): Promise<LocalServer> {
   requireBinary('nats-server', 'apt-get install -y nats-server');
   const port = opts.port ?? (await freePort());
   const dir = opts.storeDir ?? mkdtempSync(join(tmpdir(), 'llmgw-nats-'));
-  const child = spawn('nats-server', ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', dir], { stdio: 'ignore' });
-  return finishStart(child, port, `nats://127.0.0.1:${port}`, opts.storeDir ? undefined : dir, 'nats-server');
+  const owned = opts.storeDir ? [] : [dir];
+  const args = ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', dir];
+  if (opts.users) {
+    const confDir = mkdtempSync(join(tmpdir(), 'llmgw-nats-conf-'));
+    owned.push(confDir);
+    const conf = join(confDir, 'nats.conf');
+    writeFileSync(conf, natsAuthorizationConfig(opts.users), { mode: 0o600 });
+    args.push('-c', conf);
+  }
+  const child = spawn('nats-server', args, { stdio: 'ignore' });
+  const admin = opts.users ? `${encodeURIComponent(NATS_ADMIN_USER)}:${encodeURIComponent(opts.users[NATS_ADMIN_USER])}@` : '';
+  return finishStart(child, port, `nats://${admin}127.0.0.1:${port}`, owned, 'nats-server');
 }
 
 export function requireBinary(binary: string, install: string): void {
   if (!onPath(binary)) throw new Error(`${binary} is not on PATH; install it (${install})`);
 }
 
-/** `dir`: removed by stop() (undefined: nothing to remove). */
-async function finishStart(child: ChildProcess, port: number, url: string, dir: string | undefined, name: string): Promise<LocalServer> {
+/** `dirs`: removed by stop(). */
+async function finishStart(child: ChildProcess, port: number, url: string, dirs: string[], name: string): Promise<LocalServer> {
   let exited = false;
   child.once('exit', () => {
     exited = true;
@@ -85,7 +119,7 @@ async function finishStart(child: ChildProcess, port: number, url: string, dir: 
         await done;
         clearTimeout(timer);
       }
-      if (dir) rmSync(dir, { recursive: true, force: true });
+      for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
     },
   };
 }

@@ -120,3 +120,10 @@ export async function startServiceProcesses(opts: ServiceProcessesOptions): Prom
     },
   };
 }
+
+/** Per-service environments merged (certificates, credentials, ...): later maps win on a shared variable. */
+export function combineServiceEnv(...maps: Partial<Record<ServiceName, Record<string, string>>>[]): Partial<Record<ServiceName, Record<string, string>>> {
+  const out: Partial<Record<ServiceName, Record<string, string>>> = {};
+  for (const m of maps) for (const [name, env] of Object.entries(m) as [ServiceName, Record<string, string>][]) out[name] = { ...out[name], ...env };
+  return out;
+}

@@ -2,6 +2,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from '@llmgw/logging';
 
 export type { Redis } from 'ioredis';
+export * from './acl.js';
 
 export interface CreateRedisOptions {
   logger: Logger;

@@ -1,5 +1,5 @@
 import { envMs, envPort, envString, envUrl, gatherConfig, isProduction, parseEnv, profileFromEnv } from '@llmgw/config';
-import { connectNatsBus, type EventBus } from '@llmgw/events';
+import { connectNatsBus, streamsUsedBy, type EventBus } from '@llmgw/events';
 import { meshTransportFromEnv, type MeshTransport } from '@llmgw/grpc';
 import { createLogger, type Logger } from '@llmgw/logging';
 import { startRedis, type Redis } from '@llmgw/redis';
@@ -51,7 +51,7 @@ export async function runServiceMain<C>(def: ServiceDefinition<C>, env: NodeJS.P
     // Neither Redis nor NATS being down stops a start: each service reports it in health and
     // follows its degraded policy until they are back (docs/operations.md).
     if (def.needsRedis && runtime.REDIS_URL !== undefined) redis = await startRedis(runtime.REDIS_URL, { logger });
-    bus = await connectNatsBus({ url: runtime.NATS_URL, name: def.name, logger });
+    bus = await connectNatsBus({ url: runtime.NATS_URL, name: def.name, logger, streams: streamsUsedBy(def.name) });
     metrics = await startServiceMetrics(def.name, runtime.METRICS_PORT, logger);
     const addrs = addrsFromEnv(env);
     const listenAddr = runtime.GRPC_LISTEN_ADDR ?? addrs[def.name];

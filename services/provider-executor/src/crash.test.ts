@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { callStream, dial } from '@llmgw/grpc';
 import { connectNatsBus, Subjects, type NatsEventBus } from '@llmgw/events';
-import { startNatsServer, startServiceProcesses, type LocalServer, type ServiceProcesses } from '@llmgw/local-infra';
+import { meshCredentials, startNatsServer, startServiceProcesses, type LocalServer, type MeshCredentials, type ServiceProcesses } from '@llmgw/local-infra';
 import { silentLogger } from '@llmgw/logging';
 import { costMicros } from '@llmgw/pricing';
 import { ExecutorServiceClient } from '@llmgw/proto/executor';
@@ -21,13 +21,15 @@ import { UsageJournal } from './usage-journal.js';
 
 const SLOW_MS = 3_000;
 let nats: LocalServer;
+let creds: MeshCredentials;
 let sim: Simulator;
 let bus: NatsEventBus;
 let dir: string;
 const consumed: UsageRecorded[] = [];
 
 beforeAll(async () => {
-  [nats, sim] = await Promise.all([startNatsServer(), startSimulator()]);
+  creds = meshCredentials();
+  [nats, sim] = await Promise.all([startNatsServer({ users: creds.natsUsers }), startSimulator()]);
   dir = mkdtempSync(join(tmpdir(), 'executor-crash-'));
   bus = await connectNatsBus({ url: nats.url, name: 'crash-test', logger: silentLogger() });
   await bus.consume(Subjects.usageRecorded, 'crash-test', async (data) => void consumed.push(UsageRecorded.decode(data)));
@@ -50,7 +52,8 @@ function startExecutor(outbox: string): Promise<ServiceProcesses> {
   const config = join(dir, 'gateway.yaml');
   writeFileSync(config, `providers:\n  oa: { kind: openai, base_url: "${sim.url}/v1", api_key: sim-key }\n`);
   return startServiceProcesses({
-    env: { GATEWAY_CONFIG: config, NATS_URL: nats.url, USAGE_OUTBOX_PATH: outbox, LOG_LEVEL: 'info' },
+    env: { GATEWAY_CONFIG: config, USAGE_OUTBOX_PATH: outbox, LOG_LEVEL: 'info' },
+    serviceEnv: creds.serviceEnv({ nats }),
     logDir: join(dir, 'logs'),
     services: ['provider-executor'],
   });

@@ -1,9 +1,7 @@
-import { Subjects, type DeliveryInfo, type EventBus } from '@llmgw/events';
+import { Consumers, type DeliveryInfo, type EventBus } from '@llmgw/events';
 import type { Logger } from '@llmgw/logging';
 import { UsageRecorded } from '@llmgw/proto/v1';
 import type { QuotaManager } from './quota-manager.js';
-
-export const RECONCILER_DURABLE = 'quota-reconciler';
 
 /**
  * Consumes UsageRecorded (at least once) and reconciles each reservation with actual usage.
@@ -40,7 +38,7 @@ export function startReconciler(
     if (!r) log.warn({ requestId: ev.requestId, tenantId: ev.tenantId }, 'usage event for unknown tenant dropped');
     else log.debug({ requestId: ev.requestId, tenantId: ev.tenantId, outcome: r.outcome, redelivered: info.redelivered }, 'usage reconciled');
   };
-  return bus.consume(Subjects.usageRecorded, RECONCILER_DURABLE, handler, {
+  return bus.consume(Consumers.quotaReconciler.subject, Consumers.quotaReconciler.durable, handler, {
     onStateChange: (state) => {
       if (state !== 'stopped') onConsuming(state === 'consuming');
     },

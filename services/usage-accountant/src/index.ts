@@ -1,4 +1,4 @@
-import { busSettingsFromEnv, dedupeHorizonMs, NatsEventBus, Subjects } from '@llmgw/events';
+import { busSettingsFromEnv, Consumers, dedupeHorizonMs, NatsEventBus } from '@llmgw/events';
 import { CallerAuth } from '@llmgw/caller-auth';
 import { ConfigWatcher, type AccountantSections } from '@llmgw/config';
 import { createGrpcServer, DependencyHealth, drain, listen, unary } from '@llmgw/grpc';
@@ -20,7 +20,6 @@ export { MemoryUsageStore, RedisUsageStore, UsageKeys, cellField, type CellQuery
 export { diffCells, replayUsage, runReplay, type CellDiff, type ReplayResult } from './replay.js';
 
 export const USAGE_SERVICE_NAME = 'llmgateway.v1.UsageService';
-export const USAGE_DURABLE = 'usage-accountant';
 
 export async function startUsageAccountant(deps: ServiceDeps<UsageAccountantConfig>): Promise<RunningService> {
   const logger = deps.logger.child({ component: 'usage-accountant' });
@@ -47,14 +46,15 @@ export async function startUsageAccountant(deps: ServiceDeps<UsageAccountantConf
   const health = new DependencyHealth(g, USAGE_SERVICE_NAME, logger);
   health.waitFor('usage consumer');
   const bus = deps.metrics && busConsumerMetrics(deps.metrics);
+  const { subject, durable } = Consumers.usageAccountant;
   const stopConsuming = await deps.bus.consume(
-    Subjects.usageRecorded,
-    USAGE_DURABLE,
+    subject,
+    durable,
     usageEventHandler(store, { logger, tenants: () => tenants, metrics: deps.metrics && accountantMetrics(deps.metrics) }),
     {
       onStateChange: (state) => {
         if (state !== 'stopped') health.set('usage consumer', state === 'consuming');
-        bus?.consuming(USAGE_DURABLE, state === 'consuming');
+        bus?.consuming(durable, state === 'consuming');
       },
       onDeadLetter: (d) => bus?.deadLettered(d.stream, d.consumer, d.reason),
     },

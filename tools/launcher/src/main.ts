@@ -1,7 +1,7 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { envEnum, envPort, envString, parseEnv, type GatewayConfig } from '@llmgw/config';
-import { createMeshPki, onPath, REPO_ROOT, startNatsServer, startRedisServer, startServiceProcesses, type LocalServer } from '@llmgw/local-infra';
+import { combineServiceEnv, createMeshPki, meshCredentials, onPath, REPO_ROOT, startNatsServer, startRedisServer, startServiceProcesses, type LocalServer } from '@llmgw/local-infra';
 import { createLogger } from '@llmgw/logging';
 import { startSimulator } from '@llmgw/provider-simulator';
 import { addrsFromEnv, DEFAULT_CONFIG_PATH, onShutdown } from '@llmgw/runtime';
@@ -57,9 +57,11 @@ try {
   const config = whole.config;
   const addrs = addrsFromEnv(env);
   if (microservices) {
-    const redis: LocalServer = await startRedisServer({ port: launcherEnv.REDIS_PORT });
+    // A user per service with only the rights its role needs, as in production; passwords are fresh each run.
+    const creds = meshCredentials();
+    const redis: LocalServer = await startRedisServer({ port: launcherEnv.REDIS_PORT, users: creds.redisUsers });
     stops.unshift(() => redis.stop());
-    const nats: LocalServer = await startNatsServer({ port: launcherEnv.NATS_PORT });
+    const nats: LocalServer = await startNatsServer({ port: launcherEnv.NATS_PORT, users: creds.natsUsers });
     stops.unshift(() => nats.stop());
     const logDir = join(REPO_ROOT, '.tmp', 'logs');
     mkdirSync(logDir, { recursive: true });
@@ -69,13 +71,14 @@ try {
     rmSync(tlsDir, { recursive: true, force: true });
     const pki = createMeshPki(tlsDir);
     const mesh = await startServiceProcesses({
-      env: { ...serviceEnv, REDIS_URL: redis.url, NATS_URL: nats.url, LOG_LEVEL: env.LOG_LEVEL ?? 'info', USAGE_OUTBOX_PATH: join(REPO_ROOT, '.tmp', 'usage-outbox.log') },
-      serviceEnv: pki.tlsEnv,
+      env: { ...serviceEnv, LOG_LEVEL: env.LOG_LEVEL ?? 'info', USAGE_OUTBOX_PATH: join(REPO_ROOT, '.tmp', 'usage-outbox.log') },
+      serviceEnv: combineServiceEnv(pki.tlsEnv, creds.serviceEnv({ redis, nats })),
       ports,
       logDir,
     });
     stops.unshift(() => mesh.stop());
-    say(`redis ${redis.url}, nats ${nats.url}; service logs in ${logDir}`);
+    // The servers' URLs carry the admin's password: only where they are, never who may log in.
+    say(`redis redis://127.0.0.1:${redis.port}, nats nats://127.0.0.1:${nats.port} (a user per service); service logs in ${logDir}`);
     const op = pki.operatorDir;
     say(`mesh sealed: mutual TLS between the services, from a throwaway CA in ${pki.caDir}`);
     say(

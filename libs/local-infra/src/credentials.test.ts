@@ -1,0 +1,27 @@
+import { describe, expect, it } from 'vitest';
+import { SERVICE_NAMES } from '@llmgw/runtime';
+import { meshCredentials } from './index.js';
+
+describe('meshCredentials', () => {
+  it('gives every service its own NATS user, and its own Redis user to those that use Redis', () => {
+    const creds = meshCredentials();
+    const env = creds.serviceEnv({ redis: { port: 6400 }, nats: { port: 4300 } });
+    expect(Object.keys(env).sort()).toEqual([...SERVICE_NAMES].sort());
+    for (const service of SERVICE_NAMES) {
+      expect(env[service]).toMatchObject({ NATS_URL: 'nats://127.0.0.1:4300', NATS_USER: service, NATS_PASSWORD: creds.natsUsers[service] });
+    }
+    expect(env.quota!.REDIS_URL).toBe(`redis://quota:${creds.redisUsers.quota}@127.0.0.1:6400`);
+    expect(env['usage-accountant']!.REDIS_URL).toBe(`redis://usage-accountant:${creds.redisUsers['usage-accountant']}@127.0.0.1:6400`);
+    expect(env.auth!.REDIS_URL).toContain('redis://auth:');
+    for (const service of ['edge', 'router', 'provider-executor'] as const) expect(env[service]!.REDIS_URL).toBeUndefined();
+    expect(creds.serviceEnv({ nats: { port: 4300 } }).quota!.REDIS_URL).toBeUndefined();
+  });
+
+  it('makes every password different, and different on every call', () => {
+    const a = meshCredentials();
+    const b = meshCredentials();
+    const all = [...Object.values(a.redisUsers), ...Object.values(a.natsUsers), ...Object.values(b.redisUsers), ...Object.values(b.natsUsers)];
+    expect(new Set(all).size).toBe(all.length);
+    for (const p of all) expect(p).toMatch(/^[A-Za-z0-9_-]{32}$/);
+  });
+});
