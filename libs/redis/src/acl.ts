@@ -27,7 +27,7 @@ export const REDIS_ACL = {
   // key-store.ts: AuthKeys.
   auth: {
     keyPrefixes: ['auth:'],
-    commands: [...CONNECTION, 'get', 'set', 'del', 'hget', 'hset', 'hdel', 'hgetall', 'sadd', 'smembers', 'pexpire'],
+    commands: [...CONNECTION, 'get', 'set', 'del', 'hget', 'hset', 'hdel', 'hgetall', 'hsetnx', 'hvals', 'sadd', 'smembers', 'pexpire'],
   },
   // keys.ts; the scripts of lua-scripts.ts; SCAN and UNLINK for ResetQuota.
   quota: {
