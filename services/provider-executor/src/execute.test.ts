@@ -4,6 +4,7 @@ import { AttemptOutcome, FinishReason, ResponseFormatType, Role, TokenSource } f
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CircuitBreaker } from './circuit-breaker.js';
 import type { Executor } from './execute.js';
+import { MAX_PRICE_PER_MILLION_USD } from './plan-check.js';
 import type { ProviderRegistry } from './providers/registry.js';
 import { attempt, chatRequest, ctxOf, embedRequest, executorFor, testProviders, tool, user, type RecordingUsage } from './test-helpers.js';
 
@@ -343,6 +344,33 @@ describe('ExecuteChat against the simulator', () => {
     await expect(executor.executeChat({ ...req('hi', [attempt('oa-gpt-4o-mini')]), params: undefined }, ctxOf())).rejects.toMatchObject({ kind: 'invalid_argument' });
     await expect(executor.executeChat({ ...req('hi', [attempt('oa-gpt-4o-mini')]), plan: undefined }, ctxOf())).rejects.toMatchObject({ kind: 'invalid_argument' });
     expect(usage.events).toEqual([]);
+  });
+
+  // Found by the fuzz test: a plan price of NaN, Infinity or 1e200 failed the cost arithmetic
+  // (BigInt of NaN, an int64 beyond range) after the provider had answered: INTERNAL.
+  it.each([
+    ['NaN input', { inputPerMillionUsd: NaN, outputPerMillionUsd: 1 }, 'plan.attempts[1].pricing.input_per_million_usd'],
+    ['infinite output', { inputPerMillionUsd: 1, outputPerMillionUsd: Infinity }, 'plan.attempts[1].pricing.output_per_million_usd'],
+    ['negative input', { inputPerMillionUsd: -1, outputPerMillionUsd: 1 }, 'plan.attempts[1].pricing.input_per_million_usd'],
+    ['absurd output', { inputPerMillionUsd: 1, outputPerMillionUsd: 1e200 }, 'plan.attempts[1].pricing.output_per_million_usd'],
+  ])('refuses a plan whose price is not a bounded number (%s): INVALID_ARGUMENT naming it, no provider called, no event', async (_name, pricing, field) => {
+    const attempts = [attempt('oa-gpt-4o-mini'), attempt('oa-gpt-4o-mini', undefined, { pricing })];
+    for (const run of [
+      () => executor.executeChat(req('hi', attempts), ctxOf()),
+      () => collect(req('hi', attempts)),
+      () => executor.executeEmbed(embedRequest(['hi'], [attempt('oa-embed'), attempt('oa-embed', undefined, { pricing })]), ctxOf()),
+    ]) {
+      const err: unknown = await run().then(() => undefined, (e: unknown) => e);
+      expect(err).toMatchObject({ kind: 'invalid_argument' });
+      expect((err as Error).message).toContain(field);
+    }
+    expect(usage.events).toEqual([]);
+  });
+
+  it('accepts free and the highest allowed prices', async () => {
+    const res = await executor.executeChat(req('hi', [attempt('oa-gpt-4o-mini', undefined, { pricing: { inputPerMillionUsd: 0, outputPerMillionUsd: MAX_PRICE_PER_MILLION_USD } })]), ctxOf());
+    expect(res.error).toBeUndefined();
+    expect(res.response?.usage?.costMicros).toBe((res.response?.usage?.outputTokens ?? 0) * MAX_PRICE_PER_MILLION_USD);
   });
 });
 
