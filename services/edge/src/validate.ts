@@ -1,7 +1,7 @@
 import { AppError } from '@llmgw/errors';
 import { ToolChoiceMode, type ChatParams, type ResponseFormatSpec, type ToolChoice, type ToolSpec } from '@llmgw/proto/executor';
 import type { Plan } from '@llmgw/proto/router';
-import { LatencyClass, ResponseFormatType, Role, type ChatRequest, type EmbedRequest } from '@llmgw/proto/v1';
+import { LatencyClass, ResponseFormatType, Role, type ChatRequest, type EmbedRequest, type GetUsageRequest } from '@llmgw/proto/v1';
 
 const TOOL_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
 const MAX_MESSAGES = 1_000;
@@ -216,4 +216,13 @@ export function shapeEmbed(req: EmbedRequest): void {
   if (bytes > MAX_CONTENT_BYTES) throw invalid('inputs', `texts total ${bytes} bytes, over the limit of ${MAX_CONTENT_BYTES}`);
   validateTimeoutField(req.timeoutMs);
   validateMetadata(req.metadata);
+}
+
+/**
+ * A usage query the edge can forward: a Timestamp beyond the range of a date (seconds past year
+ * 275,760) decodes to an invalid Date, which cannot be encoded again for the accountant.
+ */
+export function shapeUsageQuery(req: GetUsageRequest): void {
+  if (req.startTime && Number.isNaN(req.startTime.getTime())) throw invalid('start_time', 'not a valid timestamp');
+  if (req.endTime && Number.isNaN(req.endTime.getTime())) throw invalid('end_time', 'not a valid timestamp');
 }
