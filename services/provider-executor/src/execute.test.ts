@@ -4,7 +4,7 @@ import { AttemptOutcome, FinishReason, ResponseFormatType, Role, TokenSource } f
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CircuitBreaker } from './circuit-breaker.js';
 import type { Executor } from './execute.js';
-import { MAX_PRICE_PER_MILLION_USD } from './plan-check.js';
+import { MAX_EMBED_INPUTS, MAX_PRICE_PER_MILLION_USD } from './request-check.js';
 import type { ProviderRegistry } from './providers/registry.js';
 import { attempt, chatRequest, ctxOf, embedRequest, executorFor, testProviders, tool, user, type RecordingUsage } from './test-helpers.js';
 
@@ -514,6 +514,14 @@ describe('ExecuteEmbed against the simulator', () => {
     expect(r.usage?.outputTokens).toBe(0);
     expect(r.usage?.tokensEstimated).toBe(estimated);
     expect(r.model).toBe(model);
+  });
+
+  // Found by the fuzz test: 5,000 texts took the simulator 160 MB of JSON and the call over 10 s.
+  it('refuses more texts than the edge admits: INVALID_ARGUMENT naming request.inputs, no event', async () => {
+    usage.clear();
+    const err: unknown = await executor.executeEmbed(embedRequest(Array<string>(MAX_EMBED_INPUTS + 1).fill('hi'), [attempt('oa-embed')]), ctxOf()).then(() => undefined, (e: unknown) => e);
+    expect(err).toMatchObject({ kind: 'invalid_argument', message: `request.inputs: at most ${MAX_EMBED_INPUTS} texts, got ${MAX_EMBED_INPUTS + 1}` });
+    expect(usage.events).toEqual([]);
   });
 
   it('passes the requested dimensions', async () => {

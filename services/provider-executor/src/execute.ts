@@ -5,7 +5,7 @@ import { AppError, type ErrorKind } from '@llmgw/errors';
 import { errorKindFromProto, errorKindToProto } from '@llmgw/grpc';
 import { countChatTokens, countTokens, familyOf } from '@llmgw/tokens';
 import { chatParamsOf } from './normalise.js';
-import { checkPlan } from './plan-check.js';
+import { checkEmbedInputs, checkPlan } from './request-check.js';
 import { PlanRunner, RequestScope, type ExecutionContext, type PlanOutcome, type RunnerDeps, type Target } from './plan-runner.js';
 import { ProviderError } from './providers/errors.js';
 import type { ChatParams, ChatStreamEvent, ProviderUsage } from './providers/types.js';
@@ -140,6 +140,7 @@ export class Executor {
 
   async executeEmbed(req: ExecuteEmbedRequest, ctx: ExecutionContext): Promise<ExecuteEmbedResponse> {
     const request = required(req.request, 'request');
+    checkEmbedInputs(request.inputs);
     const plan = checkPlan(required(req.plan, 'plan'));
     const scope = new RequestScope(ctx, plan.timeoutMs, this.deps.now, false);
     const ledger = this.ledger(req, plan, 'embed', false, (family) => request.inputs.reduce((n, t) => n + countTokens(t, family), 0));

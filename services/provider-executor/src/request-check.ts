@@ -27,3 +27,13 @@ export function checkPlan(plan: Plan): Plan {
   });
   return plan;
 }
+
+/**
+ * Most texts one ExecuteEmbed may carry: the edge's limit for Embed. The answer grows with the
+ * count (1,536 floats a text, 66 MB of provider JSON at 2,048), so the bound is kept here too.
+ */
+export const MAX_EMBED_INPUTS = 2_048;
+
+export function checkEmbedInputs(inputs: readonly string[]): void {
+  if (inputs.length > MAX_EMBED_INPUTS) throw new AppError('invalid_argument', `request.inputs: at most ${MAX_EMBED_INPUTS} texts, got ${inputs.length}`);
+}
