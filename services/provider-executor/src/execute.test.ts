@@ -367,6 +367,19 @@ describe('ExecuteChat against the simulator', () => {
     expect(usage.events).toEqual([]);
   });
 
+  // Found by the fuzz test: a request id with a CR/LF is no valid JetStream message id; publishing
+  // its usage event threw, and the executor process died of the unhandled rejection.
+  it.each(['', 'a\r\nb', 'with space', 'x'.repeat(129), 'é'])('refuses the request id %j as INVALID_ARGUMENT, before any provider call or event', async (requestId) => {
+    for (const run of [
+      () => executor.executeChat(req('hi', [attempt('oa-gpt-4o-mini')], {}, {}, requestId), ctxOf()),
+      () => collect(req('hi', [attempt('oa-gpt-4o-mini')], {}, {}, requestId)),
+      () => executor.executeEmbed(embedRequest(['hi'], [attempt('oa-embed')], {}, requestId), ctxOf()),
+    ]) {
+      await expect(run()).rejects.toMatchObject({ kind: 'invalid_argument', message: expect.stringMatching(/^request_id: /) as string });
+    }
+    expect(usage.events).toEqual([]);
+  });
+
   it('accepts free and the highest allowed prices', async () => {
     const res = await executor.executeChat(req('hi', [attempt('oa-gpt-4o-mini', undefined, { pricing: { inputPerMillionUsd: 0, outputPerMillionUsd: MAX_PRICE_PER_MILLION_USD } })]), ctxOf());
     expect(res.error).toBeUndefined();

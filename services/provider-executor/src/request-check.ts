@@ -37,3 +37,10 @@ export const MAX_EMBED_INPUTS = 2_048;
 export function checkEmbedInputs(inputs: readonly string[]): void {
   if (inputs.length > MAX_EMBED_INPUTS) throw new AppError('invalid_argument', `request.inputs: at most ${MAX_EMBED_INPUTS} texts, got ${inputs.length}`);
 }
+
+/** A request id is the usage event's id: its JetStream message id (a NATS header) and a journal key. */
+const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
+
+export function checkRequestId(id: string): void {
+  if (!REQUEST_ID.test(id)) throw new AppError('invalid_argument', 'request_id: 1 to 128 visible ASCII characters (no spaces or control characters)');
+}
