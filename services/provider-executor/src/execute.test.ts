@@ -4,7 +4,7 @@ import { AttemptOutcome, FinishReason, ResponseFormatType, Role, TokenSource } f
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CircuitBreaker } from './circuit-breaker.js';
 import type { Executor } from './execute.js';
-import { MAX_EMBED_INPUTS, MAX_PRICE_PER_MILLION_USD } from './request-check.js';
+import { MAX_EMBED_INPUTS, MAX_PLAN_ATTEMPTS, MAX_PRICE_PER_MILLION_USD } from './request-check.js';
 import type { ProviderRegistry } from './providers/registry.js';
 import { attempt, chatRequest, ctxOf, embedRequest, executorFor, testProviders, tool, user, type RecordingUsage } from './test-helpers.js';
 
@@ -378,6 +378,27 @@ describe('ExecuteChat against the simulator', () => {
       await expect(run()).rejects.toMatchObject({ kind: 'invalid_argument', message: expect.stringMatching(/^request_id: /) as string });
     }
     expect(usage.events).toEqual([]);
+  });
+
+  // Found by the fuzz test: a 1 MB tenant id (or thousands of attempts) made a usage event larger
+  // than a NATS message: it stayed in the outbox for ever; one without a tenant was dead-lettered.
+  it.each([
+    ['no tenant', { tenantId: '' }, {}, /^tenant_id is required$/],
+    ['a huge tenant id', { tenantId: 't'.repeat(1_000_000) }, {}, /^tenant_id: at most 256 characters$/],
+    ['a huge key id', { keyId: 'k'.repeat(257) }, {}, /^key_id: at most 256 characters$/],
+    ['a huge route', {}, { route: 'r'.repeat(257) }, /^plan\.route: at most 256 characters$/],
+    ['too many attempts', {}, { attempts: Array.from({ length: MAX_PLAN_ATTEMPTS + 1 }, () => attempt('oa-gpt-4o-mini')) }, /^plan\.attempts: at most 32, got 33$/],
+  ])('refuses %s as INVALID_ARGUMENT naming the field, before any provider call or event', async (_name, fields, planFields, message) => {
+    const base = req('hi', [attempt('oa-gpt-4o-mini')]);
+    const r = { ...base, ...fields, plan: { ...base.plan!, ...planFields } };
+    await expect(executor.executeChat(r, ctxOf())).rejects.toMatchObject({ kind: 'invalid_argument', message: expect.stringMatching(message) as string });
+    await expect(collect(r)).rejects.toMatchObject({ kind: 'invalid_argument' });
+    expect(usage.events).toEqual([]);
+  });
+
+  it('refuses a model name over 256 characters in any attempt', async () => {
+    const r = req('hi', [attempt('oa-gpt-4o-mini'), { ...attempt('oa-gpt-4o-mini'), upstreamModel: 'u'.repeat(257) }]);
+    await expect(executor.executeChat(r, ctxOf())).rejects.toMatchObject({ kind: 'invalid_argument', message: 'plan.attempts[1].upstream_model: at most 256 characters' });
   });
 
   it('accepts free and the highest allowed prices', async () => {

@@ -5,7 +5,7 @@ import { AppError, type ErrorKind } from '@llmgw/errors';
 import { errorKindFromProto, errorKindToProto } from '@llmgw/grpc';
 import { countChatTokens, countTokens, familyOf } from '@llmgw/tokens';
 import { chatParamsOf } from './normalise.js';
-import { checkEmbedInputs, checkPlan, checkRequestId } from './request-check.js';
+import { checkEmbedInputs, checkIds, checkPlan } from './request-check.js';
 import { PlanRunner, RequestScope, type ExecutionContext, type PlanOutcome, type RunnerDeps, type Target } from './plan-runner.js';
 import { ProviderError } from './providers/errors.js';
 import type { ChatParams, ChatStreamEvent, ProviderUsage } from './providers/types.js';
@@ -80,7 +80,7 @@ export class Executor {
   }
 
   async executeChat(req: ExecuteChatRequest, ctx: ExecutionContext): Promise<ExecuteChatResponse> {
-    checkRequestId(req.requestId);
+    checkIds(req);
     const plan = checkPlan(required(req.plan, 'plan'));
     const params = chatParamsOf(req.params);
     // Unary: a caller gone mid-attempt does not abort it (see RequestScope); its cost is recorded.
@@ -116,7 +116,7 @@ export class Executor {
   }
 
   async executeChatStream(req: ExecuteChatRequest, ctx: ExecutionContext, send: StreamSend): Promise<void> {
-    checkRequestId(req.requestId);
+    checkIds(req);
     const plan = checkPlan(required(req.plan, 'plan'));
     const params = chatParamsOf(req.params);
     const scope = new RequestScope(ctx, plan.timeoutMs, this.deps.now);
@@ -141,7 +141,7 @@ export class Executor {
   }
 
   async executeEmbed(req: ExecuteEmbedRequest, ctx: ExecutionContext): Promise<ExecuteEmbedResponse> {
-    checkRequestId(req.requestId);
+    checkIds(req);
     const request = required(req.request, 'request');
     checkEmbedInputs(request.inputs);
     const plan = checkPlan(required(req.plan, 'plan'));
