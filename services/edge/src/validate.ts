@@ -9,6 +9,8 @@ const MAX_STOP = 4;
 const MAX_METADATA_ENTRIES = 32;
 const MAX_TIMEOUT_MS = 600_000;
 const MAX_EMBED_INPUTS = 2_048;
+/** The largest embedding any provider we speak returns (OpenAI text-embedding-3-large). */
+const MAX_EMBED_DIMENSIONS = 3_072;
 /*
  * Sizes in UTF-8 bytes, checked before any JSON parser or tokenizer runs, so that the work a
  * request costs is bounded by these and not by the 4 MiB message limit alone.
@@ -214,6 +216,7 @@ export function shapeEmbed(req: EmbedRequest): void {
     bytes += Buffer.byteLength(t);
   });
   if (bytes > MAX_CONTENT_BYTES) throw invalid('inputs', `texts total ${bytes} bytes, over the limit of ${MAX_CONTENT_BYTES}`);
+  if (req.dimensions > MAX_EMBED_DIMENSIONS) throw invalid('dimensions', `${req.dimensions} is over the maximum of ${MAX_EMBED_DIMENSIONS}`);
   validateTimeoutField(req.timeoutMs);
   validateMetadata(req.metadata);
 }

@@ -558,6 +558,10 @@ describe('ExecuteEmbed against the simulator', () => {
     expect(usage.events).toEqual([]);
   });
 
+  it('refuses more dimensions than any provider returns: INVALID_ARGUMENT naming request.dimensions', async () => {
+    await expect(executor.executeEmbed(embedRequest(['hi'], [attempt('oa-embed')], { dimensions: 3_073 }), ctxOf())).rejects.toMatchObject({ kind: 'invalid_argument', message: 'request.dimensions: at most 3072, got 3073' });
+  });
+
   it('passes the requested dimensions', async () => {
     const res = await executor.executeEmbed(embedRequest(['a', 'b'], [attempt('oa-embed')], { dimensions: 32 }), ctxOf());
     expect(res.response?.embeddings.map((e) => e.values.length)).toEqual([32, 32]);

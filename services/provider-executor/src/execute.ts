@@ -143,7 +143,7 @@ export class Executor {
   async executeEmbed(req: ExecuteEmbedRequest, ctx: ExecutionContext): Promise<ExecuteEmbedResponse> {
     checkIds(req);
     const request = required(req.request, 'request');
-    checkEmbedInputs(request.inputs);
+    checkEmbedInputs(request.inputs, request.dimensions);
     const plan = checkPlan(required(req.plan, 'plan'));
     const scope = new RequestScope(ctx, plan.timeoutMs, this.deps.now, false);
     const ledger = this.ledger(req, plan, 'embed', false, (family) => request.inputs.reduce((n, t) => n + countTokens(t, family), 0));

@@ -50,7 +50,11 @@ export function checkPlan(plan: Plan): Plan {
  */
 export const MAX_EMBED_INPUTS = 2_048;
 
-export function checkEmbedInputs(inputs: readonly string[]): void {
+/** The edge's limit for Embed's dimensions (the largest any provider returns). */
+export const MAX_EMBED_DIMENSIONS = 3_072;
+
+export function checkEmbedInputs(inputs: readonly string[], dimensions = 0): void {
+  if (dimensions > MAX_EMBED_DIMENSIONS) throw new AppError('invalid_argument', `request.dimensions: at most ${MAX_EMBED_DIMENSIONS}, got ${dimensions}`);
   if (inputs.length > MAX_EMBED_INPUTS) throw new AppError('invalid_argument', `request.inputs: at most ${MAX_EMBED_INPUTS} texts, got ${inputs.length}`);
 }
 
