@@ -48,11 +48,13 @@ export class JetStreamAsyncPublisher {
   publish(subject: string, data: Uint8Array, msgId: string): Promise<void> {
     if (this.nc.isClosed()) return Promise.reject(new Error('NATS connection closed'));
     const id = String(++this.seq);
-    const h = headers();
-    h.set('Nats-Msg-Id', msgId);
     return new Promise<void>((resolve, reject) => {
       this.pending.set(id, { resolve, reject, expiresAt: Date.now() + this.timeoutMs });
       try {
+        // Inside the try: a message id NATS refuses as a header (a CR or LF in it) rejects this
+        // publish instead of throwing out of it.
+        const h = headers();
+        h.set('Nats-Msg-Id', msgId);
         this.nc.publish(subject, data, { reply: `${this.inbox}.${id}`, headers: h });
       } catch (err) {
         this.pending.delete(id);

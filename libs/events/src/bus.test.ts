@@ -169,6 +169,18 @@ describe('nats event bus', () => {
     await bus.close();
   });
 
+  // Found by the fuzz test: a request id with a CR/LF made the header throw out of publish, and
+  // the executor died of the unhandled rejection.
+  it('rejects a publish whose message id is not a valid header value, without throwing', async () => {
+    const bus = await connectNatsBus({ url: nats.url, name: 'bus-test', logger: silentLogger() });
+    let p: Promise<void> | undefined;
+    expect(() => {
+      p = bus.publish(Subjects.usageRecorded, bytes('x'), 'id\r\nx');
+    }).not.toThrow();
+    await expect(p).rejects.toThrow(/header/);
+    await bus.close();
+  });
+
   it('stores a dead letter with headers naming why, the original sequence and the consumer', async () => {
     const bus = await connectNatsBus({ url: nats.url, name: 'bus-test', logger: silentLogger() });
     const id = `evt-h-${Date.now()}`;

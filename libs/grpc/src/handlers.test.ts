@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppError } from '@llmgw/errors';
 import { silentLogger } from '@llmgw/logging';
 import { createMetrics } from '@llmgw/metrics';
-import { serverStream, unary } from './handlers.js';
+import { serverStream, tolerantDecoding, unary } from './handlers.js';
 
 interface Msg {
   text: string;
@@ -103,5 +103,93 @@ describe('unary/serverStream record RPC metrics', () => {
     expect(await value('grpc_server_handled_total', { method: 'Chunks', code: 'OK' })).toBe(1);
     expect(await value('grpc_server_handled_total', { method: 'Chunks', code: 'INVALID_ARGUMENT' })).toBe(1);
     expect(await value('grpc_server_handling_seconds', { method: 'Chunks', le: '+Inf' })).toBe(2);
+  });
+});
+
+describe('tolerantDecoding: bytes that are not the request message', () => {
+  const logger = silentLogger();
+  let server: Server;
+  let client: Client;
+  let handled = 0;
+  const raw = (b: Buffer) => b;
+
+  beforeAll(async () => {
+    server = new Server();
+    const ok = async (req: Msg) => {
+      handled++;
+      return { text: req.text };
+    };
+    server.addService(tolerantDecoding(EchoService), {
+      echo: unary('Echo', logger, ok),
+      // A handler that throws before returning a promise is still an error status, not UNKNOWN.
+      plain: unary('Plain', logger, (() => {
+        throw new AppError('failed_precondition', 'not now');
+      }) as (req: Msg) => Promise<Msg>),
+      chunks: serverStream('Chunks', logger, async (req: Msg, _ctx, send) => {
+        handled++;
+        await send(req);
+      }),
+    });
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
+    client = new (makeGenericClientConstructor({}, 'Raw'))(`127.0.0.1:${port}`, credentials.createInsecure());
+  });
+  afterAll(() => {
+    client.close();
+    server.forceShutdown();
+  });
+
+  const unaryRaw = (path: string, bytes: Buffer) =>
+    new Promise<ServiceError | null>((resolve) => client.makeUnaryRequest(path, raw, raw, bytes, (err) => resolve(err)));
+  const streamRaw = (path: string, bytes: Buffer) =>
+    new Promise<number>((resolve) => {
+      const s = client.makeServerStreamRequest(path, raw, raw, bytes);
+      s.on('data', () => undefined);
+      s.on('error', () => undefined);
+      s.on('status', (st: { code: number }) => resolve(st.code));
+    });
+
+  it.each([
+    ['not JSON', Buffer.from('{"text":')],
+    ['empty', Buffer.alloc(0)],
+    ['binary', Buffer.from([0xff, 0x00, 0x80])],
+  ])('%s: a unary call is INVALID_ARGUMENT naming the method, the handler never runs', async (_name, bytes) => {
+    const before = handled;
+    const err = await unaryRaw('/test.Echo/Echo', bytes);
+    expect(err?.code).toBe(status.INVALID_ARGUMENT);
+    expect(err?.details).toMatch(/^the request is not a valid message for \/test\.Echo\/Echo: /);
+    expect(handled).toBe(before);
+  });
+
+  it('a stream whose request does not decode ends with INVALID_ARGUMENT', async () => {
+    const before = handled;
+    expect(await streamRaw('/test.Echo/Chunks', Buffer.from('nope'))).toBe(status.INVALID_ARGUMENT);
+    expect(handled).toBe(before);
+    expect(await streamRaw('/test.Echo/Chunks', Buffer.from('{"text":"a"}'))).toBe(status.OK);
+  });
+
+  it('a request that decodes still reaches the handler', async () => {
+    expect(await unaryRaw('/test.Echo/Echo', Buffer.from('{"text":"hi"}'))).toBeNull();
+  });
+
+  it('a handler that throws synchronously is mapped like a rejection', async () => {
+    const err = await unaryRaw('/test.Echo/Plain', Buffer.from('{"text":"hi"}'));
+    expect(err?.code).toBe(status.FAILED_PRECONDITION);
+    expect(err?.details).toBe('not now');
+  });
+
+  it('without it, grpc-js answers INTERNAL (why every service registers through it)', async () => {
+    const bare = new Server();
+    bare.addService(EchoService, { echo: unary('Echo', logger, async (req: Msg) => req), plain: unary('Plain', logger, async (req: Msg) => req), chunks: serverStream('Chunks', logger, async () => undefined) });
+    const port = await new Promise<number>((resolve, reject) => bare.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+    const c = new (makeGenericClientConstructor({}, 'Raw'))(`127.0.0.1:${port}`, credentials.createInsecure());
+    try {
+      const err = await new Promise<ServiceError | null>((resolve) => c.makeUnaryRequest('/test.Echo/Echo', raw, raw, Buffer.from('{'), (e) => resolve(e)));
+      expect(err?.code).toBe(status.INTERNAL);
+    } finally {
+      c.close();
+      bare.forceShutdown();
+    }
   });
 });

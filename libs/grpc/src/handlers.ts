@@ -1,4 +1,5 @@
 import { status, type handleServerStreamingCall, type handleUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
+import { AppError, errorMessage } from '@llmgw/errors';
 import type { Logger } from '@llmgw/logging';
 import { createCallContext, type CallContext, type HandlerOptions } from './context.js';
 import { toStatusObject } from './status-map.js';
@@ -18,6 +19,62 @@ export interface AdapterOptions extends HandlerOptions {
   metrics?: RpcMetricsHook;
 }
 
+/**
+ * What a request message that did not decode becomes (see tolerantDecoding): the adapters below
+ * answer it with INVALID_ARGUMENT without calling the handler.
+ */
+export class MalformedRequest {
+  constructor(
+    readonly path: string,
+    readonly reason: string,
+  ) {}
+
+  toAppError(): AppError {
+    return new AppError('invalid_argument', `the request is not a valid message for ${this.path}: ${this.reason}`);
+  }
+}
+
+interface DecodableMethod {
+  path: string;
+  requestDeserialize(bytes: Buffer): unknown;
+}
+
+/**
+ * The same service definition with total request decoders. grpc-js answers a request decoder that
+ * throws (truncated or corrupt protobuf, a wrong wire type, an int64 beyond 2^53) with INTERNAL
+ * "Error deserializing request", which says the server failed; it is the caller's bytes that are
+ * wrong. Here the decoder returns a MalformedRequest instead, and unary() and serverStream()
+ * answer INVALID_ARGUMENT. Register every service through it:
+ * `server.addService(tolerantDecoding(QuotaServiceService), impl)`.
+ */
+export function tolerantDecoding<D extends { [method: string]: DecodableMethod }>(def: D): D {
+  const out: { [method: string]: DecodableMethod } = {};
+  for (const [name, m] of Object.entries(def)) {
+    out[name] = {
+      ...m,
+      requestDeserialize: (bytes: Buffer): unknown => {
+        try {
+          return m.requestDeserialize(bytes);
+        } catch (err) {
+          return new MalformedRequest(m.path, errorMessage(err));
+        }
+      },
+    };
+  }
+  // Same keys and method shapes; only the decoders' failure mode differs.
+  return out as D;
+}
+
+/** The handler's promise; a malformed request or a handler that throws synchronously become a rejection. */
+function invoke<Req, Res>(req: Req, run: (req: Req) => Promise<Res>): Promise<Res> {
+  if (req instanceof MalformedRequest) return Promise.reject(req.toAppError());
+  try {
+    return run(req);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
 /** Adapts an async function to a grpc-js unary handler; errors are mapped in exactly one place. */
 export function unary<Req, Res>(
   method: string,
@@ -29,7 +86,7 @@ export function unary<Req, Res>(
   return (call, callback) => {
     const ctx = createCallContext(call, method, logger, opts);
     const started = performance.now();
-    fn(call.request, ctx).then(
+    invoke(call.request, (req) => fn(req, ctx)).then(
       (res) => {
         const durationMs = performance.now() - started;
         recorder?.handled(status.OK, durationMs / 1000);
@@ -61,7 +118,7 @@ export function serverStream<Req, Res>(
     const ctx = createCallContext(call, method, logger, opts);
     const started = recorder ? performance.now() : 0;
     const send = sinkFor(call, ctx);
-    fn(call.request, ctx, send).then(
+    invoke(call.request, (req) => fn(req, ctx, send)).then(
       () => {
         recorder?.handled(status.OK, (performance.now() - started) / 1000);
         call.end(ctx.trailers);

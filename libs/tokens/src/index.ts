@@ -15,17 +15,46 @@ export function familyOf(tokenizer: Tokenizer): TokenizerFamily {
  */
 export function countTokens(text: string, family: TokenizerFamily = 'openai'): number {
   if (text.length === 0) return 0;
-  if (family === 'openai') return encode(text).length;
+  if (family === 'openai') return openaiTokens(text).tokens;
   return Math.ceil(text.length / 4);
 }
 
+/** Runs without whitespace at least this long are cut: BPE's time grows with the square of a word's length. */
+const LONG_RUN = /(\S{1024,})/;
+const SLICE_CHARS = 256;
+
 /**
- * A count no tokenizer of the family can exceed, for reservations: exact for openai; for approx,
+ * The o200k count, exact for any text whose words are under 1,024 characters. Longer runs (no
+ * real word is; a hostile prompt of 2 MiB of one "word" would take BPE half an hour) are counted
+ * in 256-character slices: linear time, and `cuts` says how often a token may have been split.
+ */
+function openaiTokens(text: string): { tokens: number; cuts: number } {
+  if (!LONG_RUN.test(text)) return { tokens: encode(text).length, cuts: 0 };
+  let tokens = 0;
+  let cuts = 0;
+  for (const [i, part] of text.split(LONG_RUN).entries()) {
+    if (i % 2 === 0) {
+      if (part.length > 0) tokens += encode(part).length;
+      continue;
+    }
+    for (let at = 0; at < part.length; at += SLICE_CHARS) tokens += encode(part.slice(at, at + SLICE_CHARS)).length;
+    cuts += Math.ceil(part.length / SLICE_CHARS) + 1;
+  }
+  return { tokens, cuts };
+}
+
+/**
+ * A count no tokenizer of the family can exceed, for reservations: exact for openai (but for runs
+ * of 1,024 characters without whitespace, see openaiTokens); for approx,
  * the text's UTF-8 bytes, since every token of a byte-level tokenizer covers at least one byte.
  * The 4-characters estimate is not a bound: code, digits and non-Latin scripts run far denser.
  */
 export function countTokensUpperBound(text: string, family: TokenizerFamily): number {
-  return family === 'openai' ? countTokens(text, family) : Buffer.byteLength(text, 'utf8');
+  if (family !== 'openai') return Buffer.byteLength(text, 'utf8');
+  if (text.length === 0) return 0;
+  // Each cut of a long run may split one token in two, or keep two from merging: one more each.
+  const { tokens, cuts } = openaiTokens(text);
+  return tokens + cuts;
 }
 
 /** Per-message framing overhead (role and separators), as OpenAI documents for chat models. */
@@ -49,10 +78,11 @@ export function countChatTokensUpperBound(messages: readonly { content: string }
 /**
  * One prompt's counts, each computed at most once per request. The edge needs the estimate (for
  * routing and the prompt-size guardrail) and the upper bound (for the reservation); for openai
- * both are the same exact count, and the tokenizer is the costly part of the edge's hot path.
+ * both come from one exact count, and the tokenizer is the costly part of the edge's hot path.
  */
 export class PromptTokens {
   private readonly cache = new Map<string, number>();
+  private openaiCounts?: { tokens: number; cuts: number };
 
   private constructor(
     private readonly parts: readonly { content: string }[],
@@ -69,11 +99,27 @@ export class PromptTokens {
   }
 
   estimate(family: TokenizerFamily): number {
-    return this.memo(family, (text) => countTokens(text, family));
+    return family === 'openai' ? this.openai().tokens : this.memo(family, (text) => countTokens(text, family));
   }
 
   upperBound(family: TokenizerFamily): number {
-    return family === 'openai' ? this.estimate(family) : this.memo(`${family}:bound`, (text) => countTokensUpperBound(text, family));
+    if (family !== 'openai') return this.memo(`${family}:bound`, (text) => countTokensUpperBound(text, family));
+    const { tokens, cuts } = this.openai();
+    return tokens + cuts;
+  }
+
+  /** One pass of the tokenizer gives both openai counts. */
+  private openai(): { tokens: number; cuts: number } {
+    if (!this.openaiCounts) {
+      let cuts = 0;
+      const tokens = this.memo('openai', (text) => {
+        const r = text.length === 0 ? { tokens: 0, cuts: 0 } : openaiTokens(text);
+        cuts += r.cuts;
+        return r.tokens;
+      });
+      this.openaiCounts = { tokens, cuts };
+    }
+    return this.openaiCounts;
   }
 
   private memo(key: string, count: (text: string) => number): number {

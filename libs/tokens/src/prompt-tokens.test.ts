@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { countChatTokens, countChatTokensUpperBound, countTokens, PromptTokens } from './index.js';
+import { encode } from 'gpt-tokenizer';
+import { countChatTokens, countChatTokensUpperBound, countTokens, countTokensUpperBound, PromptTokens } from './index.js';
 
 const MESSAGES = [{ content: 'You are terse.' }, { content: '7305 9921 4478 0062 — 東京 and ☕' }];
 
@@ -18,5 +19,26 @@ describe('PromptTokens', () => {
     expect(p.upperBound('approx')).toBeGreaterThan(p.estimate('approx'));
     expect(p.upperBound('approx')).toBeGreaterThanOrEqual(p.estimate('openai'));
     expect(p.upperBound('openai')).toBe(p.estimate('openai'));
+  });
+});
+
+describe('hostile prompts', () => {
+  it('counts a 2 MiB run without whitespace (sliced, not one quadratic word), with a bound at or above the count', () => {
+    const run = Array.from({ length: 2 * 1024 * 1024 }, (_, i) => String.fromCharCode(97 + ((i * 7919) % 26))).join('');
+    // Unsliced, BPE over one 2 MiB word runs for many minutes: this test's timeout would end it.
+    const tokens = countTokens(run, 'openai');
+    const bound = countTokensUpperBound(run, 'openai');
+    expect(tokens).toBeGreaterThan(run.length / 8);
+    expect(bound).toBeGreaterThan(tokens);
+    const p = PromptTokens.chat([{ content: run }]);
+    expect(p.upperBound('openai') - p.estimate('openai')).toBe(bound - tokens);
+  }, 60_000);
+
+  it('keeps counts of ordinary text exact: nothing is cut below 1,024 characters without whitespace', () => {
+    const word = 'x'.repeat(1023);
+    expect(countTokens(`${word} and more`, 'openai')).toBe(encode(`${word} and more`).length);
+    expect(countTokensUpperBound(`${word} and more`, 'openai')).toBe(encode(`${word} and more`).length);
+    const long = `${'y'.repeat(1024)} tail`;
+    expect(countTokensUpperBound(long, 'openai')).toBeGreaterThan(countTokens(long, 'openai'));
   });
 });

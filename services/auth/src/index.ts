@@ -1,4 +1,4 @@
-import { createGrpcServer, DependencyHealth, drain, listen, unary, type CallContext } from '@llmgw/grpc';
+import { createGrpcServer, DependencyHealth, drain, listen, tolerantDecoding, unary, type CallContext } from '@llmgw/grpc';
 import { watchRedis } from '@llmgw/redis';
 import {
   AuthServiceService,
@@ -103,7 +103,7 @@ export async function startAuth(deps: ServiceDeps<AuthConfig>, opts: AuthOptions
   };
 
   const g = createGrpcServer([AUTH_SERVICE_NAME], { transport: deps.transport, access: accessOf('auth') });
-  g.server.addService(AuthServiceService, impl);
+  g.server.addService(tolerantDecoding(AuthServiceService), impl);
   const port = await listen(g, deps.listenAddr);
   const health = new DependencyHealth(g, AUTH_SERVICE_NAME, logger);
   health.listening();

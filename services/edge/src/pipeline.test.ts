@@ -967,4 +967,20 @@ describe('GatewayPipeline.embed and getUsage', () => {
     expect(downstream.calls.getUsage[0]!.opts.timeoutMs).toBe(10_000);
     expect(downstream.calls.authenticate).toHaveLength(0);
   });
+
+  // Found by the fuzz test: a Timestamp past the range of a Date decoded to an invalid Date,
+  // and forwarding it failed to encode ("cannot convert NaN to a BigInt"): INTERNAL.
+  it.each(['startTime', 'endTime'] as const)('refuses a %s that is not a valid date as INVALID_ARGUMENT naming it, without calling the accountant', async (field) => {
+    const { pipeline, downstream } = setup();
+    const err = await rejection(pipeline.getUsage({ tenantId: '', route: '', model: '', groupBy: [], [field]: new Date(NaN) }, makeCtx(`Bearer ${GOOD_KEY}`)));
+    expect(err.kind).toBe('invalid_argument');
+    expect(err.message).toBe(`${field === 'startTime' ? 'start_time' : 'end_time'}: not a valid timestamp`);
+    expect(downstream.calls.getUsage).toHaveLength(0);
+  });
+
+  it('forwards a query with valid times', async () => {
+    const { pipeline, downstream } = setup();
+    await pipeline.getUsage({ tenantId: '', route: '', model: '', groupBy: [], startTime: new Date(0), endTime: new Date(8.64e15) }, makeCtx(`Bearer ${GOOD_KEY}`));
+    expect(downstream.calls.getUsage).toHaveLength(1);
+  });
 });

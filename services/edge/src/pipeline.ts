@@ -21,7 +21,7 @@ import { AuthCache, isMistypedKey, requireScope, type Scope } from '@llmgw/calle
 import type { Downstream } from './downstream.js';
 import { planEstimate, type Estimate } from './estimate.js';
 import type { PlanCache } from './plan-cache.js';
-import { applyPlan, requestTimeout, shapeChat, shapeEmbed } from './validate.js';
+import { applyPlan, requestTimeout, shapeChat, shapeEmbed, shapeUsageQuery } from './validate.js';
 
 export interface PipelineDeps {
   /** The edge's sections of the config (the tenants' prompt-log policy), current after reloads. */
@@ -128,6 +128,7 @@ export class GatewayPipeline {
   async getUsage(req: GetUsageRequest, ctx: CallContext): Promise<GetUsageResponse> {
     const authorization = metadataValue(ctx.metadata, 'authorization');
     if (!authorization) throw new AppError('unauthenticated', 'missing API key: send metadata "authorization: Bearer <key>"');
+    shapeUsageQuery(req);
     return this.deps.downstream.getUsage(req, {
       timeoutMs: Math.min(ctx.remainingMs(), 10_000),
       requestId: ctx.requestId,

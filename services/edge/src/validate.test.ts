@@ -307,12 +307,15 @@ describe('shapeEmbed', () => {
     ['33 metadata entries', { metadata: Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`k${i}`, 'v'])) }, 'metadata'],
     ['metadata value over 512 characters', { metadata: { a: 'x'.repeat(513) } }, 'metadata.a'],
     ['timeout over 600 s', { timeoutMs: 700_000 }, 'timeout_ms'],
+    // Found by the fuzz test: 2^31 dimensions reached the provider (the simulator made 8,192 per text).
+    ['over 3072 dimensions', { dimensions: 3_073 }, 'dimensions', '3072'],
   ])('rejects %s', (_name, over, field, contains) => {
     expectInvalid(() => shapeEmbed(embed(over)), field, contains);
   });
 
   it('accepts a valid request on any route name (the router resolves routes)', () => {
     expect(() => shapeEmbed(embed({ inputs: ['a', 'b'], timeoutMs: 600_000 }))).not.toThrow();
+    expect(() => shapeEmbed(embed({ inputs: ['a'], dimensions: 3_072 }))).not.toThrow();
     expect(() => shapeEmbed(embed({ route: 'nope' }))).not.toThrow();
   });
 

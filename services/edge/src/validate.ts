@@ -1,7 +1,7 @@
 import { AppError } from '@llmgw/errors';
 import { ToolChoiceMode, type ChatParams, type ResponseFormatSpec, type ToolChoice, type ToolSpec } from '@llmgw/proto/executor';
 import type { Plan } from '@llmgw/proto/router';
-import { LatencyClass, ResponseFormatType, Role, type ChatRequest, type EmbedRequest } from '@llmgw/proto/v1';
+import { LatencyClass, ResponseFormatType, Role, type ChatRequest, type EmbedRequest, type GetUsageRequest } from '@llmgw/proto/v1';
 
 const TOOL_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
 const MAX_MESSAGES = 1_000;
@@ -9,6 +9,8 @@ const MAX_STOP = 4;
 const MAX_METADATA_ENTRIES = 32;
 const MAX_TIMEOUT_MS = 600_000;
 const MAX_EMBED_INPUTS = 2_048;
+/** The largest embedding any provider we speak returns (OpenAI text-embedding-3-large). */
+const MAX_EMBED_DIMENSIONS = 3_072;
 /*
  * Sizes in UTF-8 bytes, checked before any JSON parser or tokenizer runs, so that the work a
  * request costs is bounded by these and not by the 4 MiB message limit alone.
@@ -214,6 +216,16 @@ export function shapeEmbed(req: EmbedRequest): void {
     bytes += Buffer.byteLength(t);
   });
   if (bytes > MAX_CONTENT_BYTES) throw invalid('inputs', `texts total ${bytes} bytes, over the limit of ${MAX_CONTENT_BYTES}`);
+  if (req.dimensions > MAX_EMBED_DIMENSIONS) throw invalid('dimensions', `${req.dimensions} is over the maximum of ${MAX_EMBED_DIMENSIONS}`);
   validateTimeoutField(req.timeoutMs);
   validateMetadata(req.metadata);
+}
+
+/**
+ * A usage query the edge can forward: a Timestamp beyond the range of a date (seconds past year
+ * 275,760) decodes to an invalid Date, which cannot be encoded again for the accountant.
+ */
+export function shapeUsageQuery(req: GetUsageRequest): void {
+  if (req.startTime && Number.isNaN(req.startTime.getTime())) throw invalid('start_time', 'not a valid timestamp');
+  if (req.endTime && Number.isNaN(req.endTime.getTime())) throw invalid('end_time', 'not a valid timestamp');
 }

@@ -4,6 +4,7 @@ import { AttemptOutcome, FinishReason, ResponseFormatType, Role, TokenSource } f
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CircuitBreaker } from './circuit-breaker.js';
 import type { Executor } from './execute.js';
+import { MAX_EMBED_INPUTS, MAX_PLAN_ATTEMPTS, MAX_PRICE_PER_MILLION_USD } from './request-check.js';
 import type { ProviderRegistry } from './providers/registry.js';
 import { attempt, chatRequest, ctxOf, embedRequest, executorFor, testProviders, tool, user, type RecordingUsage } from './test-helpers.js';
 
@@ -344,6 +345,67 @@ describe('ExecuteChat against the simulator', () => {
     await expect(executor.executeChat({ ...req('hi', [attempt('oa-gpt-4o-mini')]), plan: undefined }, ctxOf())).rejects.toMatchObject({ kind: 'invalid_argument' });
     expect(usage.events).toEqual([]);
   });
+
+  // Found by the fuzz test: a plan price of NaN, Infinity or 1e200 failed the cost arithmetic
+  // (BigInt of NaN, an int64 beyond range) after the provider had answered: INTERNAL.
+  it.each([
+    ['NaN input', { inputPerMillionUsd: NaN, outputPerMillionUsd: 1 }, 'plan.attempts[1].pricing.input_per_million_usd'],
+    ['infinite output', { inputPerMillionUsd: 1, outputPerMillionUsd: Infinity }, 'plan.attempts[1].pricing.output_per_million_usd'],
+    ['negative input', { inputPerMillionUsd: -1, outputPerMillionUsd: 1 }, 'plan.attempts[1].pricing.input_per_million_usd'],
+    ['absurd output', { inputPerMillionUsd: 1, outputPerMillionUsd: 1e200 }, 'plan.attempts[1].pricing.output_per_million_usd'],
+  ])('refuses a plan whose price is not a bounded number (%s): INVALID_ARGUMENT naming it, no provider called, no event', async (_name, pricing, field) => {
+    const attempts = [attempt('oa-gpt-4o-mini'), attempt('oa-gpt-4o-mini', undefined, { pricing })];
+    for (const run of [
+      () => executor.executeChat(req('hi', attempts), ctxOf()),
+      () => collect(req('hi', attempts)),
+      () => executor.executeEmbed(embedRequest(['hi'], [attempt('oa-embed'), attempt('oa-embed', undefined, { pricing })]), ctxOf()),
+    ]) {
+      const err: unknown = await run().then(() => undefined, (e: unknown) => e);
+      expect(err).toMatchObject({ kind: 'invalid_argument' });
+      expect((err as Error).message).toContain(field);
+    }
+    expect(usage.events).toEqual([]);
+  });
+
+  // Found by the fuzz test: a request id with a CR/LF is no valid JetStream message id; publishing
+  // its usage event threw, and the executor process died of the unhandled rejection.
+  it.each(['', 'a\r\nb', 'with space', 'x'.repeat(129), 'é'])('refuses the request id %j as INVALID_ARGUMENT, before any provider call or event', async (requestId) => {
+    for (const run of [
+      () => executor.executeChat(req('hi', [attempt('oa-gpt-4o-mini')], {}, {}, requestId), ctxOf()),
+      () => collect(req('hi', [attempt('oa-gpt-4o-mini')], {}, {}, requestId)),
+      () => executor.executeEmbed(embedRequest(['hi'], [attempt('oa-embed')], {}, requestId), ctxOf()),
+    ]) {
+      await expect(run()).rejects.toMatchObject({ kind: 'invalid_argument', message: expect.stringMatching(/^request_id: /) as string });
+    }
+    expect(usage.events).toEqual([]);
+  });
+
+  // Found by the fuzz test: a 1 MB tenant id (or thousands of attempts) made a usage event larger
+  // than a NATS message: it stayed in the outbox for ever; one without a tenant was dead-lettered.
+  it.each([
+    ['no tenant', { tenantId: '' }, {}, /^tenant_id is required$/],
+    ['a huge tenant id', { tenantId: 't'.repeat(1_000_000) }, {}, /^tenant_id: at most 256 characters$/],
+    ['a huge key id', { keyId: 'k'.repeat(257) }, {}, /^key_id: at most 256 characters$/],
+    ['a huge route', {}, { route: 'r'.repeat(257) }, /^plan\.route: at most 256 characters$/],
+    ['too many attempts', {}, { attempts: Array.from({ length: MAX_PLAN_ATTEMPTS + 1 }, () => attempt('oa-gpt-4o-mini')) }, /^plan\.attempts: at most 32, got 33$/],
+  ])('refuses %s as INVALID_ARGUMENT naming the field, before any provider call or event', async (_name, fields, planFields, message) => {
+    const base = req('hi', [attempt('oa-gpt-4o-mini')]);
+    const r = { ...base, ...fields, plan: { ...base.plan!, ...planFields } };
+    await expect(executor.executeChat(r, ctxOf())).rejects.toMatchObject({ kind: 'invalid_argument', message: expect.stringMatching(message) as string });
+    await expect(collect(r)).rejects.toMatchObject({ kind: 'invalid_argument' });
+    expect(usage.events).toEqual([]);
+  });
+
+  it('refuses a model name over 256 characters in any attempt', async () => {
+    const r = req('hi', [attempt('oa-gpt-4o-mini'), { ...attempt('oa-gpt-4o-mini'), upstreamModel: 'u'.repeat(257) }]);
+    await expect(executor.executeChat(r, ctxOf())).rejects.toMatchObject({ kind: 'invalid_argument', message: 'plan.attempts[1].upstream_model: at most 256 characters' });
+  });
+
+  it('accepts free and the highest allowed prices', async () => {
+    const res = await executor.executeChat(req('hi', [attempt('oa-gpt-4o-mini', undefined, { pricing: { inputPerMillionUsd: 0, outputPerMillionUsd: MAX_PRICE_PER_MILLION_USD } })]), ctxOf());
+    expect(res.error).toBeUndefined();
+    expect(res.response?.usage?.costMicros).toBe((res.response?.usage?.outputTokens ?? 0) * MAX_PRICE_PER_MILLION_USD);
+  });
 });
 
 describe('ExecuteChatStream against the simulator', () => {
@@ -486,6 +548,18 @@ describe('ExecuteEmbed against the simulator', () => {
     expect(r.usage?.outputTokens).toBe(0);
     expect(r.usage?.tokensEstimated).toBe(estimated);
     expect(r.model).toBe(model);
+  });
+
+  // Found by the fuzz test: 5,000 texts took the simulator 160 MB of JSON and the call over 10 s.
+  it('refuses more texts than the edge admits: INVALID_ARGUMENT naming request.inputs, no event', async () => {
+    usage.clear();
+    const err: unknown = await executor.executeEmbed(embedRequest(Array<string>(MAX_EMBED_INPUTS + 1).fill('hi'), [attempt('oa-embed')]), ctxOf()).then(() => undefined, (e: unknown) => e);
+    expect(err).toMatchObject({ kind: 'invalid_argument', message: `request.inputs: at most ${MAX_EMBED_INPUTS} texts, got ${MAX_EMBED_INPUTS + 1}` });
+    expect(usage.events).toEqual([]);
+  });
+
+  it('refuses more dimensions than any provider returns: INVALID_ARGUMENT naming request.dimensions', async () => {
+    await expect(executor.executeEmbed(embedRequest(['hi'], [attempt('oa-embed')], { dimensions: 3_073 }), ctxOf())).rejects.toMatchObject({ kind: 'invalid_argument', message: 'request.dimensions: at most 3072, got 3073' });
   });
 
   it('passes the requested dimensions', async () => {

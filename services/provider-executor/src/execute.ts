@@ -5,6 +5,7 @@ import { AppError, type ErrorKind } from '@llmgw/errors';
 import { errorKindFromProto, errorKindToProto } from '@llmgw/grpc';
 import { countChatTokens, countTokens, familyOf } from '@llmgw/tokens';
 import { chatParamsOf } from './normalise.js';
+import { checkEmbedInputs, checkIds, checkPlan } from './request-check.js';
 import { PlanRunner, RequestScope, type ExecutionContext, type PlanOutcome, type RunnerDeps, type Target } from './plan-runner.js';
 import { ProviderError } from './providers/errors.js';
 import type { ChatParams, ChatStreamEvent, ProviderUsage } from './providers/types.js';
@@ -79,7 +80,8 @@ export class Executor {
   }
 
   async executeChat(req: ExecuteChatRequest, ctx: ExecutionContext): Promise<ExecuteChatResponse> {
-    const plan = required(req.plan, 'plan');
+    checkIds(req);
+    const plan = checkPlan(required(req.plan, 'plan'));
     const params = chatParamsOf(req.params);
     // Unary: a caller gone mid-attempt does not abort it (see RequestScope); its cost is recorded.
     const scope = new RequestScope(ctx, plan.timeoutMs, this.deps.now, false);
@@ -114,7 +116,8 @@ export class Executor {
   }
 
   async executeChatStream(req: ExecuteChatRequest, ctx: ExecutionContext, send: StreamSend): Promise<void> {
-    const plan = required(req.plan, 'plan');
+    checkIds(req);
+    const plan = checkPlan(required(req.plan, 'plan'));
     const params = chatParamsOf(req.params);
     const scope = new RequestScope(ctx, plan.timeoutMs, this.deps.now);
     const ledger = this.ledger(req, plan, 'chat', true, (family) => countChatTokens(params.messages, family));
@@ -138,8 +141,10 @@ export class Executor {
   }
 
   async executeEmbed(req: ExecuteEmbedRequest, ctx: ExecutionContext): Promise<ExecuteEmbedResponse> {
+    checkIds(req);
     const request = required(req.request, 'request');
-    const plan = required(req.plan, 'plan');
+    checkEmbedInputs(request.inputs, request.dimensions);
+    const plan = checkPlan(required(req.plan, 'plan'));
     const scope = new RequestScope(ctx, plan.timeoutMs, this.deps.now, false);
     const ledger = this.ledger(req, plan, 'embed', false, (family) => request.inputs.reduce((n, t) => n + countTokens(t, family), 0));
     return this.billed<ExecuteEmbedResponse>(ledger, scope, async () => {

@@ -1,4 +1,4 @@
-import { createGrpcServer, serverStream, unary, type GrpcServer, type GrpcServerOptions, type RpcMetricsHook } from '@llmgw/grpc';
+import { createGrpcServer, serverStream, tolerantDecoding, unary, type GrpcServer, type GrpcServerOptions, type RpcMetricsHook } from '@llmgw/grpc';
 import type { Logger } from '@llmgw/logging';
 import {
   ExecutorServiceService,
@@ -17,7 +17,7 @@ export const EXECUTOR_SERVICE_NAME = 'llmgateway.executor.v1.ExecutorService';
 export function createExecutorServer(executor: Executor, logger: Logger, metrics?: RpcMetricsHook, opts: GrpcServerOptions = {}): GrpcServer {
   const rpc = { metrics };
   const g = createGrpcServer([EXECUTOR_SERVICE_NAME], opts);
-  g.server.addService(ExecutorServiceService, {
+  g.server.addService(tolerantDecoding(ExecutorServiceService), {
     executeChat: unary<ExecuteChatRequest, ExecuteChatResponse>('ExecuteChat', logger, (req, ctx) => executor.executeChat(req, ctx), rpc),
     executeChatStream: serverStream<ExecuteChatStreamRequest, ExecuteChatStreamResponse>('ExecuteChatStream', logger, (req, ctx, send) =>
       executor.executeChatStream(req, ctx, send),

@@ -1,6 +1,6 @@
 import { CallerAuth } from '@llmgw/caller-auth';
 import { ConfigWatcher, type QuotaSections } from '@llmgw/config';
-import { createGrpcServer, DependencyHealth, drain, listen } from '@llmgw/grpc';
+import { createGrpcServer, DependencyHealth, drain, listen, tolerantDecoding } from '@llmgw/grpc';
 import type { Logger } from '@llmgw/logging';
 import { quotaMetrics } from '@llmgw/metrics';
 import { QuotaServiceService } from '@llmgw/proto/quota';
@@ -82,7 +82,7 @@ export async function startQuota(deps: ServiceDeps<QuotaConfig>): Promise<Runnin
     metrics: deps.metrics && quotaMetrics(deps.metrics),
   });
   const callers = new CallerAuth(deps.addrs.auth, deps.bus, deps.transport);
-  g.server.addService(QuotaServiceService, quotaHandlers(manager, logger, callers, deps.metrics?.rpc));
+  g.server.addService(tolerantDecoding(QuotaServiceService), quotaHandlers(manager, logger, callers, deps.metrics?.rpc));
   // Reservations are reconciled only while the usage consumer consumes: NOT_SERVING otherwise.
   const stopReconciler = await startReconciler(deps.bus, manager, logger, (up) => {
     consuming = up;

@@ -1,6 +1,6 @@
 import { ConfigWatcher } from '@llmgw/config';
 import { Subjects } from '@llmgw/events';
-import { createGrpcServer, drain, listen, unary } from '@llmgw/grpc';
+import { createGrpcServer, drain, listen, tolerantDecoding, unary } from '@llmgw/grpc';
 import { BackendHealthChanged } from '@llmgw/proto/executor';
 import { RouterServiceService, type PlanRouteResponse, type PlanRouteRequest, type RouterServiceServer } from '@llmgw/proto/router';
 import { accessOf, type RunningService, type ServiceDefinition, type ServiceDeps } from '@llmgw/runtime';
@@ -51,7 +51,7 @@ export async function startRouter(deps: ServiceDeps<RouterConfig>): Promise<Runn
       metrics: deps.metrics?.rpc,
     }),
   };
-  g.server.addService(RouterServiceService, impl);
+  g.server.addService(tolerantDecoding(RouterServiceService), impl);
   let port: number;
   try {
     port = await listen(g, deps.listenAddr);

@@ -1,7 +1,7 @@
 import { busSettingsFromEnv, Consumers, dedupeHorizonMs, NatsEventBus } from '@llmgw/events';
 import { CallerAuth } from '@llmgw/caller-auth';
 import { ConfigWatcher, type AccountantSections } from '@llmgw/config';
-import { createGrpcServer, DependencyHealth, drain, listen, unary } from '@llmgw/grpc';
+import { createGrpcServer, DependencyHealth, drain, listen, tolerantDecoding, unary } from '@llmgw/grpc';
 import { accountantMetrics, busConsumerMetrics } from '@llmgw/metrics';
 import { UsageServiceService, type GetUsageRequest, type GetUsageResponse, type UsageServiceServer } from '@llmgw/proto/v1';
 import { watchRedis } from '@llmgw/redis';
@@ -67,7 +67,7 @@ export async function startUsageAccountant(deps: ServiceDeps<UsageAccountantConf
       return queries.getUsage(req, await callers.principal(ctx));
     }, { metrics: deps.metrics?.rpc }),
   };
-  g.server.addService(UsageServiceService, impl);
+  g.server.addService(tolerantDecoding(UsageServiceService), impl);
   let port: number;
   try {
     port = await listen(g, deps.listenAddr);
