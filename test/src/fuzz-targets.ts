@@ -88,7 +88,7 @@ function usageSeeds(): GetUsageRequest[] {
 
 /** Real plans, from the router: the executor's seeds are what the edge would send it. */
 async function plans(mesh: TestMesh): Promise<{ chat: Plan; embed: Plan }> {
-  const router = dial(RouterServiceClient, mesh.services.addrs.router);
+  const router = mesh.dial(RouterServiceClient, 'router', 'edge');
   try {
     const ask = async (route: string, operation: Operation) => {
       const r = await callUnary(router.planRoute.bind(router), {

@@ -22,6 +22,8 @@ export function countTokens(text: string, family: TokenizerFamily = 'openai'): n
 /** Runs without whitespace at least this long are cut: BPE's time grows with the square of a word's length. */
 const LONG_RUN = /(\S{1024,})/;
 const SLICE_CHARS = 256;
+/** A prompt that contains `<|endoftext|>` means the text, as the providers count it, not the special token (the default throws). */
+const AS_TEXT = { disallowedSpecial: new Set<string>() };
 
 /**
  * The o200k count, exact for any text whose words are under 1,024 characters. Longer runs (no
@@ -29,15 +31,15 @@ const SLICE_CHARS = 256;
  * in 256-character slices: linear time, and `cuts` says how often a token may have been split.
  */
 function openaiTokens(text: string): { tokens: number; cuts: number } {
-  if (!LONG_RUN.test(text)) return { tokens: encode(text).length, cuts: 0 };
+  if (!LONG_RUN.test(text)) return { tokens: encode(text, AS_TEXT).length, cuts: 0 };
   let tokens = 0;
   let cuts = 0;
   for (const [i, part] of text.split(LONG_RUN).entries()) {
     if (i % 2 === 0) {
-      if (part.length > 0) tokens += encode(part).length;
+      if (part.length > 0) tokens += encode(part, AS_TEXT).length;
       continue;
     }
-    for (let at = 0; at < part.length; at += SLICE_CHARS) tokens += encode(part.slice(at, at + SLICE_CHARS)).length;
+    for (let at = 0; at < part.length; at += SLICE_CHARS) tokens += encode(part.slice(at, at + SLICE_CHARS), AS_TEXT).length;
     cuts += Math.ceil(part.length / SLICE_CHARS) + 1;
   }
   return { tokens, cuts };

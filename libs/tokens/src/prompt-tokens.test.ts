@@ -42,3 +42,10 @@ describe('hostile prompts', () => {
     expect(countTokensUpperBound(long, 'openai')).toBeGreaterThan(countTokens(long, 'openai'));
   });
 });
+
+describe('special tokens in a prompt', () => {
+  it('are counted as the text they are, not refused', () => {
+    expect(countTokens('say <|endoftext|> now', 'openai')).toBe(encode('say <|endoftext|> now', { disallowedSpecial: new Set() }).length);
+    expect(PromptTokens.chat([{ content: '<|endoftext|>' }]).upperBound('openai')).toBeGreaterThan(3);
+  });
+});

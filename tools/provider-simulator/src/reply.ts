@@ -1,4 +1,5 @@
 import { decode, encode } from 'gpt-tokenizer';
+import { countTokens as countO200k } from '@llmgw/tokens';
 import { sampleFromSchema } from './schema-sample.js';
 
 /**
@@ -81,8 +82,18 @@ export function tokenize(text: string): readonly number[] {
   return tokens;
 }
 
+const countCache = new Map<string, number>();
+
+/** o200k counts as @llmgw/tokens makes them (linear also on a hostile 2 MiB "word"), cached like tokenize. */
 export function countTokens(text: string): number {
-  return tokenize(text).length;
+  const hit = countCache.get(text);
+  if (hit !== undefined) return hit;
+  const n = countO200k(text, 'openai');
+  if (text.length <= 20_000) {
+    if (countCache.size >= CACHE_LIMIT) countCache.clear();
+    countCache.set(text, n);
+  }
+  return n;
 }
 
 /** Input tokens: the reply priming, per-message text plus overhead, plus the JSON of the tool definitions. */
@@ -128,7 +139,8 @@ export function buildReply(req: ReplyRequest): Reply {
 }
 
 function baseText(req: ReplyRequest): string {
-  const words = req.lastUserText.replace(MARKER_RE, ' ').split(/\s+/).filter((w) => w.length > 0).slice(0, REPLY_WORDS);
+  // Words are cut to 64 characters: a reply echoing a 2 MiB "word" would cost the tokenizer minutes.
+  const words = req.lastUserText.replace(MARKER_RE, ' ').split(/\s+/).filter((w) => w.length > 0).slice(0, REPLY_WORDS).map((w) => w.slice(0, 64));
   return words.length > 0 ? `Simulated reply from ${req.model}: ${words.join(' ')}` : `Simulated reply from ${req.model}.`;
 }
 
