@@ -14,6 +14,7 @@ import { closedLoop, median, summarise, table } from './stats.js';
  * the two so that the machine's noise hits both alike. CPU is summed over the six services.
  */
 const say = (s: string) => process.stdout.write(`${s}\n`);
+const signed = (n: number) => `${n >= 0 ? '+' : '−'}${Math.abs(n).toFixed(0)}`;
 const LEVELS = [1, 16, 64];
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const TOTAL = Number(process.env.BENCH_REQUESTS ?? 3000);
@@ -58,7 +59,7 @@ try {
     }
     const [plain, tls] = results.map((r) => ({ rps: median(r.rps), p50: median(r.p50), p99: median(r.p99), cpu: median(r.cpu) }));
     rows.push(['plaintext', level, plain!.rps, plain!.p50, plain!.p99, plain!.cpu, '']);
-    rows.push(['mTLS', level, tls!.rps, tls!.p50, tls!.p99, tls!.cpu, `${((tls!.rps / plain!.rps) * 100).toFixed(0)}% of plaintext req/s, +${(tls!.cpu - plain!.cpu).toFixed(0)} µs CPU`]);
+    rows.push(['mTLS', level, tls!.rps, tls!.p50, tls!.p99, tls!.cpu, `${((tls!.rps / plain!.rps) * 100).toFixed(0)}% of plaintext req/s, ${signed(tls!.cpu - plain!.cpu)} µs CPU`]);
   }
   say('\n## Mutual TLS inside the mesh: unary chat through the edge (medians of the runs)\n');
   say(table(['mesh', 'in flight', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs / request (6 services)', 'mTLS vs plaintext'], rows));
