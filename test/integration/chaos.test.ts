@@ -33,7 +33,8 @@ let metricsBase = 0;
 
 async function startChaosMesh(env: Record<string, string> = {}): Promise<TestMesh> {
   const outbox = join(mkdtempSync(join(tmpdir(), 'llmgw-chaos-')), 'usage.journal');
-  metricsBase = 20_000 + Math.floor(Math.random() * 20_000);
+  // Below Linux's ephemeral range (32768+), where an outgoing connection of another test may hold the port.
+  metricsBase = 20_000 + Math.floor(Math.random() * 12_000);
   mesh = await startTestMesh(FIXTURE, {
     USAGE_OUTBOX_PATH: outbox,
     USAGE_ACK_WAIT_MS: '1000',
