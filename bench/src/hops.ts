@@ -20,7 +20,7 @@ export async function measureHops(addrs: ServiceAddrs, asEdge: MeshTransport, di
   const executor = dial(ExecutorServiceClient, addrs['provider-executor'], asEdge.channelTo('provider-executor'));
   const opts = { timeoutMs: 5_000 };
   const planRequest = {
-    tenantId: 'bench', tier: 'bench', route: 'chat', taskType: 0, qualityTier: 0, latencyClass: 0, model: '',
+    tenantId: 'bench', tier: 'bench', route: 'chat', taskType: 0, qualityTier: 0, latencyClass: 0, model: '', modelOrRoute: '',
     operation: Operation.OPERATION_CHAT, requiredCapabilities: [], promptTokens: 20,
   };
   const plan = (await callUnary(router.planRoute.bind(router), planRequest, opts)).plan;

@@ -92,7 +92,7 @@ async function plans(mesh: TestMesh): Promise<{ chat: Plan; embed: Plan }> {
   try {
     const ask = async (route: string, operation: Operation) => {
       const r = await callUnary(router.planRoute.bind(router), {
-        tenantId: 'loadtest', tier: 'unlimited', route, taskType: 0, qualityTier: 0, latencyClass: 0, model: '', operation, requiredCapabilities: [], promptTokens: 3,
+        tenantId: 'loadtest', tier: 'unlimited', route, taskType: 0, qualityTier: 0, latencyClass: 0, model: '', modelOrRoute: '', operation, requiredCapabilities: [], promptTokens: 3,
       }, { timeoutMs: 5_000 });
       if (!r.plan) throw new Error(`the router gave no plan for ${route}`);
       return r.plan;
@@ -150,10 +150,11 @@ export async function fuzzTargets(mesh: TestMesh): Promise<FuzzTarget[]> {
       addr: addrs.router,
       methods: [
         method(RouterServiceService.planRoute, [
-          { tenantId: 'loadtest', tier: 'unlimited', route: 'chat', taskType: 0, qualityTier: 0, latencyClass: 0, model: '', operation: Operation.OPERATION_CHAT, requiredCapabilities: [], promptTokens: 10 },
-          { tenantId: 'startup-co', tier: 'startup', route: '', taskType: 1, qualityTier: 2, latencyClass: 1, model: 'claude', operation: Operation.OPERATION_CHAT, requiredCapabilities: ['tools', 'streaming'], promptTokens: 100 },
-          { tenantId: 'loadtest', tier: 'unlimited', route: 'embeddings', taskType: 0, qualityTier: 0, latencyClass: 0, model: '', operation: Operation.OPERATION_EMBED, requiredCapabilities: ['embeddings'], promptTokens: 1 },
+          { tenantId: 'loadtest', tier: 'unlimited', route: 'chat', taskType: 0, qualityTier: 0, latencyClass: 0, model: '', modelOrRoute: '', operation: Operation.OPERATION_CHAT, requiredCapabilities: [], promptTokens: 10 },
+          { tenantId: 'startup-co', tier: 'startup', route: '', taskType: 1, qualityTier: 2, latencyClass: 1, model: 'claude', modelOrRoute: '', operation: Operation.OPERATION_CHAT, requiredCapabilities: ['tools', 'streaming'], promptTokens: 100 },
+          { tenantId: 'loadtest', tier: 'unlimited', route: 'embeddings', taskType: 0, qualityTier: 0, latencyClass: 0, model: '', modelOrRoute: '', operation: Operation.OPERATION_EMBED, requiredCapabilities: ['embeddings'], promptTokens: 1 },
         ], 2),
+        method(RouterServiceService.listModels, [{ tenantId: 'loadtest', tier: 'unlimited' }, { tenantId: 'startup-co', tier: 'startup' }], 1),
       ],
     },
     {

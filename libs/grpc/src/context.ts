@@ -42,24 +42,49 @@ export function createCallContext(
 ): CallContext {
   const metadata = call.metadata;
   const incomingId = metadataValue(metadata, REQUEST_ID_HEADER);
-  const requestId = (!opts.publicEntry && incomingId) || randomUUID();
-  const tenantId = opts.publicEntry ? '' : metadataValue(metadata, TENANT_ID_HEADER);
   const controller = new AbortController();
   call.once('cancelled', () => controller.abort(new Error('call cancelled by the caller')));
   const deadline = call.getDeadline();
-  const deadlineMs = deadline instanceof Date ? deadline.getTime() : Number.isFinite(deadline) ? Number(deadline) : Infinity;
-  const fields: Record<string, string> = { requestId, rpc: method };
+  return callContext({
+    method,
+    logger,
+    metadata,
+    signal: controller.signal,
+    deadlineMs: deadline instanceof Date ? deadline.getTime() : Number.isFinite(deadline) ? Number(deadline) : Infinity,
+    requestId: (!opts.publicEntry && incomingId) || randomUUID(),
+    tenantId: opts.publicEntry ? '' : metadataValue(metadata, TENANT_ID_HEADER),
+    clientRequestId: opts.publicEntry ? incomingId : '',
+  });
+}
+
+export interface CallContextInit {
+  method: string;
+  logger: Logger;
+  metadata: Metadata;
+  signal: AbortSignal;
+  /** Epoch ms; Infinity for none. */
+  deadlineMs: number;
+  requestId: string;
+  tenantId: string;
+  /** A public caller's own request id, logged beside ours. */
+  clientRequestId: string;
+}
+
+/** A call's context from its parts: the gRPC adapters and the edge's HTTP surface both build one. */
+export function callContext(init: CallContextInit): CallContext {
+  const { requestId, tenantId, deadlineMs, logger } = init;
+  const fields: Record<string, string> = { requestId, rpc: init.method };
   if (tenantId) fields.tenantId = tenantId;
-  if (opts.publicEntry && incomingId) fields.clientRequestId = incomingId;
+  if (init.clientRequestId) fields.clientRequestId = init.clientRequestId;
   // Most calls log nothing: build the child logger only when it is first used.
   let child: Logger | undefined;
   let trailers: Metadata | undefined;
   return {
     requestId,
     tenantId,
-    method,
-    metadata,
-    signal: controller.signal,
+    method: init.method,
+    metadata: init.metadata,
+    signal: init.signal,
     remainingMs: () => (deadlineMs === Infinity ? Infinity : deadlineMs - Date.now()),
     get logger() {
       child ??= logger.child(fields);

@@ -39,6 +39,7 @@ export const MESH_ACCESS: Record<ServiceName, Record<string, Access>> = {
   },
   router: {
     '/llmgateway.router.v1.RouterService/PlanRoute': ['edge'],
+    '/llmgateway.router.v1.RouterService/ListModels': ['edge'],
   },
   'provider-executor': {
     '/llmgateway.executor.v1.ExecutorService/ExecuteChat': ['edge'],

@@ -9,7 +9,7 @@ import {
   type ExecuteEmbedResponse,
 } from '@llmgw/proto/executor';
 import { QuotaServiceClient, type ReleaseQuotaRequest, type ReserveQuotaRequest, type ReserveQuotaResponse } from '@llmgw/proto/quota';
-import { RouterServiceClient, type Plan, type PlanRouteRequest } from '@llmgw/proto/router';
+import { RouterServiceClient, type CatalogEntry, type ListModelsRequest, type Plan, type PlanRouteRequest } from '@llmgw/proto/router';
 import { UsageServiceClient, type GetUsageRequest, type GetUsageResponse } from '@llmgw/proto/v1';
 import { callStream, callUnary, dial, PLAINTEXT, type CallOpts, type MeshTransport } from '@llmgw/grpc';
 import { AppError } from '@llmgw/errors';
@@ -19,6 +19,7 @@ import type { ServiceAddrs } from '@llmgw/runtime';
 export interface Downstream {
   authenticate(apiKey: string, opts: CallOpts): Promise<AuthenticateResponse>;
   planRoute(req: PlanRouteRequest, opts: CallOpts): Promise<Plan>;
+  listModels(req: ListModelsRequest, opts: CallOpts): Promise<CatalogEntry[]>;
   reserveQuota(req: ReserveQuotaRequest, opts: CallOpts): Promise<ReserveQuotaResponse>;
   releaseQuota(req: ReleaseQuotaRequest, opts: CallOpts): Promise<void>;
   executeChat(req: ExecuteChatRequest, opts: CallOpts): Promise<ExecuteChatResponse>;
@@ -41,6 +42,7 @@ export function createGrpcDownstream(addrs: ServiceAddrs, transport: MeshTranspo
       if (!res.plan) throw new AppError('internal', 'router returned no plan');
       return res.plan;
     },
+    listModels: async (req, opts) => (await callUnary(router.listModels.bind(router), req, opts)).entries,
     reserveQuota: (req, opts) => callUnary(quota.reserveQuota.bind(quota), req, opts),
     releaseQuota: async (req, opts) => {
       await callUnary(quota.releaseQuota.bind(quota), req, opts);

@@ -41,121 +41,9 @@ import { describe, expect, it, vi } from 'vitest';
 import { AuthCache } from '@llmgw/caller-auth';
 import type { Downstream } from './downstream.js';
 import { GatewayPipeline, ROUTING_TRAILER } from './pipeline.js';
+import { allowed, chatReq, execError, FakeDownstream, GOOD_KEY, MESSAGES, msg, OTHER_KEY, PRINCIPAL, ROUTING, T0, USAGE } from './test-downstream.js';
 import { PlanCache } from './plan-cache.js';
 import { edgeTestSections, MODELS, testPlan } from './test-config.js';
-
-const GOOD_KEY = 'sk-test-acme-0000000000000000';
-const OTHER_KEY = 'sk-test-acme-1111111111111111';
-const PRINCIPAL: Principal = { tenantId: 'acme', keyId: 'k-acme', tier: 'startup', scopes: [], admin: false };
-const T0 = 1_700_000_000_000;
-
-const msg = (role: Role, content: string): Message => ({ role, content, name: '', toolCalls: [], toolCallId: '' });
-const MESSAGES = [msg(Role.ROLE_SYSTEM, 'You are terse.'), msg(Role.ROLE_USER, 'Say hello to the whole wide world, please.')];
-const chatReq = (over: Partial<ChatRequest> = {}): ChatRequest => ChatRequest.fromPartial({ messages: MESSAGES, ...over });
-
-const ROUTING: Routing = {
-  rule: 'default',
-  chosenModel: 'small-fast',
-  fallbackUsed: true,
-  route: 'chat',
-  attempts: [
-    { model: 'claude', provider: 'sim-anthropic', outcome: AttemptOutcome.ATTEMPT_OUTCOME_FAILED, error: 'boom', latencyMs: 5, providerStatus: 500, reason: 'http_5xx' },
-    { model: 'small-fast', provider: 'sim-openai', outcome: AttemptOutcome.ATTEMPT_OUTCOME_SUCCESS, error: '', latencyMs: 9, providerStatus: 200, reason: '' },
-  ],
-};
-const USAGE: Usage = { inputTokens: 21, outputTokens: 34, costUsd: 0.000099, costMicros: 99, tokensEstimated: false };
-
-const allowed = ReserveQuotaResponse.fromPartial({ decision: QuotaDecision.QUOTA_DECISION_ALLOWED, limit: '', remaining: 100 });
-const execError = (kind: ErrorKind, message: string, retryAfterMs = 0): ExecutionError => ({ code: '', message, retryAfterMs, kind });
-
-type StreamStep = ExecuteChatStreamResponse | { throws: unknown };
-
-/** The services behind the edge, recording every call and their order. */
-class FakeDownstream implements Downstream {
-  readonly order: string[] = [];
-  readonly calls = {
-    authenticate: [] as { apiKey: string; opts: CallOpts }[],
-    planRoute: [] as { req: PlanRouteRequest; opts: CallOpts }[],
-    reserveQuota: [] as { req: ReserveQuotaRequest; opts: CallOpts }[],
-    releaseQuota: [] as { req: ReleaseQuotaRequest; opts: CallOpts }[],
-    executeChat: [] as { req: ExecuteChatRequest; opts: CallOpts }[],
-    executeChatStream: [] as { req: ExecuteChatStreamRequest; opts: CallOpts }[],
-    executeEmbed: [] as { req: ExecuteEmbedRequest; opts: CallOpts }[],
-    getUsage: [] as { req: GetUsageRequest; opts: CallOpts }[],
-  };
-  auth: AuthenticateResponse = { principal: PRINCIPAL, cacheTtlMs: 5_000 };
-  /** The router's answer: a plan, or an error it throws. */
-  plan: Plan | AppError = testPlan('chat', ['small-fast', 'claude']);
-  quota: ReserveQuotaResponse = allowed;
-  chatResult: () => Promise<ExecuteChatResponse> = async () =>
-    ExecuteChatResponse.fromPartial({
-      response: {
-        id: 'resp-1',
-        model: 'small-fast',
-        provider: 'sim-openai',
-        message: { role: Role.ROLE_ASSISTANT, content: 'Hello, world.' },
-        finishReason: FinishReason.FINISH_REASON_STOP,
-        usage: USAGE,
-        routing: ROUTING,
-      },
-    });
-  stream: StreamStep[] = [];
-  embedResult: () => Promise<ExecuteEmbedResponse> = async () =>
-    ExecuteEmbedResponse.fromPartial({
-      response: { id: 'e1', model: 'embed-small', provider: 'sim-openai', embeddings: [{ index: 0, values: [0.1] }], usage: { inputTokens: 3, costMicros: 1 } },
-    });
-
-  totalCalls(): number {
-    return Object.values(this.calls).reduce((n, c) => n + c.length, 0);
-  }
-
-  async authenticate(apiKey: string, opts: CallOpts): Promise<AuthenticateResponse> {
-    this.order.push('authenticate');
-    this.calls.authenticate.push({ apiKey, opts });
-    return this.auth;
-  }
-  async planRoute(req: PlanRouteRequest, opts: CallOpts): Promise<Plan> {
-    this.order.push('planRoute');
-    this.calls.planRoute.push({ req, opts });
-    if (this.plan instanceof AppError) throw this.plan;
-    return this.plan;
-  }
-  async reserveQuota(req: ReserveQuotaRequest, opts: CallOpts): Promise<ReserveQuotaResponse> {
-    this.order.push('reserveQuota');
-    this.calls.reserveQuota.push({ req, opts });
-    return this.quota;
-  }
-  async releaseQuota(req: ReleaseQuotaRequest, opts: CallOpts): Promise<void> {
-    this.order.push('releaseQuota');
-    this.calls.releaseQuota.push({ req, opts });
-  }
-  executeChat(req: ExecuteChatRequest, opts: CallOpts): Promise<ExecuteChatResponse> {
-    this.order.push('executeChat');
-    this.calls.executeChat.push({ req, opts });
-    return this.chatResult();
-  }
-  executeChatStream(req: ExecuteChatStreamRequest, opts: CallOpts): AsyncIterable<ExecuteChatStreamResponse> {
-    this.order.push('executeChatStream');
-    this.calls.executeChatStream.push({ req, opts });
-    const steps = this.stream;
-    return (async function* () {
-      for (const step of steps) {
-        if ('throws' in step) throw step.throws;
-        yield step;
-      }
-    })();
-  }
-  executeEmbed(req: ExecuteEmbedRequest, opts: CallOpts): Promise<ExecuteEmbedResponse> {
-    this.order.push('executeEmbed');
-    this.calls.executeEmbed.push({ req, opts });
-    return this.embedResult();
-  }
-  async getUsage(req: GetUsageRequest, opts: CallOpts): Promise<GetUsageResponse> {
-    this.calls.getUsage.push({ req, opts });
-    return GetUsageResponse.fromPartial({ rows: [] });
-  }
-  close(): void {}
-}
 
 let seq = 0;
 function makeCtx(authorization: string | null = `Bearer ${GOOD_KEY}`, over: Partial<Omit<CallContext, 'setTenant' | 'setTrailer' | 'trailers'>> = {}): CallContext & { abort: () => void } {
@@ -385,6 +273,7 @@ describe('GatewayPipeline admission', () => {
       qualityTier: QualityTier.QUALITY_TIER_PREMIUM,
       latencyClass: LatencyClass.LATENCY_CLASS_UNSPECIFIED,
       model: 'small-fast',
+      modelOrRoute: '',
       operation: Operation.OPERATION_CHAT,
       requiredCapabilities: ['streaming', 'tools'],
       promptTokens: countChatTokens(MESSAGES, 'approx'),

@@ -5,7 +5,7 @@ import type { Logger } from '@llmgw/logging';
 import type { Principal } from '@llmgw/proto/auth';
 import type { ChatParams, ExecuteChatRequest, ExecutionError } from '@llmgw/proto/executor';
 import { QuotaDecision } from '@llmgw/proto/quota';
-import { Operation, type Plan, type PlanRouteRequest } from '@llmgw/proto/router';
+import { Operation, type CatalogEntry, type Plan, type PlanRouteRequest } from '@llmgw/proto/router';
 import {
   Routing,
   type ChatRequest,
@@ -43,7 +43,7 @@ interface Admitted {
   log: () => Logger;
 }
 
-type PlanBase = Pick<PlanRouteRequest, 'route' | 'taskType' | 'qualityTier' | 'latencyClass' | 'model' | 'operation' | 'requiredCapabilities'>;
+type PlanBase = Pick<PlanRouteRequest, 'route' | 'taskType' | 'qualityTier' | 'latencyClass' | 'model' | 'modelOrRoute' | 'operation' | 'requiredCapabilities'>;
 
 /** Trailer of a failed request carrying its routing record (a serialised llmgateway.v1.Routing). */
 export const ROUTING_TRAILER = 'x-routing-bin';
@@ -64,8 +64,12 @@ export class GatewayPipeline {
     this.controlTimeoutMs = deps.controlTimeoutMs ?? 2_000;
   }
 
-  async chat(req: ChatRequest, ctx: CallContext): Promise<ChatResponse> {
-    const { a, params } = await this.admitChat(req, ctx, false);
+  /**
+   * `modelOrRoute`: the HTTP surface's `model` field, set instead of the request's route and model
+   * (the router resolves it: a route of that name, else a model pin).
+   */
+  async chat(req: ChatRequest, ctx: CallContext, modelOrRoute = ''): Promise<ChatResponse> {
+    const { a, params } = await this.admitChat(req, ctx, false, modelOrRoute);
     const opts = await this.execOpts(ctx, a);
     const res = await this.executeOrRelease(ctx, a, () => this.deps.downstream.executeChat(this.executeRequest(ctx, a, params), opts));
     const response = res.response;
@@ -75,8 +79,8 @@ export class GatewayPipeline {
     return response;
   }
 
-  async chatStream(req: ChatRequest, ctx: CallContext, send: StreamSink<ChatStreamResponse>): Promise<void> {
-    const { a, params } = await this.admitChat(req, ctx, true);
+  async chatStream(req: ChatRequest, ctx: CallContext, send: StreamSink<ChatStreamResponse>, modelOrRoute = ''): Promise<void> {
+    const { a, params } = await this.admitChat(req, ctx, true, modelOrRoute);
     let received = false;
     let relayedText = '';
     let routing: Routing | undefined;
@@ -101,7 +105,7 @@ export class GatewayPipeline {
     this.logPromptIfAllowed(a, req, relayedText);
   }
 
-  async embed(req: EmbedRequest, ctx: CallContext): Promise<EmbedResponse> {
+  async embed(req: EmbedRequest, ctx: CallContext, modelOrRoute = ''): Promise<EmbedResponse> {
     const principal = await this.authenticate(ctx, 'embed');
     shapeEmbed(req);
     const started = this.deps.now();
@@ -109,7 +113,7 @@ export class GatewayPipeline {
     const plan = await this.plan(
       ctx,
       principal,
-      { route: req.route, model: req.model, taskType: 0, qualityTier: 0, latencyClass: 0, operation: Operation.OPERATION_EMBED, requiredCapabilities: ['embeddings'] },
+      { route: req.route, model: req.model, modelOrRoute, taskType: 0, qualityTier: 0, latencyClass: 0, operation: Operation.OPERATION_EMBED, requiredCapabilities: ['embeddings'] },
       prompt.estimate('approx'),
     );
     await this.reserve(ctx, principal, plan, planEstimate(plan, prompt, 0));
@@ -137,7 +141,14 @@ export class GatewayPipeline {
     });
   }
 
-  async authenticate(ctx: CallContext, scope: Scope): Promise<Principal> {
+  /** The names this key may put in `model`: routes, then models it may pin (asked of the router, which owns them). */
+  async listModels(ctx: CallContext): Promise<CatalogEntry[]> {
+    const principal = await this.authenticate(ctx);
+    return this.deps.downstream.listModels({ tenantId: principal.tenantId, tier: principal.tier }, this.control(ctx, principal));
+  }
+
+  /** `scope` unset: any valid key will do. */
+  async authenticate(ctx: CallContext, scope?: Scope): Promise<Principal> {
     const header = metadataValue(ctx.metadata, 'authorization');
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (!match?.[1]) throw new AppError('unauthenticated', 'missing API key: send metadata "authorization: Bearer <key>"');
@@ -154,11 +165,11 @@ export class GatewayPipeline {
       principal = res.principal;
     }
     ctx.setTenant(principal.tenantId);
-    requireScope(principal, scope);
+    if (scope) requireScope(principal, scope);
     return principal;
   }
 
-  private async admitChat(req: ChatRequest, ctx: CallContext, stream: boolean): Promise<{ a: Admitted; params: ChatParams }> {
+  private async admitChat(req: ChatRequest, ctx: CallContext, stream: boolean, modelOrRoute: string): Promise<{ a: Admitted; params: ChatParams }> {
     const principal = await this.authenticate(ctx, 'chat');
     const shaped = shapeChat(req, { stream });
     const started = this.deps.now();
@@ -169,6 +180,7 @@ export class GatewayPipeline {
       {
         route: req.route,
         model: req.model,
+        modelOrRoute,
         taskType: req.taskType,
         qualityTier: req.qualityTier,
         latencyClass: req.latencyClass,

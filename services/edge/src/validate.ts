@@ -42,7 +42,8 @@ export interface ShapedChat {
   responseFormat: ResponseFormatSpec;
 }
 
-function invalid(field: string, problem: string): AppError {
+/** INVALID_ARGUMENT naming the field first (`field: problem`), which the HTTP surface reports as its `param`. */
+export function invalid(field: string, problem: string): AppError {
   return new AppError('invalid_argument', `${field}: ${problem}`);
 }
 

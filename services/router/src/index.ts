@@ -2,7 +2,7 @@ import { ConfigWatcher } from '@llmgw/config';
 import { Subjects } from '@llmgw/events';
 import { createGrpcServer, drain, listen, tolerantDecoding, unary } from '@llmgw/grpc';
 import { BackendHealthChanged } from '@llmgw/proto/executor';
-import { RouterServiceService, type PlanRouteResponse, type PlanRouteRequest, type RouterServiceServer } from '@llmgw/proto/router';
+import { RouterServiceService, type ListModelsRequest, type ListModelsResponse, type PlanRouteResponse, type PlanRouteRequest, type RouterServiceServer } from '@llmgw/proto/router';
 import { accessOf, type RunningService, type ServiceDefinition, type ServiceDeps } from '@llmgw/runtime';
 import { BackendHealth } from './backend-health.js';
 import { loadRouterConfig, parseRouterSections, type RouterConfig } from './config.js';
@@ -48,6 +48,9 @@ export async function startRouter(deps: ServiceDeps<RouterConfig>): Promise<Runn
   const g = createGrpcServer([ROUTER_SERVICE_NAME], { transport: deps.transport, access: accessOf('router') });
   const impl: RouterServiceServer = {
     planRoute: unary('PlanRoute', logger, async (req: PlanRouteRequest): Promise<PlanRouteResponse> => ({ plan: policy.current.plan(req, health) }), {
+      metrics: deps.metrics?.rpc,
+    }),
+    listModels: unary('ListModels', logger, async (req: ListModelsRequest): Promise<ListModelsResponse> => ({ entries: policy.current.catalog(req.tenantId, req.tier) }), {
       metrics: deps.metrics?.rpc,
     }),
   };

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { AppError } from '@llmgw/errors';
 import { AttemptOutcome, LatencyClass, QualityTier, TaskType } from '@llmgw/proto/v1';
-import { FallbackTrigger, Operation, PlanRouteRequest, Tokenizer, type Plan } from '@llmgw/proto/router';
+import { CatalogEntryKind, FallbackTrigger, Operation, PlanRouteRequest, Tokenizer, type Plan } from '@llmgw/proto/router';
 import { ResponseFormatType } from '@llmgw/proto/v1';
 import { latencyClassName, Planner, qualityTierName, taskTypeName } from './planner.js';
 import { testPolicy } from './test-config.js';
@@ -191,6 +191,55 @@ describe('model pins', () => {
 
   it('an enterprise tenant may pin the large model', () => {
     expect(planner.plan(req({ tenantId: 'globex', model: 'large-reasoning' })).attempts[0]?.upstreamModel).toBe('o3');
+  });
+});
+
+describe('model_or_route (the HTTP surface\'s `model`)', () => {
+  it('names a route: its rules choose', () => {
+    const plan = planner.plan(req({ modelOrRoute: 'strict', tenantId: 'globex' }));
+    expect([plan.route, plan.rule, plan.attempts[0]?.model]).toEqual(['strict', 'only', 'large-reasoning']);
+  });
+
+  it('else names a model: a pin on the default route, under the same policy', () => {
+    const plan = planner.plan(req({ modelOrRoute: 'small-backup' }));
+    expect([plan.route, plan.rule, plan.attempts.map((a) => a.model)]).toEqual(['support-chat', 'pinned', ['small-backup']]);
+    expect(failure(() => planner.plan(req({ modelOrRoute: 'large-reasoning' }))).kind).toBe('permission_denied');
+  });
+
+  it('a name that is neither is NOT_FOUND, quoted and cut', () => {
+    const err = failure(() => planner.plan(req({ modelOrRoute: 'gpt-9'.repeat(100) })));
+    expect(err.kind).toBe('not_found');
+    expect(err.message).toMatch(/^model: no route or model is named "gpt-9gpt-9.*… \(436 more characters\)$/);
+  });
+
+  it('goes without route and model', () => {
+    expect(failure(() => planner.plan(req({ modelOrRoute: 'strict', route: 'support-chat' }))).kind).toBe('invalid_argument');
+  });
+});
+
+describe('catalog', () => {
+  const names = (tenant: string) => planner.catalog(tenant, TIERS[tenant] ?? '').map((e) => `${e.kind === CatalogEntryKind.CATALOG_ENTRY_KIND_ROUTE ? 'route' : 'model'}:${e.name}`);
+
+  it('lists the routes with a usable model, then the models the tenant may pin, sorted', () => {
+    expect(names('acme')).toEqual([
+      'route:embeddings', 'route:guarded', 'route:no-tools', 'route:slow-attempts', 'route:strict', 'route:support-chat',
+      'model:coder', 'model:embed-small', 'model:small-backup', 'model:small-fast',
+    ]);
+  });
+
+  it('a tenant limited to one model sees only the routes that can use it', () => {
+    expect(names('tiny')).toEqual(['route:strict', 'route:support-chat', 'model:small-backup']);
+  });
+
+  it('says what each entry serves', () => {
+    const byName = new Map(planner.catalog('acme', 'startup').map((e) => [e.name, e]));
+    expect(byName.get('embeddings')?.operation).toBe(Operation.OPERATION_EMBED);
+    expect(byName.get('support-chat')?.operation).toBe(Operation.OPERATION_CHAT);
+    expect(byName.get('embed-small')).toMatchObject({ provider: 'p-openai', operation: Operation.OPERATION_EMBED, capabilities: ['embeddings'] });
+  });
+
+  it('an unknown tier sees nothing', () => {
+    expect(planner.catalog('nobody', 'no-such-tier')).toEqual([]);
   });
 });
 

@@ -1,7 +1,7 @@
 import { AppError, quoted } from '@llmgw/errors';
 import type { FallbackTriggerName, ModelConfig, ResponseFormatName, RouteConfig, RouterSections, RuleConfig } from '@llmgw/config';
 import { Attempt, AttemptOutcome, LatencyClass, QualityTier, ResponseFormatType, TaskType } from '@llmgw/proto/v1';
-import { FallbackTrigger, Operation, Tokenizer, type Guardrails, type Plan, type PlannedAttempt, type PlanRouteRequest } from '@llmgw/proto/router';
+import { CatalogEntryKind, FallbackTrigger, Operation, Tokenizer, type CatalogEntry, type Guardrails, type Plan, type PlannedAttempt, type PlanRouteRequest } from '@llmgw/proto/router';
 import type { HealthView } from './backend-health.js';
 
 export type SkipReason = 'not_allowed' | 'missing_capability' | 'context_too_small' | 'unhealthy';
@@ -120,7 +120,8 @@ export class Planner {
    * would leave no attempt, in which case they all stay (trying beats refusing); a pin is never
    * skipped for health.
    */
-  plan(req: PlanRouteRequest, health?: HealthView): Plan {
+  plan(request: PlanRouteRequest, health?: HealthView): Plan {
+    const req = this.resolveModelOrRoute(request);
     const routeName = req.route || this.config.default_route;
     const route = this.routes.get(routeName);
     if (!route) throw new AppError('invalid_argument', `route: unknown route ${quoted(routeName)}`);
@@ -218,6 +219,50 @@ export class Planner {
       promptTokensMin,
       promptTokensMax,
     };
+  }
+
+  /**
+   * What a tenant may name in `model`: every route with a model the tenant may use, then every
+   * model it may pin, each sorted by name. A route serves embeddings when its first rule's model does.
+   */
+  catalog(tenantId: string, tier: string): CatalogEntry[] {
+    const routes: CatalogEntry[] = [];
+    for (const route of this.routes.values()) {
+      const usable = route.config.rules.flatMap((r) => [r.model, ...r.fallback]).filter((m) => this.mayUse(tenantId, tier, m));
+      if (usable.length === 0) continue;
+      const first = this.models.get(usable[0] ?? '');
+      const primary = this.models.get(route.config.rules[0]?.model ?? '');
+      routes.push({
+        name: route.name,
+        kind: CatalogEntryKind.CATALOG_ENTRY_KIND_ROUTE,
+        provider: '',
+        capabilities: first ? [...first.capabilities] : [],
+        operation: primary?.capabilities.has('embeddings') ? Operation.OPERATION_EMBED : Operation.OPERATION_CHAT,
+      });
+    }
+    const models: CatalogEntry[] = [];
+    for (const model of this.models.values()) {
+      if (!this.mayUse(tenantId, tier, model.name)) continue;
+      models.push({
+        name: model.name,
+        kind: CatalogEntryKind.CATALOG_ENTRY_KIND_MODEL,
+        provider: model.config.provider,
+        capabilities: [...model.capabilities],
+        operation: model.capabilities.has('embeddings') ? Operation.OPERATION_EMBED : Operation.OPERATION_CHAT,
+      });
+    }
+    const byName = (a: CatalogEntry, b: CatalogEntry) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+    return [...routes.sort(byName), ...models.sort(byName)];
+  }
+
+  /** `model_or_route` names a route, else a model to pin; a route and a model of one name mean the route. */
+  private resolveModelOrRoute(req: PlanRouteRequest): PlanRouteRequest {
+    const name = req.modelOrRoute;
+    if (!name) return req;
+    if (req.route || req.model) throw new AppError('invalid_argument', 'model_or_route goes without route and model');
+    if (this.routes.has(name)) return { ...req, route: name, modelOrRoute: '' };
+    if (this.models.has(name)) return { ...req, model: name, modelOrRoute: '' };
+    throw new AppError('not_found', `model: no route or model is named ${quoted(name)}`);
   }
 
   private matchRule(route: CompiledRoute, req: PlanRouteRequest): RuleConfig | undefined {

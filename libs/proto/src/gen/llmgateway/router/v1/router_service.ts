@@ -174,6 +174,48 @@ export function tokenizerToJSON(object: Tokenizer): string {
   }
 }
 
+/** CatalogEntryKind says what a catalog name stands for. */
+export enum CatalogEntryKind {
+  CATALOG_ENTRY_KIND_UNSPECIFIED = 0,
+  /** CATALOG_ENTRY_KIND_ROUTE - A route of the config: the router picks the model. */
+  CATALOG_ENTRY_KIND_ROUTE = 1,
+  /** CATALOG_ENTRY_KIND_MODEL - A model the tenant may pin. */
+  CATALOG_ENTRY_KIND_MODEL = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function catalogEntryKindFromJSON(object: any): CatalogEntryKind {
+  switch (object) {
+    case 0:
+    case "CATALOG_ENTRY_KIND_UNSPECIFIED":
+      return CatalogEntryKind.CATALOG_ENTRY_KIND_UNSPECIFIED;
+    case 1:
+    case "CATALOG_ENTRY_KIND_ROUTE":
+      return CatalogEntryKind.CATALOG_ENTRY_KIND_ROUTE;
+    case 2:
+    case "CATALOG_ENTRY_KIND_MODEL":
+      return CatalogEntryKind.CATALOG_ENTRY_KIND_MODEL;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return CatalogEntryKind.UNRECOGNIZED;
+  }
+}
+
+export function catalogEntryKindToJSON(object: CatalogEntryKind): string {
+  switch (object) {
+    case CatalogEntryKind.CATALOG_ENTRY_KIND_UNSPECIFIED:
+      return "CATALOG_ENTRY_KIND_UNSPECIFIED";
+    case CatalogEntryKind.CATALOG_ENTRY_KIND_ROUTE:
+      return "CATALOG_ENTRY_KIND_ROUTE";
+    case CatalogEntryKind.CATALOG_ENTRY_KIND_MODEL:
+      return "CATALOG_ENTRY_KIND_MODEL";
+    case CatalogEntryKind.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** PlanRouteRequest describes the request being planned. */
 export interface PlanRouteRequest {
   tenantId: string;
@@ -190,6 +232,11 @@ export interface PlanRouteRequest {
   requiredCapabilities: string[];
   /** Tokens in the prompt, to skip models whose context is too small. */
   promptTokens: number;
+  /**
+   * An OpenAI-style `model` field, set instead of route and model: the route of that name, else a
+   * pin of the model of that name (on the default route); neither is NOT_FOUND.
+   */
+  modelOrRoute: string;
 }
 
 /** PlannedAttempt is one model to try. */
@@ -265,6 +312,29 @@ export interface PlanRouteResponse {
   plan?: Plan | undefined;
 }
 
+/** ListModelsRequest names the caller. */
+export interface ListModelsRequest {
+  tenantId: string;
+  tier: string;
+}
+
+/** CatalogEntry is one name a tenant may put in a request's `model` field. */
+export interface CatalogEntry {
+  name: string;
+  kind: CatalogEntryKind;
+  /** For a model: its provider id from config; for a route: empty. */
+  provider: string;
+  /** For a model: its capabilities; for a route: those of its first usable model. */
+  capabilities: string[];
+  /** What it serves: OPERATION_CHAT or OPERATION_EMBED. */
+  operation: Operation;
+}
+
+/** ListModelsResponse lists routes first, then models, each sorted by name. */
+export interface ListModelsResponse {
+  entries: CatalogEntry[];
+}
+
 function createBasePlanRouteRequest(): PlanRouteRequest {
   return {
     tenantId: "",
@@ -277,6 +347,7 @@ function createBasePlanRouteRequest(): PlanRouteRequest {
     operation: 0,
     requiredCapabilities: [],
     promptTokens: 0,
+    modelOrRoute: "",
   };
 }
 
@@ -311,6 +382,9 @@ export const PlanRouteRequest: MessageFns<PlanRouteRequest> = {
     }
     if (message.promptTokens !== 0) {
       writer.uint32(80).int64(message.promptTokens);
+    }
+    if (message.modelOrRoute !== "") {
+      writer.uint32(90).string(message.modelOrRoute);
     }
     return writer;
   },
@@ -408,6 +482,14 @@ export const PlanRouteRequest: MessageFns<PlanRouteRequest> = {
             message.promptTokens = longToNumber(reader.int64());
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.modelOrRoute = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -456,6 +538,11 @@ export const PlanRouteRequest: MessageFns<PlanRouteRequest> = {
         : isSet(object.prompt_tokens)
         ? globalThis.Number(object.prompt_tokens)
         : 0,
+      modelOrRoute: isSet(object.modelOrRoute)
+        ? globalThis.String(object.modelOrRoute)
+        : isSet(object.model_or_route)
+        ? globalThis.String(object.model_or_route)
+        : "",
     };
   },
 
@@ -491,6 +578,9 @@ export const PlanRouteRequest: MessageFns<PlanRouteRequest> = {
     if (message.promptTokens !== 0) {
       obj.promptTokens = Math.round(message.promptTokens);
     }
+    if (message.modelOrRoute !== "") {
+      obj.modelOrRoute = message.modelOrRoute;
+    }
     return obj;
   },
 
@@ -509,6 +599,7 @@ export const PlanRouteRequest: MessageFns<PlanRouteRequest> = {
     message.operation = object.operation ?? 0;
     message.requiredCapabilities = object.requiredCapabilities?.map((e) => e) || [];
     message.promptTokens = object.promptTokens ?? 0;
+    message.modelOrRoute = object.modelOrRoute ?? "";
     return message;
   },
 };
@@ -1355,6 +1446,301 @@ export const PlanRouteResponse: MessageFns<PlanRouteResponse> = {
   },
 };
 
+function createBaseListModelsRequest(): ListModelsRequest {
+  return { tenantId: "", tier: "" };
+}
+
+export const ListModelsRequest: MessageFns<ListModelsRequest> = {
+  encode(message: ListModelsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.tenantId !== "") {
+      writer.uint32(10).string(message.tenantId);
+    }
+    if (message.tier !== "") {
+      writer.uint32(18).string(message.tier);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListModelsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListModelsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.tenantId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tier = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListModelsRequest {
+    return {
+      tenantId: isSet(object.tenantId)
+        ? globalThis.String(object.tenantId)
+        : isSet(object.tenant_id)
+        ? globalThis.String(object.tenant_id)
+        : "",
+      tier: isSet(object.tier) ? globalThis.String(object.tier) : "",
+    };
+  },
+
+  toJSON(message: ListModelsRequest): unknown {
+    const obj: any = {};
+    if (message.tenantId !== "") {
+      obj.tenantId = message.tenantId;
+    }
+    if (message.tier !== "") {
+      obj.tier = message.tier;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListModelsRequest>, I>>(base?: I): ListModelsRequest {
+    return ListModelsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListModelsRequest>, I>>(object: I): ListModelsRequest {
+    const message = createBaseListModelsRequest();
+    message.tenantId = object.tenantId ?? "";
+    message.tier = object.tier ?? "";
+    return message;
+  },
+};
+
+function createBaseCatalogEntry(): CatalogEntry {
+  return { name: "", kind: 0, provider: "", capabilities: [], operation: 0 };
+}
+
+export const CatalogEntry: MessageFns<CatalogEntry> = {
+  encode(message: CatalogEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.kind !== 0) {
+      writer.uint32(16).int32(message.kind);
+    }
+    if (message.provider !== "") {
+      writer.uint32(26).string(message.provider);
+    }
+    for (const v of message.capabilities) {
+      writer.uint32(34).string(v!);
+    }
+    if (message.operation !== 0) {
+      writer.uint32(40).int32(message.operation);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CatalogEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCatalogEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.kind = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.provider = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.capabilities.push(reader.string());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.operation = reader.int32() as any;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CatalogEntry {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      kind: isSet(object.kind) ? catalogEntryKindFromJSON(object.kind) : 0,
+      provider: isSet(object.provider) ? globalThis.String(object.provider) : "",
+      capabilities: globalThis.Array.isArray(object?.capabilities)
+        ? object.capabilities.map((e: any) => globalThis.String(e))
+        : [],
+      operation: isSet(object.operation) ? operationFromJSON(object.operation) : 0,
+    };
+  },
+
+  toJSON(message: CatalogEntry): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.kind !== 0) {
+      obj.kind = catalogEntryKindToJSON(message.kind);
+    }
+    if (message.provider !== "") {
+      obj.provider = message.provider;
+    }
+    if (message.capabilities?.length) {
+      obj.capabilities = message.capabilities;
+    }
+    if (message.operation !== 0) {
+      obj.operation = operationToJSON(message.operation);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CatalogEntry>, I>>(base?: I): CatalogEntry {
+    return CatalogEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CatalogEntry>, I>>(object: I): CatalogEntry {
+    const message = createBaseCatalogEntry();
+    message.name = object.name ?? "";
+    message.kind = object.kind ?? 0;
+    message.provider = object.provider ?? "";
+    message.capabilities = object.capabilities?.map((e) => e) || [];
+    message.operation = object.operation ?? 0;
+    return message;
+  },
+};
+
+function createBaseListModelsResponse(): ListModelsResponse {
+  return { entries: [] };
+}
+
+export const ListModelsResponse: MessageFns<ListModelsResponse> = {
+  encode(message: ListModelsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.entries) {
+      CatalogEntry.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListModelsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListModelsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.entries.push(CatalogEntry.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListModelsResponse {
+    return {
+      entries: globalThis.Array.isArray(object?.entries)
+        ? object.entries.map((e: any) => CatalogEntry.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ListModelsResponse): unknown {
+    const obj: any = {};
+    if (message.entries?.length) {
+      obj.entries = message.entries.map((e) => CatalogEntry.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListModelsResponse>, I>>(base?: I): ListModelsResponse {
+    return ListModelsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListModelsResponse>, I>>(object: I): ListModelsResponse {
+    const message = createBaseListModelsResponse();
+    message.entries = object.entries?.map((e) => CatalogEntry.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 /** RouterService turns a route, the caller's intent and the tenant into an ordered plan of attempts. */
 export type RouterServiceService = typeof RouterServiceService;
 export const RouterServiceService = {
@@ -1371,6 +1757,16 @@ export const RouterServiceService = {
     responseSerialize: (value: PlanRouteResponse): Buffer => Buffer.from(PlanRouteResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): PlanRouteResponse => PlanRouteResponse.decode(value),
   },
+  /** ListModels returns the routes and models a tenant may name (the HTTP surface's /v1/models). */
+  listModels: {
+    path: "/llmgateway.router.v1.RouterService/ListModels" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListModelsRequest): Buffer => Buffer.from(ListModelsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListModelsRequest => ListModelsRequest.decode(value),
+    responseSerialize: (value: ListModelsResponse): Buffer => Buffer.from(ListModelsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListModelsResponse => ListModelsResponse.decode(value),
+  },
 } as const;
 
 export interface RouterServiceServer extends UntypedServiceImplementation {
@@ -1379,6 +1775,8 @@ export interface RouterServiceServer extends UntypedServiceImplementation {
    * PERMISSION_DENIED; an unknown route or model is INVALID_ARGUMENT.
    */
   planRoute: handleUnaryCall<PlanRouteRequest, PlanRouteResponse>;
+  /** ListModels returns the routes and models a tenant may name (the HTTP surface's /v1/models). */
+  listModels: handleUnaryCall<ListModelsRequest, ListModelsResponse>;
 }
 
 export interface RouterServiceClient extends Client {
@@ -1400,6 +1798,22 @@ export interface RouterServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: PlanRouteResponse) => void,
+  ): ClientUnaryCall;
+  /** ListModels returns the routes and models a tenant may name (the HTTP surface's /v1/models). */
+  listModels(
+    request: ListModelsRequest,
+    callback: (error: ServiceError | null, response: ListModelsResponse) => void,
+  ): ClientUnaryCall;
+  listModels(
+    request: ListModelsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListModelsResponse) => void,
+  ): ClientUnaryCall;
+  listModels(
+    request: ListModelsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListModelsResponse) => void,
   ): ClientUnaryCall;
 }
 
