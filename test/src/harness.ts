@@ -29,6 +29,8 @@ export interface TestMesh {
   services: ServiceProcesses;
   gateway: GatewayServiceClient;
   usage: UsageServiceClient;
+  /** The edge's OpenAI- and Anthropic-compatible HTTP surface, e.g. http://127.0.0.1:41234/v1. */
+  httpBaseUrl: string;
   logDir: string;
   /** The mesh's throwaway CA and certificates (one per service, and the operator's). */
   pki: MeshCertificates;
@@ -88,6 +90,7 @@ export async function startTestMesh(configPath = TEST_CONFIG, extraEnv: Record<s
     services,
     gateway,
     usage,
+    httpBaseUrl: `http://${services.edgeHttpAddr}/v1`,
     logDir,
     pki,
     linkAs,

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Metrics } from './metrics.js';
+import { RPC_SECONDS_BUCKETS } from './rpc.js';
 
 /*
  * Domain metrics of the services. Logic classes depend on the small interfaces (no prom-client
@@ -37,11 +38,18 @@ export interface ExecutorMetrics {
   attempt(provider: string, model: string, outcome: AttemptOutcomeLabel, reason: string, seconds?: number): void;
 }
 
+/** Edge: requests of the OpenAI- and Anthropic-compatible HTTP surface. */
+export interface HttpMetrics {
+  /** endpoint: a fixed name (chat_completions, embeddings, messages, models, unknown). */
+  handled(endpoint: string, status: number, seconds: number): void;
+}
+
 export const PROVIDER_SECONDS_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120];
 
 const usageCache = new WeakMap<Registry, UsageMetrics>();
 const quotaCache = new WeakMap<Registry, QuotaMetrics>();
 const executorCache = new WeakMap<Registry, ExecutorMetrics>();
+const httpCache = new WeakMap<Registry, HttpMetrics>();
 
 function once<T>(cache: WeakMap<Registry, T>, registry: Registry, make: (r: Registry) => T): T {
   let m = cache.get(registry);
@@ -155,6 +163,30 @@ export function executorMetrics(m: Metrics): ExecutorMetrics {
       attempt: (provider, model, outcome, reason, s) => {
         attempts.labels(provider, model, outcome, reason).inc();
         if (s !== undefined) seconds.labels(provider).observe(s);
+      },
+    };
+  });
+}
+
+export function httpMetrics(m: Metrics): HttpMetrics {
+  return once(httpCache, m.registry, (registry) => {
+    const handled = new Counter({
+      name: 'llmgw_http_requests_total',
+      help: 'Requests of the edge\'s HTTP surface, by endpoint and HTTP status.',
+      labelNames: ['endpoint', 'status'],
+      registers: [registry],
+    });
+    const seconds = new Histogram({
+      name: 'llmgw_http_request_seconds',
+      help: 'Time from receiving an HTTP request to the end of its answer (the whole stream for SSE), by endpoint.',
+      labelNames: ['endpoint'],
+      buckets: RPC_SECONDS_BUCKETS,
+      registers: [registry],
+    });
+    return {
+      handled: (endpoint, status, s) => {
+        handled.labels(endpoint, String(status)).inc();
+        seconds.labels(endpoint).observe(s);
       },
     };
   });

@@ -1,4 +1,4 @@
-import { edgeSectionsSchema, envMs, envString, gatherConfig, isProduction, profileFromEnv, parseEnv, parseSections, readConfigFile, type EdgeSections } from '@llmgw/config';
+import { edgeSectionsSchema, envInt, envMs, envString, gatherConfig, isProduction, profileFromEnv, parseEnv, parseSections, readConfigFile, type EdgeSections } from '@llmgw/config';
 import { z } from 'zod';
 
 const edgeEnvSchema = z.object({
@@ -9,6 +9,10 @@ const edgeEnvSchema = z.object({
   /** TLS on the public port: certificate chain and key files (PEM), re-read every minute; unset: plaintext. */
   EDGE_TLS_CERT_FILE: envString().optional(),
   EDGE_TLS_KEY_FILE: envString().optional(),
+  /** The OpenAI- and Anthropic-compatible HTTP surface (base URL http://<addr>/v1); "off" serves none. */
+  EDGE_HTTP_ADDR: envString('127.0.0.1:8080'),
+  /** Largest HTTP request body; larger ones are 413. */
+  EDGE_HTTP_MAX_BODY_BYTES: envInt({ min: 1024, max: 64 * 1024 * 1024, default: 4 * 1024 * 1024 }),
 }).refine((v) => (v.EDGE_TLS_CERT_FILE === undefined) === (v.EDGE_TLS_KEY_FILE === undefined), {
   message: 'EDGE_TLS_CERT_FILE and EDGE_TLS_KEY_FILE go together',
   path: ['EDGE_TLS_CERT_FILE'],
@@ -23,6 +27,9 @@ export interface EdgeConfig {
   reflection: boolean;
   /** TLS on the public port; absent: plaintext (loopback by default). */
   publicTls?: { certFile: string; keyFile: string };
+  /** host:port of the HTTP surface; undefined: none. */
+  httpAddr?: string;
+  httpMaxBodyBytes: number;
 }
 
 export function parseEdgeSections(text: string, source: string, env: NodeJS.ProcessEnv): EdgeSections {
@@ -37,5 +44,13 @@ export function loadEdgeConfig(path: string, env: NodeJS.ProcessEnv): EdgeConfig
     profile: () => profileFromEnv(env),
   });
   const publicTls = vars.EDGE_TLS_CERT_FILE && vars.EDGE_TLS_KEY_FILE ? { certFile: vars.EDGE_TLS_CERT_FILE, keyFile: vars.EDGE_TLS_KEY_FILE } : undefined;
-  return { sections, planCacheMs: vars.EDGE_PLAN_CACHE_MS, policyPollMs: vars.POLICY_POLL_MS, reflection: !isProduction(profile), publicTls };
+  return {
+    sections,
+    planCacheMs: vars.EDGE_PLAN_CACHE_MS,
+    policyPollMs: vars.POLICY_POLL_MS,
+    reflection: !isProduction(profile),
+    publicTls,
+    httpAddr: vars.EDGE_HTTP_ADDR === 'off' ? undefined : vars.EDGE_HTTP_ADDR,
+    httpMaxBodyBytes: vars.EDGE_HTTP_MAX_BODY_BYTES,
+  };
 }

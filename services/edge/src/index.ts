@@ -9,6 +9,8 @@ import { createGrpcDownstream, type Downstream } from './downstream.js';
 import { GatewayPipeline } from './pipeline.js';
 import { PlanCache } from './plan-cache.js';
 import { createEdgeServer } from './server.js';
+import { closeHttp, createHttpSurface, listenHttp } from './http/surface.js';
+import { httpMetrics } from '@llmgw/metrics';
 
 export { GatewayPipeline } from './pipeline.js';
 export type { Downstream } from './downstream.js';
@@ -41,12 +43,18 @@ export async function startEdge(deps: ServiceDeps<EdgeConfig>, downstream: Downs
   const tls = deps.config.publicTls;
   const publicTransport: MeshTransport = tls ? publicTls(tls.certFile, tls.keyFile, 60_000) : PLAINTEXT;
   const g = createEdgeServer(pipeline, logger, deps.metrics?.rpc, { transport: publicTransport, reflection: deps.config.reflection });
+  const http = createHttpSurface(pipeline, logger, { maxBodyBytes: deps.config.httpMaxBodyBytes, metrics: deps.metrics && httpMetrics(deps.metrics) });
   const port = await listen(g, deps.listenAddr);
+  if (deps.config.httpAddr) {
+    const httpPort = await listenHttp(http, deps.config.httpAddr);
+    logger.info({ httpPort }, `OpenAI- and Anthropic-compatible HTTP surface on http://${deps.config.httpAddr}/v1`);
+  }
   return {
     name: 'edge',
     port,
     close: async () => {
-      await drain(g, deps.drainMs);
+      // Both doors drain alike: new requests for drainMs while load balancers catch up, then only those under way.
+      await Promise.all([drain(g, deps.drainMs), deps.config.httpAddr ? closeHttp(http, deps.drainMs, 10_000) : undefined]);
       sections.stop();
       stopRevocations();
       downstream.close();

@@ -23,6 +23,8 @@ try {
       /** monolith | microservices; default: microservices when redis-server and nats-server are on PATH. */
       LLMGW_MODE: envEnum(['monolith', 'microservices'] as const).optional(),
       SIMULATOR_PORT: envPort(50060),
+      /** The edge's HTTP surface, as the edge reads it ("off": none). */
+      EDGE_HTTP_ADDR: envString('127.0.0.1:8080'),
       REDIS_PORT: envPort().optional(),
       NATS_PORT: envPort().optional(),
     }),
@@ -47,7 +49,8 @@ if (microservices) {
 const logger = createLogger({ service: 'launcher', level: env.LOG_LEVEL ?? 'warn' });
 const configPath = launcherEnv.GATEWAY_CONFIG;
 const simulator = await startSimulator({ port: launcherEnv.SIMULATOR_PORT });
-const serviceEnv: Record<string, string> = { GATEWAY_CONFIG: configPath, SIMULATOR_URL: simulator.url };
+const httpAddr = launcherEnv.EDGE_HTTP_ADDR;
+const serviceEnv: Record<string, string> = { GATEWAY_CONFIG: configPath, SIMULATOR_URL: simulator.url, EDGE_HTTP_ADDR: httpAddr };
 const stops: (() => Promise<void>)[] = [() => simulator.close()];
 
 try {
@@ -105,6 +108,8 @@ onShutdown(logger, async () => {
 function printBanner(config: GatewayConfig, edge: string): void {
   say(`simulated providers at ${simulator.url}`);
   say(`edge (llmgateway.v1.GatewayService) listening on ${edge}`);
+  const baseUrl = httpAddr === 'off' ? undefined : `http://${httpAddr}/v1`;
+  if (baseUrl) say(`HTTP base URL (OpenAI- and Anthropic-compatible: /chat/completions, /embeddings, /models, /messages): ${baseUrl}`);
   for (const k of config.api_keys) {
     const tenant = config.tenants[k.tenant];
     if (!k.key || !tenant) continue;
@@ -114,6 +119,12 @@ function printBanner(config: GatewayConfig, edge: string): void {
   say(
     `try: grpcurl -plaintext -H 'authorization: Bearer ${demo}' -d '{"messages":[{"role":"ROLE_USER","content":"Hello"}]}' ${edge} llmgateway.v1.GatewayService/Chat`,
   );
+  if (baseUrl) {
+    say(
+      `  or: curl ${baseUrl}/chat/completions -H 'authorization: Bearer ${demo}' -H 'content-type: application/json' ` +
+        `-d '{"model":"${config.default_route}","messages":[{"role":"user","content":"Hello"}]}'`,
+    );
+  }
   say(`  or: npm run chat -- --key ${demo} "Hello"`);
   say('Ctrl-C stops everything.');
 }
