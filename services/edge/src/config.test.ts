@@ -25,8 +25,17 @@ describe('edge config', () => {
       policyPollMs: 100,
       reflection: true,
       publicTls: undefined,
+      httpAddr: '127.0.0.1:8080',
+      httpMaxBodyBytes: 4 * 1024 * 1024,
     });
     expect(loadEdgeConfig(path, {})).toMatchObject({ planCacheMs: 1_000, policyPollMs: 500 });
+  });
+
+  it('serves HTTP on EDGE_HTTP_ADDR ("off": none) with a body limit of EDGE_HTTP_MAX_BODY_BYTES', () => {
+    writeFileSync(path, TEST_CONFIG_YAML);
+    expect(loadEdgeConfig(path, { EDGE_HTTP_ADDR: '0.0.0.0:9000', EDGE_HTTP_MAX_BODY_BYTES: '65536' })).toMatchObject({ httpAddr: '0.0.0.0:9000', httpMaxBodyBytes: 65_536 });
+    expect(loadEdgeConfig(path, { EDGE_HTTP_ADDR: 'off' }).httpAddr).toBeUndefined();
+    expect(() => loadEdgeConfig(path, { EDGE_HTTP_MAX_BODY_BYTES: '10' })).toThrow(/EDGE_HTTP_MAX_BODY_BYTES/);
   });
 
   it('turns reflection off in production and takes public TLS files only as a pair', () => {

@@ -8,7 +8,7 @@ export interface HttpFailure {
   status: number;
   kind: ErrorKind | 'too_large';
   message: string;
-  /** The request field at fault, for 400s. */
+  /** The request field at fault, for 400s and 404s. */
   param?: string;
   retryAfterMs?: number;
   /** x-ratelimit-* of the limit that denied the request. */
@@ -51,7 +51,7 @@ export function failureOf(err: unknown, logger: Logger): HttpFailure {
     status,
     kind: err.kind,
     message,
-    param: status === 400 ? FIELD_FIRST.exec(err.message)?.[1] : undefined,
+    param: status === 400 || status === 404 ? FIELD_FIRST.exec(err.message)?.[1] : undefined,
     retryAfterMs: err.opts.retryAfterMs,
     rateLimit,
     routing,
