@@ -18,6 +18,8 @@ export const KEYS = {
   load: 'sk-test-loadtest-00000000000',
   other: 'sk-test-other-0000000000000',
   admin: 'sk-test-admin-0000000000000',
+  /** Two requests a minute. */
+  trickle: 'sk-test-trickle-00000000000',
 } as const;
 
 export interface TestMesh {
