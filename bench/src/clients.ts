@@ -5,22 +5,26 @@ import { ChatRequest, GatewayServiceClient, Role, type ChatStreamResponse } from
 export const BENCH_KEY = 'sk-bench-000000000000000000';
 const PROMPT = 'Summarise the benefits of a shared LLM gateway in one sentence. [[tokens:32]]';
 
-/** The same request, straight to the simulator over HTTP. */
-export function directClient(simulatorUrl: string) {
-  const pool = new Pool(simulatorUrl, { connections: 128, pipelining: 1 });
+/** The same request over OpenAI's wire format: to the simulator direct, or to the edge's HTTP surface. */
+export function openAiClient(baseUrl: string, opts: { model: string; apiKey: string }) {
+  const url = new URL(baseUrl);
+  const pool = new Pool(url.origin, { connections: 128, pipelining: 1 });
+  const path = `${url.pathname.replace(/\/$/, '')}/v1/chat/completions`;
   const body = (stream: boolean) =>
-    JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: PROMPT }], max_tokens: 64, stream, ...(stream ? { stream_options: { include_usage: true } } : {}) });
-  const headers = { authorization: 'Bearer bench-key', 'content-type': 'application/json' };
+    JSON.stringify({ model: opts.model, messages: [{ role: 'user', content: PROMPT }], max_tokens: 64, stream, ...(stream ? { stream_options: { include_usage: true } } : {}) });
+  const headers = { authorization: `Bearer ${opts.apiKey}`, 'content-type': 'application/json' };
+  const unary = body(false);
+  const streamed = body(true);
   return {
     chat: async () => {
-      const res = await pool.request({ path: '/v1/chat/completions', method: 'POST', headers, body: body(false) });
-      if (res.statusCode !== 200) throw new Error(`simulator answered ${res.statusCode}`);
+      const res = await pool.request({ path, method: 'POST', headers, body: unary });
+      if (res.statusCode !== 200) throw new Error(`${url.origin} answered ${res.statusCode}: ${await res.body.text()}`);
       await res.body.json();
     },
     /** Resolves with the time to the first content chunk and to the end of the stream. */
     stream: async (): Promise<{ ttft: number; total: number }> => {
       const t0 = performance.now();
-      const res = await pool.request({ path: '/v1/chat/completions', method: 'POST', headers, body: body(true) });
+      const res = await pool.request({ path, method: 'POST', headers, body: streamed });
       let ttft = NaN;
       for await (const chunk of res.body) {
         if (Number.isNaN(ttft) && String(chunk).includes('"content"')) ttft = performance.now() - t0;
@@ -29,6 +33,11 @@ export function directClient(simulatorUrl: string) {
     },
     close: () => pool.close(),
   };
+}
+
+/** The same request, straight to the simulator over HTTP. */
+export function directClient(simulatorUrl: string) {
+  return openAiClient(simulatorUrl, { model: 'gpt-4o-mini', apiKey: 'bench-key' });
 }
 
 /** The same request through the gateway's edge. */

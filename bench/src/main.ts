@@ -1,15 +1,13 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawn } from 'node:child_process';
 import { meshTls, meshTlsFilesIn } from '@llmgw/grpc';
-import { canConnect, combineServiceEnv, createMeshPki, freePort, meshCredentials, REPO_ROOT, startNatsServer, startRedisServer, startServiceProcesses } from '@llmgw/local-infra';
+import { canConnect, freePort, REPO_ROOT } from '@llmgw/local-infra';
 import { ADDR_ENV, SERVICE_NAMES } from '@llmgw/runtime';
 import { directClient, meshClient } from './clients.js';
 import { measureHopFloor } from './hop-floor.js';
 import { measureHops } from './hops.js';
-import { cpuMicros, rssMiB, spawnSimulator } from './processes.js';
+import { cpuMicros, rssMiB, spawnSimulator, startBenchMesh } from './processes.js';
 import { runQuotaBench } from './quota-bench.js';
 import { closedLoop, median, summarise, table, type Summary } from './stats.js';
 
@@ -27,21 +25,9 @@ const UNARY_TOTAL = Number(process.env.BENCH_REQUESTS ?? 3000);
 
 const sim = await spawnSimulator();
 const slowSim = await spawnSimulator({ SIM_STREAM_CHUNK_DELAY_MS: '40' });
-// With a user per service, as in production: the ACL and permission checks are part of the cost measured.
-const creds = meshCredentials();
-const [redis, nats] = await Promise.all([startRedisServer({ users: creds.redisUsers }), startNatsServer({ users: creds.natsUsers })]);
-const pki = createMeshPki(mkdtempSync(join(tmpdir(), 'llmgw-bench-tls-')));
-const asEdge = meshTls(meshTlsFilesIn(pki.dirOf('edge')), 60_000);
-const mesh = await startServiceProcesses({
-  env: {
-    GATEWAY_CONFIG: fileURLToPath(new URL('../gateway.bench.yaml', import.meta.url)),
-    SIMULATOR_URL: sim.url,
-    SLOW_SIMULATOR_URL: slowSim.url,
-    LOG_LEVEL: 'warn',
-  },
-  serviceEnv: combineServiceEnv(pki.tlsEnv, creds.serviceEnv({ redis, nats })),
-  logDir: mkdtempSync(join(tmpdir(), 'llmgw-bench-')),
-});
+const bench = await startBenchMesh(sim.url, slowSim.url);
+const { mesh, redis, nats } = bench;
+const asEdge = meshTls(meshTlsFilesIn(bench.pki.dirOf('edge')), 60_000);
 const direct = directClient(sim.url);
 const viaMesh = meshClient(mesh.addrs.edge);
 
@@ -152,8 +138,7 @@ try {
 } finally {
   direct.close();
   viaMesh.close();
-  await mesh.stop();
-  await Promise.all([redis.stop(), nats.stop()]);
+  await bench.stop();
   sim.stop();
   slowSim.stop();
 }

@@ -1,7 +1,22 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { canConnect, freePort, REPO_ROOT } from '@llmgw/local-infra';
+import { fileURLToPath } from 'node:url';
+import {
+  canConnect,
+  combineServiceEnv,
+  createMeshPki,
+  freePort,
+  meshCredentials,
+  REPO_ROOT,
+  startNatsServer,
+  startRedisServer,
+  startServiceProcesses,
+  type LocalServer,
+  type MeshCertificates,
+  type ServiceProcesses,
+} from '@llmgw/local-infra';
 
 /** Resident set size of a process from /proc, in MiB: VmHWM is the peak so far, VmRSS the current. */
 export function rssMiB(pid: number | undefined, field: 'VmHWM' | 'VmRSS'): number {
@@ -35,4 +50,42 @@ export async function spawnSimulator(env: Record<string, string> = {}): Promise<
   });
   while (!(await canConnect(port))) await new Promise((r) => setTimeout(r, 50));
   return { url: `http://127.0.0.1:${port}`, process: child, stop: () => child.kill('SIGTERM') };
+}
+
+export interface BenchMesh {
+  mesh: ServiceProcesses;
+  redis: LocalServer;
+  nats: LocalServer;
+  pki: MeshCertificates;
+  stop(): Promise<void>;
+}
+
+/**
+ * The mesh as `npm start` runs it, on the bench config: sealed with mutual TLS, a NATS and a Redis
+ * user per service (the ACL and permission checks are part of the cost measured).
+ */
+export async function startBenchMesh(simulatorUrl: string, slowSimulatorUrl = simulatorUrl): Promise<BenchMesh> {
+  const creds = meshCredentials();
+  const [redis, nats] = await Promise.all([startRedisServer({ users: creds.redisUsers }), startNatsServer({ users: creds.natsUsers })]);
+  const pki = createMeshPki(mkdtempSync(join(tmpdir(), 'llmgw-bench-tls-')));
+  const mesh = await startServiceProcesses({
+    env: {
+      GATEWAY_CONFIG: fileURLToPath(new URL('../gateway.bench.yaml', import.meta.url)),
+      SIMULATOR_URL: simulatorUrl,
+      SLOW_SIMULATOR_URL: slowSimulatorUrl,
+      LOG_LEVEL: 'warn',
+    },
+    serviceEnv: combineServiceEnv(pki.tlsEnv, creds.serviceEnv({ redis, nats })),
+    logDir: mkdtempSync(join(tmpdir(), 'llmgw-bench-')),
+  });
+  return {
+    mesh,
+    redis,
+    nats,
+    pki,
+    stop: async () => {
+      await mesh.stop();
+      await Promise.all([redis.stop(), nats.stop()]);
+    },
+  };
 }
