@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { DEFAULT_PORTS, OPERATOR, SERVICE_NAMES } from '@llmgw/runtime';
-import { BOOTSTRAP_KEYS_SECRET, DURABLE_STATE, MESH_ISSUER, PROVIDER_KEYS_SECRET, renderYaml, tlsSecretOf } from './render.js';
+import { BOOTSTRAP_KEYS_SECRET, DURABLE_STATE, EDGE_HTTP_PORT, MESH_ISSUER, PROVIDER_KEYS_SECRET, renderYaml, tlsSecretOf } from './render.js';
 
 interface Manifest {
   apiVersion: string;
@@ -60,6 +60,15 @@ describe('k8s manifests (deploy/k8s/render.ts)', () => {
     // No other manifest even names it (e.g. in an annotation or a plain env value).
     const mentions = manifests.filter((m) => JSON.stringify(m).includes(PROVIDER_KEYS_SECRET)).map((m) => m.metadata.name);
     expect(mentions).toEqual(['provider-executor']);
+  });
+
+  it('serves the edge\'s HTTP surface on all interfaces, through its Service; no other service has one', () => {
+    const edge = podSpec(deployments.find((d) => d.metadata.name === 'edge')!).containers[0]!;
+    expect(edge.env.find((e) => e.name === 'EDGE_HTTP_ADDR')?.value).toBe(`0.0.0.0:${EDGE_HTTP_PORT}`);
+    const service = manifests.find((m) => m.kind === 'Service' && m.metadata.name === 'edge')!;
+    expect((service.spec as { ports: { name: string; port: number }[] }).ports.map((p) => [p.name, p.port])).toEqual([['grpc', DEFAULT_PORTS.edge], ['http', EDGE_HTTP_PORT]]);
+    const others = deployments.filter((d) => d.metadata.name !== 'edge' && podSpec(d).containers[0]!.env.some((e) => e.name === 'EDGE_HTTP_ADDR'));
+    expect(others).toEqual([]);
   });
 
   it('REDIS_URL only where the service uses Redis', () => {

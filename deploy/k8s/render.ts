@@ -76,6 +76,8 @@ export const DURABLE_STATE: Partial<Record<ServiceName, { env: string; dir: stri
 
 /** Same in every pod: each service is its own pod, so no offsets are needed. */
 const METRICS_PORT = 9464;
+/** The edge's OpenAI- and Anthropic-compatible HTTP surface. */
+export const EDGE_HTTP_PORT = 8080;
 
 export interface RenderOptions {
   image: string;
@@ -137,12 +139,14 @@ function manifests(name: ServiceName, opts: RenderOptions): object[] {
                   { name: 'GRPC_HEALTH_PROBE_ADDR', value: `0.0.0.0:${PROBE_PORT}` },
                   ...dependencyEnv,
                   ...(state ? [{ name: state.env, value: `${state.dir}/${state.file}` }] : []),
+                  ...(name === 'edge' ? [{ name: 'EDGE_HTTP_ADDR', value: `0.0.0.0:${EDGE_HTTP_PORT}` }] : []),
                 ],
                 ...(secrets.length > 0 ? { envFrom: secrets.map((secret) => ({ secretRef: { name: secret, optional: true } })) } : {}),
                 ports: [
                   { name: 'grpc', containerPort: port },
                   { name: 'metrics', containerPort: METRICS_PORT },
                   { name: 'probe', containerPort: PROBE_PORT },
+                  ...(name === 'edge' ? [{ name: 'http', containerPort: EDGE_HTTP_PORT }] : []),
                 ],
                 readinessProbe: probe,
                 livenessProbe: { ...probe, failureThreshold: 6 },
@@ -166,7 +170,13 @@ function manifests(name: ServiceName, opts: RenderOptions): object[] {
       apiVersion: 'v1',
       kind: 'Service',
       metadata: { name, namespace: opts.namespace, labels },
-      spec: { selector: { app: name }, ports: [{ name: 'grpc', port, targetPort: port, appProtocol: 'grpc' }] },
+      spec: {
+        selector: { app: name },
+        ports: [
+          { name: 'grpc', port, targetPort: port, appProtocol: 'grpc' },
+          ...(name === 'edge' ? [{ name: 'http', port: EDGE_HTTP_PORT, targetPort: EDGE_HTTP_PORT, appProtocol: 'http' }] : []),
+        ],
+      },
     },
     certificate(name, opts),
     {

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canConnect, freePort } from '@llmgw/local-infra';
 import { silentLogger } from '@llmgw/logging';
-import { SERVICE_NAMES, type ServiceAddrs } from '@llmgw/runtime';
+import { ADDR_ENV, SERVICE_NAMES, type ServiceAddrs } from '@llmgw/runtime';
 import { startMonolith } from './monolith.js';
 import { checkWholeConfig } from './whole-config.js';
 
@@ -72,14 +72,52 @@ describe('monolithic mode', () => {
     for (const n of SERVICE_NAMES) expect(await canConnect(Number(addrs[n].split(':')[1]))).toBe(false);
   });
 
-  it('starts the six services on their ports and stops them', async () => {
+  it('starts the six services on their ports, and the edge\'s HTTP surface, and stops them', async () => {
     const addrs = await freeAddrs();
-    const mono = await startMonolith({ configPath: EXAMPLE, logger: silentLogger(), addrs, env: { EDGE_HTTP_ADDR: `127.0.0.1:${await freePort()}` } });
+    const httpPort = await freePort();
+    const mono = await startMonolith({ configPath: EXAMPLE, logger: silentLogger(), addrs, env: { EDGE_HTTP_ADDR: `127.0.0.1:${httpPort}` } });
     try {
       expect(mono.services.map((s) => s.name).sort()).toEqual([...SERVICE_NAMES].sort());
       for (const n of SERVICE_NAMES) expect(await canConnect(Number(addrs[n].split(':')[1]))).toBe(true);
+      expect(await canConnect(httpPort)).toBe(true);
     } finally {
       await mono.close();
     }
+    expect(await canConnect(httpPort)).toBe(false);
   });
+});
+
+describe('npm start', () => {
+  it('prints the edge\'s gRPC address, the HTTP base URL (which answers) and a demo key per tier', async () => {
+    const addrs = await freeAddrs();
+    const env: Record<string, string> = { LLMGW_MODE: 'monolith', SIMULATOR_PORT: String(await freePort()), EDGE_HTTP_ADDR: `127.0.0.1:${await freePort()}`, LOG_LEVEL: 'warn' };
+    for (const n of SERVICE_NAMES) env[ADDR_ENV[n]] = addrs[n];
+    const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'tools/launcher/src/main.ts')], { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      let out = '';
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.on('data', (d: Buffer) => {
+          out += String(d);
+          if (out.includes('Ctrl-C stops everything.')) resolve();
+        });
+        child.once('exit', (code) => reject(new Error(`npm start exited (${code}):\n${out}`)));
+      });
+      expect(out).toContain(`listening on ${addrs.edge}`);
+      const baseUrl = /HTTP base URL: (http:\/\/\S+)/.exec(out)?.[1];
+      expect(baseUrl).toBe(`http://${env.EDGE_HTTP_ADDR}/v1`);
+      const keys = [...out.matchAll(/demo key, (\S+) tier \(tenant [^)]*\): (\S+)/g)];
+      expect(new Set(keys.map((k) => k[1])).size).toBeGreaterThanOrEqual(2);
+      const demo = keys.find((k) => !out.split('\n').find((l) => l.includes(k[2]!))!.includes('admin'))![2]!;
+      const res = await fetch(`${baseUrl}/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${demo}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'support-chat', messages: [{ role: 'user', content: 'Hello' }] }),
+      });
+      expect(res.status).toBe(200);
+      expect(((await res.json()) as { choices: { message: { content: string } }[] }).choices[0]?.message.content).toMatch(/\S/);
+    } finally {
+      child.kill('SIGTERM');
+      if (child.exitCode === null) await new Promise((r) => child.once('exit', r));
+    }
+  }, 60_000);
 });

@@ -109,7 +109,7 @@ function printBanner(config: GatewayConfig, edge: string): void {
   say(`simulated providers at ${simulator.url}`);
   say(`edge (llmgateway.v1.GatewayService) listening on ${edge}`);
   const baseUrl = httpAddr === 'off' ? undefined : `http://${httpAddr}/v1`;
-  if (baseUrl) say(`HTTP base URL (OpenAI- and Anthropic-compatible: /chat/completions, /embeddings, /models, /messages): ${baseUrl}`);
+  if (baseUrl) say(`HTTP base URL: ${baseUrl} (OpenAI- and Anthropic-compatible: /chat/completions, /embeddings, /models, /messages)`);
   for (const k of config.api_keys) {
     const tenant = config.tenants[k.tenant];
     if (!k.key || !tenant) continue;
