@@ -23,13 +23,19 @@ const pipeline = new GatewayPipeline({
   planCache: new PlanCache({ ttlMs: 0, now: Date.now }),
   now: Date.now,
 });
-const server = createHttpSurface(pipeline, silentLogger(), { maxBodyBytes: MAX_BODY });
+const handled: [string, number][] = [];
+const errorLines: unknown[] = [];
+const logger = silentLogger();
+logger.error = ((obj: unknown) => void errorLines.push(obj)) as typeof logger.error;
+const server = createHttpSurface(pipeline, logger, { maxBodyBytes: MAX_BODY, metrics: { handled: (endpoint, status) => void handled.push([endpoint, status]) } });
 const port = await listenHttp(server, '127.0.0.1:0');
 const base = `http://127.0.0.1:${port}`;
 afterAll(() => new Promise<void>((r) => server.close(() => r())));
 
 beforeEach(() => {
   downstream = new FakeDownstream();
+  handled.length = 0;
+  errorLines.length = 0;
 });
 
 const openai = (apiKey = GOOD_KEY) => new OpenAI({ apiKey, baseURL: `${base}/v1`, maxRetries: 0 });
@@ -238,6 +244,28 @@ describe('errors as the SDKs expect them', () => {
     const err = (await openai().chat.completions.create({ model: 'gpt-9', messages: [{ role: 'user', content: 'hi' }] }).catch((e: unknown) => e)) as InstanceType<typeof OpenAI.NotFoundError>;
     expect(err).toBeInstanceOf(OpenAI.NotFoundError);
     expect(err.error).toMatchObject({ param: 'model', code: 'model_not_found' });
+  });
+});
+
+describe('the surface itself', () => {
+  it('counts each request by endpoint and status', async () => {
+    await post('/v1/chat/completions', { model: 'm', messages: [{ role: 'user', content: 'hi' }] });
+    await post('/v1/chat/completions', '{');
+    await fetch(`${base}/v1/nope`);
+    await expect.poll(() => handled.length).toBe(3);
+    expect(handled).toEqual([['chat_completions', 200], ['chat_completions', 400], ['unknown', 404]]);
+  });
+
+  it('a caller that hangs up in the middle of its body is a cancellation, not an error', async () => {
+    const { connect } = await import('node:net');
+    const socket = connect(port, '127.0.0.1');
+    await new Promise<void>((r) => socket.once('connect', () => r()));
+    socket.write(`POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"model":`);
+    await new Promise((r) => setTimeout(r, 50));
+    socket.destroy();
+    await expect.poll(() => handled).toEqual([['chat_completions', 499]]);
+    expect(errorLines).toEqual([]);
+    expect(downstream.totalCalls()).toBe(0);
   });
 });
 

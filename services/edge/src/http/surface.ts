@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Metadata } from '@grpc/grpc-js';
 import { callContext, REQUEST_ID_HEADER } from '@llmgw/grpc';
-import { quoted } from '@llmgw/errors';
+import { AppError, quoted } from '@llmgw/errors';
 import type { Logger } from '@llmgw/logging';
 import type { HttpMetrics } from '@llmgw/metrics';
 import type { GatewayPipeline } from '../pipeline.js';
@@ -58,7 +58,7 @@ function authMetadata(req: IncomingMessage): Metadata {
   return md;
 }
 
-/** Reads the body up to `limit` bytes; undefined when it is larger. */
+/** Reads the body up to `limit` bytes; undefined when it is larger. A caller that hangs up mid-body cancels. */
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -74,7 +74,11 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefin
       chunks.push(chunk);
     });
     req.once('end', () => resolve(Buffer.concat(chunks, size)));
-    req.once('error', reject);
+    const gone = () => reject(new AppError('cancelled', 'the client closed the connection while sending the body'));
+    req.once('error', gone);
+    req.once('close', () => {
+      if (!req.complete) gone();
+    });
   });
 }
 
@@ -141,11 +145,13 @@ export function createHttpSurface(pipeline: GatewayPipeline, logger: Logger, opt
       await endpoint.handler(pipeline, x, body, param);
     } catch (err) {
       const f = isFailure(err) ? err : failureOf(err, ctx.logger);
-      if (f.status >= 500 || f.status === 429) ctx.logger.info({ status: f.status, reason: f.message }, 'http request failed');
+      // As the gRPC adapters do: one line per failure, its message never echoing unbounded input.
+      ctx.logger.info({ durationMs: performance.now() - started, status: f.status, reason: f.message }, 'http request failed');
       if (x.started) await streamFailure(x, f);
       else if (!res.destroyed) x.fail(f);
     }
-    opts.metrics?.handled(found?.endpoint.name ?? 'unknown', res.statusCode, (performance.now() - started) / 1000);
+    // A caller that left before any answer is counted as nginx counts it: 499.
+    opts.metrics?.handled(found?.endpoint.name ?? 'unknown', res.headersSent ? res.statusCode : 499, (performance.now() - started) / 1000);
   }
 
   return server;
