@@ -6,10 +6,10 @@ import { closedLoop, median, summarise, table } from './stats.js';
  * `npm run bench:http`: the OpenAI-compatible HTTP surface against the gRPC edge, on one sealed
  * mesh, with the simulator direct as the floor. The same chat each time (HTTP/1.1 keep-alive
  * connections, one per request in flight, against one HTTP/2 channel); runs alternate between the
- * paths so that the machine's noise hits all alike. CPU is the edge process's, per request.
+ * paths, each run starting with another, so that the machine's noise hits all alike. CPU is the edge process's, per request.
  */
 const say = (s: string) => process.stdout.write(`${s}\n`);
-const LEVELS = [1, 16, 64];
+const LEVELS = (process.env.BENCH_LEVELS ?? '1,16,64').split(',').map(Number);
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const TOTAL = Number(process.env.BENCH_REQUESTS ?? 3000);
 
@@ -29,7 +29,10 @@ try {
     const total = level === 1 ? Math.min(TOTAL, 1500) : TOTAL;
     const results = paths.map(() => ({ rps: [] as number[], p50: [] as number[], p99: [] as number[], cpu: [] as number[] }));
     for (let run = 0; run < RUNS; run++) {
-      for (const [i, [, client, viaEdge]] of paths.entries()) {
+      // Each run starts with another path: no path always follows the same one.
+      for (let k = 0; k < paths.length; k++) {
+        const i = (run + k) % paths.length;
+        const [, client, viaEdge] = paths[i]!;
         const before = cpuMicros(edgePid);
         const r = await closedLoop(total, level, client.chat);
         const s = summarise(r.latencies, r.elapsedMs);
