@@ -1,10 +1,9 @@
 import { z } from 'zod';
 import { ChatRequest, FinishReason, Role, type ChatResponse, type ChatStreamResponse, type Message } from '@llmgw/proto/v1';
 import type { GatewayPipeline } from '../pipeline.js';
-import { routingHeaders, routingJson, type HttpFailure } from './errors.js';
+import { gatewayFields, routingHeaders, routingJson, type HttpFailure } from './errors.js';
 import type { Dialect, Exchange } from './exchange.js';
 import { intentBodyFields, intentOf } from './intent.js';
-import { gatewayFields } from './openai.js';
 import { jsonText, parseBody, textOfParts } from './parse.js';
 
 const ERROR_TYPES: Record<number, string> = {
@@ -149,7 +148,7 @@ function argumentsOf(json: string): unknown {
   }
 }
 
-function messageOf(r: ChatResponse) {
+function messageOf(r: ChatResponse, llmgw: ReturnType<typeof gatewayFields>) {
   const m = r.message;
   const content: unknown[] = [];
   if (m?.content) content.push({ type: 'text', text: m.content });
@@ -163,7 +162,7 @@ function messageOf(r: ChatResponse) {
     stop_reason: STOP_REASON[r.finishReason] ?? 'end_turn',
     stop_sequence: null,
     usage: { input_tokens: r.usage?.inputTokens ?? 0, output_tokens: r.usage?.outputTokens ?? 0 },
-    llmgw: gatewayFields(r),
+    llmgw,
   };
 }
 
@@ -174,7 +173,8 @@ export async function messages(pipeline: GatewayPipeline, x: Exchange, body: unk
   x.fieldName = anthropicField(origins);
   if (!b.stream) {
     const r = await pipeline.chat(req, x.ctx, b.model);
-    x.json(200, messageOf(r), routingHeaders(r.routing));
+    const llmgw = gatewayFields(r);
+    x.json(200, messageOf(r, llmgw), routingHeaders(llmgw.routing));
     return;
   }
   const stream = new AnthropicEvents(x);

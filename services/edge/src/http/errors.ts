@@ -1,6 +1,6 @@
 import { AppError, isAppError, MAX_ERROR_MESSAGE_CHARS, type ErrorKind } from '@llmgw/errors';
 import type { Logger } from '@llmgw/logging';
-import { AttemptOutcome, Routing } from '@llmgw/proto/v1';
+import { AttemptOutcome, Routing, type ChatResponse } from '@llmgw/proto/v1';
 import { ROUTING_TRAILER } from '../pipeline.js';
 
 /** What failed, for a dialect to render in its provider's error shape. */
@@ -75,7 +75,7 @@ export function failureHeaders(f: HttpFailure): Record<string, string> {
     // The SDKs retry a 429 on their own; a wait longer than a minute is a budget, not a blip.
     if (f.retryAfterMs > 60_000) headers['x-should-retry'] = 'false';
   }
-  if (f.routing) headers[ROUTING_HEADER] = routingHeader(f.routing);
+  if (f.routing) headers[ROUTING_HEADER] = routingHeader(routingJson(f.routing));
   return headers;
 }
 
@@ -107,13 +107,27 @@ export function routingJson(r: Routing) {
   };
 }
 
+export type RoutingJson = ReturnType<typeof routingJson>;
+
 /** Without the attempts' error texts, which can be long: a header must stay small. */
-function routingHeader(r: Routing): string {
-  const full = routingJson(r);
+function routingHeader(full: RoutingJson): string {
   const json = JSON.stringify({ ...full, attempts: full.attempts.map(({ error: _error, ...a }) => a) });
   return json.replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
-export function routingHeaders(r: Routing | undefined): Record<string, string> {
-  return r ? { [ROUTING_HEADER]: routingHeader(r) } : {};
+/** The routing header of an answer, from the routing record its `llmgw` field already carries. */
+export function routingHeaders(routing: RoutingJson | null): Record<string, string> {
+  return routing ? { [ROUTING_HEADER]: routingHeader(routing) } : {};
+}
+
+/** The gateway's extension field on answers (both dialects): what it cost and how it was routed. */
+export function gatewayFields(r: Pick<ChatResponse, 'id' | 'provider' | 'usage' | 'routing'>) {
+  return {
+    request_id: r.id,
+    provider: r.provider,
+    cost_usd: r.usage?.costUsd ?? 0,
+    cost_micros: r.usage?.costMicros ?? 0,
+    tokens_estimated: r.usage?.tokensEstimated ?? false,
+    routing: r.routing ? routingJson(r.routing) : null,
+  };
 }

@@ -15,7 +15,7 @@ import {
 } from '@llmgw/proto/v1';
 import type { GatewayPipeline } from '../pipeline.js';
 import { invalid } from '../validate.js';
-import { routingHeaders, routingJson, type HttpFailure } from './errors.js';
+import { gatewayFields, routingHeaders, routingJson, type HttpFailure } from './errors.js';
 import type { Dialect, Exchange } from './exchange.js';
 import { intentBodyFields, intentOf } from './intent.js';
 import { parseBody, jsonText, textOfParts } from './parse.js';
@@ -187,19 +187,7 @@ function usageJson(u: Usage | undefined) {
   return { prompt_tokens: input, completion_tokens: output, total_tokens: input + output };
 }
 
-/** The gateway's extension field on answers: what it cost and how it was routed. */
-export function gatewayFields(r: Pick<ChatResponse, 'id' | 'provider' | 'usage' | 'routing'>) {
-  return {
-    request_id: r.id,
-    provider: r.provider,
-    cost_usd: r.usage?.costUsd ?? 0,
-    cost_micros: r.usage?.costMicros ?? 0,
-    tokens_estimated: r.usage?.tokensEstimated ?? false,
-    routing: r.routing ? routingJson(r.routing) : null,
-  };
-}
-
-function completionOf(r: ChatResponse, created: number) {
+function completionOf(r: ChatResponse, created: number, llmgw: ReturnType<typeof gatewayFields>) {
   const m = r.message;
   const toolCalls = (m?.toolCalls ?? []).map((tc) => ({ id: tc.id, type: 'function', function: { name: tc.name, arguments: tc.argumentsJson } }));
   return {
@@ -216,7 +204,7 @@ function completionOf(r: ChatResponse, created: number) {
       },
     ],
     usage: usageJson(r.usage),
-    llmgw: gatewayFields(r),
+    llmgw,
   };
 }
 
@@ -228,7 +216,8 @@ export async function chatCompletions(pipeline: GatewayPipeline, x: Exchange, bo
   const created = Math.floor(Date.now() / 1000);
   if (!b.stream) {
     const r = await pipeline.chat(req, x.ctx, b.model);
-    x.json(200, completionOf(r, created), routingHeaders(r.routing));
+    const llmgw = gatewayFields(r);
+    x.json(200, completionOf(r, created, llmgw), routingHeaders(llmgw.routing));
     return;
   }
   const includeUsage = b.stream_options?.include_usage === true;
@@ -292,6 +281,7 @@ export async function embeddings(pipeline: GatewayPipeline, x: Exchange, body: u
   const r = await pipeline.embed(req, x.ctx, b.model);
   const base64 = b.encoding_format === 'base64';
   const tokens = r.usage?.inputTokens ?? 0;
+  const llmgw = gatewayFields(r);
   x.json(
     200,
     {
@@ -299,9 +289,9 @@ export async function embeddings(pipeline: GatewayPipeline, x: Exchange, body: u
       data: r.embeddings.map((e) => ({ object: 'embedding', index: e.index, embedding: base64 ? base64Floats(e.values) : e.values })),
       model: r.model,
       usage: { prompt_tokens: tokens, total_tokens: tokens },
-      llmgw: gatewayFields(r),
+      llmgw,
     },
-    routingHeaders(r.routing),
+    routingHeaders(llmgw.routing),
   );
 }
 
