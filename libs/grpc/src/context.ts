@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Metadata, type ServerUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
+import { AppError } from '@llmgw/errors';
 import type { Logger } from '@llmgw/logging';
 
 export const REQUEST_ID_HEADER = 'x-request-id';
@@ -43,7 +44,8 @@ export function createCallContext(
   const metadata = call.metadata;
   const incomingId = metadataValue(metadata, REQUEST_ID_HEADER);
   const controller = new AbortController();
-  call.once('cancelled', () => controller.abort(new Error('call cancelled by the caller')));
+  // An AppError, so that a handler which rethrows it answers CANCELLED instead of logging an unhandled error.
+  call.once('cancelled', () => controller.abort(new AppError('cancelled', 'call cancelled by the caller')));
   const deadline = call.getDeadline();
   return callContext({
     method,

@@ -193,3 +193,44 @@ describe('tolerantDecoding: bytes that are not the request message', () => {
     }
   });
 });
+
+describe('a call its caller cancels', () => {
+  it('makes the next send fail with CANCELLED, which is no unhandled error', async () => {
+    const errors: unknown[] = [];
+    const logger = silentLogger();
+    logger.error = ((obj: unknown) => void errors.push(obj)) as typeof logger.error;
+    let failure: unknown;
+    const server = new Server();
+    server.addService(EchoService, {
+      echo: unary('Echo', logger, behave),
+      plain: unary('Plain', logger, behave),
+      chunks: serverStream('Chunks', logger, async (_req: Msg, ctx, send) => {
+        try {
+          for (;;) {
+            await send({ text: 'more' });
+            await new Promise((r) => setTimeout(r, 5));
+          }
+        } catch (err) {
+          failure = err;
+          throw err;
+        }
+      }),
+    });
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
+    const client = new EchoCtor(`127.0.0.1:${port}`, credentials.createInsecure());
+    try {
+      const s = client.chunks({ text: 'x' }) as NodeJS.ReadableStream & { cancel(): void };
+      s.on('error', () => undefined);
+      await new Promise<void>((resolve) => s.once('data', () => resolve()));
+      s.cancel();
+      await expect.poll(() => failure).toBeDefined();
+      expect(failure).toMatchObject({ kind: 'cancelled' });
+      expect(errors).toEqual([]);
+    } finally {
+      client.close();
+      server.forceShutdown();
+    }
+  });
+});

@@ -121,7 +121,7 @@ export function createHttpSurface(pipeline: GatewayPipeline, logger: Logger, opt
     });
     // A caller that goes away cancels the request, and with it the provider call.
     res.once('close', () => {
-      if (!res.writableFinished) controller.abort(new Error('the client closed the connection'));
+      if (!res.writableFinished) controller.abort(new AppError('cancelled', 'the client closed the connection'));
     });
     const x = new Exchange(req, res, ctx, dialect);
     try {
