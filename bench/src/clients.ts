@@ -3,18 +3,27 @@ import { Pool } from 'undici';
 import { ChatRequest, GatewayServiceClient, Role, type ChatStreamResponse } from '@llmgw/proto/v1';
 
 export const BENCH_KEY = 'sk-bench-000000000000000000';
-const PROMPT = 'Summarise the benefits of a shared LLM gateway in one sentence. [[tokens:32]]';
+export const PROMPT = 'Summarise the benefits of a shared LLM gateway in one sentence. [[tokens:32]]';
+export const MAX_TOKENS = 64;
+
+/** The bench's chat in OpenAI's wire format. */
+export function chatBody(model: string, stream = false): string {
+  return JSON.stringify({ model, messages: [{ role: 'user', content: PROMPT }], max_tokens: MAX_TOKENS, stream, ...(stream ? { stream_options: { include_usage: true } } : {}) });
+}
+
+/** The bench's chat as the gRPC edge takes it (the default route). */
+export function chatRequest(route = '', content = PROMPT, maxTokens = MAX_TOKENS): ChatRequest {
+  return ChatRequest.fromPartial({ route, messages: [{ role: Role.ROLE_USER, content }], maxTokens });
+}
 
 /** The same request over OpenAI's wire format: to the simulator direct, or to the edge's HTTP surface. */
-export function openAiClient(baseUrl: string, opts: { model: string; apiKey: string }) {
+export function openAiClient(baseUrl: string, opts: { model: string; apiKey: string; headers?: Record<string, string> }) {
   const url = new URL(baseUrl);
   const pool = new Pool(url.origin, { connections: 128, pipelining: 1 });
   const path = `${url.pathname.replace(/\/$/, '')}/v1/chat/completions`;
-  const body = (stream: boolean) =>
-    JSON.stringify({ model: opts.model, messages: [{ role: 'user', content: PROMPT }], max_tokens: 64, stream, ...(stream ? { stream_options: { include_usage: true } } : {}) });
-  const headers = { authorization: `Bearer ${opts.apiKey}`, 'content-type': 'application/json' };
-  const unary = body(false);
-  const streamed = body(true);
+  const headers = { authorization: `Bearer ${opts.apiKey}`, 'content-type': 'application/json', ...opts.headers };
+  const unary = chatBody(opts.model);
+  const streamed = chatBody(opts.model, true);
   return {
     chat: async () => {
       const res = await pool.request({ path, method: 'POST', headers, body: unary });
@@ -45,19 +54,17 @@ export function meshClient(edgeAddr: string) {
   const client = new GatewayServiceClient(edgeAddr, credentials.createInsecure());
   const md = new Metadata();
   md.set('authorization', `Bearer ${BENCH_KEY}`);
-  const request = (route = '', content = PROMPT) =>
-    ChatRequest.fromPartial({ route, messages: [{ role: Role.ROLE_USER, content }], maxTokens: 64 });
-  const unary = request();
+  const unary = chatRequest();
   return {
     chat: () =>
       new Promise<void>((resolve, reject) => {
         client.chat(unary, md, { deadline: Date.now() + 30_000 }, (err) => (err ? reject(err) : resolve()));
       }),
-    stream: (route = '', content = PROMPT, maxTokens = 64) =>
+    stream: (route = '', content = PROMPT, maxTokens = MAX_TOKENS) =>
       new Promise<{ ttft: number; total: number }>((resolve, reject) => {
         const t0 = performance.now();
         let ttft = NaN;
-        const call = client.chatStream({ ...request(route, content), maxTokens }, md, { deadline: Date.now() + 120_000 });
+        const call = client.chatStream(chatRequest(route, content, maxTokens), md, { deadline: Date.now() + 120_000 });
         call.on('data', (m: ChatStreamResponse) => {
           if (Number.isNaN(ttft) && m.contentDelta) ttft = performance.now() - t0;
         });

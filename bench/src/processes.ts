@@ -1,5 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,7 +9,7 @@ import {
   createMeshPki,
   freePort,
   meshCredentials,
-  REPO_ROOT,
+  programArgs,
   startNatsServer,
   startRedisServer,
   startServiceProcesses,
@@ -17,6 +17,9 @@ import {
   type MeshCertificates,
   type ServiceProcesses,
 } from '@llmgw/local-infra';
+import { ADDR_ENV, SERVICE_NAMES } from '@llmgw/runtime';
+
+export const BENCH_CONFIG = fileURLToPath(new URL('../gateway.bench.yaml', import.meta.url));
 
 /** Resident set size of a process from /proc, in MiB: VmHWM is the peak so far, VmRSS the current. */
 export function rssMiB(pid: number | undefined, field: 'VmHWM' | 'VmRSS'): number {
@@ -44,7 +47,7 @@ export function cpuMicros(pid: number | undefined): number {
 /** The simulator as its own process, so that its CPU and memory are not the benchmark's. */
 export async function spawnSimulator(env: Record<string, string> = {}): Promise<{ url: string; process: ChildProcess; stop(): void }> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'tools/provider-simulator/src/main.ts')], {
+  const child = spawn(process.execPath, programArgs('tools/provider-simulator/src/main.ts'), {
     env: { ...process.env, SIM_PORT: String(port), LOG_LEVEL: 'warn', ...env },
     stdio: 'ignore',
   });
@@ -70,7 +73,7 @@ export async function startBenchMesh(simulatorUrl: string, slowSimulatorUrl = si
   const pki = createMeshPki(mkdtempSync(join(tmpdir(), 'llmgw-bench-tls-')));
   const mesh = await startServiceProcesses({
     env: {
-      GATEWAY_CONFIG: fileURLToPath(new URL('../gateway.bench.yaml', import.meta.url)),
+      GATEWAY_CONFIG: BENCH_CONFIG,
       SIMULATOR_URL: simulatorUrl,
       SLOW_SIMULATOR_URL: slowSimulatorUrl,
       LOG_LEVEL: 'warn',
@@ -88,4 +91,70 @@ export async function startBenchMesh(simulatorUrl: string, slowSimulatorUrl = si
       await Promise.all([redis.stop(), nats.stop()]);
     },
   };
+}
+
+/** `npm start` in monolithic mode on the bench config, against a simulator of its own process. */
+export async function startBenchMonolith(simulatorUrl: string): Promise<{ grpcAddr: string; httpAddr: string; process: ChildProcess; stop(): Promise<void> }> {
+  const env: Record<string, string> = {
+    LLMGW_MODE: 'monolith',
+    GATEWAY_CONFIG: BENCH_CONFIG,
+    SIMULATOR_URL: simulatorUrl,
+    SLOW_SIMULATOR_URL: simulatorUrl,
+    EDGE_HTTP_ADDR: `127.0.0.1:${await freePort()}`,
+    LOG_LEVEL: 'warn',
+  };
+  for (const n of SERVICE_NAMES) env[ADDR_ENV[n]] = `127.0.0.1:${await freePort()}`;
+  const child = spawn(process.execPath, programArgs('tools/launcher/src/main.ts'), { env: { ...process.env, ...env }, stdio: 'ignore' });
+  const grpcAddr = env[ADDR_ENV.edge]!;
+  await waitForPort(Number(grpcAddr.split(':')[1]), child);
+  return { grpcAddr, httpAddr: env.EDGE_HTTP_ADDR!, process: child, stop: () => stopChild(child) };
+}
+
+async function waitForPort(port: number, child: ChildProcess): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (!(await canConnect(port))) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`process ${child.pid} did not listen on ${port}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+  });
+}
+
+/** The peer gateway the bench compares with, pinned; installed once into the temp folder. */
+export const PORTKEY_VERSION = '1.15.2';
+
+/**
+ * Portkey's open-source gateway as its README runs it (one Node.js process), in production mode
+ * and headless (no log UI); it reaches the simulator as a custom OpenAI host.
+ */
+export async function startPortkey(): Promise<{ url: string; process: ChildProcess; stop(): Promise<void> }> {
+  const dir = join(tmpdir(), `llmgw-bench-portkey-${PORTKEY_VERSION}`);
+  const pkg = join(dir, 'node_modules', '@portkey-ai', 'gateway');
+  const installed = (() => {
+    try {
+      return JSON.parse(readFileSync(join(pkg, 'package.json'), 'utf8')).version === PORTKEY_VERSION;
+    } catch {
+      return false;
+    }
+  })();
+  if (!installed) {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'package.json'), '{ "private": true }\n');
+    const npm = spawnSync('npm', ['install', '--no-audit', '--no-fund', '--omit=dev', `@portkey-ai/gateway@${PORTKEY_VERSION}`], { cwd: dir, encoding: 'utf8' });
+    if (npm.status !== 0) throw new Error(`installing @portkey-ai/gateway@${PORTKEY_VERSION} failed: ${npm.stderr.slice(-500)}`);
+  }
+  const port = await freePort();
+  const child = spawn(process.execPath, [join(pkg, 'build', 'start-server.js'), `--port=${port}`, '--headless'], {
+    cwd: dir,
+    env: { ...process.env, NODE_ENV: 'production' },
+    stdio: 'ignore',
+  });
+  await waitForPort(port, child);
+  return { url: `http://127.0.0.1:${port}`, process: child, stop: () => stopChild(child) };
 }

@@ -1,5 +1,7 @@
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
+import { programArgs, REPO_ROOT } from '@llmgw/local-infra';
 import { DEFAULT_PORTS, OPERATOR, SERVICE_NAMES } from '@llmgw/runtime';
 import { BOOTSTRAP_KEYS_SECRET, DURABLE_STATE, EDGE_HTTP_PORT, MESH_ISSUER, PROVIDER_KEYS_SECRET, renderYaml, tlsSecretOf } from './render.js';
 
@@ -10,11 +12,12 @@ interface Manifest {
   spec: Record<string, unknown>;
 }
 
-const docs = parseAllDocuments(renderYaml({ image: 'registry.example/llmgw:test', namespace: 'gw' }));
+const docs = parseAllDocuments(renderYaml({ image: 'registry.example/llmgw-{service}:test', namespace: 'gw' }));
 const manifests = docs.map((d) => d.toJS() as Manifest);
 /** The workload of each service: a Deployment, or a StatefulSet where it keeps a journal. */
 const deployments = manifests.filter((m) => m.kind === 'Deployment' || m.kind === 'StatefulSet');
-const podSpec = (d: Manifest) => (d.spec as { template: { spec: { containers: { env: { name: string; value: string }[] }[] } } }).template.spec;
+const podSpec = (d: Manifest) =>
+  (d.spec as { template: { spec: { containers: { image: string; command: string[]; env: { name: string; value: string }[] }[] } } }).template.spec;
 
 /** Every secret a manifest names, wherever it names it (envFrom, env valueFrom, volumes, projected). */
 function secretsReferenced(value: unknown, out = new Set<string>()): Set<string> {
@@ -45,6 +48,17 @@ describe('k8s manifests (deploy/k8s/render.ts)', () => {
       const hpa = manifests.find((m) => m.kind === 'HorizontalPodAutoscaler' && m.metadata.name === name)!;
       expect((hpa.spec as { scaleTargetRef: { name: string; kind: string } }).scaleTargetRef).toMatchObject({ name, kind: d.kind });
       expect(d.metadata.namespace).toBe('gw');
+    }
+  });
+
+  it('runs each service from its own image as plain JavaScript: the bundle npm run build makes', () => {
+    for (const name of SERVICE_NAMES) {
+      const c = podSpec(deployments.find((m) => m.metadata.name === name)!).containers[0]!;
+      expect(c.image).toBe(`registry.example/llmgw-${name}:test`);
+      const [node, bundle] = c.command;
+      expect(node).toBe('node');
+      // The same file the local mesh runs from dist/ (npm test builds first).
+      expect(join(REPO_ROOT, bundle!)).toBe(programArgs(`services/${name}/src/main.ts`, 'dist')[0]);
     }
   });
 

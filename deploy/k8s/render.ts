@@ -1,6 +1,8 @@
 /**
  * Renders the Kubernetes manifests of the mesh from one template, so that the six services
- * cannot drift apart:  npx tsx deploy/k8s/render.ts --image registry/llmgw:TAG | kubectl apply -f -
+ * cannot drift apart:  npx tsx deploy/k8s/render.ts --image 'registry/llmgw-{service}:TAG' | kubectl apply -f -
+ * Each service has an image of its own (deploy/docker/Dockerfile, --build-arg SERVICE=<service>) that
+ * runs its bundle from `npm run build` with plain Node.js.
  * Each service gets a Deployment or StatefulSet (gRPC liveness/readiness probes on grpc.health.v1, SIGTERM drain),
  * a Service and an HPA. Redis and NATS JetStream are expected at redis:6379 and nats:4222
  * (Redis Sentinel/Cluster and a 3-node JetStream cluster in production).
@@ -80,6 +82,7 @@ const METRICS_PORT = 9464;
 export const EDGE_HTTP_PORT = 8080;
 
 export interface RenderOptions {
+  /** The image of each service, `{service}` standing for its name. */
   image: string;
   namespace: string;
 }
@@ -126,7 +129,8 @@ function manifests(name: ServiceName, opts: RenderOptions): object[] {
             containers: [
               {
                 name,
-                image: opts.image,
+                image: opts.image.replaceAll('{service}', name),
+                command: ['node', `dist/services/${name}/main.js`],
                 env: [
                   { name: 'SERVICE', value: name },
                   { name: 'GRPC_LISTEN_ADDR', value: `0.0.0.0:${port}` },
@@ -225,6 +229,7 @@ export function renderYaml(opts: RenderOptions): string {
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const { values } = parseArgs({ options: { image: { type: 'string', default: 'llmgw:latest' }, namespace: { type: 'string', default: 'llmgw' } } });
-  process.stdout.write(renderYaml({ image: values.image ?? 'llmgw:latest', namespace: values.namespace ?? 'llmgw' }));
+  const image = 'llmgw-{service}:latest';
+  const { values } = parseArgs({ options: { image: { type: 'string', default: image }, namespace: { type: 'string', default: 'llmgw' } } });
+  process.stdout.write(renderYaml({ image: values.image ?? image, namespace: values.namespace ?? 'llmgw' }));
 }

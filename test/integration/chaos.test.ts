@@ -8,7 +8,7 @@ import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect } from 'nats';
 import { connectNatsBus, natsConnectOptions, Subjects } from '@llmgw/events';
-import { REPO_ROOT } from '@llmgw/local-infra';
+import { programArgs, REPO_ROOT } from '@llmgw/local-infra';
 import { silentLogger } from '@llmgw/logging';
 import { UsageRecorded, TokenSource } from '@llmgw/proto/v1';
 import { CHAOS_KEYS, expectSettled, metricValue } from '../src/chaos.js';
@@ -83,7 +83,7 @@ async function streamEvents(m: TestMesh): Promise<UsageRecorded[]> {
 
 /** `npm run usage:replay -- --check` against the mesh: the aggregates rebuilt from the stream equal the live ones. */
 async function expectReplayIdentical(m: TestMesh): Promise<void> {
-  const run = spawnSync(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'services/usage-accountant/src/replay-main.ts'), '--check'], {
+  const run = spawnSync(process.execPath, [...programArgs('services/usage-accountant/src/replay-main.ts'), '--check'], {
     cwd: REPO_ROOT,
     env: { ...process.env, NATS_URL: m.nats.url, REDIS_URL: m.redis.url, GATEWAY_CONFIG: FIXTURE, SIMULATOR_URL: m.simulator.url },
     encoding: 'utf8',

@@ -7,7 +7,7 @@ import { loadPackageDefinition, makeGenericClientConstructor, type ServiceError 
 import { loadSync } from '@grpc/proto-loader';
 import { service as healthService } from 'grpc-health-check';
 import { describe, expect, it, vi } from 'vitest';
-import { freePort, REPO_ROOT, startNatsServer, startRedisServer } from '@llmgw/local-infra';
+import { freePort, programArgs, REPO_ROOT, startNatsServer, startRedisServer } from '@llmgw/local-infra';
 import { SERVICE_NAMES, type ServiceName } from '@llmgw/runtime';
 import { callUnary, dial, PLAINTEXT, type ChannelLink } from '@llmgw/grpc';
 import { AuthServiceClient } from '@llmgw/proto/auth';
@@ -26,7 +26,7 @@ const OWN_SERVICES: Record<ServiceName, string[]> = {
 
 function runService(name: ServiceName, env: Record<string, string>): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'services', name, 'src', 'main.ts')], {
+    const child = spawn(process.execPath, programArgs(`services/${name}/src/main.ts`), {
       cwd: REPO_ROOT,
       env: { ...process.env, LOG_LEVEL: 'info', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -110,7 +110,7 @@ describe('operating the services', () => {
     const nats = await startNatsServer();
     const redisPort = await freePort();
     const addr = `127.0.0.1:${await freePort()}`;
-    const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'services', name, 'src', 'main.ts')], {
+    const child = spawn(process.execPath, programArgs(`services/${name}/src/main.ts`), {
       cwd: REPO_ROOT,
       env: { ...process.env, GATEWAY_CONFIG: TEST_CONFIG, SIMULATOR_URL: 'http://127.0.0.1:9', REDIS_URL: `redis://127.0.0.1:${redisPort}`, NATS_URL: nats.url, [addrEnv]: addr },
       stdio: 'ignore',
@@ -132,7 +132,7 @@ describe('operating the services', () => {
     const metricsPort = await freePort();
     const [redis, nats] = [mesh().redis, mesh().nats];
     const authPort = await freePort();
-    const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'services/auth/src/main.ts')], {
+    const child = spawn(process.execPath, programArgs('services/auth/src/main.ts'), {
       cwd: REPO_ROOT,
       env: { ...process.env, GATEWAY_CONFIG: TEST_CONFIG, SIMULATOR_URL: 'http://127.0.0.1:9', REDIS_URL: redis.url, NATS_URL: nats.url, AUTH_ADDR: `127.0.0.1:${authPort}`, METRICS_PORT: String(metricsPort) },
       stdio: 'ignore',
@@ -159,7 +159,7 @@ describe('operating the services', () => {
     const [redis, nats] = await Promise.all([startRedisServer(), startNatsServer()]);
     const port = await freePort();
     try {
-      const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'services/auth/src/main.ts')], {
+      const child = spawn(process.execPath, programArgs('services/auth/src/main.ts'), {
         cwd: REPO_ROOT,
         env: { ...process.env, GATEWAY_CONFIG: TEST_CONFIG, SIMULATOR_URL: 'http://127.0.0.1:9', REDIS_URL: redis.url, NATS_URL: nats.url, AUTH_ADDR: `127.0.0.1:${port}` },
         stdio: 'ignore',

@@ -2,3 +2,4 @@ export * from './processes.js';
 export * from './services.js';
 export * from './mesh-certs.js';
 export * from './credentials.js';
+export * from './programs.js';

@@ -1,11 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { ADDR_ENV, METRICS_PORT_ENV, METRICS_PORT_OFFSET, SERVICE_NAMES, type ServiceAddrs, type ServiceName } from '@llmgw/runtime';
 import { canConnect, freePort } from './processes.js';
-
-export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+import { programArgs, REPO_ROOT } from './programs.js';
 
 export interface ServiceProcessesOptions {
   env: Record<string, string>;
@@ -55,7 +53,7 @@ export async function startServiceProcesses(opts: ServiceProcessesOptions): Prom
 
   const spawnService = (name: ServiceName, extra: Record<string, string>, logName: string): ChildProcess => {
     const log = createWriteStream(join(opts.logDir, `${logName}.log`), { flags: 'a' });
-    const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'services', name, 'src', 'main.ts')], {
+    const child = spawn(process.execPath, programArgs(`services/${name}/src/main.ts`), {
       cwd: REPO_ROOT,
       env: { ...env, ...opts.serviceEnv?.[name], ...(metricsBase ? { [METRICS_PORT_ENV]: String(metricsBase + METRICS_PORT_OFFSET[name]) } : {}), ...extra },
       stdio: ['ignore', 'pipe', 'pipe'],

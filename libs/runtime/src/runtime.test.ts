@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseEnv } from '@llmgw/config';
+import { programArgs } from '@llmgw/local-infra';
 import { silentLogger } from '@llmgw/logging';
 import { runtimeEnvSchema, startServiceMetrics } from './index.js';
 
@@ -50,7 +51,7 @@ describe('runtime environment', () => {
     try {
       const path = join(dir, 'bad.yaml');
       writeFileSync(path, 'tiers: {}\ntenants: { acme: { tier: gold } }\n');
-      const run = spawnSync(process.execPath, ['--import', 'tsx', join(REPO, 'services/quota/src/main.ts')], {
+      const run = spawnSync(process.execPath, programArgs('services/quota/src/main.ts'), {
         cwd: REPO,
         // NATS and Redis at unreachable addresses: a config error must come before any connection attempt.
         env: { PATH: process.env.PATH, GATEWAY_CONFIG: path, NATS_URL: 'nats://127.0.0.1:1', REDIS_URL: 'redis://127.0.0.1:1', DRAIN_MS: 'abc', QUOTA_REDIS_TIMEOUT_MS: '-5' },

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { canConnect, freePort } from '@llmgw/local-infra';
+import { canConnect, freePort, programArgs } from '@llmgw/local-infra';
 import { silentLogger } from '@llmgw/logging';
 import { ADDR_ENV, SERVICE_NAMES, type ServiceAddrs } from '@llmgw/runtime';
 import { startMonolith } from './monolith.js';
@@ -45,7 +45,7 @@ describe('the whole-file check', () => {
   });
 
   it('npm run config:check prints "config ok" or every problem with exit code 1', () => {
-    const run = (path: string) => spawnSync(process.execPath, ['--import', 'tsx', join(REPO, 'tools/launcher/src/config-check.ts'), path], { cwd: REPO, encoding: 'utf8' });
+    const run = (path: string) => spawnSync(process.execPath, [...programArgs('tools/launcher/src/config-check.ts'), path], { cwd: REPO, encoding: 'utf8' });
     const ok = run(EXAMPLE);
     expect(ok.status).toBe(0);
     expect(ok.stdout).toContain('config ok');
@@ -92,7 +92,7 @@ describe('npm start', () => {
     const addrs = await freeAddrs();
     const env: Record<string, string> = { LLMGW_MODE: 'monolith', SIMULATOR_PORT: String(await freePort()), EDGE_HTTP_ADDR: `127.0.0.1:${await freePort()}`, LOG_LEVEL: 'warn' };
     for (const n of SERVICE_NAMES) env[ADDR_ENV[n]] = addrs[n];
-    const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'tools/launcher/src/main.ts')], { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, programArgs('tools/launcher/src/main.ts'), { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     try {
       let out = '';
       await new Promise<void>((resolve, reject) => {

@@ -23,6 +23,8 @@ try {
       /** monolith | microservices; default: microservices when redis-server and nats-server are on PATH. */
       LLMGW_MODE: envEnum(['monolith', 'microservices'] as const).optional(),
       SIMULATOR_PORT: envPort(50060),
+      /** A provider simulator already running (the bench's, in its own process): none is started. */
+      SIMULATOR_URL: z.string().url().optional(),
       /** The edge's HTTP surface, as the edge reads it ("off": none). */
       EDGE_HTTP_ADDR: envString('127.0.0.1:8080'),
       REDIS_PORT: envPort().optional(),
@@ -48,7 +50,7 @@ if (microservices) {
 
 const logger = createLogger({ service: 'launcher', level: env.LOG_LEVEL ?? 'warn' });
 const configPath = launcherEnv.GATEWAY_CONFIG;
-const simulator = await startSimulator({ port: launcherEnv.SIMULATOR_PORT });
+const simulator = launcherEnv.SIMULATOR_URL ? { url: launcherEnv.SIMULATOR_URL, close: async () => {} } : await startSimulator({ port: launcherEnv.SIMULATOR_PORT });
 const httpAddr = launcherEnv.EDGE_HTTP_ADDR;
 const serviceEnv: Record<string, string> = { GATEWAY_CONFIG: configPath, SIMULATOR_URL: simulator.url, EDGE_HTTP_ADDR: httpAddr };
 const stops: (() => Promise<void>)[] = [() => simulator.close()];
