@@ -25,6 +25,8 @@ export type LoadShape =
 
 export interface LoadResult extends Summary {
   failed: number;
+  /** Failed requests by HTTP status (-1: no answer). */
+  failures: Record<string, number>;
 }
 
 export function requireH2load(): void {
@@ -56,16 +58,19 @@ export async function h2load(target: LoadTarget, shape: LoadShape): Promise<Load
     if (code !== 0) throw new Error(`h2load exited with ${code}: ${output.slice(-500)}`);
     const latencies: number[] = [];
     let failed = 0;
+    const failures: Record<string, number> = {};
     for (const line of readFileSync(logFile, 'utf8').split('\n')) {
       const [, status, micros] = line.split('\t');
       if (status === undefined || micros === undefined) continue;
-      if (status !== '200') failed++;
-      else latencies.push(Number(micros) / 1000);
+      if (status !== '200') {
+        failed++;
+        failures[status] = (failures[status] ?? 0) + 1;
+      } else latencies.push(Number(micros) / 1000);
     }
     // The run's own clock (h2load's "finished in"), not the process's, so start-up is not counted.
     const finished = /finished in ([\d.]+)(m?s)/.exec(output);
     const ms = finished ? Number(finished[1]) * (finished[2] === 's' ? 1000 : 1) : elapsedMs;
-    return { ...summarise(latencies, ms), failed };
+    return { ...summarise(latencies, ms), failed, failures };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

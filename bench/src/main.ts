@@ -1,12 +1,14 @@
 /**
  * `npm run bench [-- <suite>]`: `mesh` (default) the mesh's own figures (hops, unary, streaming,
  * memory, monolith, quota); `peer` the mesh beside Portkey's gateway under one load generator;
- * `soak` ten minutes at a steady rate, memory growth and money checked at the end.
+ * `soak` ten minutes at a steady rate, memory growth and money checked at the end; `profile`
+ * CPU profiles of the six services under load, summarised.
  */
 const SUITES: Record<string, () => Promise<unknown>> = {
   mesh: () => import('./suite.js'),
   peer: () => import('./peer.js'),
   soak: () => import('./soak.js'),
+  profile: () => import('./profile.js'),
 };
 const name = process.argv[2] ?? 'mesh';
 const suite = SUITES[name];

@@ -63,7 +63,8 @@ async function measure(path: Path, shape: Parameters<typeof h2load>[1]): Promise
   const before = await billed();
   const r = await h2load(path.target, shape);
   const served = (await billed()) - before;
-  if (r.failed > 0 || served !== r.count) throw new Error(`${path.name}: ${r.failed} failed, ${r.count} succeeded, the simulator served ${served}`);
+  if (served !== r.count) throw new Error(`${path.name}: ${r.count} succeeded but the simulator served ${served}`);
+  if (r.failed > 0) say(`  ${path.name}: ${r.failed} of ${r.failed + r.count} failed (${JSON.stringify(r.failures)})`);
   return r;
 }
 

@@ -16,6 +16,7 @@ import {
   type LocalServer,
   type MeshCertificates,
   type ServiceProcesses,
+  type ServiceProcessesOptions,
 } from '@llmgw/local-infra';
 import { ADDR_ENV, SERVICE_NAMES } from '@llmgw/runtime';
 
@@ -67,7 +68,7 @@ export interface BenchMesh {
  * The mesh as `npm start` runs it, on the bench config: sealed with mutual TLS, a NATS and a Redis
  * user per service (the ACL and permission checks are part of the cost measured).
  */
-export async function startBenchMesh(simulatorUrl: string, slowSimulatorUrl = simulatorUrl): Promise<BenchMesh> {
+export async function startBenchMesh(simulatorUrl: string, slowSimulatorUrl = simulatorUrl, nodeFlags?: ServiceProcessesOptions['nodeFlags']): Promise<BenchMesh> {
   const creds = meshCredentials();
   const [redis, nats] = await Promise.all([startRedisServer({ users: creds.redisUsers }), startNatsServer({ users: creds.natsUsers })]);
   const pki = createMeshPki(mkdtempSync(join(tmpdir(), 'llmgw-bench-tls-')));
@@ -80,6 +81,7 @@ export async function startBenchMesh(simulatorUrl: string, slowSimulatorUrl = si
     },
     serviceEnv: combineServiceEnv(pki.tlsEnv, creds.serviceEnv({ redis, nats })),
     logDir: mkdtempSync(join(tmpdir(), 'llmgw-bench-')),
+    nodeFlags,
   });
   return {
     mesh,

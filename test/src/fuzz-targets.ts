@@ -108,7 +108,7 @@ export async function fuzzTargets(mesh: TestMesh): Promise<FuzzTarget[]> {
   const { chat: chatPlan, embed: embedPlan } = await plans(mesh);
   const addrs = mesh.services.addrs;
   const usage = usageSeeds();
-  const params = { messages: [user('hi')], maxTokens: 4, stop: [], tools: [], user: '', batch: false };
+  const params = { messages: [user('hi')], maxTokens: 4, stop: [], tools: [], user: '', batch: false, promptTokens: [] };
   const exec = (i: number) => ({ requestId: `fuzz-seed-${i}`, tenantId: 'loadtest', plan: chatPlan, params, keyId: 'k-load' });
   return [
     {
@@ -164,7 +164,7 @@ export async function fuzzTargets(mesh: TestMesh): Promise<FuzzTarget[]> {
         method(ExecutorServiceService.executeChat, [exec(1), { ...exec(2), params: { ...params, temperature: 0, stop: ['x'] } }]),
         method(ExecutorServiceService.executeChatStream, [exec(3)]),
         method(ExecutorServiceService.executeEmbed, [
-          { requestId: 'fuzz-e1', tenantId: 'loadtest', plan: embedPlan, keyId: 'k-load', request: { route: 'embeddings', inputs: ['hi'], model: '', user: '', timeoutMs: 0, metadata: {}, dimensions: 0 } },
+          { requestId: 'fuzz-e1', tenantId: 'loadtest', plan: embedPlan, keyId: 'k-load', request: { route: 'embeddings', inputs: ['hi'], model: '', user: '', timeoutMs: 0, metadata: {}, dimensions: 0 }, promptTokens: [] },
         ]),
       ],
     },

@@ -14,6 +14,8 @@ export interface ServiceProcessesOptions {
   services?: readonly ServiceName[];
   /** Environment of one service only (its certificate, its NATS and Redis user), on top of env; replicas get it too. */
   serviceEnv?: Partial<Record<ServiceName, Record<string, string>>>;
+  /** Node.js flags of one service's process (the bench's CPU profiles). */
+  nodeFlags?: (name: ServiceName) => string[];
 }
 
 export interface ServiceProcesses {
@@ -53,7 +55,7 @@ export async function startServiceProcesses(opts: ServiceProcessesOptions): Prom
 
   const spawnService = (name: ServiceName, extra: Record<string, string>, logName: string): ChildProcess => {
     const log = createWriteStream(join(opts.logDir, `${logName}.log`), { flags: 'a' });
-    const child = spawn(process.execPath, programArgs(`services/${name}/src/main.ts`), {
+    const child = spawn(process.execPath, [...(opts.nodeFlags?.(name) ?? []), ...programArgs(`services/${name}/src/main.ts`)], {
       cwd: REPO_ROOT,
       env: { ...env, ...opts.serviceEnv?.[name], ...(metricsBase ? { [METRICS_PORT_ENV]: String(metricsBase + METRICS_PORT_OFFSET[name]) } : {}), ...extra },
       stdio: ['ignore', 'pipe', 'pipe'],

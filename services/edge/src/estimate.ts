@@ -1,4 +1,5 @@
 import { costMicros } from '@llmgw/pricing';
+import type { PromptTokenCount } from '@llmgw/proto/executor';
 import type { Plan } from '@llmgw/proto/router';
 import { familyOf, type PromptTokens } from '@llmgw/tokens';
 
@@ -24,4 +25,17 @@ export function planEstimate(plan: Plan, prompt: PromptTokens, outputTokens: num
     if (a.pricing) micros = Math.max(micros, costMicros(a.pricing, input, outputTokens));
   }
   return { tokens, costMicros: micros };
+}
+
+/**
+ * The prompt in each tokenizer of the plan's attempts, for the executor: it charges that to an
+ * attempt the provider may bill without reporting usage (a timeout), and would otherwise run the
+ * tokenizer again on every request for its write-ahead note.
+ */
+export function promptTokenCounts(plan: Plan, prompt: PromptTokens): PromptTokenCount[] {
+  const counts: PromptTokenCount[] = [];
+  for (const a of plan.attempts) {
+    if (!counts.some((c) => c.tokenizer === a.tokenizer)) counts.push({ tokenizer: a.tokenizer, tokens: prompt.estimate(familyOf(a.tokenizer)) });
+  }
+  return counts;
 }

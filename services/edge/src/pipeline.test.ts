@@ -36,7 +36,7 @@ import {
   type Message,
   type Usage,
 } from '@llmgw/proto/v1';
-import { countChatTokens, countChatTokensUpperBound, countTokens } from '@llmgw/tokens';
+import { countChatTokens, countChatTokensUpperBound, countTokens, familyOf } from '@llmgw/tokens';
 import { describe, expect, it, vi } from 'vitest';
 import { AuthCache } from '@llmgw/caller-auth';
 import type { Downstream } from './downstream.js';
@@ -455,8 +455,11 @@ describe('GatewayPipeline.chat', () => {
         responseFormat: { type: ResponseFormatType.RESPONSE_FORMAT_TYPE_TEXT, name: '', schema: undefined },
         user: '',
         batch: false,
+        // Counted once here, for the reservation, and passed on: the executor does not count again.
+        promptTokens: (downstream.plan as Plan).attempts.map((a) => ({ tokenizer: a.tokenizer, tokens: countChatTokens(MESSAGES, familyOf(a.tokenizer)) })),
       },
     });
+    expect(exec.req.params?.promptTokens.length).toBeGreaterThan(0);
     expect(exec.opts).toMatchObject({ timeoutMs: 10_000, requestId: ctx.requestId, tenantId: 'acme' });
     expect(downstream.calls.releaseQuota).toHaveLength(0);
   });

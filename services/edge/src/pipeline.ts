@@ -19,7 +19,7 @@ import {
 import { familyOf, PromptTokens } from '@llmgw/tokens';
 import { AuthCache, isMistypedKey, requireScope, type Scope } from '@llmgw/caller-auth';
 import type { Downstream } from './downstream.js';
-import { planEstimate, type Estimate } from './estimate.js';
+import { planEstimate, promptTokenCounts, type Estimate } from './estimate.js';
 import type { PlanCache } from './plan-cache.js';
 import { applyPlan, requestTimeout, shapeChat, shapeEmbed, shapeUsageQuery } from './validate.js';
 
@@ -120,7 +120,10 @@ export class GatewayPipeline {
     const a = this.admitted(ctx, principal, plan, started, requestTimeout(req.timeoutMs, plan));
     const opts = await this.execOpts(ctx, a);
     const res = await this.executeOrRelease(ctx, a, () =>
-      this.deps.downstream.executeEmbed({ requestId: ctx.requestId, tenantId: principal.tenantId, keyId: principal.keyId, request: req, plan }, opts),
+      this.deps.downstream.executeEmbed(
+        { requestId: ctx.requestId, tenantId: principal.tenantId, keyId: principal.keyId, request: req, plan, promptTokens: promptTokenCounts(plan, prompt) },
+        opts,
+      ),
     );
     const response = res.response;
     if (res.error) throw executionError(res.error, response?.routing);
@@ -190,6 +193,7 @@ export class GatewayPipeline {
       prompt.estimate('approx'),
     );
     const { params, timeoutMs } = applyPlan(req, shaped, plan, prompt.estimate(familyOf(plan.attempts[0]?.tokenizer ?? 0)));
+    params.promptTokens = promptTokenCounts(plan, prompt);
     await this.reserve(ctx, principal, plan, planEstimate(plan, prompt, params.maxTokens));
     return { a: this.admitted(ctx, principal, plan, started, timeoutMs), params };
   }

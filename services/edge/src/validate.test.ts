@@ -253,6 +253,7 @@ describe('applyPlan', () => {
       responseFormat: { type: ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_OBJECT, name: '', schema: undefined },
       user: 'end-user-7',
       batch: true,
+      promptTokens: [],
     });
     expect(apply().params).toMatchObject({ temperature: undefined, topP: undefined, batch: false });
   });

@@ -194,6 +194,8 @@ export function applyPlan(req: ChatRequest, shaped: ShapedChat, plan: Plan, prom
       responseFormat: shaped.responseFormat,
       user: req.user,
       batch: req.latencyClass === LatencyClass.LATENCY_CLASS_BATCH,
+      // The caller holds the prompt's counts (promptTokenCounts).
+      promptTokens: [],
     },
     timeoutMs: requestTimeout(req.timeoutMs, plan),
   };

@@ -9,7 +9,7 @@ import { checkEmbedInputs, checkIds, checkPlan } from './request-check.js';
 import { PlanRunner, RequestScope, type ExecutionContext, type PlanOutcome, type RunnerDeps, type Target } from './plan-runner.js';
 import { ProviderError } from './providers/errors.js';
 import type { ChatParams, ChatStreamEvent, ProviderUsage } from './providers/types.js';
-import { chatUsage, embedUsage, mergeUsage } from './usage.js';
+import { chatUsage, embedUsage, mergeUsage, promptCount } from './usage.js';
 import { UsageLedger, type LedgerRequest } from './usage-ledger.js';
 
 export type { ExecutionContext } from './plan-runner.js';
@@ -85,7 +85,7 @@ export class Executor {
     const params = chatParamsOf(req.params);
     // Unary: a caller gone mid-attempt does not abort it (see RequestScope); its cost is recorded.
     const scope = new RequestScope(ctx, plan.timeoutMs, this.deps.now, false);
-    const ledger = this.ledger(req, plan, 'chat', false, (family) => countChatTokens(params.messages, family));
+    const ledger = this.ledger(req, plan, 'chat', false, promptCount(req.params?.promptTokens ?? [], (family) => countChatTokens(params.messages, family)));
     return this.billed<ExecuteChatResponse>(ledger, scope, async () => {
       const outcome = await this.runner.run(plan, scope, this.runOptions(req, params, ledger), (t, signal) =>
         t.adapter.chat({ upstreamModel: t.upstreamModel, params, signal }),
@@ -120,7 +120,7 @@ export class Executor {
     const plan = checkPlan(required(req.plan, 'plan'));
     const params = chatParamsOf(req.params);
     const scope = new RequestScope(ctx, plan.timeoutMs, this.deps.now);
-    const ledger = this.ledger(req, plan, 'chat', true, (family) => countChatTokens(params.messages, family));
+    const ledger = this.ledger(req, plan, 'chat', true, promptCount(req.params?.promptTokens ?? [], (family) => countChatTokens(params.messages, family)));
     await this.billed(ledger, scope, async (seen) => {
       const outcome = await this.runner.run(plan, scope, this.runOptions(req, params, ledger), (t, signal) => this.openStream(t, params, signal));
       // The pump may still throw (caller gone mid-stream): the event keeps this routing record.
@@ -146,7 +146,7 @@ export class Executor {
     checkEmbedInputs(request.inputs, request.dimensions);
     const plan = checkPlan(required(req.plan, 'plan'));
     const scope = new RequestScope(ctx, plan.timeoutMs, this.deps.now, false);
-    const ledger = this.ledger(req, plan, 'embed', false, (family) => request.inputs.reduce((n, t) => n + countTokens(t, family), 0));
+    const ledger = this.ledger(req, plan, 'embed', false, promptCount(req.promptTokens, (family) => request.inputs.reduce((n, t) => n + countTokens(t, family), 0)));
     return this.billed<ExecuteEmbedResponse>(ledger, scope, async () => {
       const outcome = await this.runner.run(plan, scope, { batch: false, maxTokens: undefined, ledger }, (t, signal) =>
         t.adapter.embed({ upstreamModel: t.upstreamModel, inputs: request.inputs, dimensions: request.dimensions, user: request.user, signal }),

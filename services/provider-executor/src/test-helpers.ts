@@ -135,6 +135,7 @@ export function chatParams(content: string, extra: Partial<ChatParamsProto> = {}
     responseFormat: { type: ResponseFormatType.RESPONSE_FORMAT_TYPE_TEXT, name: '', schema: undefined },
     user: '',
     batch: false,
+    promptTokens: [],
     ...extra,
   };
 }
@@ -151,6 +152,7 @@ export function embedRequest(inputs: string[], attempts: PlannedAttempt[], extra
     keyId: 'key-1',
     request: { route: 'r', inputs, model: '', user: '', timeoutMs: 0, metadata: {}, dimensions: 0, ...extra },
     plan: plan(attempts),
+    promptTokens: [],
   };
 }
 

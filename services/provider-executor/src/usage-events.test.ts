@@ -1,7 +1,7 @@
 import { costMicros } from '@llmgw/pricing';
 import { LONG_REPLY_TOKENS, startSimulator, type Simulator } from '@llmgw/provider-simulator';
 import type { ExecuteChatRequest, ExecuteChatStreamResponse } from '@llmgw/proto/executor';
-import type { PlannedAttempt } from '@llmgw/proto/router';
+import { Tokenizer, type PlannedAttempt } from '@llmgw/proto/router';
 import { AttemptOutcome, TokenSource, type Usage, type UsageRecorded } from '@llmgw/proto/v1';
 import { countChatTokens, countTokens, familyOf } from '@llmgw/tokens';
 import { AppError } from '@llmgw/errors';
@@ -312,6 +312,31 @@ describe('an attempt that times out, then a fallback', () => {
     expect(ev.attempts[0]).toMatchObject({ model: 'oa-embed', reason: 'timeout', inputTokens: prompt, tokenSource: ESTIMATED, costMicros: costMicros(r.plan!.attempts[0]!.pricing!, prompt, 0) });
     expect(ev).toMatchObject({ model: 'ge-embed', success: true, tokenSource: ESTIMATED });
     expectTotals(ev, res.response?.usage);
+  });
+});
+
+describe("the edge's prompt counts", () => {
+  // Counts no tokenizer gives for these prompts: the event can only carry them if they were used.
+  const sent = [{ tokenizer: Tokenizer.TOKENIZER_OPENAI, tokens: 4321 }];
+
+  it('are what a timed-out chat attempt is charged: the executor does not count the prompt again', async () => {
+    const r = chatRequest('hello, anyone?', [attempt('oa-gpt-4o-mini', 'gpt-hang', { timeoutMs: 200 }), attempt('an-claude-haiku-4-5')], { promptTokens: sent }, {}, 'edge-count-chat');
+    await fast.executor.executeChat(r, ctxOf());
+    expect(theEvent(fast, 'edge-count-chat').attempts[0]).toMatchObject({ reason: 'timeout', inputTokens: 4321, tokenSource: ESTIMATED });
+  });
+
+  it('are what a timed-out embedding attempt is charged', async () => {
+    const r = { ...embedRequest(['one text'], [attempt('oa-embed', 'emb-hang', { timeoutMs: 200 }), attempt('ge-embed')], {}, 'edge-count-embed'), promptTokens: sent };
+    await fast.executor.executeEmbed(r, ctxOf());
+    expect(theEvent(fast, 'edge-count-embed').attempts[0]).toMatchObject({ reason: 'timeout', inputTokens: 4321 });
+  });
+
+  it('count only for their tokenizer: another attempt\'s prompt is counted here', async () => {
+    const r = chatRequest('hello, anyone?', [attempt('an-claude-haiku-4-5', 'claude-hang', { timeoutMs: 150 }), attempt('oa-gpt-4o-mini')], { promptTokens: sent }, {}, 'edge-count-other');
+    await fast.executor.executeChat(r, ctxOf());
+    const first = theEvent(fast, 'edge-count-other').attempts[0]!;
+    expect(first.reason).toBe('timeout');
+    expect(first.inputTokens).toBe(countChatTokens(r.params!.messages, familyOf(r.plan!.attempts[0]!.tokenizer)));
   });
 });
 

@@ -1,7 +1,8 @@
 import { costMicros, microsToUsd } from '@llmgw/pricing';
 import type { Pricing } from '@llmgw/proto/router';
 import type { Usage } from '@llmgw/proto/v1';
-import { countChatTokens, countTokens, type TokenizerFamily } from '@llmgw/tokens';
+import type { PromptTokenCount } from '@llmgw/proto/executor';
+import { countChatTokens, countTokens, familyOf, type TokenizerFamily } from '@llmgw/tokens';
 import type { ProviderUsage } from './providers/types.js';
 
 /** Usage priced with the plan's price for the attempt's model (none priced means $0, as configured). */
@@ -49,4 +50,12 @@ export const ZERO_USAGE: Usage = { inputTokens: 0, outputTokens: 0, costMicros: 
 export function mergeUsage(into: ProviderUsage, u: ProviderUsage): void {
   if (u.inputTokens !== undefined) into.inputTokens = u.inputTokens;
   if (u.outputTokens !== undefined) into.outputTokens = u.outputTokens;
+}
+
+/**
+ * The prompt's tokens in a family: the edge's count where it sent one (it counts every prompt for
+ * the reservation, so the tokenizer runs once per request), else counted here.
+ */
+export function promptCount(sent: readonly PromptTokenCount[], count: (family: TokenizerFamily) => number): (family: TokenizerFamily) => number {
+  return (family) => sent.find((c) => familyOf(c.tokenizer) === family)?.tokens ?? count(family);
 }

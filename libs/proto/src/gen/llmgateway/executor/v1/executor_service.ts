@@ -21,7 +21,7 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { Struct } from "../../../google/protobuf/struct.js";
-import { Plan } from "../../router/v1/router_service.js";
+import { Plan, Tokenizer, tokenizerFromJSON, tokenizerToJSON } from "../../router/v1/router_service.js";
 import { Message, ResponseFormatType, responseFormatTypeFromJSON, responseFormatTypeToJSON } from "../../v1/chat.js";
 import {
   ChatRequest,
@@ -213,6 +213,17 @@ export interface ChatParams {
   user: string;
   /** Batch requests may retry with backoff; interactive ones fall back at once. */
   batch: boolean;
+  /**
+   * The prompt in each tokenizer of the plan's attempts, counted once by the edge (for the
+   * reservation): what an attempt is charged when the provider may bill it without saying.
+   */
+  promptTokens: PromptTokenCount[];
+}
+
+/** PromptTokenCount is a prompt's size in one tokenizer (framing tokens included for chat). */
+export interface PromptTokenCount {
+  tokenizer: Tokenizer;
+  tokens: number;
 }
 
 /** ToolSpec is a tool with its parameters schema already parsed. */
@@ -298,6 +309,8 @@ export interface ExecuteEmbedRequest {
     | undefined;
   /** API key that made the request, for the usage event. */
   keyId: string;
+  /** The inputs in each tokenizer of the plan's attempts, counted once by the edge. */
+  promptTokens: PromptTokenCount[];
 }
 
 /** ExecuteEmbedResponse is the normalised answer. */
@@ -483,6 +496,7 @@ function createBaseChatParams(): ChatParams {
     responseFormat: undefined,
     user: "",
     batch: false,
+    promptTokens: [],
   };
 }
 
@@ -517,6 +531,9 @@ export const ChatParams: MessageFns<ChatParams> = {
     }
     if (message.batch !== false) {
       writer.uint32(80).bool(message.batch);
+    }
+    for (const v of message.promptTokens) {
+      PromptTokenCount.encode(v!, writer.uint32(90).fork()).join();
     }
     return writer;
   },
@@ -614,6 +631,14 @@ export const ChatParams: MessageFns<ChatParams> = {
             message.batch = reader.bool();
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.promptTokens.push(PromptTokenCount.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -654,6 +679,11 @@ export const ChatParams: MessageFns<ChatParams> = {
         : undefined,
       user: isSet(object.user) ? globalThis.String(object.user) : "",
       batch: isSet(object.batch) ? globalThis.Boolean(object.batch) : false,
+      promptTokens: globalThis.Array.isArray(object?.promptTokens)
+        ? object.promptTokens.map((e: any) => PromptTokenCount.fromJSON(e))
+        : globalThis.Array.isArray(object?.prompt_tokens)
+        ? object.prompt_tokens.map((e: any) => PromptTokenCount.fromJSON(e))
+        : [],
     };
   },
 
@@ -689,6 +719,9 @@ export const ChatParams: MessageFns<ChatParams> = {
     if (message.batch !== false) {
       obj.batch = message.batch;
     }
+    if (message.promptTokens?.length) {
+      obj.promptTokens = message.promptTokens.map((e) => PromptTokenCount.toJSON(e));
+    }
     return obj;
   },
 
@@ -711,6 +744,92 @@ export const ChatParams: MessageFns<ChatParams> = {
       : undefined;
     message.user = object.user ?? "";
     message.batch = object.batch ?? false;
+    message.promptTokens = object.promptTokens?.map((e) => PromptTokenCount.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBasePromptTokenCount(): PromptTokenCount {
+  return { tokenizer: 0, tokens: 0 };
+}
+
+export const PromptTokenCount: MessageFns<PromptTokenCount> = {
+  encode(message: PromptTokenCount, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.tokenizer !== 0) {
+      writer.uint32(8).int32(message.tokenizer);
+    }
+    if (message.tokens !== 0) {
+      writer.uint32(16).uint32(message.tokens);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PromptTokenCount {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePromptTokenCount();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.tokenizer = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.tokens = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PromptTokenCount {
+    return {
+      tokenizer: isSet(object.tokenizer) ? tokenizerFromJSON(object.tokenizer) : 0,
+      tokens: isSet(object.tokens) ? globalThis.Number(object.tokens) : 0,
+    };
+  },
+
+  toJSON(message: PromptTokenCount): unknown {
+    const obj: any = {};
+    if (message.tokenizer !== 0) {
+      obj.tokenizer = tokenizerToJSON(message.tokenizer);
+    }
+    if (message.tokens !== 0) {
+      obj.tokens = Math.round(message.tokens);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PromptTokenCount>, I>>(base?: I): PromptTokenCount {
+    return PromptTokenCount.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PromptTokenCount>, I>>(object: I): PromptTokenCount {
+    const message = createBasePromptTokenCount();
+    message.tokenizer = object.tokenizer ?? 0;
+    message.tokens = object.tokens ?? 0;
     return message;
   },
 };
@@ -1467,7 +1586,7 @@ export const ExecuteChatStreamResponse: MessageFns<ExecuteChatStreamResponse> = 
 };
 
 function createBaseExecuteEmbedRequest(): ExecuteEmbedRequest {
-  return { requestId: "", tenantId: "", request: undefined, plan: undefined, keyId: "" };
+  return { requestId: "", tenantId: "", request: undefined, plan: undefined, keyId: "", promptTokens: [] };
 }
 
 export const ExecuteEmbedRequest: MessageFns<ExecuteEmbedRequest> = {
@@ -1486,6 +1605,9 @@ export const ExecuteEmbedRequest: MessageFns<ExecuteEmbedRequest> = {
     }
     if (message.keyId !== "") {
       writer.uint32(42).string(message.keyId);
+    }
+    for (const v of message.promptTokens) {
+      PromptTokenCount.encode(v!, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -1543,6 +1665,14 @@ export const ExecuteEmbedRequest: MessageFns<ExecuteEmbedRequest> = {
             message.keyId = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.promptTokens.push(PromptTokenCount.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1574,6 +1704,11 @@ export const ExecuteEmbedRequest: MessageFns<ExecuteEmbedRequest> = {
         : isSet(object.key_id)
         ? globalThis.String(object.key_id)
         : "",
+      promptTokens: globalThis.Array.isArray(object?.promptTokens)
+        ? object.promptTokens.map((e: any) => PromptTokenCount.fromJSON(e))
+        : globalThis.Array.isArray(object?.prompt_tokens)
+        ? object.prompt_tokens.map((e: any) => PromptTokenCount.fromJSON(e))
+        : [],
     };
   },
 
@@ -1594,6 +1729,9 @@ export const ExecuteEmbedRequest: MessageFns<ExecuteEmbedRequest> = {
     if (message.keyId !== "") {
       obj.keyId = message.keyId;
     }
+    if (message.promptTokens?.length) {
+      obj.promptTokens = message.promptTokens.map((e) => PromptTokenCount.toJSON(e));
+    }
     return obj;
   },
 
@@ -1609,6 +1747,7 @@ export const ExecuteEmbedRequest: MessageFns<ExecuteEmbedRequest> = {
       : undefined;
     message.plan = (object.plan !== undefined && object.plan !== null) ? Plan.fromPartial(object.plan) : undefined;
     message.keyId = object.keyId ?? "";
+    message.promptTokens = object.promptTokens?.map((e) => PromptTokenCount.fromPartial(e)) || [];
     return message;
   },
 };

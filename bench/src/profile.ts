@@ -1,0 +1,113 @@
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ChatRequest } from '@llmgw/proto/v1';
+import { SERVICE_NAMES } from '@llmgw/runtime';
+import { BENCH_KEY, chatBody, chatRequest } from './clients.js';
+import { grpcFrame, h2load, requireH2load, type LoadTarget } from './h2load.js';
+import { spawnSimulator, startBenchMesh } from './processes.js';
+import { table } from './stats.js';
+
+/**
+ * `npm run bench -- profile [http|grpc]`: a CPU profile of every service of the sealed mesh
+ * under load (64 in flight), and per service its CPU per request and the profile's top entries
+ * by self time, by function and by package. The profiles stay in the printed folder for
+ * Chrome DevTools or speedscope.
+ */
+const say = (s: string) => process.stdout.write(`${s}\n`);
+const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 6000);
+const TOP = Number(process.env.BENCH_PROFILE_TOP ?? 12);
+const via = process.argv[3] === 'grpc' ? 'grpc' : 'http';
+
+requireH2load();
+const dir = mkdtempSync(join(tmpdir(), 'llmgw-profile-'));
+const sim = await spawnSimulator();
+const bench = await startBenchMesh(sim.url, sim.url, (name) => {
+  mkdirSync(join(dir, name), { recursive: true });
+  return ['--cpu-prof', '--cpu-prof-dir', join(dir, name)];
+});
+const target: LoadTarget =
+  via === 'http'
+    ? { url: `http://${bench.mesh.edgeHttpAddr}/v1/chat/completions`, protocol: 'h1', headers: { 'content-type': 'application/json', authorization: `Bearer ${BENCH_KEY}` }, body: chatBody('chat') }
+    : {
+        url: `http://${bench.mesh.addrs.edge}/llmgateway.v1.GatewayService/Chat`,
+        protocol: 'h2c',
+        headers: { 'content-type': 'application/grpc', te: 'trailers', authorization: `Bearer ${BENCH_KEY}` },
+        body: grpcFrame(ChatRequest.encode(chatRequest()).finish()),
+      };
+let requests = 0;
+try {
+  for (const n of [1000, REQUESTS]) {
+    const r = await h2load(target, { kind: 'closed', inFlight: 64, requests: n });
+    if (r.failed > 0) throw new Error(`${r.failed} requests failed`);
+    requests += r.count;
+  }
+} finally {
+  // The profiles are written as each process exits.
+  await bench.stop();
+  sim.stop();
+}
+
+say(`\n## CPU profiles under load (${via === 'http' ? 'HTTP surface' : 'gRPC edge'}, 64 in flight, ${requests} requests incl. warm-up); profiles in ${dir}\n`);
+const perService: (string | number)[][] = [];
+for (const name of SERVICE_NAMES) {
+  const file = readdirSync(join(dir, name)).find((f) => f.endsWith('.cpuprofile'));
+  if (!file) continue;
+  const p = summariseProfile(JSON.parse(readFileSync(join(dir, name, file), 'utf8')) as CpuProfile);
+  perService.push([name, p.busyMicros / requests, p.gcShare * 100]);
+  say(`\n### ${name}: ${(p.busyMicros / requests).toFixed(0)} µs CPU per request (sampled, start-up included)\n`);
+  say(table(['self %', 'function', 'where'], p.functions.slice(0, TOP).map(([share, fn, where]) => [(share * 100).toFixed(1), fn, where])));
+  say('');
+  say(table(['self %', 'package'], p.packages.slice(0, 8).map(([share, pkg]) => [(share * 100).toFixed(1), pkg])));
+}
+say('\n## Summary\n');
+say(table(['service', 'CPU µs / request', 'GC %'], perService));
+
+interface CpuProfile {
+  nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+/** Self time by function and by package, as shares of the busy (non-idle) time. */
+function summariseProfile(p: CpuProfile) {
+  const timeOf = new Map<number, number>();
+  p.samples.forEach((id, i) => timeOf.set(id, (timeOf.get(id) ?? 0) + (p.timeDeltas[i] ?? 0)));
+  const byFunction = new Map<string, [string, string, number]>();
+  const byPackage = new Map<string, number>();
+  let busy = 0;
+  let gc = 0;
+  for (const n of p.nodes) {
+    const t = timeOf.get(n.id) ?? 0;
+    const { functionName, url, lineNumber } = n.callFrame;
+    if (t === 0 || functionName === '(idle)') continue;
+    busy += t;
+    if (functionName === '(garbage collector)') gc += t;
+    const where = url ? `${shortUrl(url)}:${lineNumber + 1}` : '';
+    const key = `${functionName}@${where}`;
+    const entry = byFunction.get(key) ?? [functionName || '(anonymous)', where, 0];
+    entry[2] += t;
+    byFunction.set(key, entry);
+    const pkg = packageOf(url, functionName);
+    byPackage.set(pkg, (byPackage.get(pkg) ?? 0) + t);
+  }
+  return {
+    busyMicros: busy,
+    gcShare: gc / busy,
+    functions: [...byFunction.values()].sort((a, b) => b[2] - a[2]).map(([fn, where, t]) => [t / busy, fn, where] as const),
+    packages: [...byPackage].sort((a, b) => b[1] - a[1]).map(([pkg, t]) => [t / busy, pkg] as const),
+  };
+}
+
+function shortUrl(url: string): string {
+  return url.replace(/^file:\/\/.*\/node_modules\//, '').replace(/^file:\/\/.*\/dist\//, 'dist/');
+}
+
+/** A registry package, a Node.js internal module family, our bundle, or V8's own entries. */
+function packageOf(url: string, functionName: string): string {
+  if (!url) return functionName.startsWith('(') ? functionName : '(native)';
+  const nm = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
+  if (nm) return nm[1]!;
+  if (url.startsWith('node:')) return url.replace(/^node:(internal\/)?/, 'node:').split('/')[0]!;
+  return url.includes('/dist/') ? 'ours (dist/)' : shortUrl(url);
+}
