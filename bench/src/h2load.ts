@@ -20,7 +20,7 @@ export interface LoadTarget {
 export type LoadShape =
   /** `inFlight` requests at all times until `requests` are done. */
   | { kind: 'closed'; inFlight: number; requests: number }
-  /** A steady `rps` for `seconds`, spread over enough connections that none queues. */
+  /** A steady `rps` (a multiple of 100) for `seconds`, spread evenly over connections that each send 10 a second. */
   | { kind: 'paced'; rps: number; seconds: number };
 
 export interface LoadResult extends Summary {
@@ -48,8 +48,10 @@ export async function h2load(target: LoadTarget, shape: LoadShape): Promise<Load
       args.push('-n', String(shape.requests), ...(target.protocol === 'h1' ? ['-c', String(shape.inFlight)] : ['-c', '1', '-m', String(shape.inFlight)]));
     } else {
       // 10 req/s per connection: a connection is free again long before its next request is due.
-      const connections = Math.max(1, Math.round(shape.rps / 10));
-      args.push('-c', String(connections), '--rps', String(shape.rps / connections), '-D', String(shape.seconds));
+      // Connections start a tenth of them every 10 ms, so their requests interleave evenly instead
+      // of arriving all at once every 100 ms (which would measure bursts, not a rate).
+      const connections = Math.max(10, Math.round(shape.rps / 100) * 10);
+      args.push('-n', String(Math.round(shape.rps * shape.seconds)), '-c', String(connections), '--rps', '10', '-r', String(connections / 10), '--rate-period', '10ms');
     }
     args.push(target.url);
     const t0 = performance.now();

@@ -1,5 +1,16 @@
-import { encode } from 'gpt-tokenizer';
+import { createRequire } from 'node:module';
 import { Tokenizer } from '@llmgw/proto/router';
+
+type O200k = typeof import('gpt-tokenizer');
+let o200k: O200k | undefined;
+
+/**
+ * gpt-tokenizer's o200k encoding, loaded by the first count that needs it rather than at import
+ * (its tables take about 65 MB and 190 ms): services and models that never count never pay.
+ */
+export function o200kTokenizer(): O200k {
+  return (o200k ??= createRequire(import.meta.url)('gpt-tokenizer') as O200k);
+}
 
 export type TokenizerFamily = 'openai' | 'approx';
 
@@ -31,15 +42,15 @@ const AS_TEXT = { disallowedSpecial: new Set<string>() };
  * in 256-character slices: linear time, and `cuts` says how often a token may have been split.
  */
 function openaiTokens(text: string): { tokens: number; cuts: number } {
-  if (!LONG_RUN.test(text)) return { tokens: encode(text, AS_TEXT).length, cuts: 0 };
+  if (!LONG_RUN.test(text)) return { tokens: o200kTokenizer().encode(text, AS_TEXT).length, cuts: 0 };
   let tokens = 0;
   let cuts = 0;
   for (const [i, part] of text.split(LONG_RUN).entries()) {
     if (i % 2 === 0) {
-      if (part.length > 0) tokens += encode(part, AS_TEXT).length;
+      if (part.length > 0) tokens += o200kTokenizer().encode(part, AS_TEXT).length;
       continue;
     }
-    for (let at = 0; at < part.length; at += SLICE_CHARS) tokens += encode(part.slice(at, at + SLICE_CHARS), AS_TEXT).length;
+    for (let at = 0; at < part.length; at += SLICE_CHARS) tokens += o200kTokenizer().encode(part.slice(at, at + SLICE_CHARS), AS_TEXT).length;
     cuts += Math.ceil(part.length / SLICE_CHARS) + 1;
   }
   return { tokens, cuts };

@@ -1,3 +1,5 @@
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { encode } from 'gpt-tokenizer';
 import { countChatTokens, countChatTokensUpperBound, countTokens, countTokensUpperBound, PromptTokens } from './index.js';
@@ -47,5 +49,32 @@ describe('special tokens in a prompt', () => {
   it('are counted as the text they are, not refused', () => {
     expect(countTokens('say <|endoftext|> now', 'openai')).toBe(encode('say <|endoftext|> now', { disallowedSpecial: new Set() }).length);
     expect(PromptTokens.chat([{ content: '<|endoftext|>' }]).upperBound('openai')).toBeGreaterThan(3);
+  });
+});
+
+describe('loading the tokenizer', () => {
+  it('happens at the first openai count, not at import nor for approximate counts', () => {
+    // A process of its own (this one has long loaded it); its tables take over 10 MB of heap,
+    // so when it is loaded shows in the heap: after import and after an approximate count the
+    // heap has not grown by them, after the first openai count it has.
+    const script = `
+      const heap = () => { globalThis.gc(); return process.memoryUsage().heapUsed / 1048576; };
+      const start = heap();
+      const t = await import('@llmgw/tokens');
+      const atImport = heap() - start;
+      t.countTokens('four characters a token', 'approx');
+      const afterApprox = heap() - start;
+      const n = t.countTokens('hello world', 'openai');
+      console.log(JSON.stringify({ atImport, afterApprox, afterOpenai: heap() - start, n }));`;
+    const run = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: fileURLToPath(new URL('.', import.meta.url)),
+      encoding: 'utf8',
+    });
+    expect(run.stderr).toBe('');
+    const r = JSON.parse(run.stdout) as { atImport: number; afterApprox: number; afterOpenai: number; n: number };
+    expect(r.n).toBe(encode('hello world').length);
+    expect(r.atImport).toBeLessThan(8);
+    expect(r.afterApprox).toBeLessThan(8);
+    expect(r.afterOpenai - r.afterApprox).toBeGreaterThan(10);
   });
 });

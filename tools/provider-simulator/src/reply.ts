@@ -1,5 +1,4 @@
-import { decode, encode } from 'gpt-tokenizer';
-import { countTokens as countO200k } from '@llmgw/tokens';
+import { countTokens as countO200k, o200kTokenizer } from '@llmgw/tokens';
 import { sampleFromSchema } from './schema-sample.js';
 
 /**
@@ -74,7 +73,7 @@ export function tokenize(text: string): readonly number[] {
   if (text.length === 0) return [];
   const hit = tokenCache.get(text);
   if (hit) return hit;
-  const tokens = encode(text, ENCODE_OPTIONS);
+  const tokens = o200kTokenizer().encode(text, ENCODE_OPTIONS);
   if (text.length <= 20_000) {
     if (tokenCache.size >= CACHE_LIMIT) tokenCache.clear();
     tokenCache.set(text, tokens);
@@ -135,7 +134,7 @@ export function buildReply(req: ReplyRequest): Reply {
     tokens = tokens.slice(0, req.maxTokens);
     truncated = true;
   }
-  return { kind: 'text', text: decode(tokens), tokens, outputTokens: tokens.length, truncated };
+  return { kind: 'text', text: o200kTokenizer().decode(tokens), tokens, outputTokens: tokens.length, truncated };
 }
 
 function baseText(req: ReplyRequest): string {
@@ -169,10 +168,10 @@ export function chunkTokens(tokens: readonly number[]): TextPiece[] {
   let size = 1;
   while (start < tokens.length) {
     let end = Math.min(tokens.length, start + size);
-    let text = decode(tokens.slice(start, end));
+    let text = o200kTokenizer().decode(tokens.slice(start, end));
     while (text.includes('\uFFFD') && end < tokens.length) {
       end++;
-      text = decode(tokens.slice(start, end));
+      text = o200kTokenizer().decode(tokens.slice(start, end));
     }
     pieces.push({ text, tokenCount: end - start });
     start = end;
