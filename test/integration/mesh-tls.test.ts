@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, credentials, Metadata, status, type ChannelCredentials, type ChannelOptions, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createGrpcServer, drain, listen, meshTls, meshTlsFilesIn, publicTls, type GrpcServer } from '@llmgw/grpc';
+import { createGrpcServer, drain, listen, meshTls, meshTlsFilesIn, Multiplexer, publicTls, type GrpcServer } from '@llmgw/grpc';
+import type { AppError } from '@llmgw/errors';
+import { QuotaServiceService, ReserveQuotaRequest, ResetQuotaRequest } from '@llmgw/proto/quota';
 import { createMeshCertificates, createMeshPki, freePort } from '@llmgw/local-infra';
 import { MESH_ACCESS, OPERATOR, SERVICE_NAMES, type MeshIdentity, type ServiceName } from '@llmgw/runtime';
 import { useTestMesh } from '../src/harness.js';
@@ -55,6 +57,18 @@ describe('mutual TLS inside the mesh', () => {
         expect(r.details).toContain(`${identity} may not call`);
       }
     }
+  });
+
+  it('checks every call multiplexed on a stream against the method it names, not only the stream', async () => {
+    const link = mesh().linkAs('edge', 'quota');
+    const mux = new Multiplexer(new Client(mesh().services.addrs.quota, link.credentials, link.options));
+    const reserved = await mux.call(QuotaServiceService.reserveQuota, ReserveQuotaRequest.fromPartial({}), { timeoutMs: 5_000 }).catch((e: AppError) => e);
+    // The edge may reserve: its empty request gets past authorization to the method's own checks.
+    expect(reserved).toMatchObject({ kind: 'invalid_argument' });
+    const reset = await mux.call(QuotaServiceService.resetQuota, ResetQuotaRequest.fromPartial({ tenantId: 'acme' }), { timeoutMs: 5_000 }).catch((e: AppError) => e);
+    expect(reset).toMatchObject({ kind: 'permission_denied' });
+    expect((reset as AppError).message).toContain('edge may not call');
+    mux.close();
   });
 
   it.each(INTERNAL)('%s refuses the handshake without a client certificate, and with a certificate of another CA', async (service) => {

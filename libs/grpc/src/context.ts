@@ -40,14 +40,15 @@ export function createCallContext(
   method: string,
   logger: Logger,
   opts: HandlerOptions = {},
-): CallContext {
+): { ctx: CallContext; finished(): void } {
   const metadata = call.metadata;
   const incomingId = metadataValue(metadata, REQUEST_ID_HEADER);
   const controller = new AbortController();
   // An AppError, so that a handler which rethrows it answers CANCELLED instead of logging an unhandled error.
-  call.once('cancelled', () => controller.abort(new AppError('cancelled', 'call cancelled by the caller')));
+  const onCancelled = () => controller.abort(new AppError('cancelled', 'call cancelled by the caller'));
+  call.once('cancelled', onCancelled);
   const deadline = call.getDeadline();
-  return callContext({
+  const ctx = callContext({
     method,
     logger,
     metadata,
@@ -57,6 +58,9 @@ export function createCallContext(
     tenantId: opts.publicEntry ? '' : metadataValue(metadata, TENANT_ID_HEADER),
     clientRequestId: opts.publicEntry ? incomingId : '',
   });
+  // grpc-js reports a call's stream closing after its status as cancelled too; nothing is left to
+  // abort then, and an error (with its stack) per call is not free.
+  return { ctx, finished: () => call.off('cancelled', onCancelled) };
 }
 
 export interface CallContextInit {

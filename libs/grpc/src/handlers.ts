@@ -1,4 +1,4 @@
-import { status, type handleServerStreamingCall, type handleUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
+import { status, type handleServerStreamingCall, type handleUnaryCall, type ServerWritableStream, type StatusObject } from '@grpc/grpc-js';
 import { AppError, errorMessage } from '@llmgw/errors';
 import type { Logger } from '@llmgw/logging';
 import { createCallContext, type CallContext, type HandlerOptions } from './context.js';
@@ -75,33 +75,56 @@ function invoke<Req, Res>(req: Req, run: (req: Req) => Promise<Res>): Promise<Re
   }
 }
 
+/** A unary call's outcome: its response, or the status it failed with (already logged and counted). */
+export type UnaryOutcome<Res> = { ok: true; res: Res } | { ok: false; status: Partial<StatusObject> };
+
+/** What unary() keeps beside the grpc-js handler, so the multiplexer runs the very same method. */
+export const UNARY_METHOD = Symbol('llmgw.unary');
+
+export interface UnaryMethod<Req, Res> {
+  /** The method's name as the adapters log and count it. */
+  name: string;
+  opts: AdapterOptions;
+  settle(req: Req, ctx: CallContext): Promise<UnaryOutcome<Res>>;
+}
+
+export type UnaryHandler<Req, Res> = handleUnaryCall<Req, Res> & { [UNARY_METHOD]: UnaryMethod<Req, Res> };
+
 /** Adapts an async function to a grpc-js unary handler; errors are mapped in exactly one place. */
 export function unary<Req, Res>(
   method: string,
   logger: Logger,
   fn: (req: Req, ctx: CallContext) => Promise<Res>,
   opts: AdapterOptions = {},
-): handleUnaryCall<Req, Res> {
+): UnaryHandler<Req, Res> {
   const recorder = opts.metrics?.forMethod(method);
-  return (call, callback) => {
-    const ctx = createCallContext(call, method, logger, opts);
+  const settle = (request: Req, ctx: CallContext): Promise<UnaryOutcome<Res>> => {
     const started = performance.now();
-    invoke(call.request, (req) => fn(req, ctx)).then(
+    return invoke(request, (req) => fn(req, ctx)).then(
       (res) => {
         const durationMs = performance.now() - started;
         recorder?.handled(status.OK, durationMs / 1000);
         if (ctx.logger.isLevelEnabled('debug')) ctx.logger.debug({ durationMs }, 'rpc ok');
-        callback(null, res, ctx.trailers);
+        return { ok: true, res };
       },
       (err: unknown) => {
         const st = toStatusObject(err, ctx.logger);
         const durationMs = performance.now() - started;
         recorder?.handled(st.code ?? status.UNKNOWN, durationMs / 1000);
         ctx.logger.info({ durationMs, grpcCode: st.code, reason: st.details }, 'rpc failed');
-        callback(st, null);
+        return { ok: false, status: st };
       },
     );
   };
+  const handler: handleUnaryCall<Req, Res> = (call, callback) => {
+    const { ctx, finished } = createCallContext(call, method, logger, opts);
+    void settle(call.request, ctx).then((outcome) => {
+      finished();
+      if (outcome.ok) callback(null, outcome.res, ctx.trailers);
+      else callback(outcome.status, null);
+    });
+  };
+  return Object.assign(handler, { [UNARY_METHOD]: { name: method, opts, settle } });
 }
 
 /** Sends one message, waiting when the caller reads slowly, so nothing buffers without bound. */
@@ -115,15 +138,17 @@ export function serverStream<Req, Res>(
 ): handleServerStreamingCall<Req, Res> {
   const recorder = opts.metrics?.forMethod(method);
   return (call) => {
-    const ctx = createCallContext(call, method, logger, opts);
+    const { ctx, finished } = createCallContext(call, method, logger, opts);
     const started = recorder ? performance.now() : 0;
     const send = sinkFor(call, ctx);
     invoke(call.request, (req) => fn(req, ctx, send)).then(
       () => {
+        finished();
         recorder?.handled(status.OK, (performance.now() - started) / 1000);
         call.end(ctx.trailers);
       },
       (err: unknown) => {
+        finished();
         const st = toStatusObject(err, ctx.logger);
         recorder?.handled(st.code ?? status.UNKNOWN, (performance.now() - started) / 1000);
         ctx.logger.info({ grpcCode: st.code, reason: st.details }, 'stream failed');

@@ -7,3 +7,4 @@ export * from './dependency-health.js';
 export * from './mesh-tls.js';
 export * from './authorize.js';
 export * from './health.js';
+export * from './mux.js';

@@ -66,6 +66,8 @@ export interface GrpcServer {
   health: HealthStatus;
   /** Fully qualified names of the services this server serves, for health. */
   serviceNames: string[];
+  /** The method access policy its calls are authorized by (TLS servers only). */
+  access?: MethodAccess;
 }
 
 export interface GrpcServerOptions {
@@ -97,7 +99,7 @@ export function createGrpcServer(serviceNames: string[], opts: GrpcServerOptions
     probe = { server: new Server(serverOptions(serverLimitsFromEnv())), addr: probeAddr };
     health.addToServer(probe.server);
   }
-  return { server, transport, health, serviceNames, probe };
+  return { server, transport, health, serviceNames, probe, access: interceptors.length > 0 ? opts.access : undefined };
 }
 
 export function setServing(g: GrpcServer, serving: boolean): void {

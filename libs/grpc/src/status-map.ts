@@ -67,20 +67,23 @@ export function toStatusObject(err: unknown, logger: Logger): Partial<StatusObje
 /** Turns a client-side gRPC error back into an AppError, keeping code, message and retry-after. */
 export function fromServiceError(err: unknown): AppError {
   if (isAppError(err)) return err;
-  if (isServiceError(err)) {
-    const kind = STATUS_TO_KIND.get(err.code) ?? (err.code === status.UNKNOWN ? 'internal' : 'unavailable');
-    const retry = err.metadata?.get(RETRY_AFTER_TRAILER)[0];
-    const trailers: Record<string, string | Uint8Array> = {};
-    for (const [k, v] of Object.entries(err.metadata?.getMap() ?? {})) {
-      if (k.startsWith('x-ratelimit-') && typeof v === 'string') trailers[k] = v;
-    }
-    return new AppError(kind, err.details || err.message, {
-      cause: err,
-      retryAfterMs: retry !== undefined ? Number(retry) : undefined,
-      trailers,
-    });
-  }
+  if (isServiceError(err)) return fromStatus(err.code, err.details || err.message, err.metadata?.getMap() ?? {}, err);
   return new AppError('internal', 'internal error', { cause: err });
+}
+
+/** A remote call's status (code, message, trailers) as the AppError its caller gets. */
+export function fromStatus(code: number, message: string, trailerMap: Record<string, string | Buffer>, cause?: unknown): AppError {
+  const kind = STATUS_TO_KIND.get(code) ?? (code === status.UNKNOWN ? 'internal' : 'unavailable');
+  const retry = trailerMap[RETRY_AFTER_TRAILER];
+  const trailers: Record<string, string | Uint8Array> = {};
+  for (const [k, v] of Object.entries(trailerMap)) {
+    if (k.startsWith('x-ratelimit-') && typeof v === 'string') trailers[k] = v;
+  }
+  return new AppError(kind, message, {
+    cause,
+    retryAfterMs: typeof retry === 'string' ? Number(retry) : undefined,
+    trailers,
+  });
 }
 
 export function isServiceError(err: unknown): err is ServiceError {

@@ -15,4 +15,5 @@ export const PROTO_FILES = [
   'llmgateway/router/v1/router_service.proto',
   'llmgateway/executor/v1/executor_service.proto',
   'llmgateway/executor/v1/executor_events.proto',
+  'llmgateway/mux/v1/mux_service.proto',
 ];

@@ -1,5 +1,6 @@
 import { AuthServiceService } from '@llmgw/proto/auth';
 import { ExecutorServiceService } from '@llmgw/proto/executor';
+import { MultiplexerServiceService } from '@llmgw/proto/mux';
 import { QuotaServiceService } from '@llmgw/proto/quota';
 import { RouterServiceService } from '@llmgw/proto/router';
 import { GatewayServiceService, UsageServiceService } from '@llmgw/proto/v1';
@@ -11,9 +12,9 @@ import { SERVICE_NAMES, type ServiceName } from './service.js';
 const SERVED: Record<ServiceName, object[]> = {
   edge: [GatewayServiceService, UsageServiceService],
   auth: [AuthServiceService],
-  quota: [QuotaServiceService],
+  quota: [QuotaServiceService, MultiplexerServiceService],
   router: [RouterServiceService],
-  'provider-executor': [ExecutorServiceService],
+  'provider-executor': [ExecutorServiceService, MultiplexerServiceService],
   'usage-accountant': [UsageServiceService],
 };
 

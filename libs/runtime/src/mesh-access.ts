@@ -36,6 +36,8 @@ export const MESH_ACCESS: Record<ServiceName, Record<string, Access>> = {
     '/llmgateway.quota.v1.QuotaService/ReleaseQuota': ['edge'],
     '/llmgateway.quota.v1.QuotaService/GetQuotaStatus': [OPERATOR],
     '/llmgateway.quota.v1.QuotaService/ResetQuota': [OPERATOR],
+    // Each call on it is checked against the lines above.
+    '/llmgateway.mux.v1.MultiplexerService/Calls': ['edge'],
   },
   router: {
     '/llmgateway.router.v1.RouterService/PlanRoute': ['edge'],
@@ -45,6 +47,7 @@ export const MESH_ACCESS: Record<ServiceName, Record<string, Access>> = {
     '/llmgateway.executor.v1.ExecutorService/ExecuteChat': ['edge'],
     '/llmgateway.executor.v1.ExecutorService/ExecuteChatStream': ['edge'],
     '/llmgateway.executor.v1.ExecutorService/ExecuteEmbed': ['edge'],
+    '/llmgateway.mux.v1.MultiplexerService/Calls': ['edge'],
   },
   'usage-accountant': {
     '/llmgateway.v1.UsageService/GetUsage': ['edge', OPERATOR],

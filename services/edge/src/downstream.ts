@@ -1,6 +1,7 @@
 import { AuthServiceClient, type AuthenticateResponse } from '@llmgw/proto/auth';
 import {
   ExecutorServiceClient,
+  ExecutorServiceService,
   type ExecuteChatRequest,
   type ExecuteChatResponse,
   type ExecuteChatStreamRequest,
@@ -8,10 +9,10 @@ import {
   type ExecuteEmbedRequest,
   type ExecuteEmbedResponse,
 } from '@llmgw/proto/executor';
-import { QuotaServiceClient, type ReleaseQuotaRequest, type ReserveQuotaRequest, type ReserveQuotaResponse } from '@llmgw/proto/quota';
+import { QuotaServiceClient, QuotaServiceService, type ReleaseQuotaRequest, type ReserveQuotaRequest, type ReserveQuotaResponse } from '@llmgw/proto/quota';
 import { RouterServiceClient, type CatalogEntry, type ListModelsRequest, type Plan, type PlanRouteRequest } from '@llmgw/proto/router';
 import { UsageServiceClient, type GetUsageRequest, type GetUsageResponse } from '@llmgw/proto/v1';
-import { callStream, callUnary, dial, PLAINTEXT, type CallOpts, type MeshTransport } from '@llmgw/grpc';
+import { callStream, callUnary, dial, Multiplexer, PLAINTEXT, type CallOpts, type MeshTransport } from '@llmgw/grpc';
 import { AppError } from '@llmgw/errors';
 import type { ServiceAddrs } from '@llmgw/runtime';
 
@@ -35,6 +36,9 @@ export function createGrpcDownstream(addrs: ServiceAddrs, transport: MeshTranspo
   const quota = dial(QuotaServiceClient, addrs.quota, transport.channelTo('quota'));
   const executor = dial(ExecutorServiceClient, addrs['provider-executor'], transport.channelTo('provider-executor'));
   const usage = dial(UsageServiceClient, addrs['usage-accountant'], transport.channelTo('usage-accountant'));
+  // The two calls of every request ride long-lived streams on the same connections.
+  const quotaCalls = new Multiplexer(quota);
+  const executorCalls = new Multiplexer(executor);
   return {
     authenticate: (apiKey, opts) => callUnary(auth.authenticate.bind(auth), { apiKey }, opts),
     planRoute: async (req, opts) => {
@@ -43,15 +47,17 @@ export function createGrpcDownstream(addrs: ServiceAddrs, transport: MeshTranspo
       return res.plan;
     },
     listModels: async (req, opts) => (await callUnary(router.listModels.bind(router), req, opts)).entries,
-    reserveQuota: (req, opts) => callUnary(quota.reserveQuota.bind(quota), req, opts),
+    reserveQuota: (req, opts) => quotaCalls.call(QuotaServiceService.reserveQuota, req, opts),
     releaseQuota: async (req, opts) => {
       await callUnary(quota.releaseQuota.bind(quota), req, opts);
     },
-    executeChat: (req, opts) => callUnary(executor.executeChat.bind(executor), req, opts),
+    executeChat: (req, opts) => executorCalls.call(ExecutorServiceService.executeChat, req, opts),
     executeChatStream: (req, opts) => callStream(executor.executeChatStream.bind(executor), req, opts),
     executeEmbed: (req, opts) => callUnary(executor.executeEmbed.bind(executor), req, opts),
     getUsage: (req, opts) => callUnary(usage.getUsage.bind(usage), req, opts),
     close: () => {
+      quotaCalls.close();
+      executorCalls.close();
       for (const c of [auth, router, quota, executor, usage]) c.close();
     },
   };

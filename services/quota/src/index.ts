@@ -1,6 +1,6 @@
 import { CallerAuth } from '@llmgw/caller-auth';
 import { ConfigWatcher, type QuotaSections } from '@llmgw/config';
-import { createGrpcServer, DependencyHealth, drain, listen, tolerantDecoding } from '@llmgw/grpc';
+import { createGrpcServer, DependencyHealth, drain, listen, MULTIPLEXER_SERVICE_NAME, serveMultiplexed, tolerantDecoding } from '@llmgw/grpc';
 import type { Logger } from '@llmgw/logging';
 import { quotaMetrics } from '@llmgw/metrics';
 import { QuotaServiceService } from '@llmgw/proto/quota';
@@ -67,7 +67,7 @@ export async function startQuota(deps: ServiceDeps<QuotaConfig>): Promise<Runnin
     logger.info('quota uses the in-memory store (monolithic mode)');
   }
 
-  const g = createGrpcServer([QUOTA_SERVICE_NAME], { transport: deps.transport, access: accessOf('quota') });
+  const g = createGrpcServer([QUOTA_SERVICE_NAME, MULTIPLEXER_SERVICE_NAME], { transport: deps.transport, access: accessOf('quota') });
   const health = new DependencyHealth(g, QUOTA_SERVICE_NAME, logger);
   let consuming = false;
   health.waitFor('usage consumer');
@@ -82,7 +82,10 @@ export async function startQuota(deps: ServiceDeps<QuotaConfig>): Promise<Runnin
     metrics: deps.metrics && quotaMetrics(deps.metrics),
   });
   const callers = new CallerAuth(deps.addrs.auth, deps.bus, deps.transport);
-  g.server.addService(tolerantDecoding(QuotaServiceService), quotaHandlers(manager, logger, callers, deps.metrics?.rpc));
+  const handlers = quotaHandlers(manager, logger, callers, deps.metrics?.rpc);
+  g.server.addService(tolerantDecoding(QuotaServiceService), handlers);
+  // The edge's reservations arrive over long-lived streams; the same handlers answer them.
+  serveMultiplexed(g, logger, tolerantDecoding(QuotaServiceService), handlers);
   // Reservations are reconciled only while the usage consumer consumes: NOT_SERVING otherwise.
   const stopReconciler = await startReconciler(deps.bus, manager, logger, (up) => {
     consuming = up;

@@ -1,0 +1,130 @@
+import { credentials, makeGenericClientConstructor, Metadata, ServerCredentials, status, type Client, type ServiceDefinition, type ServiceError } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AppError } from '@llmgw/errors';
+import { silentLogger } from '@llmgw/logging';
+import { callUnary } from './client.js';
+import { tolerantDecoding, unary } from './handlers.js';
+import { Multiplexer, serveMultiplexed } from './mux.js';
+import { createGrpcServer, type GrpcServer } from './server.js';
+import { fromStatus } from './status-map.js';
+
+interface Msg {
+  text: string;
+  ms?: number;
+}
+const ser = (m: Msg) => Buffer.from(JSON.stringify(m));
+const de = (b: Buffer) => JSON.parse(b.toString()) as Msg;
+const method = (name: string) => ({ path: `/test.Echo/${name}`, requestStream: false, responseStream: false, requestSerialize: ser, requestDeserialize: de, responseSerialize: ser, responseDeserialize: de });
+const EchoService = { echo: method('Echo'), slow: method('Slow') } satisfies ServiceDefinition;
+type EchoClient = Client & { echo(req: Msg, md: Metadata, opts: object, cb: (err: ServiceError | null, res: Msg) => void): void };
+const EchoCtor = makeGenericClientConstructor(EchoService, 'Echo') as unknown as new (addr: string, creds: ReturnType<typeof credentials.createInsecure>) => EchoClient;
+
+describe('Multiplexer: unary calls over long-lived streams', () => {
+  const logger = silentLogger();
+  let g: GrpcServer;
+  let client: EchoClient;
+  let mux: Multiplexer;
+  /** What the slow handler saw: its signal's abort reason, by request text. */
+  const aborted = new Map<string, unknown>();
+  const seen: { requestId: string; tenantId: string }[] = [];
+  let streamsOpened = 0;
+
+  beforeAll(async () => {
+    g = createGrpcServer(['test.Echo'], { reflection: false });
+    const handlers = {
+      echo: unary('Echo', logger, async (req: Msg, ctx) => {
+        seen.push({ requestId: ctx.requestId, tenantId: ctx.tenantId });
+        if (req.text === 'deny') throw new AppError('resource_exhausted', 'slow down', { retryAfterMs: 1500, trailers: { 'x-ratelimit-limit-requests': '10' } });
+        if (req.text === 'bad') throw new AppError('invalid_argument', 'text: bad');
+        if (req.text === 'trailer') ctx.setTrailer('x-ratelimit-remaining-requests', '7');
+        return { text: req.text.toUpperCase() };
+      }),
+      slow: unary('Slow', logger, (req: Msg, ctx) =>
+        new Promise<Msg>((resolve, reject) => {
+          const t = setTimeout(() => resolve({ text: req.text }), req.ms ?? 0);
+          ctx.signal.addEventListener('abort', () => {
+            clearTimeout(t);
+            aborted.set(req.text, ctx.signal.reason);
+            reject(ctx.signal.reason);
+          });
+        }),
+      ),
+    };
+    g.server.addService(tolerantDecoding(EchoService), handlers);
+    serveMultiplexed(g, logger, tolerantDecoding(EchoService), handlers);
+    const port = await new Promise<number>((resolve, reject) => g.server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+    client = new EchoCtor(`127.0.0.1:${port}`, credentials.createInsecure());
+    mux = new Multiplexer(client, { streams: 2 });
+    // grpc-js opens each stream as one call on the channel: count them from the client side.
+    const calls = (mux as unknown as { client: { calls: () => unknown } }).client;
+    const open = calls.calls.bind(calls);
+    calls.calls = () => {
+      streamsOpened++;
+      return open();
+    };
+  });
+  afterAll(() => {
+    mux.close();
+    client.close();
+    g.server.forceShutdown();
+  });
+
+  const opts = { timeoutMs: 5_000, requestId: 'req-1', tenantId: 'acme' };
+
+  it('answers many concurrent calls, each with its own response, ids and tenant, on the streams of the pool', async () => {
+    const before = streamsOpened;
+    const texts = Array.from({ length: 200 }, (_, i) => `m${i}`);
+    const res = await Promise.all(texts.map((text, i) => mux.call(EchoService.echo, { text }, { ...opts, requestId: `r-${i}` })));
+    expect(res.map((r) => r.text)).toEqual(texts.map((t) => t.toUpperCase()));
+    expect(seen.filter((s) => s.requestId.startsWith('r-'))).toHaveLength(200);
+    expect(new Set(seen.map((s) => s.tenantId))).toEqual(new Set(['acme']));
+    expect(streamsOpened - before).toBeLessThanOrEqual(2);
+  });
+
+  it.each(['deny', 'bad', 'trailer'])('fails or answers "%s" exactly as the unary call does: kind, message, retry-after, rate-limit trailers', async (text) => {
+    const viaUnary = await callUnary<Msg, Msg>((req, md, o, cb) => client.echo(req, md, o, cb) as never, { text }, opts).then((r) => ({ ok: r }), (e: AppError) => ({ kind: e.kind, message: e.message, opts: { retryAfterMs: e.opts.retryAfterMs, trailers: e.opts.trailers } }));
+    const viaMux = await mux.call(EchoService.echo, { text }, opts).then((r) => ({ ok: r }), (e: AppError) => ({ kind: e.kind, message: e.message, opts: { retryAfterMs: e.opts.retryAfterMs, trailers: e.opts.trailers } }));
+    expect(viaMux).toEqual(viaUnary);
+  });
+
+  it('gives up at the deadline with DEADLINE_EXCEEDED and cancels the call on the server', async () => {
+    const started = Date.now();
+    const err = await mux.call(EchoService.slow, { text: 'late', ms: 5_000 }, { ...opts, timeoutMs: 100 }).catch((e: AppError) => e);
+    expect(err).toBeInstanceOf(AppError);
+    expect((err as AppError).kind).toBe('deadline_exceeded');
+    expect(Date.now() - started).toBeLessThan(1_000);
+    await expect.poll(() => aborted.has('late')).toBe(true);
+  });
+
+  it('is cancelled by the caller\'s signal, and the server\'s handler sees it as a cancellation', async () => {
+    const controller = new AbortController();
+    const call = mux.call(EchoService.slow, { text: 'gone', ms: 5_000 }, { ...opts, signal: controller.signal });
+    setTimeout(() => controller.abort(), 50);
+    await expect(call).rejects.toMatchObject({ kind: 'cancelled' });
+    await expect.poll(() => aborted.get('gone')).toMatchObject({ kind: 'cancelled' });
+  });
+
+  it('answers a method it does not multiplex with UNIMPLEMENTED naming it', async () => {
+    const err = await mux.call({ ...EchoService.echo, path: '/test.Echo/Nope' }, { text: 'x' }, opts).catch((e: AppError) => e);
+    expect(err).toMatchObject({ kind: fromStatus(status.UNIMPLEMENTED, '', {}).kind });
+    expect((err as AppError).message).toContain('/test.Echo/Nope');
+  });
+
+  it('opens new streams after recycleMs and lets a retired one finish its calls', async () => {
+    const quick = new Multiplexer(client, { streams: 1, recycleMs: 50 });
+    const calls = (quick as unknown as { client: { calls: () => unknown } }).client;
+    let opened = 0;
+    const open = calls.calls.bind(calls);
+    calls.calls = () => {
+      opened++;
+      return open();
+    };
+    // Under way on the first stream while it is retired: still answered.
+    const slow = quick.call(EchoService.slow, { text: 'kept', ms: 200 }, opts);
+    await new Promise((r) => setTimeout(r, 80));
+    expect((await quick.call(EchoService.echo, { text: 'next' }, opts)).text).toBe('NEXT');
+    expect((await slow).text).toBe('kept');
+    expect(opened).toBe(2);
+    quick.close();
+  });
+});

@@ -1,0 +1,1 @@
+export * from './gen/llmgateway/mux/v1/mux_service.js';
