@@ -9,6 +9,7 @@ const SUITES: Record<string, () => Promise<unknown>> = {
   peer: () => import('./peer.js'),
   soak: () => import('./soak.js'),
   profile: () => import('./profile.js'),
+  mux: () => import('./mux.js'),
 };
 const name = process.argv[2] ?? 'mesh';
 const suite = SUITES[name];

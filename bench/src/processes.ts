@@ -68,7 +68,12 @@ export interface BenchMesh {
  * The mesh as `npm start` runs it, on the bench config: sealed with mutual TLS, a NATS and a Redis
  * user per service (the ACL and permission checks are part of the cost measured).
  */
-export async function startBenchMesh(simulatorUrl: string, slowSimulatorUrl = simulatorUrl, nodeFlags?: ServiceProcessesOptions['nodeFlags']): Promise<BenchMesh> {
+export async function startBenchMesh(
+  simulatorUrl: string,
+  slowSimulatorUrl = simulatorUrl,
+  nodeFlags?: ServiceProcessesOptions['nodeFlags'],
+  extraEnv: Record<string, string> = {},
+): Promise<BenchMesh> {
   const creds = meshCredentials();
   const [redis, nats] = await Promise.all([startRedisServer({ users: creds.redisUsers }), startNatsServer({ users: creds.natsUsers })]);
   const pki = createMeshPki(mkdtempSync(join(tmpdir(), 'llmgw-bench-tls-')));
@@ -78,6 +83,7 @@ export async function startBenchMesh(simulatorUrl: string, slowSimulatorUrl = si
       SIMULATOR_URL: simulatorUrl,
       SLOW_SIMULATOR_URL: slowSimulatorUrl,
       LOG_LEVEL: 'warn',
+      ...extraEnv,
     },
     serviceEnv: combineServiceEnv(pki.tlsEnv, creds.serviceEnv({ redis, nats })),
     logDir: mkdtempSync(join(tmpdir(), 'llmgw-bench-')),

@@ -13,6 +13,8 @@ const edgeEnvSchema = z.object({
   EDGE_HTTP_ADDR: envString('127.0.0.1:8080'),
   /** Largest HTTP request body; larger ones are 413. */
   EDGE_HTTP_MAX_BODY_BYTES: envInt({ min: 1024, max: 64 * 1024 * 1024, default: 4 * 1024 * 1024 }),
+  /** Reserve and execute calls over long-lived multiplexed streams ("on"), or one unary call each ("off"). */
+  EDGE_MULTIPLEXED_CALLS: z.enum(['on', 'off']).default('on'),
 }).refine((v) => (v.EDGE_TLS_CERT_FILE === undefined) === (v.EDGE_TLS_KEY_FILE === undefined), {
   message: 'EDGE_TLS_CERT_FILE and EDGE_TLS_KEY_FILE go together',
   path: ['EDGE_TLS_CERT_FILE'],
@@ -30,6 +32,8 @@ export interface EdgeConfig {
   /** host:port of the HTTP surface; undefined: none. */
   httpAddr?: string;
   httpMaxBodyBytes: number;
+  /** Reserve and execute over multiplexed streams rather than unary calls. */
+  multiplexedCalls: boolean;
 }
 
 export function parseEdgeSections(text: string, source: string, env: NodeJS.ProcessEnv): EdgeSections {
@@ -52,5 +56,6 @@ export function loadEdgeConfig(path: string, env: NodeJS.ProcessEnv): EdgeConfig
     publicTls,
     httpAddr: vars.EDGE_HTTP_ADDR === 'off' ? undefined : vars.EDGE_HTTP_ADDR,
     httpMaxBodyBytes: vars.EDGE_HTTP_MAX_BODY_BYTES,
+    multiplexedCalls: vars.EDGE_MULTIPLEXED_CALLS === 'on',
   };
 }

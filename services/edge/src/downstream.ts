@@ -30,13 +30,14 @@ export interface Downstream {
   close(): void;
 }
 
-export function createGrpcDownstream(addrs: ServiceAddrs, transport: MeshTransport = PLAINTEXT): Downstream {
+export function createGrpcDownstream(addrs: ServiceAddrs, transport: MeshTransport = PLAINTEXT, opts: { multiplexed?: boolean } = {}): Downstream {
   const auth = dial(AuthServiceClient, addrs.auth, transport.channelTo('auth'));
   const router = dial(RouterServiceClient, addrs.router, transport.channelTo('router'));
   const quota = dial(QuotaServiceClient, addrs.quota, transport.channelTo('quota'));
   const executor = dial(ExecutorServiceClient, addrs['provider-executor'], transport.channelTo('provider-executor'));
   const usage = dial(UsageServiceClient, addrs['usage-accountant'], transport.channelTo('usage-accountant'));
   // The two calls of every request ride long-lived streams on the same connections.
+  const multiplexed = opts.multiplexed ?? true;
   const quotaCalls = new Multiplexer(quota);
   const executorCalls = new Multiplexer(executor);
   return {
@@ -47,11 +48,11 @@ export function createGrpcDownstream(addrs: ServiceAddrs, transport: MeshTranspo
       return res.plan;
     },
     listModels: async (req, opts) => (await callUnary(router.listModels.bind(router), req, opts)).entries,
-    reserveQuota: (req, opts) => quotaCalls.call(QuotaServiceService.reserveQuota, req, opts),
+    reserveQuota: (req, opts) => (multiplexed ? quotaCalls.call(QuotaServiceService.reserveQuota, req, opts) : callUnary(quota.reserveQuota.bind(quota), req, opts)),
     releaseQuota: async (req, opts) => {
       await callUnary(quota.releaseQuota.bind(quota), req, opts);
     },
-    executeChat: (req, opts) => executorCalls.call(ExecutorServiceService.executeChat, req, opts),
+    executeChat: (req, opts) => (multiplexed ? executorCalls.call(ExecutorServiceService.executeChat, req, opts) : callUnary(executor.executeChat.bind(executor), req, opts)),
     executeChatStream: (req, opts) => callStream(executor.executeChatStream.bind(executor), req, opts),
     executeEmbed: (req, opts) => callUnary(executor.executeEmbed.bind(executor), req, opts),
     getUsage: (req, opts) => callUnary(usage.getUsage.bind(usage), req, opts),

@@ -16,7 +16,10 @@ export { GatewayPipeline } from './pipeline.js';
 export type { Downstream } from './downstream.js';
 export { loadEdgeConfig, type EdgeConfig } from './config.js';
 
-export async function startEdge(deps: ServiceDeps<EdgeConfig>, downstream: Downstream = createGrpcDownstream(deps.addrs, deps.transport)): Promise<RunningService> {
+export async function startEdge(
+  deps: ServiceDeps<EdgeConfig>,
+  downstream: Downstream = createGrpcDownstream(deps.addrs, deps.transport, { multiplexed: deps.config.multiplexedCalls }),
+): Promise<RunningService> {
   const logger = deps.logger.child({ component: 'edge' });
   const authCache = new AuthCache({ now: Date.now });
   const stopRevocations = deps.bus.onBroadcast(Subjects.keyRevoked, (data) => {
