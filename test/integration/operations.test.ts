@@ -18,9 +18,9 @@ const mesh = useTestMesh();
 const OWN_SERVICES: Record<ServiceName, string[]> = {
   edge: ['llmgateway.v1.GatewayService', 'llmgateway.v1.UsageService'],
   auth: ['llmgateway.auth.v1.AuthService'],
-  quota: ['llmgateway.quota.v1.QuotaService'],
+  quota: ['llmgateway.quota.v1.QuotaService', 'llmgateway.mux.v1.MultiplexerService'],
   router: ['llmgateway.router.v1.RouterService'],
-  'provider-executor': ['llmgateway.executor.v1.ExecutorService'],
+  'provider-executor': ['llmgateway.executor.v1.ExecutorService', 'llmgateway.mux.v1.MultiplexerService'],
   'usage-accountant': ['llmgateway.v1.UsageService'],
 };
 
