@@ -130,32 +130,49 @@ export function unary<Req, Res>(
 /** Sends one message, waiting when the caller reads slowly, so nothing buffers without bound. */
 export type StreamSink<Res> = (msg: Res) => Promise<void>;
 
+/** What serverStream() keeps beside the grpc-js handler, so the multiplexer runs the very same method. */
+export const STREAM_METHOD = Symbol('llmgw.serverStream');
+
+export interface StreamMethod<Req, Res> {
+  name: string;
+  opts: AdapterOptions;
+  /** Runs the method, sending through `send`; resolves with the outcome (ok: the stream ended well). */
+  settle(req: Req, ctx: CallContext, send: StreamSink<Res>): Promise<UnaryOutcome<void>>;
+}
+
+export type StreamHandler<Req, Res> = handleServerStreamingCall<Req, Res> & { [STREAM_METHOD]: StreamMethod<Req, Res> };
+
 export function serverStream<Req, Res>(
   method: string,
   logger: Logger,
   fn: (req: Req, ctx: CallContext, send: StreamSink<Res>) => Promise<void>,
   opts: AdapterOptions = {},
-): handleServerStreamingCall<Req, Res> {
+): StreamHandler<Req, Res> {
   const recorder = opts.metrics?.forMethod(method);
-  return (call) => {
-    const { ctx, finished } = createCallContext(call, method, logger, opts);
+  const settle = (request: Req, ctx: CallContext, send: StreamSink<Res>): Promise<UnaryOutcome<void>> => {
     const started = recorder ? performance.now() : 0;
-    const send = sinkFor(call, ctx);
-    invoke(call.request, (req) => fn(req, ctx, send)).then(
+    return invoke(request, (req) => fn(req, ctx, send)).then(
       () => {
-        finished();
         recorder?.handled(status.OK, (performance.now() - started) / 1000);
-        call.end(ctx.trailers);
+        return { ok: true, res: undefined };
       },
       (err: unknown) => {
-        finished();
         const st = toStatusObject(err, ctx.logger);
         recorder?.handled(st.code ?? status.UNKNOWN, (performance.now() - started) / 1000);
         ctx.logger.info({ grpcCode: st.code, reason: st.details }, 'stream failed');
-        call.emit('error', st);
+        return { ok: false, status: st };
       },
     );
   };
+  const handler: handleServerStreamingCall<Req, Res> = (call) => {
+    const { ctx, finished } = createCallContext(call, method, logger, opts);
+    void settle(call.request, ctx, sinkFor(call, ctx)).then((outcome) => {
+      finished();
+      if (outcome.ok) call.end(ctx.trailers);
+      else call.emit('error', outcome.status);
+    });
+  };
+  return Object.assign(handler, { [STREAM_METHOD]: { name: method, opts, settle } });
 }
 
 function sinkFor<Req, Res>(call: ServerWritableStream<Req, Res>, ctx: CallContext): StreamSink<Res> {

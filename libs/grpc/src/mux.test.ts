@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppError } from '@llmgw/errors';
 import { silentLogger } from '@llmgw/logging';
 import { callUnary } from './client.js';
-import { tolerantDecoding, unary } from './handlers.js';
+import { serverStream, tolerantDecoding, unary } from './handlers.js';
 import { Multiplexer, serveMultiplexed } from './mux.js';
 import { createGrpcServer, type GrpcServer } from './server.js';
 import { fromStatus } from './status-map.js';
@@ -15,7 +15,7 @@ interface Msg {
 const ser = (m: Msg) => Buffer.from(JSON.stringify(m));
 const de = (b: Buffer) => JSON.parse(b.toString()) as Msg;
 const method = (name: string) => ({ path: `/test.Echo/${name}`, requestStream: false, responseStream: false, requestSerialize: ser, requestDeserialize: de, responseSerialize: ser, responseDeserialize: de });
-const EchoService = { echo: method('Echo'), slow: method('Slow') } satisfies ServiceDefinition;
+const EchoService = { echo: method('Echo'), slow: method('Slow'), chunks: { ...method('Chunks'), responseStream: true } } satisfies ServiceDefinition;
 type EchoClient = Client & { echo(req: Msg, md: Metadata, opts: object, cb: (err: ServiceError | null, res: Msg) => void): void };
 const EchoCtor = makeGenericClientConstructor(EchoService, 'Echo') as unknown as new (addr: string, creds: ReturnType<typeof credentials.createInsecure>) => EchoClient;
 
@@ -28,6 +28,9 @@ describe('Multiplexer: unary calls over long-lived streams', () => {
   const aborted = new Map<string, unknown>();
   const seen: { requestId: string; tenantId: string }[] = [];
   let streamsOpened = 0;
+  /** Messages the streaming handler has sent so far, and how it ended, by request text. */
+  const sent = new Map<string, number>();
+  const ended = new Map<string, unknown>();
 
   beforeAll(async () => {
     g = createGrpcServer(['test.Echo'], { reflection: false });
@@ -50,8 +53,26 @@ describe('Multiplexer: unary calls over long-lived streams', () => {
         }),
       ),
     };
-    g.server.addService(tolerantDecoding(EchoService), handlers);
-    serveMultiplexed(g, logger, tolerantDecoding(EchoService), handlers);
+    const withChunks = {
+      ...handlers,
+      // Sends `ms` numbered messages (as text), then fails if asked to.
+      chunks: serverStream('Chunks', logger, async (req: Msg, ctx, send) => {
+        sent.set(req.text, 0);
+        try {
+          for (let i = 0; i < (req.ms ?? 0); i++) {
+            await send({ text: `${req.text}-${i}` });
+            sent.set(req.text, i + 1);
+          }
+          if (req.text.startsWith('fail')) throw new AppError('unavailable', 'provider went away');
+          ended.set(req.text, 'ok');
+        } catch (err) {
+          ended.set(req.text, err);
+          throw err;
+        }
+      }),
+    };
+    g.server.addService(tolerantDecoding(EchoService), withChunks);
+    serveMultiplexed(g, logger, tolerantDecoding(EchoService), withChunks);
     const port = await new Promise<number>((resolve, reject) => g.server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
     client = new EchoCtor(`127.0.0.1:${port}`, credentials.createInsecure());
     mux = new Multiplexer(client, { streams: 2 });
@@ -126,5 +147,39 @@ describe('Multiplexer: unary calls over long-lived streams', () => {
     expect((await slow).text).toBe('kept');
     expect(opened).toBe(2);
     quick.close();
+  });
+
+  it('streams a server-streaming call\'s messages in order, then its end', async () => {
+    const got: string[] = [];
+    for await (const m of mux.stream(EchoService.chunks, { text: 'all', ms: 100 }, opts)) got.push(m.text);
+    expect(got).toEqual(Array.from({ length: 100 }, (_, i) => `all-${i}`));
+    expect(ended.get('all')).toBe('ok');
+  });
+
+  it('holds a stream to its window while the reader waits, and goes on as it reads', async () => {
+    const it = mux.stream(EchoService.chunks, { text: 'slowreader', ms: 100 }, opts)[Symbol.asyncIterator]();
+    expect((await it.next()).value).toEqual({ text: 'slowreader-0' });
+    await new Promise((r) => setTimeout(r, 200));
+    // 16 sent before any credit; the reader has taken 1 (credit goes in halves of the window).
+    expect(sent.get('slowreader')).toBe(16);
+    let n = 1;
+    while (!(await it.next()).done) n++;
+    expect(n).toBe(100);
+  });
+
+  it('cancels the call on the server when the reader stops early', async () => {
+    for await (const m of mux.stream(EchoService.chunks, { text: 'quit', ms: 1000 }, opts)) {
+      if (m.text === 'quit-3') break;
+    }
+    await expect.poll(() => ended.get('quit')).toMatchObject({ kind: 'cancelled' });
+  });
+
+  it('gives the messages sent before a failure, then the failure as the unary path would', async () => {
+    const got: string[] = [];
+    const err = await (async () => {
+      for await (const m of mux.stream(EchoService.chunks, { text: 'failing', ms: 3 }, opts)) got.push(m.text);
+    })().catch((e: AppError) => e);
+    expect(got).toEqual(['failing-0', 'failing-1', 'failing-2']);
+    expect(err).toMatchObject({ kind: 'unavailable', message: 'provider went away' });
   });
 });

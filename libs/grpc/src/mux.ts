@@ -6,28 +6,30 @@ import { MultiplexerServiceClient, MultiplexerServiceService, type CallsRequest,
 import type { MethodAccess } from './authorize.js';
 import type { CallOpts } from './client.js';
 import { callContext, REQUEST_ID_HEADER, TENANT_ID_HEADER } from './context.js';
-import { UNARY_METHOD, type UnaryHandler, type UnaryMethod } from './handlers.js';
+import { STREAM_METHOD, UNARY_METHOD, type StreamHandler, type StreamMethod, type UnaryHandler, type UnaryMethod } from './handlers.js';
 import { peerIdentity } from './mesh-tls.js';
 import type { GrpcServer } from './server.js';
 import { fromServiceError, fromStatus } from './status-map.js';
 
 /**
- * Unary calls multiplexed over long-lived streams (llmgateway.mux.v1.MultiplexerService): the
+ * Unary and server-streaming calls multiplexed over long-lived streams (llmgateway.mux.v1.MultiplexerService): the
  * grpc.io performance guide's advice for high-rate internal flows. A call is one message each
  * way on a stream that is already open, instead of an HTTP/2 stream with its headers, its
  * per-call TLS identity check and grpc-js's per-call machinery on both sides. Each inner call
  * keeps what the unary call has: the server's access policy per method, a deadline, cancellation,
- * its status and trailers, and backpressure (a full stream stops reading or queues writes).
+ * its status and trailers, and backpressure: a streaming call sends at most 16 messages ahead of
+ * what its reader has taken (credit), and a client whose stream is full queues its writes.
  */
 export const MULTIPLEXER_SERVICE_NAME = 'llmgateway.mux.v1.MultiplexerService';
 
 interface Route {
   requestDeserialize(bytes: Buffer): unknown;
   responseSerialize(value: unknown): Buffer;
-  method: UnaryMethod<unknown, unknown>;
+  unary?: UnaryMethod<unknown, unknown>;
+  stream?: StreamMethod<unknown, unknown>;
 }
 
-interface UnaryDefinition {
+interface MethodDefinition {
   path: string;
   requestStream: boolean;
   responseStream: boolean;
@@ -35,46 +37,65 @@ interface UnaryDefinition {
   responseSerialize(value: never): Buffer;
 }
 
+/** Messages of a server-streaming call the server may send before the client grants more. */
+const STREAM_WINDOW = 16;
+
 /**
- * Serves the multiplexer on `g` for the unary methods of one service, with the handlers
- * registered for it (made by unary()); `definition` should be the tolerantDecoding one.
+ * Serves the multiplexer on `g` for the unary and server-streaming methods of one service, with
+ * the handlers registered for it (made by unary() and serverStream()); `definition` should be
+ * the tolerantDecoding one.
  */
-export function serveMultiplexed(g: GrpcServer, logger: Logger, definition: Record<string, UnaryDefinition>, handlers: Record<string, unknown>): void {
+export function serveMultiplexed(g: GrpcServer, logger: Logger, definition: Record<string, MethodDefinition>, handlers: Record<string, unknown>): void {
   const routes = new Map<string, Route>();
   for (const [name, m] of Object.entries(definition)) {
-    const method = (handlers[name] as Partial<UnaryHandler<unknown, unknown>> | undefined)?.[UNARY_METHOD];
-    if (m.requestStream || m.responseStream || !method) continue;
-    routes.set(m.path, { requestDeserialize: m.requestDeserialize, responseSerialize: m.responseSerialize as (v: unknown) => Buffer, method });
+    const h = handlers[name] as Partial<UnaryHandler<unknown, unknown> & StreamHandler<unknown, unknown>> | undefined;
+    const unaryMethod = !m.requestStream && !m.responseStream ? h?.[UNARY_METHOD] : undefined;
+    const streamMethod = !m.requestStream && m.responseStream ? h?.[STREAM_METHOD] : undefined;
+    if (!unaryMethod && !streamMethod) continue;
+    routes.set(m.path, { requestDeserialize: m.requestDeserialize, responseSerialize: m.responseSerialize as (v: unknown) => Buffer, unary: unaryMethod, stream: streamMethod });
   }
   g.server.addService(MultiplexerServiceService, { calls: multiplexerHandler(routes, logger, g.access) });
 }
 
 const EMPTY = Buffer.alloc(0);
 
+/** One call under way on a server's stream. */
+interface ServedCall {
+  controller: AbortController;
+  /** Messages it may still send (server-streaming calls). */
+  window: number;
+  granted?: () => void;
+}
+
 function multiplexerHandler(routes: Map<string, Route>, logger: Logger, access: MethodAccess | undefined): handleBidiStreamingCall<CallsRequest, CallsResponse> {
   return (stream: ServerDuplexStream<CallsRequest, CallsResponse>) => {
     // The stream's caller was authorized for the stream itself; each inner call is checked too.
     const caller = access ? peerIdentity(stream.getAuthContext().sslPeerCertificate) : undefined;
-    const inFlight = new Map<number, AbortController>();
+    const inFlight = new Map<number, ServedCall>();
     let gone = false;
     let callerDone = false;
+    // Unbounded buffering is not possible: a unary call answers once, a streaming one at most its window ahead.
     const answer = (r: CallsResponse) => {
       if (gone) return;
-      // A caller that reads slowly: stop taking calls until it has caught up.
-      if (!stream.write(r)) {
-        stream.pause();
-        stream.once('drain', () => stream.resume());
-      }
+      stream.write(r);
       if (callerDone && inFlight.size === 0) stream.end();
     };
-    const fail = (id: number, code: status, message: string) => answer({ id, payload: EMPTY, code, message, trailers: {} });
+    const fail = (id: number, code: status, message: string) => answer({ id, payload: EMPTY, code, message, trailers: {}, more: false });
 
     stream.on('data', (c: CallsRequest) => {
-      if (c.cancel) {
-        inFlight.get(c.id)?.abort(new AppError('cancelled', 'call cancelled by the caller'));
+      const underWay = inFlight.get(c.id);
+      if (c.credit > 0) {
+        if (underWay) {
+          underWay.window += c.credit;
+          underWay.granted?.();
+        }
         return;
       }
-      if (inFlight.has(c.id)) return fail(c.id, status.INVALID_ARGUMENT, `call id ${c.id} is already under way on this stream`);
+      if (c.cancel) {
+        underWay?.controller.abort(new AppError('cancelled', 'call cancelled by the caller'));
+        return;
+      }
+      if (underWay) return fail(c.id, status.INVALID_ARGUMENT, `call id ${c.id} is already under way on this stream`);
       const route = routes.get(c.method);
       if (!route) return fail(c.id, status.UNIMPLEMENTED, `${quoted(c.method)} is not a multiplexed method of this server`);
       if (access) {
@@ -89,22 +110,31 @@ function multiplexerHandler(routes: Map<string, Route>, logger: Logger, access: 
       } catch {
         return fail(c.id, status.INVALID_ARGUMENT, 'call metadata has an invalid key or value');
       }
-      const controller = new AbortController();
-      inFlight.set(c.id, controller);
+      const call: ServedCall = { controller: new AbortController(), window: STREAM_WINDOW };
+      inFlight.set(c.id, call);
       const ctx = callContext({
-        method: route.method.name,
+        method: (route.unary ?? route.stream)!.name,
         logger,
         metadata,
-        signal: controller.signal,
+        signal: call.controller.signal,
         deadlineMs: c.timeoutMs > 0 ? Date.now() + c.timeoutMs : Infinity,
         requestId: c.metadata[REQUEST_ID_HEADER] || randomUUID(),
         tenantId: c.metadata[TENANT_ID_HEADER] ?? '',
         clientRequestId: '',
       });
-      void route.method.settle(route.requestDeserialize(c.payload), ctx).then((o) => {
+      const request = route.requestDeserialize(c.payload);
+      const outcome = route.unary
+        ? route.unary.settle(request, ctx)
+        : route.stream!.settle(request, ctx, async (msg) => {
+            while (call.window <= 0) await credit(call);
+            if (ctx.signal.aborted) throw ctx.signal.reason;
+            call.window--;
+            answer({ id: c.id, payload: route.responseSerialize(msg), code: status.OK, message: '', trailers: {}, more: true });
+          });
+      void outcome.then((o) => {
         inFlight.delete(c.id);
-        if (o.ok) answer({ id: c.id, payload: route.responseSerialize(o.res), code: status.OK, message: '', trailers: stringTrailers(ctx.trailers) });
-        else answer({ id: c.id, payload: EMPTY, code: o.status.code ?? status.UNKNOWN, message: o.status.details ?? '', trailers: stringTrailers(o.status.metadata) });
+        if (o.ok) answer({ id: c.id, payload: o.res === undefined ? EMPTY : route.responseSerialize(o.res), code: status.OK, message: '', trailers: stringTrailers(ctx.trailers), more: false });
+        else answer({ id: c.id, payload: EMPTY, code: o.status.code ?? status.UNKNOWN, message: o.status.details ?? '', trailers: stringTrailers(o.status.metadata), more: false });
       });
     });
     // The caller has sent its last call (it is recycling the stream): end once all are answered.
@@ -114,12 +144,27 @@ function multiplexerHandler(routes: Map<string, Route>, logger: Logger, access: 
     });
     const abandon = () => {
       gone = true;
-      for (const c of inFlight.values()) c.abort(new AppError('cancelled', 'the caller closed the stream'));
+      for (const c of inFlight.values()) c.controller.abort(new AppError('cancelled', 'the caller closed the stream'));
       inFlight.clear();
     };
     stream.on('cancelled', abandon);
     stream.on('error', abandon);
   };
+}
+
+/** Waits until the client grants a streaming call more messages, or the call is cancelled. */
+function credit(call: ServedCall): Promise<void> {
+  const signal = call.controller.signal;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    call.granted = () => {
+      call.granted = undefined;
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
 }
 
 function stringTrailers(md: Metadata | undefined): Record<string, string> {
@@ -162,13 +207,24 @@ export class Multiplexer {
 
   call<Req, Res>(method: MultiplexedMethod<Req, Res>, request: Req, opts: CallOpts): Promise<Res> {
     if (opts.signal?.aborted) return Promise.reject(new AppError('cancelled', 'call cancelled'));
+    return this.next().call(method, request, opts);
+  }
+
+  /** A server-streaming call over the pool's streams, as callStream() gives it. */
+  stream<Req, Res>(method: MultiplexedMethod<Req, Res>, request: Req, opts: CallOpts): AsyncGenerator<Res> {
+    if (opts.signal?.aborted) return rejected(new AppError('cancelled', 'call cancelled'));
+    return this.next().stream(method, request, opts);
+  }
+
+  /** The pool's streams in turn, each replaced when it broke or grew old. */
+  private next(): MuxStream {
     const i = this.turn++ % this.pool.length;
     let s = this.pool[i];
     if (!s || s.broken || Date.now() - s.openedAt > this.recycleMs) {
       s?.retire();
       s = this.pool[i] = new MuxStream(this.client.calls());
     }
-    return s.call(method, request, opts);
+    return s;
   }
 
   close(): void {
@@ -177,9 +233,10 @@ export class Multiplexer {
   }
 }
 
+/** A call under way on a client's stream: a unary one settles once, a streaming one takes messages first. */
 interface Pending {
-  resolve(res: CallsResponse): void;
-  reject(err: AppError): void;
+  message?(payload: Buffer): void;
+  finish(result: CallsResponse | AppError): void;
   timer: NodeJS.Timeout;
   onAbort?: () => void;
   signal?: AbortSignal;
@@ -194,47 +251,91 @@ class MuxStream {
   private readonly queue: CallsRequest[] = [];
   private readonly pending = new Map<number, Pending>();
 
-  constructor(private readonly stream: ClientDuplexStream<CallsRequest, CallsResponse>) {
-    stream.on('data', (r: CallsResponse) => {
-      const p = this.settle(r.id);
-      p?.resolve(r);
+  constructor(private readonly duplex: ClientDuplexStream<CallsRequest, CallsResponse>) {
+    duplex.on('data', (r: CallsResponse) => {
+      if (r.more) this.pending.get(r.id)?.message?.(r.payload);
+      else this.settle(r.id)?.finish(r);
     });
-    stream.on('error', (err) => this.failAll(fromServiceError(err)));
-    stream.on('end', () => this.failAll(new AppError('unavailable', 'the multiplexed stream ended with calls under way')));
-    stream.on('drain', () => this.flush());
+    duplex.on('error', (err) => this.failAll(fromServiceError(err)));
+    duplex.on('end', () => this.failAll(new AppError('unavailable', 'the multiplexed stream ended with calls under way')));
+    duplex.on('drain', () => this.flush());
   }
 
   call<Req, Res>(method: MultiplexedMethod<Req, Res>, request: Req, opts: CallOpts): Promise<Res> {
-    const id = this.nextId++;
-    const timeoutMs = Math.max(1, Math.ceil(opts.timeoutMs));
     return new Promise<CallsResponse>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.settle(id);
-        this.send({ id, method: '', payload: EMPTY, metadata: {}, timeoutMs: 0, cancel: true });
-        reject(new AppError('deadline_exceeded', `${method.path}: deadline of ${timeoutMs} ms exceeded`));
-      }, timeoutMs);
-      const p: Pending = { resolve, reject, timer };
-      if (opts.signal) {
-        p.signal = opts.signal;
-        p.onAbort = () => {
-          this.settle(id);
-          this.send({ id, method: '', payload: EMPTY, metadata: {}, timeoutMs: 0, cancel: true });
-          reject(new AppError('cancelled', 'call cancelled'));
-        };
-        opts.signal.addEventListener('abort', p.onAbort, { once: true });
-      }
-      this.pending.set(id, p);
-      this.send({ id, method: method.path, payload: method.requestSerialize(request), metadata: metadataOf(opts), timeoutMs, cancel: false });
+      this.start(method.path, method.requestSerialize(request), opts, { finish: (r) => (r instanceof AppError ? reject(r) : resolve(r)) });
     }).then((r) => {
       if (r.code !== status.OK) throw fromStatus(r.code, r.message, r.trailers);
       return method.responseDeserialize(r.payload);
     });
   }
 
+  /** A server-streaming call: messages as they come; breaking out of the loop cancels it. */
+  async *stream<Req, Res>(method: MultiplexedMethod<Req, Res>, request: Req, opts: CallOpts): AsyncGenerator<Res> {
+    const arrived: Buffer[] = [];
+    let end: CallsResponse | AppError | undefined;
+    let wake: (() => void) | undefined;
+    const id = this.start(method.path, method.requestSerialize(request), opts, {
+      message: (payload) => {
+        arrived.push(payload);
+        wake?.();
+      },
+      finish: (r) => {
+        end = r;
+        wake?.();
+      },
+    });
+    let taken = 0;
+    try {
+      for (;;) {
+        const payload = arrived.shift();
+        if (payload) {
+          // Credit in halves of the window: the server never waits on a reader that keeps up.
+          if (++taken >= STREAM_WINDOW / 2) {
+            this.send(frame(id, { credit: taken }));
+            taken = 0;
+          }
+          yield method.responseDeserialize(payload);
+          continue;
+        }
+        if (end instanceof AppError) throw end;
+        if (end) {
+          if (end.code !== status.OK) throw fromStatus(end.code, end.message, end.trailers);
+          return;
+        }
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+      }
+    } finally {
+      if (!end && this.settle(id)) this.send(frame(id, { cancel: true }));
+    }
+  }
+
   /** Takes no new calls; ends (half-closes) once the calls under way are answered. */
   retire(): void {
     this.retired = true;
-    if (this.pending.size === 0 && !this.broken) this.stream.end();
+    if (this.pending.size === 0 && !this.broken) this.duplex.end();
+  }
+
+  private start(path: string, payload: Buffer, opts: CallOpts, handlers: Pick<Pending, 'message' | 'finish'>): number {
+    const id = this.nextId++;
+    const timeoutMs = Math.max(1, Math.ceil(opts.timeoutMs));
+    const timer = setTimeout(() => {
+      this.settle(id)?.finish(new AppError('deadline_exceeded', `${path}: deadline of ${timeoutMs} ms exceeded`));
+      this.send(frame(id, { cancel: true }));
+    }, timeoutMs);
+    const p: Pending = { ...handlers, timer };
+    if (opts.signal) {
+      p.signal = opts.signal;
+      p.onAbort = () => {
+        this.settle(id)?.finish(new AppError('cancelled', 'call cancelled'));
+        this.send(frame(id, { cancel: true }));
+      };
+      opts.signal.addEventListener('abort', p.onAbort, { once: true });
+    }
+    this.pending.set(id, p);
+    this.send({ ...frame(id, {}), method: path, payload, metadata: metadataOf(opts), timeoutMs });
+    return id;
   }
 
   private settle(id: number): Pending | undefined {
@@ -243,27 +344,31 @@ class MuxStream {
     this.pending.delete(id);
     clearTimeout(p.timer);
     if (p.onAbort) p.signal?.removeEventListener('abort', p.onAbort);
-    if (this.retired && this.pending.size === 0 && !this.broken) this.stream.end();
+    if (this.retired && this.pending.size === 0 && !this.broken) this.duplex.end();
     return p;
   }
 
   private failAll(err: AppError): void {
     this.broken = true;
-    for (const id of [...this.pending.keys()]) this.settle(id)?.reject(err);
+    for (const id of [...this.pending.keys()]) this.settle(id)?.finish(err);
   }
 
   private send(msg: CallsRequest): void {
     if (this.broken) return;
     if (this.blocked) this.queue.push(msg);
-    else if (!this.stream.write(msg)) this.blocked = true;
+    else if (!this.duplex.write(msg)) this.blocked = true;
   }
 
   private flush(): void {
     this.blocked = false;
     while (this.queue.length > 0 && !this.blocked) {
-      if (!this.stream.write(this.queue.shift()!)) this.blocked = true;
+      if (!this.duplex.write(this.queue.shift()!)) this.blocked = true;
     }
   }
+}
+
+function frame(id: number, fields: Partial<CallsRequest>): CallsRequest {
+  return { id, method: '', payload: EMPTY, metadata: {}, timeoutMs: 0, cancel: false, credit: 0, ...fields };
 }
 
 function metadataOf(opts: CallOpts): Record<string, string> {
@@ -271,4 +376,8 @@ function metadataOf(opts: CallOpts): Record<string, string> {
   if (opts.requestId) md[REQUEST_ID_HEADER] = opts.requestId;
   if (opts.tenantId) md[TENANT_ID_HEADER] = opts.tenantId;
   return md;
+}
+
+async function* rejected<T>(err: AppError): AsyncGenerator<T> {
+  throw err;
 }

@@ -36,7 +36,7 @@ export function createGrpcDownstream(addrs: ServiceAddrs, transport: MeshTranspo
   const quota = dial(QuotaServiceClient, addrs.quota, transport.channelTo('quota'));
   const executor = dial(ExecutorServiceClient, addrs['provider-executor'], transport.channelTo('provider-executor'));
   const usage = dial(UsageServiceClient, addrs['usage-accountant'], transport.channelTo('usage-accountant'));
-  // The two calls of every request ride long-lived streams on the same connections.
+  // The calls every request makes (reserve, execute) ride long-lived streams on the same connections.
   const multiplexed = opts.multiplexed ?? true;
   const quotaCalls = new Multiplexer(quota);
   const executorCalls = new Multiplexer(executor);
@@ -53,8 +53,9 @@ export function createGrpcDownstream(addrs: ServiceAddrs, transport: MeshTranspo
       await callUnary(quota.releaseQuota.bind(quota), req, opts);
     },
     executeChat: (req, opts) => (multiplexed ? executorCalls.call(ExecutorServiceService.executeChat, req, opts) : callUnary(executor.executeChat.bind(executor), req, opts)),
-    executeChatStream: (req, opts) => callStream(executor.executeChatStream.bind(executor), req, opts),
-    executeEmbed: (req, opts) => callUnary(executor.executeEmbed.bind(executor), req, opts),
+    executeChatStream: (req, opts) =>
+      multiplexed ? executorCalls.stream(ExecutorServiceService.executeChatStream, req, opts) : callStream(executor.executeChatStream.bind(executor), req, opts),
+    executeEmbed: (req, opts) => (multiplexed ? executorCalls.call(ExecutorServiceService.executeEmbed, req, opts) : callUnary(executor.executeEmbed.bind(executor), req, opts)),
     getUsage: (req, opts) => callUnary(usage.getUsage.bind(usage), req, opts),
     close: () => {
       quotaCalls.close();

@@ -18,7 +18,7 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 
-/** CallsRequest is one unary call, or the cancel of one. */
+/** CallsRequest is one call, the cancel of one, or credit for a server-streaming one. */
 export interface CallsRequest {
   /** Chosen by the client, unique among its calls in flight on this stream. */
   id: number;
@@ -32,6 +32,11 @@ export interface CallsRequest {
   timeoutMs: number;
   /** Cancels call `id`, which is still under way; nothing else is set. */
   cancel: boolean;
+  /**
+   * For server-streaming call `id`: the client has taken this many more of its messages, so the
+   * server may send as many more. A call starts with a window of 16; nothing else is set.
+   */
+  credit: number;
 }
 
 export interface CallsRequest_MetadataEntry {
@@ -39,7 +44,7 @@ export interface CallsRequest_MetadataEntry {
   value: string;
 }
 
-/** CallsResponse is one call's result. */
+/** CallsResponse is one call's result, or one message of a server-streaming call. */
 export interface CallsResponse {
   /** The id of the call it answers. */
   id: number;
@@ -50,6 +55,11 @@ export interface CallsResponse {
   message: string;
   /** The call's trailing metadata (e.g. retry-after-ms, x-ratelimit-*). */
   trailers: { [key: string]: string };
+  /**
+   * One message (payload) of a server-streaming call; its status comes in a later response
+   * without `more`.
+   */
+  more: boolean;
 }
 
 export interface CallsResponse_TrailersEntry {
@@ -58,7 +68,7 @@ export interface CallsResponse_TrailersEntry {
 }
 
 function createBaseCallsRequest(): CallsRequest {
-  return { id: 0, method: "", payload: Buffer.alloc(0), metadata: {}, timeoutMs: 0, cancel: false };
+  return { id: 0, method: "", payload: Buffer.alloc(0), metadata: {}, timeoutMs: 0, cancel: false, credit: 0 };
 }
 
 export const CallsRequest: MessageFns<CallsRequest> = {
@@ -80,6 +90,9 @@ export const CallsRequest: MessageFns<CallsRequest> = {
     }
     if (message.cancel !== false) {
       writer.uint32(48).bool(message.cancel);
+    }
+    if (message.credit !== 0) {
+      writer.uint32(56).uint32(message.credit);
     }
     return writer;
   },
@@ -148,6 +161,14 @@ export const CallsRequest: MessageFns<CallsRequest> = {
             message.cancel = reader.bool();
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.credit = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -185,6 +206,7 @@ export const CallsRequest: MessageFns<CallsRequest> = {
         ? globalThis.Number(object.timeout_ms)
         : 0,
       cancel: isSet(object.cancel) ? globalThis.Boolean(object.cancel) : false,
+      credit: isSet(object.credit) ? globalThis.Number(object.credit) : 0,
     };
   },
 
@@ -214,6 +236,9 @@ export const CallsRequest: MessageFns<CallsRequest> = {
     if (message.cancel !== false) {
       obj.cancel = message.cancel;
     }
+    if (message.credit !== 0) {
+      obj.credit = Math.round(message.credit);
+    }
     return obj;
   },
 
@@ -236,6 +261,7 @@ export const CallsRequest: MessageFns<CallsRequest> = {
     );
     message.timeoutMs = object.timeoutMs ?? 0;
     message.cancel = object.cancel ?? false;
+    message.credit = object.credit ?? 0;
     return message;
   },
 };
@@ -326,7 +352,7 @@ export const CallsRequest_MetadataEntry: MessageFns<CallsRequest_MetadataEntry> 
 };
 
 function createBaseCallsResponse(): CallsResponse {
-  return { id: 0, payload: Buffer.alloc(0), code: 0, message: "", trailers: {} };
+  return { id: 0, payload: Buffer.alloc(0), code: 0, message: "", trailers: {}, more: false };
 }
 
 export const CallsResponse: MessageFns<CallsResponse> = {
@@ -346,6 +372,9 @@ export const CallsResponse: MessageFns<CallsResponse> = {
     globalThis.Object.entries(message.trailers).forEach(([key, value]: [string, string]) => {
       CallsResponse_TrailersEntry.encode({ key: key as any, value }, writer.uint32(42).fork()).join();
     });
+    if (message.more !== false) {
+      writer.uint32(48).bool(message.more);
+    }
     return writer;
   },
 
@@ -405,6 +434,14 @@ export const CallsResponse: MessageFns<CallsResponse> = {
             }
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.more = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -437,6 +474,7 @@ export const CallsResponse: MessageFns<CallsResponse> = {
           {},
         )
         : {},
+      more: isSet(object.more) ? globalThis.Boolean(object.more) : false,
     };
   },
 
@@ -463,6 +501,9 @@ export const CallsResponse: MessageFns<CallsResponse> = {
         });
       }
     }
+    if (message.more !== false) {
+      obj.more = message.more;
+    }
     return obj;
   },
 
@@ -484,6 +525,7 @@ export const CallsResponse: MessageFns<CallsResponse> = {
       },
       {},
     );
+    message.more = object.more ?? false;
     return message;
   },
 };
@@ -574,7 +616,7 @@ export const CallsResponse_TrailersEntry: MessageFns<CallsResponse_TrailersEntry
 };
 
 /**
- * MultiplexerService carries many unary calls of a server's own services over one long-lived
+ * MultiplexerService carries many unary and server-streaming calls of a server's own services over one long-lived
  * stream, for the mesh's hot internal hops (edge to quota, edge to provider-executor): a call is
  * one message each way instead of an HTTP/2 stream, its headers and its per-call setup. Each
  * inner call is authorized, deadlined, cancellable and answered with a status exactly as the
@@ -583,8 +625,8 @@ export const CallsResponse_TrailersEntry: MessageFns<CallsResponse_TrailersEntry
 export type MultiplexerServiceService = typeof MultiplexerServiceService;
 export const MultiplexerServiceService = {
   /**
-   * Calls takes unary calls (and cancels of them) and answers each with its result, matched by id,
-   * in the order they finish.
+   * Calls takes calls (and cancels of them) and answers each with its messages and status,
+   * matched by id, in the order they come.
    */
   calls: {
     path: "/llmgateway.mux.v1.MultiplexerService/Calls" as const,
@@ -599,16 +641,16 @@ export const MultiplexerServiceService = {
 
 export interface MultiplexerServiceServer extends UntypedServiceImplementation {
   /**
-   * Calls takes unary calls (and cancels of them) and answers each with its result, matched by id,
-   * in the order they finish.
+   * Calls takes calls (and cancels of them) and answers each with its messages and status,
+   * matched by id, in the order they come.
    */
   calls: handleBidiStreamingCall<CallsRequest, CallsResponse>;
 }
 
 export interface MultiplexerServiceClient extends Client {
   /**
-   * Calls takes unary calls (and cancels of them) and answers each with its result, matched by id,
-   * in the order they finish.
+   * Calls takes calls (and cancels of them) and answers each with its messages and status,
+   * matched by id, in the order they come.
    */
   calls(): ClientDuplexStream<CallsRequest, CallsResponse>;
   calls(options: Partial<CallOptions>): ClientDuplexStream<CallsRequest, CallsResponse>;
