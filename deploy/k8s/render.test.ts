@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { programArgs, REPO_ROOT } from '@llmgw/local-infra';
-import { DEFAULT_PORTS, OPERATOR, SERVICE_NAMES } from '@llmgw/runtime';
+import { DEFAULT_PORTS, OPERATOR, SERVICE_NAMES, SERVICE_NODE_FLAGS } from '@llmgw/runtime';
 import { BOOTSTRAP_KEYS_SECRET, DURABLE_STATE, EDGE_HTTP_PORT, MESH_ISSUER, PROVIDER_KEYS_SECRET, renderYaml, tlsSecretOf } from './render.js';
 
 interface Manifest {
@@ -55,8 +55,10 @@ describe('k8s manifests (deploy/k8s/render.ts)', () => {
     for (const name of SERVICE_NAMES) {
       const c = podSpec(deployments.find((m) => m.metadata.name === name)!).containers[0]!;
       expect(c.image).toBe(`registry.example/llmgw-${name}:test`);
-      const [node, bundle] = c.command;
+      const [node, ...rest] = c.command;
+      const bundle = rest.at(-1);
       expect(node).toBe('node');
+      expect(rest.slice(0, -1)).toEqual(SERVICE_NODE_FLAGS);
       // The same file the local mesh runs from dist/ (npm test builds first).
       expect(join(REPO_ROOT, bundle!)).toBe(programArgs(`services/${name}/src/main.ts`, 'dist')[0]);
     }

@@ -37,7 +37,7 @@ import { providerExecutorService } from '@llmgw/provider-executor';
 import { quotaService } from '@llmgw/quota';
 import { routerService } from '@llmgw/router';
 import { spiffeId } from '@llmgw/grpc';
-import { ADDR_ENV, DEFAULT_PORTS, OPERATOR, SERVICE_NAMES, type ServiceName } from '@llmgw/runtime';
+import { ADDR_ENV, DEFAULT_PORTS, OPERATOR, SERVICE_NAMES, SERVICE_NODE_FLAGS, type ServiceName } from '@llmgw/runtime';
 import { usageAccountantService } from '@llmgw/usage-accountant';
 
 export const PROVIDER_KEYS_SECRET = 'llmgw-provider-keys';
@@ -130,7 +130,7 @@ function manifests(name: ServiceName, opts: RenderOptions): object[] {
               {
                 name,
                 image: opts.image.replaceAll('{service}', name),
-                command: ['node', `dist/services/${name}/main.js`],
+                command: ['node', ...SERVICE_NODE_FLAGS, `dist/services/${name}/main.js`],
                 env: [
                   { name: 'SERVICE', value: name },
                   { name: 'GRPC_LISTEN_ADDR', value: `0.0.0.0:${port}` },

@@ -1,4 +1,4 @@
-import { Server, ServerCredentials, type ChannelOptions } from '@grpc/grpc-js';
+import { Server, ServerCredentials, type ChannelOptions, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
@@ -58,6 +58,34 @@ function reflectionFor(serviceNames: string[]): ReflectionService {
   return new ReflectionService(descriptors, { services: [...serviceNames, HEALTH_SERVICE] });
 }
 
+type Registrations = { definition: ServiceDefinition; implementation: UntypedServiceImplementation }[];
+
+/** What a ReflectionService registers on a server (its v1 and v1alpha services), without a server. */
+function registrationsOf(reflection: ReflectionService): Registrations {
+  const out: Registrations = [];
+  reflection.addToServer({ addService: (definition: ServiceDefinition, implementation: UntypedServiceImplementation) => out.push({ definition, implementation }) } as unknown as Server);
+  return out;
+}
+
+/**
+ * Reflection registered at once but built at its first call: the descriptors of every proto take
+ * about 20 MB of each process's memory, for a service operators call now and then.
+ */
+function addLazyReflection(server: Server, serviceNames: string[]): void {
+  let real: Registrations | undefined;
+  registrationsOf(new ReflectionService({}, { services: [] })).forEach(({ definition }, i) => {
+    const implementation: UntypedServiceImplementation = {};
+    for (const name of Object.keys(definition)) {
+      implementation[name] = ((call: unknown, callback: unknown) => {
+        real ??= registrationsOf(reflectionFor(serviceNames));
+        const handler = real[i]!.implementation[name] as (call: unknown, callback: unknown) => void;
+        handler(call, callback);
+      }) as UntypedServiceImplementation[string];
+    }
+    server.addService(definition, implementation);
+  });
+}
+
 export interface GrpcServer {
   server: Server;
   transport: MeshTransport;
@@ -92,7 +120,7 @@ export function createGrpcServer(serviceNames: string[], opts: GrpcServerOptions
   const server = new Server({ ...serverOptions(opts.limits ?? serverLimitsFromEnv()), interceptors });
   const health = new HealthStatus(serviceNames, 'NOT_SERVING');
   health.addToServer(server);
-  if (opts.reflection ?? true) reflectionFor(serviceNames).addToServer(server);
+  if (opts.reflection ?? true) addLazyReflection(server, serviceNames);
   const probeAddr = opts.healthProbeAddr ?? parseEnv(probeEnvSchema, process.env).GRPC_HEALTH_PROBE_ADDR;
   let probe: GrpcServer['probe'];
   if (probeAddr) {

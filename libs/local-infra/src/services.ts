@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ADDR_ENV, METRICS_PORT_ENV, METRICS_PORT_OFFSET, SERVICE_NAMES, type ServiceAddrs, type ServiceName } from '@llmgw/runtime';
+import { ADDR_ENV, METRICS_PORT_ENV, METRICS_PORT_OFFSET, SERVICE_NAMES, SERVICE_NODE_FLAGS, type ServiceAddrs, type ServiceName } from '@llmgw/runtime';
 import { canConnect, freePort } from './processes.js';
 import { programArgs, REPO_ROOT } from './programs.js';
 
@@ -55,7 +55,7 @@ export async function startServiceProcesses(opts: ServiceProcessesOptions): Prom
 
   const spawnService = (name: ServiceName, extra: Record<string, string>, logName: string): ChildProcess => {
     const log = createWriteStream(join(opts.logDir, `${logName}.log`), { flags: 'a' });
-    const child = spawn(process.execPath, [...(opts.nodeFlags?.(name) ?? []), ...programArgs(`services/${name}/src/main.ts`)], {
+    const child = spawn(process.execPath, [...SERVICE_NODE_FLAGS, ...(opts.nodeFlags?.(name) ?? []), ...programArgs(`services/${name}/src/main.ts`)], {
       cwd: REPO_ROOT,
       env: { ...env, ...opts.serviceEnv?.[name], ...(metricsBase ? { [METRICS_PORT_ENV]: String(metricsBase + METRICS_PORT_OFFSET[name]) } : {}), ...extra },
       stdio: ['ignore', 'pipe', 'pipe'],
