@@ -4,7 +4,7 @@ import { AppError } from '@llmgw/errors';
 import { silentLogger } from '@llmgw/logging';
 import { callUnary } from './client.js';
 import { serverStream, tolerantDecoding, unary } from './handlers.js';
-import { Multiplexer, serveMultiplexed } from './mux.js';
+import { LocalCalls, Multiplexer, serveMultiplexed } from './mux.js';
 import { createGrpcServer, type GrpcServer } from './server.js';
 import { fromStatus } from './status-map.js';
 
@@ -181,5 +181,52 @@ describe('Multiplexer: unary calls over long-lived streams', () => {
     })().catch((e: AppError) => e);
     expect(got).toEqual(['failing-0', 'failing-1', 'failing-2']);
     expect(err).toMatchObject({ kind: 'unavailable', message: 'provider went away' });
+  });
+
+  describe('in process (monolithic mode: LocalCalls)', () => {
+    const local = new LocalCalls();
+    const here = () => {
+      local.register('in-process:1', g.multiplexed!);
+      return local.at('in-process:1')!;
+    };
+
+    it('answers, and fails, exactly as the multiplexer does', async () => {
+      const calls = here();
+      expect(await calls.call(EchoService.echo, { text: 'hi' }, opts)).toEqual({ text: 'HI' });
+      const viaMux = await mux.call(EchoService.echo, { text: 'deny' }, opts).catch((e: AppError) => ({ kind: e.kind, message: e.message, retry: e.opts.retryAfterMs, trailers: e.opts.trailers }));
+      const inProcess = await calls.call(EchoService.echo, { text: 'deny' }, opts).catch((e: AppError) => ({ kind: e.kind, message: e.message, retry: e.opts.retryAfterMs, trailers: e.opts.trailers }));
+      expect(inProcess).toEqual(viaMux);
+    });
+
+    it('keeps deadlines and cancellation, and the handler sees both', async () => {
+      const calls = here();
+      await expect(calls.call(EchoService.slow, { text: 'local-late', ms: 5_000 }, { ...opts, timeoutMs: 80 })).rejects.toMatchObject({ kind: 'deadline_exceeded' });
+      await expect.poll(() => aborted.get('local-late')).toMatchObject({ kind: 'deadline_exceeded' });
+      const controller = new AbortController();
+      const call = calls.call(EchoService.slow, { text: 'local-gone', ms: 5_000 }, { ...opts, signal: controller.signal });
+      setTimeout(() => controller.abort(), 30);
+      await expect(call).rejects.toMatchObject({ kind: 'cancelled' });
+      await expect.poll(() => aborted.get('local-gone')).toMatchObject({ kind: 'cancelled' });
+    });
+
+    it('streams with the same window, and a reader that stops cancels the handler', async () => {
+      const calls = here();
+      const it = calls.stream(EchoService.chunks, { text: 'local-slow', ms: 40 }, opts)[Symbol.asyncIterator]();
+      expect((await it.next()).value).toEqual({ text: 'local-slow-0' });
+      await new Promise((r) => setTimeout(r, 100));
+      expect(sent.get('local-slow')).toBe(17);
+      let n = 1;
+      while (!(await it.next()).done) n++;
+      expect(n).toBe(40);
+      for await (const m of calls.stream(EchoService.chunks, { text: 'local-quit', ms: 1000 }, opts)) if (m.text === 'local-quit-2') break;
+      await expect.poll(() => ended.get('local-quit')).toMatchObject({ kind: 'cancelled' });
+    });
+
+    it('is unavailable once the server has drained', async () => {
+      const calls = here();
+      local.unregister(g.multiplexed!);
+      expect(local.at('in-process:1')).toBeUndefined();
+      await expect(calls.call(EchoService.echo, { text: 'x' }, opts)).rejects.toMatchObject({ kind: 'unavailable' });
+    });
   });
 });

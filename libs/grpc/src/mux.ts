@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { credentials, Metadata, status, type Client, type ClientDuplexStream, type handleBidiStreamingCall, type ServerDuplexStream } from '@grpc/grpc-js';
+import { credentials, Metadata, status, type Client, type ClientDuplexStream, type handleBidiStreamingCall, type ServerDuplexStream, type StatusObject } from '@grpc/grpc-js';
 import { AppError, quoted } from '@llmgw/errors';
 import type { Logger } from '@llmgw/logging';
 import { MultiplexerServiceClient, MultiplexerServiceService, type CallsRequest, type CallsResponse } from '@llmgw/proto/mux';
 import type { MethodAccess } from './authorize.js';
 import type { CallOpts } from './client.js';
-import { callContext, REQUEST_ID_HEADER, TENANT_ID_HEADER } from './context.js';
+import { callContext, REQUEST_ID_HEADER, TENANT_ID_HEADER, type CallContext } from './context.js';
 import { STREAM_METHOD, UNARY_METHOD, type StreamHandler, type StreamMethod, type UnaryHandler, type UnaryMethod } from './handlers.js';
 import { peerIdentity } from './mesh-tls.js';
 import type { GrpcServer } from './server.js';
@@ -27,7 +27,11 @@ interface Route {
   responseSerialize(value: unknown): Buffer;
   unary?: UnaryMethod<unknown, unknown>;
   stream?: StreamMethod<unknown, unknown>;
+  logger: Logger;
 }
+
+/** A server's multiplexed methods by full path. */
+export type MultiplexedRoutes = ReadonlyMap<string, Route>;
 
 interface MethodDefinition {
   path: string;
@@ -52,8 +56,9 @@ export function serveMultiplexed(g: GrpcServer, logger: Logger, definition: Reco
     const unaryMethod = !m.requestStream && !m.responseStream ? h?.[UNARY_METHOD] : undefined;
     const streamMethod = !m.requestStream && m.responseStream ? h?.[STREAM_METHOD] : undefined;
     if (!unaryMethod && !streamMethod) continue;
-    routes.set(m.path, { requestDeserialize: m.requestDeserialize, responseSerialize: m.responseSerialize as (v: unknown) => Buffer, unary: unaryMethod, stream: streamMethod });
+    routes.set(m.path, { requestDeserialize: m.requestDeserialize, responseSerialize: m.responseSerialize as (v: unknown) => Buffer, unary: unaryMethod, stream: streamMethod, logger });
   }
+  g.multiplexed = new Map([...(g.multiplexed ?? []), ...routes]);
   g.server.addService(MultiplexerServiceService, { calls: multiplexerHandler(routes, logger, g.access) });
 }
 
@@ -180,6 +185,13 @@ export interface MultiplexedMethod<Req, Res> {
   responseDeserialize(bytes: Buffer): Res;
 }
 
+/** What the edge calls its upstreams through: a Multiplexer, or in monolithic mode InProcessCalls. */
+export interface MultiplexedCalls {
+  call<Req, Res>(method: MultiplexedMethod<Req, Res>, request: Req, opts: CallOpts): Promise<Res>;
+  stream<Req, Res>(method: MultiplexedMethod<Req, Res>, request: Req, opts: CallOpts): AsyncGenerator<Res>;
+  close(): void;
+}
+
 export interface MultiplexerOptions {
   /** Streams kept open (calls go round them), default 2: each is balanced onto a replica when it opens. */
   streams?: number;
@@ -193,7 +205,7 @@ export interface MultiplexerOptions {
  * AppErrors callUnary gives: the remote status, DEADLINE_EXCEEDED, CANCELLED, or UNAVAILABLE when
  * the stream itself breaks (every call then under way on it fails, as on a broken connection).
  */
-export class Multiplexer {
+export class Multiplexer implements MultiplexedCalls {
   private readonly client: MultiplexerServiceClient;
   private readonly pool: (MuxStream | undefined)[];
   private readonly recycleMs: number;
@@ -380,4 +392,142 @@ function metadataOf(opts: CallOpts): Record<string, string> {
 
 async function* rejected<T>(err: AppError): AsyncGenerator<T> {
   throw err;
+}
+
+/**
+ * Monolithic mode: the multiplexed methods of the servers this process runs, by the address each
+ * listens on, so that a caller in the same process calls them directly (listen() registers them).
+ */
+export class LocalCalls {
+  private readonly byAddr = new Map<string, MultiplexedRoutes>();
+
+  register(addr: string, routes: MultiplexedRoutes): void {
+    this.byAddr.set(addr, routes);
+  }
+
+  unregister(routes: MultiplexedRoutes): void {
+    for (const [addr, r] of this.byAddr) if (r === routes) this.byAddr.delete(addr);
+  }
+
+  /** Calls to the server at `addr`, or undefined when it is not in this process. */
+  at(addr: string): MultiplexedCalls | undefined {
+    return this.byAddr.has(addr) ? new InProcessCalls(() => this.byAddr.get(addr)) : undefined;
+  }
+}
+
+/**
+ * Calls run by the serving method's own handler in this process: the same authorization-free
+ * path a plaintext mesh has, the same deadline, cancellation, status and stream credit as the
+ * multiplexer, with no HTTP/2 or TLS in between. Messages are still encoded and decoded each way,
+ * so neither side can change the other's objects.
+ */
+class InProcessCalls implements MultiplexedCalls {
+  constructor(private readonly routes: () => MultiplexedRoutes | undefined) {}
+
+  async call<Req, Res>(method: MultiplexedMethod<Req, Res>, request: Req, opts: CallOpts): Promise<Res> {
+    const route = this.route(method.path, 'unary');
+    const req = route.requestDeserialize(method.requestSerialize(request));
+    const served = await this.run(route, method.path, opts, new AbortController(), (ctx) => route.unary!.settle(req, ctx));
+    if (!served.outcome.ok) throw outcomeError(served.outcome.status);
+    return method.responseDeserialize(route.responseSerialize(served.outcome.res));
+  }
+
+  async *stream<Req, Res>(method: MultiplexedMethod<Req, Res>, request: Req, opts: CallOpts): AsyncGenerator<Res> {
+    const route = this.route(method.path, 'stream');
+    const req = route.requestDeserialize(method.requestSerialize(request));
+    const call: ServedCall = { controller: new AbortController(), window: STREAM_WINDOW };
+    const arrived: Res[] = [];
+    let end: { err?: unknown } | undefined;
+    let wake: (() => void) | undefined;
+    const sink = async (msg: unknown) => {
+      while (call.window <= 0) await credit(call);
+      if (call.controller.signal.aborted) throw call.controller.signal.reason;
+      call.window--;
+      arrived.push(method.responseDeserialize(route.responseSerialize(msg)));
+      wake?.();
+    };
+    this.run(route, method.path, opts, call.controller, (ctx) => route.stream!.settle(req, ctx, sink)).then(
+      ({ outcome }) => {
+        end = outcome.ok ? {} : { err: outcomeError(outcome.status) };
+        wake?.();
+      },
+      (err: unknown) => {
+        end = { err };
+        wake?.();
+      },
+    );
+    try {
+      for (;;) {
+        const next = arrived.shift();
+        if (next !== undefined) {
+          call.window++;
+          call.granted?.();
+          yield next;
+          continue;
+        }
+        if (end) {
+          if (end.err) throw end.err;
+          return;
+        }
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+      }
+    } finally {
+      if (!end) call.controller.abort(new AppError('cancelled', 'call cancelled'));
+    }
+  }
+
+  close(): void {}
+
+  private route(path: string, kind: 'unary' | 'stream'): Route {
+    const route = this.routes()?.get(path);
+    if (!route?.[kind]) throw fromStatus(status.UNAVAILABLE, `${quoted(path)} is not served in this process`, {});
+    return route;
+  }
+
+  /** Runs one call with its context; rejects at the deadline or when the caller cancels. */
+  private run<T>(route: Route, path: string, opts: CallOpts, controller: AbortController, go: (ctx: CallContext) => Promise<T>): Promise<{ outcome: T }> {
+    if (opts.signal?.aborted) return Promise.reject(new AppError('cancelled', 'call cancelled'));
+    const timeoutMs = Math.max(1, Math.ceil(opts.timeoutMs));
+    return new Promise((resolve, reject) => {
+      const stop = (err: AppError) => {
+        cleanup();
+        controller.abort(err);
+        reject(err);
+      };
+      const timer = setTimeout(() => stop(new AppError('deadline_exceeded', `${path}: deadline of ${timeoutMs} ms exceeded`)), timeoutMs);
+      const onAbort = () => stop(new AppError('cancelled', 'call cancelled'));
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      const cleanup = () => {
+        clearTimeout(timer);
+        opts.signal?.removeEventListener('abort', onAbort);
+      };
+      const metadata = new Metadata();
+      for (const [k, v] of Object.entries(metadataOf(opts))) metadata.set(k, v);
+      const ctx = callContext({
+        method: (route.unary ?? route.stream)!.name,
+        logger: route.logger,
+        metadata,
+        signal: controller.signal,
+        deadlineMs: Date.now() + timeoutMs,
+        requestId: opts.requestId || randomUUID(),
+        tenantId: opts.tenantId ?? '',
+        clientRequestId: '',
+      });
+      go(ctx).then(
+        (outcome) => {
+          cleanup();
+          resolve({ outcome });
+        },
+        (err: unknown) => {
+          cleanup();
+          reject(err);
+        },
+      );
+    });
+  }
+}
+
+function outcomeError(st: Partial<StatusObject>): AppError {
+  return fromStatus(st.code ?? status.UNKNOWN, st.details ?? '', stringTrailers(st.metadata));
 }

@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { authorizeCalls, type MethodAccess } from './authorize.js';
 import { HealthStatus } from './health.js';
 import { PLAINTEXT, type MeshTransport } from './mesh-tls.js';
+import type { LocalCalls, MultiplexedRoutes } from './mux.js';
 
 /** What one server accepts from its callers; from the environment (serverLimitsFromEnv) unless given. */
 export interface ServerLimits {
@@ -96,6 +97,10 @@ export interface GrpcServer {
   serviceNames: string[];
   /** The method access policy its calls are authorized by (TLS servers only). */
   access?: MethodAccess;
+  /** What serveMultiplexed() serves, by method path. */
+  multiplexed?: MultiplexedRoutes;
+  /** Monolithic mode: where listen() makes the multiplexed methods callable in process. */
+  local?: LocalCalls;
 }
 
 export interface GrpcServerOptions {
@@ -108,6 +113,8 @@ export interface GrpcServerOptions {
   reflection?: boolean;
   /** Where to serve health alone in plaintext; default GRPC_HEALTH_PROBE_ADDR, unset: nowhere. */
   healthProbeAddr?: string;
+  /** Monolithic mode: the process's registry of multiplexed methods, callable without a network. */
+  local?: LocalCalls;
 }
 
 const probeEnvSchema = z.object({ GRPC_HEALTH_PROBE_ADDR: envString().optional() });
@@ -127,7 +134,7 @@ export function createGrpcServer(serviceNames: string[], opts: GrpcServerOptions
     probe = { server: new Server(serverOptions(serverLimitsFromEnv())), addr: probeAddr };
     health.addToServer(probe.server);
   }
-  return { server, transport, health, serviceNames, probe, access: interceptors.length > 0 ? opts.access : undefined };
+  return { server, transport, health, serviceNames, probe, access: interceptors.length > 0 ? opts.access : undefined, local: opts.local };
 }
 
 export function setServing(g: GrpcServer, serving: boolean): void {
@@ -141,6 +148,7 @@ export async function listen(g: GrpcServer, addr: string): Promise<number> {
   await g.transport.ready();
   if (g.probe) await bind(g.probe.server, g.probe.addr, ServerCredentials.createInsecure());
   const port = await bind(g.server, addr, g.transport.serverCredentials());
+  if (g.multiplexed) g.local?.register(addr, g.multiplexed);
   setServing(g, true);
   return port;
 }
@@ -157,6 +165,7 @@ function bind(server: Server, addr: string, creds: ServerCredentials): Promise<n
  */
 export async function drain(g: GrpcServer, drainMs: number, graceMs = 10_000): Promise<void> {
   setServing(g, false);
+  if (g.multiplexed) g.local?.unregister(g.multiplexed);
   if (drainMs > 0) await new Promise((r) => setTimeout(r, drainMs));
   await new Promise<void>((resolve) => {
     const force = setTimeout(() => {

@@ -1,5 +1,5 @@
 import type { EventBus } from '@llmgw/events';
-import type { MeshTransport } from '@llmgw/grpc';
+import type { LocalCalls, MeshTransport } from '@llmgw/grpc';
 import type { Logger } from '@llmgw/logging';
 import type { Metrics } from '@llmgw/metrics';
 import type { Redis } from '@llmgw/redis';
@@ -56,6 +56,8 @@ export interface ServiceDeps<C> {
   metrics?: Metrics;
   /** Mutual TLS with the other services (runServiceMain: from MESH_TLS_DIR); absent ⇒ plaintext. */
   transport?: MeshTransport;
+  /** Monolithic mode: the services of this process, whose multiplexed methods are called directly. */
+  local?: LocalCalls;
 }
 
 export interface RunningService {

@@ -12,7 +12,7 @@ import {
 import { QuotaServiceClient, QuotaServiceService, type ReleaseQuotaRequest, type ReserveQuotaRequest, type ReserveQuotaResponse } from '@llmgw/proto/quota';
 import { RouterServiceClient, type CatalogEntry, type ListModelsRequest, type Plan, type PlanRouteRequest } from '@llmgw/proto/router';
 import { UsageServiceClient, type GetUsageRequest, type GetUsageResponse } from '@llmgw/proto/v1';
-import { callStream, callUnary, dial, Multiplexer, PLAINTEXT, type CallOpts, type MeshTransport } from '@llmgw/grpc';
+import { callStream, callUnary, dial, Multiplexer, PLAINTEXT, type CallOpts, type LocalCalls, type MeshTransport, type MultiplexedCalls } from '@llmgw/grpc';
 import { AppError } from '@llmgw/errors';
 import type { ServiceAddrs } from '@llmgw/runtime';
 
@@ -30,7 +30,11 @@ export interface Downstream {
   close(): void;
 }
 
-export function createGrpcDownstream(addrs: ServiceAddrs, transport: MeshTransport = PLAINTEXT, opts: { multiplexed?: boolean } = {}): Downstream {
+export function createGrpcDownstream(
+  addrs: ServiceAddrs,
+  transport: MeshTransport = PLAINTEXT,
+  opts: { multiplexed?: boolean; local?: LocalCalls } = {},
+): Downstream {
   const auth = dial(AuthServiceClient, addrs.auth, transport.channelTo('auth'));
   const router = dial(RouterServiceClient, addrs.router, transport.channelTo('router'));
   const quota = dial(QuotaServiceClient, addrs.quota, transport.channelTo('quota'));
@@ -38,8 +42,9 @@ export function createGrpcDownstream(addrs: ServiceAddrs, transport: MeshTranspo
   const usage = dial(UsageServiceClient, addrs['usage-accountant'], transport.channelTo('usage-accountant'));
   // The calls every request makes (reserve, execute) ride long-lived streams on the same connections.
   const multiplexed = opts.multiplexed ?? true;
-  const quotaCalls = new Multiplexer(quota);
-  const executorCalls = new Multiplexer(executor);
+  // In monolithic mode quota and the executor run in this process: their handlers are called directly.
+  const quotaCalls: MultiplexedCalls = opts.local?.at(addrs.quota) ?? new Multiplexer(quota);
+  const executorCalls: MultiplexedCalls = opts.local?.at(addrs['provider-executor']) ?? new Multiplexer(executor);
   return {
     authenticate: (apiKey, opts) => callUnary(auth.authenticate.bind(auth), { apiKey }, opts),
     planRoute: async (req, opts) => {

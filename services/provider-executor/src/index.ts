@@ -48,7 +48,7 @@ export async function startProviderExecutor(deps: ServiceDeps<ExecutorConfig>): 
     usage,
     onPlanned: (model, provider) => providerOfModel.set(model, provider),
   });
-  const g = createExecutorServer(executor, deps.logger, deps.metrics?.rpc, { transport: deps.transport, access: accessOf('provider-executor') });
+  const g = createExecutorServer(executor, deps.logger, deps.metrics?.rpc, { transport: deps.transport, access: accessOf('provider-executor'), local: deps.local });
   let port: number;
   try {
     port = await listen(g, deps.listenAddr);

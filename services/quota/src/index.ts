@@ -67,7 +67,7 @@ export async function startQuota(deps: ServiceDeps<QuotaConfig>): Promise<Runnin
     logger.info('quota uses the in-memory store (monolithic mode)');
   }
 
-  const g = createGrpcServer([QUOTA_SERVICE_NAME, MULTIPLEXER_SERVICE_NAME], { transport: deps.transport, access: accessOf('quota') });
+  const g = createGrpcServer([QUOTA_SERVICE_NAME, MULTIPLEXER_SERVICE_NAME], { transport: deps.transport, access: accessOf('quota'), local: deps.local });
   const health = new DependencyHealth(g, QUOTA_SERVICE_NAME, logger);
   let consuming = false;
   health.waitFor('usage consumer');

@@ -1,5 +1,6 @@
 import { envPort, gatherConfig, parseEnv } from '@llmgw/config';
 import { MemoryEventBus } from '@llmgw/events';
+import { LocalCalls } from '@llmgw/grpc';
 import type { Logger } from '@llmgw/logging';
 import { authService } from '@llmgw/auth';
 import { edgeService } from '@llmgw/edge';
@@ -21,7 +22,8 @@ export interface Monolith {
 
 /**
  * Monolithic mode: the six services in one process, each still on its own gRPC port and
- * calling the others over gRPC, with the in-memory event bus and stores instead of NATS and Redis.
+ * calling the others over gRPC (but for the edge's calls of every request to quota and the
+ * executor, which go to their handlers directly: LocalCalls), with the in-memory event bus and stores instead of NATS and Redis.
  * Each service loads its own sections of the config file and its environment, as its process
  * would (all problems of all services are named at once, before anything starts). Each keeps its
  * own metrics registry; with METRICS_PORT set, service n of METRICS_PORT_OFFSET (edge 0 …
@@ -36,6 +38,8 @@ export async function startMonolith(opts: { configPath: string; logger: Logger; 
     },
   });
   const bus = new MemoryEventBus({ logger: opts.logger });
+  // The edge calls quota and the executor's handlers directly (each still serves gRPC too).
+  const local = new LocalCalls();
   const services: RunningService[] = [];
   const metrics: ServiceMetrics[] = [];
   const close = async () => {
@@ -59,6 +63,7 @@ export async function startMonolith(opts: { configPath: string; logger: Logger; 
           drainMs: 0,
           env: opts.env,
           metrics: m.metrics,
+          local,
         }),
       );
     }
