@@ -183,6 +183,20 @@ describe('Multiplexer: unary calls over long-lived streams', () => {
     expect(err).toMatchObject({ kind: 'unavailable', message: 'provider went away' });
   });
 
+  it('refuses a stream that sends bytes which are not a CallsRequest with INVALID_ARGUMENT', async () => {
+    const raw = (b: Buffer) => b;
+    const s = client.makeBidiStreamRequest('/llmgateway.mux.v1.MultiplexerService/Calls', raw, raw);
+    const err = await new Promise<ServiceError>((resolve) => {
+      s.on('data', () => undefined);
+      s.on('error', resolve);
+      s.write(Buffer.from([0xff, 0x00, 0x80]));
+    });
+    expect(err.code).toBe(status.INVALID_ARGUMENT);
+    expect(err.details).toContain('/llmgateway.mux.v1.MultiplexerService/Calls');
+    // The server is unharmed: calls go on.
+    expect(await mux.call(EchoService.echo, { text: 'after' }, opts)).toEqual({ text: 'AFTER' });
+  });
+
   describe('in process (monolithic mode: LocalCalls)', () => {
     const local = new LocalCalls();
     const here = () => {

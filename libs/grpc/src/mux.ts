@@ -6,7 +6,7 @@ import { MultiplexerServiceClient, MultiplexerServiceService, type CallsRequest,
 import type { MethodAccess } from './authorize.js';
 import type { CallOpts } from './client.js';
 import { callContext, REQUEST_ID_HEADER, TENANT_ID_HEADER, type CallContext } from './context.js';
-import { STREAM_METHOD, UNARY_METHOD, type StreamHandler, type StreamMethod, type UnaryHandler, type UnaryMethod } from './handlers.js';
+import { MalformedRequest, STREAM_METHOD, tolerantDecoding, UNARY_METHOD, type StreamHandler, type StreamMethod, type UnaryHandler, type UnaryMethod } from './handlers.js';
 import { peerIdentity } from './mesh-tls.js';
 import type { GrpcServer } from './server.js';
 import { fromServiceError, fromStatus } from './status-map.js';
@@ -59,7 +59,7 @@ export function serveMultiplexed(g: GrpcServer, logger: Logger, definition: Reco
     routes.set(m.path, { requestDeserialize: m.requestDeserialize, responseSerialize: m.responseSerialize as (v: unknown) => Buffer, unary: unaryMethod, stream: streamMethod, logger });
   }
   g.multiplexed = new Map([...(g.multiplexed ?? []), ...routes]);
-  g.server.addService(MultiplexerServiceService, { calls: multiplexerHandler(routes, logger, g.access) });
+  g.server.addService(tolerantDecoding(MultiplexerServiceService), { calls: multiplexerHandler(routes, logger, g.access) });
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -87,7 +87,13 @@ function multiplexerHandler(routes: Map<string, Route>, logger: Logger, access: 
     };
     const fail = (id: number, code: status, message: string) => answer({ id, payload: EMPTY, code, message, trailers: {}, more: false });
 
-    stream.on('data', (c: CallsRequest) => {
+    stream.on('data', (c: CallsRequest | MalformedRequest) => {
+      // Bytes that are not a CallsRequest carry no call id to answer: the stream itself is refused.
+      if (c instanceof MalformedRequest) {
+        abandon();
+        stream.emit('error', { code: status.INVALID_ARGUMENT, details: c.toAppError().message });
+        return;
+      }
       const underWay = inFlight.get(c.id);
       if (c.credit > 0) {
         if (underWay) {
@@ -239,9 +245,9 @@ export class Multiplexer implements MultiplexedCalls {
     return s;
   }
 
+  /** Retires the streams; the channel is its owner's (the client it was made from) to close. */
   close(): void {
     for (const s of this.pool) s?.retire();
-    this.client.close();
   }
 }
 
