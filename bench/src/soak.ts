@@ -70,7 +70,7 @@ try {
   ];
   say(table(['', 'simulator bill', 'accountant', ''], rows.map(([k, a, b, ok]) => [k, a, b, ok ? 'equal' : 'DIFFERENT'])));
   say(
-    `\nload: ${load.count} answered, ${load.failed} failed, p50 ${load.p50.toFixed(2)} ms, p99 ${load.p99.toFixed(2)} ms; ` +
+    `\nload: ${load.count} answered, ${load.failed} failed ${JSON.stringify(load.failures)}, p50 ${load.p50.toFixed(2)} ms, p99 ${load.p99.toFixed(2)} ms; ` +
       `RSS ${atMinute2[1].toFixed(0)} MiB at ${(atMinute2[0] / 60).toFixed(1)} min → ${atEnd[1].toFixed(0)} MiB at the end: ${(growth * 100).toFixed(1)}% (limit 10%)`,
   );
   failed = growth >= 0.1 || load.failed > 0 || rows.some(([, , , ok]) => !ok);
