@@ -1,6 +1,7 @@
 import { credentials, Metadata } from '@grpc/grpc-js';
 import { Pool } from 'undici';
 import { ChatRequest, GatewayServiceClient, Role, type ChatStreamResponse } from '@llmgw/proto/v1';
+import { grpcFrame, type LoadTarget } from './h2load.js';
 
 export const BENCH_KEY = 'sk-bench-000000000000000000';
 export const PROMPT = 'Summarise the benefits of a shared LLM gateway in one sentence. [[tokens:32]]';
@@ -72,5 +73,25 @@ export function meshClient(edgeAddr: string) {
         call.on('end', () => resolve({ ttft, total: performance.now() - t0 }));
       }),
     close: () => client.close(),
+  };
+}
+
+/** The bench's chat as h2load sends it over HTTP/1.1 in OpenAI's wire format, to `origin` (http://host:port). */
+export function httpChatLoad(origin: string, headers: Record<string, string>, model: string): LoadTarget {
+  return { url: `${origin}/v1/chat/completions`, protocol: 'h1', headers: { 'content-type': 'application/json', ...headers }, body: chatBody(model) };
+}
+
+/** The same against the edge's HTTP surface with the bench key. */
+export function surfaceChatLoad(httpAddr: string): LoadTarget {
+  return httpChatLoad(`http://${httpAddr}`, { authorization: `Bearer ${BENCH_KEY}` }, 'chat');
+}
+
+/** The bench's chat as h2load sends it to a gRPC edge: HTTP/2 without TLS, one length-prefixed message. */
+export function grpcChatLoad(addr: string): LoadTarget {
+  return {
+    url: `http://${addr}/llmgateway.v1.GatewayService/Chat`,
+    protocol: 'h2c',
+    headers: { 'content-type': 'application/grpc', te: 'trailers', authorization: `Bearer ${BENCH_KEY}` },
+    body: grpcFrame(ChatRequest.encode(chatRequest()).finish()),
   };
 }

@@ -1,6 +1,6 @@
 import { SERVICE_NAMES } from '@llmgw/runtime';
-import { BENCH_KEY, chatBody } from './clients.js';
-import { h2load, requireH2load, type LoadTarget } from './h2load.js';
+import { surfaceChatLoad } from './clients.js';
+import { h2load, requireH2load } from './h2load.js';
 import { cpuMicros, spawnSimulator, startBenchMesh, type BenchMesh } from './processes.js';
 import { median, table } from './stats.js';
 
@@ -19,12 +19,7 @@ const variants: [string, BenchMesh][] = [
   ['multiplexed streams', await startBenchMesh(sim.url, sim.url, undefined, { EDGE_MULTIPLEXED_CALLS: 'on' })],
   ['unary calls', await startBenchMesh(sim.url, sim.url, undefined, { EDGE_MULTIPLEXED_CALLS: 'off' })],
 ];
-const target = (b: BenchMesh): LoadTarget => ({
-  url: `http://${b.mesh.edgeHttpAddr}/v1/chat/completions`,
-  protocol: 'h1',
-  headers: { 'content-type': 'application/json', authorization: `Bearer ${BENCH_KEY}` },
-  body: chatBody('chat'),
-});
+const target = (b: BenchMesh) => surfaceChatLoad(b.mesh.edgeHttpAddr);
 const meshCpu = (b: BenchMesh) => SERVICE_NAMES.reduce((n, s) => n + cpuMicros(b.mesh.processes.get(s)?.pid), 0);
 
 try {

@@ -1,7 +1,6 @@
-import { ChatRequest } from '@llmgw/proto/v1';
 import { SERVICE_NAMES } from '@llmgw/runtime';
-import { BENCH_KEY, chatBody, chatRequest, directClient, meshClient, openAiClient } from './clients.js';
-import { grpcFrame, h2load, requireH2load, type LoadResult, type LoadTarget } from './h2load.js';
+import { BENCH_KEY, directClient, grpcChatLoad, httpChatLoad, meshClient, openAiClient, surfaceChatLoad } from './clients.js';
+import { h2load, requireH2load, type LoadResult, type LoadTarget } from './h2load.js';
 import { cpuMicros, PORTKEY_VERSION, rssMiB, spawnSimulator, startBenchMesh, startBenchMonolith, startPortkey } from './processes.js';
 import { closedLoop, median, summarise, table } from './stats.js';
 
@@ -33,26 +32,17 @@ const bench = await startBenchMesh(sim.url);
 const mono = await startBenchMonolith(sim.url);
 const meshPids = () => SERVICE_NAMES.map((n) => bench.mesh.processes.get(n)?.pid);
 
-const json = { 'content-type': 'application/json' };
-const http = (url: string, headers: Record<string, string>, model: string): LoadTarget => ({ url: `${url}/v1/chat/completions`, protocol: 'h1', headers: { ...json, ...headers }, body: chatBody(model) });
-const grpc = (addr: string): LoadTarget => ({
-  url: `http://${addr}/llmgateway.v1.GatewayService/Chat`,
-  protocol: 'h2c',
-  headers: { 'content-type': 'application/grpc', te: 'trailers', authorization: `Bearer ${BENCH_KEY}` },
-  body: grpcFrame(ChatRequest.encode(chatRequest()).finish()),
-});
-const ours = { authorization: `Bearer ${BENCH_KEY}` };
 const paths: Path[] = [
-  { name: 'simulator direct', target: http(sim.url, { authorization: 'Bearer bench-key' }, 'gpt-4o-mini'), pids: () => [] },
+  { name: 'simulator direct', target: httpChatLoad(sim.url, { authorization: 'Bearer bench-key' }, 'gpt-4o-mini'), pids: () => [] },
   {
     name: `Portkey ${PORTKEY_VERSION}, HTTP`,
-    target: http(portkey.url, { authorization: 'Bearer bench-key', 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `${sim.url}/v1` }, 'gpt-4o-mini'),
+    target: httpChatLoad(portkey.url, { authorization: 'Bearer bench-key', 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `${sim.url}/v1` }, 'gpt-4o-mini'),
     pids: () => [portkey.process.pid],
   },
-  { name: 'mesh, HTTP surface', target: http(`http://${bench.mesh.edgeHttpAddr}`, ours, 'chat'), pids: meshPids },
-  { name: 'mesh, gRPC edge', target: grpc(bench.mesh.addrs.edge), pids: meshPids },
-  { name: 'monolith, HTTP surface', target: http(`http://${mono.httpAddr}`, ours, 'chat'), pids: () => [mono.process.pid] },
-  { name: 'monolith, gRPC edge', target: grpc(mono.grpcAddr), pids: () => [mono.process.pid] },
+  { name: 'mesh, HTTP surface', target: surfaceChatLoad(bench.mesh.edgeHttpAddr), pids: meshPids },
+  { name: 'mesh, gRPC edge', target: grpcChatLoad(bench.mesh.addrs.edge), pids: meshPids },
+  { name: 'monolith, HTTP surface', target: surfaceChatLoad(mono.httpAddr), pids: () => [mono.process.pid] },
+  { name: 'monolith, gRPC edge', target: grpcChatLoad(mono.grpcAddr), pids: () => [mono.process.pid] },
 ];
 
 const sum = (pids: (number | undefined)[], f: (pid: number | undefined) => number) => pids.reduce<number>((n, pid) => n + f(pid), 0);

@@ -1,10 +1,9 @@
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ChatRequest } from '@llmgw/proto/v1';
 import { SERVICE_NAMES } from '@llmgw/runtime';
-import { BENCH_KEY, chatBody, chatRequest } from './clients.js';
-import { grpcFrame, h2load, requireH2load, type LoadTarget } from './h2load.js';
+import { grpcChatLoad, surfaceChatLoad } from './clients.js';
+import { h2load, requireH2load, type LoadTarget } from './h2load.js';
 import { spawnSimulator, startBenchMesh } from './processes.js';
 import { table } from './stats.js';
 
@@ -26,15 +25,7 @@ const bench = await startBenchMesh(sim.url, sim.url, (name) => {
   mkdirSync(join(dir, name), { recursive: true });
   return ['--cpu-prof', '--cpu-prof-dir', join(dir, name)];
 });
-const target: LoadTarget =
-  via === 'http'
-    ? { url: `http://${bench.mesh.edgeHttpAddr}/v1/chat/completions`, protocol: 'h1', headers: { 'content-type': 'application/json', authorization: `Bearer ${BENCH_KEY}` }, body: chatBody('chat') }
-    : {
-        url: `http://${bench.mesh.addrs.edge}/llmgateway.v1.GatewayService/Chat`,
-        protocol: 'h2c',
-        headers: { 'content-type': 'application/grpc', te: 'trailers', authorization: `Bearer ${BENCH_KEY}` },
-        body: grpcFrame(ChatRequest.encode(chatRequest()).finish()),
-      };
+const target: LoadTarget = via === 'http' ? surfaceChatLoad(bench.mesh.edgeHttpAddr) : grpcChatLoad(bench.mesh.addrs.edge);
 let requests = 0;
 let loadStart = 0;
 let loadEnd = 0;
@@ -108,7 +99,7 @@ function summariseProfile(p: CpuProfile, w: { fromEndMicros: number; toEndMicros
   }
   return {
     busyMicros: busy,
-    gcShare: gc / busy,
+    gcShare: busy > 0 ? gc / busy : 0,
     functions: [...byFunction.values()].sort((a, b) => b[2] - a[2]).map(([fn, where, t]) => [t / busy, fn, where] as const),
     packages: [...byPackage].sort((a, b) => b[1] - a[1]).map(([pkg, t]) => [t / busy, pkg] as const),
   };

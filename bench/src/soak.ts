@@ -2,7 +2,7 @@ import { credentials, Metadata } from '@grpc/grpc-js';
 import { costMicros } from '@llmgw/pricing';
 import { UsageServiceClient, type GetUsageResponse } from '@llmgw/proto/v1';
 import { SERVICE_NAMES } from '@llmgw/runtime';
-import { BENCH_KEY, chatBody } from './clients.js';
+import { BENCH_KEY, surfaceChatLoad } from './clients.js';
 import { h2load, requireH2load } from './h2load.js';
 import { rssMiB, spawnSimulator, startBenchMesh } from './processes.js';
 import { table } from './stats.js';
@@ -38,7 +38,7 @@ try {
   const t0 = Date.now();
   const sampler = setInterval(() => samples.push([(Date.now() - t0) / 1000, rss()]), 5_000);
   const load = await h2load(
-    { url: `http://${bench.mesh.edgeHttpAddr}/v1/chat/completions`, protocol: 'h1', headers: { 'content-type': 'application/json', authorization: `Bearer ${BENCH_KEY}` }, body: chatBody('chat') },
+    surfaceChatLoad(bench.mesh.edgeHttpAddr),
     { kind: 'paced', rps: RPS, seconds: SECONDS },
   );
   clearInterval(sampler);

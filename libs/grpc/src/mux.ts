@@ -58,8 +58,8 @@ export function serveMultiplexed(g: GrpcServer, logger: Logger, definition: Reco
     if (!unaryMethod && !streamMethod) continue;
     routes.set(m.path, { requestDeserialize: m.requestDeserialize, responseSerialize: m.responseSerialize as (v: unknown) => Buffer, unary: unaryMethod, stream: streamMethod, logger });
   }
-  g.multiplexed = new Map([...(g.multiplexed ?? []), ...routes]);
-  g.server.addService(tolerantDecoding(MultiplexerServiceService), { calls: multiplexerHandler(routes, logger, g.access) });
+  g.multiplexed = routes;
+  g.server.addService(tolerantDecoding(MultiplexerServiceService), { calls: multiplexerHandler(routes, g.access) });
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -72,7 +72,7 @@ interface ServedCall {
   granted?: () => void;
 }
 
-function multiplexerHandler(routes: Map<string, Route>, logger: Logger, access: MethodAccess | undefined): handleBidiStreamingCall<CallsRequest, CallsResponse> {
+function multiplexerHandler(routes: MultiplexedRoutes, access: MethodAccess | undefined): handleBidiStreamingCall<CallsRequest, CallsResponse> {
   return (stream: ServerDuplexStream<CallsRequest, CallsResponse>) => {
     // The stream's caller was authorized for the stream itself; each inner call is checked too.
     const caller = access ? peerIdentity(stream.getAuthContext().sslPeerCertificate) : undefined;
@@ -115,24 +115,14 @@ function multiplexerHandler(routes: Map<string, Route>, logger: Logger, access: 
           return fail(c.id, status.PERMISSION_DENIED, `${caller ?? 'a caller without a mesh identity'} may not call ${quoted(c.method)}`);
         }
       }
-      const metadata = new Metadata();
+      const call: ServedCall = { controller: new AbortController(), window: STREAM_WINDOW };
+      let ctx: CallContext;
       try {
-        for (const [k, v] of Object.entries(c.metadata)) metadata.set(k, v);
+        ctx = innerContext(route, c.metadata, call.controller.signal, c.timeoutMs);
       } catch {
         return fail(c.id, status.INVALID_ARGUMENT, 'call metadata has an invalid key or value');
       }
-      const call: ServedCall = { controller: new AbortController(), window: STREAM_WINDOW };
       inFlight.set(c.id, call);
-      const ctx = callContext({
-        method: (route.unary ?? route.stream)!.name,
-        logger,
-        metadata,
-        signal: call.controller.signal,
-        deadlineMs: c.timeoutMs > 0 ? Date.now() + c.timeoutMs : Infinity,
-        requestId: c.metadata[REQUEST_ID_HEADER] || randomUUID(),
-        tenantId: c.metadata[TENANT_ID_HEADER] ?? '',
-        clientRequestId: '',
-      });
       const request = route.requestDeserialize(c.payload);
       const outcome = route.unary
         ? route.unary.settle(request, ctx)
@@ -161,6 +151,25 @@ function multiplexerHandler(routes: Map<string, Route>, logger: Logger, access: 
     stream.on('cancelled', abandon);
     stream.on('error', abandon);
   };
+}
+
+/**
+ * An inner call's context on the serving side: its metadata (request and tenant ids) and its
+ * deadline, counted from now (0: none). Throws on metadata grpc-js would not accept.
+ */
+function innerContext(route: Route, md: Record<string, string>, signal: AbortSignal, timeoutMs: number): CallContext {
+  const metadata = new Metadata();
+  for (const [k, v] of Object.entries(md)) metadata.set(k, v);
+  return callContext({
+    method: (route.unary ?? route.stream)!.name,
+    logger: route.logger,
+    metadata,
+    signal,
+    deadlineMs: timeoutMs > 0 ? Date.now() + timeoutMs : Infinity,
+    requestId: md[REQUEST_ID_HEADER] || randomUUID(),
+    tenantId: md[TENANT_ID_HEADER] ?? '',
+    clientRequestId: '',
+  });
 }
 
 /** Waits until the client grants a streaming call more messages, or the call is cancelled. */
@@ -508,19 +517,7 @@ class InProcessCalls implements MultiplexedCalls {
         clearTimeout(timer);
         opts.signal?.removeEventListener('abort', onAbort);
       };
-      const metadata = new Metadata();
-      for (const [k, v] of Object.entries(metadataOf(opts))) metadata.set(k, v);
-      const ctx = callContext({
-        method: (route.unary ?? route.stream)!.name,
-        logger: route.logger,
-        metadata,
-        signal: controller.signal,
-        deadlineMs: Date.now() + timeoutMs,
-        requestId: opts.requestId || randomUUID(),
-        tenantId: opts.tenantId ?? '',
-        clientRequestId: '',
-      });
-      go(ctx).then(
+      go(innerContext(route, metadataOf(opts), controller.signal, timeoutMs)).then(
         (outcome) => {
           cleanup();
           resolve({ outcome });

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -15,7 +15,7 @@ export function programRuntime(env: NodeJS.ProcessEnv = process.env): ProgramRun
   const chosen = env.LLMGW_RUN_FROM;
   if (chosen === 'dist' || chosen === 'src') return chosen;
   if (chosen) throw new Error(`LLMGW_RUN_FROM: expected "dist" or "src", got ${JSON.stringify(chosen.slice(0, 40))}`);
-  return import.meta.url.includes('/dist/') ? 'dist' : 'src';
+  return fileURLToPath(import.meta.url).startsWith(join(REPO_ROOT, 'dist', sep)) ? 'dist' : 'src';
 }
 
 /**
