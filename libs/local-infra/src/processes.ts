@@ -20,16 +20,28 @@ export function onPath(binary: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${binary}`], { stdio: 'ignore' }).status === 0;
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * Ports below Linux's ephemeral range (32768–60999 by default), so that between this check and
+ * the bind no outgoing connection of a test running beside takes the port as its source port
+ * (port 0 hands out exactly those, and a busy test run collided with them).
+ */
+const LISTEN_PORTS = { from: 20_000, to: 32_000 };
+
+/** A loopback port nothing listens on now, for a server to bind soon. */
+export async function freePort(): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const port = LISTEN_PORTS.from + Math.floor(Math.random() * (LISTEN_PORTS.to - LISTEN_PORTS.from));
+    if (await canListen(port)) return port;
+  }
+  throw new Error(`no free loopback port in ${LISTEN_PORTS.from}–${LISTEN_PORTS.to} after 50 tries`);
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const srv = createServer();
     srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
   });
 }
 
