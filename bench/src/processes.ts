@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -102,7 +102,7 @@ export async function startBenchMesh(
 }
 
 /** `npm start` in monolithic mode on the bench config, against a simulator of its own process. */
-export async function startBenchMonolith(simulatorUrl: string): Promise<{ grpcAddr: string; httpAddr: string; process: ChildProcess; stop(): Promise<void> }> {
+export async function startBenchMonolith(simulatorUrl: string, nodeFlags: string[] = []): Promise<{ grpcAddr: string; httpAddr: string; process: ChildProcess; stop(): Promise<void> }> {
   const env: Record<string, string> = {
     LLMGW_MODE: 'monolith',
     GATEWAY_CONFIG: BENCH_CONFIG,
@@ -112,9 +112,14 @@ export async function startBenchMonolith(simulatorUrl: string): Promise<{ grpcAd
     LOG_LEVEL: 'warn',
   };
   for (const n of SERVICE_NAMES) env[ADDR_ENV[n]] = `127.0.0.1:${await freePort()}`;
-  const child = spawn(process.execPath, programArgs('tools/launcher/src/main.ts'), { env: { ...process.env, ...env }, stdio: 'ignore' });
+  const log = join(mkdtempSync(join(tmpdir(), 'llmgw-bench-monolith-')), 'launcher.log');
+  const child = spawn(process.execPath, [...nodeFlags, ...programArgs('tools/launcher/src/main.ts')], { env: { ...process.env, ...env }, stdio: ['ignore', openSync(log, 'w'), openSync(log, 'a')] });
   const grpcAddr = env[ADDR_ENV.edge]!;
-  await waitForPort(Number(grpcAddr.split(':')[1]), child);
+  try {
+    await waitForPort(Number(grpcAddr.split(':')[1]), child);
+  } catch (err) {
+    throw new Error(`monolith launcher did not start (${log}):\n${readFileSync(log, 'utf8').slice(-2000)}`, { cause: err });
+  }
   return { grpcAddr, httpAddr: env.EDGE_HTTP_ADDR!, process: child, stop: () => stopChild(child) };
 }
 

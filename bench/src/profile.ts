@@ -4,28 +4,31 @@ import { join } from 'node:path';
 import { SERVICE_NAMES } from '@llmgw/runtime';
 import { grpcChatLoad, surfaceChatLoad } from './clients.js';
 import { h2load, requireH2load, type LoadTarget } from './h2load.js';
-import { spawnSimulator, startBenchMesh } from './processes.js';
+import { spawnSimulator, startBenchMesh, startBenchMonolith } from './processes.js';
 import { table } from './stats.js';
 
 /**
- * `npm run bench -- profile [http|grpc]`: a CPU profile of every service of the sealed mesh
- * under load (64 in flight), and per service its CPU per request and the profile's top entries
+ * `npm run bench -- profile [monolith] [http|grpc]`: a CPU profile of every service of the sealed
+ * mesh (or of the one monolithic process) under load (64 in flight), and per service its CPU per request and the profile's top entries
  * by self time, by function and by package. The profiles stay in the printed folder for
  * Chrome DevTools or speedscope.
  */
 const say = (s: string) => process.stdout.write(`${s}\n`);
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 6000);
 const TOP = Number(process.env.BENCH_PROFILE_TOP ?? 12);
-const via = process.argv[3] === 'grpc' ? 'grpc' : 'http';
+const args = process.argv.slice(3);
+const via = args.includes('grpc') ? 'grpc' : 'http';
+const monolith = args.includes('monolith');
 
 requireH2load();
 const dir = mkdtempSync(join(tmpdir(), 'llmgw-profile-'));
 const sim = await spawnSimulator();
-const bench = await startBenchMesh(sim.url, sim.url, (name) => {
+const profileFlags = (name: string) => {
   mkdirSync(join(dir, name), { recursive: true });
   return ['--cpu-prof', '--cpu-prof-dir', join(dir, name)];
-});
-const target: LoadTarget = via === 'http' ? surfaceChatLoad(bench.mesh.edgeHttpAddr) : grpcChatLoad(bench.mesh.addrs.edge);
+};
+const bench = monolith ? await monolithBench() : await meshBench();
+const target: LoadTarget = via === 'http' ? surfaceChatLoad(bench.httpAddr) : grpcChatLoad(bench.grpcAddr);
 let requests = 0;
 let loadStart = 0;
 let loadEnd = 0;
@@ -34,7 +37,7 @@ try {
   loadStart = performance.now();
   const r = await h2load(target, { kind: 'closed', inFlight: 64, requests: REQUESTS });
   loadEnd = performance.now();
-  if (warm.failed + r.failed > 0) throw new Error(`${warm.failed + r.failed} requests failed`);
+  if (warm.failed + r.failed > 0) throw new Error(`${warm.failed + r.failed} requests failed: ${JSON.stringify({ warm: warm.failures, load: r.failures })}`);
   requests = r.count;
 } finally {
   // The profiles are written as each process exits.
@@ -46,9 +49,9 @@ try {
 const stopped = performance.now();
 const window = { fromEndMicros: (stopped - loadStart) * 1000, toEndMicros: (stopped - loadEnd) * 1000 };
 
-say(`\n## CPU profiles under load (${via === 'http' ? 'HTTP surface' : 'gRPC edge'}, 64 in flight, ${requests} requests after a warm-up); profiles in ${dir}\n`);
+say(`\n## CPU profiles under load (${monolith ? 'monolithic mode, ' : ''}${via === 'http' ? 'HTTP surface' : 'gRPC edge'}, 64 in flight, ${requests} requests after a warm-up); profiles in ${dir}\n`);
 const perService: (string | number)[][] = [];
-for (const name of SERVICE_NAMES) {
+for (const name of bench.profiled) {
   const file = readdirSync(join(dir, name)).find((f) => f.endsWith('.cpuprofile'));
   if (!file) continue;
   const p = summariseProfile(JSON.parse(readFileSync(join(dir, name, file), 'utf8')) as CpuProfile, window);
@@ -60,6 +63,16 @@ for (const name of SERVICE_NAMES) {
 }
 say('\n## Summary\n');
 say(table(['service', 'CPU µs / request', 'GC %'], perService));
+
+async function meshBench() {
+  const b = await startBenchMesh(sim.url, sim.url, profileFlags);
+  return { httpAddr: b.mesh.edgeHttpAddr, grpcAddr: b.mesh.addrs.edge, profiled: SERVICE_NAMES as readonly string[], stop: b.stop };
+}
+
+async function monolithBench() {
+  const b = await startBenchMonolith(sim.url, profileFlags('monolith'));
+  return { httpAddr: b.httpAddr, grpcAddr: b.grpcAddr, profiled: ['monolith'], stop: b.stop };
+}
 
 interface CpuProfile {
   endTime: number;

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
@@ -62,6 +63,11 @@ describe('k8s manifests (deploy/k8s/render.ts)', () => {
       // The same file the local mesh runs from dist/ (npm test builds first).
       expect(join(REPO_ROOT, bundle!)).toBe(programArgs(`services/${name}/src/main.ts`, 'dist')[0]);
     }
+  });
+
+  it('gives the image the same Node.js flags as the manifests (the Dockerfile spells them out)', () => {
+    const cmd = /^CMD \["sh", "-c", "exec node (.*) dist\/services\/\$\{SERVICE\}\/main\.js"\]$/m.exec(readFileSync(join(REPO_ROOT, 'deploy/docker/Dockerfile'), 'utf8'));
+    expect(cmd?.[1]?.split(' ')).toEqual(SERVICE_NODE_FLAGS);
   });
 
   it('gives the provider-key secret only to provider-executor and the bootstrap-key secret only to auth', () => {
