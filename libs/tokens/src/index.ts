@@ -42,6 +42,53 @@ const AS_TEXT = { disallowedSpecial: new Set<string>() };
  * in 256-character slices: linear time, and `cuts` says how often a token may have been split.
  */
 function openaiTokens(text: string): { tokens: number; cuts: number } {
+  const cached = recentCounts.get(text);
+  if (cached) return cached;
+  const counted = countOpenai(text);
+  recentCounts.set(text, counted);
+  return counted;
+}
+
+/**
+ * The counts of recently seen texts. A conversation resends its whole history on every turn and
+ * a team's system prompt is the same on every request, so most messages of a request were counted
+ * before: a lookup replaces a BPE pass. Bounded by the characters it holds (least recently used
+ * first out); texts longer than MAX_TEXT are counted every time, as V8 hashes only their length.
+ */
+export class RecentCounts {
+  private readonly counts = new Map<string, { tokens: number; cuts: number }>();
+  private chars = 0;
+
+  constructor(
+    private readonly maxChars: number,
+    private readonly maxText: number,
+  ) {}
+
+  get(text: string): { tokens: number; cuts: number } | undefined {
+    const hit = this.counts.get(text);
+    if (hit) {
+      this.counts.delete(text);
+      this.counts.set(text, hit);
+    }
+    return hit;
+  }
+
+  set(text: string, counted: { tokens: number; cuts: number }): void {
+    if (text.length > this.maxText || this.counts.has(text)) return;
+    this.counts.set(text, counted);
+    this.chars += text.length;
+    for (const oldest of this.counts.keys()) {
+      if (this.chars <= this.maxChars) break;
+      this.counts.delete(oldest);
+      this.chars -= oldest.length;
+    }
+  }
+}
+
+/** About 8 MB of strings at most. */
+const recentCounts = new RecentCounts(4_000_000, 16_383);
+
+function countOpenai(text: string): { tokens: number; cuts: number } {
   if (!LONG_RUN.test(text)) return { tokens: o200kTokenizer().encode(text, AS_TEXT).length, cuts: 0 };
   let tokens = 0;
   let cuts = 0;

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { encode } from 'gpt-tokenizer';
-import { countChatTokens, countChatTokensUpperBound, countTokens, countTokensUpperBound, PromptTokens } from './index.js';
+import { countChatTokens, countChatTokensUpperBound, countTokens, countTokensUpperBound, PromptTokens, RecentCounts } from './index.js';
 
 const MESSAGES = [{ content: 'You are terse.' }, { content: '7305 9921 4478 0062 — 東京 and ☕' }];
 
@@ -76,5 +76,32 @@ describe('loading the tokenizer', () => {
     expect(r.atImport).toBeLessThan(8);
     expect(r.afterApprox).toBeLessThan(8);
     expect(r.afterOpenai - r.afterApprox).toBeGreaterThan(10);
+  });
+});
+
+describe('RecentCounts', () => {
+  const c = (tokens: number) => ({ tokens, cuts: 0 });
+
+  it('drops the least recently used texts once it holds more characters than its bound', () => {
+    const recent = new RecentCounts(10, 100);
+    recent.set('aaaaa', c(1));
+    recent.set('bbbbb', c(2));
+    expect(recent.get('aaaaa')).toEqual(c(1)); // now the most recent
+    recent.set('ccccc', c(3));
+    expect(recent.get('bbbbb')).toBeUndefined();
+    expect(recent.get('aaaaa')).toEqual(c(1));
+    expect(recent.get('ccccc')).toEqual(c(3));
+  });
+
+  it('never holds a text longer than its per-text bound', () => {
+    const recent = new RecentCounts(1000, 8);
+    recent.set('123456789', c(9));
+    expect(recent.get('123456789')).toBeUndefined();
+  });
+
+  it('gives a repeated text the count the tokenizer gives it', () => {
+    const text = 'A system prompt every request of a team repeats, word for word.';
+    expect(countTokens(text, 'openai')).toBe(encode(text).length);
+    expect(countTokens(text, 'openai')).toBe(encode(text).length);
   });
 });

@@ -94,4 +94,19 @@ describe('redis', () => {
       'chat|small|cost_micros': '70',
     });
   });
+
+  it('writes a tenant to the tenants index at most once a minute, and again after that', async () => {
+    await redis().flushdb();
+    let now = 0;
+    const s = new RedisUsageStore(redis(), { dedupeTtlMs: TTL_MS }, () => now);
+    await s.record(fact({ eventId: 'ev-1' }));
+    await redis().del(UsageKeys.tenants);
+    now = 59_999;
+    await s.record(fact({ eventId: 'ev-2' }));
+    expect(await redis().smembers(UsageKeys.tenants)).toEqual([]);
+    now = 60_000;
+    await s.record(fact({ eventId: 'ev-3' }));
+    expect(await redis().smembers(UsageKeys.tenants)).toEqual(['acme']);
+    expect(await redis().hget(UsageKeys.bucket('acme', '2025-06-01T10:00:00Z'), 'chat|small|requests')).toBe('3');
+  });
 });

@@ -87,12 +87,22 @@ type RedisWithRecord = Redis & {
   usageRecord(dedupe: string, bucket: string, hours: string, ...args: (string | number)[]): Promise<number>;
 };
 
+/** How long a tenant written to the tenants index is not written again by this process. */
+const TENANT_INDEX_REFRESH_MS = 60_000;
+
 export class RedisUsageStore implements UsageStore {
   private readonly redis: RedisWithRecord;
 
   private readonly dedupeTtlSeconds: number;
 
-  constructor(redis: Redis, opts: DedupeOptions) {
+  /** Tenant → when this process last added it to the tenants index. */
+  private readonly indexed = new Map<string, number>();
+
+  constructor(
+    redis: Redis,
+    opts: DedupeOptions,
+    private readonly now: () => number = Date.now,
+  ) {
     if (!('usageRecord' in redis)) redis.defineCommand('usageRecord', { numberOfKeys: 3, lua: RECORD_LUA });
     this.redis = redis as RedisWithRecord;
     this.dedupeTtlSeconds = Math.ceil(opts.dedupeTtlMs / 1000);
@@ -102,8 +112,7 @@ export class RedisUsageStore implements UsageStore {
     const hourMs = hourStartMs(f.occurredAtMs);
     const hourIso = rfc3339(hourMs);
     const c = factCounters(f);
-    // Idempotent, so it may run outside the exactly-once script (and in another cluster slot).
-    await this.redis.sadd(UsageKeys.tenants, f.tenantId);
+    await this.index(f.tenantId);
     const counted = await this.redis.usageRecord(
       UsageKeys.dedupe(f.tenantId, f.eventId),
       UsageKeys.bucket(f.tenantId, hourIso),
@@ -118,6 +127,19 @@ export class RedisUsageStore implements UsageStore {
       hourIso,
     );
     return counted === 1;
+  }
+
+  /**
+   * Adds the tenant to the tenants index, at most once a minute per tenant: every event would
+   * otherwise pay a second Redis command for a set that barely changes (tenants are bounded by the
+   * config). Idempotent, so it may run outside the exactly-once script (and in another cluster
+   * slot); an index deleted under a running accountant is back within the minute.
+   */
+  private async index(tenantId: string): Promise<void> {
+    const at = this.now();
+    if (at - (this.indexed.get(tenantId) ?? -Infinity) < TENANT_INDEX_REFRESH_MS) return;
+    await this.redis.sadd(UsageKeys.tenants, tenantId);
+    this.indexed.set(tenantId, at);
   }
 
   async cells(q: CellQuery): Promise<UsageCell[]> {
