@@ -66,7 +66,8 @@ export interface BenchMesh {
 
 /**
  * The mesh as `npm start` runs it, on the bench config: sealed with mutual TLS, a NATS and a Redis
- * user per service (the ACL and permission checks are part of the cost measured).
+ * user per service (the ACL and permission checks are part of the cost measured), the executor's
+ * usage outbox on disk.
  */
 export async function startBenchMesh(
   simulatorUrl: string,
@@ -77,6 +78,7 @@ export async function startBenchMesh(
   const creds = meshCredentials();
   const [redis, nats] = await Promise.all([startRedisServer({ users: creds.redisUsers }), startNatsServer({ users: creds.natsUsers })]);
   const pki = createMeshPki(mkdtempSync(join(tmpdir(), 'llmgw-bench-tls-')));
+  const logDir = mkdtempSync(join(tmpdir(), 'llmgw-bench-'));
   const mesh = await startServiceProcesses({
     env: {
       GATEWAY_CONFIG: BENCH_CONFIG,
@@ -85,8 +87,11 @@ export async function startBenchMesh(
       LOG_LEVEL: 'warn',
       ...extraEnv,
     },
-    serviceEnv: combineServiceEnv(pki.tlsEnv, creds.serviceEnv({ redis, nats })),
-    logDir: mkdtempSync(join(tmpdir(), 'llmgw-bench-')),
+    serviceEnv: combineServiceEnv(pki.tlsEnv, creds.serviceEnv({ redis, nats }), {
+      // The executor's durable usage outbox, as npm start and the manifests give it: every note fsynced before its provider call.
+      'provider-executor': { USAGE_OUTBOX_PATH: join(logDir, 'usage-outbox.log') },
+    }),
+    logDir,
     nodeFlags,
   });
   return {

@@ -111,8 +111,8 @@ async function writeFully(fh: FileHandle, buf: Buffer): Promise<void> {
  * The executor's usage journal: every request's write-ahead notes and final event, kept until
  * the bus has taken the event, so that neither a bus outage nor a crash loses money a provider
  * billed. Appends go to the file with fs.promises (off the event loop) and are fsynced in groups:
- * records appended while one write+fsync runs go out together in the next one, so the window is
- * one fsync and there is no timer. Compaction (live records to a temp file, fsync, rename, fsync
+ * records appended while one write runs go out together in the next one, each write followed by
+ * its own fsync, so the window is one fsync and there is no timer. Compaction (live records to a temp file, fsync, rename, fsync
  * the directory) keeps the file near the live size. A damaged record is skipped at start, never
  * thrown on. Without a path the journal lives in memory only.
  */
@@ -124,6 +124,8 @@ export class UsageJournal {
   private queued: Buffer[] = [];
   private waiters: Waiter[] = [];
   private writing: Promise<void> | undefined;
+  /** fsyncs under way (they overlap the next group's write). */
+  private readonly syncing = new Set<Promise<void>>();
   private failure: Error | undefined;
   /** Set from the first refusal until a new id is accepted again: one log line per episode. */
   private full = false;
@@ -189,6 +191,7 @@ export class UsageJournal {
   /** Waits for the writes under way and closes the file. */
   async close(): Promise<void> {
     await this.writing;
+    await Promise.all(this.syncing);
     await this.fh?.close();
     this.fh = undefined;
   }
@@ -202,21 +205,43 @@ export class UsageJournal {
     });
   }
 
-  /** Group commit: one write and one fsync for everything queued since the last one. */
+  /**
+   * Group commit: one write and one fsync for everything queued since the last write. A group's
+   * write does not wait for the fsync before it: fdatasync makes durable every write made before
+   * it, so fsyncs overlap, and a request's note waits for its own fsync, not first for the one
+   * of the previous request's final event (at one request in flight that halved the note's wait).
+   */
   private async drain(): Promise<void> {
     while (this.queued.length > 0 && this.fh) {
+      const fh = this.fh;
       const group = Buffer.concat(this.queued);
       const waiters = this.waiters;
       this.queued = [];
       this.waiters = [];
       try {
-        await writeFully(this.fh, group);
-        await this.fh.datasync();
-        this.fileBytes += group.length;
-        for (const w of waiters) w.resolve();
-        if (this.fileBytes >= this.compactMinBytes && this.fileBytes >= 2 * this.liveBytes) await this.compact();
+        await writeFully(fh, group);
       } catch (err) {
         await this.fail(err, [...waiters, ...this.waiters]);
+        break;
+      }
+      this.fileBytes += group.length;
+      const sync = fh.datasync().then(
+        () => {
+          for (const w of waiters) w.resolve();
+        },
+        (err: unknown) => this.fail(err, [...waiters, ...this.waiters]),
+      );
+      this.syncing.add(sync);
+      void sync.finally(() => this.syncing.delete(sync));
+      if (this.fileBytes >= this.compactMinBytes && this.fileBytes >= 2 * this.liveBytes) {
+        // Compaction reopens the file: no fsync of the old handle may still be under way.
+        await Promise.all(this.syncing);
+        if (!this.fh) break;
+        try {
+          await this.compact();
+        } catch (err) {
+          await this.fail(err, [...this.waiters]);
+        }
       }
     }
     this.writing = undefined;
@@ -227,8 +252,10 @@ export class UsageJournal {
    * pages): the journal goes on in memory for the requests it holds and refuses new ones.
    */
   private async fail(err: unknown, waiters: Waiter[]): Promise<void> {
-    this.failure = new Error('usage outbox not writable', { cause: err });
-    this.opts.logger.error({ err, path: this.opts.path }, 'usage journal write failed: refusing new requests until restart');
+    if (!this.failure) {
+      this.failure = new Error('usage outbox not writable', { cause: err });
+      this.opts.logger.error({ err, path: this.opts.path }, 'usage journal write failed: refusing new requests until restart');
+    }
     const fh = this.fh;
     this.fh = undefined;
     this.queued = [];
