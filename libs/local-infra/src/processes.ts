@@ -27,13 +27,34 @@ export function onPath(binary: string): boolean {
  */
 const LISTEN_PORTS = { from: 20_000, to: 32_000 };
 
+/**
+ * Test files run in parallel workers, and a port is free only until its server binds it (a
+ * restarted service binds its old port again, much later): each vitest worker draws from its own
+ * slice of the range, so two workers never hand out one port (a CI run lost a test to that).
+ */
+const WORKER_SLICES = 8;
+
+function portRange(): { from: number; to: number } {
+  const pool = Number(process.env.VITEST_POOL_ID);
+  if (!Number.isInteger(pool) || pool < 1) return LISTEN_PORTS;
+  const width = Math.floor((LISTEN_PORTS.to - LISTEN_PORTS.from) / WORKER_SLICES);
+  const from = LISTEN_PORTS.from + ((pool - 1) % WORKER_SLICES) * width;
+  return { from, to: from + width };
+}
+
+/** Ports this process handed out: never twice, so two servers of one test cannot get the same. */
+const handedOut = new Set<number>();
+
 /** A loopback port nothing listens on now, for a server to bind soon. */
 export async function freePort(): Promise<number> {
+  const range = portRange();
   for (let i = 0; i < 50; i++) {
-    const port = LISTEN_PORTS.from + Math.floor(Math.random() * (LISTEN_PORTS.to - LISTEN_PORTS.from));
-    if (await canListen(port)) return port;
+    const port = range.from + Math.floor(Math.random() * (range.to - range.from));
+    if (handedOut.has(port) || !(await canListen(port))) continue;
+    handedOut.add(port);
+    return port;
   }
-  throw new Error(`no free loopback port in ${LISTEN_PORTS.from}–${LISTEN_PORTS.to} after 50 tries`);
+  throw new Error(`no free loopback port in ${range.from}–${range.to} after 50 tries`);
 }
 
 function canListen(port: number): Promise<boolean> {
