@@ -77,6 +77,36 @@ describe('UsageJournal', () => {
     expect((await reopen(j, path)).records).toBe(100);
   });
 
+  it("writes and fsyncs the next group while an earlier group's fsync is still under way, and acknowledges each after its own", async () => {
+    const path = tempPath();
+    const j = await journal(path);
+    const probe = await openFile(join(path, '..', 'probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
+    await probe.close();
+    const real = proto.datasync;
+    let releaseFirst: (() => void) | undefined;
+    const datasync = vi.spyOn(proto, 'datasync').mockImplementation(function (this: unknown) {
+      const synced = real.call(this);
+      if (datasync.mock.calls.length > 1) return synced;
+      // The first fsync hangs until the test lets it finish.
+      return new Promise<void>((resolve) => (releaseFirst = () => void synced.then(resolve)));
+    });
+    const acked: string[] = [];
+    const first = j.append('final', 'previous', payload('final event')).then(() => acked.push('previous'));
+    try {
+      await vi.waitFor(() => expect(datasync).toHaveBeenCalledTimes(1));
+      const note = j.append('note', 'next', payload('write-ahead note')).then(() => acked.push('next'));
+      await vi.waitFor(() => expect(datasync).toHaveBeenCalledTimes(2));
+      await note;
+      expect(acked).toEqual(['next']);
+    } finally {
+      releaseFirst?.();
+    }
+    await first;
+    expect(acked).toEqual(['next', 'previous']);
+    expect(Object.keys(entries(await reopen(j, path))).sort()).toEqual(['next', 'previous']);
+  });
+
   it('skips a torn tail with one log line and truncates it away', async () => {
     const path = tempPath();
     const j = await journal(path);
