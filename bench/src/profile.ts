@@ -9,8 +9,8 @@ import { table } from './stats.js';
 
 /**
  * `npm run bench -- profile [monolith] [http|grpc]`: a CPU profile of every service of the sealed
- * mesh (or of the one monolithic process) under load (64 in flight), and per service its CPU per request and the profile's top entries
- * by self time, by function and by package. The profiles stay in the printed folder for
+ * mesh (or of the one monolithic process) under load (64 in flight), and per service its CPU per
+ * request and the profile's top entries by self time, by function and by package. The profiles stay in the printed folder for
  * Chrome DevTools or speedscope.
  */
 const say = (s: string) => process.stdout.write(`${s}\n`);

@@ -53,7 +53,8 @@ function openaiTokens(text: string): { tokens: number; cuts: number } {
  * The counts of recently seen texts. A conversation resends its whole history on every turn and
  * a team's system prompt is the same on every request, so most messages of a request were counted
  * before: a lookup replaces a BPE pass. Bounded by the characters it holds (least recently used
- * first out); texts longer than MAX_TEXT are counted every time, as V8 hashes only their length.
+ * first out); texts longer than `maxText` are counted every time (V8 hashes a string longer than
+ * 16,383 characters by its length alone, so long keys would collide).
  */
 export class RecentCounts {
   private readonly counts = new Map<string, { tokens: number; cuts: number }>();

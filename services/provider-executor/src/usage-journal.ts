@@ -112,8 +112,8 @@ async function writeFully(fh: FileHandle, buf: Buffer): Promise<void> {
  * the bus has taken the event, so that neither a bus outage nor a crash loses money a provider
  * billed. Appends go to the file with fs.promises (off the event loop) and are fsynced in groups:
  * records appended while one write runs go out together in the next one, each write followed by
- * its own fsync, so the window is one fsync and there is no timer. Compaction (live records to a temp file, fsync, rename, fsync
- * the directory) keeps the file near the live size. A damaged record is skipped at start, never
+ * its own fsync, so the window is one fsync and there is no timer. Compaction (live records to a
+ * temp file, fsync, rename, fsync the directory) keeps the file near the live size. A damaged record is skipped at start, never
  * thrown on. Without a path the journal lives in memory only.
  */
 export class UsageJournal {
@@ -209,7 +209,7 @@ export class UsageJournal {
    * Group commit: one write and one fsync for everything queued since the last write. A group's
    * write does not wait for the fsync before it: fdatasync makes durable every write made before
    * it, so fsyncs overlap, and a request's note waits for its own fsync, not first for the one
-   * of the previous request's final event (at one request in flight that halved the note's wait).
+   * of the previous request's final event (at one request in flight: 0.52 → 0.42 ms p50).
    */
   private async drain(): Promise<void> {
     while (this.queued.length > 0 && this.fh) {
