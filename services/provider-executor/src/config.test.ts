@@ -49,6 +49,12 @@ describe('loadExecutorConfig', () => {
     expect(() => loadExecutorConfig(file(YAML), { OPENAI_KEY: 'k', USAGE_OUTBOX_MAX_BYTES: '64MB' })).toThrow(/USAGE_OUTBOX_MAX_BYTES/);
   });
 
+  it('reads USAGE_OUTBOX_SYNC_MS, 0 (fsync before the call) by default, at most 1000', () => {
+    expect(loadExecutorConfig(file(YAML), { OPENAI_KEY: 'k' }).outboxSyncMs).toBe(0);
+    expect(loadExecutorConfig(file(YAML), { OPENAI_KEY: 'k', USAGE_OUTBOX_SYNC_MS: '10' }).outboxSyncMs).toBe(10);
+    expect(() => loadExecutorConfig(file(YAML), { OPENAI_KEY: 'k', USAGE_OUTBOX_SYNC_MS: '5000' })).toThrow(/USAGE_OUTBOX_SYNC_MS/);
+  });
+
   it('fails naming an unset secret of its own section', () => {
     expect(() => loadExecutorConfig(file(YAML), {})).toThrow(/OPENAI_KEY/);
   });

@@ -28,6 +28,7 @@ export async function startProviderExecutor(deps: ServiceDeps<ExecutorConfig>): 
   const usage = await UsagePublisher.open(deps.bus, deps.logger, {
     outboxPath: deps.config.outboxPath,
     outboxMaxBytes: deps.config.outboxMaxBytes,
+    outboxSyncMs: deps.config.outboxSyncMs,
     metrics: deps.metrics && usageMetrics(deps.metrics),
   });
   const registry = registryFromProviders(deps.config.sections.providers);

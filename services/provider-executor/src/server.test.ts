@@ -26,7 +26,7 @@ class RecordingBus extends MemoryEventBus {
 
 async function start(s: Simulator, bus: RecordingBus): Promise<RunningService> {
   return startProviderExecutor({
-    config: { sections: testProviders(s.url), outboxPath: undefined, outboxMaxBytes: DEFAULT_OUTBOX_MAX_BYTES },
+    config: { sections: testProviders(s.url), outboxPath: undefined, outboxMaxBytes: DEFAULT_OUTBOX_MAX_BYTES, outboxSyncMs: 0 },
     configPath: 'test-config.yaml',
     logger: silentLogger(),
     listenAddr: '127.0.0.1:0',

@@ -27,8 +27,8 @@ function recordingLogger() {
   return { logger, lines };
 }
 
-async function journal(path: string | undefined, opts: { maxLiveBytes?: number; compactMinBytes?: number; logger?: ReturnType<typeof silentLogger> } = {}): Promise<UsageJournal> {
-  const j = await UsageJournal.open({ path, maxLiveBytes: opts.maxLiveBytes ?? 1 << 20, logger: opts.logger ?? silentLogger(), compactMinBytes: opts.compactMinBytes });
+async function journal(path: string | undefined, opts: { maxLiveBytes?: number; compactMinBytes?: number; syncDelayMs?: number; logger?: ReturnType<typeof silentLogger> } = {}): Promise<UsageJournal> {
+  const j = await UsageJournal.open({ path, maxLiveBytes: opts.maxLiveBytes ?? 1 << 20, logger: opts.logger ?? silentLogger(), compactMinBytes: opts.compactMinBytes, syncDelayMs: opts.syncDelayMs });
   journals.push(j);
   return j;
 }
@@ -39,6 +39,17 @@ const entries = (j: UsageJournal) => Object.fromEntries(j.entries().map(([id, e]
 async function reopen(j: UsageJournal, path: string, opts: Parameters<typeof journal>[1] = {}): Promise<UsageJournal> {
   await j.close();
   return journal(path, opts);
+}
+
+/** FileHandle's prototype, whose datasync every journal's fsync goes through. */
+async function fileHandlePrototype(path: string): Promise<{ datasync: () => Promise<void> }> {
+  const probe = await openFile(join(path, '..', 'probe'), 'w');
+  await probe.close();
+  return Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
+}
+
+function spyOnDatasync(path: string) {
+  return fileHandlePrototype(path).then((proto) => vi.spyOn(proto, 'datasync'));
 }
 
 describe('UsageJournal', () => {
@@ -65,24 +76,42 @@ describe('UsageJournal', () => {
     expect(entries(reader)).toEqual({ seen: { kind: 'note', payload: 'on disk' } });
   });
 
-  it('puts appends made while an fsync runs into one next fsync (group commit)', async () => {
+  it('puts the appends of one event-loop turn into one fsync (group commit)', async () => {
     const path = tempPath();
     const j = await journal(path);
-    const probe = await openFile(join(path, '..', 'probe'), 'w');
-    const datasync = vi.spyOn(Object.getPrototypeOf(probe) as { datasync: () => Promise<void> }, 'datasync');
-    await probe.close();
+    const datasync = await spyOnDatasync(path);
     await Promise.all(Array.from({ length: 100 }, (_, i) => j.append('note', `r${i}`, payload(`note ${i}`))));
-    // The first append's group holds it alone; the 99 made meanwhile share the second fsync.
+    expect(datasync).toHaveBeenCalledTimes(1);
+    await j.append('final', 'r0', payload('final 0'));
     expect(datasync).toHaveBeenCalledTimes(2);
     expect((await reopen(j, path)).records).toBe(100);
+  });
+
+  it('resolves a written append before its fsync, which follows within the sync delay; a published marker asks for none', async () => {
+    const path = tempPath();
+    const j = await journal(path, { syncDelayMs: 50 });
+    const datasync = await spyOnDatasync(path);
+    const started = Date.now();
+    await j.append('note', 'w', payload('in the page cache'), 'written');
+    expect(datasync).not.toHaveBeenCalled();
+    // What a killed process leaves: the file as written, read by the next start.
+    expect(entries(await journal(path))).toEqual({ w: { kind: 'note', payload: 'in the page cache' } });
+    await vi.waitFor(() => expect(datasync).toHaveBeenCalledTimes(1), { timeout: 1_000, interval: 5 });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(45);
+    // A synced append in the same mode waits for the delayed fsync.
+    const synced = Date.now();
+    await j.append('final', 'w', payload('final'));
+    expect(datasync).toHaveBeenCalledTimes(2);
+    expect(Date.now() - synced).toBeGreaterThanOrEqual(45);
+    j.published('w');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(datasync).toHaveBeenCalledTimes(2);
   });
 
   it("writes and fsyncs the next group while an earlier group's fsync is still under way, and acknowledges each after its own", async () => {
     const path = tempPath();
     const j = await journal(path);
-    const probe = await openFile(join(path, '..', 'probe'), 'w');
-    const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
-    await probe.close();
+    const proto = await fileHandlePrototype(path);
     const real = proto.datasync;
     let releaseFirst: (() => void) | undefined;
     const datasync = vi.spyOn(proto, 'datasync').mockImplementation(function (this: unknown) {

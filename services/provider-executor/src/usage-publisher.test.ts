@@ -177,6 +177,23 @@ describe('UsagePublisher', () => {
     expect(restarted.pending()).toBe(0);
   });
 
+  it('with a sync delay, a note is on file at once and its fsync follows; the final is published only after its own', async () => {
+    const path = tempOutbox();
+    const bus = new FlakyBus(0);
+    const crashed = await publisher(bus, { outboxPath: path, retryIntervalMs: 60_000, outboxSyncMs: 200 });
+    const noted = Date.now();
+    await crashed.note(event('r', { tokenSource: TokenSource.TOKEN_SOURCE_ESTIMATED, success: false }));
+    expect(Date.now() - noted).toBeLessThan(150);
+    // A crash now (nothing closed) still finds the note.
+    const reader = await publisher(new FlakyBus(Number.POSITIVE_INFINITY), { outboxPath: path, retryIntervalMs: 60_000 });
+    expect(reader.pending()).toBe(1);
+    const published = Date.now();
+    crashed.publish(event('r'));
+    await crashed.flush();
+    expect(bus.stored.map((s) => s.event)).toEqual([event('r')]);
+    expect(Date.now() - published).toBeGreaterThanOrEqual(150);
+  });
+
   it('sends the final event, not the note it replaced, when the bus was down until the restart', async () => {
     const path = tempOutbox();
     const crashed = await publisher(new FlakyBus(Number.POSITIVE_INFINITY), { outboxPath: path, retryIntervalMs: 60_000 });

@@ -12,6 +12,8 @@ export interface UsagePublisherOptions {
   outboxPath?: string | undefined;
   /** Live bytes the journal may hold before new requests are refused. */
   outboxMaxBytes?: number;
+  /** 0: a note is fsynced before the provider call; N: written before it and fsynced within N ms. */
+  outboxSyncMs?: number;
   retryIntervalMs?: number;
   metrics?: UsageMetrics | undefined;
   /** For tests: journal file size from which compaction may run. */
@@ -60,13 +62,14 @@ export class UsagePublisher implements UsageSink {
       maxLiveBytes: opts.outboxMaxBytes ?? DEFAULT_OUTBOX_MAX_BYTES,
       logger,
       compactMinBytes: opts.compactMinBytes,
+      syncDelayMs: opts.outboxSyncMs,
     });
     return new UsagePublisher(bus, logger, journal, opts);
   }
 
   async note(event: UsageRecorded): Promise<void> {
     try {
-      await this.journal.append('note', event.eventId, UsageRecorded.encode(event).finish());
+      await this.journal.append('note', event.eventId, UsageRecorded.encode(event).finish(), this.opts.outboxSyncMs ? 'written' : 'synced');
     } catch (err) {
       // Refused before the provider is called: no money is spent that could not be recorded.
       if (err instanceof JournalFullError) {
