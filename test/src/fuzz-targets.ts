@@ -64,7 +64,7 @@ function chatSeeds(): ChatRequest[] {
     { ...base, route: 'fallback', messages: [{ ...user('x'), role: Role.ROLE_SYSTEM, content: 'be brief' }, user('weather?')] },
     {
       ...base,
-      tools: [{ name: 'get_weather', description: 'w', parametersJsonSchema: '{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}' }],
+      tools: [{ name: 'get_weather', description: 'w', parametersJsonSchema: '{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}', sideEffects: false }],
       toolChoice: 'auto',
       messages: [user('weather in Paris?'), { role: Role.ROLE_ASSISTANT, content: '', name: '', toolCalls: [{ id: 'c1', name: 'get_weather', argumentsJson: '{"city":"Paris"}' }], toolCallId: '' }, { role: Role.ROLE_TOOL, content: 'sunny', name: '', toolCalls: [], toolCallId: 'c1' }],
     },
@@ -108,7 +108,7 @@ export async function fuzzTargets(mesh: TestMesh): Promise<FuzzTarget[]> {
   const { chat: chatPlan, embed: embedPlan } = await plans(mesh);
   const addrs = mesh.services.addrs;
   const usage = usageSeeds();
-  const params = { messages: [user('hi')], maxTokens: 4, stop: [], tools: [], user: '', batch: false, promptTokens: [] };
+  const params = { messages: [user('hi')], maxTokens: 4, stop: [], tools: [], user: '', batch: false, promptTokens: [], noHedge: false };
   const exec = (i: number) => ({ requestId: `fuzz-seed-${i}`, tenantId: 'loadtest', plan: chatPlan, params, keyId: 'k-load' });
   return [
     {

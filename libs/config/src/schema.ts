@@ -73,6 +73,20 @@ export const ruleSchema = z.strictObject({
     .default({}),
   model: z.string().min(1),
   fallback: z.array(z.string()).default([]),
+  /** A second attempt when the first has not answered in time; the first good answer wins. */
+  hedge: z
+    .strictObject({
+      /** Delay before the second attempt; with after_p95, the delay until enough latencies are measured. */
+      after_ms: positiveInt,
+      /** Wait the measured p95 latency of the first attempt's model instead, within [min_ms, max_ms]. */
+      after_p95: z.boolean().default(false),
+      min_ms: z.number().int().nonnegative().default(0),
+      max_ms: positiveInt.default(10_000),
+      /** `next`: the second attempt goes to the plan's next model; `same`: to the same model again. */
+      to: z.enum(['next', 'same']).default('next'),
+    })
+    .refine((h) => h.min_ms <= h.max_ms, { message: 'min_ms must not exceed max_ms' })
+    .optional(),
 });
 
 export const routeSchema = z.strictObject({
@@ -95,6 +109,12 @@ export const routeSchema = z.strictObject({
   allowed_response_formats: z.array(z.enum(responseFormats)).default([...responseFormats]),
   /** Tools callers may offer the model on this route (guardrail); unset allows any, [] none. */
   allowed_tools: z.array(z.string()).optional(),
+  /**
+   * An answer that does not match the request's json_schema is never returned as a success.
+   * `repair`: the same model is asked once more with the validation errors, then as `fail`;
+   * `fail`: the next model when `fallback_on` lists schema_failure, else the request fails.
+   */
+  on_schema_failure: z.enum(['repair', 'fail']).default('repair'),
 });
 
 /** Fields of a tier; the router owns `allowed_models`, quota owns `limits`. */

@@ -36,6 +36,10 @@ export type AttemptOutcomeLabel = 'success' | 'failed' | 'skipped' | 'cancelled'
 export interface ExecutorMetrics {
   /** seconds undefined for attempts that did not call the provider (skipped). */
   attempt(provider: string, model: string, outcome: AttemptOutcomeLabel, reason: string, seconds?: number): void;
+  /** A hedge sent, or a hedge that answered first (route: from the config, via the plan). */
+  hedge(route: string, outcome: 'sent' | 'won'): void;
+  /** An answer withheld or shaped by policy: a provider's safety refusal or content filter. */
+  enforcement(route: string, kind: 'content_filter'): void;
 }
 
 /** Edge: requests of the OpenAI- and Anthropic-compatible HTTP surface. */
@@ -159,11 +163,25 @@ export function executorMetrics(m: Metrics): ExecutorMetrics {
       buckets: PROVIDER_SECONDS_BUCKETS,
       registers: [registry],
     });
+    const hedges = new Counter({
+      name: 'llmgw_hedges_total',
+      help: 'Hedged attempts by route: sent, and won (the hedge answered first).',
+      labelNames: ['route', 'outcome'],
+      registers: [registry],
+    });
+    const enforcements = new Counter({
+      name: 'llmgw_enforcements_total',
+      help: 'Answers a provider refused or filtered for safety, returned as they are (never rerouted), by route.',
+      labelNames: ['route', 'kind'],
+      registers: [registry],
+    });
     return {
       attempt: (provider, model, outcome, reason, s) => {
         attempts.labels(provider, model, outcome, reason).inc();
         if (s !== undefined) seconds.labels(provider).observe(s);
       },
+      hedge: (route, outcome) => hedges.labels(route, outcome).inc(),
+      enforcement: (route, kind) => enforcements.labels(route, kind).inc(),
     };
   });
 }

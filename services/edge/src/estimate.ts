@@ -24,7 +24,9 @@ export function planEstimate(plan: Plan, prompt: PromptTokens, outputTokens: num
     tokens = Math.max(tokens, input + outputTokens);
     if (a.pricing) micros = Math.max(micros, costMicros(a.pricing, input, outputTokens));
   }
-  return { tokens, costMicros: micros };
+  // A hedged plan may be billed for two calls at once: twice its dearest covers either hedge.
+  const calls = plan.hedge ? 2 : 1;
+  return { tokens: calls * tokens, costMicros: calls * micros };
 }
 
 /**

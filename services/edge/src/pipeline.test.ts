@@ -225,7 +225,7 @@ describe('GatewayPipeline admission', () => {
   });
 
   it.each<[string, Partial<ChatRequest>, string]>([
-    ['a tool the route does not allow', { tools: [{ name: 'delete_account', description: '', parametersJsonSchema: '{}' }] }, 'tools[0].name: tool "delete_account" is not allowed on route "locked-down"'],
+    ['a tool the route does not allow', { tools: [{ name: 'delete_account', description: '', parametersJsonSchema: '{}', sideEffects: false }] }, 'tools[0].name: tool "delete_account" is not allowed on route "locked-down"'],
     [
       'a response format the route does not allow',
       { responseFormat: { type: ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_OBJECT, jsonSchema: '', schemaName: '' } },
@@ -261,7 +261,7 @@ describe('GatewayPipeline admission', () => {
   it('plans with the request\'s route (empty: the router\'s default), the principal\'s tier, the capabilities and the rough prompt size', async () => {
     const { pipeline, downstream } = setup();
     await pipeline.chatStream(
-      chatReq({ tools: [{ name: 'f', description: '', parametersJsonSchema: '' }], taskType: TaskType.TASK_TYPE_CODE, qualityTier: QualityTier.QUALITY_TIER_PREMIUM, model: 'small-fast' }),
+      chatReq({ tools: [{ name: 'f', description: '', parametersJsonSchema: '', sideEffects: false }], taskType: TaskType.TASK_TYPE_CODE, qualityTier: QualityTier.QUALITY_TIER_PREMIUM, model: 'small-fast' }),
       makeCtx(),
       async () => undefined,
     );
@@ -341,7 +341,7 @@ describe('GatewayPipeline admission', () => {
     await pipeline.chat(chatReq(), makeCtx());
     expect(downstream.calls.planRoute).toHaveLength(1);
     expect(downstream.calls.executeChat[1]!.req.plan).toEqual(downstream.plan);
-    await pipeline.chat(chatReq({ tools: [{ name: 'f', description: '', parametersJsonSchema: '' }] }), makeCtx());
+    await pipeline.chat(chatReq({ tools: [{ name: 'f', description: '', parametersJsonSchema: '', sideEffects: false }] }), makeCtx());
     expect(downstream.calls.planRoute).toHaveLength(2);
   });
 
@@ -455,6 +455,7 @@ describe('GatewayPipeline.chat', () => {
         responseFormat: { type: ResponseFormatType.RESPONSE_FORMAT_TYPE_TEXT, name: '', schema: undefined },
         user: '',
         batch: false,
+        noHedge: false,
         // Counted once here, for the reservation, and passed on: the executor does not count again.
         promptTokens: (downstream.plan as Plan).attempts.map((a) => ({ tokenizer: a.tokenizer, tokens: countChatTokens(MESSAGES, familyOf(a.tokenizer)) })),
       },
@@ -470,7 +471,7 @@ describe('GatewayPipeline.chat', () => {
       chatReq({
         maxTokens: 300,
         latencyClass: LatencyClass.LATENCY_CLASS_BATCH,
-        tools: [{ name: 'lookup_order', description: 'Find an order', parametersJsonSchema: '{"type":"object","properties":{"id":{"type":"string"}}}' }],
+        tools: [{ name: 'lookup_order', description: 'Find an order', parametersJsonSchema: '{"type":"object","properties":{"id":{"type":"string"}}}', sideEffects: false }],
         toolChoice: 'lookup_order',
         responseFormat: { type: ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_SCHEMA, jsonSchema: '{"type":"object","required":["answer"]}', schemaName: 'reply' },
       }),
@@ -479,6 +480,7 @@ describe('GatewayPipeline.chat', () => {
     expect(downstream.calls.executeChat[0]!.req.params).toMatchObject({
       maxTokens: 300,
       batch: true,
+      noHedge: false,
       tools: [{ name: 'lookup_order', description: 'Find an order', parameters: { type: 'object', properties: { id: { type: 'string' } } } }],
       toolChoice: { mode: ToolChoiceMode.TOOL_CHOICE_MODE_TOOL, name: 'lookup_order' },
       responseFormat: { type: ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_SCHEMA, name: 'reply', schema: { type: 'object', required: ['answer'] } },

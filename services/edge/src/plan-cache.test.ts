@@ -12,6 +12,7 @@ const skipped = (model: string, reason: string): Attempt => ({
   latencyMs: 0,
   providerStatus: 0,
   reason,
+  hedge: false,
 });
 /** A plan as the router returns it, holding for prompts of [min, max] tokens. */
 const plan = (min = 0, max = 1_000, skips: Attempt[] = []): Plan =>

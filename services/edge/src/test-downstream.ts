@@ -34,8 +34,8 @@ export const ROUTING: Routing = {
   fallbackUsed: true,
   route: 'chat',
   attempts: [
-    { model: 'claude', provider: 'sim-anthropic', outcome: AttemptOutcome.ATTEMPT_OUTCOME_FAILED, error: 'boom', latencyMs: 5, providerStatus: 500, reason: 'http_5xx' },
-    { model: 'small-fast', provider: 'sim-openai', outcome: AttemptOutcome.ATTEMPT_OUTCOME_SUCCESS, error: '', latencyMs: 9, providerStatus: 200, reason: '' },
+    { model: 'claude', provider: 'sim-anthropic', outcome: AttemptOutcome.ATTEMPT_OUTCOME_FAILED, error: 'boom', latencyMs: 5, providerStatus: 500, reason: 'http_5xx', hedge: false },
+    { model: 'small-fast', provider: 'sim-openai', outcome: AttemptOutcome.ATTEMPT_OUTCOME_SUCCESS, error: '', latencyMs: 9, providerStatus: 200, reason: '', hedge: false },
   ],
 };
 export const USAGE: Usage = { inputTokens: 21, outputTokens: 34, costUsd: 0.000099, costMicros: 99, tokensEstimated: false };

@@ -10,7 +10,7 @@ const CHAT_PLAN = testPlan('chat', ['small-fast', 'claude']);
 
 const user = (content = 'hi'): Message => ({ role: Role.ROLE_USER, content, name: '', toolCalls: [], toolCallId: '' });
 const chat = (over: Partial<ChatRequest> = {}): ChatRequest => ChatRequest.fromPartial({ messages: [user()], ...over });
-const tool = (name: string, parametersJsonSchema = ''): Tool => ({ name, description: '', parametersJsonSchema });
+const tool = (name: string, parametersJsonSchema = ''): Tool => ({ name, description: '', parametersJsonSchema, sideEffects: false });
 const embed = (over: Partial<EmbedRequest> = {}): EmbedRequest => EmbedRequest.fromPartial({ route: 'embeddings', inputs: ['a'], ...over });
 
 function caught(fn: () => unknown): AppError {
@@ -165,7 +165,7 @@ describe('shapeChat accepts', () => {
 
 describe('shapeChat parses once, for the executor', () => {
   it('parses each tool\'s parameters schema, and gives a tool without one an empty object schema', () => {
-    const shaped = shapeChat(chat({ tools: [{ name: 'get_weather', description: 'Weather by city', parametersJsonSchema: '{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}' }, tool('ping')] }), { stream: false });
+    const shaped = shapeChat(chat({ tools: [{ name: 'get_weather', description: 'Weather by city', parametersJsonSchema: '{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}', sideEffects: false }, tool('ping')] }), { stream: false });
     expect(shaped.tools).toEqual([
       { name: 'get_weather', description: 'Weather by city', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } },
       { name: 'ping', description: '', parameters: { type: 'object', properties: {} } },
@@ -253,9 +253,15 @@ describe('applyPlan', () => {
       responseFormat: { type: ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_OBJECT, name: '', schema: undefined },
       user: 'end-user-7',
       batch: true,
+      noHedge: false,
       promptTokens: [],
     });
     expect(apply().params).toMatchObject({ temperature: undefined, topP: undefined, batch: false });
+  });
+
+  it('marks the request never to be hedged when the caller marks a tool as having side effects', () => {
+    expect(apply({ tools: [tool('lookup')] }).params.noHedge).toBe(false);
+    expect(apply({ tools: [tool('lookup'), { ...tool('refund'), sideEffects: true }] }).params.noHedge).toBe(true);
   });
 
   describe('guardrails from the plan', () => {

@@ -196,6 +196,7 @@ export function applyPlan(req: ChatRequest, shaped: ShapedChat, plan: Plan, prom
       batch: req.latencyClass === LatencyClass.LATENCY_CLASS_BATCH,
       // The caller holds the prompt's counts (promptTokenCounts).
       promptTokens: [],
+      noHedge: req.tools.some((t) => t.sideEffects),
     },
     timeoutMs: requestTimeout(req.timeoutMs, plan),
   };

@@ -1,5 +1,6 @@
 import { startSimulator, type Simulator } from '@llmgw/provider-simulator';
 import { ErrorKind, type ExecuteChatRequest, type ExecuteChatStreamResponse } from '@llmgw/proto/executor';
+import { FallbackTrigger, SchemaFailurePolicy } from '@llmgw/proto/router';
 import { AttemptOutcome, FinishReason, ResponseFormatType, Role, TokenSource } from '@llmgw/proto/v1';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CircuitBreaker } from './circuit-breaker.js';
@@ -115,6 +116,108 @@ describe('ExecuteChat against the simulator', () => {
     expect(() => JSON.parse(res.response?.message?.content ?? '')).not.toThrow();
   });
 
+  it('moves on only on a listed trigger: with http_429 alone, a 503 stops at the first attempt and a 429 falls back', async () => {
+    const only429 = { fallbackTriggers: [FallbackTrigger.FALLBACK_TRIGGER_HTTP_429] };
+    const stopped = await executor.executeChat(req('hi', [attempt('oa-gpt-4o-mini', 'p-fail-503'), attempt('an-claude-haiku-4-5')], {}, only429), ctxOf());
+    expect(stopped.error?.kind).toBe(ErrorKind.ERROR_KIND_UNAVAILABLE);
+    expect(stopped.response?.routing?.attempts.map((a) => a.reason)).toEqual(['http_5xx']);
+    const moved = await executor.executeChat(req('hi', [attempt('oa-gpt-4o-mini', 'p-fail-429'), attempt('an-claude-haiku-4-5')], {}, only429), ctxOf());
+    expect(moved.error).toBeUndefined();
+    expect(moved.response?.routing?.attempts.map((a) => a.reason)).toEqual(['http_429', '']);
+  });
+
+  describe('a json_schema answer that does not match', () => {
+    const schema = { type: 'object', properties: { answer: { type: 'string' } }, required: ['answer'], additionalProperties: false };
+    const asJson = { responseFormat: { type: ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_SCHEMA, name: 'reply', schema } };
+
+    it('is repaired once by the same model, and both calls are billed', async () => {
+      const res = await executor.executeChat(req('[[badjson]] hi', [attempt('oa-gpt-4o-mini')], asJson), ctxOf());
+      expect(res.error).toBeUndefined();
+      expect(JSON.parse(res.response?.message?.content ?? '')).toEqual({ answer: expect.any(String) });
+      expect(res.response?.routing?.attempts.map((a) => [a.model, a.reason])).toEqual([['oa-gpt-4o-mini', 'schema_failure'], ['oa-gpt-4o-mini', '']]);
+      const event = usage.events[0]!;
+      expect(event.attempts.map((a) => a.reason)).toEqual(['schema_failure', '']);
+      expect(event.attempts[0]!.outputTokens).toBeGreaterThan(0);
+      expect(event.costMicros).toBe(event.attempts[0]!.costMicros + event.attempts[1]!.costMicros);
+    });
+
+    it('fails closed when the repair does not match either and schema_failure is not a trigger: no answer is returned', async () => {
+      const res = await executor.executeChat(req('hi', [attempt('oa-gpt-4o-mini', 'gpt-badjson'), attempt('an-claude-haiku-4-5')], asJson, { fallbackTriggers: [] }), ctxOf());
+      expect(res.error?.kind).toBe(ErrorKind.ERROR_KIND_UNAVAILABLE);
+      expect(res.error?.message).toMatch(/did not match the response schema/);
+      expect(res.response?.message).toBeUndefined();
+      expect(res.response?.routing?.attempts.map((a) => a.reason)).toEqual(['schema_failure', 'schema_failure']);
+    });
+
+    it('moves to the next model at once under policy fail with the schema_failure trigger', async () => {
+      const res = await executor.executeChat(
+        req('hi', [attempt('oa-gpt-4o-mini', 'gpt-badjson'), attempt('az-my-deployment')], asJson, {
+          fallbackTriggers: [FallbackTrigger.FALLBACK_TRIGGER_SCHEMA_FAILURE],
+          schemaFailurePolicy: SchemaFailurePolicy.SCHEMA_FAILURE_POLICY_FAIL,
+        }),
+        ctxOf(),
+      );
+      expect(res.error).toBeUndefined();
+      expect(res.response?.model).toBe('az-my-deployment');
+      expect(JSON.parse(res.response?.message?.content ?? '')).toEqual({ answer: expect.any(String) });
+      expect(res.response?.routing?.attempts.map((a) => a.reason)).toEqual(['schema_failure', '']);
+    });
+
+    it('returns a refusal as it is, without validating or rerouting it', async () => {
+      const res = await executor.executeChat(req('[[refuse]]', [attempt('oa-gpt-4o-mini'), attempt('an-claude-haiku-4-5')], asJson), ctxOf());
+      expect(res.error).toBeUndefined();
+      expect(res.response?.finishReason).toBe(FinishReason.FINISH_REASON_CONTENT_FILTER);
+      expect(res.response?.routing?.attempts).toHaveLength(1);
+    });
+
+    it('refuses a schema ajv cannot compile before any provider call', async () => {
+      const before = usage.events.length;
+      const bad = { responseFormat: { type: ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_SCHEMA, name: 'x', schema: { type: 'no-such-type' } } };
+      await expect(executor.executeChat(req('hi', [attempt('oa-gpt-4o-mini')], bad), ctxOf())).rejects.toThrow(/response_format.json_schema/);
+      expect(usage.events.length).toBe(before);
+    });
+  });
+
+  describe('hedging', () => {
+    const hedgeNext = { hedge: { delayMs: 40, delayP95: false, delayMsMin: 0, delayMsMax: 0, sameModel: false } };
+
+    it('sends the next model after the delay; the first good answer wins, the slow call is cancelled and billed', async () => {
+      const started = Date.now();
+      const res = await executor.executeChat(req('hi', [attempt('oa-gpt-4o-mini', 'gpt-slow-1500'), attempt('an-claude-haiku-4-5')], {}, hedgeNext), ctxOf());
+      expect(Date.now() - started).toBeLessThan(1_000);
+      expect(res.error).toBeUndefined();
+      expect(res.response?.model).toBe('an-claude-haiku-4-5');
+      expect(res.response?.routing?.attempts.map((a) => [a.model, a.reason, a.hedge])).toEqual([
+        ['oa-gpt-4o-mini', 'hedge_lost', false],
+        ['an-claude-haiku-4-5', '', true],
+      ]);
+      const event = usage.events[0]!;
+      expect(event.attempts.map((a) => [a.model, a.tokenSource])).toEqual([
+        ['oa-gpt-4o-mini', TokenSource.TOKEN_SOURCE_ESTIMATED],
+        ['an-claude-haiku-4-5', TokenSource.TOKEN_SOURCE_PROVIDER],
+      ]);
+      expect(event.attempts[0]!.inputTokens).toBeGreaterThan(0);
+      expect(event.costMicros).toBe(event.attempts[0]!.costMicros + event.attempts[1]!.costMicros);
+    });
+
+    it('does not hedge a fast answer, a request whose tools have side effects, or a batch request', async () => {
+      const fast = await executor.executeChat(req('hi', [attempt('oa-gpt-4o-mini'), attempt('an-claude-haiku-4-5')], {}, hedgeNext), ctxOf());
+      expect(fast.response?.routing?.attempts).toHaveLength(1);
+      for (const extra of [{ noHedge: true }, { batch: true }]) {
+        const res = await executor.executeChat(req('hi', [attempt('oa-gpt-4o-mini', 'gpt-slow-150'), attempt('an-claude-haiku-4-5')], extra, hedgeNext), ctxOf());
+        expect(res.response?.model).toBe('oa-gpt-4o-mini');
+        expect(res.response?.routing?.attempts.map((a) => a.hedge)).toEqual([false]);
+      }
+    });
+
+    it('waits for the other call when the first to end failed', async () => {
+      const res = await executor.executeChat(req('hi', [attempt('oa-gpt-4o-mini', 'gpt-slow-200'), attempt('an-claude-haiku-4-5', 'claude-fail-500')], {}, hedgeNext), ctxOf());
+      expect(res.error).toBeUndefined();
+      expect(res.response?.model).toBe('oa-gpt-4o-mini');
+      expect(res.response?.routing?.attempts.map((a) => [a.model, a.reason])).toEqual([['an-claude-haiku-4-5', 'http_5xx'], ['oa-gpt-4o-mini', '']]);
+    });
+  });
+
   it('falls back on a 500 and records the failed attempt', async () => {
     const res = await executor.executeChat(req('hi', [attempt('oa-gpt-4o-mini', 'gpt-4o-mini-fail-500'), attempt('an-claude-haiku-4-5')]), ctxOf());
     expect(res.error).toBeUndefined();
@@ -122,7 +225,7 @@ describe('ExecuteChat against the simulator', () => {
     expect(routing.fallbackUsed).toBe(true);
     expect(routing.chosenModel).toBe('an-claude-haiku-4-5');
     expect(res.response!.model).toBe('an-claude-haiku-4-5');
-    expect(routing.attempts[0]).toMatchObject({ model: 'oa-gpt-4o-mini', outcome: AttemptOutcome.ATTEMPT_OUTCOME_FAILED, providerStatus: 500, reason: 'http_5xx' });
+    expect(routing.attempts[0]).toMatchObject({ model: 'oa-gpt-4o-mini', outcome: AttemptOutcome.ATTEMPT_OUTCOME_FAILED, providerStatus: 500, reason: 'http_5xx', hedge: false });
     expect(routing.attempts[0]?.error).toContain('500');
     expect(routing.attempts[1]).toMatchObject({ outcome: AttemptOutcome.ATTEMPT_OUTCOME_SUCCESS });
   });
@@ -133,7 +236,7 @@ describe('ExecuteChat against the simulator', () => {
     expect(res.error?.code).toBe(''); // deprecated: kind replaces it
     expect(res.error?.message).toContain('Simulated 400');
     expect(res.response?.routing?.attempts).toHaveLength(1);
-    expect(res.response?.routing?.attempts[0]).toMatchObject({ providerStatus: 400, reason: 'invalid_request' });
+    expect(res.response?.routing?.attempts[0]).toMatchObject({ providerStatus: 400, reason: 'invalid_request', hedge: false });
     expect(usage.events[0]).toMatchObject({ success: false, errorCode: 'INVALID_ARGUMENT', costMicros: 0 });
   });
 
@@ -152,7 +255,7 @@ describe('ExecuteChat against the simulator', () => {
   it('carries retry-after of a 429 when every attempt is rate limited', async () => {
     const res = await executor.executeChat(req('hi', [attempt('oa-gpt-4o-mini', 'gpt-fail-429')]), ctxOf());
     expect(res.error).toMatchObject({ kind: ErrorKind.ERROR_KIND_RESOURCE_EXHAUSTED, retryAfterMs: 1000 });
-    expect(res.response?.routing?.attempts[0]).toMatchObject({ providerStatus: 429, reason: 'http_429' });
+    expect(res.response?.routing?.attempts[0]).toMatchObject({ providerStatus: 429, reason: 'http_429', hedge: false });
     expect(usage.events[0]).toMatchObject({ success: false, errorCode: 'RESOURCE_EXHAUSTED' });
   });
 
@@ -248,7 +351,7 @@ describe('ExecuteChat against the simulator', () => {
   it('reports every failure when all attempts fail', async () => {
     const res = await executor.executeChat(
       req('hi', [attempt('oa-gpt-4o-mini', 'a-fail-500'), attempt('an-claude-haiku-4-5', 'b-fail-502'), attempt('ge-gemini-2.5-flash', 'c-drop')], {}, {
-        skipped: [{ model: 'x', provider: 'p', outcome: AttemptOutcome.ATTEMPT_OUTCOME_SKIPPED, error: 'not allowed', latencyMs: 0, providerStatus: 0, reason: 'unhealthy' }],
+        skipped: [{ model: 'x', provider: 'p', outcome: AttemptOutcome.ATTEMPT_OUTCOME_SKIPPED, error: 'not allowed', latencyMs: 0, providerStatus: 0, reason: 'unhealthy', hedge: false }],
       }),
       ctxOf(),
     );
@@ -267,7 +370,7 @@ describe('ExecuteChat against the simulator', () => {
   it('treats a rejected key as a gateway configuration fault: UNAVAILABLE, no key in the text', async () => {
     const res = await executor.executeChat(req('hi', [attempt('oabad-gpt-4o-mini')]), ctxOf());
     expect(res.error?.kind).toBe(ErrorKind.ERROR_KIND_UNAVAILABLE);
-    expect(res.response?.routing?.attempts[0]).toMatchObject({ providerStatus: 401, reason: 'auth_config' });
+    expect(res.response?.routing?.attempts[0]).toMatchObject({ providerStatus: 401, reason: 'auth_config', hedge: false });
     expect(JSON.stringify(res)).not.toContain('bad-key');
     expect(JSON.stringify(usage.events)).not.toContain('bad-key');
   });
@@ -444,7 +547,7 @@ describe('ExecuteChatStream against the simulator', () => {
     expect(last.error).toBeUndefined();
     expect(msgs[0]?.chunk?.model).toBe('an-claude-haiku-4-5');
     expect(last.chunk?.routing).toMatchObject({ fallbackUsed: true, chosenModel: 'an-claude-haiku-4-5' });
-    expect(last.chunk?.routing?.attempts[0]).toMatchObject({ providerStatus: 500, reason: 'http_5xx' });
+    expect(last.chunk?.routing?.attempts[0]).toMatchObject({ providerStatus: 500, reason: 'http_5xx', hedge: false });
   });
 
   it('reports a mid-stream drop: partial output, error, estimated usage', async () => {

@@ -6,9 +6,10 @@ import { errorKindFromProto, errorKindToProto } from '@llmgw/grpc';
 import { countChatTokens, countTokens, familyOf } from '@llmgw/tokens';
 import { chatParamsOf } from './normalise.js';
 import { checkEmbedInputs, checkIds, checkPlan } from './request-check.js';
-import { PlanRunner, RequestScope, type ExecutionContext, type PlanOutcome, type RunnerDeps, type Target } from './plan-runner.js';
+import { PlanRunner, RequestScope, SchemaMismatch, type ExecutionContext, type PlanOutcome, type RunnerDeps, type SchemaRepair, type Target } from './plan-runner.js';
+import { answerCheck } from './schema-check.js';
 import { ProviderError } from './providers/errors.js';
-import type { ChatParams, ChatStreamEvent, ProviderUsage } from './providers/types.js';
+import type { ChatParams, ChatResult, ChatStreamEvent, ProviderUsage } from './providers/types.js';
 import { chatUsage, embedUsage, mergeUsage, promptCount } from './usage.js';
 import { UsageLedger, type LedgerRequest } from './usage-ledger.js';
 
@@ -61,6 +62,19 @@ function routingOf(plan: Plan, outcome: PlanOutcome<unknown>, chosen: string): R
   return { rule: plan.rule, route: plan.route, chosenModel: chosen, fallbackUsed: outcome.fallbackUsed, attempts: outcome.attempts };
 }
 
+/** The request again, with the rejected answer and what was wrong with it: one repair try. */
+function repairParams(params: ChatParams, repair: SchemaRepair): ChatParams {
+  const turn = (role: Role, content: string) => ({ role, content, name: '', toolCalls: [], toolCallId: '' });
+  return {
+    ...params,
+    messages: [
+      ...params.messages,
+      turn(Role.ROLE_ASSISTANT, repair.output),
+      turn(Role.ROLE_USER, `Your answer did not match the required JSON schema (${repair.problem}). Reply again with only JSON that matches the schema.`),
+    ],
+  };
+}
+
 function isDelta(ev: ChatStreamEvent): boolean {
   return (ev.content !== undefined && ev.content.length > 0) || (ev.toolCalls !== undefined && ev.toolCalls.length > 0);
 }
@@ -86,19 +100,32 @@ export class Executor {
     // Unary: a caller gone mid-attempt does not abort it (see RequestScope); its cost is recorded.
     const scope = new RequestScope(ctx, plan.timeoutMs, this.deps.now, false);
     const ledger = this.ledger(req, plan, 'chat', false, promptCount(req.params?.promptTokens ?? [], (family) => countChatTokens(params.messages, family)));
+    const check = params.responseFormat.type === 'json_schema' ? answerCheck(params.responseFormat.schema) : undefined;
+    const usageOf = (t: Target, r: ChatResult, messages: ChatParams['messages']) =>
+      chatUsage(familyOf(t.planned.tokenizer), t.planned.pricing, r.usage, messages, () => r.content + r.toolCalls.map((c) => c.name + c.argumentsJson).join(''));
     return this.billed<ExecuteChatResponse>(ledger, scope, async () => {
-      const outcome = await this.runner.run(plan, scope, this.runOptions(req, params, ledger), (t, signal) =>
-        t.adapter.chat({ upstreamModel: t.upstreamModel, params, signal }),
+      const outcome = await this.runner.run(
+        plan,
+        scope,
+        this.runOptions(req, params, ledger),
+        async (t, signal, repair) => {
+          const asked = repair ? repairParams(params, repair) : params;
+          const r = await t.adapter.chat({ upstreamModel: t.upstreamModel, params: asked, signal });
+          // A refusal is returned as it is; any other answer must match the schema to be one.
+          const problem = check && r.finishReason !== FinishReason.FINISH_REASON_CONTENT_FILTER ? check(r.content) : undefined;
+          if (problem) throw new SchemaMismatch(usageOf(t, r, asked.messages), { output: r.content, problem });
+          return r;
+        },
+        (t, r) => ledger.partial(t.planned, t.providerId, usageOf(t, r, params.messages), 'hedge_lost'),
       );
       if (outcome.ok) {
         outcome.ok.release();
         const { value: r, target } = outcome.ok;
-        if (r.finishReason === FinishReason.FINISH_REASON_CONTENT_FILTER) outcome.ok.attempt.reason = 'content_filter';
-        ledger.answered(
-          target.planned,
-          target.providerId,
-          chatUsage(familyOf(target.planned.tokenizer), target.planned.pricing, r.usage, params.messages, () => r.content + r.toolCalls.map((c) => c.name + c.argumentsJson).join('')),
-        );
+        if (r.finishReason === FinishReason.FINISH_REASON_CONTENT_FILTER) {
+          outcome.ok.attempt.reason = 'content_filter';
+          this.enforced(ctx, plan, target);
+        }
+        ledger.answered(target.planned, target.providerId, usageOf(target, r, params.messages));
         const response: ChatResponse = {
           id: req.requestId,
           model: target.planned.model,
@@ -110,7 +137,10 @@ export class Executor {
         };
         return { result: { response, error: undefined }, outcome };
       }
-      if (outcome.filtered) return { result: { response: this.filteredResponse(req.requestId, plan, outcome, outcome.filtered.target, params, ledger), error: undefined }, outcome };
+      if (outcome.filtered) {
+        this.enforced(ctx, plan, outcome.filtered.target);
+        return { result: { response: this.filteredResponse(req.requestId, plan, outcome, outcome.filtered.target, params, ledger), error: undefined }, outcome };
+      }
       return { result: { response: this.failedResponse(req.requestId, plan, outcome, ledger), error: outcome.error }, outcome };
     });
   }
@@ -205,7 +235,13 @@ export class Executor {
   }
 
   private runOptions(req: ExecuteChatRequest, params: ChatParams, ledger: UsageLedger) {
-    return { batch: req.params?.batch ?? false, maxTokens: params.maxTokens, ledger };
+    return { batch: req.params?.batch ?? false, maxTokens: params.maxTokens, ledger, noHedge: req.params?.noHedge ?? false };
+  }
+
+  /** A provider's safety refusal or content filter: returned as it is, never rerouted, and counted. */
+  private enforced(ctx: ExecutionContext, plan: Plan, target: Target): void {
+    this.deps.metrics?.enforcement(plan.route, 'content_filter');
+    ctx.logger.info({ enforcement: 'content_filter', route: plan.route, model: target.planned.model, provider: target.providerId }, 'provider refused or filtered the answer: returned as is, not rerouted');
   }
   /** Opens the stream and reads up to the first delta: failures until then may fall back. */
   private async openStream(t: Target, params: ChatParams, signal: AbortSignal): Promise<OpenedStream> {

@@ -9,7 +9,7 @@ import {
   type ExecuteEmbedRequest,
   type ToolSpec as ToolSpecProto,
 } from '@llmgw/proto/executor';
-import { FallbackTrigger, Tokenizer, type Plan, type PlannedAttempt, type Pricing } from '@llmgw/proto/router';
+import { FallbackTrigger, SchemaFailurePolicy, Tokenizer, type Plan, type PlannedAttempt, type Pricing } from '@llmgw/proto/router';
 import { ResponseFormatType, Role, type EmbedRequest, type Message, type UsageRecorded } from '@llmgw/proto/v1';
 import { CircuitBreaker, DEFAULT_BREAKER } from './circuit-breaker.js';
 import { Executor, type ExecutionContext, type UsageSink } from './execute.js';
@@ -106,6 +106,8 @@ export function plan(attempts: PlannedAttempt[], extra: Partial<Plan> = {}): Pla
     guardrails: { maxPromptTokens: 0, allowedResponseFormats: [], restrictTools: false, allowedTools: [] },
     promptTokensMin: 0,
     promptTokensMax: Number.MAX_SAFE_INTEGER,
+    schemaFailurePolicy: SchemaFailurePolicy.SCHEMA_FAILURE_POLICY_REPAIR,
+    hedge: undefined,
     ...extra,
   };
 }
@@ -136,6 +138,7 @@ export function chatParams(content: string, extra: Partial<ChatParamsProto> = {}
     user: '',
     batch: false,
     promptTokens: [],
+    noHedge: false,
     ...extra,
   };
 }

@@ -18,10 +18,11 @@ export interface LedgerRequest {
 
 /**
  * Failures after which the provider may have billed the attempt although we got no answer: we
- * stopped waiting (timeout, deadline) or the caller left (a stream cancelled before its first
- * token; unary attempts are not aborted on cancel) while the provider was generating.
+ * stopped waiting (timeout, deadline), the caller left (a stream cancelled before its first
+ * token; unary attempts are not aborted on cancel) or a hedge answered first, while the provider
+ * was generating.
  */
-const MAY_BE_BILLED: ReadonlySet<FailureReason> = new Set(['timeout', 'deadline_exceeded', 'cancelled']);
+const MAY_BE_BILLED: ReadonlySet<FailureReason> = new Set(['timeout', 'deadline_exceeded', 'cancelled', 'hedge_lost']);
 
 /**
  * What one request cost, attempt by attempt: the executor is where money is spent, so it is
@@ -48,7 +49,10 @@ export class UsageLedger {
     this.answeredBy = this.add(planned, provider, usage, AttemptOutcome.ATTEMPT_OUTCOME_SUCCESS, '');
   }
 
-  /** An attempt that failed after producing part of an answer (a stream cut short or cancelled). */
+  /**
+   * An attempt that failed after the provider produced output: a stream cut short or cancelled,
+   * an answer that did not match the response schema, one that lost to a hedge.
+   */
   partial(planned: PlannedAttempt, provider: string, usage: Usage, reason: string): void {
     this.answeredBy = this.add(planned, provider, usage, AttemptOutcome.ATTEMPT_OUTCOME_FAILED, reason);
   }
@@ -64,12 +68,12 @@ export class UsageLedger {
   }
 
   /**
-   * The event if the process died now with `planned` under way: the attempts so far plus this
-   * one billed as a timed-out attempt (its prompt, estimated), since the provider may bill it.
+   * The event if the process died now with `inFlight` under way: the attempts so far plus each of
+   * these billed as a timed-out attempt (its prompt, estimated), since the provider may bill it.
    */
-  interrupted(planned: PlannedAttempt, provider: string, fallbackUsed: boolean, attemptCount: number, now: number): UsageRecorded {
-    const inFlight = attemptOf(planned, provider, this.promptOnly(planned), AttemptOutcome.ATTEMPT_OUTCOME_FAILED, 'executor_restarted');
-    return this.eventOf([...this.attempts, inFlight], inFlight, 'unavailable', fallbackUsed, attemptCount, now);
+  interrupted(inFlight: readonly { planned: PlannedAttempt; provider: string }[], fallbackUsed: boolean, attemptCount: number, now: number): UsageRecorded {
+    const under = inFlight.map((c) => attemptOf(c.planned, c.provider, this.promptOnly(c.planned), AttemptOutcome.ATTEMPT_OUTCOME_FAILED, 'executor_restarted'));
+    return this.eventOf([...this.attempts, ...under], under[under.length - 1], 'unavailable', fallbackUsed, attemptCount, now);
   }
 
   /** Attempts billed so far (every attempt that reached a provider). */

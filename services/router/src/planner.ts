@@ -1,7 +1,7 @@
 import { AppError, quoted } from '@llmgw/errors';
 import type { FallbackTriggerName, ModelConfig, ResponseFormatName, RouteConfig, RouterSections, RuleConfig } from '@llmgw/config';
 import { Attempt, AttemptOutcome, LatencyClass, QualityTier, ResponseFormatType, TaskType } from '@llmgw/proto/v1';
-import { CatalogEntryKind, FallbackTrigger, Operation, Tokenizer, type CatalogEntry, type Guardrails, type Plan, type PlannedAttempt, type PlanRouteRequest } from '@llmgw/proto/router';
+import { CatalogEntryKind, FallbackTrigger, Operation, SchemaFailurePolicy, Tokenizer, type CatalogEntry, type Guardrails, type Hedge, type Plan, type PlannedAttempt, type PlanRouteRequest } from '@llmgw/proto/router';
 import type { HealthView } from './backend-health.js';
 
 export type SkipReason = 'not_allowed' | 'missing_capability' | 'context_too_small' | 'unhealthy';
@@ -29,6 +29,15 @@ const RESPONSE_FORMATS: Record<ResponseFormatName, ResponseFormatType> = {
   json_object: ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_OBJECT,
   json_schema: ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_SCHEMA,
 };
+
+const SCHEMA_FAILURE_POLICIES: Record<RouteConfig['on_schema_failure'], SchemaFailurePolicy> = {
+  repair: SchemaFailurePolicy.SCHEMA_FAILURE_POLICY_REPAIR,
+  fail: SchemaFailurePolicy.SCHEMA_FAILURE_POLICY_FAIL,
+};
+
+function hedgeOf(h: NonNullable<RuleConfig['hedge']>): Hedge {
+  return { delayMs: h.after_ms, delayP95: h.after_p95, delayMsMin: h.min_ms, delayMsMax: h.max_ms, sameModel: h.to === 'same' };
+}
 
 const TOKENIZERS: Record<ModelConfig['tokenizer'], Tokenizer> = {
   openai: Tokenizer.TOKENIZER_OPENAI,
@@ -128,6 +137,7 @@ export class Planner {
 
     let ruleName: string;
     let chain: readonly string[];
+    let hedge: Hedge | undefined;
     if (req.model) {
       if (!this.models.has(req.model)) throw new AppError('invalid_argument', `unknown model ${quoted(req.model)}`);
       if (!this.mayUse(req.tenantId, req.tier, req.model)) {
@@ -140,6 +150,7 @@ export class Planner {
       if (!rule) throw new AppError('invalid_argument', `no rule of route "${routeName}" matches this request`);
       ruleName = rule.name;
       chain = [rule.model, ...rule.fallback];
+      hedge = rule.hedge && hedgeOf(rule.hedge);
     }
 
     const batch = req.latencyClass === LatencyClass.LATENCY_CLASS_BATCH;
@@ -218,6 +229,8 @@ export class Planner {
       guardrails: route.guardrails,
       promptTokensMin,
       promptTokensMax,
+      schemaFailurePolicy: SCHEMA_FAILURE_POLICIES[route.config.on_schema_failure],
+      hedge,
     };
   }
 

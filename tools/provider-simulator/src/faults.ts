@@ -12,6 +12,8 @@
  * | `-dropmid`        | streams send a few chunks then the socket is destroyed (JSON: drop)     |
  * | `-drop`           | destroy the socket before responding                                    |
  * | `-slow-NNN`       | NNN ms extra latency before the first byte (combines with the others)   |
+ * | `-badjson`        | JSON answers come in a shape that matches no schema (`[[badjson]]` in   |
+ * |                   | the last user turn does the same for one request)                       |
  */
 export type FaultSpec =
   | { kind: 'status'; status: number; retryAfterS?: number }

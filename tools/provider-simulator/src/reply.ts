@@ -103,6 +103,7 @@ export function countPromptTokens(messageTexts: readonly string[], toolsJson = '
 }
 
 const MARKER_RE = /\[\[[^\]]*\]\]/g;
+const BADJSON_RE = /-badjson(?![a-z0-9])/i;
 const TOKENS_MARKER_RE = /\[\[tokens:(\d+)\]\]/;
 
 export function buildReply(req: ReplyRequest): Reply {
@@ -119,7 +120,9 @@ export function buildReply(req: ReplyRequest): Reply {
   let tokens: readonly number[];
   const exact = TOKENS_MARKER_RE.exec(text);
   if (req.json) {
-    const value = req.json.schema !== undefined ? sampleFromSchema(req.json.schema) : { model: req.model, reply: baseText(req) };
+    // A model that answers in the wrong shape: `[[badjson]]` in the last user turn, or `-badjson` in the model name.
+    const wrongShape = text.includes('[[badjson]]') || BADJSON_RE.test(req.model);
+    const value = wrongShape ? { unexpected_shape: true } : req.json.schema !== undefined ? sampleFromSchema(req.json.schema) : { model: req.model, reply: baseText(req) };
     tokens = tokenize(JSON.stringify(value));
   } else if (exact) {
     tokens = tokensOfLength(baseText(req), Math.min(Number(exact[1]), MAX_MARKER_TOKENS));

@@ -11,7 +11,11 @@ export type FailureReason =
   | 'content_filter'
   | 'bad_response'
   | 'cancelled'
-  | 'deadline_exceeded';
+  | 'deadline_exceeded'
+  /** The answer did not match the request's json_schema. */
+  | 'schema_failure'
+  /** Cancelled because a hedged attempt answered first. */
+  | 'hedge_lost';
 
 /** Reasons that may be worth another try (same model later, or the next model). */
 export const RETRIABLE_REASONS: ReadonlySet<FailureReason> = new Set([

@@ -449,6 +449,8 @@ export interface Tool {
   description: string;
   /** JSON Schema of the arguments, as JSON text. */
   parametersJsonSchema: string;
+  /** Calling this tool has side effects that must not happen twice: the request is never hedged. */
+  sideEffects: boolean;
 }
 
 /** ResponseFormat asks for text, any JSON object, or JSON matching a schema. */
@@ -484,6 +486,8 @@ export interface Attempt {
   providerStatus: number;
   /** Normalised reason: timeout, http_5xx, http_429, connection_error, invalid_request, auth_config, unhealthy, ... */
   reason: string;
+  /** This attempt was a hedge: sent while an earlier one was still under way. */
+  hedge: boolean;
 }
 
 /** Routing records how the gateway chose the model. Fallback is never silent. */
@@ -864,7 +868,7 @@ export const ToolCallDelta: MessageFns<ToolCallDelta> = {
 };
 
 function createBaseTool(): Tool {
-  return { name: "", description: "", parametersJsonSchema: "" };
+  return { name: "", description: "", parametersJsonSchema: "", sideEffects: false };
 }
 
 export const Tool: MessageFns<Tool> = {
@@ -877,6 +881,9 @@ export const Tool: MessageFns<Tool> = {
     }
     if (message.parametersJsonSchema !== "") {
       writer.uint32(26).string(message.parametersJsonSchema);
+    }
+    if (message.sideEffects !== false) {
+      writer.uint32(32).bool(message.sideEffects);
     }
     return writer;
   },
@@ -918,6 +925,14 @@ export const Tool: MessageFns<Tool> = {
             message.parametersJsonSchema = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.sideEffects = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -939,6 +954,11 @@ export const Tool: MessageFns<Tool> = {
         : isSet(object.parameters_json_schema)
         ? globalThis.String(object.parameters_json_schema)
         : "",
+      sideEffects: isSet(object.sideEffects)
+        ? globalThis.Boolean(object.sideEffects)
+        : isSet(object.side_effects)
+        ? globalThis.Boolean(object.side_effects)
+        : false,
     };
   },
 
@@ -953,6 +973,9 @@ export const Tool: MessageFns<Tool> = {
     if (message.parametersJsonSchema !== "") {
       obj.parametersJsonSchema = message.parametersJsonSchema;
     }
+    if (message.sideEffects !== false) {
+      obj.sideEffects = message.sideEffects;
+    }
     return obj;
   },
 
@@ -964,6 +987,7 @@ export const Tool: MessageFns<Tool> = {
     message.name = object.name ?? "";
     message.description = object.description ?? "";
     message.parametersJsonSchema = object.parametersJsonSchema ?? "";
+    message.sideEffects = object.sideEffects ?? false;
     return message;
   },
 };
@@ -1231,7 +1255,7 @@ export const Usage: MessageFns<Usage> = {
 };
 
 function createBaseAttempt(): Attempt {
-  return { model: "", provider: "", outcome: 0, error: "", latencyMs: 0, providerStatus: 0, reason: "" };
+  return { model: "", provider: "", outcome: 0, error: "", latencyMs: 0, providerStatus: 0, reason: "", hedge: false };
 }
 
 export const Attempt: MessageFns<Attempt> = {
@@ -1256,6 +1280,9 @@ export const Attempt: MessageFns<Attempt> = {
     }
     if (message.reason !== "") {
       writer.uint32(58).string(message.reason);
+    }
+    if (message.hedge !== false) {
+      writer.uint32(64).bool(message.hedge);
     }
     return writer;
   },
@@ -1329,6 +1356,14 @@ export const Attempt: MessageFns<Attempt> = {
             message.reason = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.hedge = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1358,6 +1393,7 @@ export const Attempt: MessageFns<Attempt> = {
         ? globalThis.Number(object.provider_status)
         : 0,
       reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      hedge: isSet(object.hedge) ? globalThis.Boolean(object.hedge) : false,
     };
   },
 
@@ -1384,6 +1420,9 @@ export const Attempt: MessageFns<Attempt> = {
     if (message.reason !== "") {
       obj.reason = message.reason;
     }
+    if (message.hedge !== false) {
+      obj.hedge = message.hedge;
+    }
     return obj;
   },
 
@@ -1399,6 +1438,7 @@ export const Attempt: MessageFns<Attempt> = {
     message.latencyMs = object.latencyMs ?? 0;
     message.providerStatus = object.providerStatus ?? 0;
     message.reason = object.reason ?? "";
+    message.hedge = object.hedge ?? false;
     return message;
   },
 };

@@ -218,6 +218,11 @@ export interface ChatParams {
    * reservation): what an attempt is charged when the provider may bill it without saying.
    */
   promptTokens: PromptTokenCount[];
+  /**
+   * The caller marked a tool of the request as having side effects (llmgateway.v1.Tool.side_effects):
+   * the request is never hedged.
+   */
+  noHedge: boolean;
 }
 
 /** PromptTokenCount is a prompt's size in one tokenizer (framing tokens included for chat). */
@@ -497,6 +502,7 @@ function createBaseChatParams(): ChatParams {
     user: "",
     batch: false,
     promptTokens: [],
+    noHedge: false,
   };
 }
 
@@ -534,6 +540,9 @@ export const ChatParams: MessageFns<ChatParams> = {
     }
     for (const v of message.promptTokens) {
       PromptTokenCount.encode(v!, writer.uint32(90).fork()).join();
+    }
+    if (message.noHedge !== false) {
+      writer.uint32(96).bool(message.noHedge);
     }
     return writer;
   },
@@ -639,6 +648,14 @@ export const ChatParams: MessageFns<ChatParams> = {
             message.promptTokens.push(PromptTokenCount.decode(reader, reader.uint32()));
             continue;
           }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.noHedge = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -684,6 +701,11 @@ export const ChatParams: MessageFns<ChatParams> = {
         : globalThis.Array.isArray(object?.prompt_tokens)
         ? object.prompt_tokens.map((e: any) => PromptTokenCount.fromJSON(e))
         : [],
+      noHedge: isSet(object.noHedge)
+        ? globalThis.Boolean(object.noHedge)
+        : isSet(object.no_hedge)
+        ? globalThis.Boolean(object.no_hedge)
+        : false,
     };
   },
 
@@ -722,6 +744,9 @@ export const ChatParams: MessageFns<ChatParams> = {
     if (message.promptTokens?.length) {
       obj.promptTokens = message.promptTokens.map((e) => PromptTokenCount.toJSON(e));
     }
+    if (message.noHedge !== false) {
+      obj.noHedge = message.noHedge;
+    }
     return obj;
   },
 
@@ -745,6 +770,7 @@ export const ChatParams: MessageFns<ChatParams> = {
     message.user = object.user ?? "";
     message.batch = object.batch ?? false;
     message.promptTokens = object.promptTokens?.map((e) => PromptTokenCount.fromPartial(e)) || [];
+    message.noHedge = object.noHedge ?? false;
     return message;
   },
 };

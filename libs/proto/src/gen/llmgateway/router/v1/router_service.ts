@@ -174,6 +174,52 @@ export function tokenizerToJSON(object: Tokenizer): string {
   }
 }
 
+/**
+ * SchemaFailurePolicy is what follows an answer that does not match the requested JSON schema.
+ * Whatever it is, such an answer is never returned as a success.
+ */
+export enum SchemaFailurePolicy {
+  /** SCHEMA_FAILURE_POLICY_UNSPECIFIED - As REPAIR. */
+  SCHEMA_FAILURE_POLICY_UNSPECIFIED = 0,
+  /** SCHEMA_FAILURE_POLICY_REPAIR - Ask the same model once more, with the validation errors and a repair instruction; then as FAIL. */
+  SCHEMA_FAILURE_POLICY_REPAIR = 1,
+  /** SCHEMA_FAILURE_POLICY_FAIL - Move to the next attempt when the plan lists FALLBACK_TRIGGER_SCHEMA_FAILURE, else fail. */
+  SCHEMA_FAILURE_POLICY_FAIL = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function schemaFailurePolicyFromJSON(object: any): SchemaFailurePolicy {
+  switch (object) {
+    case 0:
+    case "SCHEMA_FAILURE_POLICY_UNSPECIFIED":
+      return SchemaFailurePolicy.SCHEMA_FAILURE_POLICY_UNSPECIFIED;
+    case 1:
+    case "SCHEMA_FAILURE_POLICY_REPAIR":
+      return SchemaFailurePolicy.SCHEMA_FAILURE_POLICY_REPAIR;
+    case 2:
+    case "SCHEMA_FAILURE_POLICY_FAIL":
+      return SchemaFailurePolicy.SCHEMA_FAILURE_POLICY_FAIL;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return SchemaFailurePolicy.UNRECOGNIZED;
+  }
+}
+
+export function schemaFailurePolicyToJSON(object: SchemaFailurePolicy): string {
+  switch (object) {
+    case SchemaFailurePolicy.SCHEMA_FAILURE_POLICY_UNSPECIFIED:
+      return "SCHEMA_FAILURE_POLICY_UNSPECIFIED";
+    case SchemaFailurePolicy.SCHEMA_FAILURE_POLICY_REPAIR:
+      return "SCHEMA_FAILURE_POLICY_REPAIR";
+    case SchemaFailurePolicy.SCHEMA_FAILURE_POLICY_FAIL:
+      return "SCHEMA_FAILURE_POLICY_FAIL";
+    case SchemaFailurePolicy.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** CatalogEntryKind says what a catalog name stands for. */
 export enum CatalogEntryKind {
   CATALOG_ENTRY_KIND_UNSPECIFIED = 0,
@@ -305,6 +351,25 @@ export interface Plan {
    */
   promptTokensMin: number;
   promptTokensMax: number;
+  /** What the executor does when an answer does not match a json_schema response format. */
+  schemaFailurePolicy: SchemaFailurePolicy;
+  /** When set, a second attempt is sent if the first has not answered in time (see Hedge). */
+  hedge?: Hedge | undefined;
+}
+
+/**
+ * Hedge sends a second attempt when the first has not answered after a delay: the first good
+ * answer wins and the other is cancelled (both are billed what the provider may charge).
+ */
+export interface Hedge {
+  /** Fixed delay before the second attempt; used until enough latencies are measured when delay_p95 is set. */
+  delayMs: number;
+  /** Wait the measured p95 latency of the first attempt's model instead, within [delay_ms_min, delay_ms_max]. */
+  delayP95: boolean;
+  delayMsMin: number;
+  delayMsMax: number;
+  /** The second attempt goes to the same model (true) or to the plan's next attempt (false). */
+  sameModel: boolean;
 }
 
 /** PlanRouteResponse carries the plan. */
@@ -1087,6 +1152,8 @@ function createBasePlan(): Plan {
     guardrails: undefined,
     promptTokensMin: 0,
     promptTokensMax: 0,
+    schemaFailurePolicy: 0,
+    hedge: undefined,
   };
 }
 
@@ -1131,6 +1198,12 @@ export const Plan: MessageFns<Plan> = {
     }
     if (message.promptTokensMax !== 0) {
       writer.uint32(96).int64(message.promptTokensMax);
+    }
+    if (message.schemaFailurePolicy !== 0) {
+      writer.uint32(128).int32(message.schemaFailurePolicy);
+    }
+    if (message.hedge !== undefined) {
+      Hedge.encode(message.hedge, writer.uint32(138).fork()).join();
     }
     return writer;
   },
@@ -1254,6 +1327,22 @@ export const Plan: MessageFns<Plan> = {
             message.promptTokensMax = longToNumber(reader.int64());
             continue;
           }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.schemaFailurePolicy = reader.int32() as any;
+            continue;
+          }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.hedge = Hedge.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1312,6 +1401,12 @@ export const Plan: MessageFns<Plan> = {
         : isSet(object.prompt_tokens_max)
         ? globalThis.Number(object.prompt_tokens_max)
         : 0,
+      schemaFailurePolicy: isSet(object.schemaFailurePolicy)
+        ? schemaFailurePolicyFromJSON(object.schemaFailurePolicy)
+        : isSet(object.schema_failure_policy)
+        ? schemaFailurePolicyFromJSON(object.schema_failure_policy)
+        : 0,
+      hedge: isSet(object.hedge) ? Hedge.fromJSON(object.hedge) : undefined,
     };
   },
 
@@ -1353,6 +1448,12 @@ export const Plan: MessageFns<Plan> = {
     if (message.promptTokensMax !== 0) {
       obj.promptTokensMax = Math.round(message.promptTokensMax);
     }
+    if (message.schemaFailurePolicy !== 0) {
+      obj.schemaFailurePolicy = schemaFailurePolicyToJSON(message.schemaFailurePolicy);
+    }
+    if (message.hedge !== undefined) {
+      obj.hedge = Hedge.toJSON(message.hedge);
+    }
     return obj;
   },
 
@@ -1375,6 +1476,161 @@ export const Plan: MessageFns<Plan> = {
       : undefined;
     message.promptTokensMin = object.promptTokensMin ?? 0;
     message.promptTokensMax = object.promptTokensMax ?? 0;
+    message.schemaFailurePolicy = object.schemaFailurePolicy ?? 0;
+    message.hedge = (object.hedge !== undefined && object.hedge !== null) ? Hedge.fromPartial(object.hedge) : undefined;
+    return message;
+  },
+};
+
+function createBaseHedge(): Hedge {
+  return { delayMs: 0, delayP95: false, delayMsMin: 0, delayMsMax: 0, sameModel: false };
+}
+
+export const Hedge: MessageFns<Hedge> = {
+  encode(message: Hedge, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.delayMs !== 0) {
+      writer.uint32(8).uint32(message.delayMs);
+    }
+    if (message.delayP95 !== false) {
+      writer.uint32(16).bool(message.delayP95);
+    }
+    if (message.delayMsMin !== 0) {
+      writer.uint32(24).uint32(message.delayMsMin);
+    }
+    if (message.delayMsMax !== 0) {
+      writer.uint32(32).uint32(message.delayMsMax);
+    }
+    if (message.sameModel !== false) {
+      writer.uint32(40).bool(message.sameModel);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Hedge {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHedge();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.delayMs = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.delayP95 = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.delayMsMin = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.delayMsMax = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.sameModel = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Hedge {
+    return {
+      delayMs: isSet(object.delayMs)
+        ? globalThis.Number(object.delayMs)
+        : isSet(object.delay_ms)
+        ? globalThis.Number(object.delay_ms)
+        : 0,
+      delayP95: isSet(object.delayP95)
+        ? globalThis.Boolean(object.delayP95)
+        : isSet(object.delay_p95)
+        ? globalThis.Boolean(object.delay_p95)
+        : false,
+      delayMsMin: isSet(object.delayMsMin)
+        ? globalThis.Number(object.delayMsMin)
+        : isSet(object.delay_ms_min)
+        ? globalThis.Number(object.delay_ms_min)
+        : 0,
+      delayMsMax: isSet(object.delayMsMax)
+        ? globalThis.Number(object.delayMsMax)
+        : isSet(object.delay_ms_max)
+        ? globalThis.Number(object.delay_ms_max)
+        : 0,
+      sameModel: isSet(object.sameModel)
+        ? globalThis.Boolean(object.sameModel)
+        : isSet(object.same_model)
+        ? globalThis.Boolean(object.same_model)
+        : false,
+    };
+  },
+
+  toJSON(message: Hedge): unknown {
+    const obj: any = {};
+    if (message.delayMs !== 0) {
+      obj.delayMs = Math.round(message.delayMs);
+    }
+    if (message.delayP95 !== false) {
+      obj.delayP95 = message.delayP95;
+    }
+    if (message.delayMsMin !== 0) {
+      obj.delayMsMin = Math.round(message.delayMsMin);
+    }
+    if (message.delayMsMax !== 0) {
+      obj.delayMsMax = Math.round(message.delayMsMax);
+    }
+    if (message.sameModel !== false) {
+      obj.sameModel = message.sameModel;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Hedge>, I>>(base?: I): Hedge {
+    return Hedge.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Hedge>, I>>(object: I): Hedge {
+    const message = createBaseHedge();
+    message.delayMs = object.delayMs ?? 0;
+    message.delayP95 = object.delayP95 ?? false;
+    message.delayMsMin = object.delayMsMin ?? 0;
+    message.delayMsMax = object.delayMsMax ?? 0;
+    message.sameModel = object.sameModel ?? false;
     return message;
   },
 };
