@@ -58,7 +58,7 @@ function required<T>(v: T | undefined, field: string): T {
 }
 
 function routingOf(plan: Plan, outcome: PlanOutcome<unknown>, chosen: string): Routing {
-  return { rule: plan.rule, route: plan.route, chosenModel: chosen, fallbackUsed: outcome.fallbackUsed, attempts: outcome.attempts };
+  return { rule: plan.rule, route: plan.route, split: plan.split, chosenModel: chosen, fallbackUsed: outcome.fallbackUsed, attempts: outcome.attempts };
 }
 
 function isDelta(ev: ChatStreamEvent): boolean {

@@ -106,6 +106,9 @@ export function plan(attempts: PlannedAttempt[], extra: Partial<Plan> = {}): Pla
     guardrails: { maxPromptTokens: 0, allowedResponseFormats: [], restrictTools: false, allowedTools: [] },
     promptTokensMin: 0,
     promptTokensMax: Number.MAX_SAFE_INTEGER,
+    split: '',
+    stickyBucketMin: 0,
+    stickyBucketMax: 9_999,
     ...extra,
   };
 }

@@ -494,6 +494,8 @@ export interface Routing {
   fallbackUsed: boolean;
   attempts: Attempt[];
   route: string;
+  /** Name of the weighted split arm the request was given; empty when it got the rule's own model. */
+  split: string;
 }
 
 function createBaseMessage(): Message {
@@ -1404,7 +1406,7 @@ export const Attempt: MessageFns<Attempt> = {
 };
 
 function createBaseRouting(): Routing {
-  return { rule: "", chosenModel: "", fallbackUsed: false, attempts: [], route: "" };
+  return { rule: "", chosenModel: "", fallbackUsed: false, attempts: [], route: "", split: "" };
 }
 
 export const Routing: MessageFns<Routing> = {
@@ -1423,6 +1425,9 @@ export const Routing: MessageFns<Routing> = {
     }
     if (message.route !== "") {
       writer.uint32(42).string(message.route);
+    }
+    if (message.split !== "") {
+      writer.uint32(50).string(message.split);
     }
     return writer;
   },
@@ -1480,6 +1485,14 @@ export const Routing: MessageFns<Routing> = {
             message.route = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.split = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1507,6 +1520,7 @@ export const Routing: MessageFns<Routing> = {
         : false,
       attempts: globalThis.Array.isArray(object?.attempts) ? object.attempts.map((e: any) => Attempt.fromJSON(e)) : [],
       route: isSet(object.route) ? globalThis.String(object.route) : "",
+      split: isSet(object.split) ? globalThis.String(object.split) : "",
     };
   },
 
@@ -1527,6 +1541,9 @@ export const Routing: MessageFns<Routing> = {
     if (message.route !== "") {
       obj.route = message.route;
     }
+    if (message.split !== "") {
+      obj.split = message.split;
+    }
     return obj;
   },
 
@@ -1540,6 +1557,7 @@ export const Routing: MessageFns<Routing> = {
     message.fallbackUsed = object.fallbackUsed ?? false;
     message.attempts = object.attempts?.map((e) => Attempt.fromPartial(e)) || [];
     message.route = object.route ?? "";
+    message.split = object.split ?? "";
     return message;
   },
 };

@@ -23,6 +23,9 @@ import {
   LatencyClass,
   latencyClassFromJSON,
   latencyClassToJSON,
+  Priority,
+  priorityFromJSON,
+  priorityToJSON,
   QualityTier,
   qualityTierFromJSON,
   qualityTierToJSON,
@@ -237,6 +240,13 @@ export interface PlanRouteRequest {
    * pin of the model of that name (on the default route); neither is NOT_FOUND.
    */
   modelOrRoute: string;
+  /** Matched by rules' `when.priority`; unset counts as normal. */
+  priority: Priority;
+  /**
+   * The caller's place in [0, 10000) for weighted splits: a stable hash of the end user (else of
+   * the request id), so one user always gets the same arm.
+   */
+  stickyBucket: number;
 }
 
 /** PlannedAttempt is one model to try. */
@@ -305,6 +315,14 @@ export interface Plan {
    */
   promptTokensMin: number;
   promptTokensMax: number;
+  /** Name of the split arm the request was given; empty when it got the rule's own model. */
+  split: string;
+  /**
+   * The plan is the same for every sticky bucket in [sticky_bucket_min, sticky_bucket_max] (the
+   * range of its split arm, or of the rule's own share), so the edge may reuse it for those.
+   */
+  stickyBucketMin: number;
+  stickyBucketMax: number;
 }
 
 /** PlanRouteResponse carries the plan. */
@@ -348,6 +366,8 @@ function createBasePlanRouteRequest(): PlanRouteRequest {
     requiredCapabilities: [],
     promptTokens: 0,
     modelOrRoute: "",
+    priority: 0,
+    stickyBucket: 0,
   };
 }
 
@@ -385,6 +405,12 @@ export const PlanRouteRequest: MessageFns<PlanRouteRequest> = {
     }
     if (message.modelOrRoute !== "") {
       writer.uint32(90).string(message.modelOrRoute);
+    }
+    if (message.priority !== 0) {
+      writer.uint32(96).int32(message.priority);
+    }
+    if (message.stickyBucket !== 0) {
+      writer.uint32(104).uint32(message.stickyBucket);
     }
     return writer;
   },
@@ -490,6 +516,22 @@ export const PlanRouteRequest: MessageFns<PlanRouteRequest> = {
             message.modelOrRoute = reader.string();
             continue;
           }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.priority = reader.int32() as any;
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.stickyBucket = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -543,6 +585,12 @@ export const PlanRouteRequest: MessageFns<PlanRouteRequest> = {
         : isSet(object.model_or_route)
         ? globalThis.String(object.model_or_route)
         : "",
+      priority: isSet(object.priority) ? priorityFromJSON(object.priority) : 0,
+      stickyBucket: isSet(object.stickyBucket)
+        ? globalThis.Number(object.stickyBucket)
+        : isSet(object.sticky_bucket)
+        ? globalThis.Number(object.sticky_bucket)
+        : 0,
     };
   },
 
@@ -581,6 +629,12 @@ export const PlanRouteRequest: MessageFns<PlanRouteRequest> = {
     if (message.modelOrRoute !== "") {
       obj.modelOrRoute = message.modelOrRoute;
     }
+    if (message.priority !== 0) {
+      obj.priority = priorityToJSON(message.priority);
+    }
+    if (message.stickyBucket !== 0) {
+      obj.stickyBucket = Math.round(message.stickyBucket);
+    }
     return obj;
   },
 
@@ -600,6 +654,8 @@ export const PlanRouteRequest: MessageFns<PlanRouteRequest> = {
     message.requiredCapabilities = object.requiredCapabilities?.map((e) => e) || [];
     message.promptTokens = object.promptTokens ?? 0;
     message.modelOrRoute = object.modelOrRoute ?? "";
+    message.priority = object.priority ?? 0;
+    message.stickyBucket = object.stickyBucket ?? 0;
     return message;
   },
 };
@@ -1087,6 +1143,9 @@ function createBasePlan(): Plan {
     guardrails: undefined,
     promptTokensMin: 0,
     promptTokensMax: 0,
+    split: "",
+    stickyBucketMin: 0,
+    stickyBucketMax: 0,
   };
 }
 
@@ -1131,6 +1190,15 @@ export const Plan: MessageFns<Plan> = {
     }
     if (message.promptTokensMax !== 0) {
       writer.uint32(96).int64(message.promptTokensMax);
+    }
+    if (message.split !== "") {
+      writer.uint32(106).string(message.split);
+    }
+    if (message.stickyBucketMin !== 0) {
+      writer.uint32(112).uint32(message.stickyBucketMin);
+    }
+    if (message.stickyBucketMax !== 0) {
+      writer.uint32(120).uint32(message.stickyBucketMax);
     }
     return writer;
   },
@@ -1254,6 +1322,30 @@ export const Plan: MessageFns<Plan> = {
             message.promptTokensMax = longToNumber(reader.int64());
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.split = reader.string();
+            continue;
+          }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.stickyBucketMin = reader.uint32();
+            continue;
+          }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.stickyBucketMax = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1312,6 +1404,17 @@ export const Plan: MessageFns<Plan> = {
         : isSet(object.prompt_tokens_max)
         ? globalThis.Number(object.prompt_tokens_max)
         : 0,
+      split: isSet(object.split) ? globalThis.String(object.split) : "",
+      stickyBucketMin: isSet(object.stickyBucketMin)
+        ? globalThis.Number(object.stickyBucketMin)
+        : isSet(object.sticky_bucket_min)
+        ? globalThis.Number(object.sticky_bucket_min)
+        : 0,
+      stickyBucketMax: isSet(object.stickyBucketMax)
+        ? globalThis.Number(object.stickyBucketMax)
+        : isSet(object.sticky_bucket_max)
+        ? globalThis.Number(object.sticky_bucket_max)
+        : 0,
     };
   },
 
@@ -1353,6 +1456,15 @@ export const Plan: MessageFns<Plan> = {
     if (message.promptTokensMax !== 0) {
       obj.promptTokensMax = Math.round(message.promptTokensMax);
     }
+    if (message.split !== "") {
+      obj.split = message.split;
+    }
+    if (message.stickyBucketMin !== 0) {
+      obj.stickyBucketMin = Math.round(message.stickyBucketMin);
+    }
+    if (message.stickyBucketMax !== 0) {
+      obj.stickyBucketMax = Math.round(message.stickyBucketMax);
+    }
     return obj;
   },
 
@@ -1375,6 +1487,9 @@ export const Plan: MessageFns<Plan> = {
       : undefined;
     message.promptTokensMin = object.promptTokensMin ?? 0;
     message.promptTokensMax = object.promptTokensMax ?? 0;
+    message.split = object.split ?? "";
+    message.stickyBucketMin = object.stickyBucketMin ?? 0;
+    message.stickyBucketMax = object.stickyBucketMax ?? 0;
     return message;
   },
 };
