@@ -523,8 +523,7 @@ describe('rule conditions: prompt_tokens', () => {
   });
 });
 
-describe('weighted splits', () => {
-  const splits = plannerWith(`  experiment:
+const SPLIT_ROUTES = `  experiment:
     rules:
       - name: code
         when: { task_type: [code] }
@@ -552,7 +551,10 @@ describe('weighted splits', () => {
         model: large-reasoning
         split:
           - { model: coder, share: 0.5, fallback: [] }
-`);
+`;
+
+describe('weighted splits', () => {
+  const splits = plannerWith(SPLIT_ROUTES);
   const planFor = (stickyBucket: number, over: Partial<PlanRouteRequest> = {}) => splits.plan(req({ tenantId: 'globex', route: 'experiment', stickyBucket, ...over }));
   const armOf = (p: Plan) => [p.split, p.stickyBucketMin, p.stickyBucketMax, p.attempts.map((a) => a.model)];
 
@@ -598,15 +600,7 @@ describe('weighted splits', () => {
   });
 
   it('the same user always gets the same arm, whatever else the request says and across planners of one config', () => {
-    const again = plannerWith(`  experiment:
-    rules:
-      - name: default
-        model: small-fast
-        fallback: [small-backup]
-        split:
-          - { name: backup-20, model: small-backup, share: 0.2, fallback: [small-fast] }
-          - { model: large-reasoning, share: 0.3 }
-`);
+    const again = plannerWith(SPLIT_ROUTES);
     const arms = new Set<string>();
     for (let i = 0; i < 200; i++) {
       const bucket = stickyBucket(`user-${i}`);
