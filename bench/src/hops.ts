@@ -2,7 +2,7 @@ import { callUnary, dial, type MeshTransport } from '@llmgw/grpc';
 import { AuthServiceClient } from '@llmgw/proto/auth';
 import { ChatParams, ExecutorServiceClient } from '@llmgw/proto/executor';
 import { QuotaServiceClient } from '@llmgw/proto/quota';
-import { Operation, RouterServiceClient } from '@llmgw/proto/router';
+import { Operation, PlanRouteRequest, RouterServiceClient } from '@llmgw/proto/router';
 import { Role } from '@llmgw/proto/v1';
 import type { ServiceAddrs } from '@llmgw/runtime';
 import { BENCH_KEY } from './clients.js';
@@ -19,10 +19,7 @@ export async function measureHops(addrs: ServiceAddrs, asEdge: MeshTransport, di
   const quota = dial(QuotaServiceClient, addrs.quota, asEdge.channelTo('quota'));
   const executor = dial(ExecutorServiceClient, addrs['provider-executor'], asEdge.channelTo('provider-executor'));
   const opts = { timeoutMs: 5_000 };
-  const planRequest = {
-    tenantId: 'bench', tier: 'bench', route: 'chat', taskType: 0, qualityTier: 0, latencyClass: 0, model: '', modelOrRoute: '',
-    operation: Operation.OPERATION_CHAT, requiredCapabilities: [], promptTokens: 20,
-  };
+  const planRequest = PlanRouteRequest.fromPartial({ tenantId: 'bench', tier: 'bench', route: 'chat', operation: Operation.OPERATION_CHAT, promptTokens: 20 });
   const plan = (await callUnary(router.planRoute.bind(router), planRequest, opts)).plan;
   const params = ChatParams.fromPartial({ messages: [{ role: Role.ROLE_USER, content: 'hop [[tokens:32]]' }], maxTokens: 64 });
   let seq = 0;

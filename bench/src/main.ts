@@ -2,7 +2,7 @@
  * `npm run bench [-- <suite>]`: `mesh` (default) the mesh's own figures (hops, unary, streaming,
  * memory, monolith, quota); `peer` the mesh beside Portkey's gateway under one load generator;
  * `soak` ten minutes at a steady rate, memory growth and money checked at the end; `profile`
- * CPU profiles of the six services under load, summarised.
+ * CPU profiles of the six services under load, summarised; `router` the router's decision alone, in process.
  */
 const SUITES: Record<string, () => Promise<unknown>> = {
   mesh: () => import('./suite.js'),
@@ -10,6 +10,7 @@ const SUITES: Record<string, () => Promise<unknown>> = {
   soak: () => import('./soak.js'),
   profile: () => import('./profile.js'),
   mux: () => import('./mux.js'),
+  router: () => import('./router-bench.js'),
 };
 const name = process.argv[2] ?? 'mesh';
 const suite = SUITES[name];

@@ -3,7 +3,7 @@ import { callUnary, dial } from '@llmgw/grpc';
 import { AuthServiceService } from '@llmgw/proto/auth';
 import { ExecutorServiceService } from '@llmgw/proto/executor';
 import { QuotaServiceService } from '@llmgw/proto/quota';
-import { Operation, RouterServiceClient, RouterServiceService, type Plan } from '@llmgw/proto/router';
+import { Operation, PlanRouteRequest, RouterServiceClient, RouterServiceService, type Plan } from '@llmgw/proto/router';
 import {
   GatewayServiceService,
   ResponseFormatType,
@@ -91,9 +91,7 @@ async function plans(mesh: TestMesh): Promise<{ chat: Plan; embed: Plan }> {
   const router = mesh.dial(RouterServiceClient, 'router', 'edge');
   try {
     const ask = async (route: string, operation: Operation) => {
-      const r = await callUnary(router.planRoute.bind(router), {
-        tenantId: 'loadtest', tier: 'unlimited', route, taskType: 0, qualityTier: 0, latencyClass: 0, model: '', modelOrRoute: '', operation, requiredCapabilities: [], promptTokens: 3,
-      }, { timeoutMs: 5_000 });
+      const r = await callUnary(router.planRoute.bind(router), PlanRouteRequest.fromPartial({ tenantId: 'loadtest', tier: 'unlimited', route, operation, promptTokens: 3 }), { timeoutMs: 5_000 });
       if (!r.plan) throw new Error(`the router gave no plan for ${route}`);
       return r.plan;
     };
@@ -150,9 +148,12 @@ export async function fuzzTargets(mesh: TestMesh): Promise<FuzzTarget[]> {
       addr: addrs.router,
       methods: [
         method(RouterServiceService.planRoute, [
-          { tenantId: 'loadtest', tier: 'unlimited', route: 'chat', taskType: 0, qualityTier: 0, latencyClass: 0, model: '', modelOrRoute: '', operation: Operation.OPERATION_CHAT, requiredCapabilities: [], promptTokens: 10 },
-          { tenantId: 'startup-co', tier: 'startup', route: '', taskType: 1, qualityTier: 2, latencyClass: 1, model: 'claude', modelOrRoute: '', operation: Operation.OPERATION_CHAT, requiredCapabilities: ['tools', 'streaming'], promptTokens: 100 },
-          { tenantId: 'loadtest', tier: 'unlimited', route: 'embeddings', taskType: 0, qualityTier: 0, latencyClass: 0, model: '', modelOrRoute: '', operation: Operation.OPERATION_EMBED, requiredCapabilities: ['embeddings'], promptTokens: 1 },
+          PlanRouteRequest.fromPartial({ tenantId: 'loadtest', tier: 'unlimited', route: 'chat', operation: Operation.OPERATION_CHAT, promptTokens: 10 }),
+          PlanRouteRequest.fromPartial({
+            tenantId: 'startup-co', tier: 'startup', taskType: 1, qualityTier: 2, latencyClass: 1, priority: 3, model: 'claude', operation: Operation.OPERATION_CHAT,
+            requiredCapabilities: ['tools', 'streaming'], promptTokens: 100, stickyBucket: 4_321,
+          }),
+          PlanRouteRequest.fromPartial({ tenantId: 'loadtest', tier: 'unlimited', route: 'embeddings', operation: Operation.OPERATION_EMBED, requiredCapabilities: ['embeddings'], promptTokens: 1 }),
         ], 2),
         method(RouterServiceService.listModels, [{ tenantId: 'loadtest', tier: 'unlimited' }, { tenantId: 'startup-co', tier: 'startup' }], 1),
       ],

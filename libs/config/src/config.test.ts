@@ -145,6 +145,89 @@ describe('service views', () => {
     expect(a).toContain('api_keys.2.id: duplicate key id "demo-startup"');
   });
 
+  describe('rule conditions and weighted splits', () => {
+    /** The example file with its fallback-demo rule replaced by `rule` (YAML at the rule's indent). */
+    const withRule = (rule: string) =>
+      exampleText.replace('      - name: flaky-first\n        model: flaky-primary\n        fallback: [small-fast]\n', rule);
+    const routerProblems = (rule: string) => problemsOf(() => parseSections(routerSectionsSchema, withRule(rule), 'r.yaml', {}));
+    const rules = (rule: string) => parseSections(routerSectionsSchema, withRule(rule), 'r.yaml', {}).routes['fallback-demo']?.rules;
+
+    it('reads priority, json, prompt_tokens and split; a split arm\'s name and fallback stay unset when not given', () => {
+      const got = rules(`      - name: canary
+        when: { priority: [high, normal], json: true, prompt_tokens: { min: 10, max: 5000 } }
+        model: small-fast
+        split:
+          - { model: small-backup, share: 0.2 }
+          - { name: flash-5, model: gemini-flash, share: 0.05, fallback: [] }
+`);
+      expect(got?.[0]).toEqual({
+        name: 'canary',
+        when: { priority: ['high', 'normal'], json: true, prompt_tokens: { min: 10, max: 5000 } },
+        model: 'small-fast',
+        fallback: [],
+        split: [{ model: 'small-backup', share: 0.2 }, { name: 'flash-5', model: 'gemini-flash', share: 0.05, fallback: [] }],
+      });
+    });
+
+    it('a rule without split has none', () => {
+      expect(rules('      - name: plain\n        model: small-fast\n')?.[0]?.split).toEqual([]);
+    });
+
+    it('names the rule of an unknown split model, in the arm and in its fallback', () => {
+      const r = routerProblems(`      - name: canary
+        model: small-fast
+        split:
+          - { model: gpt-9, share: 0.1 }
+          - { model: small-backup, share: 0.1, fallback: [mystery] }
+`);
+      expect(r).toContain('routes.fallback-demo.rules.0.split.0: rule "canary": unknown model "gpt-9"');
+      expect(r).toContain('routes.fallback-demo.rules.0.split.1: rule "canary": unknown model "mystery"');
+    });
+
+    it('names the rule whose shares sum to more than 1, and accepts exactly 1 despite floating point', () => {
+      const r = routerProblems(`      - name: greedy
+        model: small-fast
+        split:
+          - { model: small-backup, share: 0.6 }
+          - { model: gemini-flash, share: 0.5 }
+`);
+      expect(r).toContain('routes.fallback-demo.rules.0.split: rule "greedy": split shares sum to 1.1, more than 1');
+      const whole = `      - name: whole
+        model: small-fast
+        split:
+          - { model: small-backup, share: 0.1 }
+          - { model: gemini-flash, share: 0.2 }
+          - { model: flaky-primary, share: 0.7 }
+`;
+      expect(rules(whole)?.[0]?.split).toHaveLength(3);
+    });
+
+    it('refuses two arms of one name (the routing record could not tell them apart)', () => {
+      expect(routerProblems(`      - name: twice
+        model: small-fast
+        split:
+          - { model: small-backup, share: 0.1 }
+          - { model: small-backup, share: 0.1 }
+`)).toContain('routes.fallback-demo.rules.0.split.1: rule "twice": two split arms are named "small-backup"');
+    });
+
+    it.each([
+      ['a share of 0', '        split: [{ model: small-backup, share: 0 }]\n', 'split.0.share'],
+      ['a share of 1', '        split: [{ model: small-backup, share: 1 }]\n', 'split.0.share'],
+      ['an unknown priority', '        when: { priority: [urgent] }\n', 'when.priority.0'],
+      ['a json that is no boolean', '        when: { json: yes }\n', 'when.json'],
+      ['prompt_tokens with min over max', '        when: { prompt_tokens: { min: 10, max: 9 } }\n', 'when.prompt_tokens: min must not exceed max'],
+      ['a negative prompt_tokens bound', '        when: { prompt_tokens: { min: -1 } }\n', 'when.prompt_tokens.min'],
+    ])('refuses %s', (_name, field, problem) => {
+      expect(routerProblems(`      - name: bad\n        model: small-fast\n${field}`)).toContain(`routes.fallback-demo.rules.0.${problem}`);
+    });
+
+    it('the whole-file check makes the same split checks', () => {
+      const text = withRule('      - name: canary\n        model: small-fast\n        split: [{ model: gpt-9, share: 0.1 }]\n');
+      expect(problemsOf(() => parseGatewayConfig(text, 'g.yaml', {}))).toContain('rule "canary": unknown model "gpt-9"');
+    });
+  });
+
   it('strict on sections a service owns alone', () => {
     const text = exampleText.replace('    max_connections: 256', '    max_connections: 256\n    max_conections: 1');
     expect(problemsOf(() => parseSections(executorSectionsSchema, text, 'g.yaml', {}))).toContain('max_conections');

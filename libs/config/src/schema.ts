@@ -60,6 +60,21 @@ export type ResponseFormatName = (typeof responseFormats)[number];
 export const fallbackTriggers = ['timeout', 'http_5xx', 'http_429', 'connection_error', 'schema_failure'] as const;
 export type FallbackTriggerName = (typeof fallbackTriggers)[number];
 
+const priorities = ['low', 'normal', 'high'] as const;
+
+const tokenCount = z.number().int().nonnegative();
+
+/** A share of a rule's traffic sent to another model, chosen by the caller's sticky bucket. */
+export const splitArmSchema = z.strictObject({
+  model: z.string().min(1),
+  /** Fraction of the rule's traffic, e.g. 0.2 for 20%. */
+  share: z.number().gt(0).lt(1),
+  /** What the routing record calls the arm; defaults to its model. */
+  name: z.string().min(1).optional(),
+  /** Tried after the arm's model; unset: the rule's own model, then its fallback. */
+  fallback: z.array(z.string()).optional(),
+});
+
 export const ruleSchema = z.strictObject({
   name: z.string().min(1),
   /** Every condition given must match; none given matches everything. */
@@ -69,6 +84,15 @@ export const ruleSchema = z.strictObject({
       quality_tier: z.array(z.enum(qualityTiers)).optional(),
       latency_class: z.array(z.enum(latencyClasses)).optional(),
       tenant_tier: z.array(z.string()).optional(),
+      /** A request without a priority counts as normal. */
+      priority: z.array(z.enum(priorities)).optional(),
+      /** true: requests that need JSON output (json_object or json_schema); false: the others. */
+      json: z.boolean().optional(),
+      /** Prompt size in tokens, both bounds inclusive. */
+      prompt_tokens: z
+        .strictObject({ min: tokenCount.optional(), max: tokenCount.optional() })
+        .refine((r) => r.min === undefined || r.max === undefined || r.min <= r.max, { message: 'min must not exceed max' })
+        .optional(),
     })
     .default({}),
   model: z.string().min(1),
@@ -87,6 +111,8 @@ export const ruleSchema = z.strictObject({
     })
     .refine((h) => h.min_ms <= h.max_ms, { message: 'min_ms must not exceed max_ms' })
     .optional(),
+  /** Weighted arms; the traffic their shares leave over keeps the rule's model and fallback. */
+  split: z.array(splitArmSchema).default([]),
 });
 
 export const routeSchema = z.strictObject({
@@ -218,6 +244,7 @@ export type ProviderConfig = z.infer<typeof providerSchema>;
 export type ModelConfig = z.infer<typeof modelSchema>;
 export type RouteConfig = z.infer<typeof routeSchema>;
 export type RuleConfig = z.infer<typeof ruleSchema>;
+export type SplitArmConfig = z.infer<typeof splitArmSchema>;
 export type TenantConfig = z.infer<typeof tenantSchema>;
 export type TierConfig = z.infer<typeof tierSchema>;
 export type ApiKeyConfig = z.infer<typeof apiKeySchema>;

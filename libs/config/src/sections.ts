@@ -18,14 +18,30 @@ function issuer(ctx: z.RefinementCtx): Issue {
 
 const has = (record: object, key: string): boolean => Object.hasOwn(record, key);
 
-/** default_route and every rule's models exist; default_max_tokens fits max_tokens. */
+/**
+ * default_route and every rule's models exist, split arms' included; a rule's split shares sum to
+ * at most 1 and its arms have distinct names; default_max_tokens fits max_tokens.
+ */
 function checkRoutes(cfg: { default_route: string; routes: Record<string, RouteConfig>; models: object }, issue: Issue): void {
   if (!has(cfg.routes, cfg.default_route)) issue(['default_route'], `unknown route "${cfg.default_route}"`);
   for (const [routeName, route] of Object.entries(cfg.routes)) {
     route.rules.forEach((rule, i) => {
+      const path = ['routes', routeName, 'rules', i];
       for (const m of [rule.model, ...rule.fallback]) {
-        if (!has(cfg.models, m)) issue(['routes', routeName, 'rules', i], `unknown model "${m}"`);
+        if (!has(cfg.models, m)) issue(path, `unknown model "${m}"`);
       }
+      const arms = new Set<string>();
+      rule.split.forEach((arm, j) => {
+        for (const m of [arm.model, ...(arm.fallback ?? [])]) {
+          if (!has(cfg.models, m)) issue([...path, 'split', j], `rule "${rule.name}": unknown model "${m}"`);
+        }
+        const name = arm.name ?? arm.model;
+        if (arms.has(name)) issue([...path, 'split', j], `rule "${rule.name}": two split arms are named "${name}" (give them distinct names)`);
+        arms.add(name);
+      });
+      const total = rule.split.reduce((sum, arm) => sum + arm.share, 0);
+      // A rounding margin: 0.1 + 0.2 + 0.7 is 1.0000000000000002 in floating point.
+      if (total > 1 + 1e-9) issue([...path, 'split'], `rule "${rule.name}": split shares sum to ${+total.toFixed(6)}, more than 1`);
     });
     if (route.default_max_tokens > route.max_tokens) issue(['routes', routeName, 'default_max_tokens'], 'must not exceed max_tokens');
   }

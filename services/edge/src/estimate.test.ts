@@ -30,6 +30,9 @@ const plan = (extra: Partial<Plan>): Plan => ({
   promptTokensMax: 1_000_000,
   schemaFailurePolicy: 0,
   hedge: undefined,
+  split: '',
+  stickyBucketMin: 0,
+  stickyBucketMax: 9_999,
   ...extra,
 });
 

@@ -27,6 +27,7 @@ import {
   FinishReason,
   GetUsageResponse,
   LatencyClass,
+  Priority,
   QualityTier,
   ResponseFormatType,
   Role,
@@ -36,6 +37,7 @@ import {
   type Message,
   type Usage,
 } from '@llmgw/proto/v1';
+import { stickyBucket } from '@llmgw/sticky';
 import { countChatTokens, countChatTokensUpperBound, countTokens, familyOf } from '@llmgw/tokens';
 import { describe, expect, it, vi } from 'vitest';
 import { AuthCache } from '@llmgw/caller-auth';
@@ -258,10 +260,17 @@ describe('GatewayPipeline admission', () => {
     expect(downstream.calls.reserveQuota).toHaveLength(0);
   });
 
-  it('plans with the request\'s route (empty: the router\'s default), the principal\'s tier, the capabilities and the rough prompt size', async () => {
+  it('plans with the request\'s route (empty: the router\'s default), the principal\'s tier, the capabilities, the priority, the rough prompt size and the end user\'s sticky bucket', async () => {
     const { pipeline, downstream } = setup();
     await pipeline.chatStream(
-      chatReq({ tools: [{ name: 'f', description: '', parametersJsonSchema: '', sideEffects: false }], taskType: TaskType.TASK_TYPE_CODE, qualityTier: QualityTier.QUALITY_TIER_PREMIUM, model: 'small-fast' }),
+      chatReq({
+        tools: [{ name: 'f', description: '', parametersJsonSchema: '', sideEffects: false }],
+        taskType: TaskType.TASK_TYPE_CODE,
+        qualityTier: QualityTier.QUALITY_TIER_PREMIUM,
+        priority: Priority.PRIORITY_HIGH,
+        model: 'small-fast',
+        user: 'end-user-42',
+      }),
       makeCtx(),
       async () => undefined,
     );
@@ -272,13 +281,36 @@ describe('GatewayPipeline admission', () => {
       taskType: TaskType.TASK_TYPE_CODE,
       qualityTier: QualityTier.QUALITY_TIER_PREMIUM,
       latencyClass: LatencyClass.LATENCY_CLASS_UNSPECIFIED,
+      priority: Priority.PRIORITY_HIGH,
       model: 'small-fast',
       modelOrRoute: '',
       operation: Operation.OPERATION_CHAT,
       requiredCapabilities: ['streaming', 'tools'],
       promptTokens: countChatTokens(MESSAGES, 'approx'),
+      stickyBucket: stickyBucket('end-user-42'),
     });
     expect(downstream.calls.planRoute[0]!.opts).toMatchObject({ tenantId: 'acme' });
+  });
+
+  it('a request without an end user sticks by its request id, chat and embed alike', async () => {
+    const { pipeline, downstream } = setup({ planTtlMs: 0 });
+    await pipeline.chat(chatReq(), makeCtx(undefined, { requestId: 'req-sticky-1' }));
+    downstream.plan = testPlan('embeddings', ['embed-small']);
+    await pipeline.embed(EmbedRequest.fromPartial({ route: 'embeddings', inputs: ['a'] }), makeCtx(undefined, { requestId: 'req-sticky-2' }));
+    await pipeline.embed(EmbedRequest.fromPartial({ route: 'embeddings', inputs: ['a'], user: 'end-user-7' }), makeCtx(undefined, { requestId: 'req-sticky-3' }));
+    expect(downstream.calls.planRoute.map((c) => c.req.stickyBucket)).toEqual([stickyBucket('req-sticky-1'), stickyBucket('req-sticky-2'), stickyBucket('end-user-7')]);
+  });
+
+  it('reuses a cached split plan only for sticky buckets within its range', async () => {
+    const { pipeline, downstream } = setup();
+    const bucket = stickyBucket('end-user-42');
+    downstream.plan = testPlan('chat', ['small-fast'], { split: 'canary', stickyBucketMin: bucket, stickyBucketMax: bucket });
+    await pipeline.chat(chatReq({ user: 'end-user-42' }), makeCtx());
+    await pipeline.chat(chatReq({ user: 'end-user-42' }), makeCtx());
+    expect(downstream.calls.planRoute).toHaveLength(1);
+    const other = ['end-user-1', 'end-user-2'].find((u) => stickyBucket(u) !== bucket)!;
+    await pipeline.chat(chatReq({ user: other }), makeCtx());
+    expect(downstream.calls.planRoute.map((c) => c.req.stickyBucket)).toEqual([bucket, stickyBucket(other)]);
   });
 
   it('maps a quota denial to RESOURCE_EXHAUSTED with retry-after and rate-limit trailers, without executing', async () => {

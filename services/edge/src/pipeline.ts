@@ -16,6 +16,7 @@ import {
   type GetUsageRequest,
   type GetUsageResponse,
 } from '@llmgw/proto/v1';
+import { stickyBucket } from '@llmgw/sticky';
 import { familyOf, PromptTokens } from '@llmgw/tokens';
 import { AuthCache, isMistypedKey, requireScope, type Scope } from '@llmgw/caller-auth';
 import type { Downstream } from './downstream.js';
@@ -43,7 +44,7 @@ interface Admitted {
   log: () => Logger;
 }
 
-type PlanBase = Pick<PlanRouteRequest, 'route' | 'taskType' | 'qualityTier' | 'latencyClass' | 'model' | 'modelOrRoute' | 'operation' | 'requiredCapabilities'>;
+type PlanBase = Pick<PlanRouteRequest, 'route' | 'taskType' | 'qualityTier' | 'latencyClass' | 'priority' | 'model' | 'modelOrRoute' | 'operation' | 'requiredCapabilities'>;
 
 /** Trailer of a failed request carrying its routing record (a serialised llmgateway.v1.Routing). */
 export const ROUTING_TRAILER = 'x-routing-bin';
@@ -113,8 +114,9 @@ export class GatewayPipeline {
     const plan = await this.plan(
       ctx,
       principal,
-      { route: req.route, model: req.model, modelOrRoute, taskType: 0, qualityTier: 0, latencyClass: 0, operation: Operation.OPERATION_EMBED, requiredCapabilities: ['embeddings'] },
+      { route: req.route, model: req.model, modelOrRoute, taskType: 0, qualityTier: 0, latencyClass: 0, priority: 0, operation: Operation.OPERATION_EMBED, requiredCapabilities: ['embeddings'] },
       prompt.estimate('approx'),
+      req.user,
     );
     await this.reserve(ctx, principal, plan, planEstimate(plan, prompt, 0));
     const a = this.admitted(ctx, principal, plan, started, requestTimeout(req.timeoutMs, plan));
@@ -187,10 +189,12 @@ export class GatewayPipeline {
         taskType: req.taskType,
         qualityTier: req.qualityTier,
         latencyClass: req.latencyClass,
+        priority: req.priority,
         operation: Operation.OPERATION_CHAT,
         requiredCapabilities: shaped.requiredCapabilities,
       },
       prompt.estimate('approx'),
+      req.user,
     );
     const { params, timeoutMs } = applyPlan(req, shaped, plan, prompt.estimate(familyOf(plan.attempts[0]?.tokenizer ?? 0)));
     params.promptTokens = promptTokenCounts(plan, prompt);
@@ -212,9 +216,18 @@ export class GatewayPipeline {
     a.log().info({ promptLog: { turns: req.messages.map((m) => ({ role: m.role, text: m.content })), completion } }, 'prompt logged by tenant policy');
   }
 
-  /** The router's plan, from the cache when an entry holds for this prompt size. */
-  private async plan(ctx: CallContext, principal: Principal, base: PlanBase, promptTokens: number): Promise<Plan> {
-    const planRequest: PlanRouteRequest = { ...base, tenantId: principal.tenantId, tier: principal.tier, promptTokens };
+  /**
+   * The router's plan, from the cache when an entry holds for this prompt size and sticky bucket.
+   * The bucket keeps a weighted split sticky per end user; a request without one sticks by its id.
+   */
+  private async plan(ctx: CallContext, principal: Principal, base: PlanBase, promptTokens: number, user: string): Promise<Plan> {
+    const planRequest: PlanRouteRequest = {
+      ...base,
+      tenantId: principal.tenantId,
+      tier: principal.tier,
+      promptTokens,
+      stickyBucket: stickyBucket(user || ctx.requestId),
+    };
     let plan = this.deps.planCache.get(planRequest);
     if (!plan) {
       plan = await this.deps.downstream.planRoute(planRequest, this.control(ctx, principal));

@@ -1,5 +1,5 @@
 import { Operation, PlanRouteRequest, type Plan } from '@llmgw/proto/router';
-import { AttemptOutcome, LatencyClass, QualityTier, TaskType, type Attempt } from '@llmgw/proto/v1';
+import { AttemptOutcome, LatencyClass, Priority, QualityTier, TaskType, type Attempt } from '@llmgw/proto/v1';
 import { describe, expect, it } from 'vitest';
 import { PlanCache } from './plan-cache.js';
 import { testPlan } from './test-config.js';
@@ -50,6 +50,7 @@ describe('PlanCache', () => {
     ['task type', { taskType: TaskType.TASK_TYPE_CODE }],
     ['quality tier', { qualityTier: QualityTier.QUALITY_TIER_PREMIUM }],
     ['latency class', { latencyClass: LatencyClass.LATENCY_CLASS_BATCH }],
+    ['priority', { priority: Priority.PRIORITY_HIGH }],
     ['model', { model: 'large' }],
     ['operation', { operation: Operation.OPERATION_EMBED }],
     ['required capabilities', { requiredCapabilities: ['streaming', 'tools'] }],
@@ -118,6 +119,22 @@ describe('PlanCache', () => {
     const { cache } = setup();
     cache.set(request(), testPlan('chat', ['small-fast'], { promptTokensMin: 0, promptTokensMax: 0 }));
     expect(cache.get(request({ promptTokens: 1 }))).toBeUndefined();
+  });
+
+  it('is reused only within the sticky buckets the router gave (a split arm\'s range)', () => {
+    const { cache } = setup();
+    const arm = testPlan('chat', ['small-fast'], { split: 'canary', stickyBucketMin: 2_000, stickyBucketMax: 3_999 });
+    cache.set(request({ stickyBucket: 2_500 }), arm);
+    for (const b of [2_000, 2_500, 3_999]) expect(cache.get(request({ stickyBucket: b })), `bucket ${b}`).toBe(arm);
+    for (const b of [0, 1_999, 4_000, 9_999]) expect(cache.get(request({ stickyBucket: b })), `bucket ${b}`).toBeUndefined();
+  });
+
+  it('needs both ranges to hold: the right bucket with a prompt outside the range misses', () => {
+    const { cache } = setup();
+    cache.set(request(), testPlan('chat', ['small-fast'], { promptTokensMin: 0, promptTokensMax: 1_000, stickyBucketMin: 0, stickyBucketMax: 4_999 }));
+    expect(cache.get(request({ promptTokens: 500, stickyBucket: 4_999 }))).toBeDefined();
+    expect(cache.get(request({ promptTokens: 1_001, stickyBucket: 10 }))).toBeUndefined();
+    expect(cache.get(request({ promptTokens: 500, stickyBucket: 5_000 }))).toBeUndefined();
   });
 
   it('a newer plan for the same key replaces the older one', () => {

@@ -7,9 +7,10 @@ interface Entry {
 
 /**
  * Recent plans of the router, so that a steady stream of similar requests does not pay a router
- * round trip each. A plan depends on the request's prompt size only through the models' context
- * limits; the router says for which prompt sizes a plan holds, and an entry is reused only for
- * those. Entries live `ttlMs`: a policy change in the router reaches the edge within that time.
+ * round trip each. A plan depends on the request's prompt size (rules' `prompt_tokens`, models'
+ * context limits) and sticky bucket (split arms) only through ranges: the router says for which
+ * prompt sizes and buckets a plan holds, and an entry is reused only for those. Entries live
+ * `ttlMs`: a policy change in the router reaches the edge within that time.
  */
 export class PlanCache {
   private readonly entries = new Map<string, Entry>();
@@ -23,7 +24,7 @@ export class PlanCache {
   }
 
   static key(req: PlanRouteRequest): string {
-    return [req.tenantId, req.tier, req.route, req.taskType, req.qualityTier, req.latencyClass, req.model, req.modelOrRoute, req.operation, req.requiredCapabilities.join(',')].join('\u0000');
+    return [req.tenantId, req.tier, req.route, req.taskType, req.qualityTier, req.latencyClass, req.priority, req.model, req.modelOrRoute, req.operation, req.requiredCapabilities.join(',')].join('\u0000');
   }
 
   get(req: PlanRouteRequest): Plan | undefined {
@@ -35,8 +36,10 @@ export class PlanCache {
       this.entries.delete(key);
       return undefined;
     }
-    const { promptTokensMin, promptTokensMax } = entry.plan;
-    return req.promptTokens >= promptTokensMin && req.promptTokens <= promptTokensMax ? entry.plan : undefined;
+    const { promptTokensMin, promptTokensMax, stickyBucketMin, stickyBucketMax } = entry.plan;
+    const holds =
+      req.promptTokens >= promptTokensMin && req.promptTokens <= promptTokensMax && req.stickyBucket >= stickyBucketMin && req.stickyBucket <= stickyBucketMax;
+    return holds ? entry.plan : undefined;
   }
 
   set(req: PlanRouteRequest, plan: Plan): void {

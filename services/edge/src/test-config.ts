@@ -1,6 +1,7 @@
 import { edgeSectionsSchema, parseSections, type EdgeSections } from '@llmgw/config';
 import { FallbackTrigger, Plan, Tokenizer, type Guardrails, type PlannedAttempt } from '@llmgw/proto/router';
 import { ResponseFormatType } from '@llmgw/proto/v1';
+import { STICKY_BUCKETS } from '@llmgw/sticky';
 
 /**
  * What the edge's unit tests run against. The edge reads no routes or models: it gets plans from
@@ -88,7 +89,8 @@ export function testAttempt(model: TestModel, over: Partial<PlannedAttempt> = {}
 
 /**
  * A plan of `route` over `models`, as the router would return it for a prompt that every model
- * fits: the plan holds for every prompt up to the smallest context of its models.
+ * fits: the plan holds for every prompt up to the smallest context of its models, and for every
+ * sticky bucket (no split).
  */
 export function testPlan(route: string, models: TestModel[], over: Partial<Plan> = {}): Plan {
   const r = { ...DEFAULT_ROUTE, ...ROUTES[route] };
@@ -111,6 +113,8 @@ export function testPlan(route: string, models: TestModel[], over: Partial<Plan>
     guardrails: { ...NO_GUARDRAILS, ...r.guardrails },
     promptTokensMin: 0,
     promptTokensMax: Math.min(...attempts.map((a) => a.contextTokens)),
+    stickyBucketMin: 0,
+    stickyBucketMax: STICKY_BUCKETS - 1,
     ...over,
   });
 }

@@ -33,6 +33,7 @@ export const ROUTING: Routing = {
   chosenModel: 'small-fast',
   fallbackUsed: true,
   route: 'chat',
+  split: '',
   attempts: [
     { model: 'claude', provider: 'sim-anthropic', outcome: AttemptOutcome.ATTEMPT_OUTCOME_FAILED, error: 'boom', latencyMs: 5, providerStatus: 500, reason: 'http_5xx', hedge: false },
     { model: 'small-fast', provider: 'sim-openai', outcome: AttemptOutcome.ATTEMPT_OUTCOME_SUCCESS, error: '', latencyMs: 9, providerStatus: 200, reason: '', hedge: false },

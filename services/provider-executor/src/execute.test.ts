@@ -230,6 +230,16 @@ describe('ExecuteChat against the simulator', () => {
     expect(routing.attempts[1]).toMatchObject({ outcome: AttemptOutcome.ATTEMPT_OUTCOME_SUCCESS });
   });
 
+  it('names the plan\'s split arm in the routing record, unary and streamed; none without a split', async () => {
+    const arm = { split: 'canary-20', stickyBucketMin: 0, stickyBucketMax: 1_999 };
+    const unary = await executor.executeChat(req('hi', [attempt('oa-gpt-4o-mini')], {}, arm), ctxOf());
+    expect(unary.response?.routing).toMatchObject({ split: 'canary-20', chosenModel: 'oa-gpt-4o-mini' });
+    const streamed = await collect(req('hi', [attempt('oa-gpt-4o-mini')], {}, arm, 'req-split-stream'));
+    expect(streamed.at(-1)?.chunk?.routing?.split).toBe('canary-20');
+    const plain = await executor.executeChat(req('hi', [attempt('oa-gpt-4o-mini')], {}, {}, 'req-split-none'), ctxOf());
+    expect(plain.response?.routing?.split).toBe('');
+  });
+
   it('does not fall back on a 400: INVALID_ARGUMENT with the provider message', async () => {
     const res = await executor.executeChat(req('hi', [attempt('an-claude-haiku-4-5', 'claude-fail-400'), attempt('oa-gpt-4o-mini')]), ctxOf());
     expect(res.error?.kind).toBe(ErrorKind.ERROR_KIND_INVALID_ARGUMENT);

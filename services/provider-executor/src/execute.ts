@@ -59,7 +59,7 @@ function required<T>(v: T | undefined, field: string): T {
 }
 
 function routingOf(plan: Plan, outcome: PlanOutcome<unknown>, chosen: string): Routing {
-  return { rule: plan.rule, route: plan.route, chosenModel: chosen, fallbackUsed: outcome.fallbackUsed, attempts: outcome.attempts };
+  return { rule: plan.rule, route: plan.route, split: plan.split, chosenModel: chosen, fallbackUsed: outcome.fallbackUsed, attempts: outcome.attempts };
 }
 
 /** The request again, with the rejected answer and what was wrong with it: one repair try. */

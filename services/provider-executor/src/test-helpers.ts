@@ -108,6 +108,9 @@ export function plan(attempts: PlannedAttempt[], extra: Partial<Plan> = {}): Pla
     promptTokensMax: Number.MAX_SAFE_INTEGER,
     schemaFailurePolicy: SchemaFailurePolicy.SCHEMA_FAILURE_POLICY_REPAIR,
     hedge: undefined,
+    split: '',
+    stickyBucketMin: 0,
+    stickyBucketMax: 9_999,
     ...extra,
   };
 }

@@ -1,10 +1,12 @@
 import { describe, expect, it } from 'vitest';
+import { parseSections, routerSectionsSchema } from '@llmgw/config';
 import { AppError } from '@llmgw/errors';
-import { AttemptOutcome, LatencyClass, QualityTier, TaskType } from '@llmgw/proto/v1';
+import { AttemptOutcome, LatencyClass, Priority, QualityTier, TaskType } from '@llmgw/proto/v1';
 import { CatalogEntryKind, FallbackTrigger, Operation, PlanRouteRequest, Tokenizer, type Plan } from '@llmgw/proto/router';
 import { ResponseFormatType } from '@llmgw/proto/v1';
 import { latencyClassName, Planner, qualityTierName, taskTypeName } from './planner.js';
-import { testPolicy } from './test-config.js';
+import { STICKY_BUCKETS, stickyBucket } from '@llmgw/sticky';
+import { testPolicy, testPolicyYaml } from './test-config.js';
 
 const planner = new Planner(testPolicy());
 
@@ -404,5 +406,221 @@ describe('model access', () => {
       expect(failure(() => planner.plan(req({ tier, model: 'small-fast' }))).message).toBe('tenant acme may not use model small-fast');
     }
     expect(planner.plan(req({ tenantId: 'tiny', tier: 'gold' })).attempts.map((a) => a.model)).toEqual(['small-backup']);
+  });
+});
+
+/** A planner over the test config with `routes` (YAML at route indent) added to its routes. */
+function plannerWith(routes: string): Planner {
+  const yaml = testPolicyYaml().replace('\nroutes:\n', `\nroutes:\n${routes}`);
+  return new Planner(parseSections(routerSectionsSchema, yaml, 'router-test.yaml', {}));
+}
+
+/** What a plan decides: the rule, the split arm, the attempts and why models were skipped. */
+const decision = (p: Plan) => ({ rule: p.rule, split: p.split, attempts: p.attempts.map((a) => a.model), skipped: p.skipped.map((s) => [s.model, s.reason]) });
+
+describe('rule conditions: priority and json', () => {
+  const conditions = plannerWith(`  conditions:
+    rules:
+      - name: urgent
+        when: { priority: [high] }
+        model: large-reasoning
+      - name: background
+        when: { priority: [low] }
+        model: small-backup
+      - name: plain-normal
+        when: { priority: [normal], json: false }
+        model: coder
+      - name: json
+        when: { json: true }
+        model: small-fast
+`);
+  const ruleOf = (p: Partial<PlanRouteRequest>) => conditions.plan(req({ tenantId: 'globex', route: 'conditions', ...p })).rule;
+
+  it.each<[string, Partial<PlanRouteRequest>, string]>([
+    ['high priority', { priority: Priority.PRIORITY_HIGH }, 'urgent'],
+    ['high priority with JSON: the earlier rule wins', { priority: Priority.PRIORITY_HIGH, requiredCapabilities: ['json_object'] }, 'urgent'],
+    ['low priority', { priority: Priority.PRIORITY_LOW }, 'background'],
+    ['normal priority, no JSON', { priority: Priority.PRIORITY_NORMAL }, 'plain-normal'],
+    ['unset priority counts as normal', {}, 'plain-normal'],
+    ['other capabilities are not JSON', { requiredCapabilities: ['streaming'] }, 'plain-normal'],
+    ['json_object needs JSON: json false does not match', { requiredCapabilities: ['streaming', 'json_object'] }, 'json'],
+    ['json_schema needs JSON', { requiredCapabilities: ['json_schema'] }, 'json'],
+  ])('%s', (_name, over, rule) => {
+    expect(ruleOf(over)).toBe(rule);
+  });
+});
+
+describe('rule conditions: prompt_tokens', () => {
+  const bySize = plannerWith(`  by-size:
+    rules:
+      - name: tiny
+        when: { prompt_tokens: { max: 99 } }
+        model: small-fast
+      - name: mid-code
+        when: { task_type: [code], prompt_tokens: { min: 100, max: 9999 } }
+        model: coder
+        fallback: [small-fast]
+      - name: huge
+        when: { prompt_tokens: { min: 150000 } }
+        model: small-backup
+      - name: default
+        model: small-fast
+        fallback: [small-backup]
+`);
+  const planAt = (promptTokens: number, taskType = TaskType.TASK_TYPE_CHAT) => bySize.plan(req({ route: 'by-size', promptTokens, taskType }));
+  const decisionAt = (promptTokens: number, taskType = TaskType.TASK_TYPE_CHAT) => {
+    try {
+      return decision(planAt(promptTokens, taskType));
+    } catch (err) {
+      if (err instanceof AppError) return err.kind;
+      throw err;
+    }
+  };
+
+  it.each<[string, number, TaskType, string, [number, number]]>([
+    ['within max, bounds inclusive', 99, TaskType.TASK_TYPE_CHAT, 'tiny', [0, 99]],
+    ['inside min..max, above the skipped tiny', 100, TaskType.TASK_TYPE_CODE, 'mid-code', [100, 9_999]],
+    ['at max of mid-code', 9_999, TaskType.TASK_TYPE_CODE, 'mid-code', [100, 9_999]],
+    ['a chat request passes mid-code over for its task: no bound from it', 100, TaskType.TASK_TYPE_CHAT, 'default', [100, 128_000]],
+    ['a code request above mid-code: the range starts above it', 20_000, TaskType.TASK_TYPE_CODE, 'default', [10_000, 128_000]],
+    ['below huge, small-fast skipped for context: the range ends below huge', 140_000, TaskType.TASK_TYPE_CHAT, 'default', [128_001, 149_999]],
+    ['from min, without max', 150_000, TaskType.TASK_TYPE_CHAT, 'huge', [150_000, 200_000]],
+  ])('%s', (_name, promptTokens, taskType, rule, range) => {
+    const plan = planAt(promptTokens, taskType);
+    expect(plan.rule).toBe(rule);
+    expect([plan.promptTokensMin, plan.promptTokensMax]).toEqual(range);
+  });
+
+  it('a cache keyed on the range never serves a plan for a size where another rule (or model) would be chosen', () => {
+    // Every rule bound and context limit, one either side, and a few sizes in between.
+    const edges = [0, 99, 100, 9_999, 10_000, 16_000, 128_000, 149_999, 150_000, 200_000];
+    const sizes = [...new Set(edges.flatMap((n) => [n - 1, n, n + 1]).filter((n) => n >= 0).concat([50, 5_000, 64_000, 140_000, 175_000]))].sort((a, b) => a - b);
+    let checked = 0;
+    for (const task of [TaskType.TASK_TYPE_CHAT, TaskType.TASK_TYPE_CODE]) {
+      for (const planned of sizes) {
+        if (typeof decisionAt(planned, task) === 'string') continue;
+        const plan = planAt(planned, task);
+        for (const other of sizes) {
+          if (other < plan.promptTokensMin || other > plan.promptTokensMax) continue;
+          expect(decisionAt(other, task), `planned at ${planned}, reused at ${other} (task ${task})`).toEqual(decision(plan));
+          checked++;
+        }
+      }
+    }
+    expect(checked).toBeGreaterThan(100);
+  });
+
+  it('the ranges are tight: one token outside, the plan differs', () => {
+    const plan = planAt(20_000, TaskType.TASK_TYPE_CODE);
+    expect(decisionAt(9_999, TaskType.TASK_TYPE_CODE)).toMatchObject({ rule: 'mid-code' });
+    expect(decisionAt(128_001, TaskType.TASK_TYPE_CODE)).toMatchObject({ rule: 'default', attempts: ['small-backup'] });
+    expect(decision(plan)).toMatchObject({ rule: 'default', attempts: ['small-fast', 'small-backup'] });
+  });
+
+  it('a pinned model ignores the rules: no bound from prompt_tokens', () => {
+    const plan = bySize.plan(req({ route: 'by-size', model: 'small-backup', promptTokens: 50 }));
+    expect([plan.rule, plan.promptTokensMin, plan.promptTokensMax]).toEqual(['pinned', 0, 200_000]);
+  });
+});
+
+const SPLIT_ROUTES = `  experiment:
+    rules:
+      - name: code
+        when: { task_type: [code] }
+        model: coder
+        fallback: [small-fast]
+        split:
+          - { model: small-backup, share: 0.1, fallback: [] }
+      - name: default
+        model: small-fast
+        fallback: [small-backup]
+        split:
+          - { name: backup-20, model: small-backup, share: 0.2, fallback: [small-fast] }
+          - { model: large-reasoning, share: 0.3 }
+  thirds:
+    rules:
+      - name: only
+        model: small-fast
+        split:
+          - { name: a, model: small-fast, share: 0.3333333333 }
+          - { name: b, model: small-backup, share: 0.3333333333 }
+          - { name: c, model: large-reasoning, share: 0.3333333333 }
+  canary-only:
+    rules:
+      - name: only
+        model: large-reasoning
+        split:
+          - { model: coder, share: 0.5, fallback: [] }
+`;
+
+describe('weighted splits', () => {
+  const splits = plannerWith(SPLIT_ROUTES);
+  const planFor = (stickyBucket: number, over: Partial<PlanRouteRequest> = {}) => splits.plan(req({ tenantId: 'globex', route: 'experiment', stickyBucket, ...over }));
+  const armOf = (p: Plan) => [p.split, p.stickyBucketMin, p.stickyBucketMax, p.attempts.map((a) => a.model)];
+
+  it.each<[number, (string | number | string[])[]]>([
+    [0, ['backup-20', 0, 1_999, ['small-backup', 'small-fast']]],
+    [1_999, ['backup-20', 0, 1_999, ['small-backup', 'small-fast']]],
+    // No fallback of its own: the rule's model and fallback follow the arm's model.
+    [2_000, ['large-reasoning', 2_000, 4_999, ['large-reasoning', 'small-fast', 'small-backup']]],
+    [4_999, ['large-reasoning', 2_000, 4_999, ['large-reasoning', 'small-fast', 'small-backup']]],
+    [5_000, ['', 5_000, 9_999, ['small-fast', 'small-backup']]],
+    [9_999, ['', 5_000, 9_999, ['small-fast', 'small-backup']]],
+  ])('bucket %i gets its arm, and the plan says for which buckets it holds', (bucket, arm) => {
+    expect(armOf(planFor(bucket))).toEqual(arm);
+  });
+
+  it('an arm with fallback [] has only its model', () => {
+    expect(armOf(planFor(999, { taskType: TaskType.TASK_TYPE_CODE }))).toEqual(['small-backup', 0, 999, ['small-backup']]);
+    expect(armOf(planFor(1_000, { taskType: TaskType.TASK_TYPE_CODE }))).toEqual(['', 1_000, 9_999, ['coder', 'small-fast']]);
+  });
+
+  it('a rule without split, and a pin, hold for every bucket', () => {
+    expect(armOf(planner.plan(req({ stickyBucket: 1_234 })))).toEqual(['', 0, STICKY_BUCKETS - 1, ['small-fast', 'small-backup']]);
+    expect(armOf(planFor(1_234, { model: 'small-backup' }))).toEqual(['', 0, STICKY_BUCKETS - 1, ['small-backup']]);
+  });
+
+  it('arm boundaries are the rounded cumulative shares: thirds cover every bucket, leaving none to the rule', () => {
+    const at = (b: number) => armOf(splits.plan(req({ tenantId: 'globex', route: 'thirds', stickyBucket: b }))).slice(0, 3);
+    // Cumulative 0.3333333333 → 3333, 0.6666666666 → 6667, 0.9999999999 → 10000.
+    expect([at(0), at(3_333), at(6_666), at(6_667), at(9_999)]).toEqual([['a', 0, 3_332], ['b', 3_333, 6_666], ['b', 3_333, 6_666], ['c', 6_667, 9_999], ['c', 6_667, 9_999]]);
+  });
+
+  it('over 10,000 distinct users each arm gets its share within 2 points', () => {
+    const counts = new Map<string, number>();
+    for (let i = 0; i < 10_000; i++) {
+      const split = planFor(stickyBucket(`user-${i}@example.com`)).split;
+      counts.set(split, (counts.get(split) ?? 0) + 1);
+    }
+    const shares = Object.fromEntries([...counts].map(([arm, n]) => [arm, n / 10_000]));
+    expect(Object.keys(shares).sort()).toEqual(['', 'backup-20', 'large-reasoning']);
+    expect(Math.abs(shares['backup-20']! - 0.2)).toBeLessThan(0.02);
+    expect(Math.abs(shares['large-reasoning']! - 0.3)).toBeLessThan(0.02);
+    expect(Math.abs(shares['']! - 0.5)).toBeLessThan(0.02);
+  });
+
+  it('the same user always gets the same arm, whatever else the request says and across planners of one config', () => {
+    const again = plannerWith(SPLIT_ROUTES);
+    const arms = new Set<string>();
+    for (let i = 0; i < 200; i++) {
+      const bucket = stickyBucket(`user-${i}`);
+      const first = planFor(bucket).split;
+      arms.add(first);
+      expect(planFor(bucket, { promptTokens: 1_000, priority: Priority.PRIORITY_HIGH }).split).toBe(first);
+      expect(again.plan(req({ tenantId: 'globex', route: 'experiment', stickyBucket: bucket })).split).toBe(first);
+    }
+    expect(arms.size).toBe(3);
+  });
+
+  it('a bucket outside [0, 10000) is INVALID_ARGUMENT', () => {
+    const err = failure(() => planFor(STICKY_BUCKETS));
+    expect(err.kind).toBe('invalid_argument');
+    expect(err.message).toContain('sticky_bucket');
+  });
+
+  it('the catalog lists a route whose only model the tenant may use is a split arm\'s', () => {
+    // coders may use only coder, the canary arm of canary-only.
+    expect(splits.catalog('coders', 'startup').map((e) => e.name)).toContain('canary-only');
+    expect(splits.catalog('coders', 'startup').map((e) => e.name)).not.toContain('strict');
   });
 });

@@ -1,7 +1,8 @@
 import { AppError, quoted } from '@llmgw/errors';
 import type { FallbackTriggerName, ModelConfig, ResponseFormatName, RouteConfig, RouterSections, RuleConfig } from '@llmgw/config';
-import { Attempt, AttemptOutcome, LatencyClass, QualityTier, ResponseFormatType, TaskType } from '@llmgw/proto/v1';
+import { Attempt, AttemptOutcome, LatencyClass, Priority, QualityTier, ResponseFormatType, TaskType } from '@llmgw/proto/v1';
 import { CatalogEntryKind, FallbackTrigger, Operation, SchemaFailurePolicy, Tokenizer, type CatalogEntry, type Guardrails, type Hedge, type Plan, type PlannedAttempt, type PlanRouteRequest } from '@llmgw/proto/router';
+import { STICKY_BUCKETS } from '@llmgw/sticky';
 import type { HealthView } from './backend-health.js';
 
 export type SkipReason = 'not_allowed' | 'missing_capability' | 'context_too_small' | 'unhealthy';
@@ -47,6 +48,7 @@ const TOKENIZERS: Record<ModelConfig['tokenizer'], Tokenizer> = {
 const TASK_TYPES = enumNames(TaskType, 'TASK_TYPE_');
 const QUALITY_TIERS = enumNames(QualityTier, 'QUALITY_TIER_');
 const LATENCY_CLASSES = enumNames(LatencyClass, 'LATENCY_CLASS_');
+const PRIORITIES = enumNames(Priority, 'PRIORITY_');
 
 export function taskTypeName(v: TaskType): string | undefined {
   return TASK_TYPES.get(v);
@@ -63,11 +65,78 @@ function condition(list: readonly string[] | undefined, value: string | undefine
   return list === undefined || (value !== undefined && list.includes(value));
 }
 
+/** The request's values the rule conditions other than prompt size look at, as config names. */
+interface RuleFacts {
+  task?: string;
+  quality?: string;
+  latency?: string;
+  tier: string;
+  priority: string;
+  json: boolean;
+}
+
+/** Where a rule sends a range of sticky buckets: one of its split arms, or its own chain. */
+interface Arm {
+  /** The plan's `split`: the arm's name; empty for the rule's own model. */
+  name: string;
+  chain: readonly string[];
+  /** Sticky buckets [bucketMin, bucketMax] this arm gets. */
+  bucketMin: number;
+  bucketMax: number;
+}
+
+interface CompiledRule {
+  config: RuleConfig;
+  /** Covering [0, STICKY_BUCKETS) in order: the split arms by cumulative share, then the rule's own chain. */
+  arms: readonly Arm[];
+  /** Every model the rule may plan: its own chain first, then its split arms'. */
+  models: readonly string[];
+}
+
 interface CompiledRoute {
   name: string;
   config: RouteConfig;
+  rules: readonly CompiledRule[];
   triggers: FallbackTrigger[];
   guardrails: Guardrails;
+}
+
+/** The rule that matched and the prompt sizes for which it is still the first to match. */
+interface RuleMatch {
+  rule: CompiledRule;
+  promptTokensMin: number;
+  promptTokensMax: number;
+}
+
+/**
+ * A split arm's buckets start where the previous arm's end; the boundaries are the rounded
+ * cumulative shares, so rounding never adds up across arms. Arms too small for a bucket are left out.
+ */
+function compileRule(rule: RuleConfig): CompiledRule {
+  const own = [rule.model, ...rule.fallback];
+  const arms: Arm[] = [];
+  let cumulative = 0;
+  let start = 0;
+  for (const arm of rule.split) {
+    cumulative += arm.share;
+    const end = Math.min(STICKY_BUCKETS, Math.round(cumulative * STICKY_BUCKETS));
+    if (end > start) arms.push({ name: arm.name ?? arm.model, chain: [arm.model, ...(arm.fallback ?? own)], bucketMin: start, bucketMax: end - 1 });
+    start = end;
+  }
+  if (start < STICKY_BUCKETS) arms.push({ name: '', chain: own, bucketMin: start, bucketMax: STICKY_BUCKETS - 1 });
+  return { config: rule, arms, models: [...own, ...arms.flatMap((a) => a.chain)] };
+}
+
+/** Every `when` condition except prompt size, which matchRule handles to bound the plan's range. */
+function matchesApartFromPromptSize(when: RuleConfig['when'], facts: RuleFacts): boolean {
+  return (
+    condition(when.task_type, facts.task) &&
+    condition(when.quality_tier, facts.quality) &&
+    condition(when.latency_class, facts.latency) &&
+    condition(when.tenant_tier, facts.tier) &&
+    condition(when.priority, facts.priority) &&
+    (when.json === undefined || when.json === facts.json)
+  );
 }
 
 interface CompiledModel {
@@ -107,7 +176,13 @@ export class Planner {
 
   constructor(readonly config: RouterSections) {
     for (const [name, route] of Object.entries(config.routes)) {
-      this.routes.set(name, { name, config: route, triggers: [...new Set(route.fallback_on)].map((t) => TRIGGERS[t]), guardrails: guardrailsOf(route) });
+      this.routes.set(name, {
+        name,
+        config: route,
+        rules: route.rules.map(compileRule),
+        triggers: [...new Set(route.fallback_on)].map((t) => TRIGGERS[t]),
+        guardrails: guardrailsOf(route),
+      });
     }
     for (const [name, model] of Object.entries(config.models)) {
       this.models.set(name, { name, config: model, capabilities: new Set(model.capabilities) });
@@ -134,24 +209,34 @@ export class Planner {
     const routeName = req.route || this.config.default_route;
     const route = this.routes.get(routeName);
     if (!route) throw new AppError('invalid_argument', `route: unknown route ${quoted(routeName)}`);
+    if (req.stickyBucket >= STICKY_BUCKETS) throw new AppError('invalid_argument', `sticky_bucket: must be below ${STICKY_BUCKETS}, got ${req.stickyBucket}`);
 
     let ruleName: string;
-    let chain: readonly string[];
     let hedge: Hedge | undefined;
+    // The arm, with its chain and the sticky buckets it holds for; a pin holds for every bucket.
+    let arm: Arm;
+    // The prompt sizes for which this exact plan holds: first the sizes for which the same rule
+    // matches first, then narrowed by the models' contexts below.
+    let promptTokensMin = 0;
+    let promptTokensMax = Number.MAX_SAFE_INTEGER;
     if (req.model) {
       if (!this.models.has(req.model)) throw new AppError('invalid_argument', `unknown model ${quoted(req.model)}`);
       if (!this.mayUse(req.tenantId, req.tier, req.model)) {
         throw new AppError('permission_denied', `tenant ${req.tenantId} may not use model ${req.model}`);
       }
       ruleName = 'pinned';
-      chain = [req.model];
+      arm = { name: '', chain: [req.model], bucketMin: 0, bucketMax: STICKY_BUCKETS - 1 };
     } else {
-      const rule = this.matchRule(route, req);
-      if (!rule) throw new AppError('invalid_argument', `no rule of route "${routeName}" matches this request`);
-      ruleName = rule.name;
-      chain = [rule.model, ...rule.fallback];
-      hedge = rule.hedge && hedgeOf(rule.hedge);
+      const match = this.matchRule(route, req);
+      if (!match) throw new AppError('invalid_argument', `no rule of route "${routeName}" matches this request`);
+      ruleName = match.rule.config.name;
+      ({ promptTokensMin, promptTokensMax } = match);
+      const bucket = req.stickyBucket;
+      // The arms cover every bucket below STICKY_BUCKETS, checked above.
+      arm = match.rule.arms.find((a) => bucket >= a.bucketMin && bucket <= a.bucketMax)!;
+      hedge = match.rule.config.hedge && hedgeOf(match.rule.config.hedge);
     }
+    const chain = arm.chain;
 
     const batch = req.latencyClass === LatencyClass.LATENCY_CLASS_BATCH;
     const candidates: { model: CompiledModel; skip?: { reason: SkipReason; error: string } }[] = [];
@@ -179,10 +264,7 @@ export class Planner {
 
     const attempts: PlannedAttempt[] = [];
     const skipped: Attempt[] = [];
-    // The prompt sizes for which this exact plan holds: above every model skipped for context,
-    // within every model's context that was considered for it.
-    let promptTokensMin = 0;
-    let promptTokensMax = Number.MAX_SAFE_INTEGER;
+    // Above every model skipped for context, within every model's context that was considered.
     for (const { model, skip } of candidates) {
       if (skip?.reason === 'context_too_small') promptTokensMin = Math.max(promptTokensMin, model.config.context_tokens + 1);
       else if (skip?.reason !== 'not_allowed' && skip?.reason !== 'missing_capability') {
@@ -229,6 +311,9 @@ export class Planner {
       guardrails: route.guardrails,
       promptTokensMin,
       promptTokensMax,
+      split: arm.name,
+      stickyBucketMin: arm.bucketMin,
+      stickyBucketMax: arm.bucketMax,
       schemaFailurePolicy: SCHEMA_FAILURE_POLICIES[route.config.on_schema_failure],
       hedge,
     };
@@ -241,7 +326,7 @@ export class Planner {
   catalog(tenantId: string, tier: string): CatalogEntry[] {
     const routes: CatalogEntry[] = [];
     for (const route of this.routes.values()) {
-      const usable = route.config.rules.flatMap((r) => [r.model, ...r.fallback]).filter((m) => this.mayUse(tenantId, tier, m));
+      const usable = route.rules.flatMap((r) => r.models).filter((m) => this.mayUse(tenantId, tier, m));
       if (usable.length === 0) continue;
       const first = this.models.get(usable[0] ?? '');
       const primary = this.models.get(route.config.rules[0]?.model ?? '');
@@ -278,18 +363,35 @@ export class Planner {
     throw new AppError('not_found', `model: no route or model is named ${quoted(name)}`);
   }
 
-  private matchRule(route: CompiledRoute, req: PlanRouteRequest): RuleConfig | undefined {
-    const task = TASK_TYPES.get(req.taskType);
-    const quality = QUALITY_TIERS.get(req.qualityTier);
-    const latency = LATENCY_CLASSES.get(req.latencyClass);
-    const tier = req.tier;
-    return route.config.rules.find(
-      (r) =>
-        condition(r.when.task_type, task) &&
-        condition(r.when.quality_tier, quality) &&
-        condition(r.when.latency_class, latency) &&
-        condition(r.when.tenant_tier, tier),
-    );
+  /**
+   * The first rule whose conditions all hold. Its prompt range keeps the plan cache honest: within
+   * the matched rule's `prompt_tokens`, and clear of the sizes at which an earlier rule, passed
+   * over for its `prompt_tokens` alone, would have matched instead.
+   */
+  private matchRule(route: CompiledRoute, req: PlanRouteRequest): RuleMatch | undefined {
+    const facts: RuleFacts = {
+      task: TASK_TYPES.get(req.taskType),
+      quality: QUALITY_TIERS.get(req.qualityTier),
+      latency: LATENCY_CLASSES.get(req.latencyClass),
+      tier: req.tier,
+      priority: PRIORITIES.get(req.priority) ?? 'normal',
+      json: req.requiredCapabilities.includes('json_object') || req.requiredCapabilities.includes('json_schema'),
+    };
+    const size = req.promptTokens;
+    let promptTokensMin = 0;
+    let promptTokensMax = Number.MAX_SAFE_INTEGER;
+    for (const rule of route.rules) {
+      const { when } = rule.config;
+      if (!matchesApartFromPromptSize(when, facts)) continue;
+      const min = when.prompt_tokens?.min ?? 0;
+      const max = when.prompt_tokens?.max ?? Number.MAX_SAFE_INTEGER;
+      if (size >= min && size <= max) {
+        return { rule, promptTokensMin: Math.max(promptTokensMin, min), promptTokensMax: Math.min(promptTokensMax, max) };
+      }
+      if (size < min) promptTokensMax = Math.min(promptTokensMax, min - 1);
+      else promptTokensMin = Math.max(promptTokensMin, max + 1);
+    }
+    return undefined;
   }
 
   private skipReason(model: CompiledModel, req: PlanRouteRequest): { reason: Exclude<SkipReason, 'unhealthy'>; error: string; capability?: string } | undefined {

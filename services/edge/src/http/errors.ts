@@ -93,6 +93,7 @@ export function routingJson(r: Routing) {
   return {
     route: r.route,
     rule: r.rule,
+    split: r.split,
     chosen_model: r.chosenModel,
     fallback_used: r.fallbackUsed,
     attempts: r.attempts.map((a) => ({

@@ -126,14 +126,14 @@ describe('OpenAI chat completions: the request as the pipeline takes it', () => 
           message: { role: Role.ROLE_ASSISTANT, content: '', toolCalls: [{ id: 'c9', name: 'lookup', argumentsJson: '{"id":1}' }] },
           finishReason: FinishReason.FINISH_REASON_TOOL_CALLS,
           usage: USAGE,
-          routing: ROUTING,
+          routing: { ...ROUTING, split: 'canary-20' },
         },
       });
     const r = await openai().chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'hi' }] }).withResponse();
     expect(r.data.choices[0]).toMatchObject({ finish_reason: 'tool_calls', message: { role: 'assistant', content: null, tool_calls: [{ id: 'c9', type: 'function', function: { name: 'lookup', arguments: '{"id":1}' } }] } });
     expect(r.data.usage).toEqual({ prompt_tokens: 21, completion_tokens: 34, total_tokens: 55 });
     const routing = JSON.parse(r.response.headers.get('x-llmgw-routing')!);
-    expect(routing).toMatchObject({ route: 'chat', rule: 'default', chosen_model: 'small-fast', fallback_used: true });
+    expect(routing).toMatchObject({ route: 'chat', rule: 'default', split: 'canary-20', chosen_model: 'small-fast', fallback_used: true });
     expect(routing.attempts.map((a: { model: string; outcome: string; reason: string }) => [a.model, a.outcome, a.reason])).toEqual([['claude', 'failed', 'http_5xx'], ['small-fast', 'success', '']]);
     const ext = (r.data as unknown as { llmgw: { routing: { attempts: { error: string }[] }; cost_micros: number } }).llmgw;
     expect(ext.cost_micros).toBe(99);

@@ -498,6 +498,8 @@ export interface Routing {
   fallbackUsed: boolean;
   attempts: Attempt[];
   route: string;
+  /** Name of the weighted split arm the request was given; empty when it got the rule's own model. */
+  split: string;
 }
 
 function createBaseMessage(): Message {
@@ -1444,7 +1446,7 @@ export const Attempt: MessageFns<Attempt> = {
 };
 
 function createBaseRouting(): Routing {
-  return { rule: "", chosenModel: "", fallbackUsed: false, attempts: [], route: "" };
+  return { rule: "", chosenModel: "", fallbackUsed: false, attempts: [], route: "", split: "" };
 }
 
 export const Routing: MessageFns<Routing> = {
@@ -1463,6 +1465,9 @@ export const Routing: MessageFns<Routing> = {
     }
     if (message.route !== "") {
       writer.uint32(42).string(message.route);
+    }
+    if (message.split !== "") {
+      writer.uint32(50).string(message.split);
     }
     return writer;
   },
@@ -1520,6 +1525,14 @@ export const Routing: MessageFns<Routing> = {
             message.route = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.split = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1547,6 +1560,7 @@ export const Routing: MessageFns<Routing> = {
         : false,
       attempts: globalThis.Array.isArray(object?.attempts) ? object.attempts.map((e: any) => Attempt.fromJSON(e)) : [],
       route: isSet(object.route) ? globalThis.String(object.route) : "",
+      split: isSet(object.split) ? globalThis.String(object.split) : "",
     };
   },
 
@@ -1567,6 +1581,9 @@ export const Routing: MessageFns<Routing> = {
     if (message.route !== "") {
       obj.route = message.route;
     }
+    if (message.split !== "") {
+      obj.split = message.split;
+    }
     return obj;
   },
 
@@ -1580,6 +1597,7 @@ export const Routing: MessageFns<Routing> = {
     message.fallbackUsed = object.fallbackUsed ?? false;
     message.attempts = object.attempts?.map((e) => Attempt.fromPartial(e)) || [];
     message.route = object.route ?? "";
+    message.split = object.split ?? "";
     return message;
   },
 };

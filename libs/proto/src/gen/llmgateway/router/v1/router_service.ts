@@ -23,6 +23,9 @@ import {
   LatencyClass,
   latencyClassFromJSON,
   latencyClassToJSON,
+  Priority,
+  priorityFromJSON,
+  priorityToJSON,
   QualityTier,
   qualityTierFromJSON,
   qualityTierToJSON,
@@ -283,6 +286,13 @@ export interface PlanRouteRequest {
    * pin of the model of that name (on the default route); neither is NOT_FOUND.
    */
   modelOrRoute: string;
+  /** Matched by rules' `when.priority`; unset counts as normal. */
+  priority: Priority;
+  /**
+   * The caller's place in [0, 10000) for weighted splits: a stable hash of the end user (else of
+   * the request id), so one user always gets the same arm.
+   */
+  stickyBucket: number;
 }
 
 /** PlannedAttempt is one model to try. */
@@ -351,6 +361,14 @@ export interface Plan {
    */
   promptTokensMin: number;
   promptTokensMax: number;
+  /** Name of the split arm the request was given; empty when it got the rule's own model. */
+  split: string;
+  /**
+   * The plan is the same for every sticky bucket in [sticky_bucket_min, sticky_bucket_max] (the
+   * range of its split arm, or of the rule's own share), so the edge may reuse it for those.
+   */
+  stickyBucketMin: number;
+  stickyBucketMax: number;
   /** What the executor does when an answer does not match a json_schema response format. */
   schemaFailurePolicy: SchemaFailurePolicy;
   /** When set, a second attempt is sent if the first has not answered in time (see Hedge). */
@@ -413,6 +431,8 @@ function createBasePlanRouteRequest(): PlanRouteRequest {
     requiredCapabilities: [],
     promptTokens: 0,
     modelOrRoute: "",
+    priority: 0,
+    stickyBucket: 0,
   };
 }
 
@@ -450,6 +470,12 @@ export const PlanRouteRequest: MessageFns<PlanRouteRequest> = {
     }
     if (message.modelOrRoute !== "") {
       writer.uint32(90).string(message.modelOrRoute);
+    }
+    if (message.priority !== 0) {
+      writer.uint32(96).int32(message.priority);
+    }
+    if (message.stickyBucket !== 0) {
+      writer.uint32(104).uint32(message.stickyBucket);
     }
     return writer;
   },
@@ -555,6 +581,22 @@ export const PlanRouteRequest: MessageFns<PlanRouteRequest> = {
             message.modelOrRoute = reader.string();
             continue;
           }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.priority = reader.int32() as any;
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.stickyBucket = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -608,6 +650,12 @@ export const PlanRouteRequest: MessageFns<PlanRouteRequest> = {
         : isSet(object.model_or_route)
         ? globalThis.String(object.model_or_route)
         : "",
+      priority: isSet(object.priority) ? priorityFromJSON(object.priority) : 0,
+      stickyBucket: isSet(object.stickyBucket)
+        ? globalThis.Number(object.stickyBucket)
+        : isSet(object.sticky_bucket)
+        ? globalThis.Number(object.sticky_bucket)
+        : 0,
     };
   },
 
@@ -646,6 +694,12 @@ export const PlanRouteRequest: MessageFns<PlanRouteRequest> = {
     if (message.modelOrRoute !== "") {
       obj.modelOrRoute = message.modelOrRoute;
     }
+    if (message.priority !== 0) {
+      obj.priority = priorityToJSON(message.priority);
+    }
+    if (message.stickyBucket !== 0) {
+      obj.stickyBucket = Math.round(message.stickyBucket);
+    }
     return obj;
   },
 
@@ -665,6 +719,8 @@ export const PlanRouteRequest: MessageFns<PlanRouteRequest> = {
     message.requiredCapabilities = object.requiredCapabilities?.map((e) => e) || [];
     message.promptTokens = object.promptTokens ?? 0;
     message.modelOrRoute = object.modelOrRoute ?? "";
+    message.priority = object.priority ?? 0;
+    message.stickyBucket = object.stickyBucket ?? 0;
     return message;
   },
 };
@@ -1152,6 +1208,9 @@ function createBasePlan(): Plan {
     guardrails: undefined,
     promptTokensMin: 0,
     promptTokensMax: 0,
+    split: "",
+    stickyBucketMin: 0,
+    stickyBucketMax: 0,
     schemaFailurePolicy: 0,
     hedge: undefined,
   };
@@ -1198,6 +1257,15 @@ export const Plan: MessageFns<Plan> = {
     }
     if (message.promptTokensMax !== 0) {
       writer.uint32(96).int64(message.promptTokensMax);
+    }
+    if (message.split !== "") {
+      writer.uint32(106).string(message.split);
+    }
+    if (message.stickyBucketMin !== 0) {
+      writer.uint32(112).uint32(message.stickyBucketMin);
+    }
+    if (message.stickyBucketMax !== 0) {
+      writer.uint32(120).uint32(message.stickyBucketMax);
     }
     if (message.schemaFailurePolicy !== 0) {
       writer.uint32(128).int32(message.schemaFailurePolicy);
@@ -1327,6 +1395,30 @@ export const Plan: MessageFns<Plan> = {
             message.promptTokensMax = longToNumber(reader.int64());
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.split = reader.string();
+            continue;
+          }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.stickyBucketMin = reader.uint32();
+            continue;
+          }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.stickyBucketMax = reader.uint32();
+            continue;
+          }
           case 16: {
             if (tag !== 128) {
               break;
@@ -1401,6 +1493,17 @@ export const Plan: MessageFns<Plan> = {
         : isSet(object.prompt_tokens_max)
         ? globalThis.Number(object.prompt_tokens_max)
         : 0,
+      split: isSet(object.split) ? globalThis.String(object.split) : "",
+      stickyBucketMin: isSet(object.stickyBucketMin)
+        ? globalThis.Number(object.stickyBucketMin)
+        : isSet(object.sticky_bucket_min)
+        ? globalThis.Number(object.sticky_bucket_min)
+        : 0,
+      stickyBucketMax: isSet(object.stickyBucketMax)
+        ? globalThis.Number(object.stickyBucketMax)
+        : isSet(object.sticky_bucket_max)
+        ? globalThis.Number(object.sticky_bucket_max)
+        : 0,
       schemaFailurePolicy: isSet(object.schemaFailurePolicy)
         ? schemaFailurePolicyFromJSON(object.schemaFailurePolicy)
         : isSet(object.schema_failure_policy)
@@ -1448,6 +1551,15 @@ export const Plan: MessageFns<Plan> = {
     if (message.promptTokensMax !== 0) {
       obj.promptTokensMax = Math.round(message.promptTokensMax);
     }
+    if (message.split !== "") {
+      obj.split = message.split;
+    }
+    if (message.stickyBucketMin !== 0) {
+      obj.stickyBucketMin = Math.round(message.stickyBucketMin);
+    }
+    if (message.stickyBucketMax !== 0) {
+      obj.stickyBucketMax = Math.round(message.stickyBucketMax);
+    }
     if (message.schemaFailurePolicy !== 0) {
       obj.schemaFailurePolicy = schemaFailurePolicyToJSON(message.schemaFailurePolicy);
     }
@@ -1476,6 +1588,9 @@ export const Plan: MessageFns<Plan> = {
       : undefined;
     message.promptTokensMin = object.promptTokensMin ?? 0;
     message.promptTokensMax = object.promptTokensMax ?? 0;
+    message.split = object.split ?? "";
+    message.stickyBucketMin = object.stickyBucketMin ?? 0;
+    message.stickyBucketMax = object.stickyBucketMax ?? 0;
     message.schemaFailurePolicy = object.schemaFailurePolicy ?? 0;
     message.hedge = (object.hedge !== undefined && object.hedge !== null) ? Hedge.fromPartial(object.hedge) : undefined;
     return message;
