@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseSections, routerSectionsSchema } from '@llmgw/config';
 import { AppError } from '@llmgw/errors';
 import { AttemptOutcome, LatencyClass, Priority, QualityTier, TaskType } from '@llmgw/proto/v1';
-import { CatalogEntryKind, FallbackTrigger, Operation, PlanRouteRequest, Tokenizer, type Plan } from '@llmgw/proto/router';
+import { CatalogEntryKind, FallbackTrigger, Operation, PlanRouteRequest, SchemaFailurePolicy, Tokenizer, type Plan } from '@llmgw/proto/router';
 import { ResponseFormatType } from '@llmgw/proto/v1';
 import { latencyClassName, Planner, qualityTierName, taskTypeName } from './planner.js';
 import { STICKY_BUCKETS, stickyBucket } from '@llmgw/sticky';
@@ -622,5 +622,43 @@ describe('weighted splits', () => {
     // coders may use only coder, the canary arm of canary-only.
     expect(splits.catalog('coders', 'startup').map((e) => e.name)).toContain('canary-only');
     expect(splits.catalog('coders', 'startup').map((e) => e.name)).not.toContain('strict');
+  });
+});
+
+describe('hedging and the schema failure policy in the plan', () => {
+  const hedged = plannerWith(`  hedged:
+    on_schema_failure: fail
+    rules:
+      - name: p95
+        when: { quality_tier: [premium] }
+        model: small-fast
+        fallback: [small-backup]
+        hedge: { after_ms: 200, after_p95: true, min_ms: 20, max_ms: 800 }
+      - name: fixed
+        model: small-fast
+        fallback: [small-backup]
+        hedge: { after_ms: 150, to: same }
+  plain:
+    rules:
+      - name: only
+        model: small-fast
+`);
+
+  it("carries the matched rule's hedge and the route's policy", () => {
+    const p95 = hedged.plan(req({ route: 'hedged', qualityTier: QualityTier.QUALITY_TIER_PREMIUM }));
+    expect(p95.hedge).toEqual({ delayMs: 200, delayP95: true, delayMsMin: 20, delayMsMax: 800, sameModel: false });
+    expect(p95.schemaFailurePolicy).toBe(SchemaFailurePolicy.SCHEMA_FAILURE_POLICY_FAIL);
+    expect(hedged.plan(req({ route: 'hedged' })).hedge).toEqual({ delayMs: 150, delayP95: false, delayMsMin: 0, delayMsMax: 10_000, sameModel: true });
+  });
+
+  it('has no hedge for a rule without one or a pinned model, and repairs by default', () => {
+    const plain = hedged.plan(req({ route: 'plain' }));
+    expect(plain.hedge).toBeUndefined();
+    expect(plain.schemaFailurePolicy).toBe(SchemaFailurePolicy.SCHEMA_FAILURE_POLICY_REPAIR);
+    expect(hedged.plan(req({ route: 'hedged', model: 'small-fast' })).hedge).toBeUndefined();
+  });
+
+  it('refuses a hedge whose min_ms exceeds max_ms', () => {
+    expect(() => plannerWith(`  bad:\n    rules:\n      - { name: x, model: small-fast, hedge: { after_ms: 10, min_ms: 50, max_ms: 40 } }\n`)).toThrow(/min_ms must not exceed max_ms/);
   });
 });
