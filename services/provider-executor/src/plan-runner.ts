@@ -523,6 +523,7 @@ export class PlanRunner {
       first.ctl.abort(err);
       await first.settled;
       first.unlink();
+      this.deps.breaker.release(first.target.planned.model);
       opts.ledger.failed(first.target.planned, first.target.providerId, 'cancelled');
       throw err;
     }
