@@ -201,7 +201,7 @@ export class Executor {
   }
 
   private ledger(req: Pick<ExecuteChatRequest, 'requestId' | 'tenantId' | 'keyId'>, plan: Plan, operation: LedgerRequest['operation'], streamed: boolean, prompt: ConstructorParameters<typeof UsageLedger>[1]): UsageLedger {
-    return new UsageLedger({ requestId: req.requestId, tenantId: req.tenantId, keyId: req.keyId, route: plan.route, operation, streamed }, prompt, this.deps.now());
+    return new UsageLedger({ requestId: req.requestId, tenantId: req.tenantId, keyId: req.keyId, route: plan.route, split: plan.split, operation, streamed }, prompt, this.deps.now());
   }
 
   /**

@@ -163,6 +163,14 @@ describe('a request that succeeds', () => {
     expectBill(sim, { 'text-embedding-3-small': ev });
   });
 
+  it('names the plan\'s split arm, so an experiment is priced arm by arm; none without a split', async () => {
+    const arm = { split: 'canary-20', stickyBucketMin: 0, stickyBucketMax: 1_999 };
+    await fast.executor.executeChat(chatRequest('hi', [attempt('oa-gpt-4o-mini')], {}, arm, 'split-arm'), ctxOf());
+    await stream(fast, chatRequest('hi', [attempt('oa-gpt-4o-mini')], {}, arm, 'split-arm-stream'));
+    await fast.executor.executeChat(chatRequest('hi', [attempt('oa-gpt-4o-mini')], {}, {}, 'split-none'), ctxOf());
+    expect(fast.usage.events.map((e) => [e.requestId, e.split])).toEqual([['split-arm', 'canary-20'], ['split-arm-stream', 'canary-20'], ['split-none', '']]);
+  });
+
   it('one event per request, each under its own request id', async () => {
     await Promise.all(['a', 'b', 'c'].map((id) => fast.executor.executeChat(chatRequest('hi', [attempt('oa-gpt-4o-mini')], {}, {}, id), ctxOf())));
     expect(fast.usage.events.map((e) => e.requestId).sort()).toEqual(['a', 'b', 'c']);

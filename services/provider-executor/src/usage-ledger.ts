@@ -12,6 +12,8 @@ export interface LedgerRequest {
   tenantId: string;
   keyId: string;
   route: string;
+  /** The plan's split arm; '' for the rule's own model. */
+  split: string;
   operation: 'chat' | 'embed';
   streamed: boolean;
 }
@@ -105,6 +107,7 @@ export class UsageLedger {
       tenantId: this.req.tenantId,
       keyId: this.req.keyId,
       route: this.req.route,
+      split: this.req.split,
       model: billedTo?.model ?? '',
       provider: billedTo?.provider ?? '',
       inputTokens: total.inputTokens,

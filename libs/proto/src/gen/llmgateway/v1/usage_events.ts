@@ -81,6 +81,11 @@ export interface UsageRecorded {
   operation: string;
   /** Every attempt that reached a provider, with what it was billed. */
   attempts: AttemptUsage[];
+  /**
+   * Name of the weighted split arm the request was given (routing.split); empty when it got the
+   * rule's own model. Lets a cost experiment or canary be priced arm by arm.
+   */
+  split: string;
 }
 
 /** AttemptUsage is what one attempt of a request cost. */
@@ -119,6 +124,7 @@ function createBaseUsageRecorded(): UsageRecorded {
     streamed: false,
     operation: "",
     attempts: [],
+    split: "",
   };
 }
 
@@ -183,6 +189,9 @@ export const UsageRecorded: MessageFns<UsageRecorded> = {
     }
     for (const v of message.attempts) {
       AttemptUsage.encode(v!, writer.uint32(162).fork()).join();
+    }
+    if (message.split !== "") {
+      writer.uint32(170).string(message.split);
     }
     return writer;
   },
@@ -360,6 +369,14 @@ export const UsageRecorded: MessageFns<UsageRecorded> = {
             message.attempts.push(AttemptUsage.decode(reader, reader.uint32()));
             continue;
           }
+          case 21: {
+            if (tag !== 170) {
+              break;
+            }
+
+            message.split = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -448,6 +465,7 @@ export const UsageRecorded: MessageFns<UsageRecorded> = {
       attempts: globalThis.Array.isArray(object?.attempts)
         ? object.attempts.map((e: any) => AttemptUsage.fromJSON(e))
         : [],
+      split: isSet(object.split) ? globalThis.String(object.split) : "",
     };
   },
 
@@ -513,6 +531,9 @@ export const UsageRecorded: MessageFns<UsageRecorded> = {
     if (message.attempts?.length) {
       obj.attempts = message.attempts.map((e) => AttemptUsage.toJSON(e));
     }
+    if (message.split !== "") {
+      obj.split = message.split;
+    }
     return obj;
   },
 
@@ -541,6 +562,7 @@ export const UsageRecorded: MessageFns<UsageRecorded> = {
     message.streamed = object.streamed ?? false;
     message.operation = object.operation ?? "";
     message.attempts = object.attempts?.map((e) => AttemptUsage.fromPartial(e)) || [];
+    message.split = object.split ?? "";
     return message;
   },
 };
