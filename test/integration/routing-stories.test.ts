@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AttemptOutcome, FinishReason, LatencyClass, QualityTier, ResponseFormatType, type Attempt } from '@llmgw/proto/v1';
-import { chat, eventually, getUsage, startTestMesh, userChat, type TestMesh } from '../src/harness.js';
+import { chat, chatStream, eventually, getUsage, startTestMesh, userChat, type TestMesh } from '../src/harness.js';
 
 /*
  * The failure stories of the design notes, each through the whole mesh against the simulator:
@@ -199,9 +199,21 @@ describe('routing stories through the mesh', () => {
     expect(calls).toEqual({ slowpoke: 1, 'racer-backup': 1 });
   });
 
+  it('hedges a stream the same way: the second call streams the answer, the first is cancelled before its first token', async () => {
+    const started = Date.now();
+    const { result, calls } = await callsDuring(() => chatStream(mesh.gateway, KEYS.racer, userChat('hello', { route: 'hedged' })));
+    if (result.error) throw result.error;
+    expect(Date.now() - started).toBeLessThan(1_500);
+    expect(result.chunks.map((c) => c.contentDelta).join('')).not.toBe('');
+    const last = result.chunks.at(-1);
+    expect(last?.routing?.chosenModel).toBe('racer-backup');
+    expect(outcomes(last?.routing?.attempts)).toEqual(['slowpoke:ATTEMPT_OUTCOME_FAILED:hedge_lost', 'racer-backup:ATTEMPT_OUTCOME_SUCCESS']);
+    expect(calls).toEqual({ slowpoke: 1, 'racer-backup': 1 });
+  });
+
   it('the accountant equals the simulator\'s bill exactly; abandoned calls are billed their prompt, never more than the provider charged', async () => {
-    // The slow primary's two abandoned calls (timed out, lost to a hedge) are billed by the simulator when their 1.5 s end.
-    await eventually(async () => (await mesh.simulator.bill()).models[MODELS.slowpoke!.upstream]?.requests ?? 0, (n) => n === 2, 5_000);
+    // The slow primary's three abandoned calls (timed out, lost to a hedge unary and streamed) are billed by the simulator when their 1.5 s end.
+    await eventually(async () => (await mesh.simulator.bill()).models[MODELS.slowpoke!.upstream]?.requests ?? 0, (n) => n === 3, 5_000);
     const billed = await mesh.simulator.bill();
     const priced = (names: string[]) =>
       names.reduce((sum, name) => {
