@@ -170,10 +170,32 @@ describe('ExecuteChat against the simulator', () => {
       expect(res.response?.routing?.attempts).toHaveLength(1);
     });
 
+    it('streamed: output cannot be taken back, so a mismatch ends the stream on UNAVAILABLE, never a finish, and is billed', async () => {
+      const msgs = await collect(req('[[badjson]] hi', [attempt('oa-gpt-4o-mini'), attempt('an-claude-haiku-4-5')], asJson));
+      const last = msgs.at(-1)!;
+      expect(msgs.slice(0, -1).map((m) => m.chunk?.contentDelta).join('')).not.toBe('');
+      expect(last.error?.kind).toBe(ErrorKind.ERROR_KIND_UNAVAILABLE);
+      expect(last.error?.message).toMatch(/does not match the response schema/);
+      expect(last.chunk?.finishReason).toBe(FinishReason.FINISH_REASON_ERROR);
+      expect(last.chunk?.routing?.attempts.map((a) => [a.model, a.reason])).toEqual([['oa-gpt-4o-mini', 'schema_failure']]);
+      const event = usage.events[0]!;
+      expect(event).toMatchObject({ success: false, errorCode: 'UNAVAILABLE' });
+      expect(event.attempts[0]!.outputTokens).toBeGreaterThan(0);
+    });
+
+    it('streamed: a matching answer finishes as usual', async () => {
+      const msgs = await collect(req('hi', [attempt('oa-gpt-4o-mini')], asJson));
+      const last = msgs.at(-1)!;
+      expect(last.error).toBeUndefined();
+      expect(last.chunk?.finishReason).toBe(FinishReason.FINISH_REASON_STOP);
+      expect(JSON.parse(msgs.map((m) => m.chunk?.contentDelta ?? '').join(''))).toEqual({ answer: expect.any(String) });
+    });
+
     it('refuses a schema ajv cannot compile before any provider call', async () => {
       const before = usage.events.length;
       const bad = { responseFormat: { type: ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_SCHEMA, name: 'x', schema: { type: 'no-such-type' } } };
       await expect(executor.executeChat(req('hi', [attempt('oa-gpt-4o-mini')], bad), ctxOf())).rejects.toThrow(/response_format.json_schema/);
+      await expect(collect(req('hi', [attempt('oa-gpt-4o-mini')], bad))).rejects.toThrow(/response_format.json_schema/);
       expect(usage.events.length).toBe(before);
     });
   });

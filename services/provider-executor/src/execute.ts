@@ -151,6 +151,7 @@ export class Executor {
     const params = chatParamsOf(req.params);
     const scope = new RequestScope(ctx, plan.timeoutMs, this.deps.now);
     const ledger = this.ledger(req, plan, 'chat', true, promptCount(req.params?.promptTokens ?? [], (family) => countChatTokens(params.messages, family)));
+    const check = params.responseFormat.type === 'json_schema' ? answerCheck(params.responseFormat.schema) : undefined;
     await this.billed(ledger, scope, async (seen) => {
       const outcome = await this.runner.run(plan, scope, this.runOptions(req, params, ledger), (t, signal) => this.openStream(t, params, signal));
       // The pump may still throw (caller gone mid-stream): the event keeps this routing record.
@@ -165,7 +166,7 @@ export class Executor {
         await send({ chunk: { id: r.id, model: '', provider: '', contentDelta: '', toolCallDeltas: [], finishReason: FinishReason.FINISH_REASON_UNSPECIFIED, usage: r.usage, routing: r.routing }, error: outcome.error });
         return { result: undefined, outcome };
       }
-      const streamError = await this.pump(req.requestId, plan, params, outcome, send, ledger);
+      const streamError = await this.pump(req.requestId, plan, params, outcome, send, ledger, check);
       return { result: undefined, outcome, error: streamError };
     });
   }
@@ -267,6 +268,7 @@ export class Executor {
     outcome: PlanOutcome<OpenedStream>,
     send: StreamSend,
     ledger: UsageLedger,
+    check: ((answer: string) => string | undefined) | undefined,
   ): Promise<ErrorKind | undefined> {
     const ok = outcome.ok as NonNullable<typeof outcome.ok>;
     const { target, value: opened } = ok;
@@ -274,6 +276,7 @@ export class Executor {
     const provider = target.providerId;
     const reported: ProviderUsage = {};
     const text: string[] = [];
+    const content: string[] = [];
     const state: { finishReason: FinishReason } = { finishReason: FinishReason.FINISH_REASON_UNSPECIFIED };
     let failure: ProviderError | undefined;
     let ended = opened.ended;
@@ -289,7 +292,10 @@ export class Executor {
         deltas = ev.toolCalls;
         for (const d of deltas) text.push(d.name, d.argumentsJsonDelta);
       }
-      if (ev.content) text.push(ev.content);
+      if (ev.content) {
+        text.push(ev.content);
+        content.push(ev.content);
+      }
       const chunk: ChatStreamResponse = {
         id: requestId,
         model,
@@ -333,21 +339,31 @@ export class Executor {
     const usage = usageSoFar();
     // A stream that broke after the provider's finish reason has all the output: answer normally.
     const finishReason = state.finishReason;
-    if (failure && finishReason === FinishReason.FINISH_REASON_UNSPECIFIED) {
-      if (failure.retriable) this.deps.breaker.failure(model, failure.reason);
+    /** Ends the stream on an error after its output was sent: the attempt failed, its output is billed. */
+    const failAfterOutput = async (reason: string, attemptError: string, kind: ErrorKind, message: string): Promise<ErrorKind> => {
       const attempt = ok.attempt;
       attempt.outcome = AttemptOutcome.ATTEMPT_OUTCOME_FAILED;
-      attempt.reason = failure.reason;
+      attempt.reason = reason;
       attempt.providerStatus = 200;
-      attempt.error = `provider stream ended early: ${failure.message}`;
+      attempt.error = attemptError;
       attempt.latencyMs = Math.round(this.deps.now() - ok.startedAt);
-      ledger.partial(target.planned, provider, usage, failure.reason);
-      const kind: ErrorKind = failure.reason === 'deadline_exceeded' ? 'deadline_exceeded' : 'unavailable';
+      ledger.partial(target.planned, provider, usage, reason);
       await send({
         chunk: { id: requestId, model, provider, contentDelta: '', toolCallDeltas: [], finishReason: FinishReason.FINISH_REASON_ERROR, usage: ledger.total(), routing: routingOf(plan, outcome, model) },
-        error: { code: '', kind: errorKindToProto(kind), message: `provider stream ended early after partial output: ${failure.message}`, retryAfterMs: 0 },
+        error: { code: '', kind: errorKindToProto(kind), message, retryAfterMs: 0 },
       });
       return kind;
+    };
+    if (failure && finishReason === FinishReason.FINISH_REASON_UNSPECIFIED) {
+      if (failure.retriable) this.deps.breaker.failure(model, failure.reason);
+      const kind: ErrorKind = failure.reason === 'deadline_exceeded' ? 'deadline_exceeded' : 'unavailable';
+      return failAfterOutput(failure.reason, `provider stream ended early: ${failure.message}`, kind, `provider stream ended early after partial output: ${failure.message}`);
+    }
+    // Streamed output cannot be taken back, so a stream is not repaired or rerouted: one that does
+    // not match the schema ends on an error instead of a finish, never as a success.
+    const problem = check && finishReason !== FinishReason.FINISH_REASON_CONTENT_FILTER ? check(content.join('')) : undefined;
+    if (problem) {
+      return failAfterOutput('schema_failure', `answer does not match the response schema: ${problem}`, 'unavailable', `${model}: the streamed answer does not match the response schema: ${problem}`);
     }
     ok.attempt.latencyMs = Math.round(this.deps.now() - ok.startedAt);
     if (finishReason === FinishReason.FINISH_REASON_CONTENT_FILTER) ok.attempt.reason = 'content_filter';
