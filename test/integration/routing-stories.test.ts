@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AttemptOutcome, FinishReason, LatencyClass, QualityTier, ResponseFormatType, type Attempt } from '@llmgw/proto/v1';
+import { METRICS_PORT_OFFSET, type ServiceName } from '@llmgw/runtime';
 import { chat, chatStream, eventually, getUsage, startTestMesh, userChat, type TestMesh } from '../src/harness.js';
 
 /*
@@ -37,10 +38,25 @@ const NIGHT_CEILING_MICROS = 2_000; // tenants.night-owl.route_limits.night.usd_
 
 const PERSON = { schema: JSON.stringify({ type: 'object', properties: { name: { type: 'string' }, age: { type: 'integer' } }, required: ['name', 'age'], additionalProperties: false }) };
 
+const metricsBase = 20_000 + Math.floor(Math.random() * 12_000);
+
 let mesh: TestMesh;
 beforeAll(async () => {
-  mesh = await startTestMesh(FIXTURE);
+  mesh = await startTestMesh(FIXTURE, { METRICS_PORT: String(metricsBase) });
 }, 60_000);
+
+/** The sum of a metric's series on a service's /metrics whose labels include every pair given. */
+async function metric(service: ServiceName, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsBase + METRICS_PORT_OFFSET[service]}/metrics`)).text();
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    const m = /^([a-zA-Z_:][\w:]*)(\{.*\})? (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const series = m[2] ?? '';
+    if (Object.entries(labels).every(([k, v]) => series.includes(`${k}="${v}"`))) sum += Number(m[3]);
+  }
+  return sum;
+}
 afterAll(async () => {
   await mesh?.stop();
 });
@@ -236,4 +252,26 @@ describe('routing stories through the mesh', () => {
     expect(racer).toBeGreaterThan(priced(['racer-backup']));
     expect(racer).toBeLessThanOrEqual(priced(RACER_MODELS));
   }, 30_000);
+
+  it('the executor\'s metrics equal the traffic above: chosen models, fallbacks by reason, GenAI durations, tokens and cost by tenant', async () => {
+    const exec = (name: string, labels?: Record<string, string>) => metric('provider-executor', name, labels);
+    expect(await exec('llmgw_routed_requests_total', { route: 'stakes', model: 'strong', fallback: 'false' })).toBe(1);
+    // sla: the interactive and the batch request each moved once from down to backup (the batch retries are not moves).
+    expect(await exec('llmgw_fallbacks_total', { route: 'sla', reason: 'http_5xx' })).toBe(2);
+    expect(await exec('llmgw_fallbacks_total', { route: 'sla-timeout', reason: 'timeout' })).toBe(1);
+    expect(await exec('llmgw_fallbacks_total', { route: 'hedged' })).toBe(0); // a lost hedge is no fallback
+    expect(await exec('llmgw_fallbacks_total', { route: 'unlisted' })).toBe(0);
+    // down was called once (sla, interactive), three times (sla, batch) and once (unlisted).
+    expect(await exec('gen_ai_client_operation_duration_seconds_count', { gen_ai_request_model: 'down', error_type: 'http_5xx' })).toBe(5);
+    expect(await exec('gen_ai_client_operation_time_to_first_chunk_seconds_count', { gen_ai_request_model: 'racer-backup' })).toBe(1);
+    expect(await exec('gen_ai_client_token_usage_count', { gen_ai_request_model: 'strong', gen_ai_token_type: 'output' })).toBe(1);
+
+    for (const [tenant, key] of [['stories', KEYS.stories], ['night-owl', KEYS.night], ['racer', KEYS.racer]] as const) {
+      const usage = await getUsage(mesh.usage, key, {});
+      if (!usage.ok) throw usage.error;
+      expect({ tenant, cost: await exec('llmgw_cost_micros_total', { tenant }) }).toEqual({ tenant, cost: Number(usage.value.total?.costMicros) });
+      const tokens = (await exec('llmgw_tokens_total', { tenant, type: 'input' })) + (await exec('llmgw_tokens_total', { tenant, type: 'output' }));
+      expect({ tenant, tokens }).toEqual({ tenant, tokens: Number(usage.value.total?.inputTokens) + Number(usage.value.total?.outputTokens) });
+    }
+  });
 });

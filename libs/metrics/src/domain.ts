@@ -21,6 +21,38 @@ export interface UsageMetrics {
   outboxRefused(): void;
   /** One request that produced a usage event; outcome is "ok" or a lower-case gRPC code name. */
   request(route: string, outcome: string): void;
+  /** What one request spent and where it went, from its usage event (see `SpentRequest`). */
+  spent(r: SpentRequest): void;
+}
+
+/** One request's spend as its usage event records it; tenant ids are bounded by the configured tenants. */
+export interface SpentRequest {
+  tenant: string;
+  route: string;
+  /** The model that answered; '' when none did. */
+  model: string;
+  operation: string;
+  fallbackUsed: boolean;
+  /** Every provider call, in order, with what it was billed. */
+  calls: readonly { model: string; provider: string; inputTokens: number; outputTokens: number; costMicros: number }[];
+  /** Why the request moved from one model to another, once per move (e.g. http_5xx, timeout, schema_failure). */
+  fallbackReasons: readonly string[];
+}
+
+/**
+ * Token buckets of the OpenTelemetry GenAI conventions for gen_ai.client.token.usage: 1 to 4^13.
+ */
+export const GEN_AI_TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864];
+
+/** Seconds buckets of the conventions for gen_ai.client.operation.duration and time to first chunk. */
+export const GEN_AI_SECONDS_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92];
+
+/** Provider-executor: the OpenTelemetry GenAI client metrics, one observation per provider call. */
+export interface GenAiMetrics {
+  /** A call ended (a stream: with its last chunk); errorType '' when it answered, else the failure reason. */
+  operation(operation: string, provider: string, model: string, errorType: string, seconds: number): void;
+  /** A stream's first chunk arrived. */
+  firstChunk(provider: string, model: string, seconds: number): void;
 }
 
 /** Quota: reserve decisions and decisions taken without the shared store. */
@@ -54,6 +86,7 @@ const usageCache = new WeakMap<Registry, UsageMetrics>();
 const quotaCache = new WeakMap<Registry, QuotaMetrics>();
 const executorCache = new WeakMap<Registry, ExecutorMetrics>();
 const httpCache = new WeakMap<Registry, HttpMetrics>();
+const genAiCache = new WeakMap<Registry, GenAiMetrics>();
 
 function once<T>(cache: WeakMap<Registry, T>, registry: Registry, make: (r: Registry) => T): T {
   let m = cache.get(registry);
@@ -118,7 +151,50 @@ export function usageMetrics(m: Metrics): UsageMetrics {
       labelNames: ['route', 'outcome'],
       registers: [registry],
     });
+    const tokens = new Counter({
+      name: 'llmgw_tokens_total',
+      help: 'Tokens billed, by tenant, route, model (of each provider call) and type (input, output).',
+      labelNames: ['tenant', 'route', 'model', 'type'],
+      registers: [registry],
+    });
+    const cost = new Counter({
+      name: 'llmgw_cost_micros_total',
+      help: 'Cost billed in micro-dollars, by tenant, route and model (of each provider call); divide by 1e6 for USD.',
+      labelNames: ['tenant', 'route', 'model'],
+      registers: [registry],
+    });
+    const routed = new Counter({
+      name: 'llmgw_routed_requests_total',
+      help: 'Requests by route, the model that answered ("" when none did) and whether a fallback answered.',
+      labelNames: ['route', 'model', 'fallback'],
+      registers: [registry],
+    });
+    const fallbacks = new Counter({
+      name: 'llmgw_fallbacks_total',
+      help: 'Moves from one model to another within a request, by route and the reason the earlier model failed.',
+      labelNames: ['route', 'reason'],
+      registers: [registry],
+    });
+    const tokenUsage = new Histogram({
+      name: 'gen_ai_client_token_usage',
+      help: 'Tokens per provider call (OpenTelemetry gen_ai.client.token.usage), by operation, provider, model and token type.',
+      labelNames: ['gen_ai_operation_name', 'gen_ai_provider_name', 'gen_ai_request_model', 'gen_ai_token_type'],
+      buckets: GEN_AI_TOKEN_BUCKETS,
+      registers: [registry],
+    });
+    const spent = (r: SpentRequest) => {
+      routed.labels(r.route, r.model, String(r.fallbackUsed)).inc();
+      for (const reason of r.fallbackReasons) fallbacks.labels(r.route, reason).inc();
+      for (const c of r.calls) {
+        tokens.labels(r.tenant, r.route, c.model, 'input').inc(c.inputTokens);
+        tokens.labels(r.tenant, r.route, c.model, 'output').inc(c.outputTokens);
+        cost.labels(r.tenant, r.route, c.model).inc(c.costMicros);
+        tokenUsage.labels(r.operation, c.provider, c.model, 'input').observe(c.inputTokens);
+        if (r.operation !== 'embeddings') tokenUsage.labels(r.operation, c.provider, c.model, 'output').observe(c.outputTokens);
+      }
+    };
     return {
+      spent,
       usageEventPublished: () => published.inc(),
       observeOutbox,
       observeOutboxBytes,
@@ -206,6 +282,29 @@ export function httpMetrics(m: Metrics): HttpMetrics {
         handled.labels(endpoint, String(status)).inc();
         seconds.labels(endpoint).observe(s);
       },
+    };
+  });
+}
+
+export function genAiMetrics(m: Metrics): GenAiMetrics {
+  return once(genAiCache, m.registry, (registry) => {
+    const duration = new Histogram({
+      name: 'gen_ai_client_operation_duration_seconds',
+      help: 'Duration of provider calls (OpenTelemetry gen_ai.client.operation.duration; a stream until its last chunk), by operation, provider, model and error type ("" when it answered).',
+      labelNames: ['gen_ai_operation_name', 'gen_ai_provider_name', 'gen_ai_request_model', 'error_type'],
+      buckets: GEN_AI_SECONDS_BUCKETS,
+      registers: [registry],
+    });
+    const firstChunk = new Histogram({
+      name: 'gen_ai_client_operation_time_to_first_chunk_seconds',
+      help: 'Time from a streamed provider call to its first chunk (OpenTelemetry gen_ai.client.operation.time_to_first_chunk), by provider and model.',
+      labelNames: ['gen_ai_operation_name', 'gen_ai_provider_name', 'gen_ai_request_model'],
+      buckets: GEN_AI_SECONDS_BUCKETS,
+      registers: [registry],
+    });
+    return {
+      operation: (operation, provider, model, errorType, s) => duration.labels(operation, provider, model, errorType).observe(s),
+      firstChunk: (provider, model, s) => firstChunk.labels('chat', provider, model).observe(s),
     };
   });
 }

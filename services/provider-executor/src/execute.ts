@@ -2,6 +2,7 @@ import type { ExecuteChatRequest, ExecuteChatResponse, ExecuteChatStreamResponse
 import type { Plan } from '@llmgw/proto/router';
 import { AttemptOutcome, FinishReason, Role, type ChatResponse, type ChatStreamResponse, type Routing, type ToolCallDelta, type UsageRecorded } from '@llmgw/proto/v1';
 import { AppError, type ErrorKind } from '@llmgw/errors';
+import type { GenAiMetrics } from '@llmgw/metrics';
 import { errorKindFromProto, errorKindToProto } from '@llmgw/grpc';
 import { countChatTokens, countTokens, familyOf } from '@llmgw/tokens';
 import { chatParamsOf } from './normalise.js';
@@ -26,7 +27,11 @@ export interface UsageSink {
   publish(event: UsageRecorded): void;
 }
 
-export type ExecutorDeps = Omit<RunnerDeps, 'random' | 'sleep'> & Partial<Pick<RunnerDeps, 'random' | 'sleep'>>;
+export type ExecutorDeps = Omit<RunnerDeps, 'random' | 'sleep'> &
+  Partial<Pick<RunnerDeps, 'random' | 'sleep'>> & {
+    /** The OpenTelemetry GenAI client metrics of each provider call. */
+    genAi?: GenAiMetrics;
+  };
 
 export type StreamSend = (msg: ExecuteChatStreamResponse) => Promise<void>;
 
@@ -110,7 +115,7 @@ export class Executor {
         this.runOptions(req, params, ledger),
         async (t, signal, repair) => {
           const asked = repair ? repairParams(params, repair) : params;
-          const r = await t.adapter.chat({ upstreamModel: t.upstreamModel, params: asked, signal });
+          const r = await this.timed('chat', t, () => t.adapter.chat({ upstreamModel: t.upstreamModel, params: asked, signal }));
           // A refusal is returned as it is; any other answer must match the schema to be one.
           const problem = check && r.finishReason !== FinishReason.FINISH_REASON_CONTENT_FILTER ? check(r.content) : undefined;
           if (problem) throw new SchemaMismatch(usageOf(t, r, asked.messages), { output: r.content, problem });
@@ -180,7 +185,7 @@ export class Executor {
     const ledger = this.ledger(req, plan, 'embed', false, promptCount(req.promptTokens, (family) => request.inputs.reduce((n, t) => n + countTokens(t, family), 0)));
     return this.billed<ExecuteEmbedResponse>(ledger, scope, async () => {
       const outcome = await this.runner.run(plan, scope, { batch: false, maxTokens: undefined, ledger }, (t, signal) =>
-        t.adapter.embed({ upstreamModel: t.upstreamModel, inputs: request.inputs, dimensions: request.dimensions, user: request.user, signal }),
+        this.timed('embeddings', t, () => t.adapter.embed({ upstreamModel: t.upstreamModel, inputs: request.inputs, dimensions: request.dimensions, user: request.user, signal })),
       );
       if (outcome.ok) {
         outcome.ok.release();
@@ -244,16 +249,43 @@ export class Executor {
     this.deps.metrics?.enforcement(plan.route, 'content_filter');
     ctx.logger.info({ enforcement: 'content_filter', route: plan.route, model: target.planned.model, provider: target.providerId }, 'provider refused or filtered the answer: returned as is, not rerouted');
   }
-  /** Opens the stream and reads up to the first delta: failures until then may fall back. */
+  /** One provider call, observed as gen_ai.client.operation.duration (error type: the failure reason). */
+  private async timed<T>(operation: 'chat' | 'embeddings', t: Target, call: () => Promise<T>): Promise<T> {
+    const started = this.deps.now();
+    let errorType = '';
+    try {
+      return await call();
+    } catch (err) {
+      errorType = err instanceof ProviderError ? err.reason : 'internal';
+      throw err;
+    } finally {
+      this.deps.genAi?.operation(operation, t.providerId, t.planned.model, errorType, (this.deps.now() - started) / 1000);
+    }
+  }
+
+  /**
+   * Opens the stream and reads up to the first delta: failures until then may fall back. A
+   * failure here ends the call's duration; an open stream's duration ends in `pump`.
+   */
   private async openStream(t: Target, params: ChatParams, signal: AbortSignal): Promise<OpenedStream> {
-    const iterable = await t.adapter.chatStream({ upstreamModel: t.upstreamModel, params, signal });
-    const iterator = iterable[Symbol.asyncIterator]();
-    const buffered: ChatStreamEvent[] = [];
-    for (;;) {
-      const r = await iterator.next();
-      if (r.done) return { iterator, buffered, ended: true };
-      buffered.push(r.value);
-      if (isDelta(r.value) || r.value.finishReason !== undefined) return { iterator, buffered, ended: false };
+    const started = this.deps.now();
+    const seconds = () => (this.deps.now() - started) / 1000;
+    try {
+      const iterable = await t.adapter.chatStream({ upstreamModel: t.upstreamModel, params, signal });
+      const iterator = iterable[Symbol.asyncIterator]();
+      const buffered: ChatStreamEvent[] = [];
+      for (;;) {
+        const r = await iterator.next();
+        if (r.done) return { iterator, buffered, ended: true };
+        buffered.push(r.value);
+        if (isDelta(r.value) || r.value.finishReason !== undefined) {
+          this.deps.genAi?.firstChunk(t.providerId, t.planned.model, seconds());
+          return { iterator, buffered, ended: false };
+        }
+      }
+    } catch (err) {
+      this.deps.genAi?.operation('chat', t.providerId, t.planned.model, err instanceof ProviderError ? err.reason : 'internal', seconds());
+      throw err;
     }
   }
 
@@ -279,6 +311,7 @@ export class Executor {
     const content: string[] = [];
     const state: { finishReason: FinishReason } = { finishReason: FinishReason.FINISH_REASON_UNSPECIFIED };
     let failure: ProviderError | undefined;
+    let callerGone = false;
     let ended = opened.ended;
     const { iterator } = opened;
     const usageSoFar = () => chatUsage(familyOf(target.planned.tokenizer), target.planned.pricing, reported, params.messages, () => text.join(''));
@@ -327,9 +360,11 @@ export class Executor {
       // and bill what the provider generated until then.
       await iterator.return?.(undefined).catch(() => undefined);
       ledger.partial(target.planned, provider, usageSoFar(), 'cancelled');
+      callerGone = true;
       throw e;
     } finally {
       ok.release();
+      this.deps.genAi?.operation('chat', provider, model, callerGone ? 'cancelled' : (failure?.reason ?? ''), (this.deps.now() - ok.startedAt) / 1000);
     }
 
     if (failure?.reason === 'cancelled') {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { drain, listen } from '@llmgw/grpc';
-import { executorMetrics, usageMetrics } from '@llmgw/metrics';
+import { executorMetrics, genAiMetrics, usageMetrics } from '@llmgw/metrics';
 import { accessOf, type RunningService, type ServiceDefinition, type ServiceDeps } from '@llmgw/runtime';
 import { CircuitBreaker, DEFAULT_BREAKER } from './circuit-breaker.js';
 import { loadExecutorConfig, type ExecutorConfig } from './config.js';
@@ -46,6 +46,7 @@ export async function startProviderExecutor(deps: ServiceDeps<ExecutorConfig>): 
     logger: deps.logger,
     now,
     metrics: deps.metrics && executorMetrics(deps.metrics),
+    genAi: deps.metrics && genAiMetrics(deps.metrics),
     usage,
     onPlanned: (model, provider) => providerOfModel.set(model, provider),
   });

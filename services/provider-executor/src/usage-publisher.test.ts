@@ -211,7 +211,7 @@ describe('UsagePublisher', () => {
   it('refuses a note when the outbox is full (no provider call), and still records requests already noted', async () => {
     const bus = new FlakyBus(Number.POSITIVE_INFINITY);
     const refused: number[] = [];
-    const metrics = { usageEventPublished: () => undefined, observeOutbox: () => () => undefined, observeOutboxBytes: () => () => undefined, outboxRefused: () => void refused.push(1), request: () => undefined };
+    const metrics = { usageEventPublished: () => undefined, observeOutbox: () => () => undefined, observeOutboxBytes: () => () => undefined, outboxRefused: () => void refused.push(1), request: () => undefined, spent: () => undefined };
     const p = await publisher(bus, { retryIntervalMs: 60_000, outboxMaxBytes: 150, metrics });
     await p.note(event('first'));
     await expect(p.note(event('second'))).rejects.toEqual(new AppError('unavailable', 'usage outbox full'));

@@ -5,6 +5,7 @@ import type { UsageMetrics } from '@llmgw/metrics';
 import { UsageRecorded } from '@llmgw/proto/v1';
 import { DEFAULT_OUTBOX_MAX_BYTES } from './config.js';
 import type { UsageSink } from './execute.js';
+import { spentRequest } from './spend.js';
 import { JournalFullError, UsageJournal } from './usage-journal.js';
 
 export interface UsagePublisherOptions {
@@ -83,6 +84,7 @@ export class UsagePublisher implements UsageSink {
   /** Records the request's final event; it is sent after the current response has been written. */
   publish(event: UsageRecorded): void {
     this.opts.metrics?.request(event.route, event.success ? 'ok' : event.errorCode.toLowerCase());
+    this.opts.metrics?.spent(spentRequest(event));
     const id = event.eventId;
     const bytes = UsageRecorded.encode(event).finish();
     const p = new Promise<void>((resolve) => setImmediate(resolve))
