@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { accountantMetrics, busConsumerMetrics, createMetrics, quotaMetrics, usageMetrics } from '@llmgw/metrics';
+import { exportedMetricNames, metricsIn } from '../metric-names.js';
 
 interface Rules {
   groups: { name: string; rules: { alert: string; expr: string; labels: { severity: string } }[] }[];
@@ -9,23 +9,13 @@ interface Rules {
 
 const rules = parse(readFileSync(new URL('./alerts.yaml', import.meta.url), 'utf8')) as Rules;
 
-/** Every metric name a service registers, from the same code the services use. */
-async function exported(): Promise<Set<string>> {
-  const m = createMetrics('all', { defaultMetrics: false });
-  usageMetrics(m);
-  quotaMetrics(m);
-  busConsumerMetrics(m);
-  accountantMetrics(m);
-  return new Set((await m.registry.getMetricsAsJSON()).map((x) => x.name));
-}
-
 describe('Prometheus alert rules (deploy/prometheus/alerts.yaml)', () => {
   it('name only metrics the services export, each rule with a severity', async () => {
-    const names = await exported();
+    const names = await exportedMetricNames();
     const all = rules.groups.flatMap((g) => g.rules);
     expect(all.length).toBeGreaterThan(0);
     for (const r of all) {
-      const used = r.expr.match(/llmgw_[a-z_]+/g) ?? [];
+      const used = metricsIn(r.expr);
       expect(used.length, r.alert).toBeGreaterThan(0);
       for (const name of used) expect(names, `${r.alert} uses ${name}`).toContain(name);
       expect(['page', 'warn']).toContain(r.labels.severity);
