@@ -15,6 +15,8 @@ const edgeEnvSchema = z.object({
   EDGE_HTTP_MAX_BODY_BYTES: envInt({ min: 1024, max: 64 * 1024 * 1024, default: 4 * 1024 * 1024 }),
   /** Reserve and execute calls over long-lived multiplexed streams ("on"), or one unary call each ("off"). */
   EDGE_MULTIPLEXED_CALLS: z.enum(['on', 'off']).default('on'),
+  /** One structured "access" log line per chat and embed request. */
+  EDGE_ACCESS_LOG: z.enum(['on', 'off']).default('on'),
 }).refine((v) => (v.EDGE_TLS_CERT_FILE === undefined) === (v.EDGE_TLS_KEY_FILE === undefined), {
   message: 'EDGE_TLS_CERT_FILE and EDGE_TLS_KEY_FILE go together',
   path: ['EDGE_TLS_CERT_FILE'],
@@ -34,6 +36,7 @@ export interface EdgeConfig {
   httpMaxBodyBytes: number;
   /** Reserve and execute over multiplexed streams rather than unary calls. */
   multiplexedCalls: boolean;
+  accessLog: boolean;
 }
 
 export function parseEdgeSections(text: string, source: string, env: NodeJS.ProcessEnv): EdgeSections {
@@ -57,5 +60,6 @@ export function loadEdgeConfig(path: string, env: NodeJS.ProcessEnv): EdgeConfig
     httpAddr: vars.EDGE_HTTP_ADDR === 'off' ? undefined : vars.EDGE_HTTP_ADDR,
     httpMaxBodyBytes: vars.EDGE_HTTP_MAX_BODY_BYTES,
     multiplexedCalls: vars.EDGE_MULTIPLEXED_CALLS === 'on',
+    accessLog: vars.EDGE_ACCESS_LOG === 'on',
   };
 }

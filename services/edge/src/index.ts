@@ -41,7 +41,7 @@ export async function startEdge(
   });
   sections.start();
   const planCache = new PlanCache({ ttlMs: deps.config.planCacheMs, now: Date.now });
-  const pipeline = new GatewayPipeline({ config: () => sections.current, downstream, authCache, planCache, now: Date.now });
+  const pipeline = new GatewayPipeline({ config: () => sections.current, downstream, authCache, planCache, now: Date.now, accessLog: deps.config.accessLog });
   // The public port is not part of the mesh: callers bring API keys, not certificates.
   const tls = deps.config.publicTls;
   const publicTransport: MeshTransport = tls ? publicTls(tls.certFile, tls.keyFile, 60_000) : PLAINTEXT;

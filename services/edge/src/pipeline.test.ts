@@ -656,6 +656,71 @@ describe('GatewayPipeline.chat', () => {
   });
 });
 
+describe('the access log: one line per request, never its prompt', () => {
+  const accessLines = (lines: Record<string, unknown>[]) => lines.filter((l) => l.msg === 'access');
+
+  it('records who, where, which model and attempts, tokens, cost, latency and outcome of an answered request', async () => {
+    let t = T0;
+    const { pipeline } = setup({ now: () => (t += 10) });
+    const { ctx, lines } = loggedCtx();
+    await pipeline.chat(chatReq(), ctx);
+    const [line, ...more] = accessLines(lines);
+    expect(more).toHaveLength(0);
+    // The call's logger adds the request id, RPC and tenant (callContext); the line adds the rest.
+    expect(line).toMatchObject({
+      access: {
+        operation: 'chat',
+        keyId: PRINCIPAL.keyId,
+        route: 'chat',
+        rule: 'default',
+        model: 'small-fast',
+        fallbackUsed: true,
+        attempts: ['claude:failed:http_5xx', 'small-fast:success'],
+        inputTokens: USAGE.inputTokens,
+        outputTokens: USAGE.outputTokens,
+        costMicros: USAGE.costMicros,
+        outcome: 'ok',
+      },
+    });
+    expect((line?.access as { latencyMs: number }).latencyMs).toBeGreaterThan(0);
+    expect(JSON.stringify(lines)).not.toContain('whole wide world');
+  });
+
+  it('records a stream once, with the last chunk\'s routing and usage', async () => {
+    const { pipeline, downstream } = setup();
+    downstream.stream = [streamMsg(chunk({ contentDelta: 'Hel' })), streamMsg(chunk({ contentDelta: 'lo', routing: ROUTING, usage: USAGE }))];
+    const { ctx, lines } = loggedCtx();
+    await pipeline.chatStream(chatReq(), ctx, async () => undefined);
+    expect(accessLines(lines)).toEqual([expect.objectContaining({ access: expect.objectContaining({ operation: 'chat_stream', model: 'small-fast', costMicros: USAGE.costMicros, outcome: 'ok' }) })]);
+  });
+
+  it('records refused and failed requests with their status, and what a failure was billed', async () => {
+    const { pipeline, downstream } = setup();
+    const unauthenticated = loggedCtx('Bearer ');
+    await rejection(pipeline.chat(chatReq(), unauthenticated.ctx));
+    expect(accessLines(unauthenticated.lines)).toEqual([expect.objectContaining({ access: expect.objectContaining({ outcome: 'unauthenticated', route: '', model: '' }) })]);
+
+    downstream.quota = ReserveQuotaResponse.fromPartial({ decision: QuotaDecision.QUOTA_DECISION_DENIED, limit: 'requests_per_minute', retryAfterMs: 5 });
+    const denied = loggedCtx();
+    await rejection(pipeline.chat(chatReq(), denied.ctx));
+    expect(accessLines(denied.lines)).toEqual([expect.objectContaining({ access: expect.objectContaining({ outcome: 'resource_exhausted', route: 'chat', costMicros: 0 }) })]);
+
+    downstream.quota = allowed;
+    downstream.chatResult = async () => ExecuteChatResponse.fromPartial({ response: { routing: ROUTING, usage: USAGE }, error: execError(ErrorKind.ERROR_KIND_UNAVAILABLE, 'down') });
+    const failed = loggedCtx();
+    await rejection(pipeline.chat(chatReq(), failed.ctx));
+    expect(accessLines(failed.lines)).toEqual([expect.objectContaining({ access: expect.objectContaining({ outcome: 'unavailable', costMicros: USAGE.costMicros, attempts: ['claude:failed:http_5xx', 'small-fast:success'] }) })]);
+  });
+
+  it('writes nothing when switched off', async () => {
+    const downstream = new FakeDownstream();
+    const pipeline = new GatewayPipeline({ config: () => edgeTestSections(), downstream, authCache: new AuthCache({ now: () => T0 }), planCache: new PlanCache({ ttlMs: 0, now: () => T0 }), now: () => T0, accessLog: false });
+    const { ctx, lines } = loggedCtx();
+    await pipeline.chat(chatReq(), ctx);
+    expect(accessLines(lines)).toHaveLength(0);
+  });
+});
+
 describe('prompt logging by tenant policy', () => {
   const CHATTY: Principal = { ...PRINCIPAL, tenantId: 'chatty', keyId: 'k-chatty' };
 

@@ -19,6 +19,7 @@ import {
 import { stickyBucket } from '@llmgw/sticky';
 import { familyOf, PromptTokens } from '@llmgw/tokens';
 import { AuthCache, isMistypedKey, requireScope, type Scope } from '@llmgw/caller-auth';
+import { AccessRecord, type AccessOperation } from './access-log.js';
 import type { Downstream } from './downstream.js';
 import { planEstimate, promptTokenCounts, type Estimate } from './estimate.js';
 import type { PlanCache } from './plan-cache.js';
@@ -33,6 +34,8 @@ export interface PipelineDeps {
   now: () => number;
   /** Deadline for each control-plane call (auth, router, quota). */
   controlTimeoutMs?: number;
+  /** One access log line per chat and embed request (default true). */
+  accessLog?: boolean;
 }
 
 /** A request that passed auth, validation, routing and quota, ready for the executor. */
@@ -70,43 +73,53 @@ export class GatewayPipeline {
    * (the router resolves it: a route of that name, else a model pin).
    */
   async chat(req: ChatRequest, ctx: CallContext, modelOrRoute = ''): Promise<ChatResponse> {
-    const { a, params } = await this.admitChat(req, ctx, false, modelOrRoute);
-    const opts = await this.execOpts(ctx, a);
-    const res = await this.executeOrRelease(ctx, a, () => this.deps.downstream.executeChat(this.executeRequest(ctx, a, params), opts));
-    const response = res.response;
-    if (res.error) throw executionError(res.error, response?.routing);
-    if (!response) throw new AppError('internal', 'executor returned no response');
-    this.logPromptIfAllowed(a, req, response.message?.content ?? '');
-    return response;
+    return this.logged(ctx, 'chat', async (access) => {
+      const { a, params } = await this.admitChat(req, ctx, false, modelOrRoute, access);
+      const opts = await this.execOpts(ctx, a);
+      const res = await this.executeOrRelease(ctx, a, () => this.deps.downstream.executeChat(this.executeRequest(ctx, a, params), opts));
+      const response = res.response;
+      access.executed(response?.routing, response?.usage);
+      if (res.error) throw executionError(res.error, response?.routing);
+      if (!response) throw new AppError('internal', 'executor returned no response');
+      this.logPromptIfAllowed(a, req, response.message?.content ?? '');
+      return response;
+    });
   }
 
   async chatStream(req: ChatRequest, ctx: CallContext, send: StreamSink<ChatStreamResponse>, modelOrRoute = ''): Promise<void> {
-    const { a, params } = await this.admitChat(req, ctx, true, modelOrRoute);
-    let received = false;
-    let relayedText = '';
-    let routing: Routing | undefined;
-    let failure: ExecutionError | undefined;
-    const opts = await this.execOpts(ctx, a);
-    try {
-      for await (const msg of this.deps.downstream.executeChatStream(this.executeRequest(ctx, a, params), opts)) {
-        received = true;
-        if (msg.error) failure = msg.error;
-        if (!msg.chunk) continue;
-        relayedText += msg.chunk.contentDelta;
-        routing = msg.chunk.routing ?? routing;
-        await send(msg.chunk);
+    return this.logged(ctx, 'chat_stream', async (access) => {
+      const { a, params } = await this.admitChat(req, ctx, true, modelOrRoute, access);
+      let received = false;
+      let relayedText = '';
+      let routing: Routing | undefined;
+      let failure: ExecutionError | undefined;
+      const opts = await this.execOpts(ctx, a);
+      try {
+        for await (const msg of this.deps.downstream.executeChatStream(this.executeRequest(ctx, a, params), opts)) {
+          received = true;
+          if (msg.error) failure = msg.error;
+          if (!msg.chunk) continue;
+          relayedText += msg.chunk.contentDelta;
+          routing = msg.chunk.routing ?? routing;
+          if (msg.chunk.routing) access.executed(msg.chunk.routing, msg.chunk.usage);
+          await send(msg.chunk);
+        }
+      } catch (err) {
+        const e = toAppError(err, ctx);
+        // Not a byte from the executor: it may never have had the request, so give the reservation back.
+        if (!received && e.kind === 'unavailable') await this.release(ctx, a.principal);
+        throw e;
       }
-    } catch (err) {
-      const e = toAppError(err, ctx);
-      // Not a byte from the executor: it may never have had the request, so give the reservation back.
-      if (!received && e.kind === 'unavailable') await this.release(ctx, a.principal);
-      throw e;
-    }
-    if (failure) throw executionError(failure, routing);
-    this.logPromptIfAllowed(a, req, relayedText);
+      if (failure) throw executionError(failure, routing);
+      this.logPromptIfAllowed(a, req, relayedText);
+    });
   }
 
   async embed(req: EmbedRequest, ctx: CallContext, modelOrRoute = ''): Promise<EmbedResponse> {
+    return this.logged(ctx, 'embed', (access) => this.embedLogged(req, ctx, modelOrRoute, access));
+  }
+
+  private async embedLogged(req: EmbedRequest, ctx: CallContext, modelOrRoute: string, access: AccessRecord): Promise<EmbedResponse> {
     const principal = await this.authenticate(ctx, 'embed');
     shapeEmbed(req);
     const started = this.deps.now();
@@ -118,6 +131,7 @@ export class GatewayPipeline {
       prompt.estimate('approx'),
       req.user,
     );
+    access.planned(plan, principal.keyId);
     await this.reserve(ctx, principal, plan, planEstimate(plan, prompt, 0));
     const a = this.admitted(ctx, principal, plan, started, requestTimeout(req.timeoutMs, plan));
     const opts = await this.execOpts(ctx, a);
@@ -128,9 +142,24 @@ export class GatewayPipeline {
       ),
     );
     const response = res.response;
+    access.executed(response?.routing, response?.usage);
     if (res.error) throw executionError(res.error, response?.routing);
     if (!response) throw new AppError('internal', 'executor returned no response');
     return response;
+  }
+
+  /** Runs a chat or embed request and writes its access line when it ends, however it ends. */
+  private async logged<T>(ctx: CallContext, operation: AccessOperation, run: (access: AccessRecord) => Promise<T>): Promise<T> {
+    const access = new AccessRecord(() => ctx.logger, operation, this.deps.now(), this.deps.now);
+    if (this.deps.accessLog === false) return run(access);
+    try {
+      const out = await run(access);
+      access.finish();
+      return out;
+    } catch (err) {
+      access.finish(err);
+      throw err;
+    }
   }
 
   /** Usage is answered by the accountant, which checks the caller's key itself. */
@@ -174,7 +203,7 @@ export class GatewayPipeline {
     return principal;
   }
 
-  private async admitChat(req: ChatRequest, ctx: CallContext, stream: boolean, modelOrRoute: string): Promise<{ a: Admitted; params: ChatParams }> {
+  private async admitChat(req: ChatRequest, ctx: CallContext, stream: boolean, modelOrRoute: string, access: AccessRecord): Promise<{ a: Admitted; params: ChatParams }> {
     const principal = await this.authenticate(ctx, 'chat');
     const shaped = shapeChat(req, { stream });
     const started = this.deps.now();
@@ -196,6 +225,7 @@ export class GatewayPipeline {
       prompt.estimate('approx'),
       req.user,
     );
+    access.planned(plan, principal.keyId);
     const { params, timeoutMs } = applyPlan(req, shaped, plan, prompt.estimate(familyOf(plan.attempts[0]?.tokenizer ?? 0)));
     params.promptTokens = promptTokenCounts(plan, prompt);
     await this.reserve(ctx, principal, plan, planEstimate(plan, prompt, params.maxTokens));
