@@ -88,7 +88,7 @@ describe('service views', () => {
     const edge = parseSections(edgeSectionsSchema, secretText, 'g.yaml', env);
     const executor = parseSections(executorSectionsSchema, secretText, 'g.yaml', env);
     const accountant = parseSections(accountantSectionsSchema, secretText, 'g.yaml', env);
-    expect(accountant).toEqual({ tenants: { acme: {}, globex: {}, ops: {} } });
+    expect(accountant).toEqual({ tenants: { acme: {}, globex: {}, ops: {} }, alerts: { webhooks: [] } });
     expect(Object.keys(router).sort()).toEqual(['default_route', 'models', 'routes', 'tenants', 'tiers']);
     expect(Object.keys(quota).sort()).toEqual(['quota', 'tenants', 'tiers']);
     expect(Object.keys(auth).sort()).toEqual(['api_keys', 'auth', 'tenants']);

@@ -227,6 +227,48 @@ export const authSettingsSchema = z
   .strictObject({ cache_ttl_ms: z.number().int().nonnegative().default(5_000) })
   .default({ cache_ttl_ms: 5_000 });
 
+export const alertKinds = ['budget', 'token_growth'] as const;
+export type AlertKind = (typeof alertKinds)[number];
+
+export const webhookSchema = z.strictObject({
+  /** What logs call it; the URL is never logged (chat webhooks carry their token in it). */
+  name: z.string().min(1).max(64),
+  /** Normally `${ENV_VAR}`. */
+  url: z.url(),
+  /** Signs every delivery (HMAC-SHA256, header x-llmgw-signature); normally `${ENV_VAR}`; never logged. */
+  secret: z.string().min(16, { message: 'must be at least 16 characters' }),
+  /** Alert kinds it receives; default all. */
+  events: z.array(z.enum(alertKinds)).min(1).default([...alertKinds]),
+  timeout_ms: positiveInt.max(60_000).default(5_000),
+});
+
+export const alertsSchema = z
+  .strictObject({
+    /**
+     * A tenant's route whose tokens in the current or last complete hour exceed `factor` times its
+     * hourly mean over the 24 hours before is growing suddenly (a loop, a leaked key): alerted once
+     * per hour. Absent: no growth alerts.
+     */
+    token_growth: z
+      .strictObject({
+        factor: z.number().gt(1).default(3),
+        /** Hours with fewer tokens than this never alert (a quiet route doubling is not news). */
+        min_tokens: z.number().int().positive().default(10_000),
+      })
+      .optional(),
+    webhooks: z.array(webhookSchema).max(16).default([]),
+  })
+  .superRefine((a, ctx) => {
+    const names = new Set<string>();
+    a.webhooks.forEach((w, i) => {
+      if (names.has(w.name)) ctx.addIssue({ code: 'custom', path: ['webhooks', i, 'name'], message: `two webhooks are named "${w.name}"` });
+      names.add(w.name);
+    });
+  })
+  .default({ webhooks: [] });
+export type AlertsConfig = z.infer<typeof alertsSchema>;
+export type WebhookConfig = z.infer<typeof webhookSchema>;
+
 /** Every top-level section of the file, each defined once. */
 export const sectionFields = {
   default_route: z.string().min(1),
@@ -238,6 +280,7 @@ export const sectionFields = {
   api_keys: z.array(apiKeySchema).default([]),
   quota: quotaPolicySchema,
   auth: authSettingsSchema,
+  alerts: alertsSchema,
 };
 
 export type ProviderConfig = z.infer<typeof providerSchema>;

@@ -129,6 +129,7 @@ export type EdgeSections = z.infer<typeof edgeSectionsSchema>;
  */
 export const accountantSectionsSchema = z.object({
   tenants: z.record(z.string(), z.object({})),
+  alerts: sectionFields.alerts,
 });
 export type AccountantSections = z.infer<typeof accountantSectionsSchema>;
 

@@ -88,6 +88,7 @@ export const DeadLetterHeaders = {
 export const Subjects = {
   usageRecorded: 'llmgateway.usage.v1.recorded',
   budgetAlert: 'llmgateway.alerts.v1.budget',
+  tokenGrowthAlert: 'llmgateway.alerts.v1.token_growth',
   keyRevoked: 'llmgateway.auth.v1.key_revoked',
   backendHealth: 'llmgateway.executor.v1.backend_health',
   usageDeadLetter: 'llmgateway.deadletter.v1.usage',

@@ -60,6 +60,7 @@ describe('NATS permissions', () => {
     expect(publishers(Subjects.keyRevoked)).toEqual(['auth']);
     expect(publishers(Subjects.backendHealth)).toEqual(['provider-executor']);
     expect(publishers(Subjects.budgetAlert)).toEqual(['quota']);
+    expect(publishers(Subjects.tokenGrowthAlert)).toEqual(['usage-accountant']);
     expect(publishers(Subjects.usageDeadLetter)).toEqual(['quota', 'usage-accountant']);
     expect(subscribers(Subjects.backendHealth)).toEqual(['router']);
     expect(subscribers(Subjects.usageRecorded)).toEqual([]);
@@ -67,7 +68,7 @@ describe('NATS permissions', () => {
 
   it('let a consumer pull and ack only its own durable, and reply subjects only its own', () => {
     const acks = (s: ServiceName) => natsPermissions(s).publish.filter((p) => p.startsWith('$JS.ACK.'));
-    expect(acks('usage-accountant')).toEqual(['$JS.ACK.USAGE.usage-accountant.>']);
+    expect(acks('usage-accountant')).toEqual(['$JS.ACK.USAGE.usage-accountant.>', '$JS.ACK.ALERTS.budget-alert-notifier.>', '$JS.ACK.ALERTS.token-growth-alert-notifier.>']);
     expect(acks('quota')).toEqual(['$JS.ACK.USAGE.quota-reconciler.>']);
     expect(publishers('$JS.ACK.USAGE.usage-accountant.1.5.5.1700000000.0')).toEqual(['usage-accountant']);
     expect(publishers('$JS.API.CONSUMER.MSG.NEXT.USAGE.quota-reconciler')).toEqual(['quota']);
@@ -83,7 +84,7 @@ describe('NATS permissions', () => {
       quota: ['ALERTS', 'DEADLETTER', 'USAGE'],
       router: [],
       'provider-executor': ['USAGE'],
-      'usage-accountant': ['DEADLETTER', 'USAGE'],
+      'usage-accountant': ['ALERTS', 'DEADLETTER', 'USAGE'],
     });
     expect(publishers('$JS.API.STREAM.UPDATE.USAGE')).toEqual(['quota', 'provider-executor', 'usage-accountant']);
     expect(publishers('$JS.API.STREAM.DELETE.USAGE')).toEqual([]);

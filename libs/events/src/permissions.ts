@@ -28,7 +28,12 @@ export const BUS_ROLES: Record<ServiceName, BusRole> = {
   quota: { ...none, stores: [Subjects.budgetAlert], consumes: [Consumers.quotaReconciler], listens: [Subjects.keyRevoked] },
   router: { ...none, listens: [Subjects.backendHealth] },
   'provider-executor': { ...none, stores: [Subjects.usageRecorded], broadcasts: [Subjects.backendHealth] },
-  'usage-accountant': { ...none, consumes: [Consumers.usageAccountant], listens: [Subjects.keyRevoked] },
+  'usage-accountant': {
+    ...none,
+    stores: [Subjects.tokenGrowthAlert],
+    consumes: [Consumers.usageAccountant, Consumers.budgetAlertNotifier, Consumers.tokenGrowthAlertNotifier],
+    listens: [Subjects.keyRevoked],
+  },
 };
 
 /**

@@ -153,6 +153,9 @@ export const Consumers = {
   quotaReconciler: { subject: Subjects.usageRecorded, durable: 'quota-reconciler' },
   /** The accountant aggregates usage. */
   usageAccountant: { subject: Subjects.usageRecorded, durable: 'usage-accountant' },
+  /** The accountant delivers alerts to the configured webhooks: one consumer per alert subject. */
+  budgetAlertNotifier: { subject: Subjects.budgetAlert, durable: 'budget-alert-notifier' },
+  tokenGrowthAlertNotifier: { subject: Subjects.tokenGrowthAlert, durable: 'token-growth-alert-notifier' },
 } as const;
 
 /** Every durable consumer gets the same delivery limits: both of USAGE's (accountant, quota reconciler) need the same guarantees. */

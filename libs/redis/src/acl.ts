@@ -55,10 +55,11 @@ export const REDIS_ACL = {
       'zscore',
     ],
   },
-  // usage-store.ts: UsageKeys, the record script, and replaceCells (`npm run usage:replay -- --write`).
+  // usage-store.ts: UsageKeys, the record script, and replaceCells (`npm run usage:replay -- --write`);
+  // alerts.ts: alert claims and webhook delivery marks (usage:alerts:).
   'usage-accountant': {
     keyPrefixes: ['usage:'],
-    commands: [...CONNECTION, ...SCRIPTS, 'set', 'del', 'sadd', 'smembers', 'hset', 'hincrby', 'hgetall', 'zadd', 'zrangebyscore', 'zremrangebyscore', 'multi', 'exec'],
+    commands: [...CONNECTION, ...SCRIPTS, 'set', 'del', 'exists', 'sadd', 'smembers', 'hset', 'hincrby', 'hgetall', 'zadd', 'zrangebyscore', 'zremrangebyscore', 'multi', 'exec'],
   },
 } as const satisfies Partial<Record<ServiceName, RedisAclUser>>;
 

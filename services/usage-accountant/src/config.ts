@@ -5,16 +5,20 @@ import { z } from 'zod';
 export const accountantEnvSchema = z.object({
   /** How often the config file is checked for added or removed tenants (the mesh's one poll interval). */
   POLICY_POLL_MS: envMs(500),
+  /** How often token growth is checked (alerts.token_growth). */
+  ALERT_CHECK_MS: envMs(60_000),
 });
 
 /**
- * The accountant's view of the config file: the tenant ids only, so that usage of a tenant
- * nobody configured is refused (dead-lettered) instead of counted.
+ * The accountant's view of the config file: the tenant ids, so that usage of a tenant nobody
+ * configured is refused (dead-lettered) instead of counted, and the alerts (token growth, webhooks).
  */
 export interface UsageAccountantConfig {
   sections: AccountantSections;
   /** How often the file is re-read for tenants (default 500 ms). */
   pollMs?: number;
+  /** How often token growth is checked (default 60 s). */
+  alertCheckMs?: number;
 }
 
 export function parseAccountantSections(text: string, source: string, env: NodeJS.ProcessEnv): AccountantSections {
@@ -26,5 +30,5 @@ export function loadUsageAccountantConfig(path: string, env: NodeJS.ProcessEnv):
     sections: () => parseAccountantSections(readConfigFile(path), path, env),
     vars: () => parseEnv(accountantEnvSchema, env),
   });
-  return { sections, pollMs: vars.POLICY_POLL_MS };
+  return { sections, pollMs: vars.POLICY_POLL_MS, alertCheckMs: vars.ALERT_CHECK_MS };
 }

@@ -1,15 +1,18 @@
-import { busSettingsFromEnv, Consumers, dedupeHorizonMs, NatsEventBus } from '@llmgw/events';
+import { busSettingsFromEnv, Consumers, dedupeHorizonMs, NatsEventBus, Subjects } from '@llmgw/events';
 import { CallerAuth } from '@llmgw/caller-auth';
 import { ConfigWatcher, type AccountantSections } from '@llmgw/config';
 import { createGrpcServer, DependencyHealth, drain, listen, tolerantDecoding, unary } from '@llmgw/grpc';
 import { accountantMetrics, busConsumerMetrics } from '@llmgw/metrics';
-import { UsageServiceService, type GetUsageRequest, type GetUsageResponse, type UsageServiceServer } from '@llmgw/proto/v1';
+import { TokenGrowthAlertRaised, UsageServiceService, type GetUsageRequest, type GetUsageResponse, type UsageServiceServer } from '@llmgw/proto/v1';
 import { watchRedis } from '@llmgw/redis';
 import { accessOf, type RunningService, type ServiceDefinition, type ServiceDeps } from '@llmgw/runtime';
+import { alertHandler, budgetAlertPayload, decodeBudgetAlert, decodeTokenGrowthAlert, MemoryAlertMarks, RedisAlertMarks, tokenGrowthAlertPayload } from './alerts.js';
 import { loadUsageAccountantConfig, parseAccountantSections, type UsageAccountantConfig } from './config.js';
 import { usageEventHandler, type TenantIds } from './usage-consumer.js';
 import { UsageQueries } from './usage-queries.js';
 import { MemoryUsageStore, RedisUsageStore } from './usage-store.js';
+import { TokenGrowthWatch } from './token-growth.js';
+import { WebhookNotifier } from './webhooks.js';
 
 export * from './buckets.js';
 export { summarize } from './summarize.js';
@@ -60,6 +63,40 @@ export async function startUsageAccountant(deps: ServiceDeps<UsageAccountantConf
     },
   );
 
+  // Alerts: budget alerts (quota) and token growth (here) go to the configured webhooks.
+  const alertLogger = logger.child({ component: 'alerts' });
+  const marks = deps.redis ? new RedisAlertMarks(deps.redis) : new MemoryAlertMarks(Date.now);
+  const notifier = new WebhookNotifier({
+    webhooks: () => watcher.current.alerts.webhooks,
+    marks,
+    fetch,
+    logger: alertLogger,
+    now: Date.now,
+    sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+  });
+  const consumeAlerts = (c: { subject: string; durable: string }, handler: ReturnType<typeof alertHandler>) =>
+    deps.bus.consume(c.subject, c.durable, handler, {
+      onStateChange: (state) => {
+        if (state !== 'stopped') bus?.consuming(c.durable, state === 'consuming');
+      },
+      onDeadLetter: (d) => bus?.deadLettered(d.stream, d.consumer, d.reason),
+    });
+  const stopAlertDelivery = await Promise.all([
+    consumeAlerts(Consumers.budgetAlertNotifier, alertHandler(decodeBudgetAlert, budgetAlertPayload, notifier)),
+    consumeAlerts(Consumers.tokenGrowthAlertNotifier, alertHandler(decodeTokenGrowthAlert, tokenGrowthAlertPayload, notifier)),
+  ]);
+  const growth = new TokenGrowthWatch({
+    store,
+    config: () => watcher.current.alerts.token_growth,
+    tenants: () => [...(tenants ?? [])],
+    claim: (key, ttlMs) => marks.claim(key, ttlMs),
+    release: (key) => marks.release(key),
+    publish: (alert, id) => deps.bus.publish(Subjects.tokenGrowthAlert, TokenGrowthAlertRaised.encode(alert).finish(), id),
+    logger: alertLogger,
+    now: Date.now,
+  });
+  const stopGrowth = growth.start(deps.config.alertCheckMs ?? 60_000);
+
   const callers = new CallerAuth(deps.addrs.auth, deps.bus, deps.transport);
   const queries = new UsageQueries(store);
   const impl: UsageServiceServer = {
@@ -72,7 +109,8 @@ export async function startUsageAccountant(deps: ServiceDeps<UsageAccountantConf
   try {
     port = await listen(g, deps.listenAddr);
   } catch (err) {
-    await stopConsuming();
+    stopGrowth();
+    await Promise.all([stopConsuming(), ...stopAlertDelivery.map((stop) => stop())]);
     callers.close();
     throw err;
   }
@@ -87,7 +125,8 @@ export async function startUsageAccountant(deps: ServiceDeps<UsageAccountantConf
       stopWatching?.();
       health.close();
       await drain(g, deps.drainMs);
-      await stopConsuming();
+      stopGrowth();
+      await Promise.all([stopConsuming(), ...stopAlertDelivery.map((stop) => stop())]);
       callers.close();
     },
   };
