@@ -81,6 +81,7 @@ export function attempt(model: string, upstream?: string, extra: Partial<Planned
     tokenizer: m.tokenizer,
     contextTokens: m.contextTokens,
     maxOutputTokens: m.maxOutputTokens,
+    demoted: '',
     ...extra,
   };
 }

@@ -294,6 +294,7 @@ export class Planner {
         tokenizer: TOKENIZERS[m.tokenizer],
         contextTokens: m.context_tokens,
         maxOutputTokens: m.max_output_tokens,
+        demoted: '',
       });
     }
     if (attempts.length === 0) throw noModelLeft(routeName, req, skipped, missingCapabilities);
