@@ -90,6 +90,7 @@ export const Subjects = {
   budgetAlert: 'llmgateway.alerts.v1.budget',
   keyRevoked: 'llmgateway.auth.v1.key_revoked',
   backendHealth: 'llmgateway.executor.v1.backend_health',
+  backendStats: 'llmgateway.executor.v1.backend_stats',
   usageDeadLetter: 'llmgateway.deadletter.v1.usage',
 } as const;
 

@@ -27,7 +27,7 @@ export const BUS_ROLES: Record<ServiceName, BusRole> = {
   auth: { ...none, broadcasts: [Subjects.keyRevoked], listens: [Subjects.keyRevoked] },
   quota: { ...none, stores: [Subjects.budgetAlert], consumes: [Consumers.quotaReconciler], listens: [Subjects.keyRevoked] },
   router: { ...none, listens: [Subjects.backendHealth] },
-  'provider-executor': { ...none, stores: [Subjects.usageRecorded], broadcasts: [Subjects.backendHealth] },
+  'provider-executor': { ...none, stores: [Subjects.usageRecorded], broadcasts: [Subjects.backendHealth, Subjects.backendStats] },
   'usage-accountant': { ...none, consumes: [Consumers.usageAccountant], listens: [Subjects.keyRevoked] },
 };
 

@@ -334,7 +334,10 @@ export class Executor {
     // A stream that broke after the provider's finish reason has all the output: answer normally.
     const finishReason = state.finishReason;
     if (failure && finishReason === FinishReason.FINISH_REASON_UNSPECIFIED) {
-      if (failure.retriable) this.deps.breaker.failure(model, failure.reason);
+      if (failure.retriable) {
+        this.deps.breaker.failure(model, failure.reason);
+        this.runner.latencies.error(model);
+      }
       const attempt = ok.attempt;
       attempt.outcome = AttemptOutcome.ATTEMPT_OUTCOME_FAILED;
       attempt.reason = failure.reason;
