@@ -63,7 +63,7 @@ describe('NATS permissions', () => {
     expect(publishers(Subjects.usageDeadLetter)).toEqual(['quota', 'usage-accountant']);
     expect(subscribers(Subjects.backendHealth)).toEqual(['router']);
     expect(publishers(Subjects.backendStats)).toEqual(['provider-executor']);
-    expect(subscribers(Subjects.backendStats)).toEqual([]);
+    expect(subscribers(Subjects.backendStats)).toEqual(['router']);
     expect(subscribers(Subjects.usageRecorded)).toEqual([]);
   });
 
