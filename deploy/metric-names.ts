@@ -1,4 +1,4 @@
-import { accountantMetrics, busConsumerMetrics, createMetrics, executorMetrics, genAiMetrics, httpMetrics, quotaMetrics, usageMetrics } from '@llmgw/metrics';
+import { accountantMetrics, busConsumerMetrics, createMetrics, executorMetrics, genAiMetrics, httpMetrics, quotaMetrics, routerMetrics, usageMetrics } from '@llmgw/metrics';
 
 /** Every metric family the services register, from the same factories the services use. */
 export async function exportedMetricNames(): Promise<Set<string>> {
@@ -10,6 +10,7 @@ export async function exportedMetricNames(): Promise<Set<string>> {
   executorMetrics(m);
   genAiMetrics(m);
   httpMetrics(m);
+  routerMetrics(m);
   return new Set((await m.registry.getMetricsAsJSON()).map((x) => x.name));
 }
 

@@ -228,6 +228,40 @@ describe('service views', () => {
     });
   });
 
+  describe('demotion by measured health', () => {
+    const withDemote = (demote: string) => exampleText.replace('    demote: { error_rate_above: 0.25, p95_ms_above: 8000, min_calls: 20 }\n', demote);
+    const routerProblems = (text: string) => problemsOf(() => parseSections(routerSectionsSchema, text, 'r.yaml', {}));
+
+    it('reads a route\'s demote thresholds, min_calls 20 by default; absent means none', () => {
+      const routes = parseSections(routerSectionsSchema, exampleText, 'r.yaml', {}).routes;
+      expect(routes['support-chat']?.demote).toEqual({ error_rate_above: 0.25, p95_ms_above: 8000, min_calls: 20 });
+      expect(routes['fallback-demo']?.demote).toBeUndefined();
+      const p95Only = parseSections(routerSectionsSchema, withDemote('    demote: { p95_ms_above: 5000 }\n'), 'r.yaml', {}).routes;
+      expect(p95Only['support-chat']?.demote).toEqual({ p95_ms_above: 5000, min_calls: 20 });
+    });
+
+    it.each([
+      ['no threshold', '{ min_calls: 5 }', 'routes.support-chat.demote: give error_rate_above, p95_ms_above or both'],
+      ['an error rate of 1', '{ error_rate_above: 1 }', 'routes.support-chat.demote.error_rate_above'],
+      ['a negative error rate', '{ error_rate_above: -0.1 }', 'routes.support-chat.demote.error_rate_above'],
+      ['a p95 of 0', '{ p95_ms_above: 0 }', 'routes.support-chat.demote.p95_ms_above'],
+      ['min_calls of 0', '{ error_rate_above: 0.5, min_calls: 0 }', 'routes.support-chat.demote.min_calls'],
+      ['an unknown field', '{ error_rate_above: 0.5, erorr_rate: 1 }', 'erorr_rate'],
+    ])('refuses %s', (_name, demote, problem) => {
+      expect(routerProblems(withDemote(`    demote: ${demote}\n`))).toContain(problem);
+    });
+
+    it('refuses demotion on a route whose plans have a single model, in the router\'s view and the whole file', () => {
+      const text = exampleText.replace('  fallback-demo:\n', '  fallback-demo:\n    demote: { error_rate_above: 0.5 }\n').replace('        fallback: [small-fast]\n  embeddings:', '  embeddings:');
+      const problem = 'routes.fallback-demo.demote: no rule of the route has a fallback';
+      expect(routerProblems(text)).toContain(problem);
+      expect(problemsOf(() => parseGatewayConfig(text, 'g.yaml', {}))).toContain(problem);
+      // A split arm is a second model of its plan's chain.
+      const split = text.replace('        model: flaky-primary\n', '        model: flaky-primary\n        split: [{ model: small-fast, share: 0.5 }]\n');
+      expect(parseSections(routerSectionsSchema, split, 'r.yaml', {}).routes['fallback-demo']?.demote).toEqual({ error_rate_above: 0.5, min_calls: 20 });
+    });
+  });
+
   it('strict on sections a service owns alone', () => {
     const text = exampleText.replace('    max_connections: 256', '    max_connections: 256\n    max_conections: 1');
     expect(problemsOf(() => parseSections(executorSectionsSchema, text, 'g.yaml', {}))).toContain('max_conections');

@@ -115,6 +115,21 @@ export const ruleSchema = z.strictObject({
   split: z.array(splitArmSchema).default([]),
 });
 
+/**
+ * When a route moves a model behind its healthy candidates, by what the executors measured over
+ * their last minute (summed over replicas): a demoted model is still tried, last.
+ */
+export const demoteSchema = z
+  .strictObject({
+    /** Demote when errors / calls is above this fraction (e.g. 0.25). */
+    error_rate_above: z.number().nonnegative().lt(1).optional(),
+    /** Demote when the p95 latency of answered calls is above this, in ms. */
+    p95_ms_above: positiveInt.optional(),
+    /** Fewer calls than this in the window say nothing: no demotion. */
+    min_calls: positiveInt.default(20),
+  })
+  .refine((d) => d.error_rate_above !== undefined || d.p95_ms_above !== undefined, { message: 'give error_rate_above, p95_ms_above or both' });
+
 export const routeSchema = z.strictObject({
   /** Hard cap on max_tokens: a request over it is INVALID_ARGUMENT. */
   max_tokens: positiveInt.default(4_096),
@@ -141,6 +156,8 @@ export const routeSchema = z.strictObject({
    * `fail`: the next model when `fallback_on` lists schema_failure, else the request fails.
    */
   on_schema_failure: z.enum(['repair', 'fail']).default('repair'),
+  /** Routing by measured health; absent: models are never demoted. */
+  demote: demoteSchema.optional(),
 });
 
 /** Fields of a tier; the router owns `allowed_models`, quota owns `limits`. */
@@ -287,6 +304,7 @@ export type ProviderConfig = z.infer<typeof providerSchema>;
 export type ModelConfig = z.infer<typeof modelSchema>;
 export type RouteConfig = z.infer<typeof routeSchema>;
 export type RuleConfig = z.infer<typeof ruleSchema>;
+export type DemoteConfig = z.infer<typeof demoteSchema>;
 export type SplitArmConfig = z.infer<typeof splitArmSchema>;
 export type TenantConfig = z.infer<typeof tenantSchema>;
 export type TierConfig = z.infer<typeof tierSchema>;

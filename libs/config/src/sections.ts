@@ -20,7 +20,8 @@ const has = (record: object, key: string): boolean => Object.hasOwn(record, key)
 
 /**
  * default_route and every rule's models exist, split arms' included; a rule's split shares sum to
- * at most 1 and its arms have distinct names; default_max_tokens fits max_tokens.
+ * at most 1 and its arms have distinct names; default_max_tokens fits max_tokens; a route that
+ * demotes has some plan with a model to demote behind.
  */
 function checkRoutes(cfg: { default_route: string; routes: Record<string, RouteConfig>; models: object }, issue: Issue): void {
   if (!has(cfg.routes, cfg.default_route)) issue(['default_route'], `unknown route "${cfg.default_route}"`);
@@ -44,6 +45,11 @@ function checkRoutes(cfg: { default_route: string; routes: Record<string, RouteC
       if (total > 1 + 1e-9) issue([...path, 'split'], `rule "${rule.name}": split shares sum to ${+total.toFixed(6)}, more than 1`);
     });
     if (route.default_max_tokens > route.max_tokens) issue(['routes', routeName, 'default_max_tokens'], 'must not exceed max_tokens');
+    // Demotion reorders a plan's models: with one model per chain there is nothing to reorder.
+    const chains = route.rules.flatMap((r) => [[r.model, ...r.fallback], ...r.split.map((a) => [a.model, ...(a.fallback ?? [r.model, ...r.fallback])])]);
+    if (route.demote && chains.every((c) => new Set(c).size < 2)) {
+      issue(['routes', routeName, 'demote'], 'no rule of the route has a fallback: a demoted model would have nothing to go behind');
+    }
   }
 }
 

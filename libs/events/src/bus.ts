@@ -91,6 +91,7 @@ export const Subjects = {
   tokenGrowthAlert: 'llmgateway.alerts.v1.token_growth',
   keyRevoked: 'llmgateway.auth.v1.key_revoked',
   backendHealth: 'llmgateway.executor.v1.backend_health',
+  backendStats: 'llmgateway.executor.v1.backend_stats',
   usageDeadLetter: 'llmgateway.deadletter.v1.usage',
 } as const;
 

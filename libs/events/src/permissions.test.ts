@@ -54,7 +54,7 @@ describe('NATS permissions', () => {
     expect(sorted(BUS_ROLES[service])).toEqual(sorted(roleInCode(service)));
   });
 
-  it('let only the executor publish usage, only auth revocations, only executors backend health', () => {
+  it('let only the executor publish usage, only auth revocations, only executors backend health and stats', () => {
     expect(publishers(Subjects.usageRecorded)).toEqual(['provider-executor']);
     expect(publishers('llmgateway.usage.v1.anything')).toEqual([]);
     expect(publishers(Subjects.keyRevoked)).toEqual(['auth']);
@@ -63,6 +63,8 @@ describe('NATS permissions', () => {
     expect(publishers(Subjects.tokenGrowthAlert)).toEqual(['usage-accountant']);
     expect(publishers(Subjects.usageDeadLetter)).toEqual(['quota', 'usage-accountant']);
     expect(subscribers(Subjects.backendHealth)).toEqual(['router']);
+    expect(publishers(Subjects.backendStats)).toEqual(['provider-executor']);
+    expect(subscribers(Subjects.backendStats)).toEqual(['router']);
     expect(subscribers(Subjects.usageRecorded)).toEqual([]);
   });
 
@@ -99,7 +101,7 @@ describe('NATS permissions', () => {
       '    { user: "edge", password: "pw-edge", permissions: { publish: { deny: [">"] }, subscribe: { allow: ["llmgateway.auth.v1.key_revoked", "_INBOX.edge.>"] } } }',
     );
     expect(lines).toContain(
-      '    { user: "provider-executor", password: "pw-provider-executor", permissions: { publish: { allow: ["llmgateway.usage.v1.recorded", "llmgateway.executor.v1.backend_health", ' +
+      '    { user: "provider-executor", password: "pw-provider-executor", permissions: { publish: { allow: ["llmgateway.usage.v1.recorded", "llmgateway.executor.v1.backend_health", "llmgateway.executor.v1.backend_stats", ' +
         '"$JS.API.STREAM.INFO.USAGE", "$JS.API.STREAM.CREATE.USAGE", "$JS.API.STREAM.UPDATE.USAGE"] }, subscribe: { allow: ["_INBOX.provider-executor.>"] } } }',
     );
     expect(lines).toContain('    { user: "admin", password: "pw-admin" }');

@@ -26,8 +26,8 @@ export const BUS_ROLES: Record<ServiceName, BusRole> = {
   // Auth replicas also hear each other's revocations (their caches of bootstrap keys).
   auth: { ...none, broadcasts: [Subjects.keyRevoked], listens: [Subjects.keyRevoked] },
   quota: { ...none, stores: [Subjects.budgetAlert], consumes: [Consumers.quotaReconciler], listens: [Subjects.keyRevoked] },
-  router: { ...none, listens: [Subjects.backendHealth] },
-  'provider-executor': { ...none, stores: [Subjects.usageRecorded], broadcasts: [Subjects.backendHealth] },
+  router: { ...none, listens: [Subjects.backendHealth, Subjects.backendStats] },
+  'provider-executor': { ...none, stores: [Subjects.usageRecorded], broadcasts: [Subjects.backendHealth, Subjects.backendStats] },
   'usage-accountant': {
     ...none,
     stores: [Subjects.tokenGrowthAlert],

@@ -74,6 +74,12 @@ export interface ExecutorMetrics {
   enforcement(route: string, kind: 'content_filter'): void;
 }
 
+/** Router: plans shaped by the executors' measured health. */
+export interface RouterMetrics {
+  /** A plan put the model behind its healthy candidates (route and model from config, reason an enum). */
+  demotion(route: string, model: string, reason: 'error_rate' | 'p95'): void;
+}
+
 /** Edge: requests of the OpenAI- and Anthropic-compatible HTTP surface. */
 export interface HttpMetrics {
   /** endpoint: a fixed name (chat_completions, embeddings, messages, models, unknown). */
@@ -87,6 +93,7 @@ const quotaCache = new WeakMap<Registry, QuotaMetrics>();
 const executorCache = new WeakMap<Registry, ExecutorMetrics>();
 const httpCache = new WeakMap<Registry, HttpMetrics>();
 const genAiCache = new WeakMap<Registry, GenAiMetrics>();
+const routerCache = new WeakMap<Registry, RouterMetrics>();
 
 function once<T>(cache: WeakMap<Registry, T>, registry: Registry, make: (r: Registry) => T): T {
   let m = cache.get(registry);
@@ -259,6 +266,18 @@ export function executorMetrics(m: Metrics): ExecutorMetrics {
       hedge: (route, outcome) => hedges.labels(route, outcome).inc(),
       enforcement: (route, kind) => enforcements.labels(route, kind).inc(),
     };
+  });
+}
+
+export function routerMetrics(m: Metrics): RouterMetrics {
+  return once(routerCache, m.registry, (registry) => {
+    const demotions = new Counter({
+      name: 'llmgw_backend_demotions_total',
+      help: 'Plans that moved a model behind its healthy candidates for its measured error rate or p95 (the route\'s demote thresholds), by route, model and reason.',
+      labelNames: ['route', 'model', 'reason'],
+      registers: [registry],
+    });
+    return { demotion: (route, model, reason) => demotions.labels(route, model, reason).inc() };
   });
 }
 

@@ -13,6 +13,7 @@ const attempt = (model: string, inputPerMillionUsd: number): PlannedAttempt => (
   tokenizer: Tokenizer.TOKENIZER_APPROX,
   contextTokens: 100_000,
   maxOutputTokens: 1_000,
+  demoted: '',
 });
 
 const plan = (extra: Partial<Plan>): Plan => ({

@@ -53,7 +53,7 @@ export const MODELS = {
     contextTokens: 8_192,
     maxOutputTokens: 4_096,
   },
-} satisfies Record<string, Omit<PlannedAttempt, 'model' | 'timeoutMs' | 'maxRetries'>>;
+} satisfies Record<string, Omit<PlannedAttempt, 'model' | 'timeoutMs' | 'maxRetries' | 'demoted'>>;
 export type TestModel = keyof typeof MODELS;
 
 const ALL_FORMATS = [
@@ -84,7 +84,7 @@ export const ROUTES: Record<string, Partial<RouteSpec>> = {
 };
 
 export function testAttempt(model: TestModel, over: Partial<PlannedAttempt> = {}): PlannedAttempt {
-  return { model, timeoutMs: 0, maxRetries: 0, ...MODELS[model], ...over };
+  return { model, timeoutMs: 0, maxRetries: 0, demoted: '', ...MODELS[model], ...over };
 }
 
 /**

@@ -55,6 +55,14 @@ describe('loadExecutorConfig', () => {
     expect(() => loadExecutorConfig(file(YAML), { OPENAI_KEY: 'k', USAGE_OUTBOX_SYNC_MS: '5000' })).toThrow(/USAGE_OUTBOX_SYNC_MS/);
   });
 
+  it('reads EXECUTOR_STATS_INTERVAL_MS, 5 s by default, 0 turning the stats broadcasts off', () => {
+    expect(loadExecutorConfig(file(YAML), { OPENAI_KEY: 'k' }).statsIntervalMs).toBe(5_000);
+    expect(loadExecutorConfig(file(YAML), { OPENAI_KEY: 'k', EXECUTOR_STATS_INTERVAL_MS: '250' }).statsIntervalMs).toBe(250);
+    expect(loadExecutorConfig(file(YAML), { OPENAI_KEY: 'k', EXECUTOR_STATS_INTERVAL_MS: '0' }).statsIntervalMs).toBe(0);
+    expect(() => loadExecutorConfig(file(YAML), { OPENAI_KEY: 'k', EXECUTOR_STATS_INTERVAL_MS: '-1' })).toThrow(/EXECUTOR_STATS_INTERVAL_MS/);
+    expect(() => loadExecutorConfig(file(YAML), { OPENAI_KEY: 'k', EXECUTOR_STATS_INTERVAL_MS: '5s' })).toThrow(/EXECUTOR_STATS_INTERVAL_MS/);
+  });
+
   it('fails naming an unset secret of its own section', () => {
     expect(() => loadExecutorConfig(file(YAML), {})).toThrow(/OPENAI_KEY/);
   });

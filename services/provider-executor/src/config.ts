@@ -4,6 +4,7 @@ import { z } from 'zod';
 /** 64 MiB of live records: some 200 000 unpublished events (the journal holds them in memory too). */
 export const DEFAULT_OUTBOX_MAX_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_OUTBOX_SYNC_MS = 0;
+export const DEFAULT_STATS_INTERVAL_MS = 5_000;
 
 const executorEnvSchema = z.object({
   /** Usage journal: write-ahead notes and events NATS did not take yet; on a persistent volume in production. */
@@ -16,6 +17,8 @@ const executorEnvSchema = z.object({
    * lose the notes of the last N ms).
    */
   USAGE_OUTBOX_SYNC_MS: envInt({ min: 0, max: 1_000, default: DEFAULT_OUTBOX_SYNC_MS }),
+  /** How often this replica broadcasts its per-model calls, errors and p95 (BackendStatsReport); 0: never. */
+  EXECUTOR_STATS_INTERVAL_MS: envInt({ min: 0, max: 600_000, default: DEFAULT_STATS_INTERVAL_MS }),
 });
 
 /** The executor's part of the config file (providers and their secrets: no other service sees them) and its environment. */
@@ -24,9 +27,17 @@ export interface ExecutorConfig {
   outboxPath: string | undefined;
   outboxMaxBytes: number;
   outboxSyncMs: number;
+  /** 0: no backend stats broadcasts. */
+  statsIntervalMs: number;
 }
 
 export function loadExecutorConfig(path: string, env: NodeJS.ProcessEnv): ExecutorConfig {
   const e = parseEnv(executorEnvSchema, env);
-  return { sections: loadSections(executorSectionsSchema, path, env), outboxPath: e.USAGE_OUTBOX_PATH || undefined, outboxMaxBytes: e.USAGE_OUTBOX_MAX_BYTES, outboxSyncMs: e.USAGE_OUTBOX_SYNC_MS };
+  return {
+    sections: loadSections(executorSectionsSchema, path, env),
+    outboxPath: e.USAGE_OUTBOX_PATH || undefined,
+    outboxMaxBytes: e.USAGE_OUTBOX_MAX_BYTES,
+    outboxSyncMs: e.USAGE_OUTBOX_SYNC_MS,
+    statsIntervalMs: e.EXECUTOR_STATS_INTERVAL_MS,
+  };
 }

@@ -390,7 +390,10 @@ export class Executor {
       return kind;
     };
     if (failure && finishReason === FinishReason.FINISH_REASON_UNSPECIFIED) {
-      if (failure.retriable) this.deps.breaker.failure(model, failure.reason);
+      if (failure.retriable) {
+        this.deps.breaker.failure(model, failure.reason);
+        this.runner.latencies.error(model);
+      }
       const kind: ErrorKind = failure.reason === 'deadline_exceeded' ? 'deadline_exceeded' : 'unavailable';
       return failAfterOutput(failure.reason, `provider stream ended early: ${failure.message}`, kind, `provider stream ended early after partial output: ${failure.message}`);
     }

@@ -6,6 +6,8 @@ import { CircuitBreaker, DEFAULT_BREAKER } from './circuit-breaker.js';
 import { loadExecutorConfig, type ExecutorConfig } from './config.js';
 import { Executor } from './execute.js';
 import { healthPublisher } from './health-publisher.js';
+import { LatencyWindow } from './latency-window.js';
+import { startStatsPublisher } from './stats-publisher.js';
 import { registryFromProviders } from './providers/registry.js';
 import { createExecutorServer } from './server.js';
 import { UsagePublisher } from './usage-publisher.js';
@@ -13,14 +15,18 @@ import { UsagePublisher } from './usage-publisher.js';
 export { Executor, abortableSleep, type ExecutionContext, type ExecutorDeps, type StreamSend, type UsageSink } from './execute.js';
 export { CircuitBreaker, DEFAULT_BREAKER, type BreakerChange, type CircuitBreakerOptions } from './circuit-breaker.js';
 export { healthPublisher, type HealthPublisherDeps } from './health-publisher.js';
+export { LatencyWindow, type ModelCallStats } from './latency-window.js';
+export { publishStats, startStatsPublisher, statsReport, type StatsPublisherDeps } from './stats-publisher.js';
 export { createAdapter, createRegistry, registryFromProviders, type ProviderRegistry } from './providers/registry.js';
 export type { ProviderAdapter } from './providers/types.js';
 export { loadExecutorConfig, type ExecutorConfig } from './config.js';
 
 /**
  * Starts the provider-executor: one connection pool per configured provider, one breaker per
- * replica whose openings and closings are broadcast as `BackendHealthChanged` on the bus, and the
- * usage publisher: the executor records the money, one usage event per request it received.
+ * replica whose openings and closings are broadcast as `BackendHealthChanged` on the bus, its
+ * calls per model over the last minute broadcast as `BackendStatsReport` every
+ * EXECUTOR_STATS_INTERVAL_MS, and the usage publisher: the executor records the money, one usage
+ * event per request it received.
  */
 export async function startProviderExecutor(deps: ServiceDeps<ExecutorConfig>): Promise<RunningService> {
   const now = Date.now;
@@ -33,12 +39,14 @@ export async function startProviderExecutor(deps: ServiceDeps<ExecutorConfig>): 
   });
   const registry = registryFromProviders(deps.config.sections.providers);
   const providerOfModel = new Map<string, string>();
+  const replicaId = randomUUID();
   const onChange = healthPublisher({
     bus: deps.bus,
     providerOf: (model) => providerOfModel.get(model) ?? '',
-    replicaId: randomUUID(),
+    replicaId,
     logger: deps.logger.child({ component: 'breaker' }),
   });
+  const window = new LatencyWindow({ now });
   const executor = new Executor({
     providers: deps.config.sections.providers,
     registry,
@@ -49,6 +57,7 @@ export async function startProviderExecutor(deps: ServiceDeps<ExecutorConfig>): 
     genAi: deps.metrics && genAiMetrics(deps.metrics),
     usage,
     onPlanned: (model, provider) => providerOfModel.set(model, provider),
+    window,
   });
   const g = createExecutorServer(executor, deps.logger, deps.metrics?.rpc, { transport: deps.transport, access: accessOf('provider-executor'), local: deps.local });
   let port: number;
@@ -58,10 +67,19 @@ export async function startProviderExecutor(deps: ServiceDeps<ExecutorConfig>): 
     await Promise.all([registry.close(), usage.close()]);
     throw err;
   }
+  const stopStats = startStatsPublisher({
+    bus: deps.bus,
+    window,
+    replicaId,
+    intervalMs: deps.config.statsIntervalMs,
+    now,
+    logger: deps.logger.child({ component: 'backend-stats' }),
+  });
   return {
     name: 'provider-executor',
     port,
     async close() {
+      stopStats();
       await drain(g, deps.drainMs);
       await usage.close();
       await registry.close();

@@ -36,6 +36,8 @@ export interface RunnerDeps {
   usage: UsageSink;
   /** Told the provider of each model a plan names (for health broadcasts). */
   onPlanned?: (model: string, provider: string) => void;
+  /** Where calls are counted (hedging p95, backend stats broadcasts); one of its own when not given. */
+  window?: LatencyWindow;
 }
 
 /** One planned attempt resolved to this replica's provider adapter. */
@@ -235,9 +237,12 @@ function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
  */
 export class PlanRunner {
   private readonly authLoggedAt = new Map<string, number>();
-  private readonly latencies = new LatencyWindow();
+  /** This replica's calls per model: hedging delays and the backend stats it broadcasts. */
+  readonly latencies: LatencyWindow;
 
-  constructor(private readonly deps: RunnerDeps) {}
+  constructor(private readonly deps: RunnerDeps) {
+    this.latencies = deps.window ?? new LatencyWindow({ now: deps.now });
+  }
 
   async run<T>(
     plan: Plan,
@@ -291,6 +296,8 @@ export class PlanRunner {
         throw err;
       }
       attempts.push({ ...attemptRecord(call.target, AttemptOutcome.ATTEMPT_OUTCOME_FAILED, latency, err.status, err.reason, err.message), hedge: call.hedge });
+      // The request's own deadline cut the call: no verdict on the backend, like a cancel.
+      if (err.reason !== 'deadline_exceeded') this.latencies.call(planned.model, err.retriable);
       if (err instanceof SchemaMismatch) {
         // The backend is healthy: it answered, only not in the shape asked for.
         breaker.success(planned.model);
@@ -374,6 +381,7 @@ export class PlanRunner {
           const { planned } = call.target;
           breaker.success(planned.model);
           if (r.error) {
+            this.latencies.call(planned.model, false);
             this.record(call.target.providerId, planned.model, 'success', 'content_filter', latency);
             attempts.push({ ...attemptRecord(call.target, AttemptOutcome.ATTEMPT_OUTCOME_SUCCESS, latency, r.error.status, 'content_filter', ''), hedge: call.hedge });
             call.unlink();

@@ -1,6 +1,6 @@
 import { dial, callStream, callUnary } from '@llmgw/grpc';
 import { silentLogger } from '@llmgw/logging';
-import { BackendHealthChanged, ErrorKind, ExecutorServiceClient, type ExecuteChatStreamResponse } from '@llmgw/proto/executor';
+import { BackendHealthChanged, BackendStatsReport, ErrorKind, ExecutorServiceClient, type ExecuteChatStreamResponse } from '@llmgw/proto/executor';
 import { startSimulator, type Simulator } from '@llmgw/provider-simulator';
 import { FinishReason, TokenSource, UsageRecorded } from '@llmgw/proto/v1';
 import { MemoryEventBus, Subjects } from '@llmgw/events';
@@ -26,7 +26,7 @@ class RecordingBus extends MemoryEventBus {
 
 async function start(s: Simulator, bus: RecordingBus): Promise<RunningService> {
   return startProviderExecutor({
-    config: { sections: testProviders(s.url), outboxPath: undefined, outboxMaxBytes: DEFAULT_OUTBOX_MAX_BYTES, outboxSyncMs: 0 },
+    config: { sections: testProviders(s.url), outboxPath: undefined, outboxMaxBytes: DEFAULT_OUTBOX_MAX_BYTES, outboxSyncMs: 0, statsIntervalMs: 50 },
     configPath: 'test-config.yaml',
     logger: silentLogger(),
     listenAddr: '127.0.0.1:0',
@@ -179,6 +179,33 @@ describe('ExecutorService over gRPC', () => {
       expect(got[0]).toMatchObject({ model: 'an-claude-haiku-4-5', provider: 'an', healthy: false });
     } finally {
       stop();
+    }
+  });
+
+  it('broadcasts its calls per model every stats interval, with the replica id of its health broadcasts', async () => {
+    const health: BackendHealthChanged[] = [];
+    const reports: BackendStatsReport[] = [];
+    const stopHealth = bus.onBroadcast(Subjects.backendHealth, (d) => health.push(BackendHealthChanged.decode(d)));
+    const stopStats = bus.onBroadcast(Subjects.backendStats, (d) => reports.push(BackendStatsReport.decode(d)));
+    try {
+      const of = (r: BackendStatsReport | undefined, model: string) => r?.models.find((m) => m.model === model) ?? { calls: 0, errors: 0, p95Ms: 0 };
+      // Earlier tests' calls are in the window too: count from the last report before these.
+      await vi.waitFor(() => expect(reports.length).toBeGreaterThan(0), { timeout: 3_000, interval: 10 });
+      const before = reports.at(-1);
+      const planned = [attempt('ge-gemini-2.5-flash', 'gemini-stats-fail-503'), attempt('az-my-deployment')];
+      for (let i = 0; i < 5; i++) await callUnary(client.executeChat.bind(client), chatRequest('hi', planned, {}, {}, `st-${i}`), { timeoutMs: 5_000 });
+      await vi.waitFor(() => expect(of(reports.at(-1), 'az-my-deployment').calls - of(before, 'az-my-deployment').calls).toBe(5), { timeout: 3_000, interval: 20 });
+      const last = reports.at(-1) as BackendStatsReport;
+      expect(last).toMatchObject({ windowMs: 60_000, intervalMs: 50 });
+      expect(of(last, 'ge-gemini-2.5-flash').calls - of(before, 'ge-gemini-2.5-flash').calls).toBe(5);
+      expect(of(last, 'ge-gemini-2.5-flash').errors - of(before, 'ge-gemini-2.5-flash').errors).toBe(5);
+      expect(of(last, 'az-my-deployment').errors).toBe(0);
+      expect(of(last, 'az-my-deployment').p95Ms).toBeGreaterThan(0);
+      // The fifth failure opened the breaker: the same replica speaks in both.
+      expect(health.find((h) => h.model === 'ge-gemini-2.5-flash')?.replicaId).toBe(last.replicaId);
+    } finally {
+      stopHealth();
+      stopStats();
     }
   });
 });

@@ -13,6 +13,7 @@ import { FallbackTrigger, SchemaFailurePolicy, Tokenizer, type Plan, type Planne
 import { ResponseFormatType, Role, type EmbedRequest, type Message, type UsageRecorded } from '@llmgw/proto/v1';
 import { CircuitBreaker, DEFAULT_BREAKER } from './circuit-breaker.js';
 import { Executor, type ExecutionContext, type UsageSink } from './execute.js';
+import type { LatencyWindow } from './latency-window.js';
 import { registryFromProviders, type ProviderRegistry } from './providers/registry.js';
 import type { ChatParams, ChatStreamEvent, StreamDecoder } from './providers/types.js';
 import { SseParser } from './stream.js';
@@ -81,6 +82,7 @@ export function attempt(model: string, upstream?: string, extra: Partial<Planned
     tokenizer: m.tokenizer,
     contextTokens: m.contextTokens,
     maxOutputTokens: m.maxOutputTokens,
+    demoted: '',
     ...extra,
   };
 }
@@ -202,7 +204,10 @@ export interface TestExecutor {
   usage: RecordingUsage;
 }
 
-export function executorFor(providers: ExecutorSections, opts: { breaker?: CircuitBreaker; random?: () => number; usage?: RecordingUsage } = {}): TestExecutor {
+export function executorFor(
+  providers: ExecutorSections,
+  opts: { breaker?: CircuitBreaker; random?: () => number; usage?: RecordingUsage; window?: LatencyWindow } = {},
+): TestExecutor {
   const registry = registryFromProviders(providers.providers);
   const usage = opts.usage ?? new RecordingUsage();
   const executor = new Executor({
@@ -213,6 +218,7 @@ export function executorFor(providers: ExecutorSections, opts: { breaker?: Circu
     now: Date.now,
     random: opts.random,
     usage,
+    window: opts.window,
   });
   return { executor, registry, usage };
 }

@@ -1,9 +1,12 @@
 import type { BackendHealthChanged } from '@llmgw/proto/executor';
+import type { MeasuredHealth } from './backend-stats.js';
 
 /** What the planner asks about health. */
 export interface HealthView {
   /** True while at least one executor replica reports the model's breaker open. */
   isUnhealthy(model: string): boolean;
+  /** What the executors measured of the model over their windows (BackendStats); undefined: nothing known. */
+  measured?(model: string): MeasuredHealth | undefined;
 }
 
 /** Longest time one report may mark a model unhealthy, whatever the sender says. */

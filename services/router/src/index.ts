@@ -1,15 +1,18 @@
 import { ConfigWatcher } from '@llmgw/config';
 import { Subjects } from '@llmgw/events';
 import { createGrpcServer, drain, listen, tolerantDecoding, unary } from '@llmgw/grpc';
-import { BackendHealthChanged } from '@llmgw/proto/executor';
+import { routerMetrics } from '@llmgw/metrics';
+import { BackendHealthChanged, BackendStatsReport } from '@llmgw/proto/executor';
 import { RouterServiceService, type ListModelsRequest, type ListModelsResponse, type PlanRouteResponse, type PlanRouteRequest, type RouterServiceServer } from '@llmgw/proto/router';
 import { accessOf, type RunningService, type ServiceDefinition, type ServiceDeps } from '@llmgw/runtime';
-import { BackendHealth } from './backend-health.js';
+import { BackendHealth, type HealthView } from './backend-health.js';
+import { BackendStats } from './backend-stats.js';
 import { loadRouterConfig, parseRouterSections, type RouterConfig } from './config.js';
 import { Planner } from './planner.js';
 
-export { Planner, taskTypeName, qualityTierName, latencyClassName, type SkipReason } from './planner.js';
+export { Planner, demotionOf, taskTypeName, qualityTierName, latencyClassName, type DemotionObserver, type DemotionReason, type SkipReason } from './planner.js';
 export { BackendHealth, MAX_UNHEALTHY_MS, type HealthView } from './backend-health.js';
+export { BackendStats, type MeasuredHealth } from './backend-stats.js';
 export { loadRouterConfig, type RouterConfig } from './config.js';
 
 export const ROUTER_SERVICE_NAME = 'llmgateway.router.v1.RouterService';
@@ -17,7 +20,9 @@ export const ROUTER_SERVICE_NAME = 'llmgateway.router.v1.RouterService';
 /**
  * Starts the router: a stateless planner over its sections of the config, hot-reloaded from the
  * file (polled every POLICY_POLL_MS), that plans around backends the executors report unhealthy
- * (`BackendHealthChanged` broadcasts on the bus). A bad edit keeps the previous policy.
+ * (`BackendHealthChanged` broadcasts on the bus) and, on routes with `demote`, tries last the
+ * models whose measured error rate or p95 is too high (`BackendStatsReport` broadcasts). A bad
+ * edit keeps the previous policy.
  */
 export async function startRouter(deps: ServiceDeps<RouterConfig>): Promise<RunningService> {
   const logger = deps.logger.child({ component: 'router' });
@@ -45,9 +50,21 @@ export async function startRouter(deps: ServiceDeps<RouterConfig>): Promise<Runn
     );
   });
 
+  const stats = new BackendStats(Date.now);
+  const stopStats = deps.bus.onBroadcast(Subjects.backendStats, (data) => {
+    try {
+      stats.apply(BackendStatsReport.decode(data));
+    } catch (err) {
+      logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'dropped an undecodable backend stats report');
+    }
+  });
+  const view: HealthView = { isUnhealthy: (model) => health.isUnhealthy(model), measured: (model) => stats.measured(model) };
+  const metrics = deps.metrics && routerMetrics(deps.metrics);
+  const onDemoted = metrics && ((route: string, model: string, reason: 'error_rate' | 'p95') => metrics.demotion(route, model, reason));
+
   const g = createGrpcServer([ROUTER_SERVICE_NAME], { transport: deps.transport, access: accessOf('router') });
   const impl: RouterServiceServer = {
-    planRoute: unary('PlanRoute', logger, async (req: PlanRouteRequest): Promise<PlanRouteResponse> => ({ plan: policy.current.plan(req, health) }), {
+    planRoute: unary('PlanRoute', logger, async (req: PlanRouteRequest): Promise<PlanRouteResponse> => ({ plan: policy.current.plan(req, view, onDemoted) }), {
       metrics: deps.metrics?.rpc,
     }),
     listModels: unary('ListModels', logger, async (req: ListModelsRequest): Promise<ListModelsResponse> => ({ entries: policy.current.catalog(req.tenantId, req.tier) }), {
@@ -60,6 +77,7 @@ export async function startRouter(deps: ServiceDeps<RouterConfig>): Promise<Runn
     port = await listen(g, deps.listenAddr);
   } catch (err) {
     stopHealth();
+    stopStats();
     policy.stop();
     throw err;
   }
@@ -68,6 +86,7 @@ export async function startRouter(deps: ServiceDeps<RouterConfig>): Promise<Runn
     port,
     close: async () => {
       stopHealth();
+      stopStats();
       policy.stop();
       await drain(g, deps.drainMs);
     },

@@ -72,6 +72,7 @@ const SMALL_FAST = {
   tokenizer: Tokenizer.TOKENIZER_OPENAI,
   contextTokens: 128_000,
   maxOutputTokens: 16_384,
+  demoted: '',
 };
 const ALL_FORMATS = [
   ResponseFormatType.RESPONSE_FORMAT_TYPE_TEXT,
@@ -105,6 +106,7 @@ describe('attempt fields', () => {
       tokenizer: Tokenizer.TOKENIZER_APPROX,
       contextTokens: 200_000,
       maxOutputTokens: 4_096,
+      demoted: '',
     });
     expect(plan).toMatchObject({ maxTokensCap: 4096, defaultMaxTokens: 512, timeoutMs: 30_000, retryBackoffMs: 200, skipped: [] });
   });
@@ -292,6 +294,82 @@ describe('backend health', () => {
 
   it('a healthy view changes nothing', () => {
     expect(planner.plan(req({}), unhealthy())).toEqual(planner.plan(req({})));
+  });
+});
+
+describe('demotion by measured health', () => {
+  /** The test policy with `demote` on support-chat, whose default rule has two fallbacks. */
+  const demoting = new Planner(
+    parseSections(
+      routerSectionsSchema,
+      testPolicyYaml()
+        .replace('    fallback_on: [timeout, http_5xx, http_429, connection_error]\n', '    fallback_on: [timeout, http_5xx, http_429, connection_error]\n    demote: { error_rate_above: 0.25, p95_ms_above: 8000, min_calls: 20 }\n')
+        .replace('        model: small-fast\n        fallback: [small-backup]\n', '        model: small-fast\n        fallback: [small-backup, large-reasoning]\n'),
+      'router-test.yaml',
+      {},
+    ),
+  );
+  type Measured = Record<string, { calls: number; errors: number; p95Ms: number }>;
+  const view = (measured: Measured, unhealthy: string[] = []) => ({ isUnhealthy: (m: string) => unhealthy.includes(m), measured: (m: string) => measured[m] });
+  const order = (p: Plan) => p.attempts.map((a) => [a.model, a.demoted]);
+  const healthy = { calls: 100, errors: 1, p95Ms: 900 };
+  // globex may use every model: the default rule's whole chain.
+  const r = req({ tenantId: 'globex' });
+
+  it('moves a primary over the error rate behind the healthy candidates, saying why', () => {
+    const demoted: [string, string, string][] = [];
+    const plan = demoting.plan(r, view({ 'small-fast': { calls: 50, errors: 20, p95Ms: 700 }, 'small-backup': healthy }), (...d) => demoted.push(d));
+    expect(order(plan)).toEqual([
+      ['small-backup', ''],
+      ['large-reasoning', ''],
+      ['small-fast', 'error rate 40% over 50 calls (above 25%)'],
+    ]);
+    // Demoted is not skipped: nothing in the routing record's skipped list.
+    expect(plan.skipped).toEqual([]);
+    expect(demoted).toEqual([['support-chat', 'small-fast', 'error_rate']]);
+  });
+
+  it('demotes for the p95 too; the error rate is named first when both are over', () => {
+    const plan = demoting.plan(r, view({ 'small-backup': { calls: 30, errors: 0, p95Ms: 9_100 }, 'large-reasoning': { calls: 40, errors: 30, p95Ms: 12_000 } }));
+    expect(order(plan)).toEqual([
+      ['small-fast', ''],
+      ['small-backup', 'p95 9100 ms over 30 calls (above 8000 ms)'],
+      ['large-reasoning', 'error rate 75% over 40 calls (above 25%)'],
+    ]);
+  });
+
+  it('still plans every model, in order, when all of them are demoted', () => {
+    const bad = { calls: 100, errors: 90, p95Ms: 100 };
+    const plan = demoting.plan(r, view({ 'small-fast': bad, 'small-backup': bad, 'large-reasoning': bad }));
+    expect(plan.attempts.map((a) => a.model)).toEqual(['small-fast', 'small-backup', 'large-reasoning']);
+    expect(plan.attempts.every((a) => a.demoted.startsWith('error rate 90%'))).toBe(true);
+  });
+
+  it('says nothing below min_calls, nor at the thresholds exactly', () => {
+    const plan = demoting.plan(r, view({ 'small-fast': { calls: 19, errors: 19, p95Ms: 60_000 }, 'small-backup': { calls: 20, errors: 5, p95Ms: 8_000 } }));
+    expect(order(plan)).toEqual([
+      ['small-fast', ''],
+      ['small-backup', ''],
+      ['large-reasoning', ''],
+    ]);
+  });
+
+  it('skips an open breaker first, then demotes among the rest', () => {
+    const plan = demoting.plan(r, view({ 'small-backup': { calls: 50, errors: 50, p95Ms: 0 } }, ['small-fast']));
+    expect(order(plan)).toEqual([
+      ['large-reasoning', ''],
+      ['small-backup', 'error rate 100% over 50 calls (above 25%)'],
+    ]);
+    expect(plan.skipped.map((s) => [s.model, s.reason])).toEqual([['small-fast', 'unhealthy']]);
+  });
+
+  it('changes nothing on a route without demote, nor for a pinned model', () => {
+    const bad = view({ 'small-fast': { calls: 100, errors: 100, p95Ms: 50_000 } });
+    // The test policy's support-chat has no demote.
+    expect(planner.plan(r, bad)).toEqual(planner.plan(r));
+    expect(planner.plan(r, bad).attempts[0]?.model).toBe('small-fast');
+    const pinned = demoting.plan(req({ tenantId: 'globex', model: 'small-fast' }), bad);
+    expect(order(pinned)).toEqual([['small-fast', '']]);
   });
 });
 

@@ -1,11 +1,33 @@
 import { AppError, quoted } from '@llmgw/errors';
-import type { FallbackTriggerName, ModelConfig, ResponseFormatName, RouteConfig, RouterSections, RuleConfig } from '@llmgw/config';
+import type { DemoteConfig, FallbackTriggerName, ModelConfig, ResponseFormatName, RouteConfig, RouterSections, RuleConfig } from '@llmgw/config';
 import { Attempt, AttemptOutcome, LatencyClass, Priority, QualityTier, ResponseFormatType, TaskType } from '@llmgw/proto/v1';
 import { CatalogEntryKind, FallbackTrigger, Operation, SchemaFailurePolicy, Tokenizer, type CatalogEntry, type Guardrails, type Hedge, type Plan, type PlannedAttempt, type PlanRouteRequest } from '@llmgw/proto/router';
 import { STICKY_BUCKETS } from '@llmgw/sticky';
 import type { HealthView } from './backend-health.js';
+import type { MeasuredHealth } from './backend-stats.js';
 
 export type SkipReason = 'not_allowed' | 'missing_capability' | 'context_too_small' | 'unhealthy';
+
+/** Why a model was demoted: the bounded label of llmgw_backend_demotions_total. */
+export type DemotionReason = 'error_rate' | 'p95';
+
+/** Told of every model a plan demoted (the router counts them). */
+export type DemotionObserver = (route: string, model: string, reason: DemotionReason) => void;
+
+const percent = (x: number) => `${+(x * 100).toFixed(1)}%`;
+
+/** Why the route's thresholds demote a model with these measurements, or undefined. */
+export function demotionOf(demote: DemoteConfig, m: MeasuredHealth | undefined): { reason: DemotionReason; text: string } | undefined {
+  if (!m || m.calls < demote.min_calls) return undefined;
+  const rate = m.errors / m.calls;
+  if (demote.error_rate_above !== undefined && rate > demote.error_rate_above) {
+    return { reason: 'error_rate', text: `error rate ${percent(rate)} over ${m.calls} calls (above ${percent(demote.error_rate_above)})` };
+  }
+  if (demote.p95_ms_above !== undefined && m.p95Ms > demote.p95_ms_above) {
+    return { reason: 'p95', text: `p95 ${m.p95Ms} ms over ${m.calls} calls (above ${demote.p95_ms_above} ms)` };
+  }
+  return undefined;
+}
 
 const TRIGGERS: Record<FallbackTriggerName, FallbackTrigger> = {
   timeout: FallbackTrigger.FALLBACK_TRIGGER_TIMEOUT,
@@ -201,10 +223,12 @@ export class Planner {
 
   /**
    * `health` (optional): models it reports unhealthy are skipped (reason `unhealthy`) unless that
-   * would leave no attempt, in which case they all stay (trying beats refusing); a pin is never
-   * skipped for health.
+   * would leave no attempt, in which case they all stay (trying beats refusing); on a route with
+   * `demote`, models whose measured error rate or p95 is over its thresholds go behind the
+   * plan's other models, in their order, with the reason in `demoted` (never skipped: when every
+   * model is demoted the plan keeps its order). A pin is never skipped or demoted for health.
    */
-  plan(request: PlanRouteRequest, health?: HealthView): Plan {
+  plan(request: PlanRouteRequest, health?: HealthView, onDemoted?: DemotionObserver): Plan {
     const req = this.resolveModelOrRoute(request);
     const routeName = req.route || this.config.default_route;
     const route = this.routes.get(routeName);
@@ -263,7 +287,9 @@ export class Planner {
     }
 
     const attempts: PlannedAttempt[] = [];
+    const demoted: PlannedAttempt[] = [];
     const skipped: Attempt[] = [];
+    const demote = !req.model && health?.measured ? route.config.demote : undefined;
     // Above every model skipped for context, within every model's context that was considered.
     for (const { model, skip } of candidates) {
       if (skip?.reason === 'context_too_small') promptTokensMin = Math.max(promptTokensMin, model.config.context_tokens + 1);
@@ -283,7 +309,9 @@ export class Planner {
         continue;
       }
       const m = model.config;
-      attempts.push({
+      const demotion = demote && demotionOf(demote, health?.measured?.(model.name));
+      if (demotion) onDemoted?.(routeName, model.name, demotion.reason);
+      (demotion ? demoted : attempts).push({
         model: model.name,
         provider: m.provider,
         upstreamModel: m.upstream_model ?? model.name,
@@ -294,8 +322,11 @@ export class Planner {
         tokenizer: TOKENIZERS[m.tokenizer],
         contextTokens: m.context_tokens,
         maxOutputTokens: m.max_output_tokens,
+        demoted: demotion ? demotion.text : '',
       });
     }
+    // A demoted model is not skipped: it is tried after the healthy ones.
+    attempts.push(...demoted);
     if (attempts.length === 0) throw noModelLeft(routeName, req, skipped, missingCapabilities);
 
     return {

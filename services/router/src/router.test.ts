@@ -7,7 +7,8 @@ import { ConfigError, ConfigWatcher } from '@llmgw/config';
 import { MemoryEventBus, Subjects, type EventBus } from '@llmgw/events';
 import { callUnary, dial } from '@llmgw/grpc';
 import { silentLogger, type Logger } from '@llmgw/logging';
-import { BackendHealthChanged } from '@llmgw/proto/executor';
+import { createMetrics } from '@llmgw/metrics';
+import { BackendHealthChanged, BackendStatsReport, type ModelStats } from '@llmgw/proto/executor';
 import { PlanRouteRequest, RouterServiceClient, Tokenizer } from '@llmgw/proto/router';
 import { AttemptOutcome, ResponseFormatType, TaskType } from '@llmgw/proto/v1';
 import { addrsFromEnv, type RunningService, type ServiceDeps } from '@llmgw/runtime';
@@ -102,6 +103,7 @@ describe('router service', () => {
         tokenizer: Tokenizer.TOKENIZER_OPENAI,
         contextTokens: 128_000,
         maxOutputTokens: 16_384,
+        demoted: '',
       },
     ]);
     expect(p?.guardrails).toEqual({
@@ -268,6 +270,47 @@ describe('router service and backend health', () => {
     const back = await plan();
     expect(back?.attempts.map((a) => a.model)).toEqual(['small-fast', 'small-backup']);
     expect(back?.skipped).toEqual([]);
+  });
+});
+
+describe('router service and measured health', () => {
+  it('demotes a model by the stats two executor replicas broadcast, counts it, and forgets a silent replica', async () => {
+    const bus = new MemoryEventBus();
+    const metrics = createMetrics('router', { defaultMetrics: false });
+    const yaml = testPolicyYaml().replace(
+      '    fallback_on: [timeout, http_5xx, http_429, connection_error]\n',
+      '    fallback_on: [timeout, http_5xx, http_429, connection_error]\n    demote: { error_rate_above: 0.25, min_calls: 20 }\n',
+    );
+    const running = await startRouter({ ...routerDeps({ sections: parseRouterSections(yaml, 'r.yaml', {}), configPath: '/nonexistent/router-stats-test.yaml', bus }), metrics });
+    const client = dial(RouterServiceClient, `127.0.0.1:${running.port}`);
+    const plan = async () => (await callUnary(client.planRoute.bind(client), PlanRouteRequest.fromPartial({ tenantId: 'acme', tier: 'startup' }), { timeoutMs: 2_000 })).plan;
+    const stats = (replicaId: string, models: Partial<ModelStats>[], intervalMs = 60_000) =>
+      bus.broadcast(Subjects.backendStats, BackendStatsReport.encode(BackendStatsReport.fromPartial({ replicaId, windowMs: 60_000, intervalMs, occurredAt: new Date(), models })).finish());
+    try {
+      expect((await plan())?.attempts.map((a) => a.model)).toEqual(['small-fast', 'small-backup']);
+      // Neither replica alone is over min_calls; together they are, at 30% errors.
+      stats('executor-1', [{ model: 'small-fast', calls: 12, errors: 4, p95Ms: 300 }]);
+      expect((await plan())?.attempts.map((a) => a.demoted)).toEqual(['', '']);
+      // Short-lived: this replica's word lasts three of its 100 ms intervals.
+      stats('executor-2', [{ model: 'small-fast', calls: 8, errors: 2, p95Ms: 500 }], 100);
+      const demoted = await plan();
+      expect(demoted?.attempts.map((a) => [a.model, a.demoted])).toEqual([
+        ['small-backup', ''],
+        ['small-fast', 'error rate 30% over 20 calls (above 25%)'],
+      ]);
+      expect(await metrics.registry.metrics()).toContain('llmgw_backend_demotions_total{route="support-chat",model="small-fast",reason="error_rate",service="router"} 1');
+      // Garbage on the subject is dropped, not fatal.
+      bus.broadcast(Subjects.backendStats, new Uint8Array([0xff, 0xff, 0xff]));
+      const back = await eventually(plan, (p) => p?.attempts[0]?.model === 'small-fast', 2_000);
+      expect(back?.attempts.map((a) => [a.model, a.demoted])).toEqual([
+        ['small-fast', ''],
+        ['small-backup', ''],
+      ]);
+    } finally {
+      client.close();
+      await running.close();
+      await bus.close();
+    }
   });
 });
 

@@ -40,6 +40,52 @@ export interface BackendHealthChanged {
   occurredAt?: Date | undefined;
 }
 
+/**
+ * BackendStatsReport is broadcast on core NATS subject `llmgateway.executor.v1.backend_stats`
+ * (best effort, not JetStream) every `EXECUTOR_STATS_INTERVAL_MS` by each executor replica: what
+ * its calls to each model looked like over the last `window_ms`. Routers aggregate the reports of
+ * all replicas and may demote a model whose error rate or latency is too high before any breaker
+ * opens. Each report replaces the same replica's previous one.
+ */
+export interface BackendStatsReport {
+  /** Random id of the executor process that sent the report (the one of BackendHealthChanged). */
+  replicaId: string;
+  /** Length of the rolling window the counts cover, in milliseconds, ending at occurred_at. */
+  windowMs: number;
+  /** When the report was made, by the sender's clock. */
+  occurredAt?:
+    | Date
+    | undefined;
+  /** One entry per model with at least one call in the window; empty when the replica made none. */
+  models: ModelStats[];
+  /**
+   * How often this replica reports, in milliseconds: a router forgets a report three intervals
+   * after receiving it, so a dead replica's last word does not last.
+   */
+  intervalMs: number;
+}
+
+/** ModelStats is one model's calls over a report's window, on one executor replica. */
+export interface ModelStats {
+  /** Model name as configured (the key of `models` in the gateway config). */
+  model: string;
+  /**
+   * Provider calls that ended with a verdict: an answer (refusals included) or a failure.
+   * Calls cancelled by the caller or lost to a hedge are not counted.
+   */
+  calls: number;
+  /**
+   * Of those, the backend's failures: HTTP 5xx, 429, timeouts, connection errors and broken
+   * answers. The caller's 4xx, refusals and schema mismatches are calls, not errors.
+   */
+  errors: number;
+  /**
+   * 95th percentile latency of the window's answered calls, in milliseconds (within 5%); 0 when
+   * none was answered.
+   */
+  p95Ms: number;
+}
+
 function createBaseBackendHealthChanged(): BackendHealthChanged {
   return {
     model: "",
@@ -221,6 +267,276 @@ export const BackendHealthChanged: MessageFns<BackendHealthChanged> = {
     message.unhealthyForMs = object.unhealthyForMs ?? 0;
     message.reason = object.reason ?? "";
     message.occurredAt = object.occurredAt ?? undefined;
+    return message;
+  },
+};
+
+function createBaseBackendStatsReport(): BackendStatsReport {
+  return { replicaId: "", windowMs: 0, occurredAt: undefined, models: [], intervalMs: 0 };
+}
+
+export const BackendStatsReport: MessageFns<BackendStatsReport> = {
+  encode(message: BackendStatsReport, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.replicaId !== "") {
+      writer.uint32(10).string(message.replicaId);
+    }
+    if (message.windowMs !== 0) {
+      writer.uint32(16).int64(message.windowMs);
+    }
+    if (message.occurredAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.occurredAt), writer.uint32(26).fork()).join();
+    }
+    for (const v of message.models) {
+      ModelStats.encode(v!, writer.uint32(34).fork()).join();
+    }
+    if (message.intervalMs !== 0) {
+      writer.uint32(40).int64(message.intervalMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BackendStatsReport {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBackendStatsReport();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.replicaId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.windowMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.occurredAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.models.push(ModelStats.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.intervalMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BackendStatsReport {
+    return {
+      replicaId: isSet(object.replicaId)
+        ? globalThis.String(object.replicaId)
+        : isSet(object.replica_id)
+        ? globalThis.String(object.replica_id)
+        : "",
+      windowMs: isSet(object.windowMs)
+        ? globalThis.Number(object.windowMs)
+        : isSet(object.window_ms)
+        ? globalThis.Number(object.window_ms)
+        : 0,
+      occurredAt: isSet(object.occurredAt)
+        ? fromJsonTimestamp(object.occurredAt)
+        : isSet(object.occurred_at)
+        ? fromJsonTimestamp(object.occurred_at)
+        : undefined,
+      models: globalThis.Array.isArray(object?.models) ? object.models.map((e: any) => ModelStats.fromJSON(e)) : [],
+      intervalMs: isSet(object.intervalMs)
+        ? globalThis.Number(object.intervalMs)
+        : isSet(object.interval_ms)
+        ? globalThis.Number(object.interval_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: BackendStatsReport): unknown {
+    const obj: any = {};
+    if (message.replicaId !== "") {
+      obj.replicaId = message.replicaId;
+    }
+    if (message.windowMs !== 0) {
+      obj.windowMs = Math.round(message.windowMs);
+    }
+    if (message.occurredAt !== undefined) {
+      obj.occurredAt = message.occurredAt.toISOString();
+    }
+    if (message.models?.length) {
+      obj.models = message.models.map((e) => ModelStats.toJSON(e));
+    }
+    if (message.intervalMs !== 0) {
+      obj.intervalMs = Math.round(message.intervalMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BackendStatsReport>, I>>(base?: I): BackendStatsReport {
+    return BackendStatsReport.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BackendStatsReport>, I>>(object: I): BackendStatsReport {
+    const message = createBaseBackendStatsReport();
+    message.replicaId = object.replicaId ?? "";
+    message.windowMs = object.windowMs ?? 0;
+    message.occurredAt = object.occurredAt ?? undefined;
+    message.models = object.models?.map((e) => ModelStats.fromPartial(e)) || [];
+    message.intervalMs = object.intervalMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseModelStats(): ModelStats {
+  return { model: "", calls: 0, errors: 0, p95Ms: 0 };
+}
+
+export const ModelStats: MessageFns<ModelStats> = {
+  encode(message: ModelStats, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.model !== "") {
+      writer.uint32(10).string(message.model);
+    }
+    if (message.calls !== 0) {
+      writer.uint32(16).int64(message.calls);
+    }
+    if (message.errors !== 0) {
+      writer.uint32(24).int64(message.errors);
+    }
+    if (message.p95Ms !== 0) {
+      writer.uint32(32).int64(message.p95Ms);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ModelStats {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseModelStats();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.model = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.calls = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.errors = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.p95Ms = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ModelStats {
+    return {
+      model: isSet(object.model) ? globalThis.String(object.model) : "",
+      calls: isSet(object.calls) ? globalThis.Number(object.calls) : 0,
+      errors: isSet(object.errors) ? globalThis.Number(object.errors) : 0,
+      p95Ms: isSet(object.p95Ms)
+        ? globalThis.Number(object.p95Ms)
+        : isSet(object.p95_ms)
+        ? globalThis.Number(object.p95_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: ModelStats): unknown {
+    const obj: any = {};
+    if (message.model !== "") {
+      obj.model = message.model;
+    }
+    if (message.calls !== 0) {
+      obj.calls = Math.round(message.calls);
+    }
+    if (message.errors !== 0) {
+      obj.errors = Math.round(message.errors);
+    }
+    if (message.p95Ms !== 0) {
+      obj.p95Ms = Math.round(message.p95Ms);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ModelStats>, I>>(base?: I): ModelStats {
+    return ModelStats.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ModelStats>, I>>(object: I): ModelStats {
+    const message = createBaseModelStats();
+    message.model = object.model ?? "";
+    message.calls = object.calls ?? 0;
+    message.errors = object.errors ?? 0;
+    message.p95Ms = object.p95Ms ?? 0;
     return message;
   },
 };

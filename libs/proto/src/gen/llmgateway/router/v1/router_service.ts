@@ -315,6 +315,12 @@ export interface PlannedAttempt {
   contextTokens: number;
   /** Most output tokens the model can produce in one answer. */
   maxOutputTokens: number;
+  /**
+   * Why the router moved this model behind the plan's healthy candidates (the route's `demote`
+   * thresholds, from the executors' measured error rate or p95), e.g. "error rate 40% over 50
+   * calls"; empty when it was not demoted.
+   */
+  demoted: string;
 }
 
 /** Pricing is what a model costs per million tokens, in US dollars. */
@@ -736,6 +742,7 @@ function createBasePlannedAttempt(): PlannedAttempt {
     tokenizer: 0,
     contextTokens: 0,
     maxOutputTokens: 0,
+    demoted: "",
   };
 }
 
@@ -767,6 +774,9 @@ export const PlannedAttempt: MessageFns<PlannedAttempt> = {
     }
     if (message.maxOutputTokens !== 0) {
       writer.uint32(72).int32(message.maxOutputTokens);
+    }
+    if (message.demoted !== "") {
+      writer.uint32(82).string(message.demoted);
     }
     return writer;
   },
@@ -856,6 +866,14 @@ export const PlannedAttempt: MessageFns<PlannedAttempt> = {
             message.maxOutputTokens = reader.int32();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.demoted = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -899,6 +917,7 @@ export const PlannedAttempt: MessageFns<PlannedAttempt> = {
         : isSet(object.max_output_tokens)
         ? globalThis.Number(object.max_output_tokens)
         : 0,
+      demoted: isSet(object.demoted) ? globalThis.String(object.demoted) : "",
     };
   },
 
@@ -931,6 +950,9 @@ export const PlannedAttempt: MessageFns<PlannedAttempt> = {
     if (message.maxOutputTokens !== 0) {
       obj.maxOutputTokens = Math.round(message.maxOutputTokens);
     }
+    if (message.demoted !== "") {
+      obj.demoted = message.demoted;
+    }
     return obj;
   },
 
@@ -950,6 +972,7 @@ export const PlannedAttempt: MessageFns<PlannedAttempt> = {
     message.tokenizer = object.tokenizer ?? 0;
     message.contextTokens = object.contextTokens ?? 0;
     message.maxOutputTokens = object.maxOutputTokens ?? 0;
+    message.demoted = object.demoted ?? "";
     return message;
   },
 };
