@@ -114,6 +114,7 @@ export async function startBenchMonolith(simulatorUrl: string, nodeFlags: string
     SIMULATOR_URL: simulatorUrl,
     SLOW_SIMULATOR_URL: simulatorUrl,
     EDGE_HTTP_ADDR: `127.0.0.1:${await freePort()}`,
+    ACCOUNTANT_HTTP_ADDR: `127.0.0.1:${await freePort()}`,
     LOG_LEVEL: 'warn',
   };
   for (const n of SERVICE_NAMES) env[ADDR_ENV[n]] = `127.0.0.1:${await freePort()}`;

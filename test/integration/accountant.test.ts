@@ -53,7 +53,7 @@ describe('usage-accountant with real Redis and NATS', () => {
     auth = await startAuth({ ...base, config: { sections: authSections }, listenAddr: '127.0.0.1:0', addrs: addrsFromEnv({}) });
     accountant = await startUsageAccountant({
       ...base,
-      config: { sections: { tenants: { acme: {}, globex: {}, ops: {} }, alerts: { webhooks: [] } } },
+      config: { sections: { tenants: { acme: { tier: 't', limits: {} }, globex: { tier: 't', limits: {} }, ops: { tier: 't', limits: {} } }, tiers: {}, alerts: { webhooks: [] } } },
       listenAddr: '127.0.0.1:0',
       addrs: { ...addrsFromEnv({}), auth: `127.0.0.1:${auth.port}` },
     });

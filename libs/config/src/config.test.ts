@@ -88,7 +88,11 @@ describe('service views', () => {
     const edge = parseSections(edgeSectionsSchema, secretText, 'g.yaml', env);
     const executor = parseSections(executorSectionsSchema, secretText, 'g.yaml', env);
     const accountant = parseSections(accountantSectionsSchema, secretText, 'g.yaml', env);
-    expect(accountant).toEqual({ tenants: { acme: {}, globex: {}, ops: {} }, alerts: { webhooks: [] } });
+    expect(accountant).toEqual({
+      tenants: { acme: { tier: 'startup', limits: {} }, globex: { tier: 'enterprise', limits: { usd_per_day: 500 } }, ops: { tier: 'enterprise', limits: {} } },
+      tiers: { startup: { limits: {} }, enterprise: { limits: {} } },
+      alerts: { webhooks: [] },
+    });
     expect(Object.keys(router).sort()).toEqual(['default_route', 'models', 'routes', 'tenants', 'tiers']);
     expect(Object.keys(quota).sort()).toEqual(['quota', 'tenants', 'tiers']);
     expect(Object.keys(auth).sort()).toEqual(['api_keys', 'auth', 'tenants']);

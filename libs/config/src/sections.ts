@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { sectionFields, tenantFields, tierFields, type ApiKeyConfig, type RouteConfig } from './schema.js';
+import { limitsSchema, sectionFields, tenantFields, tierFields, type ApiKeyConfig, type RouteConfig } from './schema.js';
 
 /**
  * The config file composed from the field schemas of schema.ts: one view per service, each with
@@ -133,8 +133,11 @@ export type EdgeSections = z.infer<typeof edgeSectionsSchema>;
  * The usage-accountant's: the tenant ids, so that it refuses usage of a tenant nobody configured.
  * Only the keys: every tenant field is stripped, none of them is the accountant's business.
  */
+/** The accountant's: the tenants (usage of any other is refused), their dollar budgets (the dashboard's burn), alerts. */
+const dollarBudget = z.object({ usd_per_day: limitsSchema.shape.usd_per_day }).default({});
 export const accountantSectionsSchema = z.object({
-  tenants: z.record(z.string(), z.object({})),
+  tenants: z.record(z.string(), z.object({ tier: tenantFields.tier, limits: dollarBudget })),
+  tiers: z.record(z.string(), z.object({ limits: dollarBudget })).default({}),
   alerts: sectionFields.alerts,
 });
 export type AccountantSections = z.infer<typeof accountantSectionsSchema>;

@@ -22,6 +22,8 @@ export interface ServiceProcesses {
   addrs: ServiceAddrs;
   /** The edge's HTTP surface (EDGE_HTTP_ADDR), base URL `http://<edgeHttpAddr>/v1`. */
   edgeHttpAddr: string;
+  /** The accountant's usage dashboard (ACCOUNTANT_HTTP_ADDR), `http://<dashboardAddr>/dashboard`. */
+  dashboardAddr: string;
   processes: Map<ServiceName, ChildProcess>;
   /** SIGTERM to each (they drain), SIGKILL after the grace period. */
   stop(graceMs?: number): Promise<void>;
@@ -45,7 +47,12 @@ export async function startServiceProcesses(opts: ServiceProcessesOptions): Prom
   const addrs = {} as ServiceAddrs;
   for (const n of SERVICE_NAMES) addrs[n] = `127.0.0.1:${opts.ports?.[n] ?? (await freePort())}`;
   const edgeHttpAddr = opts.env.EDGE_HTTP_ADDR ?? `127.0.0.1:${await freePort()}`;
-  const addrEnv: Record<string, string> = { ...Object.fromEntries(SERVICE_NAMES.map((n) => [ADDR_ENV[n], addrs[n]])), EDGE_HTTP_ADDR: edgeHttpAddr };
+  const dashboardAddr = opts.env.ACCOUNTANT_HTTP_ADDR ?? `127.0.0.1:${await freePort()}`;
+  const addrEnv: Record<string, string> = {
+    ...Object.fromEntries(SERVICE_NAMES.map((n) => [ADDR_ENV[n], addrs[n]])),
+    EDGE_HTTP_ADDR: edgeHttpAddr,
+    ACCOUNTANT_HTTP_ADDR: dashboardAddr,
+  };
   const processes = new Map<ServiceName, ChildProcess>();
   const replicas = new Set<ServiceReplica>();
   const env = { ...process.env, ...opts.env, ...addrEnv };
@@ -102,6 +109,7 @@ export async function startServiceProcesses(opts: ServiceProcessesOptions): Prom
   return {
     addrs,
     edgeHttpAddr,
+    dashboardAddr,
     processes,
     stop,
     stopOne: (n, s) => stopOne(n, s),
@@ -116,8 +124,9 @@ export async function startServiceProcesses(opts: ServiceProcessesOptions): Prom
       const logName = `${name}-replica-${++logSeq}`;
       // A metrics port of its own too, when the mesh serves metrics.
       const metrics: Record<string, string> = metricsBase ? { [METRICS_PORT_ENV]: String(await freePort()) } : {};
-      // An edge replica serves HTTP on a port of its own too.
-      const http: Record<string, string> = name === 'edge' ? { EDGE_HTTP_ADDR: `127.0.0.1:${await freePort()}` } : {};
+      // An edge replica serves HTTP on a port of its own too, and an accountant replica its dashboard.
+      const http: Record<string, string> =
+        name === 'edge' ? { EDGE_HTTP_ADDR: `127.0.0.1:${await freePort()}` } : name === 'usage-accountant' ? { ACCOUNTANT_HTTP_ADDR: `127.0.0.1:${await freePort()}` } : {};
       const child = spawnService(name, { GRPC_LISTEN_ADDR: addr, ...metrics, ...http, ...extra }, logName);
       const replica: ServiceReplica = { addr, process: child, stop: (signal = 'SIGTERM') => kill(child, signal, 5_000) };
       replicas.add(replica);

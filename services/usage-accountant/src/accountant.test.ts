@@ -88,7 +88,7 @@ describe('usage-accountant with real NATS and Redis', () => {
     bus = await connectNatsBus({ url: nats.url, name: 'accountant-test', logger: silentLogger() });
     metrics = createMetrics('usage-accountant', { defaultMetrics: false });
     accountant = await startUsageAccountant({
-      config: { sections: { tenants: { acme: {}, globex: {} }, alerts: { webhooks: [] } }, pollMs: 100 },
+      config: { sections: { tenants: { acme: { tier: 't', limits: {} }, globex: { tier: 't', limits: {} } }, tiers: {}, alerts: { webhooks: [] } }, pollMs: 100 },
       configPath: join(configDir, 'g.yaml'),
       logger: silentLogger(),
       listenAddr: '127.0.0.1:0',

@@ -1,4 +1,4 @@
-import { accountantSectionsSchema, envMs, gatherConfig, parseEnv, parseSections, readConfigFile, type AccountantSections } from '@llmgw/config';
+import { accountantSectionsSchema, envMs, envString, gatherConfig, parseEnv, parseSections, readConfigFile, type AccountantSections } from '@llmgw/config';
 import { z } from 'zod';
 
 /** The accountant's environment beyond the runtime's and the bus's (busEnvSchema). */
@@ -7,6 +7,8 @@ export const accountantEnvSchema = z.object({
   POLICY_POLL_MS: envMs(500),
   /** How often token growth is checked (alerts.token_growth). */
   ALERT_CHECK_MS: envMs(60_000),
+  /** The usage dashboard's HTTP address (http://<addr>/dashboard); "off" serves none. */
+  ACCOUNTANT_HTTP_ADDR: envString('127.0.0.1:8081'),
 });
 
 /**
@@ -19,6 +21,8 @@ export interface UsageAccountantConfig {
   pollMs?: number;
   /** How often token growth is checked (default 60 s). */
   alertCheckMs?: number;
+  /** host:port of the usage dashboard; undefined: none. */
+  httpAddr?: string;
 }
 
 export function parseAccountantSections(text: string, source: string, env: NodeJS.ProcessEnv): AccountantSections {
@@ -30,5 +34,5 @@ export function loadUsageAccountantConfig(path: string, env: NodeJS.ProcessEnv):
     sections: () => parseAccountantSections(readConfigFile(path), path, env),
     vars: () => parseEnv(accountantEnvSchema, env),
   });
-  return { sections, pollMs: vars.POLICY_POLL_MS, alertCheckMs: vars.ALERT_CHECK_MS };
+  return { sections, pollMs: vars.POLICY_POLL_MS, alertCheckMs: vars.ALERT_CHECK_MS, httpAddr: vars.ACCOUNTANT_HTTP_ADDR === 'off' ? undefined : vars.ACCOUNTANT_HTTP_ADDR };
 }

@@ -12,6 +12,7 @@ import { usageEventHandler, type TenantIds } from './usage-consumer.js';
 import { UsageQueries } from './usage-queries.js';
 import { MemoryUsageStore, RedisUsageStore } from './usage-store.js';
 import { TokenGrowthWatch } from './token-growth.js';
+import { createDashboardServer, listenDashboard } from './dashboard.js';
 import { WebhookNotifier } from './webhooks.js';
 
 export * from './buckets.js';
@@ -105,10 +106,19 @@ export async function startUsageAccountant(deps: ServiceDeps<UsageAccountantConf
     }, { metrics: deps.metrics?.rpc }),
   };
   g.server.addService(tolerantDecoding(UsageServiceService), impl);
+  const dashboard = deps.config.httpAddr
+    ? createDashboardServer({ queries, principal: (ctx) => callers.principal(ctx), sections: () => watcher.current, logger, now: Date.now })
+    : undefined;
   let port: number;
   try {
     port = await listen(g, deps.listenAddr);
+    if (dashboard && deps.config.httpAddr) {
+      const dashboardPort = await listenDashboard(dashboard, deps.config.httpAddr);
+      logger.info({ dashboardPort }, `usage dashboard on http://${deps.config.httpAddr}/dashboard`);
+    }
   } catch (err) {
+    g.server.forceShutdown();
+    dashboard?.close();
     stopGrowth();
     await Promise.all([stopConsuming(), ...stopAlertDelivery.map((stop) => stop())]);
     callers.close();
@@ -125,6 +135,10 @@ export async function startUsageAccountant(deps: ServiceDeps<UsageAccountantConf
       stopWatching?.();
       health.close();
       await drain(g, deps.drainMs);
+      if (dashboard) {
+        dashboard.closeAllConnections();
+        await new Promise((r) => dashboard.close(r));
+      }
       stopGrowth();
       await Promise.all([stopConsuming(), ...stopAlertDelivery.map((stop) => stop())]);
       callers.close();

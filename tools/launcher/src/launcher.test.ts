@@ -75,7 +75,7 @@ describe('monolithic mode', () => {
   it('starts the six services on their ports, and the edge\'s HTTP surface, and stops them', async () => {
     const addrs = await freeAddrs();
     const httpPort = await freePort();
-    const mono = await startMonolith({ configPath: EXAMPLE, logger: silentLogger(), addrs, env: { EDGE_HTTP_ADDR: `127.0.0.1:${httpPort}` } });
+    const mono = await startMonolith({ configPath: EXAMPLE, logger: silentLogger(), addrs, env: { EDGE_HTTP_ADDR: `127.0.0.1:${httpPort}`, ACCOUNTANT_HTTP_ADDR: `127.0.0.1:${await freePort()}` } });
     try {
       expect(mono.services.map((s) => s.name).sort()).toEqual([...SERVICE_NAMES].sort());
       for (const n of SERVICE_NAMES) expect(await canConnect(Number(addrs[n].split(':')[1]))).toBe(true);
@@ -90,7 +90,7 @@ describe('monolithic mode', () => {
 describe('npm start', () => {
   it('prints the edge\'s gRPC address, the HTTP base URL (which answers) and a demo key per tier', async () => {
     const addrs = await freeAddrs();
-    const env: Record<string, string> = { LLMGW_MODE: 'monolith', SIMULATOR_PORT: String(await freePort()), EDGE_HTTP_ADDR: `127.0.0.1:${await freePort()}`, LOG_LEVEL: 'warn' };
+    const env: Record<string, string> = { LLMGW_MODE: 'monolith', SIMULATOR_PORT: String(await freePort()), EDGE_HTTP_ADDR: `127.0.0.1:${await freePort()}`, ACCOUNTANT_HTTP_ADDR: `127.0.0.1:${await freePort()}`, LOG_LEVEL: 'warn' };
     for (const n of SERVICE_NAMES) env[ADDR_ENV[n]] = addrs[n];
     const child = spawn(process.execPath, programArgs('tools/launcher/src/main.ts'), { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     try {
@@ -105,6 +105,9 @@ describe('npm start', () => {
       expect(out).toContain(`listening on ${addrs.edge}`);
       const baseUrl = /HTTP base URL: (http:\/\/\S+)/.exec(out)?.[1];
       expect(baseUrl).toBe(`http://${env.EDGE_HTTP_ADDR}/v1`);
+      const dashboard = /usage dashboard: (http:\/\/\S+)/.exec(out)?.[1];
+      expect(dashboard).toBe(`http://${env.ACCOUNTANT_HTTP_ADDR}/dashboard`);
+      expect((await fetch(dashboard!)).headers.get('content-type')).toContain('text/html');
       const keys = [...out.matchAll(/demo key, (\S+) tier \(tenant [^)]*\): (\S+)/g)];
       expect(new Set(keys.map((k) => k[1])).size).toBeGreaterThanOrEqual(2);
       const demo = keys.find((k) => !out.split('\n').find((l) => l.includes(k[2]!))!.includes('admin'))![2]!;

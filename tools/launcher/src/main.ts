@@ -27,6 +27,8 @@ try {
       SIMULATOR_URL: z.string().url().optional(),
       /** The edge's HTTP surface, as the edge reads it ("off": none). */
       EDGE_HTTP_ADDR: envString('127.0.0.1:8080'),
+      /** The accountant's usage dashboard, as the accountant reads it ("off": none). */
+      ACCOUNTANT_HTTP_ADDR: envString('127.0.0.1:8081'),
       REDIS_PORT: envPort().optional(),
       NATS_PORT: envPort().optional(),
     }),
@@ -52,7 +54,8 @@ const logger = createLogger({ service: 'launcher', level: env.LOG_LEVEL ?? 'warn
 const configPath = launcherEnv.GATEWAY_CONFIG;
 const simulator = launcherEnv.SIMULATOR_URL ? { url: launcherEnv.SIMULATOR_URL, close: async () => {} } : await startSimulator({ port: launcherEnv.SIMULATOR_PORT });
 const httpAddr = launcherEnv.EDGE_HTTP_ADDR;
-const serviceEnv: Record<string, string> = { GATEWAY_CONFIG: configPath, SIMULATOR_URL: simulator.url, EDGE_HTTP_ADDR: httpAddr };
+const dashboardAddr = launcherEnv.ACCOUNTANT_HTTP_ADDR;
+const serviceEnv: Record<string, string> = { GATEWAY_CONFIG: configPath, SIMULATOR_URL: simulator.url, EDGE_HTTP_ADDR: httpAddr, ACCOUNTANT_HTTP_ADDR: dashboardAddr };
 const stops: (() => Promise<void>)[] = [() => simulator.close()];
 
 try {
@@ -112,6 +115,7 @@ function printBanner(config: GatewayConfig, edge: string): void {
   say(`edge (llmgateway.v1.GatewayService) listening on ${edge}`);
   const baseUrl = httpAddr === 'off' ? undefined : `http://${httpAddr}/v1`;
   if (baseUrl) say(`HTTP base URL: ${baseUrl} (OpenAI- and Anthropic-compatible: /chat/completions, /embeddings, /models, /messages)`);
+  if (dashboardAddr !== 'off') say(`usage dashboard: http://${dashboardAddr}/dashboard (an admin key sees every tenant, a tenant key its own)`);
   for (const k of config.api_keys) {
     const tenant = config.tenants[k.tenant];
     if (!k.key || !tenant) continue;
