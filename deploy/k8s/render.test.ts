@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { programArgs, REPO_ROOT } from '@llmgw/local-infra';
 import { DEFAULT_PORTS, OPERATOR, SERVICE_NAMES, SERVICE_NODE_FLAGS } from '@llmgw/runtime';
-import { BOOTSTRAP_KEYS_SECRET, DURABLE_STATE, EDGE_HTTP_PORT, MESH_ISSUER, PROVIDER_KEYS_SECRET, renderYaml, tlsSecretOf } from './render.js';
+import { BOOTSTRAP_KEYS_SECRET, DURABLE_STATE, DASHBOARD_PORT, EDGE_HTTP_PORT, MESH_ISSUER, PROVIDER_KEYS_SECRET, renderYaml, tlsSecretOf } from './render.js';
 
 interface Manifest {
   apiVersion: string;
@@ -91,6 +91,13 @@ describe('k8s manifests (deploy/k8s/render.ts)', () => {
     expect((service.spec as { ports: { name: string; port: number }[] }).ports.map((p) => [p.name, p.port])).toEqual([['grpc', DEFAULT_PORTS.edge], ['http', EDGE_HTTP_PORT]]);
     const others = deployments.filter((d) => d.metadata.name !== 'edge' && podSpec(d).containers[0]!.env.some((e) => e.name === 'EDGE_HTTP_ADDR'));
     expect(others).toEqual([]);
+  });
+
+  it('serves the accountant\'s usage dashboard on all interfaces, through its Service', () => {
+    const accountant = podSpec(deployments.find((d) => d.metadata.name === 'usage-accountant')!).containers[0]!;
+    expect(accountant.env.find((e) => e.name === 'ACCOUNTANT_HTTP_ADDR')?.value).toBe(`0.0.0.0:${DASHBOARD_PORT}`);
+    const service = manifests.find((m) => m.kind === 'Service' && m.metadata.name === 'usage-accountant')!;
+    expect((service.spec as { ports: { name: string; port: number }[] }).ports.map((p) => p.name)).toEqual(['grpc', 'dashboard']);
   });
 
   it('REDIS_URL only where the service uses Redis', () => {

@@ -80,6 +80,8 @@ export const DURABLE_STATE: Partial<Record<ServiceName, { env: string; dir: stri
 const METRICS_PORT = 9464;
 /** The edge's OpenAI- and Anthropic-compatible HTTP surface. */
 export const EDGE_HTTP_PORT = 8080;
+/** The accountant's usage dashboard. */
+export const DASHBOARD_PORT = 8081;
 
 export interface RenderOptions {
   /** The image of each service, `{service}` standing for its name. */
@@ -144,6 +146,7 @@ function manifests(name: ServiceName, opts: RenderOptions): object[] {
                   ...dependencyEnv,
                   ...(state ? [{ name: state.env, value: `${state.dir}/${state.file}` }] : []),
                   ...(name === 'edge' ? [{ name: 'EDGE_HTTP_ADDR', value: `0.0.0.0:${EDGE_HTTP_PORT}` }] : []),
+                  ...(name === 'usage-accountant' ? [{ name: 'ACCOUNTANT_HTTP_ADDR', value: `0.0.0.0:${DASHBOARD_PORT}` }] : []),
                 ],
                 ...(secrets.length > 0 ? { envFrom: secrets.map((secret) => ({ secretRef: { name: secret, optional: true } })) } : {}),
                 ports: [
@@ -151,6 +154,7 @@ function manifests(name: ServiceName, opts: RenderOptions): object[] {
                   { name: 'metrics', containerPort: METRICS_PORT },
                   { name: 'probe', containerPort: PROBE_PORT },
                   ...(name === 'edge' ? [{ name: 'http', containerPort: EDGE_HTTP_PORT }] : []),
+                  ...(name === 'usage-accountant' ? [{ name: 'dashboard', containerPort: DASHBOARD_PORT }] : []),
                 ],
                 readinessProbe: probe,
                 livenessProbe: { ...probe, failureThreshold: 6 },
@@ -179,6 +183,7 @@ function manifests(name: ServiceName, opts: RenderOptions): object[] {
         ports: [
           { name: 'grpc', port, targetPort: port, appProtocol: 'grpc' },
           ...(name === 'edge' ? [{ name: 'http', port: EDGE_HTTP_PORT, targetPort: EDGE_HTTP_PORT, appProtocol: 'http' }] : []),
+          ...(name === 'usage-accountant' ? [{ name: 'dashboard', port: DASHBOARD_PORT, targetPort: DASHBOARD_PORT, appProtocol: 'http' }] : []),
         ],
       },
     },
