@@ -8,9 +8,10 @@ import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect } from 'nats';
 import { connectNatsBus, natsConnectOptions, Subjects } from '@llmgw/events';
-import { programArgs, REPO_ROOT } from '@llmgw/local-infra';
+import { freePortBlock, programArgs, REPO_ROOT } from '@llmgw/local-infra';
 import { silentLogger } from '@llmgw/logging';
 import { UsageRecorded, TokenSource } from '@llmgw/proto/v1';
+import { SERVICE_NAMES } from '@llmgw/runtime';
 import { CHAOS_KEYS, expectSettled, metricValue } from '../src/chaos.js';
 import { startTcpProxy } from '../src/tcp-proxy.js';
 import { chat, chatStream, eventually, startTestMesh, userChat, type TestMesh } from '../src/harness.js';
@@ -33,8 +34,7 @@ let metricsBase = 0;
 
 async function startChaosMesh(env: Record<string, string> = {}): Promise<TestMesh> {
   const outbox = join(mkdtempSync(join(tmpdir(), 'llmgw-chaos-')), 'usage.journal');
-  // Below Linux's ephemeral range (32768+), where an outgoing connection of another test may hold the port.
-  metricsBase = 20_000 + Math.floor(Math.random() * 12_000);
+  metricsBase = await freePortBlock(SERVICE_NAMES.length);
   mesh = await startTestMesh(FIXTURE, {
     USAGE_OUTBOX_PATH: outbox,
     USAGE_ACK_WAIT_MS: '1000',

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectNatsBus, Subjects } from '@llmgw/events';
 import { silentLogger } from '@llmgw/logging';
 import { METRICS_PORT_OFFSET, SERVICE_NAMES, type ServiceName } from '@llmgw/runtime';
+import { freePortBlock } from '@llmgw/local-infra';
 import { Role, UsageRecorded } from '@llmgw/proto/v1';
 import { chat, chatStream, eventually, KEYS, startTestMesh, TEST_CONFIG, userChat, type TestMesh } from '../src/harness.js';
 
@@ -13,9 +14,9 @@ import { chat, chatStream, eventually, KEYS, startTestMesh, TEST_CONFIG, userCha
  * every answer here went through auth, router, quota and the executor, and was billed.
  */
 let mesh: TestMesh;
-// Below Linux's ephemeral range, where an outgoing connection of another test may hold the port.
-const metricsBase = 20_000 + Math.floor(Math.random() * 12_000);
+let metricsBase = 0;
 beforeAll(async () => {
+  metricsBase = await freePortBlock(SERVICE_NAMES.length);
   mesh = await startTestMesh(TEST_CONFIG, { METRICS_PORT: String(metricsBase) });
 }, 60_000);
 afterAll(async () => {

@@ -2,7 +2,8 @@ import { fileURLToPath } from 'node:url';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AttemptOutcome, FinishReason, LatencyClass, QualityTier, ResponseFormatType, type Attempt } from '@llmgw/proto/v1';
-import { METRICS_PORT_OFFSET, type ServiceName } from '@llmgw/runtime';
+import { freePortBlock } from '@llmgw/local-infra';
+import { METRICS_PORT_OFFSET, SERVICE_NAMES, type ServiceName } from '@llmgw/runtime';
 import { chat, chatStream, eventually, getUsage, startTestMesh, userChat, type TestMesh } from '../src/harness.js';
 
 /*
@@ -38,10 +39,10 @@ const NIGHT_CEILING_MICROS = 2_000; // tenants.night-owl.route_limits.night.usd_
 
 const PERSON = { schema: JSON.stringify({ type: 'object', properties: { name: { type: 'string' }, age: { type: 'integer' } }, required: ['name', 'age'], additionalProperties: false }) };
 
-const metricsBase = 20_000 + Math.floor(Math.random() * 12_000);
-
+let metricsBase = 0;
 let mesh: TestMesh;
 beforeAll(async () => {
+  metricsBase = await freePortBlock(SERVICE_NAMES.length);
   mesh = await startTestMesh(FIXTURE, { METRICS_PORT: String(metricsBase) });
 }, 60_000);
 

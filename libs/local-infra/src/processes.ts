@@ -57,6 +57,23 @@ export async function freePort(): Promise<number> {
   throw new Error(`no free loopback port in ${range.from}–${range.to} after 50 tries`);
 }
 
+/**
+ * The first of `count` consecutive loopback ports nothing listens on now, all handed out, for a
+ * mesh whose processes serve metrics on a base port plus an offset each.
+ */
+export async function freePortBlock(count: number): Promise<number> {
+  const range = portRange();
+  for (let i = 0; i < 50; i++) {
+    const base = range.from + Math.floor(Math.random() * (range.to - range.from - count));
+    const ports = Array.from({ length: count }, (_, k) => base + k);
+    if (ports.some((p) => handedOut.has(p))) continue;
+    if (!(await Promise.all(ports.map(canListen))).every(Boolean)) continue;
+    for (const p of ports) handedOut.add(p);
+    return base;
+  }
+  throw new Error(`no ${count} consecutive free loopback ports in ${range.from}–${range.to} after 50 tries`);
+}
+
 function canListen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const srv = createServer();
