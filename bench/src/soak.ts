@@ -1,6 +1,6 @@
 import { credentials, Metadata } from '@grpc/grpc-js';
 import { costMicros } from '@llmgw/pricing';
-import { UsageServiceClient, type GetUsageResponse } from '@llmgw/proto/v1';
+import { GetUsageRequest, UsageServiceClient, type GetUsageResponse } from '@llmgw/proto/v1';
 import { SERVICE_NAMES } from '@llmgw/runtime';
 import { BENCH_KEY, surfaceChatLoad } from './clients.js';
 import { h2load, requireH2load } from './h2load.js';
@@ -16,7 +16,7 @@ const say = (s: string) => process.stdout.write(`${s}\n`);
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 600);
 const RPS = Number(process.env.SOAK_RPS ?? 300);
 /** The bench config's price of its one model (bench/gateway.bench.yaml, small-fast). */
-const PRICE = { inputPerMillionUsd: 0.15, outputPerMillionUsd: 0.6 };
+const PRICE = { inputPerMillionUsd: 0.15, outputPerMillionUsd: 0.6, cachedInputPerMillionUsd: 0.15, cacheWriteInputPerMillionUsd: 0.15 };
 
 requireH2load();
 const sim = await spawnSimulator();
@@ -28,7 +28,7 @@ const md = new Metadata();
 md.set('authorization', `Bearer ${BENCH_KEY}`);
 const accountant = () =>
   new Promise<GetUsageResponse>((resolve, reject) =>
-    usage.getUsage({ tenantId: 'bench', route: '', model: '', groupBy: [] }, md, { deadline: Date.now() + 10_000 }, (err, res) => (err || !res ? reject(err) : resolve(res))),
+    usage.getUsage(GetUsageRequest.fromPartial({ tenantId: 'bench' }), md, { deadline: Date.now() + 10_000 }, (err, res) => (err || !res ? reject(err) : resolve(res))),
   );
 
 let failed = false;
@@ -53,7 +53,7 @@ try {
   }
   const perRequest = { input: sim.total.input_tokens / sim.total.requests, output: sim.total.output_tokens / sim.total.requests };
   // Every request of the soak is the same chat, so the bill's cost is the requests times one request's price.
-  const billMicros = Number.isInteger(perRequest.input) && Number.isInteger(perRequest.output) ? sim.total.requests * costMicros(PRICE, perRequest.input, perRequest.output) : NaN;
+  const billMicros = Number.isInteger(perRequest.input) && Number.isInteger(perRequest.output) ? sim.total.requests * costMicros(PRICE, { inputTokens: perRequest.input, outputTokens: perRequest.output }) : NaN;
 
   const atMinute2 = samples.find(([t]) => t >= 120) ?? samples[0]!;
   const atEnd = samples.at(-1)!;

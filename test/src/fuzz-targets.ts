@@ -7,12 +7,12 @@ import { Operation, PlanRouteRequest, RouterServiceClient, RouterServiceService,
 import {
   GatewayServiceService,
   ResponseFormatType,
+  GetUsageRequest,
   Role,
   UsageGroupBy,
   UsageServiceService,
   type ChatRequest,
   type EmbedRequest,
-  type GetUsageRequest,
 } from '@llmgw/proto/v1';
 import type { FuzzMethod, FuzzTarget } from './fuzz.js';
 import type { Rng } from './fuzz-rng.js';
@@ -78,7 +78,7 @@ function embedSeeds(): EmbedRequest[] {
 }
 
 function usageSeeds(): GetUsageRequest[] {
-  const base: GetUsageRequest = { tenantId: '', route: '', model: '', groupBy: [] };
+  const base = GetUsageRequest.fromPartial({});
   return [
     base,
     { ...base, groupBy: [UsageGroupBy.USAGE_GROUP_BY_MODEL, UsageGroupBy.USAGE_GROUP_BY_DAY], startTime: new Date(Date.now() - 86_400_000), endTime: new Date() },

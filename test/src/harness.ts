@@ -8,7 +8,7 @@ import { dial, meshTls, meshTlsFilesIn, PLAINTEXT, type ChannelLink } from '@llm
 import { combineServiceEnv, createMeshPki, meshCredentials, startNatsServer, startRedisServer, startServiceProcesses, type LocalServer, type MeshCertificates, type MeshCredentials, type ServiceProcesses } from '@llmgw/local-infra';
 import { OPERATOR, type MeshIdentity, type ServiceName } from '@llmgw/runtime';
 import { startSimulator, type Simulator } from '@llmgw/provider-simulator';
-import { ChatRequest, GatewayServiceClient, Role, UsageServiceClient, type ChatResponse, type ChatStreamResponse, type GetUsageRequest, type GetUsageResponse } from '@llmgw/proto/v1';
+import { ChatRequest, GatewayServiceClient, Role, UsageServiceClient, type ChatResponse, type ChatStreamResponse, GetUsageRequest, type GetUsageResponse } from '@llmgw/proto/v1';
 
 export const TEST_CONFIG = fileURLToPath(new URL('../fixtures/gateway.test.yaml', import.meta.url));
 
@@ -153,7 +153,7 @@ export function chat(client: GatewayServiceClient, key: string, req: ChatRequest
 
 export function getUsage(client: UsageServiceClient, key: string, req: Partial<GetUsageRequest>): Promise<CallResult<GetUsageResponse>> {
   return new Promise((resolve) => {
-    client.getUsage({ tenantId: '', route: '', model: '', groupBy: [], ...req }, bearer(key), { deadline: Date.now() + 10_000 }, (err, res) => {
+    client.getUsage(GetUsageRequest.fromPartial(req), bearer(key), { deadline: Date.now() + 10_000 }, (err, res) => {
       resolve(err ? { ok: false, error: err } : { ok: true, value: res });
     });
   });

@@ -96,7 +96,7 @@ describe('service views', () => {
     expect(Object.keys(router).sort()).toEqual(['default_route', 'models', 'routes', 'tenants', 'tiers']);
     expect(Object.keys(quota).sort()).toEqual(['quota', 'tenants', 'tiers']);
     expect(Object.keys(auth).sort()).toEqual(['api_keys', 'auth', 'tenants']);
-    expect(Object.keys(edge)).toEqual(['tenants']);
+    expect(Object.keys(edge)).toEqual(['tenants', 'usage_labels']);
     expect(Object.keys(executor)).toEqual(['providers']);
     for (const view of [router, quota, auth, edge, accountant]) expect(JSON.stringify(view)).not.toMatch(/sk-live/);
     expect(executor.providers['sim-openai']?.api_key).toBe('sk-live-openai-secret');
@@ -323,5 +323,51 @@ describe('parseEnv', () => {
     expect(message).toContain('tenants.a.tier: unknown tier "nope"');
     expect(message).toContain('environment: DRAIN_MS: expected a non-negative integer, got "-1"');
     expect(gatherConfig({ a: () => 1, b: () => 'x' })).toEqual({ a: 1, b: 'x' });
+  });
+});
+
+describe('model pricing', () => {
+  const routerView = (models: string) =>
+    parseSections(
+      routerSectionsSchema,
+      `default_route: r\nmodels:\n${models}\nroutes:\n  r: { rules: [{ name: all, model: m }] }\ntiers: {}\ntenants: {}\n`,
+      'pricing.yaml',
+      {},
+    );
+
+  it('a chat model without an output price is a config error naming the model, never a price of $0', () => {
+    const message = problemsOf(() => routerView('  m: { provider: p, pricing: { input_per_million_usd: 1 } }'));
+    expect(message).toContain('models.m.pricing: incomplete price: output_per_million_usd is required');
+    expect(problemsOf(() => routerView('  m: { provider: p }'))).toContain('models.m.pricing');
+  });
+
+  it('an embeddings model needs only an input price; cache reads and writes cost the input price unless given', () => {
+    const embed = routerView('  m: { provider: p, capabilities: [embeddings], pricing: { input_per_million_usd: 0.02 } }').models.m!;
+    expect(embed.pricing).toEqual([{ input_per_million_usd: 0.02, output_per_million_usd: 0, cached_input_per_million_usd: 0.02, cache_write_input_per_million_usd: 0.02, effectiveFromMs: -Infinity }]);
+    const chat = routerView('  m: { provider: p, pricing: { input_per_million_usd: 3, output_per_million_usd: 15, cached_input_per_million_usd: 0.3, cache_write_input_per_million_usd: 3.75 } }').models.m!;
+    expect(chat.pricing[0]).toMatchObject({ cached_input_per_million_usd: 0.3, cache_write_input_per_million_usd: 3.75 });
+  });
+
+  it('reads prices with effective dates, oldest first; the first has none, every later one has one, in order', () => {
+    const ok = routerView(
+      '  m:\n    provider: p\n    pricing:\n      - { input_per_million_usd: 2, output_per_million_usd: 8 }\n      - { effective_from: "2026-07-01T00:00:00+02:00", input_per_million_usd: 1, output_per_million_usd: 4 }',
+    ).models.m!;
+    expect(ok.pricing.map((p) => [p.effectiveFromMs, p.input_per_million_usd])).toEqual([
+      [-Infinity, 2],
+      [Date.parse('2026-06-30T22:00:00Z'), 1],
+    ]);
+    const message = problemsOf(() =>
+      routerView(
+        '  m:\n    provider: p\n    pricing:\n' +
+          '      - { effective_from: "2026-01-01T00:00:00Z", input_per_million_usd: 2, output_per_million_usd: 8 }\n' +
+          '      - { input_per_million_usd: 1, output_per_million_usd: 4 }\n' +
+          '      - { effective_from: "2025-01-01T00:00:00Z", input_per_million_usd: 1, output_per_million_usd: 4 }',
+      ),
+    );
+    expect(message).toContain('models.m.pricing.0: the first price has no effective_from');
+    expect(message).toContain('models.m.pricing.1: every price after the first needs effective_from');
+    expect(message).toContain('models.m.pricing.2: effective_from 2025-01-01T00:00:00Z is not after the price before it');
+    const badDate = '  m:\n    provider: p\n    pricing:\n      - { input_per_million_usd: 1, output_per_million_usd: 4 }\n      - { effective_from: "2025-06-01", input_per_million_usd: 1, output_per_million_usd: 4 }';
+    expect(problemsOf(() => routerView(badDate))).toContain('models.m.pricing.1.effective_from: expected an RFC 3339 date-time');
   });
 });

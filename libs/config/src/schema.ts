@@ -27,20 +27,81 @@ export const providerSchema = z.strictObject({
 export const capabilities = ['tools', 'json_object', 'json_schema', 'vision', 'streaming', 'embeddings'] as const;
 export type Capability = (typeof capabilities)[number];
 
-export const modelSchema = z.strictObject({
-  provider: z.string().min(1),
-  /** The provider's name for the model (Azure: the deployment); defaults to the model's key. */
-  upstream_model: z.string().optional(),
-  pricing: z.strictObject({
-    input_per_million_usd: z.number().nonnegative(),
-    output_per_million_usd: z.number().nonnegative().default(0),
-  }),
-  context_tokens: positiveInt.default(128_000),
-  max_output_tokens: positiveInt.default(4_096),
-  capabilities: z.array(z.enum(capabilities)).default(['streaming']),
-  /** Tokenizer family for estimates: exact for openai, documented approximation otherwise. */
-  tokenizer: z.enum(['openai', 'approx']).default('approx'),
+const usdPerMillion = z.number().nonnegative();
+
+/**
+ * One price of a model, in USD per million tokens. Input and output are required (an embeddings
+ * model, which has no output, may leave output out); tokens read from or written to a prompt cache
+ * cost the input price unless their own is given. Reasoning tokens are output tokens and cost the
+ * output price, as the providers bill them.
+ */
+export const priceSchema = z.strictObject({
+  input_per_million_usd: usdPerMillion,
+  output_per_million_usd: usdPerMillion.optional(),
+  cached_input_per_million_usd: usdPerMillion.optional(),
+  cache_write_input_per_million_usd: usdPerMillion.optional(),
+  /** When this price takes over from the one before, an RFC 3339 instant with offset; the first price has none. */
+  effective_from: z.iso.datetime({ offset: true, error: 'expected an RFC 3339 date-time with offset, e.g. "2026-07-01T00:00:00Z"' }).optional(),
 });
+
+/** A model's price: every field resolved, in effect from `effectiveFromMs` (-Infinity for the first). */
+export interface ResolvedPrice {
+  input_per_million_usd: number;
+  output_per_million_usd: number;
+  cached_input_per_million_usd: number;
+  cache_write_input_per_million_usd: number;
+  effectiveFromMs: number;
+}
+
+/**
+ * `pricing` is one price or a list of prices with effective dates, oldest first: the model is
+ * priced at every instant, so that no request is ever costed at $0 for want of a price.
+ */
+const pricingSchema = z.union([priceSchema, z.array(priceSchema).min(1)]).transform((p) => (Array.isArray(p) ? p : [p]));
+
+export const modelSchema = z
+  .strictObject({
+    provider: z.string().min(1),
+    /** The provider's name for the model (Azure: the deployment); defaults to the model's key. */
+    upstream_model: z.string().optional(),
+    pricing: pricingSchema,
+    context_tokens: positiveInt.default(128_000),
+    max_output_tokens: positiveInt.default(4_096),
+    capabilities: z.array(z.enum(capabilities)).default(['streaming']),
+    /** Tokenizer family for estimates: exact for openai, documented approximation otherwise. */
+    tokenizer: z.enum(['openai', 'approx']).default('approx'),
+  })
+  .transform((m, ctx) => {
+    const embeddingsOnly = m.capabilities.length > 0 && m.capabilities.every((c) => c === 'embeddings');
+    let previous = -Infinity;
+    const prices: ResolvedPrice[] = m.pricing.map((p, i) => {
+      const path = m.pricing.length > 1 ? ['pricing', i] : ['pricing'];
+      const issue = (message: string) => ctx.addIssue({ code: 'custom', path, message });
+      if (p.output_per_million_usd === undefined && !embeddingsOnly) {
+        issue('incomplete price: output_per_million_usd is required (only an embeddings model may leave it out)');
+      }
+      const from = p.effective_from === undefined ? -Infinity : Date.parse(p.effective_from);
+      if (i === 0 && p.effective_from !== undefined) issue('the first price has no effective_from: it is the price before any later one takes effect');
+      if (i > 0 && p.effective_from === undefined) issue('every price after the first needs effective_from');
+      else if (i > 0 && from <= previous) issue(`effective_from ${p.effective_from} is not after the price before it: list prices oldest first`);
+      if (p.effective_from !== undefined) previous = from;
+      return {
+        input_per_million_usd: p.input_per_million_usd,
+        output_per_million_usd: p.output_per_million_usd ?? 0,
+        cached_input_per_million_usd: p.cached_input_per_million_usd ?? p.input_per_million_usd,
+        cache_write_input_per_million_usd: p.cache_write_input_per_million_usd ?? p.input_per_million_usd,
+        effectiveFromMs: from,
+      };
+    });
+    return { ...m, pricing: prices };
+  });
+
+/** The price of a model in effect at `atMs`. */
+export function priceAt(prices: readonly ResolvedPrice[], atMs: number): ResolvedPrice {
+  let current = prices[0]!;
+  for (const p of prices) if (p.effectiveFromMs <= atMs) current = p;
+  return current;
+}
 
 export const limitsSchema = z.strictObject({
   requests_per_minute: positiveInt.optional(),
@@ -286,6 +347,17 @@ export const alertsSchema = z
 export type AlertsConfig = z.infer<typeof alertsSchema>;
 export type WebhookConfig = z.infer<typeof webhookSchema>;
 
+/**
+ * What the edge labels each request's usage with, besides its user and prompt version: `feature`,
+ * the value of one allowlisted metadata key (other metadata never reaches the usage store).
+ */
+export const usageLabelsSchema = z
+  .strictObject({
+    /** The metadata key whose value is the request's feature (GetUsage group_by FEATURE); unset: no feature. */
+    feature_key: z.string().min(1).max(64).optional(),
+  })
+  .default({});
+
 /** Every top-level section of the file, each defined once. */
 export const sectionFields = {
   default_route: z.string().min(1),
@@ -298,6 +370,7 @@ export const sectionFields = {
   quota: quotaPolicySchema,
   auth: authSettingsSchema,
   alerts: alertsSchema,
+  usage_labels: usageLabelsSchema,
 };
 
 export type ProviderConfig = z.infer<typeof providerSchema>;

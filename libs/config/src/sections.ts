@@ -123,9 +123,10 @@ export const authSectionsSchema = z
   .superRefine((cfg, ctx) => checkApiKeys(cfg, issuer(ctx)));
 export type AuthSections = z.infer<typeof authSectionsSchema>;
 
-/** The edge's: each tenant's prompt-logging policy. */
+/** The edge's: each tenant's prompt-logging policy, what usage is labelled with. */
 export const edgeSectionsSchema = z.object({
   tenants: z.record(z.string(), z.object({ log_prompts: tenantFields.log_prompts })),
+  usage_labels: sectionFields.usage_labels,
 });
 export type EdgeSections = z.infer<typeof edgeSectionsSchema>;
 

@@ -9,7 +9,7 @@ const attempt = (model: string, inputPerMillionUsd: number): PlannedAttempt => (
   upstreamModel: model,
   timeoutMs: 0,
   maxRetries: 0,
-  pricing: { inputPerMillionUsd, outputPerMillionUsd: inputPerMillionUsd },
+  pricing: { inputPerMillionUsd, outputPerMillionUsd: inputPerMillionUsd, cachedInputPerMillionUsd: inputPerMillionUsd, cacheWriteInputPerMillionUsd: inputPerMillionUsd },
   tokenizer: Tokenizer.TOKENIZER_APPROX,
   contextTokens: 100_000,
   maxOutputTokens: 1_000,

@@ -10,7 +10,8 @@ export interface Estimate {
 
 /**
  * What a plan may spend, for its reservation: the most expensive of its attempts, each priced with
- * its own model's price and an upper bound of the prompt in its own tokenizer, plus all the output
+ * its own model's price and an upper bound of the prompt in its own tokenizer (at the dearer of its
+ * input and cache-write prices), plus all the output
  * it may produce. We reserve the maximum once rather than topping up before each fallback because
  * the executor must not call quota (hub and spoke), and a fallback then never waits on Redis.
  * Only one attempt of a plan produces an answer; a failed attempt that the provider bills anyway
@@ -22,7 +23,10 @@ export function planEstimate(plan: Plan, prompt: PromptTokens, outputTokens: num
   for (const a of plan.attempts) {
     const input = prompt.upperBound(familyOf(a.tokenizer));
     tokens = Math.max(tokens, input + outputTokens);
-    if (a.pricing) micros = Math.max(micros, costMicros(a.pricing, input, outputTokens));
+    // The prompt may all be written to the provider's cache, which can cost more than input (Anthropic).
+    if (a.pricing) {
+      micros = Math.max(micros, costMicros(a.pricing, { inputTokens: input, outputTokens }), costMicros(a.pricing, { inputTokens: input, cacheWriteInputTokens: input, outputTokens }));
+    }
   }
   // A hedged plan may be billed for two calls at once: twice its dearest covers either hedge.
   const calls = plan.hedge ? 2 : 1;

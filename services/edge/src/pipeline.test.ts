@@ -25,6 +25,7 @@ import {
   ChatStreamResponse,
   EmbedRequest,
   FinishReason,
+  GetUsageRequest,
   GetUsageResponse,
   LatencyClass,
   Priority,
@@ -33,7 +34,6 @@ import {
   Role,
   Routing,
   TaskType,
-  type GetUsageRequest,
   type Message,
   type Usage,
 } from '@llmgw/proto/v1';
@@ -45,7 +45,7 @@ import type { Downstream } from './downstream.js';
 import { GatewayPipeline, ROUTING_TRAILER } from './pipeline.js';
 import { allowed, chatReq, execError, FakeDownstream, GOOD_KEY, MESSAGES, msg, OTHER_KEY, PRINCIPAL, ROUTING, T0, USAGE } from './test-downstream.js';
 import { PlanCache } from './plan-cache.js';
-import { edgeTestSections, MODELS, testPlan } from './test-config.js';
+import { edgeTestSections, MODELS, TEST_CONFIG_YAML, testPlan } from './test-config.js';
 
 let seq = 0;
 function makeCtx(authorization: string | null = `Bearer ${GOOD_KEY}`, over: Partial<Omit<CallContext, 'setTenant' | 'setTrailer' | 'trailers'>> = {}): CallContext & { abort: () => void } {
@@ -407,7 +407,7 @@ describe('GatewayPipeline reservations: what the plan may spend', () => {
     const req = reserved(downstream);
     expect(req).toMatchObject({ tenantId: 'acme', tier: 'startup', route: 'chat', model: 'small-fast', estimatedTokens: prompt + 256 });
     expect(req.requestId).toBe(downstream.calls.executeChat[0]!.req.requestId);
-    expect(req.estimatedCostMicros).toBe(costMicros(MODELS['small-fast'].pricing, prompt, 256));
+    expect(req.estimatedCostMicros).toBe(costMicros(MODELS['small-fast'].pricing, { inputTokens: prompt, outputTokens: 256 }));
   });
 
   it('prices the reservation at the most expensive attempt: a cheap primary with a 100x fallback reserves the fallback\'s price', async () => {
@@ -416,8 +416,8 @@ describe('GatewayPipeline reservations: what the plan may spend', () => {
     await pipeline.chat(chatReq({ maxTokens: 1_000 }), makeCtx());
     const prompt = countChatTokens(MESSAGES, 'openai');
     const req = reserved(downstream);
-    const cheap = costMicros(MODELS['small-fast'].pricing, prompt, 1_000);
-    expect(req.estimatedCostMicros).toBe(costMicros(MODELS['pricey-fallback'].pricing, prompt, 1_000));
+    const cheap = costMicros(MODELS['small-fast'].pricing, { inputTokens: prompt, outputTokens: 1_000 });
+    expect(req.estimatedCostMicros).toBe(costMicros(MODELS['pricey-fallback'].pricing, { inputTokens: prompt, outputTokens: 1_000 }));
     expect(req.estimatedCostMicros).toBeGreaterThanOrEqual(99 * cheap);
     expect(req.estimatedTokens).toBe(prompt + 1_000);
     // Per-model limits are charged to the model that serves; the reservation names the first.
@@ -434,7 +434,7 @@ describe('GatewayPipeline reservations: what the plan may spend', () => {
     expect(req.model).toBe('claude');
     expect(req.estimatedTokens).toBe(Math.max(exact, bound) + 100);
     expect(req.estimatedCostMicros).toBe(
-      Math.max(costMicros(MODELS.claude.pricing, bound, 100), costMicros(MODELS['small-fast'].pricing, exact, 100)),
+      Math.max(costMicros(MODELS.claude.pricing, { inputTokens: bound, cacheWriteInputTokens: bound, outputTokens: 100 }), costMicros(MODELS['small-fast'].pricing, { inputTokens: exact, outputTokens: 100 })),
     );
   });
 
@@ -449,7 +449,7 @@ describe('GatewayPipeline reservations: what the plan may spend', () => {
     // 3 reply-priming + 4 per message + one token per byte at most.
     expect(req.estimatedTokens).toBe(3 + 4 + 31 + 100);
     expect(req.estimatedTokens).toBeGreaterThan(countChatTokens(messages, 'approx') + 100);
-    expect(req.estimatedCostMicros).toBe(costMicros(MODELS.claude.pricing, 3 + 4 + 31, 100));
+    expect(req.estimatedCostMicros).toBe(costMicros(MODELS.claude.pricing, { inputTokens: 3 + 4 + 31, cacheWriteInputTokens: 3 + 4 + 31, outputTokens: 100 }));
   });
 
   it('reserves with a given max_tokens as the output', async () => {
@@ -476,6 +476,7 @@ describe('GatewayPipeline.chat', () => {
       keyId: 'k-acme',
       request: undefined,
       plan: downstream.plan,
+      labels: { user: '', promptVersion: '', feature: '' },
       params: {
         messages: MESSAGES,
         maxTokens: 256,
@@ -899,6 +900,37 @@ describe('GatewayPipeline.chatStream', () => {
   });
 });
 
+describe('usage labels: who, which prompt and which feature a request is spent on', () => {
+  it('hands the executor the user, the prompt version and the value of the allowlisted metadata key only', async () => {
+    const { pipeline, downstream } = setup();
+    await pipeline.chat(chatReq({ user: 'u-1', promptVersion: 'triage-v3', metadata: { feature: 'search', secretish: 'not a label' } }), makeCtx());
+    await pipeline.chatStream(chatReq({ user: 'u-2', metadata: { feature: 'summaries' } }), makeCtx(), async () => undefined);
+    expect(downstream.calls.executeChat[0]!.req.labels).toEqual({ user: 'u-1', promptVersion: 'triage-v3', feature: 'search' });
+    expect(downstream.calls.executeChatStream[0]!.req.labels).toEqual({ user: 'u-2', promptVersion: '', feature: 'summaries' });
+    downstream.plan = testPlan('embeddings', ['embed-small']);
+    await pipeline.embed(EmbedRequest.fromPartial({ route: 'embeddings', inputs: ['x'], user: 'u-3', metadata: { feature: 'indexing' } }), makeCtx());
+    expect(downstream.calls.executeEmbed[0]!.req.labels).toEqual({ user: 'u-3', promptVersion: '', feature: 'indexing' });
+  });
+
+  it('labels no feature when the config names no key', async () => {
+    const { pipeline, downstream } = setup({ sections: edgeTestSections(TEST_CONFIG_YAML.replace('usage_labels: { feature_key: feature }', '')) });
+    await pipeline.chat(chatReq({ metadata: { feature: 'search' } }), makeCtx());
+    expect(downstream.calls.executeChat[0]!.req.labels).toEqual({ user: '', promptVersion: '', feature: '' });
+  });
+
+  it('refuses a feature label over 64 characters or a prompt version over 128 bytes, naming the field, before planning', async () => {
+    const { pipeline, downstream } = setup();
+    const long = await rejection(pipeline.chat(chatReq({ metadata: { feature: 'f'.repeat(65) } }), makeCtx()));
+    expect(long).toMatchObject({ kind: 'invalid_argument' });
+    expect(long.message).toContain('metadata.feature');
+    const version = await rejection(pipeline.chat(chatReq({ promptVersion: 'v'.repeat(129) }), makeCtx()));
+    expect(version.message).toContain('prompt_version');
+    expect(downstream.calls.planRoute).toHaveLength(0);
+    await pipeline.chat(chatReq({ metadata: { feature: 'f'.repeat(64) } }), makeCtx());
+    expect(downstream.calls.executeChat[0]!.req.labels?.feature).toHaveLength(64);
+  });
+});
+
 describe('GatewayPipeline.embed and getUsage', () => {
   const inputs = ['first text', 'second text'];
 
@@ -916,7 +948,7 @@ describe('GatewayPipeline.embed and getUsage', () => {
       promptTokens: inputs.reduce((n, t) => n + countTokens(t, 'approx'), 0),
     });
     const tokens = inputs.reduce((n, t) => n + countTokens(t, 'openai'), 0);
-    expect(downstream.calls.reserveQuota[0]!.req).toMatchObject({ model: 'embed-small', estimatedTokens: tokens, estimatedCostMicros: costMicros(MODELS['embed-small'].pricing, tokens, 0) });
+    expect(downstream.calls.reserveQuota[0]!.req).toMatchObject({ model: 'embed-small', estimatedTokens: tokens, estimatedCostMicros: costMicros(MODELS['embed-small'].pricing, { inputTokens: tokens, outputTokens: 0 }) });
     expect(downstream.calls.executeEmbed[0]!.req).toMatchObject({ requestId: ctx.requestId, tenantId: 'acme', keyId: 'k-acme', plan: downstream.plan, request: { inputs } });
     expect(downstream.calls.executeEmbed[0]!.opts.timeoutMs).toBe(4_000);
     expect(downstream.order).toEqual(['authenticate', 'planRoute', 'reserveQuota', 'executeEmbed']);
@@ -951,9 +983,9 @@ describe('GatewayPipeline.embed and getUsage', () => {
 
   it('forwards the caller authorization to the accountant, and refuses a call without one', async () => {
     const { pipeline, downstream } = setup();
-    expect((await rejection(pipeline.getUsage({ tenantId: '', route: '', model: '', groupBy: [] }, makeCtx(null)))).kind).toBe('unauthenticated');
+    expect((await rejection(pipeline.getUsage(GetUsageRequest.fromPartial({}), makeCtx(null)))).kind).toBe('unauthenticated');
     expect(downstream.calls.getUsage).toHaveLength(0);
-    await pipeline.getUsage({ tenantId: '', route: '', model: '', groupBy: [] }, makeCtx(`Bearer ${GOOD_KEY}`));
+    await pipeline.getUsage(GetUsageRequest.fromPartial({}), makeCtx(`Bearer ${GOOD_KEY}`));
     expect(downstream.calls.getUsage[0]!.opts.metadata).toEqual({ authorization: `Bearer ${GOOD_KEY}` });
     expect(downstream.calls.getUsage[0]!.opts.timeoutMs).toBe(10_000);
     expect(downstream.calls.authenticate).toHaveLength(0);
@@ -963,7 +995,7 @@ describe('GatewayPipeline.embed and getUsage', () => {
   // and forwarding it failed to encode ("cannot convert NaN to a BigInt"): INTERNAL.
   it.each(['startTime', 'endTime'] as const)('refuses a %s that is not a valid date as INVALID_ARGUMENT naming it, without calling the accountant', async (field) => {
     const { pipeline, downstream } = setup();
-    const err = await rejection(pipeline.getUsage({ tenantId: '', route: '', model: '', groupBy: [], [field]: new Date(NaN) }, makeCtx(`Bearer ${GOOD_KEY}`)));
+    const err = await rejection(pipeline.getUsage(GetUsageRequest.fromPartial(field === 'startTime' ? { startTime: new Date(NaN) } : { endTime: new Date(NaN) }), makeCtx(`Bearer ${GOOD_KEY}`)));
     expect(err.kind).toBe('invalid_argument');
     expect(err.message).toBe(`${field === 'startTime' ? 'start_time' : 'end_time'}: not a valid timestamp`);
     expect(downstream.calls.getUsage).toHaveLength(0);
@@ -971,7 +1003,7 @@ describe('GatewayPipeline.embed and getUsage', () => {
 
   it('forwards a query with valid times', async () => {
     const { pipeline, downstream } = setup();
-    await pipeline.getUsage({ tenantId: '', route: '', model: '', groupBy: [], startTime: new Date(0), endTime: new Date(8.64e15) }, makeCtx(`Bearer ${GOOD_KEY}`));
+    await pipeline.getUsage(GetUsageRequest.fromPartial({ startTime: new Date(0), endTime: new Date(8.64e15) }), makeCtx(`Bearer ${GOOD_KEY}`));
     expect(downstream.calls.getUsage).toHaveLength(1);
   });
 });

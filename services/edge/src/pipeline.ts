@@ -3,7 +3,7 @@ import { AppError } from '@llmgw/errors';
 import { errorKindFromProto, metadataValue, type CallContext, type StreamSink } from '@llmgw/grpc';
 import type { Logger } from '@llmgw/logging';
 import type { Principal } from '@llmgw/proto/auth';
-import type { ChatParams, ExecuteChatRequest, ExecutionError } from '@llmgw/proto/executor';
+import type { ChatParams, ExecuteChatRequest, ExecutionError, UsageLabels } from '@llmgw/proto/executor';
 import { QuotaDecision } from '@llmgw/proto/quota';
 import { Operation, type CatalogEntry, type Plan, type PlanRouteRequest } from '@llmgw/proto/router';
 import {
@@ -23,7 +23,7 @@ import { AccessRecord, type AccessOperation } from './access-log.js';
 import type { Downstream } from './downstream.js';
 import { planEstimate, promptTokenCounts, type Estimate } from './estimate.js';
 import type { PlanCache } from './plan-cache.js';
-import { applyPlan, requestTimeout, shapeChat, shapeEmbed, shapeUsageQuery } from './validate.js';
+import { applyPlan, requestTimeout, shapeChat, shapeEmbed, shapeUsageQuery, usageLabels } from './validate.js';
 
 export interface PipelineDeps {
   /** The edge's sections of the config (the tenants' prompt-log policy), current after reloads. */
@@ -74,9 +74,9 @@ export class GatewayPipeline {
    */
   async chat(req: ChatRequest, ctx: CallContext, modelOrRoute = ''): Promise<ChatResponse> {
     return this.logged(ctx, 'chat', async (access) => {
-      const { a, params } = await this.admitChat(req, ctx, false, modelOrRoute, access);
+      const { a, params, labels } = await this.admitChat(req, ctx, false, modelOrRoute, access);
       const opts = await this.execOpts(ctx, a);
-      const res = await this.executeOrRelease(ctx, a, () => this.deps.downstream.executeChat(this.executeRequest(ctx, a, params), opts));
+      const res = await this.executeOrRelease(ctx, a, () => this.deps.downstream.executeChat(this.executeRequest(ctx, a, params, labels), opts));
       const response = res.response;
       access.executed(response?.routing, response?.usage);
       if (res.error) throw executionError(res.error, response?.routing);
@@ -88,14 +88,14 @@ export class GatewayPipeline {
 
   async chatStream(req: ChatRequest, ctx: CallContext, send: StreamSink<ChatStreamResponse>, modelOrRoute = ''): Promise<void> {
     return this.logged(ctx, 'chat_stream', async (access) => {
-      const { a, params } = await this.admitChat(req, ctx, true, modelOrRoute, access);
+      const { a, params, labels } = await this.admitChat(req, ctx, true, modelOrRoute, access);
       let received = false;
       let relayedText = '';
       let routing: Routing | undefined;
       let failure: ExecutionError | undefined;
       const opts = await this.execOpts(ctx, a);
       try {
-        for await (const msg of this.deps.downstream.executeChatStream(this.executeRequest(ctx, a, params), opts)) {
+        for await (const msg of this.deps.downstream.executeChatStream(this.executeRequest(ctx, a, params, labels), opts)) {
           received = true;
           if (msg.error) failure = msg.error;
           if (!msg.chunk) continue;
@@ -122,6 +122,7 @@ export class GatewayPipeline {
   private async embedLogged(req: EmbedRequest, ctx: CallContext, modelOrRoute: string, access: AccessRecord): Promise<EmbedResponse> {
     const principal = await this.authenticate(ctx, 'embed');
     shapeEmbed(req);
+    const labels = this.usageLabels(req);
     const started = this.deps.now();
     const prompt = PromptTokens.texts(req.inputs);
     const plan = await this.plan(
@@ -137,7 +138,7 @@ export class GatewayPipeline {
     const opts = await this.execOpts(ctx, a);
     const res = await this.executeOrRelease(ctx, a, () =>
       this.deps.downstream.executeEmbed(
-        { requestId: ctx.requestId, tenantId: principal.tenantId, keyId: principal.keyId, request: req, plan, promptTokens: promptTokenCounts(plan, prompt) },
+        { requestId: ctx.requestId, tenantId: principal.tenantId, keyId: principal.keyId, request: req, plan, promptTokens: promptTokenCounts(plan, prompt), labels },
         opts,
       ),
     );
@@ -203,9 +204,10 @@ export class GatewayPipeline {
     return principal;
   }
 
-  private async admitChat(req: ChatRequest, ctx: CallContext, stream: boolean, modelOrRoute: string, access: AccessRecord): Promise<{ a: Admitted; params: ChatParams }> {
+  private async admitChat(req: ChatRequest, ctx: CallContext, stream: boolean, modelOrRoute: string, access: AccessRecord): Promise<{ a: Admitted; params: ChatParams; labels: UsageLabels }> {
     const principal = await this.authenticate(ctx, 'chat');
     const shaped = shapeChat(req, { stream });
+    const labels = this.usageLabels(req);
     const started = this.deps.now();
     const prompt = PromptTokens.chat(req.messages);
     const plan = await this.plan(
@@ -229,11 +231,16 @@ export class GatewayPipeline {
     const { params, timeoutMs } = applyPlan(req, shaped, plan, prompt.estimate(familyOf(plan.attempts[0]?.tokenizer ?? 0)));
     params.promptTokens = promptTokenCounts(plan, prompt);
     await this.reserve(ctx, principal, plan, planEstimate(plan, prompt, params.maxTokens));
-    return { a: this.admitted(ctx, principal, plan, started, timeoutMs), params };
+    return { a: this.admitted(ctx, principal, plan, started, timeoutMs), params, labels };
   }
 
-  private executeRequest(ctx: CallContext, a: Admitted, params: ChatParams): ExecuteChatRequest {
-    return { requestId: ctx.requestId, tenantId: a.principal.tenantId, keyId: a.principal.keyId, request: undefined, plan: a.plan, params };
+  private executeRequest(ctx: CallContext, a: Admitted, params: ChatParams, labels: UsageLabels): ExecuteChatRequest {
+    return { requestId: ctx.requestId, tenantId: a.principal.tenantId, keyId: a.principal.keyId, request: undefined, plan: a.plan, params, labels };
+  }
+
+  /** The request's cost dimensions, checked before anything is planned or reserved. */
+  private usageLabels(req: ChatRequest | EmbedRequest): UsageLabels {
+    return usageLabels(req, this.deps.config().usage_labels.feature_key);
   }
 
   /**

@@ -15,7 +15,7 @@ export const MODELS = {
   'small-fast': {
     provider: 'sim-openai',
     upstreamModel: 'gpt-4o-mini',
-    pricing: { inputPerMillionUsd: 0.15, outputPerMillionUsd: 0.6 },
+    pricing: { inputPerMillionUsd: 0.15, outputPerMillionUsd: 0.6, cachedInputPerMillionUsd: 0.075, cacheWriteInputPerMillionUsd: 0.15 },
     tokenizer: Tokenizer.TOKENIZER_OPENAI,
     contextTokens: 128_000,
     maxOutputTokens: 4_096,
@@ -23,7 +23,7 @@ export const MODELS = {
   claude: {
     provider: 'sim-anthropic',
     upstreamModel: 'claude-haiku-4-5',
-    pricing: { inputPerMillionUsd: 1, outputPerMillionUsd: 5 },
+    pricing: { inputPerMillionUsd: 1, outputPerMillionUsd: 5, cachedInputPerMillionUsd: 0.1, cacheWriteInputPerMillionUsd: 1.25 },
     tokenizer: Tokenizer.TOKENIZER_APPROX,
     contextTokens: 200_000,
     maxOutputTokens: 4_096,
@@ -32,7 +32,7 @@ export const MODELS = {
   'pricey-fallback': {
     provider: 'sim-openai',
     upstreamModel: 'gpt-pricey',
-    pricing: { inputPerMillionUsd: 15, outputPerMillionUsd: 60 },
+    pricing: { inputPerMillionUsd: 15, outputPerMillionUsd: 60, cachedInputPerMillionUsd: 15, cacheWriteInputPerMillionUsd: 15 },
     tokenizer: Tokenizer.TOKENIZER_OPENAI,
     contextTokens: 128_000,
     maxOutputTokens: 4_096,
@@ -40,7 +40,7 @@ export const MODELS = {
   'embed-small': {
     provider: 'sim-openai',
     upstreamModel: 'text-embedding-3-small',
-    pricing: { inputPerMillionUsd: 0.02, outputPerMillionUsd: 0 },
+    pricing: { inputPerMillionUsd: 0.02, outputPerMillionUsd: 0, cachedInputPerMillionUsd: 0.02, cacheWriteInputPerMillionUsd: 0.02 },
     tokenizer: Tokenizer.TOKENIZER_OPENAI,
     contextTokens: 8_192,
     maxOutputTokens: 4_096,
@@ -48,7 +48,7 @@ export const MODELS = {
   'embed-approx': {
     provider: 'sim-anthropic',
     upstreamModel: 'embed-approx',
-    pricing: { inputPerMillionUsd: 1, outputPerMillionUsd: 0 },
+    pricing: { inputPerMillionUsd: 1, outputPerMillionUsd: 0, cachedInputPerMillionUsd: 1, cacheWriteInputPerMillionUsd: 1 },
     tokenizer: Tokenizer.TOKENIZER_APPROX,
     contextTokens: 8_192,
     maxOutputTokens: 4_096,
@@ -119,9 +119,10 @@ export function testPlan(route: string, models: TestModel[], over: Partial<Plan>
   });
 }
 
-/** The edge's sections of a whole config file: only the tenants' prompt-log policy. */
+/** The edge's sections of a whole config file: the tenants' prompt-log policy and the usage labels. */
 export const TEST_CONFIG_YAML = `
 default_route: chat
+usage_labels: { feature_key: feature }
 providers:
   sim-openai: { kind: openai, base_url: "http://127.0.0.1:9/v1", api_key: "\${EDGE_TEST_UNSET_KEY}" }
 tiers:

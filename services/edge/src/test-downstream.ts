@@ -13,7 +13,7 @@ import {
 } from '@llmgw/proto/executor';
 import { QuotaDecision, ReserveQuotaResponse, type ReleaseQuotaRequest, type ReserveQuotaRequest } from '@llmgw/proto/quota';
 import { CatalogEntryKind, Operation, type CatalogEntry, type ListModelsRequest, type Plan, type PlanRouteRequest } from '@llmgw/proto/router';
-import { AttemptOutcome, ChatRequest, FinishReason, GetUsageResponse, Role, type GetUsageRequest, type Message, type Routing, type Usage } from '@llmgw/proto/v1';
+import { AttemptOutcome, ChatRequest, FinishReason, GetUsageResponse, Role, Usage, type GetUsageRequest, type Message, type Routing } from '@llmgw/proto/v1';
 import type { Downstream } from './downstream.js';
 import { testPlan } from './test-config.js';
 
@@ -39,7 +39,7 @@ export const ROUTING: Routing = {
     { model: 'small-fast', provider: 'sim-openai', outcome: AttemptOutcome.ATTEMPT_OUTCOME_SUCCESS, error: '', latencyMs: 9, providerStatus: 200, reason: '', hedge: false },
   ],
 };
-export const USAGE: Usage = { inputTokens: 21, outputTokens: 34, costUsd: 0.000099, costMicros: 99, tokensEstimated: false };
+export const USAGE: Usage = Usage.fromPartial({ inputTokens: 21, outputTokens: 34, costUsd: 0.000099, costMicros: 99, tokensEstimated: false });
 
 export const allowed = ReserveQuotaResponse.fromPartial({ decision: QuotaDecision.QUOTA_DECISION_ALLOWED, limit: '', remaining: 100 });
 export const execError = (kind: ErrorKind, message: string, retryAfterMs = 0): ExecutionError => ({ code: '', message, retryAfterMs, kind });

@@ -1,5 +1,5 @@
 import { AppError } from '@llmgw/errors';
-import { ToolChoiceMode, type ChatParams, type ResponseFormatSpec, type ToolChoice, type ToolSpec } from '@llmgw/proto/executor';
+import { ToolChoiceMode, type ChatParams, type ResponseFormatSpec, type ToolChoice, type ToolSpec, type UsageLabels } from '@llmgw/proto/executor';
 import type { Plan } from '@llmgw/proto/router';
 import { LatencyClass, ResponseFormatType, Role, type ChatRequest, type EmbedRequest, type GetUsageRequest } from '@llmgw/proto/v1';
 
@@ -24,6 +24,9 @@ const MAX_SCHEMA_BYTES = 64 * 1024;
 const MAX_ARGUMENTS_BYTES = 256 * 1024;
 const MAX_STOP_BYTES = 256;
 const MAX_USER_BYTES = 256;
+const MAX_PROMPT_VERSION_BYTES = 128;
+/** Longest feature label (the value of the metadata key `usage_labels.feature_key` names). */
+export const MAX_FEATURE_CHARS = 64;
 const FORMAT_NAMES: Partial<Record<ResponseFormatType, string>> = {
   [ResponseFormatType.RESPONSE_FORMAT_TYPE_TEXT]: 'text',
   [ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_OBJECT]: 'json_object',
@@ -138,6 +141,7 @@ export function shapeChat(req: ChatRequest, opts: { stream: boolean }): ShapedCh
   if (req.stop.length > MAX_STOP) throw invalid('stop', `at most ${MAX_STOP} sequences`);
   req.stop.forEach((st, i) => checkBytes(st, `stop[${i}]`, MAX_STOP_BYTES));
   checkBytes(req.user, 'user', MAX_USER_BYTES);
+  checkBytes(req.promptVersion, 'prompt_version', MAX_PROMPT_VERSION_BYTES);
   validateTimeoutField(req.timeoutMs);
   validateMetadata(req.metadata);
 
@@ -221,6 +225,7 @@ export function shapeEmbed(req: EmbedRequest): void {
   });
   if (bytes > MAX_CONTENT_BYTES) throw invalid('inputs', `texts total ${bytes} bytes, over the limit of ${MAX_CONTENT_BYTES}`);
   if (req.dimensions > MAX_EMBED_DIMENSIONS) throw invalid('dimensions', `${req.dimensions} is over the maximum of ${MAX_EMBED_DIMENSIONS}`);
+  checkBytes(req.user, 'user', MAX_USER_BYTES);
   validateTimeoutField(req.timeoutMs);
   validateMetadata(req.metadata);
 }
@@ -232,4 +237,15 @@ export function shapeEmbed(req: EmbedRequest): void {
 export function shapeUsageQuery(req: GetUsageRequest): void {
   if (req.startTime && Number.isNaN(req.startTime.getTime())) throw invalid('start_time', 'not a valid timestamp');
   if (req.endTime && Number.isNaN(req.endTime.getTime())) throw invalid('end_time', 'not a valid timestamp');
+}
+
+/**
+ * What the request's usage is labelled with (checked by shapeChat or shapeEmbed): its end user,
+ * its prompt version, and its feature, the value of the metadata entry `featureKey` names
+ * (config `usage_labels.feature_key`), at most MAX_FEATURE_CHARS long.
+ */
+export function usageLabels(req: { user: string; promptVersion?: string; metadata: Record<string, string> }, featureKey: string | undefined): UsageLabels {
+  const feature = featureKey === undefined ? '' : (req.metadata[featureKey] ?? '');
+  if (feature.length > MAX_FEATURE_CHARS) throw invalid(`metadata.${featureKey}`, `a feature label is at most ${MAX_FEATURE_CHARS} characters`);
+  return { user: req.user, promptVersion: req.promptVersion ?? '', feature };
 }

@@ -21,7 +21,7 @@ default_route: r
 providers:
   oa: { kind: openai, base_url: "http://127.0.0.1:1/v1", api_key: "\${OPENAI_KEY}" }
 models:
-  m: { provider: oa, upstream_model: gpt-4o-mini, pricing: { input_per_million_usd: 1 } }
+  m: { provider: oa, upstream_model: gpt-4o-mini, pricing: { input_per_million_usd: 1, output_per_million_usd: 4 } }
 routes:
   r: { rules: [{ name: default, model: m }] }
 tiers: { t: {} }

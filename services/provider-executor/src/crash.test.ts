@@ -7,7 +7,7 @@ import { meshCredentials, startNatsServer, startServiceProcesses, type LocalServ
 import { silentLogger } from '@llmgw/logging';
 import { costMicros } from '@llmgw/pricing';
 import { ExecutorServiceClient } from '@llmgw/proto/executor';
-import { AttemptOutcome, TokenSource, UsageRecorded } from '@llmgw/proto/v1';
+import { AttemptOutcome, AttemptUsage, TokenSource, UsageRecorded } from '@llmgw/proto/v1';
 import { startSimulator, type Simulator } from '@llmgw/provider-simulator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { attempt, chatRequest } from './test-helpers.js';
@@ -106,7 +106,7 @@ describe('an executor killed with streams in flight', () => {
         const billed = bill[planned.upstreamModel]!;
         expect(billed.requests, r.requestId).toBe(1);
         expect([ev.inputTokens, ev.outputTokens], r.requestId).toEqual([billed.input_tokens, billed.output_tokens]);
-        expect(ev.costMicros, r.requestId).toBe(costMicros(planned.pricing!, billed.input_tokens, billed.output_tokens));
+        expect(ev.costMicros, r.requestId).toBe(costMicros(planned.pricing!, { inputTokens: billed.input_tokens, outputTokens: billed.output_tokens }));
         if (r.requestId.startsWith('done')) {
           expect(ev).toMatchObject({ success: true, tokenSource: TokenSource.TOKEN_SOURCE_PROVIDER });
           continue;
@@ -114,7 +114,7 @@ describe('an executor killed with streams in flight', () => {
         expect(billed.output_tokens).toBe(0);
         expect(ev).toMatchObject({ success: false, errorCode: 'UNAVAILABLE', tokenSource: TokenSource.TOKEN_SOURCE_ESTIMATED, streamed: true, attemptCount: 1 });
         expect(ev.attempts).toEqual([
-          {
+          AttemptUsage.fromPartial({
             model: 'oa-gpt-4o-mini',
             provider: 'oa',
             inputTokens: billed.input_tokens,
@@ -123,7 +123,7 @@ describe('an executor killed with streams in flight', () => {
             tokenSource: TokenSource.TOKEN_SOURCE_ESTIMATED,
             outcome: AttemptOutcome.ATTEMPT_OUTCOME_FAILED,
             reason: 'executor_restarted',
-          },
+          }),
         ]);
       }
     } finally {

@@ -7,7 +7,7 @@ import { CircuitBreaker } from './circuit-breaker.js';
 import type { Executor } from './execute.js';
 import { MAX_EMBED_INPUTS, MAX_PLAN_ATTEMPTS, MAX_PRICE_PER_MILLION_USD } from './request-check.js';
 import type { ProviderRegistry } from './providers/registry.js';
-import { attempt, chatRequest, ctxOf, embedRequest, executorFor, testProviders, tool, user, type RecordingUsage } from './test-helpers.js';
+import { attempt, chatRequest, ctxOf, embedRequest, executorFor, price, testProviders, tool, user, type RecordingUsage } from './test-helpers.js';
 
 let sim: Simulator;
 let executor: Executor;
@@ -74,15 +74,18 @@ describe('ExecuteChat against the simulator', () => {
     expect(u.costMicros).toBe(Math.round(u.inputTokens * 0.15 + u.outputTokens * 0.6));
     // The same model priced differently by the plan costs differently: the executor holds no prices.
     const repriced = await executor.executeChat(
-      req('[[long]] write a lot', [attempt('oa-gpt-4o-mini', undefined, { pricing: { inputPerMillionUsd: 10, outputPerMillionUsd: 20 } })], { maxTokens: 1000 }),
+      req('[[long]] write a lot', [attempt('oa-gpt-4o-mini', undefined, { pricing: price(10, 20) })], { maxTokens: 1000 }),
       ctxOf(),
     );
     const v = repriced.response!.usage!;
     expect(v.costMicros).toBe(v.inputTokens * 10 + v.outputTokens * 20);
-    // No pricing in the plan: the model is free, as configured.
-    const free = await executor.executeChat(req('hi', [attempt('oa-gpt-4o-mini', undefined, { pricing: undefined })]), ctxOf());
-    expect(free.response?.usage).toMatchObject({ costMicros: 0, costUsd: 0 });
-    expect(free.response?.usage?.outputTokens).toBeGreaterThan(0);
+  });
+
+  it('refuses a plan with an unpriced attempt before any provider is called: a model is never billed $0 for want of a price', async () => {
+    const unpriced = [attempt('oa-gpt-4o-mini'), attempt('oa-gpt-4o-mini', undefined, { pricing: undefined })];
+    const before = sim.bill().total.requests;
+    await expect(executor.executeChat(req('hi', unpriced), ctxOf())).rejects.toMatchObject({ kind: 'invalid_argument', message: 'plan.attempts[1].pricing is required (model oa-gpt-4o-mini)' });
+    expect(sim.bill().total.requests).toBe(before);
   });
 
   it.each(['oa-gpt-4o-mini', 'an-claude-haiku-4-5', 'ge-gemini-2.5-flash'])('returns tool calls from %s (tools with parsed parameters)', async (model) => {
@@ -484,10 +487,10 @@ describe('ExecuteChat against the simulator', () => {
   // Found by the fuzz test: a plan price of NaN, Infinity or 1e200 failed the cost arithmetic
   // (BigInt of NaN, an int64 beyond range) after the provider had answered: INTERNAL.
   it.each([
-    ['NaN input', { inputPerMillionUsd: NaN, outputPerMillionUsd: 1 }, 'plan.attempts[1].pricing.input_per_million_usd'],
-    ['infinite output', { inputPerMillionUsd: 1, outputPerMillionUsd: Infinity }, 'plan.attempts[1].pricing.output_per_million_usd'],
-    ['negative input', { inputPerMillionUsd: -1, outputPerMillionUsd: 1 }, 'plan.attempts[1].pricing.input_per_million_usd'],
-    ['absurd output', { inputPerMillionUsd: 1, outputPerMillionUsd: 1e200 }, 'plan.attempts[1].pricing.output_per_million_usd'],
+    ['NaN input', price(NaN, 1), 'plan.attempts[1].pricing.input_per_million_usd'],
+    ['infinite output', price(1, Infinity), 'plan.attempts[1].pricing.output_per_million_usd'],
+    ['negative input', price(-1, 1), 'plan.attempts[1].pricing.input_per_million_usd'],
+    ['absurd output', price(1, 1e200), 'plan.attempts[1].pricing.output_per_million_usd'],
   ])('refuses a plan whose price is not a bounded number (%s): INVALID_ARGUMENT naming it, no provider called, no event', async (_name, pricing, field) => {
     const attempts = [attempt('oa-gpt-4o-mini'), attempt('oa-gpt-4o-mini', undefined, { pricing })];
     for (const run of [
@@ -537,7 +540,7 @@ describe('ExecuteChat against the simulator', () => {
   });
 
   it('accepts free and the highest allowed prices', async () => {
-    const res = await executor.executeChat(req('hi', [attempt('oa-gpt-4o-mini', undefined, { pricing: { inputPerMillionUsd: 0, outputPerMillionUsd: MAX_PRICE_PER_MILLION_USD } })]), ctxOf());
+    const res = await executor.executeChat(req('hi', [attempt('oa-gpt-4o-mini', undefined, { pricing: price(0, MAX_PRICE_PER_MILLION_USD) })]), ctxOf());
     expect(res.error).toBeUndefined();
     expect(res.response?.usage?.costMicros).toBe((res.response?.usage?.outputTokens ?? 0) * MAX_PRICE_PER_MILLION_USD);
   });

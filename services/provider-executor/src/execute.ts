@@ -107,7 +107,7 @@ export class Executor {
     const ledger = this.ledger(req, plan, 'chat', false, promptCount(req.params?.promptTokens ?? [], (family) => countChatTokens(params.messages, family)));
     const check = params.responseFormat.type === 'json_schema' ? answerCheck(params.responseFormat.schema) : undefined;
     const usageOf = (t: Target, r: ChatResult, messages: ChatParams['messages']) =>
-      chatUsage(familyOf(t.planned.tokenizer), t.planned.pricing, r.usage, messages, () => r.content + r.toolCalls.map((c) => c.name + c.argumentsJson).join(''));
+      chatUsage(t.planned, r.usage, messages, () => r.content + r.toolCalls.map((c) => c.name + c.argumentsJson).join(''));
     return this.billed<ExecuteChatResponse>(ledger, scope, async () => {
       const outcome = await this.runner.run(
         plan,
@@ -190,7 +190,7 @@ export class Executor {
       if (outcome.ok) {
         outcome.ok.release();
         const { value: r, target } = outcome.ok;
-        ledger.answered(target.planned, target.providerId, embedUsage(familyOf(target.planned.tokenizer), target.planned.pricing, r.usage, request.inputs));
+        ledger.answered(target.planned, target.providerId, embedUsage(target.planned, r.usage, request.inputs));
         const response = {
           id: req.requestId,
           model: target.planned.model,
@@ -206,8 +206,8 @@ export class Executor {
     });
   }
 
-  private ledger(req: Pick<ExecuteChatRequest, 'requestId' | 'tenantId' | 'keyId'>, plan: Plan, operation: LedgerRequest['operation'], streamed: boolean, prompt: ConstructorParameters<typeof UsageLedger>[1]): UsageLedger {
-    return new UsageLedger({ requestId: req.requestId, tenantId: req.tenantId, keyId: req.keyId, route: plan.route, split: plan.split, operation, streamed }, prompt, this.deps.now());
+  private ledger(req: Pick<ExecuteChatRequest, 'requestId' | 'tenantId' | 'keyId' | 'labels'>, plan: Plan, operation: LedgerRequest['operation'], streamed: boolean, prompt: ConstructorParameters<typeof UsageLedger>[1]): UsageLedger {
+    return new UsageLedger({ requestId: req.requestId, tenantId: req.tenantId, keyId: req.keyId, labels: req.labels, route: plan.route, split: plan.split, operation, streamed }, prompt, this.deps.now());
   }
 
   /**
@@ -314,7 +314,7 @@ export class Executor {
     let callerGone = false;
     let ended = opened.ended;
     const { iterator } = opened;
-    const usageSoFar = () => chatUsage(familyOf(target.planned.tokenizer), target.planned.pricing, reported, params.messages, () => text.join(''));
+    const usageSoFar = () => chatUsage(target.planned, reported, params.messages, () => text.join(''));
 
     const forward = async (ev: ChatStreamEvent): Promise<void> => {
       if (ev.usage) mergeUsage(reported, ev.usage);
@@ -423,7 +423,7 @@ export class Executor {
   }
 
   private filteredResponse(id: string, plan: Plan, outcome: PlanOutcome<unknown>, target: Target, params: ChatParams, ledger: UsageLedger): ChatResponse {
-    ledger.answered(target.planned, target.providerId, chatUsage(familyOf(target.planned.tokenizer), target.planned.pricing, { outputTokens: 0 }, params.messages, () => ''));
+    ledger.answered(target.planned, target.providerId, chatUsage(target.planned, { outputTokens: 0 }, params.messages, () => ''));
     return {
       id,
       model: target.planned.model,

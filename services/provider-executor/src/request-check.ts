@@ -1,4 +1,5 @@
 import { AppError } from '@llmgw/errors';
+import type { UsageLabels } from '@llmgw/proto/executor';
 import type { Plan } from '@llmgw/proto/router';
 
 /**
@@ -24,8 +25,8 @@ function checkPrice(v: number, field: string): void {
 }
 
 /**
- * The plan as the router makes it: its prices are what every cost is computed from, so one that
- * is not a finite, non-negative, bounded number is refused before any provider is called (it
+ * The plan as the router makes it: its prices are what every cost is computed from, so an attempt
+ * without one, or one that is not a finite, non-negative, bounded number, is refused before any provider is called (it
  * would otherwise fail the cost arithmetic after the provider answered).
  */
 export function checkPlan(plan: Plan): Plan {
@@ -37,9 +38,12 @@ export function checkPlan(plan: Plan): Plan {
     checkName(a.model, `plan.attempts[${i}].model`);
     checkName(a.provider, `plan.attempts[${i}].provider`);
     checkName(a.upstreamModel, `plan.attempts[${i}].upstream_model`);
-    if (!a.pricing) return;
+    // The router prices every model (an unpriced one is a config error): no attempt is ever billed $0 for want of a price.
+    if (!a.pricing) throw new AppError('invalid_argument', `plan.attempts[${i}].pricing is required (model ${a.model})`);
     checkPrice(a.pricing.inputPerMillionUsd, `plan.attempts[${i}].pricing.input_per_million_usd`);
     checkPrice(a.pricing.outputPerMillionUsd, `plan.attempts[${i}].pricing.output_per_million_usd`);
+    checkPrice(a.pricing.cachedInputPerMillionUsd, `plan.attempts[${i}].pricing.cached_input_per_million_usd`);
+    checkPrice(a.pricing.cacheWriteInputPerMillionUsd, `plan.attempts[${i}].pricing.cache_write_input_per_million_usd`);
   });
   return plan;
 }
@@ -65,9 +69,13 @@ const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
  * The ids the usage event is keyed and billed by: request_id (also its JetStream message id, a
  * NATS header), tenant_id (an event without one cannot be accounted) and key_id.
  */
-export function checkIds(req: { requestId: string; tenantId: string; keyId: string }): void {
+export function checkIds(req: { requestId: string; tenantId: string; keyId: string; labels?: UsageLabels | undefined }): void {
   if (!REQUEST_ID.test(req.requestId)) throw new AppError('invalid_argument', 'request_id: 1 to 128 visible ASCII characters (no spaces or control characters)');
   if (req.tenantId.length === 0) throw new AppError('invalid_argument', 'tenant_id is required');
   checkName(req.tenantId, 'tenant_id');
   checkName(req.keyId, 'key_id');
+  // The edge bounds them tighter; the usage event must fit one NATS message whoever calls.
+  checkName(req.labels?.user ?? '', 'labels.user');
+  checkName(req.labels?.promptVersion ?? '', 'labels.prompt_version');
+  checkName(req.labels?.feature ?? '', 'labels.feature');
 }

@@ -1,8 +1,9 @@
-import { AttemptOutcome, TokenSource, UsageRecorded, type AttemptUsage } from '@llmgw/proto/v1';
+import { AttemptOutcome, AttemptUsage, TokenSource, UsageRecorded } from '@llmgw/proto/v1';
 import { describe, expect, it } from 'vitest';
 import { spentRequest } from './spend.js';
 
-const call = (model: string, outcome: AttemptOutcome, reason = '', costMicros = 0): AttemptUsage => ({
+const call = (model: string, outcome: AttemptOutcome, reason = '', costMicros = 0): AttemptUsage =>
+  AttemptUsage.fromPartial({
   model,
   provider: 'p',
   inputTokens: 10,
@@ -11,7 +12,7 @@ const call = (model: string, outcome: AttemptOutcome, reason = '', costMicros = 
   tokenSource: TokenSource.TOKEN_SOURCE_PROVIDER,
   outcome,
   reason,
-});
+  });
 const FAILED = AttemptOutcome.ATTEMPT_OUTCOME_FAILED;
 const OK = AttemptOutcome.ATTEMPT_OUTCOME_SUCCESS;
 const event = (attempts: AttemptUsage[], extra: Partial<UsageRecorded> = {}) =>

@@ -44,7 +44,8 @@ interface CatalogueEntry {
   maxOutputTokens: number;
 }
 
-const price = (input: number, output = 0): Pricing => ({ inputPerMillionUsd: input, outputPerMillionUsd: output });
+/** A price without cache discounts, as the router resolves one. */
+export const price = (input: number, output = 0): Pricing => ({ inputPerMillionUsd: input, outputPerMillionUsd: output, cachedInputPerMillionUsd: input, cacheWriteInputPerMillionUsd: input });
 const chatModel = (provider: string, upstreamModel: string, tokenizer = Tokenizer.TOKENIZER_APPROX, pricing = price(1, 2)): CatalogueEntry => ({
   provider,
   upstreamModel,

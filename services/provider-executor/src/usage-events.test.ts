@@ -2,12 +2,12 @@ import { costMicros } from '@llmgw/pricing';
 import { LONG_REPLY_TOKENS, startSimulator, type Simulator } from '@llmgw/provider-simulator';
 import type { ExecuteChatRequest, ExecuteChatStreamResponse } from '@llmgw/proto/executor';
 import { Tokenizer, type PlannedAttempt } from '@llmgw/proto/router';
-import { AttemptOutcome, TokenSource, type Usage, type UsageRecorded } from '@llmgw/proto/v1';
+import { AttemptOutcome, AttemptUsage, TokenSource, Usage, type UsageRecorded } from '@llmgw/proto/v1';
 import { countChatTokens, countTokens, familyOf } from '@llmgw/tokens';
 import { AppError } from '@llmgw/errors';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { CircuitBreaker } from './circuit-breaker.js';
-import { attempt, chatRequest, ctxOf, embedRequest, executorFor, testProviders, user, type TestExecutor } from './test-helpers.js';
+import { attempt, chatRequest, ctxOf, embedRequest, executorFor, price, testProviders, user, type TestExecutor } from './test-helpers.js';
 
 /**
  * The executor records the money: exactly one usage event per request it received, whatever
@@ -78,6 +78,9 @@ function expectTotals(ev: UsageRecorded, responseUsage: Usage | undefined): void
   expect(responseUsage).toEqual({
     inputTokens: ev.inputTokens,
     outputTokens: ev.outputTokens,
+    cachedInputTokens: ev.cachedInputTokens,
+    cacheWriteInputTokens: ev.cacheWriteInputTokens,
+    reasoningTokens: ev.reasoningTokens,
     costMicros: ev.costMicros,
     costUsd: ev.costMicros / 1e6,
     tokensEstimated: ev.tokenSource === ESTIMATED,
@@ -88,7 +91,7 @@ function expectTotals(ev: UsageRecorded, responseUsage: Usage | undefined): void
 function expectPriced(ev: UsageRecorded, planned: readonly PlannedAttempt[]): void {
   for (const a of ev.attempts) {
     const p = planned.find((x) => x.model === a.model)!;
-    expect(a.costMicros, a.model).toBe(costMicros(p.pricing!, a.inputTokens, a.outputTokens));
+    expect(a.costMicros, a.model).toBe(costMicros(p.pricing!, { inputTokens: a.inputTokens, outputTokens: a.outputTokens }));
   }
 }
 
@@ -133,7 +136,7 @@ describe('a request that succeeds', () => {
       tokenSource: PROVIDER,
     });
     expect(ev.attempts).toEqual([
-      { model, provider: model.split('-')[0], inputTokens: ev.inputTokens, outputTokens: ev.outputTokens, costMicros: ev.costMicros, tokenSource: PROVIDER, outcome: AttemptOutcome.ATTEMPT_OUTCOME_SUCCESS, reason: '' },
+      AttemptUsage.fromPartial({ model, provider: model.split('-')[0], inputTokens: ev.inputTokens, outputTokens: ev.outputTokens, costMicros: ev.costMicros, tokenSource: PROVIDER, outcome: AttemptOutcome.ATTEMPT_OUTCOME_SUCCESS, reason: '' }),
     ]);
     expect(ev.costMicros).toBeGreaterThan(0);
     expectTotals(ev, res.response?.usage);
@@ -197,8 +200,8 @@ describe('write-ahead notes', () => {
     const interrupted = (model: string) => {
       const planned = r.plan!.attempts.find((a) => a.model === model)!;
       const prompt = countChatTokens(r.params!.messages, familyOf(planned.tokenizer));
-      const a = { model, provider: planned.provider, inputTokens: prompt, outputTokens: 0, costMicros: costMicros(planned.pricing!, prompt, 0) };
-      return { ...a, tokenSource: ESTIMATED, outcome: AttemptOutcome.ATTEMPT_OUTCOME_FAILED, reason: 'executor_restarted' };
+      const a = { model, provider: planned.provider, inputTokens: prompt, outputTokens: 0, costMicros: costMicros(planned.pricing!, { inputTokens: prompt, outputTokens: 0 }) };
+      return AttemptUsage.fromPartial({ ...a, tokenSource: ESTIMATED, outcome: AttemptOutcome.ATTEMPT_OUTCOME_FAILED, reason: 'executor_restarted' });
     };
     expect(first).toMatchObject({ requestId: 'wal', eventId: 'wal', success: false, errorCode: 'UNAVAILABLE', model: 'oa-gpt-4o-mini', tokenSource: ESTIMATED, attemptCount: 1, fallbackUsed: false });
     expect(first!.attempts).toEqual([interrupted('oa-gpt-4o-mini')]);
@@ -227,7 +230,7 @@ describe('a fallback after a 503', () => {
   function expectFallbackEvent(ev: UsageRecorded, served: string, failed: string): void {
     expect(ev).toMatchObject({ model: served, success: true, errorCode: '', fallbackUsed: true, attemptCount: 2 });
     expect(ev.attempts).toHaveLength(2);
-    expect(ev.attempts[0]).toEqual({
+    expect(ev.attempts[0]).toEqual(AttemptUsage.fromPartial({
       model: failed,
       provider: failed.split('-')[0],
       inputTokens: 0,
@@ -236,7 +239,7 @@ describe('a fallback after a 503', () => {
       tokenSource: PROVIDER,
       outcome: AttemptOutcome.ATTEMPT_OUTCOME_FAILED,
       reason: 'http_5xx',
-    });
+    }));
     expect(ev.attempts[1]).toMatchObject({ model: served, outcome: AttemptOutcome.ATTEMPT_OUTCOME_SUCCESS });
     expect(ev.attempts[1]!.costMicros).toBeGreaterThan(0);
     expect(ev.costMicros).toBe(ev.attempts[1]!.costMicros);
@@ -262,7 +265,7 @@ describe('a fallback after a 503', () => {
   });
 
   it('ExecuteEmbed', async () => {
-    const r = embedRequest(['embed me'], [attempt('ge-embed', 'emb-fail-503'), attempt('oa-embed', undefined, { pricing: { inputPerMillionUsd: 100, outputPerMillionUsd: 0 } })], {}, 'fb-embed');
+    const r = embedRequest(['embed me'], [attempt('ge-embed', 'emb-fail-503'), attempt('oa-embed', undefined, { pricing: price(100, 0) })], {}, 'fb-embed');
     const res = await fast.executor.executeEmbed(r, ctxOf());
     const ev = theEvent(fast, 'fb-embed');
     expectFallbackEvent(ev, 'oa-embed', 'ge-embed');
@@ -277,16 +280,16 @@ describe('an attempt that times out, then a fallback', () => {
   /** The timed-out attempt may have been billed: it is charged its prompt, estimated. */
   function expectTimedOut(ev: UsageRecorded, prompt: number, pricing: PlannedAttempt['pricing']): void {
     expect(ev).toMatchObject({ model: 'an-claude-haiku-4-5', success: true, fallbackUsed: true, tokenSource: ESTIMATED });
-    expect(ev.attempts[0]).toEqual({
+    expect(ev.attempts[0]).toEqual(AttemptUsage.fromPartial({
       model: 'oa-gpt-4o-mini',
       provider: 'oa',
       inputTokens: prompt,
       outputTokens: 0,
-      costMicros: costMicros(pricing!, prompt, 0),
+      costMicros: costMicros(pricing!, { inputTokens: prompt, outputTokens: 0 }),
       tokenSource: ESTIMATED,
       outcome: AttemptOutcome.ATTEMPT_OUTCOME_FAILED,
       reason: 'timeout',
-    });
+    }));
     expect(prompt).toBeGreaterThan(0);
     expect(ev.attempts[1]).toMatchObject({ model: 'an-claude-haiku-4-5', tokenSource: PROVIDER, outcome: AttemptOutcome.ATTEMPT_OUTCOME_SUCCESS });
   }
@@ -317,7 +320,7 @@ describe('an attempt that times out, then a fallback', () => {
     const res = await fast.executor.executeEmbed(r, ctxOf());
     const ev = theEvent(fast, 'to-embed');
     const prompt = inputs.reduce((n, t) => n + countTokens(t, 'openai'), 0);
-    expect(ev.attempts[0]).toMatchObject({ model: 'oa-embed', reason: 'timeout', inputTokens: prompt, tokenSource: ESTIMATED, costMicros: costMicros(r.plan!.attempts[0]!.pricing!, prompt, 0) });
+    expect(ev.attempts[0]).toMatchObject({ model: 'oa-embed', reason: 'timeout', inputTokens: prompt, tokenSource: ESTIMATED, costMicros: costMicros(r.plan!.attempts[0]!.pricing!, { inputTokens: prompt, outputTokens: 0 }) });
     expect(ev).toMatchObject({ model: 'ge-embed', success: true, tokenSource: ESTIMATED });
     expectTotals(ev, res.response?.usage);
   });
@@ -452,9 +455,9 @@ describe('a stream that ends early', () => {
     expect(ev.inputTokens).toBeGreaterThan(0);
     expect(ev.outputTokens).toBeGreaterThan(0);
     expect(ev.outputTokens).toBeLessThan(LONG_REPLY_TOKENS);
-    expect(ev.costMicros).toBe(costMicros(r.plan!.attempts[0]!.pricing!, ev.inputTokens, ev.outputTokens));
+    expect(ev.costMicros).toBe(costMicros(r.plan!.attempts[0]!.pricing!, { inputTokens: ev.inputTokens, outputTokens: ev.outputTokens }));
     // No last message reaches a caller that left: the event alone says what it cost.
-    expectTotals(ev, { inputTokens: ev.inputTokens, outputTokens: ev.outputTokens, costMicros: ev.costMicros, costUsd: ev.costMicros / 1e6, tokensEstimated: ev.tokenSource === ESTIMATED });
+    expectTotals(ev, Usage.fromPartial({ inputTokens: ev.inputTokens, outputTokens: ev.outputTokens, costMicros: ev.costMicros, costUsd: ev.costMicros / 1e6, tokensEstimated: ev.tokenSource === ESTIMATED }));
     // The provider stopped: it billed one request, part of an answer.
     await waitFor(() => slow.stats().openRequests === 0);
     const billed = slow.bill().total;
@@ -474,16 +477,16 @@ describe('a stream that ends early', () => {
     const prompt = countChatTokens(r.params!.messages, familyOf(r.plan!.attempts[0]!.tokenizer));
     expect(ev).toMatchObject({ success: false, errorCode: 'CANCELLED', model, attemptCount: 1, tokenSource: ESTIMATED });
     expect(ev.attempts).toEqual([
-      {
+      AttemptUsage.fromPartial({
         model,
         provider: model.split('-')[0],
         inputTokens: prompt,
         outputTokens: 0,
-        costMicros: costMicros(r.plan!.attempts[0]!.pricing!, prompt, 0),
+        costMicros: costMicros(r.plan!.attempts[0]!.pricing!, { inputTokens: prompt, outputTokens: 0 }),
         tokenSource: ESTIMATED,
         outcome: AttemptOutcome.ATTEMPT_OUTCOME_FAILED,
         reason: 'cancelled',
-      },
+      }),
     ]);
     // The provider did bill the prompt of the request it started (and nothing was sent by the fallback).
     await waitFor(() => sim.bill().total.requests === 1);

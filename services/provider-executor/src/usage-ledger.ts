@@ -1,5 +1,6 @@
 import { microsToUsd } from '@llmgw/pricing';
 import type { ErrorKind } from '@llmgw/errors';
+import type { UsageLabels } from '@llmgw/proto/executor';
 import type { PlannedAttempt } from '@llmgw/proto/router';
 import { AttemptOutcome, TokenSource, type AttemptUsage, type Usage, type UsageRecorded } from '@llmgw/proto/v1';
 import { familyOf, type TokenizerFamily } from '@llmgw/tokens';
@@ -16,6 +17,8 @@ export interface LedgerRequest {
   split: string;
   operation: 'chat' | 'embed';
   streamed: boolean;
+  /** The caller's cost dimensions, as the edge took them from the request. */
+  labels: UsageLabels | undefined;
 }
 
 /**
@@ -65,7 +68,7 @@ export class UsageLedger {
    * waiting): it is charged its prompt, estimated, since no provider tells us more.
    */
   failed(planned: PlannedAttempt, provider: string, reason: FailureReason): void {
-    const usage = MAY_BE_BILLED.has(reason) ? this.promptOnly(planned) : priced(planned.pricing, 0, 0, false);
+    const usage = MAY_BE_BILLED.has(reason) ? this.promptOnly(planned) : priced(planned, { inputTokens: 0, outputTokens: 0 }, false);
     this.lastTried = this.add(planned, provider, usage, AttemptOutcome.ATTEMPT_OUTCOME_FAILED, reason);
   }
 
@@ -96,7 +99,7 @@ export class UsageLedger {
     const family = familyOf(planned.tokenizer);
     let n = this.prompts.get(family);
     if (n === undefined) this.prompts.set(family, (n = this.countPrompt(family)));
-    return priced(planned.pricing, n, 0, true);
+    return priced(planned, { inputTokens: n, outputTokens: 0 }, true);
   }
 
   private eventOf(attempts: AttemptUsage[], billedTo: AttemptUsage | undefined, error: ErrorKind | undefined, fallbackUsed: boolean, attemptCount: number, now: number): UsageRecorded {
@@ -112,7 +115,13 @@ export class UsageLedger {
       provider: billedTo?.provider ?? '',
       inputTokens: total.inputTokens,
       outputTokens: total.outputTokens,
+      cachedInputTokens: total.cachedInputTokens,
+      cacheWriteInputTokens: total.cacheWriteInputTokens,
+      reasoningTokens: total.reasoningTokens,
       costMicros: total.costMicros,
+      user: this.req.labels?.user ?? '',
+      promptVersion: this.req.labels?.promptVersion ?? '',
+      feature: this.req.labels?.feature ?? '',
       tokenSource: total.tokensEstimated ? TokenSource.TOKEN_SOURCE_ESTIMATED : TokenSource.TOKEN_SOURCE_PROVIDER,
       occurredAt: new Date(now),
       success: error === undefined,
@@ -139,6 +148,9 @@ function attemptOf(planned: PlannedAttempt, provider: string, usage: Usage, outc
     provider,
     inputTokens: usage.inputTokens,
     outputTokens: usage.outputTokens,
+    cachedInputTokens: usage.cachedInputTokens,
+    cacheWriteInputTokens: usage.cacheWriteInputTokens,
+    reasoningTokens: usage.reasoningTokens,
     costMicros: usage.costMicros,
     tokenSource: usage.tokensEstimated ? TokenSource.TOKEN_SOURCE_ESTIMATED : TokenSource.TOKEN_SOURCE_PROVIDER,
     outcome,
@@ -147,15 +159,11 @@ function attemptOf(planned: PlannedAttempt, provider: string, usage: Usage, outc
 }
 
 function totalOf(attempts: readonly AttemptUsage[]): Usage {
-  let inputTokens = 0;
-  let outputTokens = 0;
-  let costMicros = 0;
+  const total = { inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, cacheWriteInputTokens: 0, reasoningTokens: 0, costMicros: 0 };
   let estimated = false;
   for (const a of attempts) {
-    inputTokens += a.inputTokens;
-    outputTokens += a.outputTokens;
-    costMicros += a.costMicros;
+    for (const k of Object.keys(total) as (keyof typeof total)[]) total[k] += a[k];
     estimated ||= a.tokenSource === TokenSource.TOKEN_SOURCE_ESTIMATED;
   }
-  return { inputTokens, outputTokens, costMicros, costUsd: microsToUsd(costMicros), tokensEstimated: estimated };
+  return { ...total, costUsd: microsToUsd(total.costMicros), tokensEstimated: estimated };
 }

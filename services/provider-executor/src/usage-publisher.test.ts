@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Subjects, type EventBus, type EventHandler } from '@llmgw/events';
 import { AppError } from '@llmgw/errors';
 import { silentLogger } from '@llmgw/logging';
-import { TokenSource, UsageRecorded } from '@llmgw/proto/v1';
+import { AttemptUsage, TokenSource, UsageRecorded } from '@llmgw/proto/v1';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { UsagePublisher, type UsagePublisherOptions } from './usage-publisher.js';
 
@@ -217,7 +217,7 @@ describe('UsagePublisher', () => {
     await expect(p.note(event('second'))).rejects.toEqual(new AppError('unavailable', 'usage outbox full'));
     expect(refused).toHaveLength(1);
     // The noted request's final event is kept although it is larger than what is left.
-    p.publish(event('first', { attempts: Array.from({ length: 5 }, () => ({ model: 'm', provider: 'p', inputTokens: 1, outputTokens: 1, costMicros: 1, tokenSource: 1, outcome: 1, reason: 'r' })) }));
+    p.publish(event('first', { attempts: Array.from({ length: 5 }, () => AttemptUsage.fromPartial({ model: 'm', provider: 'p', inputTokens: 1, outputTokens: 1, costMicros: 1, tokenSource: 1, outcome: 1, reason: 'r' })) }));
     await p.flush();
     expect(p.pending()).toBe(1);
     bus.setFailures(0);

@@ -1,55 +1,71 @@
-import { costMicros, microsToUsd } from '@llmgw/pricing';
-import type { Pricing } from '@llmgw/proto/router';
+import { AppError } from '@llmgw/errors';
+import { costMicros, microsToUsd, type TokenCounts } from '@llmgw/pricing';
+import type { PlannedAttempt, Pricing } from '@llmgw/proto/router';
 import type { Usage } from '@llmgw/proto/v1';
 import type { PromptTokenCount } from '@llmgw/proto/executor';
 import { countChatTokens, countTokens, familyOf, type TokenizerFamily } from '@llmgw/tokens';
 import type { ProviderUsage } from './providers/types.js';
 
-/** Usage priced with the plan's price for the attempt's model (none priced means $0, as configured). */
-export function priced(pricing: Pricing | undefined, inputTokens: number, outputTokens: number, estimated: boolean): Usage {
-  const micros = pricing ? costMicros(pricing, inputTokens, outputTokens) : 0;
-  return { inputTokens, outputTokens, costMicros: micros, costUsd: microsToUsd(micros), tokensEstimated: estimated };
+/** The attempt's price, as the router put it in the plan (checkPlan refuses a plan with an unpriced attempt). */
+function priceOf(planned: PlannedAttempt): Pricing {
+  if (!planned.pricing) throw new AppError('internal', `attempt of model ${planned.model} has no price`);
+  return planned.pricing;
+}
+
+/** A request's counts as Usage, priced with the plan's price for the attempt's model. */
+export function priced(planned: PlannedAttempt, tokens: TokenCounts & { reasoningTokens?: number | undefined }, estimated: boolean): Usage {
+  const micros = costMicros(priceOf(planned), tokens);
+  return {
+    inputTokens: tokens.inputTokens,
+    outputTokens: tokens.outputTokens,
+    cachedInputTokens: tokens.cachedInputTokens ?? 0,
+    cacheWriteInputTokens: tokens.cacheWriteInputTokens ?? 0,
+    reasoningTokens: tokens.reasoningTokens ?? 0,
+    costMicros: micros,
+    costUsd: microsToUsd(micros),
+    tokensEstimated: estimated,
+  };
 }
 
 /**
  * Usage of a chat answer: the provider's counts where it gave them, else counted with
  * @llmgw/tokens in the plan's tokenizer (exact for openai, an estimate otherwise), flagged
- * estimated. `outputText` is only called when the provider gave no output count.
+ * estimated. Cache and reasoning counts are the provider's (a part of its input and output
+ * counts); an estimated input or output has none. `outputText` is only called when the provider
+ * gave no output count.
  */
-export function chatUsage(
-  family: TokenizerFamily,
-  pricing: Pricing | undefined,
-  reported: ProviderUsage,
-  messages: readonly { content: string }[],
-  outputText: () => string,
-): Usage {
+export function chatUsage(planned: PlannedAttempt, reported: ProviderUsage, messages: readonly { content: string }[], outputText: () => string): Usage {
+  const family = familyOf(planned.tokenizer);
   let estimated = false;
   let input = reported.inputTokens;
+  const cached = input === undefined ? {} : { cachedInputTokens: reported.cachedInputTokens, cacheWriteInputTokens: reported.cacheWriteInputTokens };
   if (input === undefined) {
     estimated = true;
     input = countChatTokens(messages, family);
   }
   let output = reported.outputTokens;
+  const reasoningTokens = output === undefined ? undefined : reported.reasoningTokens;
   if (output === undefined) {
     estimated = true;
     output = countTokens(outputText(), family);
   }
-  return priced(pricing, input, output, estimated);
+  return priced(planned, { inputTokens: input, outputTokens: output, ...cached, reasoningTokens }, estimated);
 }
 
-export function embedUsage(family: TokenizerFamily, pricing: Pricing | undefined, reported: ProviderUsage, inputs: readonly string[]): Usage {
-  if (reported.inputTokens !== undefined) return priced(pricing, reported.inputTokens, 0, false);
+export function embedUsage(planned: PlannedAttempt, reported: ProviderUsage, inputs: readonly string[]): Usage {
+  if (reported.inputTokens !== undefined) return priced(planned, { inputTokens: reported.inputTokens, outputTokens: 0 }, false);
   let n = 0;
-  for (const text of inputs) n += countTokens(text, family);
-  return priced(pricing, n, 0, true);
+  for (const text of inputs) n += countTokens(text, familyOf(planned.tokenizer));
+  return priced(planned, { inputTokens: n, outputTokens: 0 }, true);
 }
-
-export const ZERO_USAGE: Usage = { inputTokens: 0, outputTokens: 0, costMicros: 0, costUsd: 0, tokensEstimated: false };
 
 /** Merges a stream event's counts into the running ones (later reports win). */
 export function mergeUsage(into: ProviderUsage, u: ProviderUsage): void {
   if (u.inputTokens !== undefined) into.inputTokens = u.inputTokens;
   if (u.outputTokens !== undefined) into.outputTokens = u.outputTokens;
+  if (u.cachedInputTokens !== undefined) into.cachedInputTokens = u.cachedInputTokens;
+  if (u.cacheWriteInputTokens !== undefined) into.cacheWriteInputTokens = u.cacheWriteInputTokens;
+  if (u.reasoningTokens !== undefined) into.reasoningTokens = u.reasoningTokens;
 }
 
 /**

@@ -68,7 +68,7 @@ const SMALL_FAST = {
   upstreamModel: 'gpt-4o-mini',
   timeoutMs: 0,
   maxRetries: 0,
-  pricing: { inputPerMillionUsd: 0.15, outputPerMillionUsd: 0.6 },
+  pricing: { inputPerMillionUsd: 0.15, outputPerMillionUsd: 0.6, cachedInputPerMillionUsd: 0.075, cacheWriteInputPerMillionUsd: 0.15 },
   tokenizer: Tokenizer.TOKENIZER_OPENAI,
   contextTokens: 128_000,
   maxOutputTokens: 16_384,
@@ -95,14 +95,14 @@ describe('attempt fields', () => {
   it('carries each model\'s provider, upstream name, pricing, tokenizer and limits; timeout 0 (the provider\'s) without attempt_timeout_ms', () => {
     const plan = planner.plan(req({}));
     expect(plan.attempts[0]).toEqual(SMALL_FAST);
-    // Defaults: upstream model = the key, tokenizer approx, 4096 output tokens, output price 0 unless given.
+    // Defaults: upstream model = the key, tokenizer approx, 4096 output tokens, cache reads and writes at the input price.
     expect(plan.attempts[1]).toEqual({
       model: 'small-backup',
       provider: 'p-anthropic',
       upstreamModel: 'small-backup',
       timeoutMs: 0,
       maxRetries: 0,
-      pricing: { inputPerMillionUsd: 1, outputPerMillionUsd: 5 },
+      pricing: { inputPerMillionUsd: 1, outputPerMillionUsd: 5, cachedInputPerMillionUsd: 1, cacheWriteInputPerMillionUsd: 1 },
       tokenizer: Tokenizer.TOKENIZER_APPROX,
       contextTokens: 200_000,
       maxOutputTokens: 4_096,
@@ -111,9 +111,11 @@ describe('attempt fields', () => {
     expect(plan).toMatchObject({ maxTokensCap: 4096, defaultMaxTokens: 512, timeoutMs: 30_000, retryBackoffMs: 200, skipped: [] });
   });
 
-  it('prices a model without an output price at 0 for output', () => {
-    const plan = planner.plan(req({ taskType: TaskType.TASK_TYPE_CODE }));
-    expect(plan.attempts[0]).toMatchObject({ model: 'coder', pricing: { inputPerMillionUsd: 1, outputPerMillionUsd: 0 }, tokenizer: Tokenizer.TOKENIZER_APPROX, contextTokens: 16_000 });
+  it('carries the price in effect when it plans: the one before effective_from up to its last millisecond, the new one from it on', () => {
+    const change = Date.parse('2026-07-01T00:00:00Z');
+    const priceAt = (at: number) => new Planner(testPolicy(), () => at).plan(req({ taskType: TaskType.TASK_TYPE_CODE })).attempts[0]!.pricing;
+    expect(priceAt(change - 1)).toEqual({ inputPerMillionUsd: 1, outputPerMillionUsd: 4, cachedInputPerMillionUsd: 0.25, cacheWriteInputPerMillionUsd: 1 });
+    expect(priceAt(change)).toEqual({ inputPerMillionUsd: 0.8, outputPerMillionUsd: 3.2, cachedInputPerMillionUsd: 0.2, cacheWriteInputPerMillionUsd: 1 });
   });
 
   it('uses the route attempt timeout and batch retries', () => {

@@ -1,7 +1,7 @@
 import { AppError, quoted } from '@llmgw/errors';
-import type { DemoteConfig, FallbackTriggerName, ModelConfig, ResponseFormatName, RouteConfig, RouterSections, RuleConfig } from '@llmgw/config';
+import { priceAt, type DemoteConfig, type FallbackTriggerName, type ModelConfig, type ResolvedPrice, type ResponseFormatName, type RouteConfig, type RouterSections, type RuleConfig } from '@llmgw/config';
 import { Attempt, AttemptOutcome, LatencyClass, Priority, QualityTier, ResponseFormatType, TaskType } from '@llmgw/proto/v1';
-import { CatalogEntryKind, FallbackTrigger, Operation, SchemaFailurePolicy, Tokenizer, type CatalogEntry, type Guardrails, type Hedge, type Plan, type PlannedAttempt, type PlanRouteRequest } from '@llmgw/proto/router';
+import { CatalogEntryKind, FallbackTrigger, Operation, SchemaFailurePolicy, Tokenizer, type CatalogEntry, type Guardrails, type Hedge, type Plan, type PlannedAttempt, type PlanRouteRequest, type Pricing } from '@llmgw/proto/router';
 import { STICKY_BUCKETS } from '@llmgw/sticky';
 import type { HealthView } from './backend-health.js';
 import type { MeasuredHealth } from './backend-stats.js';
@@ -183,6 +183,15 @@ function guardrailsOf(route: RouteConfig): Guardrails {
   };
 }
 
+function pricingOf(p: ResolvedPrice): Pricing {
+  return {
+    inputPerMillionUsd: p.input_per_million_usd,
+    outputPerMillionUsd: p.output_per_million_usd,
+    cachedInputPerMillionUsd: p.cached_input_per_million_usd,
+    cacheWriteInputPerMillionUsd: p.cache_write_input_per_million_usd,
+  };
+}
+
 /**
  * Turns a request into a self-sufficient plan: everything the edge validates against and the
  * executor runs with (pricing, tokenizer, limits, timeouts, triggers, guardrails) comes from here,
@@ -196,7 +205,11 @@ export class Planner {
   private readonly accessByTier = new Map<string, ModelAccess>();
   private readonly accessByTenant = new Map<string, ModelAccess>();
 
-  constructor(readonly config: RouterSections) {
+  constructor(
+    readonly config: RouterSections,
+    /** Picks each model's price in effect (config `pricing` with `effective_from`). */
+    private readonly now: () => number = Date.now,
+  ) {
     for (const [name, route] of Object.entries(config.routes)) {
       this.routes.set(name, {
         name,
@@ -290,6 +303,7 @@ export class Planner {
     const demoted: PlannedAttempt[] = [];
     const skipped: Attempt[] = [];
     const demote = !req.model && health?.measured ? route.config.demote : undefined;
+    const at = this.now();
     // Above every model skipped for context, within every model's context that was considered.
     for (const { model, skip } of candidates) {
       if (skip?.reason === 'context_too_small') promptTokensMin = Math.max(promptTokensMin, model.config.context_tokens + 1);
@@ -318,7 +332,7 @@ export class Planner {
         // 0: the provider's own timeout, which only the executor knows.
         timeoutMs: route.config.attempt_timeout_ms === undefined ? 0 : Math.min(route.config.attempt_timeout_ms, route.config.timeout_ms),
         maxRetries: batch ? route.config.batch_retries : 0,
-        pricing: { inputPerMillionUsd: m.pricing.input_per_million_usd, outputPerMillionUsd: m.pricing.output_per_million_usd },
+        pricing: pricingOf(priceAt(m.pricing, at)),
         tokenizer: TOKENIZERS[m.tokenizer],
         contextTokens: m.context_tokens,
         maxOutputTokens: m.max_output_tokens,

@@ -99,7 +99,7 @@ describe('router service', () => {
         upstreamModel: 'gpt-4o-mini',
         timeoutMs: 0,
         maxRetries: 0,
-        pricing: { inputPerMillionUsd: 0.15, outputPerMillionUsd: 0.6 },
+        pricing: { inputPerMillionUsd: 0.15, outputPerMillionUsd: 0.6, cachedInputPerMillionUsd: 0.075, cacheWriteInputPerMillionUsd: 0.15 },
         tokenizer: Tokenizer.TOKENIZER_OPENAI,
         contextTokens: 128_000,
         maxOutputTokens: 16_384,

@@ -15,7 +15,7 @@ models:
   small-fast:
     provider: p-openai
     upstream_model: gpt-4o-mini
-    pricing: { input_per_million_usd: 0.15, output_per_million_usd: 0.6 }
+    pricing: { input_per_million_usd: 0.15, output_per_million_usd: 0.6, cached_input_per_million_usd: 0.075 }
     context_tokens: 128000
     max_output_tokens: 16384
     capabilities: [tools, json_object, json_schema, streaming]
@@ -35,7 +35,9 @@ models:
     tokenizer: openai
   coder:
     provider: p-openai
-    pricing: { input_per_million_usd: 1 }
+    pricing:
+      - { input_per_million_usd: 1, output_per_million_usd: 4, cached_input_per_million_usd: 0.25 }
+      - { effective_from: "2026-07-01T00:00:00Z", input_per_million_usd: 0.8, output_per_million_usd: 3.2, cached_input_per_million_usd: 0.2, cache_write_input_per_million_usd: 1 }
     context_tokens: 16000
     capabilities: [streaming]
   embed-small:

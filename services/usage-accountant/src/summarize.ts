@@ -1,8 +1,8 @@
-import { UsageGroupBy, type GetUsageResponse, type UsageRow } from '@llmgw/proto/v1';
+import { UsageGroupBy, UsageRow, type GetUsageResponse } from '@llmgw/proto/v1';
 import { dayStartMs, rfc3339, type UsageCell } from './buckets.js';
 
 function emptyRow(): UsageRow {
-  return { tenantId: '', route: '', model: '', bucket: '', requests: 0, inputTokens: 0, outputTokens: 0, costMicros: 0, costUsd: 0, failedRequests: 0 };
+  return UsageRow.fromPartial({});
 }
 
 function add(row: UsageRow, c: UsageCell): void {
@@ -42,5 +42,5 @@ export function summarize(cells: readonly UsageCell[], groupBy: readonly UsageGr
   const sorted = [...rows.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, r]) => r);
   for (const r of sorted) r.costUsd = r.costMicros / 1e6;
   total.costUsd = total.costMicros / 1e6;
-  return { rows: sorted, total };
+  return { rows: sorted, total, rowsOmitted: 0 };
 }

@@ -29,10 +29,20 @@ export interface ToolSpec {
 
 export type ToolChoice = { type: 'auto' } | { type: 'none' } | { type: 'required' } | { type: 'tool'; name: string };
 
-/** Counts as reported by the provider; undefined means "not reported", not 0. */
+/**
+ * Counts as reported by the provider; undefined means "not reported", not 0. As in the
+ * OpenTelemetry GenAI conventions, input counts every input token (cache reads and writes
+ * included) and output every output token (reasoning included); the parts are subsets.
+ */
 export interface ProviderUsage {
   inputTokens?: number | undefined;
   outputTokens?: number | undefined;
+  /** Part of input read from the provider's prompt cache. */
+  cachedInputTokens?: number | undefined;
+  /** Part of input written to the provider's prompt cache. */
+  cacheWriteInputTokens?: number | undefined;
+  /** Part of output spent reasoning. */
+  reasoningTokens?: number | undefined;
 }
 
 export interface ChatResult {

@@ -94,7 +94,7 @@ describe('fromAnthropicResponse', () => {
       content: 'Hello!',
       toolCalls: [],
       finishReason: FinishReason.FINISH_REASON_STOP,
-      usage: { inputTokens: 12, outputTokens: 6 },
+      usage: { inputTokens: 12, outputTokens: 6, cachedInputTokens: 0, cacheWriteInputTokens: 0 },
     });
   });
 
@@ -103,7 +103,7 @@ describe('fromAnthropicResponse', () => {
       content: "I'll check the current weather in San Francisco for you.",
       toolCalls: [{ id: 'toolu_01A09q90qw90lq917835lq9', name: 'get_weather', argumentsJson: '{"location":"San Francisco, CA","unit":"celsius"}' }],
       finishReason: FinishReason.FINISH_REASON_TOOL_CALLS,
-      usage: { inputTokens: 484, outputTokens: 70 },
+      usage: { inputTokens: 484, outputTokens: 70, cachedInputTokens: 100, cacheWriteInputTokens: 0 },
     });
   });
 
@@ -123,11 +123,21 @@ describe('fromAnthropicResponse', () => {
   });
 });
 
+describe('anthropicUsage', () => {
+  // Prompt caching guide: input_tokens leaves out what was written to or read from the cache.
+  it.each([
+    [{ input_tokens: 21, cache_creation_input_tokens: 188086, cache_read_input_tokens: 0, output_tokens: 393 }, { inputTokens: 188107, cacheWriteInputTokens: 188086, cachedInputTokens: 0, outputTokens: 393 }],
+    [{ input_tokens: 21, cache_creation_input_tokens: 0, cache_read_input_tokens: 188086, output_tokens: 393 }, { inputTokens: 188107, cacheWriteInputTokens: 0, cachedInputTokens: 188086, outputTokens: 393 }],
+  ])('counts cache writes and reads as input, and as its parts (%o)', (usage, expected) => {
+    expect(fromAnthropicResponse({ content: [{ type: 'text', text: 'x' }], stop_reason: 'end_turn', usage })?.usage).toEqual(expected);
+  });
+});
+
 describe('AnthropicStreamDecoder', () => {
   it('decodes the documented stream with usage from message_start and message_delta', () => {
     const d = new AnthropicStreamDecoder('an');
     expect(decodeSse(fixture('anthropic', 'stream-basic.sse'), d)).toEqual([
-      { usage: { inputTokens: 25, outputTokens: undefined } },
+      { usage: { inputTokens: 25, cachedInputTokens: 0, cacheWriteInputTokens: 0 } },
       { content: 'Hello' },
       { content: '!' },
       { finishReason: FinishReason.FINISH_REASON_STOP, usage: { outputTokens: 15 } },

@@ -18,12 +18,22 @@ export function anthropicFinishReason(stopReason: string | null | undefined, str
   }
 }
 
-/** Input counts include prompt-cache reads and writes: they are input tokens the provider billed. */
+/**
+ * Anthropic's input_tokens leaves out the prompt-cache reads and writes, which it bills apart:
+ * the input count is their sum, with the reads and writes as its parts. Extended thinking is in
+ * output_tokens and not reported apart.
+ */
 export function anthropicUsage(u: AnthropicUsage | undefined, withOutput: boolean): ProviderUsage {
-  if (!u) return {};
-  const input =
-    typeof u.input_tokens === 'number' ? u.input_tokens + (u.cache_creation_input_tokens ?? 0) + (u.cache_read_input_tokens ?? 0) : undefined;
-  return { inputTokens: input, outputTokens: withOutput && typeof u.output_tokens === 'number' ? u.output_tokens : undefined };
+  const out: ProviderUsage = {};
+  if (typeof u?.input_tokens === 'number') {
+    const written = u.cache_creation_input_tokens ?? 0;
+    const read = u.cache_read_input_tokens ?? 0;
+    out.inputTokens = u.input_tokens + written + read;
+    out.cachedInputTokens = read;
+    out.cacheWriteInputTokens = written;
+  }
+  if (withOutput && typeof u?.output_tokens === 'number') out.outputTokens = u.output_tokens;
+  return out;
 }
 
 /** Anthropic Messages body → ChatResult; undefined when it is not a message. Pure. */

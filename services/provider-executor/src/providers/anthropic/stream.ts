@@ -56,10 +56,7 @@ export class AnthropicStreamDecoder implements StreamDecoder {
       case 'message_delta': {
         const out: ChatStreamEvent = {};
         if (ev.delta?.stop_reason) out.finishReason = anthropicFinishReason(ev.delta.stop_reason, this.structured && this.tools === 0);
-        if (ev.usage) {
-          const u = anthropicUsage(ev.usage, true);
-          out.usage = u.inputTokens === undefined ? { outputTokens: u.outputTokens } : u;
-        }
+        if (ev.usage) out.usage = anthropicUsage(ev.usage, true);
         return out.finishReason !== undefined || out.usage ? out : undefined;
       }
       case 'message_stop':

@@ -6,7 +6,7 @@ import { decodeSse, fixture, params, user } from '../../test-helpers.js';
 import { classifyGeminiError } from './errors.js';
 import { createGeminiAdapter } from './index.js';
 import { toGeminiBatchEmbedRequest, toGeminiRequest } from './request.js';
-import { fromGeminiBatchEmbedResponse, fromGeminiResponse } from './response.js';
+import { fromGeminiBatchEmbedResponse, fromGeminiResponse, geminiUsage } from './response.js';
 import { GeminiStreamDecoder } from './stream.js';
 
 const lights = { name: 'set_light_values', description: 'Sets lights', parameters: { type: 'object', properties: { brightness: { type: 'integer' } } } };
@@ -71,7 +71,7 @@ describe('fromGeminiResponse', () => {
       content: 'AI learns patterns from data to make predictions.',
       toolCalls: [],
       finishReason: FinishReason.FINISH_REASON_STOP,
-      usage: { inputTokens: 8, outputTokens: 37 },
+      usage: { inputTokens: 8, outputTokens: 37, cachedInputTokens: undefined, reasoningTokens: 25 },
     });
   });
 
@@ -103,6 +103,17 @@ describe('fromGeminiResponse', () => {
   it('reads batch embeddings', () => {
     expect(fromGeminiBatchEmbedResponse({ embeddings: [{ values: [1, 2] }] }, 1)).toEqual([[1, 2]]);
     expect(fromGeminiBatchEmbedResponse({ embeddings: [] }, 1)).toBeUndefined();
+  });
+});
+
+describe('geminiUsage', () => {
+  it('reads cachedContentTokenCount as a part of the prompt and thoughtsTokenCount as the reasoning part of the output', () => {
+    expect(geminiUsage({ promptTokenCount: 1200, cachedContentTokenCount: 1024, candidatesTokenCount: 40, thoughtsTokenCount: 300 })).toEqual({
+      inputTokens: 1200,
+      cachedInputTokens: 1024,
+      outputTokens: 340,
+      reasoningTokens: 300,
+    });
   });
 });
 

@@ -10,13 +10,15 @@ export function geminiFinishReason(reason: string | undefined, hasToolCalls: boo
   return hasToolCalls ? FinishReason.FINISH_REASON_TOOL_CALLS : FinishReason.FINISH_REASON_STOP;
 }
 
-/** Thinking tokens are billed as output. */
+/** Thinking tokens are billed as output: the output count adds them to the candidates', as their reasoning part. */
 export function geminiUsage(u: GeminiUsageMetadata | undefined): ProviderUsage {
   if (!u) return {};
   const out = (u.candidatesTokenCount ?? 0) + (u.thoughtsTokenCount ?? 0);
   return {
     inputTokens: typeof u.promptTokenCount === 'number' ? u.promptTokenCount : undefined,
     outputTokens: u.candidatesTokenCount === undefined && u.thoughtsTokenCount === undefined ? (u.promptTokenCount !== undefined ? 0 : undefined) : out,
+    cachedInputTokens: u.cachedContentTokenCount,
+    reasoningTokens: u.thoughtsTokenCount,
   };
 }
 

@@ -27,6 +27,8 @@ export interface GeminiRequest {
 
 export interface GeminiUsageMetadata {
   promptTokenCount?: number;
+  /** A part of promptTokenCount. */
+  cachedContentTokenCount?: number;
   candidatesTokenCount?: number;
   thoughtsTokenCount?: number;
   totalTokenCount?: number;

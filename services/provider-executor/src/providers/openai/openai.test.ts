@@ -77,8 +77,17 @@ describe('fromOpenAIResponse', () => {
       content: 'Hello! How can I assist you today?',
       toolCalls: [],
       finishReason: FinishReason.FINISH_REASON_STOP,
-      usage: { inputTokens: 19, outputTokens: 10 },
+      usage: { inputTokens: 19, outputTokens: 10, cachedInputTokens: 0, reasoningTokens: 0 },
     });
+  });
+
+  it.each([
+    // Prompt caching guide: 1920 of the 2006 prompt tokens came from the cache.
+    [{ prompt_tokens: 2006, completion_tokens: 300, total_tokens: 2306, prompt_tokens_details: { cached_tokens: 1920 }, completion_tokens_details: { reasoning_tokens: 0 } }, { inputTokens: 2006, cachedInputTokens: 1920, outputTokens: 300, reasoningTokens: 0 }],
+    // Reasoning guide: 1024 of the 1186 completion tokens were reasoning.
+    [{ prompt_tokens: 75, completion_tokens: 1186, total_tokens: 1261, prompt_tokens_details: { cached_tokens: 0 }, completion_tokens_details: { reasoning_tokens: 1024 } }, { inputTokens: 75, cachedInputTokens: 0, outputTokens: 1186, reasoningTokens: 1024 }],
+  ])('reads cached_tokens and reasoning_tokens as parts of prompt_tokens and completion_tokens (%o)', (usage, expected) => {
+    expect(fromOpenAIResponse({ choices: [{ message: { content: 'x' }, finish_reason: 'stop' }], usage })?.usage).toEqual(expected);
   });
 
   it('maps the documented tool call answer', () => {
@@ -113,7 +122,7 @@ describe('OpenAIStreamDecoder', () => {
   it('decodes the documented stream with include_usage', () => {
     const d = new OpenAIStreamDecoder('oa');
     const events = decodeSse(fixture('openai', 'stream-basic.sse'), d);
-    expect(events).toEqual([{ content: 'Hello' }, { content: '!' }, { finishReason: FinishReason.FINISH_REASON_STOP }, { usage: { inputTokens: 9, outputTokens: 2 } }]);
+    expect(events).toEqual([{ content: 'Hello' }, { content: '!' }, { finishReason: FinishReason.FINISH_REASON_STOP }, { usage: { inputTokens: 9, outputTokens: 2, cachedInputTokens: undefined, reasoningTokens: undefined } }]);
     expect(d.done).toBe(true);
   });
 

@@ -16,11 +16,16 @@ export function openAIFinishReason(reason: string | null | undefined): FinishRea
   }
 }
 
+const countOf = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
+
+/** prompt_tokens includes prompt_tokens_details.cached_tokens; completion_tokens includes completion_tokens_details.reasoning_tokens. */
 export function openAIUsage(u: OpenAIUsage | null | undefined): ProviderUsage {
   if (!u) return {};
   return {
-    inputTokens: typeof u.prompt_tokens === 'number' ? u.prompt_tokens : undefined,
-    outputTokens: typeof u.completion_tokens === 'number' ? u.completion_tokens : undefined,
+    inputTokens: countOf(u.prompt_tokens),
+    outputTokens: countOf(u.completion_tokens),
+    cachedInputTokens: countOf(u.prompt_tokens_details?.cached_tokens),
+    reasoningTokens: countOf(u.completion_tokens_details?.reasoning_tokens),
   };
 }
 

@@ -33,6 +33,10 @@ export interface OpenAIChatRequest {
 export interface OpenAIUsage {
   prompt_tokens?: number;
   completion_tokens?: number;
+  /** cached_tokens is a part of prompt_tokens. */
+  prompt_tokens_details?: { cached_tokens?: number | null } | null;
+  /** reasoning_tokens is a part of completion_tokens. */
+  completion_tokens_details?: { reasoning_tokens?: number | null } | null;
 }
 
 export interface OpenAIChatResponse {

@@ -472,6 +472,12 @@ export interface Usage {
   costMicros: number;
   /** True when the tokens were estimated by the gateway because the provider reported none. */
   tokensEstimated: boolean;
+  /** Part of input_tokens read from the provider's prompt cache (billed at the cached price). */
+  cachedInputTokens: number;
+  /** Part of input_tokens written to the provider's prompt cache (billed at the cache-write price). */
+  cacheWriteInputTokens: number;
+  /** Part of output_tokens the model spent reasoning (billed as output). */
+  reasoningTokens: number;
 }
 
 /** Attempt is one try of one model in the routing plan. */
@@ -1104,7 +1110,16 @@ export const ResponseFormat: MessageFns<ResponseFormat> = {
 };
 
 function createBaseUsage(): Usage {
-  return { inputTokens: 0, outputTokens: 0, costUsd: 0, costMicros: 0, tokensEstimated: false };
+  return {
+    inputTokens: 0,
+    outputTokens: 0,
+    costUsd: 0,
+    costMicros: 0,
+    tokensEstimated: false,
+    cachedInputTokens: 0,
+    cacheWriteInputTokens: 0,
+    reasoningTokens: 0,
+  };
 }
 
 export const Usage: MessageFns<Usage> = {
@@ -1123,6 +1138,15 @@ export const Usage: MessageFns<Usage> = {
     }
     if (message.tokensEstimated !== false) {
       writer.uint32(40).bool(message.tokensEstimated);
+    }
+    if (message.cachedInputTokens !== 0) {
+      writer.uint32(48).int64(message.cachedInputTokens);
+    }
+    if (message.cacheWriteInputTokens !== 0) {
+      writer.uint32(56).int64(message.cacheWriteInputTokens);
+    }
+    if (message.reasoningTokens !== 0) {
+      writer.uint32(64).int64(message.reasoningTokens);
     }
     return writer;
   },
@@ -1180,6 +1204,30 @@ export const Usage: MessageFns<Usage> = {
             message.tokensEstimated = reader.bool();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.cachedInputTokens = longToNumber(reader.int64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.cacheWriteInputTokens = longToNumber(reader.int64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.reasoningTokens = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1219,6 +1267,21 @@ export const Usage: MessageFns<Usage> = {
         : isSet(object.tokens_estimated)
         ? globalThis.Boolean(object.tokens_estimated)
         : false,
+      cachedInputTokens: isSet(object.cachedInputTokens)
+        ? globalThis.Number(object.cachedInputTokens)
+        : isSet(object.cached_input_tokens)
+        ? globalThis.Number(object.cached_input_tokens)
+        : 0,
+      cacheWriteInputTokens: isSet(object.cacheWriteInputTokens)
+        ? globalThis.Number(object.cacheWriteInputTokens)
+        : isSet(object.cache_write_input_tokens)
+        ? globalThis.Number(object.cache_write_input_tokens)
+        : 0,
+      reasoningTokens: isSet(object.reasoningTokens)
+        ? globalThis.Number(object.reasoningTokens)
+        : isSet(object.reasoning_tokens)
+        ? globalThis.Number(object.reasoning_tokens)
+        : 0,
     };
   },
 
@@ -1239,6 +1302,15 @@ export const Usage: MessageFns<Usage> = {
     if (message.tokensEstimated !== false) {
       obj.tokensEstimated = message.tokensEstimated;
     }
+    if (message.cachedInputTokens !== 0) {
+      obj.cachedInputTokens = Math.round(message.cachedInputTokens);
+    }
+    if (message.cacheWriteInputTokens !== 0) {
+      obj.cacheWriteInputTokens = Math.round(message.cacheWriteInputTokens);
+    }
+    if (message.reasoningTokens !== 0) {
+      obj.reasoningTokens = Math.round(message.reasoningTokens);
+    }
     return obj;
   },
 
@@ -1252,6 +1324,9 @@ export const Usage: MessageFns<Usage> = {
     message.costUsd = object.costUsd ?? 0;
     message.costMicros = object.costMicros ?? 0;
     message.tokensEstimated = object.tokensEstimated ?? false;
+    message.cachedInputTokens = object.cachedInputTokens ?? 0;
+    message.cacheWriteInputTokens = object.cacheWriteInputTokens ?? 0;
+    message.reasoningTokens = object.reasoningTokens ?? 0;
     return message;
   },
 };

@@ -53,7 +53,9 @@ export function tokenSourceToJSON(object: TokenSource): string {
  * UsageRecorded is published by the provider-executor on JetStream subject
  * `llmgateway.usage.v1.recorded` (stream USAGE) for every request it received, success, failure
  * or cancellation, after its last attempt, with the NATS message id equal to event_id so that a
- * republish is dropped. Tokens and cost are the sums over `attempts`.
+ * republish is dropped. Tokens and cost are the sums over `attempts`. Token kinds nest as in the
+ * OpenTelemetry GenAI conventions: cached and cache-write input tokens are part of input_tokens,
+ * reasoning tokens part of output_tokens; none is counted twice.
  */
 export interface UsageRecorded {
   /** Equal to request_id: one event per request. */
@@ -86,6 +88,18 @@ export interface UsageRecorded {
    * rule's own model. Lets a cost experiment or canary be priced arm by arm.
    */
   split: string;
+  /** Part of input_tokens read from the providers' prompt caches. */
+  cachedInputTokens: number;
+  /** Part of input_tokens written to the providers' prompt caches. */
+  cacheWriteInputTokens: number;
+  /** Part of output_tokens the models spent reasoning. */
+  reasoningTokens: number;
+  /** The caller's end user (ChatRequest.user), length-bounded by the edge; empty for none. */
+  user: string;
+  /** The caller's prompt version (ChatRequest.prompt_version); empty for none. */
+  promptVersion: string;
+  /** The value of the request's metadata entry the edge's `usage_labels.feature_key` names; empty for none. */
+  feature: string;
 }
 
 /** AttemptUsage is what one attempt of a request cost. */
@@ -100,6 +114,12 @@ export interface AttemptUsage {
   outcome: AttemptOutcome;
   /** Why the attempt failed; empty on success. */
   reason: string;
+  /** Part of input_tokens read from the provider's prompt cache. */
+  cachedInputTokens: number;
+  /** Part of input_tokens written to the provider's prompt cache. */
+  cacheWriteInputTokens: number;
+  /** Part of output_tokens the model spent reasoning. */
+  reasoningTokens: number;
 }
 
 function createBaseUsageRecorded(): UsageRecorded {
@@ -125,6 +145,12 @@ function createBaseUsageRecorded(): UsageRecorded {
     operation: "",
     attempts: [],
     split: "",
+    cachedInputTokens: 0,
+    cacheWriteInputTokens: 0,
+    reasoningTokens: 0,
+    user: "",
+    promptVersion: "",
+    feature: "",
   };
 }
 
@@ -192,6 +218,24 @@ export const UsageRecorded: MessageFns<UsageRecorded> = {
     }
     if (message.split !== "") {
       writer.uint32(170).string(message.split);
+    }
+    if (message.cachedInputTokens !== 0) {
+      writer.uint32(184).int64(message.cachedInputTokens);
+    }
+    if (message.cacheWriteInputTokens !== 0) {
+      writer.uint32(192).int64(message.cacheWriteInputTokens);
+    }
+    if (message.reasoningTokens !== 0) {
+      writer.uint32(200).int64(message.reasoningTokens);
+    }
+    if (message.user !== "") {
+      writer.uint32(210).string(message.user);
+    }
+    if (message.promptVersion !== "") {
+      writer.uint32(218).string(message.promptVersion);
+    }
+    if (message.feature !== "") {
+      writer.uint32(226).string(message.feature);
     }
     return writer;
   },
@@ -377,6 +421,54 @@ export const UsageRecorded: MessageFns<UsageRecorded> = {
             message.split = reader.string();
             continue;
           }
+          case 23: {
+            if (tag !== 184) {
+              break;
+            }
+
+            message.cachedInputTokens = longToNumber(reader.int64());
+            continue;
+          }
+          case 24: {
+            if (tag !== 192) {
+              break;
+            }
+
+            message.cacheWriteInputTokens = longToNumber(reader.int64());
+            continue;
+          }
+          case 25: {
+            if (tag !== 200) {
+              break;
+            }
+
+            message.reasoningTokens = longToNumber(reader.int64());
+            continue;
+          }
+          case 26: {
+            if (tag !== 210) {
+              break;
+            }
+
+            message.user = reader.string();
+            continue;
+          }
+          case 27: {
+            if (tag !== 218) {
+              break;
+            }
+
+            message.promptVersion = reader.string();
+            continue;
+          }
+          case 28: {
+            if (tag !== 226) {
+              break;
+            }
+
+            message.feature = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -466,6 +558,28 @@ export const UsageRecorded: MessageFns<UsageRecorded> = {
         ? object.attempts.map((e: any) => AttemptUsage.fromJSON(e))
         : [],
       split: isSet(object.split) ? globalThis.String(object.split) : "",
+      cachedInputTokens: isSet(object.cachedInputTokens)
+        ? globalThis.Number(object.cachedInputTokens)
+        : isSet(object.cached_input_tokens)
+        ? globalThis.Number(object.cached_input_tokens)
+        : 0,
+      cacheWriteInputTokens: isSet(object.cacheWriteInputTokens)
+        ? globalThis.Number(object.cacheWriteInputTokens)
+        : isSet(object.cache_write_input_tokens)
+        ? globalThis.Number(object.cache_write_input_tokens)
+        : 0,
+      reasoningTokens: isSet(object.reasoningTokens)
+        ? globalThis.Number(object.reasoningTokens)
+        : isSet(object.reasoning_tokens)
+        ? globalThis.Number(object.reasoning_tokens)
+        : 0,
+      user: isSet(object.user) ? globalThis.String(object.user) : "",
+      promptVersion: isSet(object.promptVersion)
+        ? globalThis.String(object.promptVersion)
+        : isSet(object.prompt_version)
+        ? globalThis.String(object.prompt_version)
+        : "",
+      feature: isSet(object.feature) ? globalThis.String(object.feature) : "",
     };
   },
 
@@ -534,6 +648,24 @@ export const UsageRecorded: MessageFns<UsageRecorded> = {
     if (message.split !== "") {
       obj.split = message.split;
     }
+    if (message.cachedInputTokens !== 0) {
+      obj.cachedInputTokens = Math.round(message.cachedInputTokens);
+    }
+    if (message.cacheWriteInputTokens !== 0) {
+      obj.cacheWriteInputTokens = Math.round(message.cacheWriteInputTokens);
+    }
+    if (message.reasoningTokens !== 0) {
+      obj.reasoningTokens = Math.round(message.reasoningTokens);
+    }
+    if (message.user !== "") {
+      obj.user = message.user;
+    }
+    if (message.promptVersion !== "") {
+      obj.promptVersion = message.promptVersion;
+    }
+    if (message.feature !== "") {
+      obj.feature = message.feature;
+    }
     return obj;
   },
 
@@ -563,6 +695,12 @@ export const UsageRecorded: MessageFns<UsageRecorded> = {
     message.operation = object.operation ?? "";
     message.attempts = object.attempts?.map((e) => AttemptUsage.fromPartial(e)) || [];
     message.split = object.split ?? "";
+    message.cachedInputTokens = object.cachedInputTokens ?? 0;
+    message.cacheWriteInputTokens = object.cacheWriteInputTokens ?? 0;
+    message.reasoningTokens = object.reasoningTokens ?? 0;
+    message.user = object.user ?? "";
+    message.promptVersion = object.promptVersion ?? "";
+    message.feature = object.feature ?? "";
     return message;
   },
 };
@@ -577,6 +715,9 @@ function createBaseAttemptUsage(): AttemptUsage {
     tokenSource: 0,
     outcome: 0,
     reason: "",
+    cachedInputTokens: 0,
+    cacheWriteInputTokens: 0,
+    reasoningTokens: 0,
   };
 }
 
@@ -605,6 +746,15 @@ export const AttemptUsage: MessageFns<AttemptUsage> = {
     }
     if (message.reason !== "") {
       writer.uint32(66).string(message.reason);
+    }
+    if (message.cachedInputTokens !== 0) {
+      writer.uint32(72).int64(message.cachedInputTokens);
+    }
+    if (message.cacheWriteInputTokens !== 0) {
+      writer.uint32(80).int64(message.cacheWriteInputTokens);
+    }
+    if (message.reasoningTokens !== 0) {
+      writer.uint32(88).int64(message.reasoningTokens);
     }
     return writer;
   },
@@ -686,6 +836,30 @@ export const AttemptUsage: MessageFns<AttemptUsage> = {
             message.reason = reader.string();
             continue;
           }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.cachedInputTokens = longToNumber(reader.int64());
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.cacheWriteInputTokens = longToNumber(reader.int64());
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.reasoningTokens = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -724,6 +898,21 @@ export const AttemptUsage: MessageFns<AttemptUsage> = {
         : 0,
       outcome: isSet(object.outcome) ? attemptOutcomeFromJSON(object.outcome) : 0,
       reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      cachedInputTokens: isSet(object.cachedInputTokens)
+        ? globalThis.Number(object.cachedInputTokens)
+        : isSet(object.cached_input_tokens)
+        ? globalThis.Number(object.cached_input_tokens)
+        : 0,
+      cacheWriteInputTokens: isSet(object.cacheWriteInputTokens)
+        ? globalThis.Number(object.cacheWriteInputTokens)
+        : isSet(object.cache_write_input_tokens)
+        ? globalThis.Number(object.cache_write_input_tokens)
+        : 0,
+      reasoningTokens: isSet(object.reasoningTokens)
+        ? globalThis.Number(object.reasoningTokens)
+        : isSet(object.reasoning_tokens)
+        ? globalThis.Number(object.reasoning_tokens)
+        : 0,
     };
   },
 
@@ -753,6 +942,15 @@ export const AttemptUsage: MessageFns<AttemptUsage> = {
     if (message.reason !== "") {
       obj.reason = message.reason;
     }
+    if (message.cachedInputTokens !== 0) {
+      obj.cachedInputTokens = Math.round(message.cachedInputTokens);
+    }
+    if (message.cacheWriteInputTokens !== 0) {
+      obj.cacheWriteInputTokens = Math.round(message.cacheWriteInputTokens);
+    }
+    if (message.reasoningTokens !== 0) {
+      obj.reasoningTokens = Math.round(message.reasoningTokens);
+    }
     return obj;
   },
 
@@ -769,6 +967,9 @@ export const AttemptUsage: MessageFns<AttemptUsage> = {
     message.tokenSource = object.tokenSource ?? 0;
     message.outcome = object.outcome ?? 0;
     message.reason = object.reason ?? "";
+    message.cachedInputTokens = object.cachedInputTokens ?? 0;
+    message.cacheWriteInputTokens = object.cacheWriteInputTokens ?? 0;
+    message.reasoningTokens = object.reasoningTokens ?? 0;
     return message;
   },
 };

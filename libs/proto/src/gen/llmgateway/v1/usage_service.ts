@@ -28,6 +28,15 @@ export enum UsageGroupBy {
   USAGE_GROUP_BY_MODEL = 3,
   USAGE_GROUP_BY_DAY = 4,
   USAGE_GROUP_BY_HOUR = 5,
+  /** USAGE_GROUP_BY_USER - The end user (ChatRequest.user). */
+  USAGE_GROUP_BY_USER = 6,
+  USAGE_GROUP_BY_PROMPT_VERSION = 7,
+  /** USAGE_GROUP_BY_FEATURE - The value of the metadata key the edge's `usage_labels.feature_key` names. */
+  USAGE_GROUP_BY_FEATURE = 8,
+  /** USAGE_GROUP_BY_KEY - The API key id. */
+  USAGE_GROUP_BY_KEY = 9,
+  /** USAGE_GROUP_BY_PROVIDER - The provider that answered (or was last tried). */
+  USAGE_GROUP_BY_PROVIDER = 10,
   UNRECOGNIZED = -1,
 }
 
@@ -51,6 +60,21 @@ export function usageGroupByFromJSON(object: any): UsageGroupBy {
     case 5:
     case "USAGE_GROUP_BY_HOUR":
       return UsageGroupBy.USAGE_GROUP_BY_HOUR;
+    case 6:
+    case "USAGE_GROUP_BY_USER":
+      return UsageGroupBy.USAGE_GROUP_BY_USER;
+    case 7:
+    case "USAGE_GROUP_BY_PROMPT_VERSION":
+      return UsageGroupBy.USAGE_GROUP_BY_PROMPT_VERSION;
+    case 8:
+    case "USAGE_GROUP_BY_FEATURE":
+      return UsageGroupBy.USAGE_GROUP_BY_FEATURE;
+    case 9:
+    case "USAGE_GROUP_BY_KEY":
+      return UsageGroupBy.USAGE_GROUP_BY_KEY;
+    case 10:
+    case "USAGE_GROUP_BY_PROVIDER":
+      return UsageGroupBy.USAGE_GROUP_BY_PROVIDER;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -72,13 +96,62 @@ export function usageGroupByToJSON(object: UsageGroupBy): string {
       return "USAGE_GROUP_BY_DAY";
     case UsageGroupBy.USAGE_GROUP_BY_HOUR:
       return "USAGE_GROUP_BY_HOUR";
+    case UsageGroupBy.USAGE_GROUP_BY_USER:
+      return "USAGE_GROUP_BY_USER";
+    case UsageGroupBy.USAGE_GROUP_BY_PROMPT_VERSION:
+      return "USAGE_GROUP_BY_PROMPT_VERSION";
+    case UsageGroupBy.USAGE_GROUP_BY_FEATURE:
+      return "USAGE_GROUP_BY_FEATURE";
+    case UsageGroupBy.USAGE_GROUP_BY_KEY:
+      return "USAGE_GROUP_BY_KEY";
+    case UsageGroupBy.USAGE_GROUP_BY_PROVIDER:
+      return "USAGE_GROUP_BY_PROVIDER";
     case UsageGroupBy.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
   }
 }
 
-/** GetUsageRequest selects usage. Buckets are UTC hours; a bucket counts when its start is in [start_time, end_time). */
+/** UsageOrderBy is the order of the rows. */
+export enum UsageOrderBy {
+  /** USAGE_ORDER_BY_UNSPECIFIED - By group key (bucket, tenant, route, model, provider, key, user, prompt version, feature). */
+  USAGE_ORDER_BY_UNSPECIFIED = 0,
+  /** USAGE_ORDER_BY_COST_DESC - Most expensive first (ties by group key): with group_by USER and a limit, the top spenders. */
+  USAGE_ORDER_BY_COST_DESC = 1,
+  UNRECOGNIZED = -1,
+}
+
+export function usageOrderByFromJSON(object: any): UsageOrderBy {
+  switch (object) {
+    case 0:
+    case "USAGE_ORDER_BY_UNSPECIFIED":
+      return UsageOrderBy.USAGE_ORDER_BY_UNSPECIFIED;
+    case 1:
+    case "USAGE_ORDER_BY_COST_DESC":
+      return UsageOrderBy.USAGE_ORDER_BY_COST_DESC;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return UsageOrderBy.UNRECOGNIZED;
+  }
+}
+
+export function usageOrderByToJSON(object: UsageOrderBy): string {
+  switch (object) {
+    case UsageOrderBy.USAGE_ORDER_BY_UNSPECIFIED:
+      return "USAGE_ORDER_BY_UNSPECIFIED";
+    case UsageOrderBy.USAGE_ORDER_BY_COST_DESC:
+      return "USAGE_ORDER_BY_COST_DESC";
+    case UsageOrderBy.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/**
+ * GetUsageRequest selects usage. Buckets are UTC hours; a bucket counts when its start is in
+ * [start_time, end_time). String filters are exact; empty matches all.
+ */
 export interface GetUsageRequest {
   /** Unset means the beginning of time. */
   startTime?:
@@ -93,6 +166,14 @@ export interface GetUsageRequest {
   route: string;
   model: string;
   groupBy: UsageGroupBy[];
+  user: string;
+  promptVersion: string;
+  feature: string;
+  keyId: string;
+  provider: string;
+  orderBy: UsageOrderBy;
+  /** At most this many rows (after ordering); 0 means all. */
+  limit: number;
 }
 
 /** UsageRow is the sum over one group. */
@@ -112,16 +193,53 @@ export interface UsageRow {
   costUsd: number;
   /** Requests that reached a provider and failed. */
   failedRequests: number;
+  /**
+   * Set when grouped by user; "~other" gathers a tenant's users beyond the accountant's
+   * per-day bound on distinct values (also for prompt_version and feature).
+   */
+  user: string;
+  /** Set when grouped by prompt version. */
+  promptVersion: string;
+  /** Set when grouped by feature. */
+  feature: string;
+  /** Set when grouped by key. */
+  keyId: string;
+  /** Set when grouped by provider. */
+  provider: string;
+  /** Part of input_tokens read from prompt caches. */
+  cachedInputTokens: number;
+  /** Part of input_tokens written to prompt caches. */
+  cacheWriteInputTokens: number;
+  /** Part of output_tokens spent reasoning. */
+  reasoningTokens: number;
 }
 
-/** GetUsageResponse has one row per group, and the total over all rows. */
+/** GetUsageResponse has one row per group, and the total over all groups (the ones a limit left out too). */
 export interface GetUsageResponse {
   rows: UsageRow[];
-  total?: UsageRow | undefined;
+  total?:
+    | UsageRow
+    | undefined;
+  /** Groups left out by the request's limit. */
+  rowsOmitted: number;
 }
 
 function createBaseGetUsageRequest(): GetUsageRequest {
-  return { startTime: undefined, endTime: undefined, tenantId: "", route: "", model: "", groupBy: [] };
+  return {
+    startTime: undefined,
+    endTime: undefined,
+    tenantId: "",
+    route: "",
+    model: "",
+    groupBy: [],
+    user: "",
+    promptVersion: "",
+    feature: "",
+    keyId: "",
+    provider: "",
+    orderBy: 0,
+    limit: 0,
+  };
 }
 
 export const GetUsageRequest: MessageFns<GetUsageRequest> = {
@@ -147,6 +265,27 @@ export const GetUsageRequest: MessageFns<GetUsageRequest> = {
         writer.int32(v);
       }
       writer.join();
+    }
+    if (message.user !== "") {
+      writer.uint32(58).string(message.user);
+    }
+    if (message.promptVersion !== "") {
+      writer.uint32(66).string(message.promptVersion);
+    }
+    if (message.feature !== "") {
+      writer.uint32(74).string(message.feature);
+    }
+    if (message.keyId !== "") {
+      writer.uint32(82).string(message.keyId);
+    }
+    if (message.provider !== "") {
+      writer.uint32(90).string(message.provider);
+    }
+    if (message.orderBy !== 0) {
+      writer.uint32(96).int32(message.orderBy);
+    }
+    if (message.limit !== 0) {
+      writer.uint32(104).uint32(message.limit);
     }
     return writer;
   },
@@ -222,6 +361,62 @@ export const GetUsageRequest: MessageFns<GetUsageRequest> = {
 
             break;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.user = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.promptVersion = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.feature = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.keyId = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.provider = reader.string();
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.orderBy = reader.int32() as any;
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.limit = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -258,6 +453,25 @@ export const GetUsageRequest: MessageFns<GetUsageRequest> = {
         : globalThis.Array.isArray(object?.group_by)
         ? object.group_by.map((e: any) => usageGroupByFromJSON(e))
         : [],
+      user: isSet(object.user) ? globalThis.String(object.user) : "",
+      promptVersion: isSet(object.promptVersion)
+        ? globalThis.String(object.promptVersion)
+        : isSet(object.prompt_version)
+        ? globalThis.String(object.prompt_version)
+        : "",
+      feature: isSet(object.feature) ? globalThis.String(object.feature) : "",
+      keyId: isSet(object.keyId)
+        ? globalThis.String(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.String(object.key_id)
+        : "",
+      provider: isSet(object.provider) ? globalThis.String(object.provider) : "",
+      orderBy: isSet(object.orderBy)
+        ? usageOrderByFromJSON(object.orderBy)
+        : isSet(object.order_by)
+        ? usageOrderByFromJSON(object.order_by)
+        : 0,
+      limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
     };
   },
 
@@ -281,6 +495,27 @@ export const GetUsageRequest: MessageFns<GetUsageRequest> = {
     if (message.groupBy?.length) {
       obj.groupBy = message.groupBy.map((e) => usageGroupByToJSON(e));
     }
+    if (message.user !== "") {
+      obj.user = message.user;
+    }
+    if (message.promptVersion !== "") {
+      obj.promptVersion = message.promptVersion;
+    }
+    if (message.feature !== "") {
+      obj.feature = message.feature;
+    }
+    if (message.keyId !== "") {
+      obj.keyId = message.keyId;
+    }
+    if (message.provider !== "") {
+      obj.provider = message.provider;
+    }
+    if (message.orderBy !== 0) {
+      obj.orderBy = usageOrderByToJSON(message.orderBy);
+    }
+    if (message.limit !== 0) {
+      obj.limit = Math.round(message.limit);
+    }
     return obj;
   },
 
@@ -295,6 +530,13 @@ export const GetUsageRequest: MessageFns<GetUsageRequest> = {
     message.route = object.route ?? "";
     message.model = object.model ?? "";
     message.groupBy = object.groupBy?.map((e) => e) || [];
+    message.user = object.user ?? "";
+    message.promptVersion = object.promptVersion ?? "";
+    message.feature = object.feature ?? "";
+    message.keyId = object.keyId ?? "";
+    message.provider = object.provider ?? "";
+    message.orderBy = object.orderBy ?? 0;
+    message.limit = object.limit ?? 0;
     return message;
   },
 };
@@ -311,6 +553,14 @@ function createBaseUsageRow(): UsageRow {
     costMicros: 0,
     costUsd: 0,
     failedRequests: 0,
+    user: "",
+    promptVersion: "",
+    feature: "",
+    keyId: "",
+    provider: "",
+    cachedInputTokens: 0,
+    cacheWriteInputTokens: 0,
+    reasoningTokens: 0,
   };
 }
 
@@ -345,6 +595,30 @@ export const UsageRow: MessageFns<UsageRow> = {
     }
     if (message.failedRequests !== 0) {
       writer.uint32(80).int64(message.failedRequests);
+    }
+    if (message.user !== "") {
+      writer.uint32(90).string(message.user);
+    }
+    if (message.promptVersion !== "") {
+      writer.uint32(98).string(message.promptVersion);
+    }
+    if (message.feature !== "") {
+      writer.uint32(106).string(message.feature);
+    }
+    if (message.keyId !== "") {
+      writer.uint32(114).string(message.keyId);
+    }
+    if (message.provider !== "") {
+      writer.uint32(122).string(message.provider);
+    }
+    if (message.cachedInputTokens !== 0) {
+      writer.uint32(128).int64(message.cachedInputTokens);
+    }
+    if (message.cacheWriteInputTokens !== 0) {
+      writer.uint32(136).int64(message.cacheWriteInputTokens);
+    }
+    if (message.reasoningTokens !== 0) {
+      writer.uint32(144).int64(message.reasoningTokens);
     }
     return writer;
   },
@@ -442,6 +716,70 @@ export const UsageRow: MessageFns<UsageRow> = {
             message.failedRequests = longToNumber(reader.int64());
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.user = reader.string();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.promptVersion = reader.string();
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.feature = reader.string();
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.keyId = reader.string();
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.provider = reader.string();
+            continue;
+          }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.cachedInputTokens = longToNumber(reader.int64());
+            continue;
+          }
+          case 17: {
+            if (tag !== 136) {
+              break;
+            }
+
+            message.cacheWriteInputTokens = longToNumber(reader.int64());
+            continue;
+          }
+          case 18: {
+            if (tag !== 144) {
+              break;
+            }
+
+            message.reasoningTokens = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -490,6 +828,34 @@ export const UsageRow: MessageFns<UsageRow> = {
         : isSet(object.failed_requests)
         ? globalThis.Number(object.failed_requests)
         : 0,
+      user: isSet(object.user) ? globalThis.String(object.user) : "",
+      promptVersion: isSet(object.promptVersion)
+        ? globalThis.String(object.promptVersion)
+        : isSet(object.prompt_version)
+        ? globalThis.String(object.prompt_version)
+        : "",
+      feature: isSet(object.feature) ? globalThis.String(object.feature) : "",
+      keyId: isSet(object.keyId)
+        ? globalThis.String(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.String(object.key_id)
+        : "",
+      provider: isSet(object.provider) ? globalThis.String(object.provider) : "",
+      cachedInputTokens: isSet(object.cachedInputTokens)
+        ? globalThis.Number(object.cachedInputTokens)
+        : isSet(object.cached_input_tokens)
+        ? globalThis.Number(object.cached_input_tokens)
+        : 0,
+      cacheWriteInputTokens: isSet(object.cacheWriteInputTokens)
+        ? globalThis.Number(object.cacheWriteInputTokens)
+        : isSet(object.cache_write_input_tokens)
+        ? globalThis.Number(object.cache_write_input_tokens)
+        : 0,
+      reasoningTokens: isSet(object.reasoningTokens)
+        ? globalThis.Number(object.reasoningTokens)
+        : isSet(object.reasoning_tokens)
+        ? globalThis.Number(object.reasoning_tokens)
+        : 0,
     };
   },
 
@@ -525,6 +891,30 @@ export const UsageRow: MessageFns<UsageRow> = {
     if (message.failedRequests !== 0) {
       obj.failedRequests = Math.round(message.failedRequests);
     }
+    if (message.user !== "") {
+      obj.user = message.user;
+    }
+    if (message.promptVersion !== "") {
+      obj.promptVersion = message.promptVersion;
+    }
+    if (message.feature !== "") {
+      obj.feature = message.feature;
+    }
+    if (message.keyId !== "") {
+      obj.keyId = message.keyId;
+    }
+    if (message.provider !== "") {
+      obj.provider = message.provider;
+    }
+    if (message.cachedInputTokens !== 0) {
+      obj.cachedInputTokens = Math.round(message.cachedInputTokens);
+    }
+    if (message.cacheWriteInputTokens !== 0) {
+      obj.cacheWriteInputTokens = Math.round(message.cacheWriteInputTokens);
+    }
+    if (message.reasoningTokens !== 0) {
+      obj.reasoningTokens = Math.round(message.reasoningTokens);
+    }
     return obj;
   },
 
@@ -543,12 +933,20 @@ export const UsageRow: MessageFns<UsageRow> = {
     message.costMicros = object.costMicros ?? 0;
     message.costUsd = object.costUsd ?? 0;
     message.failedRequests = object.failedRequests ?? 0;
+    message.user = object.user ?? "";
+    message.promptVersion = object.promptVersion ?? "";
+    message.feature = object.feature ?? "";
+    message.keyId = object.keyId ?? "";
+    message.provider = object.provider ?? "";
+    message.cachedInputTokens = object.cachedInputTokens ?? 0;
+    message.cacheWriteInputTokens = object.cacheWriteInputTokens ?? 0;
+    message.reasoningTokens = object.reasoningTokens ?? 0;
     return message;
   },
 };
 
 function createBaseGetUsageResponse(): GetUsageResponse {
-  return { rows: [], total: undefined };
+  return { rows: [], total: undefined, rowsOmitted: 0 };
 }
 
 export const GetUsageResponse: MessageFns<GetUsageResponse> = {
@@ -558,6 +956,9 @@ export const GetUsageResponse: MessageFns<GetUsageResponse> = {
     }
     if (message.total !== undefined) {
       UsageRow.encode(message.total, writer.uint32(18).fork()).join();
+    }
+    if (message.rowsOmitted !== 0) {
+      writer.uint32(24).int64(message.rowsOmitted);
     }
     return writer;
   },
@@ -591,6 +992,14 @@ export const GetUsageResponse: MessageFns<GetUsageResponse> = {
             message.total = UsageRow.decode(reader, reader.uint32());
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.rowsOmitted = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -607,6 +1016,11 @@ export const GetUsageResponse: MessageFns<GetUsageResponse> = {
     return {
       rows: globalThis.Array.isArray(object?.rows) ? object.rows.map((e: any) => UsageRow.fromJSON(e)) : [],
       total: isSet(object.total) ? UsageRow.fromJSON(object.total) : undefined,
+      rowsOmitted: isSet(object.rowsOmitted)
+        ? globalThis.Number(object.rowsOmitted)
+        : isSet(object.rows_omitted)
+        ? globalThis.Number(object.rows_omitted)
+        : 0,
     };
   },
 
@@ -617,6 +1031,9 @@ export const GetUsageResponse: MessageFns<GetUsageResponse> = {
     }
     if (message.total !== undefined) {
       obj.total = UsageRow.toJSON(message.total);
+    }
+    if (message.rowsOmitted !== 0) {
+      obj.rowsOmitted = Math.round(message.rowsOmitted);
     }
     return obj;
   },
@@ -630,6 +1047,7 @@ export const GetUsageResponse: MessageFns<GetUsageResponse> = {
     message.total = (object.total !== undefined && object.total !== null)
       ? UsageRow.fromPartial(object.total)
       : undefined;
+    message.rowsOmitted = object.rowsOmitted ?? 0;
     return message;
   },
 };

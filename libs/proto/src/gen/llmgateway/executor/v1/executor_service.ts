@@ -194,6 +194,21 @@ export interface ExecuteChatRequest {
     | undefined;
   /** API key that made the request, for the usage event. */
   keyId: string;
+  /** What the usage event is labelled with. */
+  labels?: UsageLabels | undefined;
+}
+
+/**
+ * UsageLabels are the caller's dimensions of a request's cost, taken by the edge from the request
+ * (bounded in length there) and copied by the executor into the usage event.
+ */
+export interface UsageLabels {
+  /** End-user id (ChatRequest.user, EmbedRequest.user). */
+  user: string;
+  /** ChatRequest.prompt_version. */
+  promptVersion: string;
+  /** The value of the metadata entry named by the edge's `usage_labels.feature_key`. */
+  feature: string;
 }
 
 /** ChatParams is a chat request after the edge validated it against the plan. */
@@ -293,6 +308,7 @@ export interface ExecuteChatStreamRequest {
   plan?: Plan | undefined;
   params?: ChatParams | undefined;
   keyId: string;
+  labels?: UsageLabels | undefined;
 }
 
 /** ExecuteChatStreamResponse is one piece of the answer; the last carries usage and routing. */
@@ -316,6 +332,8 @@ export interface ExecuteEmbedRequest {
   keyId: string;
   /** The inputs in each tokenizer of the plan's attempts, counted once by the edge. */
   promptTokens: PromptTokenCount[];
+  /** What the usage event is labelled with. */
+  labels?: UsageLabels | undefined;
 }
 
 /** ExecuteEmbedResponse is the normalised answer. */
@@ -325,7 +343,15 @@ export interface ExecuteEmbedResponse {
 }
 
 function createBaseExecuteChatRequest(): ExecuteChatRequest {
-  return { requestId: "", tenantId: "", request: undefined, plan: undefined, params: undefined, keyId: "" };
+  return {
+    requestId: "",
+    tenantId: "",
+    request: undefined,
+    plan: undefined,
+    params: undefined,
+    keyId: "",
+    labels: undefined,
+  };
 }
 
 export const ExecuteChatRequest: MessageFns<ExecuteChatRequest> = {
@@ -347,6 +373,9 @@ export const ExecuteChatRequest: MessageFns<ExecuteChatRequest> = {
     }
     if (message.keyId !== "") {
       writer.uint32(50).string(message.keyId);
+    }
+    if (message.labels !== undefined) {
+      UsageLabels.encode(message.labels, writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -412,6 +441,14 @@ export const ExecuteChatRequest: MessageFns<ExecuteChatRequest> = {
             message.keyId = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.labels = UsageLabels.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -444,6 +481,7 @@ export const ExecuteChatRequest: MessageFns<ExecuteChatRequest> = {
         : isSet(object.key_id)
         ? globalThis.String(object.key_id)
         : "",
+      labels: isSet(object.labels) ? UsageLabels.fromJSON(object.labels) : undefined,
     };
   },
 
@@ -467,6 +505,9 @@ export const ExecuteChatRequest: MessageFns<ExecuteChatRequest> = {
     if (message.keyId !== "") {
       obj.keyId = message.keyId;
     }
+    if (message.labels !== undefined) {
+      obj.labels = UsageLabels.toJSON(message.labels);
+    }
     return obj;
   },
 
@@ -485,6 +526,114 @@ export const ExecuteChatRequest: MessageFns<ExecuteChatRequest> = {
       ? ChatParams.fromPartial(object.params)
       : undefined;
     message.keyId = object.keyId ?? "";
+    message.labels = (object.labels !== undefined && object.labels !== null)
+      ? UsageLabels.fromPartial(object.labels)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseUsageLabels(): UsageLabels {
+  return { user: "", promptVersion: "", feature: "" };
+}
+
+export const UsageLabels: MessageFns<UsageLabels> = {
+  encode(message: UsageLabels, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.user !== "") {
+      writer.uint32(10).string(message.user);
+    }
+    if (message.promptVersion !== "") {
+      writer.uint32(18).string(message.promptVersion);
+    }
+    if (message.feature !== "") {
+      writer.uint32(26).string(message.feature);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UsageLabels {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUsageLabels();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.user = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.promptVersion = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.feature = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UsageLabels {
+    return {
+      user: isSet(object.user) ? globalThis.String(object.user) : "",
+      promptVersion: isSet(object.promptVersion)
+        ? globalThis.String(object.promptVersion)
+        : isSet(object.prompt_version)
+        ? globalThis.String(object.prompt_version)
+        : "",
+      feature: isSet(object.feature) ? globalThis.String(object.feature) : "",
+    };
+  },
+
+  toJSON(message: UsageLabels): unknown {
+    const obj: any = {};
+    if (message.user !== "") {
+      obj.user = message.user;
+    }
+    if (message.promptVersion !== "") {
+      obj.promptVersion = message.promptVersion;
+    }
+    if (message.feature !== "") {
+      obj.feature = message.feature;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UsageLabels>, I>>(base?: I): UsageLabels {
+    return UsageLabels.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UsageLabels>, I>>(object: I): UsageLabels {
+    const message = createBaseUsageLabels();
+    message.user = object.user ?? "";
+    message.promptVersion = object.promptVersion ?? "";
+    message.feature = object.feature ?? "";
     return message;
   },
 };
@@ -1358,7 +1507,15 @@ export const ExecuteChatResponse: MessageFns<ExecuteChatResponse> = {
 };
 
 function createBaseExecuteChatStreamRequest(): ExecuteChatStreamRequest {
-  return { requestId: "", tenantId: "", request: undefined, plan: undefined, params: undefined, keyId: "" };
+  return {
+    requestId: "",
+    tenantId: "",
+    request: undefined,
+    plan: undefined,
+    params: undefined,
+    keyId: "",
+    labels: undefined,
+  };
 }
 
 export const ExecuteChatStreamRequest: MessageFns<ExecuteChatStreamRequest> = {
@@ -1380,6 +1537,9 @@ export const ExecuteChatStreamRequest: MessageFns<ExecuteChatStreamRequest> = {
     }
     if (message.keyId !== "") {
       writer.uint32(50).string(message.keyId);
+    }
+    if (message.labels !== undefined) {
+      UsageLabels.encode(message.labels, writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -1445,6 +1605,14 @@ export const ExecuteChatStreamRequest: MessageFns<ExecuteChatStreamRequest> = {
             message.keyId = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.labels = UsageLabels.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1477,6 +1645,7 @@ export const ExecuteChatStreamRequest: MessageFns<ExecuteChatStreamRequest> = {
         : isSet(object.key_id)
         ? globalThis.String(object.key_id)
         : "",
+      labels: isSet(object.labels) ? UsageLabels.fromJSON(object.labels) : undefined,
     };
   },
 
@@ -1500,6 +1669,9 @@ export const ExecuteChatStreamRequest: MessageFns<ExecuteChatStreamRequest> = {
     if (message.keyId !== "") {
       obj.keyId = message.keyId;
     }
+    if (message.labels !== undefined) {
+      obj.labels = UsageLabels.toJSON(message.labels);
+    }
     return obj;
   },
 
@@ -1518,6 +1690,9 @@ export const ExecuteChatStreamRequest: MessageFns<ExecuteChatStreamRequest> = {
       ? ChatParams.fromPartial(object.params)
       : undefined;
     message.keyId = object.keyId ?? "";
+    message.labels = (object.labels !== undefined && object.labels !== null)
+      ? UsageLabels.fromPartial(object.labels)
+      : undefined;
     return message;
   },
 };
@@ -1612,7 +1787,15 @@ export const ExecuteChatStreamResponse: MessageFns<ExecuteChatStreamResponse> = 
 };
 
 function createBaseExecuteEmbedRequest(): ExecuteEmbedRequest {
-  return { requestId: "", tenantId: "", request: undefined, plan: undefined, keyId: "", promptTokens: [] };
+  return {
+    requestId: "",
+    tenantId: "",
+    request: undefined,
+    plan: undefined,
+    keyId: "",
+    promptTokens: [],
+    labels: undefined,
+  };
 }
 
 export const ExecuteEmbedRequest: MessageFns<ExecuteEmbedRequest> = {
@@ -1634,6 +1817,9 @@ export const ExecuteEmbedRequest: MessageFns<ExecuteEmbedRequest> = {
     }
     for (const v of message.promptTokens) {
       PromptTokenCount.encode(v!, writer.uint32(50).fork()).join();
+    }
+    if (message.labels !== undefined) {
+      UsageLabels.encode(message.labels, writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -1699,6 +1885,14 @@ export const ExecuteEmbedRequest: MessageFns<ExecuteEmbedRequest> = {
             message.promptTokens.push(PromptTokenCount.decode(reader, reader.uint32()));
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.labels = UsageLabels.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1735,6 +1929,7 @@ export const ExecuteEmbedRequest: MessageFns<ExecuteEmbedRequest> = {
         : globalThis.Array.isArray(object?.prompt_tokens)
         ? object.prompt_tokens.map((e: any) => PromptTokenCount.fromJSON(e))
         : [],
+      labels: isSet(object.labels) ? UsageLabels.fromJSON(object.labels) : undefined,
     };
   },
 
@@ -1758,6 +1953,9 @@ export const ExecuteEmbedRequest: MessageFns<ExecuteEmbedRequest> = {
     if (message.promptTokens?.length) {
       obj.promptTokens = message.promptTokens.map((e) => PromptTokenCount.toJSON(e));
     }
+    if (message.labels !== undefined) {
+      obj.labels = UsageLabels.toJSON(message.labels);
+    }
     return obj;
   },
 
@@ -1774,6 +1972,9 @@ export const ExecuteEmbedRequest: MessageFns<ExecuteEmbedRequest> = {
     message.plan = (object.plan !== undefined && object.plan !== null) ? Plan.fromPartial(object.plan) : undefined;
     message.keyId = object.keyId ?? "";
     message.promptTokens = object.promptTokens?.map((e) => PromptTokenCount.fromPartial(e)) || [];
+    message.labels = (object.labels !== undefined && object.labels !== null)
+      ? UsageLabels.fromPartial(object.labels)
+      : undefined;
     return message;
   },
 };

@@ -323,10 +323,28 @@ export interface PlannedAttempt {
   demoted: string;
 }
 
-/** Pricing is what a model costs per million tokens, in US dollars. */
+/**
+ * Pricing is what a model costs per million tokens, in US dollars: the price in effect when the
+ * router planned the request (config `pricing` with `effective_from`). The router sets every
+ * field; the executor bills with them and decides nothing. Reasoning tokens are output tokens
+ * and billed at the output price, as OpenAI, Anthropic and Gemini bill them.
+ */
 export interface Pricing {
+  /** Input tokens neither read from nor written to a prompt cache. */
   inputPerMillionUsd: number;
+  /** Output tokens, reasoning tokens included. */
   outputPerMillionUsd: number;
+  /**
+   * Input tokens read from the provider's prompt cache (OpenAI cached_tokens, Anthropic
+   * cache_read_input_tokens, Gemini cachedContentTokenCount); the input price when the model
+   * has no cache discount.
+   */
+  cachedInputPerMillionUsd: number;
+  /**
+   * Input tokens written to the provider's prompt cache (Anthropic cache_creation_input_tokens);
+   * the input price when the model charges nothing extra for it.
+   */
+  cacheWriteInputPerMillionUsd: number;
 }
 
 /** Guardrails are the route's limits on what a caller may send; the edge enforces them. */
@@ -978,7 +996,12 @@ export const PlannedAttempt: MessageFns<PlannedAttempt> = {
 };
 
 function createBasePricing(): Pricing {
-  return { inputPerMillionUsd: 0, outputPerMillionUsd: 0 };
+  return {
+    inputPerMillionUsd: 0,
+    outputPerMillionUsd: 0,
+    cachedInputPerMillionUsd: 0,
+    cacheWriteInputPerMillionUsd: 0,
+  };
 }
 
 export const Pricing: MessageFns<Pricing> = {
@@ -988,6 +1011,12 @@ export const Pricing: MessageFns<Pricing> = {
     }
     if (message.outputPerMillionUsd !== 0) {
       writer.uint32(17).double(message.outputPerMillionUsd);
+    }
+    if (message.cachedInputPerMillionUsd !== 0) {
+      writer.uint32(25).double(message.cachedInputPerMillionUsd);
+    }
+    if (message.cacheWriteInputPerMillionUsd !== 0) {
+      writer.uint32(33).double(message.cacheWriteInputPerMillionUsd);
     }
     return writer;
   },
@@ -1021,6 +1050,22 @@ export const Pricing: MessageFns<Pricing> = {
             message.outputPerMillionUsd = reader.double();
             continue;
           }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.cachedInputPerMillionUsd = reader.double();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.cacheWriteInputPerMillionUsd = reader.double();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1045,6 +1090,16 @@ export const Pricing: MessageFns<Pricing> = {
         : isSet(object.output_per_million_usd)
         ? globalThis.Number(object.output_per_million_usd)
         : 0,
+      cachedInputPerMillionUsd: isSet(object.cachedInputPerMillionUsd)
+        ? globalThis.Number(object.cachedInputPerMillionUsd)
+        : isSet(object.cached_input_per_million_usd)
+        ? globalThis.Number(object.cached_input_per_million_usd)
+        : 0,
+      cacheWriteInputPerMillionUsd: isSet(object.cacheWriteInputPerMillionUsd)
+        ? globalThis.Number(object.cacheWriteInputPerMillionUsd)
+        : isSet(object.cache_write_input_per_million_usd)
+        ? globalThis.Number(object.cache_write_input_per_million_usd)
+        : 0,
     };
   },
 
@@ -1056,6 +1111,12 @@ export const Pricing: MessageFns<Pricing> = {
     if (message.outputPerMillionUsd !== 0) {
       obj.outputPerMillionUsd = floatToJson(message.outputPerMillionUsd);
     }
+    if (message.cachedInputPerMillionUsd !== 0) {
+      obj.cachedInputPerMillionUsd = floatToJson(message.cachedInputPerMillionUsd);
+    }
+    if (message.cacheWriteInputPerMillionUsd !== 0) {
+      obj.cacheWriteInputPerMillionUsd = floatToJson(message.cacheWriteInputPerMillionUsd);
+    }
     return obj;
   },
 
@@ -1066,6 +1127,8 @@ export const Pricing: MessageFns<Pricing> = {
     const message = createBasePricing();
     message.inputPerMillionUsd = object.inputPerMillionUsd ?? 0;
     message.outputPerMillionUsd = object.outputPerMillionUsd ?? 0;
+    message.cachedInputPerMillionUsd = object.cachedInputPerMillionUsd ?? 0;
+    message.cacheWriteInputPerMillionUsd = object.cacheWriteInputPerMillionUsd ?? 0;
     return message;
   },
 };
