@@ -59,7 +59,7 @@ export const REDIS_ACL = {
   // alerts.ts: alert claims and webhook delivery marks (usage:alerts:).
   'usage-accountant': {
     keyPrefixes: ['usage:'],
-    commands: [...CONNECTION, ...SCRIPTS, 'set', 'del', 'exists', 'sadd', 'smembers', 'hset', 'hincrby', 'hgetall', 'zadd', 'zrangebyscore', 'zremrangebyscore', 'multi', 'exec'],
+    commands: [...CONNECTION, ...SCRIPTS, 'set', 'del', 'exists', 'expire', 'sadd', 'sismember', 'scard', 'smembers', 'hset', 'hincrby', 'hgetall', 'zadd', 'zrangebyscore', 'zremrangebyscore', 'multi', 'exec'],
   },
 } as const satisfies Partial<Record<ServiceName, RedisAclUser>>;
 

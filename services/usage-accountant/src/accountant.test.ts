@@ -151,13 +151,14 @@ describe('usage-accountant with real NATS and Redis', () => {
     expect(lines.at(-1)).toBe('identical: 4 cells');
     expect(lines.at(-2)).toMatch(/^replayed 7 events \(1 duplicates, refused: unknown_tenant=1 negative_cost=1\)/);
 
+    // A field of the format before provider, key and labels: still read, as the same cell.
     await redis.hincrby(UsageKeys.bucket('acme', '2025-07-01T09:00:00Z'), 'chat|small|cost_micros', 7);
     await redis.del(UsageKeys.bucket('globex', '2025-07-01T09:00:00Z'));
     lines.length = 0;
     expect(await replay('check')).toBe(1);
     const table = lines.at(-1)!.split('\n');
     expect(table[0]).toBe('5 differences:');
-    expect(table[1]).toMatch(/^tenant\s+hour\s+route\s+model\s+counter\s+live\s+replay$/);
+    expect(table[1]).toMatch(/^tenant\s+hour\s+route\s+model\s+provider\s+key\s+user\s+prompt_version\s+feature\s+counter\s+live\s+replay$/);
     expect(table.slice(2).map((l) => l.split(/\s+/))).toEqual([
       ['acme', '2025-07-01T09:00:00Z', 'chat', 'small', 'cost_micros', '1507', '1500'],
       ['globex', '2025-07-01T09:00:00Z', 'chat', 'small', 'cost_micros', '0', '1500'],

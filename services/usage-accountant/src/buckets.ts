@@ -1,5 +1,5 @@
-const HOUR_MS = 3_600_000;
-const DAY_MS = 24 * HOUR_MS;
+export const HOUR_MS = 3_600_000;
+export const DAY_MS = 24 * HOUR_MS;
 
 export function hourStartMs(ms: number): number {
   return Math.floor(ms / HOUR_MS) * HOUR_MS;
@@ -14,16 +14,48 @@ export function rfc3339(ms: number): string {
   return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
-/** What one usage event adds to its bucket. */
-export interface UsageFact {
-  eventId: string;
-  tenantId: string;
+/**
+ * What a request's cost is broken down by. route, model, provider and key come from the config
+ * (bounded by it); user, prompt version and feature from callers, each bounded per tenant and UTC
+ * day to MAX_LABEL_VALUES distinct values, the rest counted as OTHER_LABEL.
+ */
+export interface UsageDims {
   route: string;
   model: string;
+  provider: string;
+  keyId: string;
+  user: string;
+  promptVersion: string;
+  feature: string;
+}
+
+export const DIM_NAMES = ['route', 'model', 'provider', 'keyId', 'user', 'promptVersion', 'feature'] as const satisfies readonly (keyof UsageDims)[];
+
+/** Only the dimensions of a fact or a cell. */
+export function dimsOf(d: UsageDims): UsageDims {
+  return { route: d.route, model: d.model, provider: d.provider, keyId: d.keyId, user: d.user, promptVersion: d.promptVersion, feature: d.feature };
+}
+
+/** The caller-given dimensions, whose distinct values are bounded. */
+export const LABEL_DIMS = ['user', 'promptVersion', 'feature'] as const satisfies readonly (keyof UsageDims)[];
+export type LabelDim = (typeof LABEL_DIMS)[number];
+
+/** Distinct values of one label a tenant's usage keeps apart per UTC day. */
+export const MAX_LABEL_VALUES = 1_000;
+/** What the values beyond MAX_LABEL_VALUES are counted as. */
+export const OTHER_LABEL = '~other';
+
+/** What one usage event adds to its buckets. */
+export interface UsageFact extends UsageDims {
+  eventId: string;
+  tenantId: string;
   occurredAtMs: number;
   success: boolean;
   inputTokens: number;
   outputTokens: number;
+  cachedInputTokens: number;
+  cacheWriteInputTokens: number;
+  reasoningTokens: number;
   costMicros: number;
 }
 
@@ -32,19 +64,32 @@ export interface UsageCounters {
   failedRequests: number;
   inputTokens: number;
   outputTokens: number;
+  /** Part of inputTokens read from prompt caches. */
+  cachedInputTokens: number;
+  /** Part of inputTokens written to prompt caches. */
+  cacheWriteInputTokens: number;
+  /** Part of outputTokens spent reasoning. */
+  reasoningTokens: number;
   costMicros: number;
 }
 
-/** The sums of one tenant, hour, route and model. */
-export interface UsageCell extends UsageCounters {
+/** The sums of one tenant, time bucket and set of dimensions. */
+export interface UsageCell extends UsageCounters, UsageDims {
   tenantId: string;
-  /** Start of the UTC hour, epoch ms. */
-  hourMs: number;
-  route: string;
-  model: string;
+  /** Start of the cell's UTC hour, or of its UTC day for a day rollup, epoch ms. */
+  startMs: number;
 }
 
-export const COUNTER_NAMES = ['requests', 'failed_requests', 'input_tokens', 'output_tokens', 'cost_micros'] as const;
+export const COUNTER_NAMES = [
+  'requests',
+  'failed_requests',
+  'input_tokens',
+  'output_tokens',
+  'cached_input_tokens',
+  'cache_write_input_tokens',
+  'reasoning_tokens',
+  'cost_micros',
+] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
 
 export const COUNTER_PROPS: Record<CounterName, keyof UsageCounters> = {
@@ -52,20 +97,28 @@ export const COUNTER_PROPS: Record<CounterName, keyof UsageCounters> = {
   failed_requests: 'failedRequests',
   input_tokens: 'inputTokens',
   output_tokens: 'outputTokens',
+  cached_input_tokens: 'cachedInputTokens',
+  cache_write_input_tokens: 'cacheWriteInputTokens',
+  reasoning_tokens: 'reasoningTokens',
   cost_micros: 'costMicros',
 };
 
 export function zeroCounters(): UsageCounters {
-  return { requests: 0, failedRequests: 0, inputTokens: 0, outputTokens: 0, costMicros: 0 };
+  return { requests: 0, failedRequests: 0, inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, cacheWriteInputTokens: 0, reasoningTokens: 0, costMicros: 0 };
 }
+
+const count = (n: number) => Math.max(0, Math.trunc(n));
 
 /** What one event adds: one request, one failure if it failed, its tokens and cost. */
 export function factCounters(f: UsageFact): UsageCounters {
   return {
     requests: 1,
     failedRequests: f.success ? 0 : 1,
-    inputTokens: Math.max(0, Math.trunc(f.inputTokens)),
-    outputTokens: Math.max(0, Math.trunc(f.outputTokens)),
-    costMicros: Math.max(0, Math.trunc(f.costMicros)),
+    inputTokens: count(f.inputTokens),
+    outputTokens: count(f.outputTokens),
+    cachedInputTokens: count(f.cachedInputTokens),
+    cacheWriteInputTokens: count(f.cacheWriteInputTokens),
+    reasoningTokens: count(f.reasoningTokens),
+    costMicros: count(f.costMicros),
   };
 }

@@ -1,6 +1,6 @@
 import type { AccountantSections } from '@llmgw/config';
 import type { Principal } from '@llmgw/proto/auth';
-import { UsageGroupBy, type GetUsageRequest, type UsageRow } from '@llmgw/proto/v1';
+import { GetUsageRequest, UsageGroupBy, type UsageRow } from '@llmgw/proto/v1';
 import { dayStartMs } from './buckets.js';
 import type { UsageQueries } from './usage-queries.js';
 
@@ -42,7 +42,7 @@ const rowOf = (r: UsageRow): Row => ({ requests: r.requests, failedRequests: r.f
 export async function dashboardData(queries: UsageQueries, caller: Principal, sections: AccountantSections, hours: number, now: number): Promise<DashboardData> {
   const from = new Date(now - hours * HOUR_MS);
   const to = new Date(now);
-  const ask = (groupBy: UsageGroupBy[], startTime = from) => queries.getUsage({ startTime, endTime: to, tenantId: '', route: '', model: '', groupBy } as GetUsageRequest, caller);
+  const ask = (groupBy: UsageGroupBy[], startTime = from) => queries.getUsage(GetUsageRequest.fromPartial({ startTime, endTime: to, groupBy }), caller);
   const G = UsageGroupBy;
   const [tenants, routes, models, hourly, today] = await Promise.all([
     ask([G.USAGE_GROUP_BY_TENANT]),

@@ -1,20 +1,40 @@
 import { describe, expect, it } from 'vitest';
-import { UsageGroupBy } from '@llmgw/proto/v1';
+import { UsageGroupBy, UsageOrderBy } from '@llmgw/proto/v1';
 import { dayStartMs, factCounters, hourStartMs, rfc3339, type UsageCell } from './buckets.js';
 import { summarize } from './summarize.js';
+import { usageFact } from './test-facts.js';
 
 const H = 3_600_000;
 const T0 = Date.UTC(2025, 2, 1, 22, 0, 0); // 2025-03-01T22:00Z
 
 function cell(p: Partial<UsageCell>): UsageCell {
-  return { tenantId: 'acme', hourMs: T0, route: 'chat', model: 'small', requests: 1, failedRequests: 0, inputTokens: 10, outputTokens: 5, costMicros: 100, ...p };
+  return {
+    tenantId: 'acme',
+    startMs: T0,
+    route: 'chat',
+    model: 'small',
+    provider: 'oa',
+    keyId: 'k1',
+    user: 'ann',
+    promptVersion: 'v1',
+    feature: 'search',
+    requests: 1,
+    failedRequests: 0,
+    inputTokens: 10,
+    outputTokens: 5,
+    cachedInputTokens: 4,
+    cacheWriteInputTokens: 0,
+    reasoningTokens: 1,
+    costMicros: 100,
+    ...p,
+  };
 }
 
 const cells = [
   cell({}),
-  cell({ hourMs: T0 + H, model: 'big', requests: 2, inputTokens: 20, outputTokens: 7, costMicros: 2_500_000 }),
-  cell({ hourMs: T0 + 2 * H, tenantId: 'globex', failedRequests: 1, costMicros: 1 }), // next day 00:00
-  cell({ hourMs: T0 + 2 * H, tenantId: 'globex', route: 'embed', model: 'e', inputTokens: 3, outputTokens: 0, costMicros: 0 }),
+  cell({ startMs: T0 + H, model: 'big', provider: 'an', user: 'bob', promptVersion: 'v2', requests: 2, inputTokens: 20, outputTokens: 7, costMicros: 2_500_000 }),
+  cell({ startMs: T0 + 2 * H, tenantId: 'globex', keyId: 'k2', user: 'cy', feature: '', failedRequests: 1, costMicros: 1 }), // next day 00:00
+  cell({ startMs: T0 + 2 * H, tenantId: 'globex', keyId: 'k2', user: '', route: 'embed', model: 'e', inputTokens: 3, outputTokens: 0, cachedInputTokens: 0, reasoningTokens: 0, costMicros: 0 }),
 ];
 
 describe('bucket math', () => {
@@ -24,10 +44,10 @@ describe('bucket math', () => {
   ])('hour of %i is %s', (ms, iso) => expect(rfc3339(hourStartMs(ms))).toBe(iso));
   it('day start', () => expect(rfc3339(dayStartMs(T0 + 3 * H))).toBe('2025-03-02T00:00:00Z'));
   it.each([
-    [true, { requests: 1, failedRequests: 0, inputTokens: 7, outputTokens: 3, costMicros: 42 }],
-    [false, { requests: 1, failedRequests: 1, inputTokens: 7, outputTokens: 3, costMicros: 42 }],
+    [true, { requests: 1, failedRequests: 0, inputTokens: 7, outputTokens: 3, cachedInputTokens: 2, cacheWriteInputTokens: 1, reasoningTokens: 2, costMicros: 42 }],
+    [false, { requests: 1, failedRequests: 1, inputTokens: 7, outputTokens: 3, cachedInputTokens: 2, cacheWriteInputTokens: 1, reasoningTokens: 2, costMicros: 42 }],
   ])('success=%s counts', (success, want) => {
-    expect(factCounters({ eventId: 'e', tenantId: 't', route: 'r', model: 'm', occurredAtMs: 0, success, inputTokens: 7, outputTokens: 3, costMicros: 42 })).toEqual(want);
+    expect(factCounters(usageFact({ success, inputTokens: 7, outputTokens: 3, cachedInputTokens: 2, cacheWriteInputTokens: 1, reasoningTokens: 2, costMicros: 42 }))).toEqual(want);
   });
 });
 
@@ -72,5 +92,31 @@ describe('summarize', () => {
     const sum = res.rows.reduce((a, r) => a + r.costMicros, 0);
     expect(sum).toBe(res.total?.costMicros);
     for (const r of res.rows) expect(r.costUsd).toBe(r.costMicros / 1e6);
+  });
+
+  it.each([
+    [UsageGroupBy.USAGE_GROUP_BY_PROVIDER, 'provider', [['an', 2], ['oa', 3]]],
+    [UsageGroupBy.USAGE_GROUP_BY_KEY, 'keyId', [['k1', 3], ['k2', 2]]],
+    [UsageGroupBy.USAGE_GROUP_BY_USER, 'user', [['', 1], ['ann', 1], ['bob', 2], ['cy', 1]]],
+    [UsageGroupBy.USAGE_GROUP_BY_PROMPT_VERSION, 'promptVersion', [['v1', 3], ['v2', 2]]],
+    [UsageGroupBy.USAGE_GROUP_BY_FEATURE, 'feature', [['', 1], ['search', 4]]],
+  ] as const)('group by %s sets only that dimension', (groupBy, field, want) => {
+    const res = summarize(cells, [groupBy]);
+    expect(res.rows.map((r) => [r[field], r.requests])).toEqual(want);
+    for (const r of res.rows) expect([r.tenantId, r.route, r.model, r.bucket, r.provider, r.keyId, r.user, r.promptVersion, r.feature].filter((v) => v !== '')).toEqual(r[field] ? [r[field]] : []);
+  });
+
+  it('sums cached, cache-write and reasoning tokens as the parts they are, never into input or output', () => {
+    expect(summarize(cells, []).total).toMatchObject({ inputTokens: 43, cachedInputTokens: 12, cacheWriteInputTokens: 0, outputTokens: 17, reasoningTokens: 3 });
+  });
+
+  it('top spenders: dearest first, ties by group key, cut at the limit with the total over all and the rest counted', () => {
+    const spenders = [cell({ user: 'a', costMicros: 5 }), cell({ user: 'b', costMicros: 9 }), cell({ user: 'c', costMicros: 5 }), cell({ user: 'd', costMicros: 1 }), cell({ user: 'b', costMicros: 2 })];
+    const res = summarize(spenders, [UsageGroupBy.USAGE_GROUP_BY_USER], { orderBy: UsageOrderBy.USAGE_ORDER_BY_COST_DESC, limit: 3 });
+    expect(res.rows.map((r) => [r.user, r.costMicros])).toEqual([['b', 11], ['a', 5], ['c', 5]]);
+    expect(res.rowsOmitted).toBe(1);
+    expect(res.total?.costMicros).toBe(22);
+    expect(summarize(spenders, [UsageGroupBy.USAGE_GROUP_BY_USER]).rows.map((r) => r.user)).toEqual(['a', 'b', 'c', 'd']);
+    expect(summarize(spenders, [UsageGroupBy.USAGE_GROUP_BY_USER], { limit: 0 }).rowsOmitted).toBe(0);
   });
 });

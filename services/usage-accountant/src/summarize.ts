@@ -1,46 +1,64 @@
-import { UsageGroupBy, UsageRow, type GetUsageResponse } from '@llmgw/proto/v1';
-import { dayStartMs, rfc3339, type UsageCell } from './buckets.js';
-
-function emptyRow(): UsageRow {
-  return UsageRow.fromPartial({});
-}
+import { UsageGroupBy, UsageOrderBy, UsageRow, type GetUsageResponse } from '@llmgw/proto/v1';
+import { dayStartMs, rfc3339, type UsageCell, type UsageDims } from './buckets.js';
 
 function add(row: UsageRow, c: UsageCell): void {
   row.requests += c.requests;
   row.failedRequests += c.failedRequests;
   row.inputTokens += c.inputTokens;
   row.outputTokens += c.outputTokens;
+  row.cachedInputTokens += c.cachedInputTokens;
+  row.cacheWriteInputTokens += c.cacheWriteInputTokens;
+  row.reasoningTokens += c.reasoningTokens;
   row.costMicros += c.costMicros;
 }
 
+/** The dimension each group_by value keeps, in the rows' sort order after the time bucket. */
+const GROUPS: [UsageGroupBy, 'tenantId' | keyof UsageDims][] = [
+  [UsageGroupBy.USAGE_GROUP_BY_TENANT, 'tenantId'],
+  [UsageGroupBy.USAGE_GROUP_BY_ROUTE, 'route'],
+  [UsageGroupBy.USAGE_GROUP_BY_MODEL, 'model'],
+  [UsageGroupBy.USAGE_GROUP_BY_PROVIDER, 'provider'],
+  [UsageGroupBy.USAGE_GROUP_BY_KEY, 'keyId'],
+  [UsageGroupBy.USAGE_GROUP_BY_USER, 'user'],
+  [UsageGroupBy.USAGE_GROUP_BY_PROMPT_VERSION, 'promptVersion'],
+  [UsageGroupBy.USAGE_GROUP_BY_FEATURE, 'feature'],
+];
+
+export interface SummaryOptions {
+  orderBy?: UsageOrderBy;
+  /** At most this many rows; 0 or unset: all. */
+  limit?: number;
+}
+
 /**
- * Sums cells into one row per group (the dimensions in `groupBy`; none gives one row) and a total.
- * Grouping by HOUR and DAY together groups by hour. Rows are sorted by their group key.
+ * Sums cells into one row per group (the dimensions in `groupBy`; none gives one row) and a total
+ * over every group. Grouping by HOUR and DAY together groups by hour. Rows are sorted by their
+ * group key, or by cost (dearest first, ties by group key); a limit keeps the first rows.
  */
-export function summarize(cells: readonly UsageCell[], groupBy: readonly UsageGroupBy[]): GetUsageResponse {
+export function summarize(cells: readonly UsageCell[], groupBy: readonly UsageGroupBy[], opts: SummaryOptions = {}): GetUsageResponse {
   const by = new Set(groupBy);
   const byHour = by.has(UsageGroupBy.USAGE_GROUP_BY_HOUR);
   const byDay = !byHour && by.has(UsageGroupBy.USAGE_GROUP_BY_DAY);
-  const byTenant = by.has(UsageGroupBy.USAGE_GROUP_BY_TENANT);
-  const byRoute = by.has(UsageGroupBy.USAGE_GROUP_BY_ROUTE);
-  const byModel = by.has(UsageGroupBy.USAGE_GROUP_BY_MODEL);
+  const kept = GROUPS.filter(([g]) => by.has(g)).map(([, dim]) => dim);
 
   const rows = new Map<string, UsageRow>();
-  const total = emptyRow();
+  const total = UsageRow.fromPartial({});
   for (const c of cells) {
-    const bucket = byHour ? rfc3339(c.hourMs) : byDay ? rfc3339(dayStartMs(c.hourMs)) : '';
-    const tenantId = byTenant ? c.tenantId : '';
-    const route = byRoute ? c.route : '';
-    const model = byModel ? c.model : '';
-    const key = JSON.stringify([bucket, tenantId, route, model]);
+    const group: Partial<UsageRow> = { bucket: byHour ? rfc3339(c.startMs) : byDay ? rfc3339(dayStartMs(c.startMs)) : '' };
+    for (const dim of kept) group[dim] = c[dim];
+    const key = JSON.stringify([group.bucket, ...kept.map((d) => c[d])]);
     let row = rows.get(key);
-    if (!row) rows.set(key, (row = { ...emptyRow(), tenantId, route, model, bucket }));
+    if (!row) rows.set(key, (row = UsageRow.fromPartial(group)));
     add(row, c);
     add(total, c);
   }
-  if (rows.size === 0 && by.size === 0) rows.set('', emptyRow());
-  const sorted = [...rows.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, r]) => r);
+  if (rows.size === 0 && by.size === 0) rows.set('', UsageRow.fromPartial({}));
+  let sorted = [...rows.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, r]) => r);
+  // Array.prototype.sort is stable: equal costs keep the group-key order.
+  if (opts.orderBy === UsageOrderBy.USAGE_ORDER_BY_COST_DESC) sorted.sort((a, b) => b.costMicros - a.costMicros);
+  const all = sorted.length;
+  if (opts.limit) sorted = sorted.slice(0, opts.limit);
   for (const r of sorted) r.costUsd = r.costMicros / 1e6;
   total.costUsd = total.costMicros / 1e6;
-  return { rows: sorted, total, rowsOmitted: 0 };
+  return { rows: sorted, total, rowsOmitted: all - sorted.length };
 }

@@ -5,6 +5,7 @@ import { MemoryAlertMarks } from './alerts.js';
 import { hourStartMs } from './buckets.js';
 import { TokenGrowthWatch } from './token-growth.js';
 import { MemoryUsageStore } from './usage-store.js';
+import { usageFact } from './test-facts.js';
 
 const HOUR = 3_600_000;
 const NOW = Date.UTC(2026, 11, 2, 21, 30);
@@ -13,7 +14,7 @@ const CURRENT = hourStartMs(NOW);
 /** A store with `tokens` (input) per hour offset from the current hour, for tenant acme. */
 async function storeWith(route: string, byHour: Record<number, number>, store = new MemoryUsageStore({ dedupeTtlMs: HOUR })): Promise<MemoryUsageStore> {
   for (const [offset, tokens] of Object.entries(byHour)) {
-    await store.record({ eventId: `${route}-${offset}`, tenantId: 'acme', route, model: 'm', occurredAtMs: CURRENT + Number(offset) * HOUR + 60_000, success: true, inputTokens: tokens, outputTokens: 0, costMicros: 0 });
+    await store.record(usageFact({ eventId: `${route}-${offset}`, route, model: 'm', occurredAtMs: CURRENT + Number(offset) * HOUR + 60_000, inputTokens: tokens }));
   }
   return store;
 }

@@ -55,7 +55,7 @@ export class TokenGrowthWatch {
       const key = `${c.tenantId}|${c.route}`;
       let hours = series.get(key);
       if (!hours) series.set(key, (hours = new Map()));
-      hours.set(c.hourMs, (hours.get(c.hourMs) ?? 0) + c.inputTokens + c.outputTokens);
+      hours.set(c.startMs, (hours.get(c.startMs) ?? 0) + c.inputTokens + c.outputTokens);
     }
     const raised: TokenGrowthAlertRaised[] = [];
     for (const [key, hours] of series) {

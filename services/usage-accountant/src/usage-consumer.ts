@@ -17,17 +17,25 @@ export function factOf(ev: UsageRecorded, storedAtMs: number, tenants: TenantIds
   if (!ev.eventId) throw new PoisonEventError('missing_event_id', 'usage event without event_id');
   if (!ev.tenantId) throw new PoisonEventError('missing_tenant_id', `usage event ${ev.eventId} without tenant_id`);
   if (tenants && !tenants.has(ev.tenantId)) throw new PoisonEventError('unknown_tenant', `usage event ${ev.eventId} of unknown tenant ${ev.tenantId}`);
-  if (ev.inputTokens < 0 || ev.outputTokens < 0) throw new PoisonEventError('negative_tokens', `usage event ${ev.eventId} with negative tokens`);
+  if ([ev.inputTokens, ev.outputTokens, ev.cachedInputTokens, ev.cacheWriteInputTokens, ev.reasoningTokens].some((n) => n < 0)) throw new PoisonEventError('negative_tokens', `usage event ${ev.eventId} with negative tokens`);
   if (ev.costMicros < 0) throw new PoisonEventError('negative_cost', `usage event ${ev.eventId} with negative cost`);
   return {
     eventId: ev.eventId,
     tenantId: ev.tenantId,
     route: ev.route,
     model: ev.model,
+    provider: ev.provider,
+    keyId: ev.keyId,
+    user: ev.user,
+    promptVersion: ev.promptVersion,
+    feature: ev.feature,
     occurredAtMs: ev.occurredAt ? ev.occurredAt.getTime() : storedAtMs,
     success: ev.success,
     inputTokens: ev.inputTokens,
     outputTokens: ev.outputTokens,
+    cachedInputTokens: ev.cachedInputTokens,
+    cacheWriteInputTokens: ev.cacheWriteInputTokens,
+    reasoningTokens: ev.reasoningTokens,
     costMicros: ev.costMicros,
   };
 }

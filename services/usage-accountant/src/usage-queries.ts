@@ -1,9 +1,21 @@
 import { requireScope } from '@llmgw/caller-auth';
 import { AppError, quoted } from '@llmgw/errors';
 import type { Principal } from '@llmgw/proto/auth';
-import type { GetUsageRequest, GetUsageResponse } from '@llmgw/proto/v1';
+import { UsageGroupBy, type GetUsageRequest, type GetUsageResponse } from '@llmgw/proto/v1';
+import type { UsageDims } from './buckets.js';
 import { summarize } from './summarize.js';
-import type { UsageStore } from './usage-store.js';
+import type { CellQuery, UsageStore } from './usage-store.js';
+
+/** The request's exact-match filters and the dimension each one matches. */
+const FILTERS: [keyof GetUsageRequest & ('route' | 'model' | 'provider' | 'keyId' | 'user' | 'promptVersion' | 'feature'), keyof UsageDims][] = [
+  ['route', 'route'],
+  ['model', 'model'],
+  ['provider', 'provider'],
+  ['keyId', 'keyId'],
+  ['user', 'user'],
+  ['promptVersion', 'promptVersion'],
+  ['feature', 'feature'],
+];
 
 /** Answers GetUsage for an authenticated caller: tenants see themselves, admins see all. */
 export class UsageQueries {
@@ -28,15 +40,16 @@ export class UsageQueries {
       throw new AppError('permission_denied', `tenant ${quoted(caller.tenantId)} may not read the usage of tenant ${quoted(req.tenantId)}`);
     }
 
-    const cells = (await this.readCells(tenants, fromMs, toMs)).filter(
-      (c) => (!req.route || c.route === req.route) && (!req.model || c.model === req.model),
-    );
-    return summarize(cells, req.groupBy);
+    const filters = FILTERS.filter(([field]) => req[field] !== '');
+    // Day rollups answer every whole day of the range unless the rows are hours.
+    const grain = req.groupBy.includes(UsageGroupBy.USAGE_GROUP_BY_HOUR) ? 'hour' : 'day';
+    const cells = (await this.readCells({ tenants, fromMs, toMs, grain })).filter((c) => filters.every(([field, dim]) => c[dim] === req[field]));
+    return summarize(cells, req.groupBy, { orderBy: req.orderBy, limit: req.limit });
   }
 
-  private async readCells(tenants: string[] | undefined, fromMs: number, toMs: number) {
+  private async readCells(q: CellQuery) {
     try {
-      return await this.store.cells({ tenants, fromMs, toMs });
+      return await this.store.cells(q);
     } catch (err) {
       throw new AppError('unavailable', 'usage store unavailable', { cause: err });
     }

@@ -1,17 +1,42 @@
 import type { Redis } from '@llmgw/redis';
-import { COUNTER_NAMES, COUNTER_PROPS, factCounters, hourStartMs, rfc3339, type CounterName, type UsageCell, type UsageFact } from './buckets.js';
+import {
+  COUNTER_NAMES,
+  COUNTER_PROPS,
+  DAY_MS,
+  DIM_NAMES,
+  HOUR_MS,
+  LABEL_DIMS,
+  MAX_LABEL_VALUES,
+  OTHER_LABEL,
+  dayStartMs,
+  dimsOf,
+  factCounters,
+  hourStartMs,
+  rfc3339,
+  type CounterName,
+  type LabelDim,
+  type UsageCell,
+  type UsageDims,
+  type UsageFact,
+} from './buckets.js';
 
 export interface CellQuery {
   /** Undefined means every tenant. */
-  tenants?: readonly string[];
+  tenants?: readonly string[] | undefined;
   /** Hour buckets whose start is in [fromMs, toMs). */
   fromMs: number;
   toMs: number;
+  /**
+   * 'day': the whole UTC days of the range are read from day rollups (one read per tenant-day,
+   * cells dated by the day's start) and only the hours at its ends from hour buckets. Default
+   * 'hour': hour cells only.
+   */
+  grain?: 'hour' | 'day';
 }
 
 /** Aggregates in Redis (microservices mode) or in memory (monolithic mode); same contract. */
 export interface UsageStore {
-  /** Adds the event to its bucket unless its event id was already counted. True when counted. */
+  /** Adds the event to its buckets unless its event id was already counted. True when counted. */
   record(fact: UsageFact): Promise<boolean>;
   cells(q: CellQuery): Promise<UsageCell[]>;
 }
@@ -26,40 +51,59 @@ export interface DedupeOptions {
   dedupeTtlMs: number;
 }
 
+/** A day's label values are kept until the day is over (and its late events are in). */
+const LABEL_TTL_SECONDS = 2 * 24 * 3600;
+
 /**
  * Every Redis key the accountant uses. `{tenant}` is a cluster hash tag, so one event's dedupe
- * key, bucket and hour index share a slot and one Lua script may touch them all.
+ * key, buckets, indexes and label sets share a slot and one Lua script may touch them all. Keys
+ * hold tenant ids, times and label names only; label values (users, prompt versions, features)
+ * are in hash fields and set members, never in key names.
  */
 export const UsageKeys = {
   tenants: 'usage:tenants',
   hours: (tenant: string) => `usage:{${tenant}}:hours`,
   bucket: (tenant: string, hourIso: string) => `usage:{${tenant}}:${hourIso}`,
+  days: (tenant: string) => `usage:{${tenant}}:days`,
+  dayBucket: (tenant: string, dayIso: string) => `usage:{${tenant}}:day:${dayIso}`,
+  /** The distinct values of a label seen on a day (bounded to MAX_LABEL_VALUES). */
+  labels: (tenant: string, dayIso: string, dim: LabelDim) => `usage:{${tenant}}:labels:${dayIso}:${dim}`,
   dedupe: (tenant: string, eventId: string) => `usage:{${tenant}}:dedupe:${eventId}`,
 } as const;
 
-/** `<route>|<model>|<counter>` */
-export function cellField(route: string, model: string, counter: CounterName): string {
-  return `${route}|${model}|${counter}`;
+/** '|' separates a field's parts; '%' and '|' inside a value are escaped. */
+const escapePart = (v: string) => v.replace(/[%|]/g, (c) => (c === '%' ? '%25' : '%7C'));
+const unescapePart = (v: string) => v.replace(/%(25|7C)/g, (_, hex: string) => (hex === '25' ? '%' : '|'));
+
+/** `<route>|<model>|<provider>|<key>|<user>|<prompt version>|<feature>|<counter>`, each part escaped. */
+export function cellField(d: UsageDims, counter: CounterName): string {
+  return `${DIM_NAMES.map((n) => escapePart(d[n])).join('|')}|${counter}`;
 }
 
-function parseField(field: string): { route: string; model: string; counter: CounterName } | undefined {
-  const first = field.indexOf('|');
-  const last = field.lastIndexOf('|');
-  if (first < 0 || last <= first) return undefined;
-  const counter = field.slice(last + 1) as CounterName;
+const NO_DIMS: UsageDims = { route: '', model: '', provider: '', keyId: '', user: '', promptVersion: '', feature: '' };
+
+function parseField(field: string): { dims: UsageDims; counter: CounterName } | undefined {
+  const parts = field.split('|');
+  const counter = parts.pop() as CounterName;
   if (!COUNTER_NAMES.includes(counter)) return undefined;
-  return { route: field.slice(0, first), model: field.slice(first + 1, last), counter };
+  // Buckets written before the other dimensions existed: `<route>|<model>|<counter>`.
+  if (parts.length === 2) return { dims: { ...NO_DIMS, route: parts[0]!, model: parts[1]! }, counter };
+  if (parts.length !== DIM_NAMES.length) return undefined;
+  const dims = { ...NO_DIMS };
+  DIM_NAMES.forEach((n, i) => (dims[n] = unescapePart(parts[i]!)));
+  return { dims, counter };
 }
 
-function cellsFromHash(tenantId: string, hourMs: number, hash: Record<string, string>): UsageCell[] {
+function cellsFromHash(tenantId: string, startMs: number, hash: Record<string, string>): UsageCell[] {
   const cells = new Map<string, UsageCell>();
   for (const [field, value] of Object.entries(hash)) {
     const f = parseField(field);
     if (!f) continue;
-    const k = `${f.route}|${f.model}`;
+    // By the dimensions, not the field text: a legacy field and a new one of the same dimensions are one cell.
+    const k = JSON.stringify(DIM_NAMES.map((n) => f.dims[n]));
     let cell = cells.get(k);
     if (!cell) {
-      cell = { tenantId, hourMs, route: f.route, model: f.model, requests: 0, failedRequests: 0, inputTokens: 0, outputTokens: 0, costMicros: 0 };
+      cell = { tenantId, startMs, ...f.dims, requests: 0, failedRequests: 0, inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, cacheWriteInputTokens: 0, reasoningTokens: 0, costMicros: 0 };
       cells.set(k, cell);
     }
     cell[COUNTER_PROPS[f.counter]] += Number(value);
@@ -67,24 +111,57 @@ function cellsFromHash(tenantId: string, hourMs: number, hash: Record<string, st
   return [...cells.values()];
 }
 
+/** A counter is written when it is not 0, except requests, which every cell has. */
+const written = (name: CounterName, v: number) => v !== 0 || name === 'requests';
+
+/** Start times, [from, to) each, to read at each grain: see CellQuery.grain. */
+export function readPlan(q: Pick<CellQuery, 'fromMs' | 'toMs' | 'grain'>): { hours: [number, number][]; days?: [number, number] } {
+  const ceil = (ms: number, unit: number) => Math.ceil(ms / unit) * unit;
+  // The hour starts in [fromMs, toMs) are exactly those in [hFrom, hTo).
+  const hFrom = ceil(q.fromMs, HOUR_MS);
+  const hTo = ceil(q.toMs, HOUR_MS);
+  if (hTo <= hFrom) return { hours: [] };
+  if (q.grain !== 'day') return { hours: [[hFrom, hTo]] };
+  const dFrom = ceil(hFrom, DAY_MS);
+  const dTo = dayStartMs(hTo);
+  if (dTo <= dFrom) return { hours: [[hFrom, hTo]] };
+  return { hours: [[hFrom, dFrom], [dTo, hTo]].filter(([a, b]) => b! > a!) as [number, number][], days: [dFrom, dTo] };
+}
+
 /**
- * KEYS: dedupe, bucket, hours index. ARGV: ttl s, field prefix, failed, in, out, cost, hour ms, hour iso.
- * The dedupe SET NX comes first; only a first sighting touches the counters.
+ * KEYS: dedupe, hour bucket, hours index, day bucket, days index, label sets (user, prompt
+ * version, feature). ARGV: dedupe ttl s, field prefix (route|model|provider|key|), user, prompt
+ * version, feature (escaped), label bound, label ttl s, hour ms, hour iso, day ms, day iso, then
+ * the counters in COUNTER_NAMES order. The dedupe SET NX comes first; only a first sighting
+ * touches the counters. A label value beyond the day's bound is counted as OTHER_LABEL.
  */
 const RECORD_LUA = `
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', tonumber(ARGV[1])) then return 0 end
-local p = ARGV[2]
-redis.call('HINCRBY', KEYS[2], p .. 'requests', 1)
-if tonumber(ARGV[3]) > 0 then redis.call('HINCRBY', KEYS[2], p .. 'failed_requests', ARGV[3]) end
-redis.call('HINCRBY', KEYS[2], p .. 'input_tokens', ARGV[4])
-redis.call('HINCRBY', KEYS[2], p .. 'output_tokens', ARGV[5])
-redis.call('HINCRBY', KEYS[2], p .. 'cost_micros', ARGV[6])
-redis.call('ZADD', KEYS[3], ARGV[7], ARGV[8])
+local bound = tonumber(ARGV[6])
+local ttl = tonumber(ARGV[7])
+local function label(key, v)
+  if v == '' or redis.call('SISMEMBER', key, v) == 1 then return v end
+  if redis.call('SCARD', key) >= bound then return '${OTHER_LABEL}' end
+  redis.call('SADD', key, v)
+  redis.call('EXPIRE', key, ttl)
+  return v
+end
+local p = ARGV[2] .. label(KEYS[6], ARGV[3]) .. '|' .. label(KEYS[7], ARGV[4]) .. '|' .. label(KEYS[8], ARGV[5]) .. '|'
+local names = { ${COUNTER_NAMES.map((n) => `'${n}'`).join(', ')} }
+for i, name in ipairs(names) do
+  local v = tonumber(ARGV[11 + i])
+  if v ~= 0 or name == 'requests' then
+    redis.call('HINCRBY', KEYS[2], p .. name, v)
+    redis.call('HINCRBY', KEYS[4], p .. name, v)
+  end
+end
+redis.call('ZADD', KEYS[3], ARGV[8], ARGV[9])
+redis.call('ZADD', KEYS[5], ARGV[10], ARGV[11])
 return 1
 `;
 
 type RedisWithRecord = Redis & {
-  usageRecord(dedupe: string, bucket: string, hours: string, ...args: (string | number)[]): Promise<number>;
+  usageRecord(...keysThenArgs: (string | number)[]): Promise<number>;
 };
 
 /** How long a tenant written to the tenants index is not written again by this process. */
@@ -103,7 +180,7 @@ export class RedisUsageStore implements UsageStore {
     opts: DedupeOptions,
     private readonly now: () => number = Date.now,
   ) {
-    if (!('usageRecord' in redis)) redis.defineCommand('usageRecord', { numberOfKeys: 3, lua: RECORD_LUA });
+    if (!('usageRecord' in redis)) redis.defineCommand('usageRecord', { numberOfKeys: 8, lua: RECORD_LUA });
     this.redis = redis as RedisWithRecord;
     this.dedupeTtlSeconds = Math.ceil(opts.dedupeTtlMs / 1000);
   }
@@ -111,20 +188,27 @@ export class RedisUsageStore implements UsageStore {
   async record(f: UsageFact): Promise<boolean> {
     const hourMs = hourStartMs(f.occurredAtMs);
     const hourIso = rfc3339(hourMs);
+    const dayMs = dayStartMs(f.occurredAtMs);
+    const dayIso = rfc3339(dayMs);
     const c = factCounters(f);
     await this.index(f.tenantId);
     const counted = await this.redis.usageRecord(
       UsageKeys.dedupe(f.tenantId, f.eventId),
       UsageKeys.bucket(f.tenantId, hourIso),
       UsageKeys.hours(f.tenantId),
+      UsageKeys.dayBucket(f.tenantId, dayIso),
+      UsageKeys.days(f.tenantId),
+      ...LABEL_DIMS.map((d) => UsageKeys.labels(f.tenantId, dayIso, d)),
       this.dedupeTtlSeconds,
-      `${f.route}|${f.model}|`,
-      c.failedRequests,
-      c.inputTokens,
-      c.outputTokens,
-      c.costMicros,
+      [f.route, f.model, f.provider, f.keyId].map(escapePart).join('|') + '|',
+      ...LABEL_DIMS.map((d) => escapePart(f[d])),
+      MAX_LABEL_VALUES,
+      LABEL_TTL_SECONDS,
       hourMs,
       hourIso,
+      dayMs,
+      dayIso,
+      ...COUNTER_NAMES.map((n) => c[COUNTER_PROPS[n]]),
     );
     return counted === 1;
   }
@@ -144,39 +228,52 @@ export class RedisUsageStore implements UsageStore {
 
   async cells(q: CellQuery): Promise<UsageCell[]> {
     const tenants = q.tenants ?? (await this.redis.smembers(UsageKeys.tenants));
-    if (q.toMs <= q.fromMs || tenants.length === 0) return [];
-    const hourLists = await Promise.all(
-      tenants.map((t) => this.redis.zrangebyscore(UsageKeys.hours(t), q.fromMs, `(${q.toMs}`, 'WITHSCORES')),
+    const plan = readPlan(q);
+    const ranges: { index: (t: string) => string; bucket: (t: string, iso: string) => string; from: number; to: number }[] = [
+      ...plan.hours.map(([from, to]) => ({ index: UsageKeys.hours, bucket: UsageKeys.bucket, from, to })),
+      ...(plan.days ? [{ index: UsageKeys.days, bucket: UsageKeys.dayBucket, from: plan.days[0], to: plan.days[1] }] : []),
+    ];
+    const lists = await Promise.all(
+      tenants.flatMap((tenant) =>
+        ranges.map(async (r) => {
+          const list = await this.redis.zrangebyscore(r.index(tenant), r.from, `(${r.to}`, 'WITHSCORES');
+          const found: { key: string; tenant: string; startMs: number }[] = [];
+          for (let j = 0; j + 1 < list.length; j += 2) found.push({ key: r.bucket(tenant, list[j]!), tenant, startMs: Number(list[j + 1]) });
+          return found;
+        }),
+      ),
     );
-    const wanted: { tenant: string; hourIso: string; hourMs: number }[] = [];
-    tenants.forEach((tenant, i) => {
-      const list = hourLists[i] ?? [];
-      for (let j = 0; j + 1 < list.length; j += 2) wanted.push({ tenant, hourIso: list[j]!, hourMs: Number(list[j + 1]) });
-    });
-    const hashes = await Promise.all(wanted.map((w) => this.redis.hgetall(UsageKeys.bucket(w.tenant, w.hourIso))));
-    return wanted.flatMap((w, i) => cellsFromHash(w.tenant, w.hourMs, hashes[i] ?? {}));
+    const wanted = lists.flat();
+    const hashes = await Promise.all(wanted.map((w) => this.redis.hgetall(w.key)));
+    return wanted.flatMap((w, i) => cellsFromHash(w.tenant, w.startMs, hashes[i] ?? {}));
   }
 
   /**
-   * Replaces every bucket of the hours from `fromMs` on by `cells` (a replay's), in one
-   * transaction: buckets of those hours that `cells` lacks are deleted. Dedupe keys stay.
+   * Replaces every hour bucket from `fromMs` (a UTC day start) on by the hour cells `cells` (a
+   * replay's), and every day rollup from that day on by their sums, in one transaction: buckets of
+   * those hours and days that `cells` lacks are deleted. Dedupe keys and label sets stay.
    */
   async replaceCells(cells: readonly UsageCell[], fromMs: number): Promise<void> {
     const tenants = new Set([...(await this.redis.smembers(UsageKeys.tenants)), ...cells.map((c) => c.tenantId)]);
     const tx = this.redis.multi();
     for (const t of tenants) {
-      const hours = await this.redis.zrangebyscore(UsageKeys.hours(t), fromMs, '+inf');
-      for (const h of hours) tx.del(UsageKeys.bucket(t, h));
-      tx.zremrangebyscore(UsageKeys.hours(t), fromMs, '+inf');
+      for (const [index, bucket] of [[UsageKeys.hours, UsageKeys.bucket], [UsageKeys.days, UsageKeys.dayBucket]] as const) {
+        for (const iso of await this.redis.zrangebyscore(index(t), fromMs, '+inf')) tx.del(bucket(t, iso));
+        tx.zremrangebyscore(index(t), fromMs, '+inf');
+      }
     }
     for (const c of cells) {
-      const hourIso = rfc3339(c.hourMs);
+      const hourIso = rfc3339(c.startMs);
+      const dayMs = dayStartMs(c.startMs);
+      const dayIso = rfc3339(dayMs);
       tx.sadd(UsageKeys.tenants, c.tenantId);
-      tx.zadd(UsageKeys.hours(c.tenantId), c.hourMs, hourIso);
+      tx.zadd(UsageKeys.hours(c.tenantId), c.startMs, hourIso);
+      tx.zadd(UsageKeys.days(c.tenantId), dayMs, dayIso);
       for (const name of COUNTER_NAMES) {
         const v = c[COUNTER_PROPS[name]];
-        // The live script writes failed_requests only when non-zero; the same here keeps buckets comparable field by field.
-        if (v !== 0 || name !== 'failed_requests') tx.hset(UsageKeys.bucket(c.tenantId, hourIso), cellField(c.route, c.model, name), v);
+        if (!written(name, v)) continue;
+        tx.hset(UsageKeys.bucket(c.tenantId, hourIso), cellField(c, name), v);
+        tx.hincrby(UsageKeys.dayBucket(c.tenantId, dayIso), cellField(c, name), v);
       }
     }
     await tx.exec();
@@ -185,8 +282,10 @@ export class RedisUsageStore implements UsageStore {
 
 export class MemoryUsageStore implements UsageStore {
   private readonly seen = new Map<string, number>();
-  /** tenant → hour ms → field → value */
-  private readonly buckets = new Map<string, Map<number, Map<string, number>>>();
+  /** tenant → grain → start ms → field → value */
+  private readonly buckets = new Map<string, Record<'hour' | 'day', Map<number, Map<string, number>>>>();
+  /** tenant, day, label → the day's distinct values, and when one was last added (they expire as in Redis). */
+  private readonly labelValues = new Map<string, { values: Set<string>; addedAt: number }>();
   private lastSweep = 0;
 
   private readonly now: () => number;
@@ -206,26 +305,49 @@ export class MemoryUsageStore implements UsageStore {
     if (until !== undefined && until > now) return false;
     this.seen.set(dedupe, now + this.dedupeTtlMs);
     const c = factCounters(f);
-    const hourMs = hourStartMs(f.occurredAtMs);
-    let hours = this.buckets.get(f.tenantId);
-    if (!hours) this.buckets.set(f.tenantId, (hours = new Map()));
-    let bucket = hours.get(hourMs);
-    if (!bucket) hours.set(hourMs, (bucket = new Map()));
-    for (const name of COUNTER_NAMES) {
-      const field = cellField(f.route, f.model, name);
-      bucket.set(field, (bucket.get(field) ?? 0) + c[COUNTER_PROPS[name]]);
+    const dayMs = dayStartMs(f.occurredAtMs);
+    const dims = dimsOf(f);
+    for (const d of LABEL_DIMS) dims[d] = this.label(f.tenantId, dayMs, d, f[d], now);
+    let grains = this.buckets.get(f.tenantId);
+    if (!grains) this.buckets.set(f.tenantId, (grains = { hour: new Map(), day: new Map() }));
+    for (const [grain, startMs] of [['hour', hourStartMs(f.occurredAtMs)], ['day', dayMs]] as const) {
+      let bucket = grains[grain].get(startMs);
+      if (!bucket) grains[grain].set(startMs, (bucket = new Map()));
+      for (const name of COUNTER_NAMES) {
+        const v = c[COUNTER_PROPS[name]];
+        if (!written(name, v)) continue;
+        const field = cellField(dims, name);
+        bucket.set(field, (bucket.get(field) ?? 0) + v);
+      }
     }
     return true;
   }
 
+  /** The value as counted: itself while the day has room for it, else OTHER_LABEL. */
+  private label(tenantId: string, dayMs: number, dim: LabelDim, value: string, now: number): string {
+    if (value === '') return value;
+    const key = `${tenantId}\u0000${dayMs}\u0000${dim}`;
+    let set = this.labelValues.get(key);
+    if (!set) this.labelValues.set(key, (set = { values: new Set(), addedAt: now }));
+    if (set.values.has(value)) return value;
+    if (set.values.size >= MAX_LABEL_VALUES) return OTHER_LABEL;
+    set.values.add(value);
+    set.addedAt = now;
+    return value;
+  }
+
   async cells(q: CellQuery): Promise<UsageCell[]> {
+    const plan = readPlan(q);
     const out: UsageCell[] = [];
-    for (const tenant of q.tenants ?? [...this.buckets.keys()]) {
-      for (const [hourMs, bucket] of this.buckets.get(tenant) ?? []) {
-        if (hourMs < q.fromMs || hourMs >= q.toMs) continue;
-        const hash = Object.fromEntries([...bucket].map(([k, v]) => [k, String(v)]));
-        out.push(...cellsFromHash(tenant, hourMs, hash));
+    const read = (tenant: string, grain: 'hour' | 'day', [from, to]: [number, number]) => {
+      for (const [startMs, bucket] of this.buckets.get(tenant)?.[grain] ?? []) {
+        if (startMs < from || startMs >= to) continue;
+        out.push(...cellsFromHash(tenant, startMs, Object.fromEntries([...bucket].map(([k, v]) => [k, String(v)]))));
       }
+    };
+    for (const tenant of q.tenants ?? [...this.buckets.keys()]) {
+      for (const range of plan.hours) read(tenant, 'hour', range);
+      if (plan.days) read(tenant, 'day', plan.days);
     }
     return out;
   }
@@ -234,5 +356,6 @@ export class MemoryUsageStore implements UsageStore {
     if (now - this.lastSweep < 60_000) return;
     this.lastSweep = now;
     for (const [k, until] of this.seen) if (until <= now) this.seen.delete(k);
+    for (const [k, set] of this.labelValues) if (set.addedAt + LABEL_TTL_SECONDS * 1000 <= now) this.labelValues.delete(k);
   }
 }
