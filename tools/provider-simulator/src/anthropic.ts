@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { SseWriter, sendJson } from './http.js';
-import { buildReply, chunkTokens, chunkToolArgs, countPromptTokens, type Reply, type ToolSpec } from './reply.js';
+import { buildReply, chunkTokens, chunkToolArgs, countPromptTokens, usageParts, type Reply, type ToolSpec, type UsageParts } from './reply.js';
 import { BAD_KEY, type ErrorReply, type RequestContext, type WireFormat } from './request-context.js';
 import { isRecord } from './schema-sample.js';
 
@@ -142,15 +142,16 @@ export async function handleMessages(ctx: RequestContext): Promise<void> {
     maxTokens: body['max_tokens'] as number,
     tools: toolSpecs(body['tools']),
   });
+  const parts = usageParts(summary.lastUserText, inputTokens);
   const id = ctx.ids.next('msg_');
   const toolId = reply.kind === 'tool' ? ctx.ids.next('toolu_') : '';
   const headers = { 'request-id': `req_${id}` };
 
   if (body['stream'] === true) {
-    await streamMessages(ctx, { id, toolId, reply, inputTokens, headers });
+    await streamMessages(ctx, { id, toolId, reply, inputTokens, parts, headers });
     return;
   }
-  ctx.meter.complete(inputTokens, reply.outputTokens);
+  ctx.meter.complete(inputTokens, reply.outputTokens, parts);
   const content: unknown[] = [];
   if (reply.kind === 'text') content.push({ type: 'text', text: reply.text });
   if (reply.kind === 'tool') content.push({ type: 'tool_use', id: toolId, name: reply.name, input: reply.args });
@@ -165,16 +166,22 @@ export async function handleMessages(ctx: RequestContext): Promise<void> {
       content,
       stop_reason: stopReason(reply),
       stop_sequence: null,
-      usage: {
-        input_tokens: inputTokens,
-        cache_creation_input_tokens: 0,
-        cache_read_input_tokens: 0,
-        output_tokens: reply.outputTokens,
-        service_tier: 'standard',
-      },
+      usage: { ...inputUsage(inputTokens, parts), output_tokens: reply.outputTokens + parts.reasoningTokens, service_tier: 'standard' },
     },
     headers,
   );
+}
+
+/**
+ * Anthropic's input_tokens leaves out the prompt-cache reads and writes, reported beside it.
+ * Extended thinking is in output_tokens and not reported apart.
+ */
+function inputUsage(inputTokens: number, parts: UsageParts): Record<string, number> {
+  return {
+    input_tokens: inputTokens - parts.cachedTokens - parts.cacheWriteTokens,
+    cache_creation_input_tokens: parts.cacheWriteTokens,
+    cache_read_input_tokens: parts.cachedTokens,
+  };
 }
 
 interface StreamArgs {
@@ -182,6 +189,7 @@ interface StreamArgs {
   toolId: string;
   reply: Reply;
   inputTokens: number;
+  parts: UsageParts;
   headers: Record<string, string>;
 }
 
@@ -191,7 +199,7 @@ function event(type: string, data: unknown): string {
 
 async function streamMessages(ctx: RequestContext, a: StreamArgs): Promise<void> {
   const writer = new SseWriter(ctx.res, ctx.stream, ctx.meter);
-  writer.start(a.inputTokens, a.headers);
+  writer.start(a.inputTokens, a.headers, a.parts);
   const { reply } = a;
   const start = {
     type: 'message_start',
@@ -203,13 +211,7 @@ async function streamMessages(ctx: RequestContext, a: StreamArgs): Promise<void>
       content: [],
       stop_reason: null,
       stop_sequence: null,
-      usage: {
-        input_tokens: a.inputTokens,
-        cache_creation_input_tokens: 0,
-        cache_read_input_tokens: 0,
-        output_tokens: 1,
-        service_tier: 'standard',
-      },
+      usage: { ...inputUsage(a.inputTokens, a.parts), output_tokens: 1, service_tier: 'standard' },
     },
   };
   if (!(await writer.send(event('message_start', start)))) return;
@@ -228,7 +230,7 @@ async function streamMessages(ctx: RequestContext, a: StreamArgs): Promise<void>
   const messageDelta = {
     type: 'message_delta',
     delta: { stop_reason: stopReason(reply), stop_sequence: null },
-    usage: { output_tokens: reply.outputTokens },
+    usage: { output_tokens: reply.outputTokens + a.parts.reasoningTokens },
   };
   if (!(await writer.send(event('message_delta', messageDelta)))) return;
   await writer.finish(event('message_stop', { type: 'message_stop' }));

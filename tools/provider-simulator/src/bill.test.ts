@@ -29,7 +29,14 @@ async function httpBill(s: Simulator = sim): Promise<SimulatorBill> {
   return (await res.json()) as SimulatorBill;
 }
 
-const line = (requests: number, input: number, output: number) => ({ requests, input_tokens: input, output_tokens: output });
+const line = (requests: number, input: number, output: number, parts: { cached?: number; written?: number; reasoning?: number } = {}) => ({
+  requests,
+  input_tokens: input,
+  output_tokens: output,
+  cached_input_tokens: parts.cached ?? 0,
+  cache_write_input_tokens: parts.written ?? 0,
+  reasoning_tokens: parts.reasoning ?? 0,
+});
 
 interface Reported {
   input: number;
@@ -55,6 +62,42 @@ async function expectBilledOnce(reported: Record<string, Reported>): Promise<voi
   expect(await httpBill()).toEqual(expected);
   expect(sim.bill()).toEqual(expected);
 }
+
+describe('prompt-cache and reasoning markers, in each provider\'s own usage fields', () => {
+  const content = 'Summarise the policy [[cached:12]] [[cache_write:5]] [[reasoning:30]] [[tokens:7]]';
+  const prompt = countPromptTokens([content]);
+
+  it('OpenAI: cached_tokens within prompt_tokens, reasoning_tokens within completion_tokens; no cache writes', async () => {
+    const r = await openai.chat.completions.create({ model: 'o-sim', messages: [{ role: 'user', content }] });
+    expect(r.usage).toMatchObject({ prompt_tokens: prompt, completion_tokens: 37, prompt_tokens_details: { cached_tokens: 12 }, completion_tokens_details: { reasoning_tokens: 30 } });
+    const chunks = await openai.chat.completions.create({ model: 'o-sim', messages: [{ role: 'user', content }], stream: true, stream_options: { include_usage: true } });
+    let streamed: OpenAI.CompletionUsage | undefined;
+    for await (const c of chunks) streamed = c.usage ?? streamed;
+    expect(streamed).toEqual(r.usage);
+    expect(sim.bill().models['o-sim']).toEqual(line(2, 2 * prompt, 2 * 37, { cached: 24, reasoning: 60 }));
+  });
+
+  it('Anthropic: input_tokens without the cache reads and writes, reported beside it; thinking within output_tokens', async () => {
+    const r = await anthropic.messages.create({ model: 'claude-sim', max_tokens: 100, messages: [{ role: 'user', content }] });
+    expect(r.usage).toMatchObject({ input_tokens: prompt - 12 - 5, cache_read_input_tokens: 12, cache_creation_input_tokens: 5, output_tokens: 37 });
+    const stream = anthropic.messages.stream({ model: 'claude-sim', max_tokens: 100, messages: [{ role: 'user', content }] });
+    const final = await stream.finalMessage();
+    expect(final.usage).toMatchObject({ input_tokens: prompt - 17, cache_read_input_tokens: 12, cache_creation_input_tokens: 5, output_tokens: 37 });
+    expect(sim.bill().models['claude-sim']).toEqual(line(2, 2 * prompt, 2 * 37, { cached: 24, written: 10, reasoning: 60 }));
+  });
+
+  it('Gemini: cachedContentTokenCount within promptTokenCount, thoughtsTokenCount beside candidatesTokenCount', async () => {
+    const r = await gemini.models.generateContent({ model: 'gemini-sim', contents: content });
+    expect(r.usageMetadata).toMatchObject({ promptTokenCount: prompt, cachedContentTokenCount: 12, candidatesTokenCount: 7, thoughtsTokenCount: 30 });
+    expect(sim.bill().models['gemini-sim']).toEqual(line(1, prompt, 37, { cached: 12, reasoning: 30 }));
+  });
+
+  it('caps the cache counts at the prompt, reads first', async () => {
+    await openai.chat.completions.create({ model: 'o-cap', messages: [{ role: 'user', content: 'hi [[cached:100000]]' }] });
+    const capped = countPromptTokens(['hi [[cached:100000]]']);
+    expect(sim.bill().models['o-cap']).toMatchObject({ input_tokens: capped, cached_input_tokens: capped });
+  });
+});
 
 const weatherSchema = { type: 'object' as const, properties: { city: { type: 'string' }, days: { type: 'integer' } }, required: ['city', 'days'] };
 const weatherTool: OpenAI.Chat.Completions.ChatCompletionTool = { type: 'function', function: { name: 'get_weather', parameters: weatherSchema } };

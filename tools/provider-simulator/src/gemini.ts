@@ -1,7 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import { dimensionsOr, embedText } from './embedding.js';
 import { SseWriter, sendJson } from './http.js';
-import { buildReply, chunkTokens, countPromptTokens, countTokens, type Reply, type ToolSpec } from './reply.js';
+import type { BilledParts } from './bill.js';
+import { buildReply, chunkTokens, countPromptTokens, countTokens, usageParts, type Reply, type ToolSpec } from './reply.js';
 import { BAD_KEY, type ErrorReply, type RequestContext, type WireFormat } from './request-context.js';
 import { isRecord } from './schema-sample.js';
 
@@ -127,10 +128,17 @@ const SAFETY_RATINGS = [
   { category: 'HARM_CATEGORY_SEXUALLY_EXPLICIT', probability: 'NEGLIGIBLE' },
 ];
 
-function usageMetadata(promptTokens: number, candidateTokens: number | undefined): Record<string, unknown> {
+/** Gemini reports no cache writes; cachedContentTokenCount is a part of promptTokenCount, thoughtsTokenCount is beside candidatesTokenCount. */
+function geminiParts(lastUserText: string, promptTokens: number): BilledParts {
+  return { ...usageParts(lastUserText, promptTokens), cacheWriteTokens: 0 };
+}
+
+function usageMetadata(promptTokens: number, candidateTokens: number | undefined, parts: BilledParts): Record<string, unknown> {
   const usage: Record<string, unknown> = { promptTokenCount: promptTokens };
+  if (parts.cachedTokens > 0) usage['cachedContentTokenCount'] = parts.cachedTokens;
   if (candidateTokens !== undefined && candidateTokens > 0) usage['candidatesTokenCount'] = candidateTokens;
-  usage['totalTokenCount'] = promptTokens + (candidateTokens ?? 0);
+  if (parts.reasoningTokens > 0) usage['thoughtsTokenCount'] = parts.reasoningTokens;
+  usage['totalTokenCount'] = promptTokens + (candidateTokens ?? 0) + parts.reasoningTokens;
   usage['promptTokensDetails'] = [{ modality: 'TEXT', tokenCount: promptTokens }];
   return usage;
 }
@@ -162,6 +170,7 @@ export async function handleGenerateContent(ctx: RequestContext, streaming: bool
     tools: toolSpecs(tools),
     json: mime === 'application/json' ? (schema !== undefined ? { schema } : {}) : undefined,
   });
+  const usageOf = geminiParts(summary.lastUserText, promptTokens);
   const responseId = ctx.ids.next('gemresp-');
   const envelope = { modelVersion: model, responseId };
 
@@ -173,10 +182,10 @@ export async function handleGenerateContent(ctx: RequestContext, streaming: bool
   if (!streaming) {
     const parts =
       reply.kind === 'tool' ? [{ functionCall: { name: reply.name, args: reply.args } }] : reply.kind === 'text' ? [{ text: reply.text }] : undefined;
-    ctx.meter.complete(promptTokens, reply.outputTokens);
+    ctx.meter.complete(promptTokens, reply.outputTokens, usageOf);
     sendJson(ctx.res, 200, {
       candidates: [finalCandidate(parts)],
-      usageMetadata: usageMetadata(promptTokens, reply.outputTokens),
+      usageMetadata: usageMetadata(promptTokens, reply.outputTokens, usageOf),
       ...envelope,
     });
     return;
@@ -192,23 +201,23 @@ export async function handleGenerateContent(ctx: RequestContext, streaming: bool
       soFar += piece.tokenCount;
       const last = i === pieces.length - 1;
       const candidate = last ? finalCandidate([{ text: piece.text }]) : { content: { parts: [{ text: piece.text }], role: 'model' }, index: 0 };
-      const response = { candidates: [candidate], usageMetadata: usageMetadata(promptTokens, soFar), ...envelope };
+      const response = { candidates: [candidate], usageMetadata: usageMetadata(promptTokens, soFar, usageOf), ...envelope };
       chunks.push({ response, outputTokens: piece.tokenCount });
     });
   } else {
     const parts = reply.kind === 'tool' ? [{ functionCall: { name: reply.name, args: reply.args } }] : [];
-    const response = { candidates: [finalCandidate(parts)], usageMetadata: usageMetadata(promptTokens, reply.outputTokens), ...envelope };
+    const response = { candidates: [finalCandidate(parts)], usageMetadata: usageMetadata(promptTokens, reply.outputTokens, usageOf), ...envelope };
     chunks.push({ response, outputTokens: reply.outputTokens });
   }
 
   if (ctx.query.get('alt') !== 'sse') {
     // Without alt=sse the REST API answers with one JSON array of all the responses.
-    ctx.meter.complete(promptTokens, reply.outputTokens);
+    ctx.meter.complete(promptTokens, reply.outputTokens, usageOf);
     sendJson(ctx.res, 200, chunks.map((c) => c.response));
     return;
   }
   const writer = new SseWriter(ctx.res, ctx.stream, ctx.meter);
-  writer.start(promptTokens);
+  writer.start(promptTokens, undefined, usageOf);
   const frame = (c: (typeof chunks)[number]): string => `data: ${JSON.stringify(c.response)}\r\n\r\n`;
   for (const c of chunks.slice(0, -1)) {
     if (!(await writer.send(frame(c), c.outputTokens))) return;

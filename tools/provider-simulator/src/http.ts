@@ -1,5 +1,5 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import type { RequestMeter } from './bill.js';
+import { NO_PARTS, type BilledParts, type RequestMeter } from './bill.js';
 
 /** Largest request body accepted (413 above). */
 export const MAX_BODY_BYTES = 32 * 1024 * 1024;
@@ -92,9 +92,9 @@ export class SseWriter {
     private readonly meter: RequestMeter,
   ) {}
 
-  /** The input was processed even if the client has gone: it is billed either way. */
-  start(inputTokens: number, headers?: OutgoingHttpHeaders): void {
-    this.meter.start(inputTokens);
+  /** The input was processed (and the reasoning done) even if the client has gone: it is billed either way. */
+  start(inputTokens: number, headers?: OutgoingHttpHeaders, parts: BilledParts = NO_PARTS): void {
+    this.meter.start(inputTokens, parts);
     if (isClosed(this.res)) return;
     this.res.writeHead(200, {
       ...headers,

@@ -1,7 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import { dimensionsOr, embedText, embeddingToBase64 } from './embedding.js';
 import { SseWriter, sendJson } from './http.js';
-import { buildReply, chunkTokens, chunkToolArgs, countPromptTokens, countTokens, type Reply, type ToolSpec } from './reply.js';
+import type { BilledParts } from './bill.js';
+import { buildReply, chunkTokens, chunkToolArgs, countPromptTokens, countTokens, usageParts, type Reply, type ToolSpec } from './reply.js';
 import { BAD_KEY, type ErrorReply, type RequestContext, type WireFormat } from './request-context.js';
 import { isRecord } from './schema-sample.js';
 
@@ -124,14 +125,21 @@ function finishReason(reply: Reply): 'stop' | 'length' | 'tool_calls' | 'content
   return reply.truncated ? 'length' : 'stop';
 }
 
-function usage(promptTokens: number, completionTokens: number): Record<string, unknown> {
+/** OpenAI reports no cache writes: its parts are cache reads and reasoning. */
+function openaiParts(lastUserText: string, promptTokens: number): BilledParts {
+  return { ...usageParts(lastUserText, promptTokens), cacheWriteTokens: 0 };
+}
+
+/** `completionTokens` excludes the reasoning; completion_tokens includes it, as its part reasoning_tokens. */
+function usage(promptTokens: number, completionTokens: number, parts: BilledParts): Record<string, unknown> {
+  const completion = completionTokens + parts.reasoningTokens;
   return {
     prompt_tokens: promptTokens,
-    completion_tokens: completionTokens,
-    total_tokens: promptTokens + completionTokens,
-    prompt_tokens_details: { cached_tokens: 0, audio_tokens: 0 },
+    completion_tokens: completion,
+    total_tokens: promptTokens + completion,
+    prompt_tokens_details: { cached_tokens: parts.cachedTokens, audio_tokens: 0 },
     completion_tokens_details: {
-      reasoning_tokens: 0,
+      reasoning_tokens: parts.reasoningTokens,
       audio_tokens: 0,
       accepted_prediction_tokens: 0,
       rejected_prediction_tokens: 0,
@@ -158,6 +166,7 @@ export async function handleChatCompletions(ctx: RequestContext): Promise<void> 
     tools,
     json: jsonRequest(body['response_format']),
   });
+  const parts = openaiParts(summary.lastUserText, promptTokens);
   const id = ctx.ids.next('chatcmpl-');
   const callId = reply.kind === 'tool' ? ctx.ids.next('call_') : '';
   const headers = { 'x-request-id': id, 'openai-processing-ms': '0' };
@@ -165,11 +174,11 @@ export async function handleChatCompletions(ctx: RequestContext): Promise<void> 
   if (body['stream'] === true) {
     const streamOptions = body['stream_options'];
     const includeUsage = isRecord(streamOptions) && streamOptions['include_usage'] === true;
-    await streamChat(ctx, { id, callId, reply, promptTokens, includeUsage, headers });
+    await streamChat(ctx, { id, callId, reply, promptTokens, parts, includeUsage, headers });
     return;
   }
 
-  ctx.meter.complete(promptTokens, reply.outputTokens);
+  ctx.meter.complete(promptTokens, reply.outputTokens, parts);
   const message: Record<string, unknown> = { role: 'assistant', content: null, refusal: null, annotations: [] };
   if (reply.kind === 'text') message['content'] = reply.text;
   if (reply.kind === 'tool') {
@@ -184,7 +193,7 @@ export async function handleChatCompletions(ctx: RequestContext): Promise<void> 
       created: ctx.nowS,
       model,
       choices: [{ index: 0, message, logprobs: null, finish_reason: finishReason(reply) }],
-      usage: usage(promptTokens, reply.outputTokens),
+      usage: usage(promptTokens, reply.outputTokens, parts),
       service_tier: 'default',
       system_fingerprint: 'fp_simulator',
     },
@@ -197,13 +206,14 @@ interface StreamChatArgs {
   callId: string;
   reply: Reply;
   promptTokens: number;
+  parts: BilledParts;
   includeUsage: boolean;
   headers: Record<string, string>;
 }
 
 async function streamChat(ctx: RequestContext, a: StreamChatArgs): Promise<void> {
   const writer = new SseWriter(ctx.res, ctx.stream, ctx.meter);
-  writer.start(a.promptTokens, a.headers);
+  writer.start(a.promptTokens, a.headers, a.parts);
   const base = { id: a.id, object: 'chat.completion.chunk', created: ctx.nowS, model: ctx.model, system_fingerprint: 'fp_simulator' };
   const frame = (delta: Record<string, unknown>, finish: string | null): string => {
     const chunk: Record<string, unknown> = { ...base, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] };
@@ -228,7 +238,7 @@ async function streamChat(ctx: RequestContext, a: StreamChatArgs): Promise<void>
   }
   if (!(await writer.send(frame({}, finishReason(reply))))) return;
   if (a.includeUsage) {
-    const usageChunk = { ...base, choices: [], usage: usage(a.promptTokens, reply.outputTokens) };
+    const usageChunk = { ...base, choices: [], usage: usage(a.promptTokens, reply.outputTokens, a.parts) };
     if (!(await writer.send(`data: ${JSON.stringify(usageChunk)}\n\n`))) return;
   }
   await writer.finish('data: [DONE]\n\n');

@@ -103,6 +103,27 @@ export function countPromptTokens(messageTexts: readonly string[], toolsJson = '
 }
 
 const MARKER_RE = /\[\[[^\]]*\]\]/g;
+const CACHED_RE = /\[\[cached:(\d+)\]\]/;
+const CACHE_WRITE_RE = /\[\[cache_write:(\d+)\]\]/;
+const REASONING_RE = /\[\[reasoning:(\d+)\]\]/;
+
+/**
+ * What `[[cached:N]]`, `[[cache_write:N]]` and `[[reasoning:N]]` ask for: N of the prompt's tokens
+ * read from (or written to) the prompt cache, capped at the prompt (reads first), and N reasoning
+ * tokens spent before the answer. Parts of the usage as the wire formats report them: cached and
+ * cache-write tokens are among the input tokens, reasoning tokens are output tokens.
+ */
+export interface UsageParts {
+  cachedTokens: number;
+  cacheWriteTokens: number;
+  reasoningTokens: number;
+}
+
+export function usageParts(lastUserText: string, promptTokens: number): UsageParts {
+  const asked = (re: RegExp) => Math.min(Number(re.exec(lastUserText)?.[1] ?? 0), MAX_MARKER_TOKENS);
+  const cachedTokens = Math.min(asked(CACHED_RE), promptTokens);
+  return { cachedTokens, cacheWriteTokens: Math.min(asked(CACHE_WRITE_RE), promptTokens - cachedTokens), reasoningTokens: asked(REASONING_RE) };
+}
 const BADJSON_RE = /-badjson(?![a-z0-9])/i;
 const TOKENS_MARKER_RE = /\[\[tokens:(\d+)\]\]/;
 
