@@ -151,7 +151,7 @@ export async function handleMessages(ctx: RequestContext): Promise<void> {
     await streamMessages(ctx, { id, toolId, reply, inputTokens, parts, headers });
     return;
   }
-  ctx.meter.complete(inputTokens, reply.outputTokens, parts);
+  ctx.meter.complete(inputTokens, reply.outputTokens + parts.reasoningTokens, reported(parts));
   const content: unknown[] = [];
   if (reply.kind === 'text') content.push({ type: 'text', text: reply.text });
   if (reply.kind === 'tool') content.push({ type: 'tool_use', id: toolId, name: reply.name, input: reply.args });
@@ -184,6 +184,11 @@ function inputUsage(inputTokens: number, parts: UsageParts): Record<string, numb
   };
 }
 
+/** What the bill keeps apart: Anthropic reports no reasoning count of its own. */
+function reported(parts: UsageParts): UsageParts {
+  return { ...parts, reasoningTokens: 0 };
+}
+
 interface StreamArgs {
   id: string;
   toolId: string;
@@ -199,7 +204,9 @@ function event(type: string, data: unknown): string {
 
 async function streamMessages(ctx: RequestContext, a: StreamArgs): Promise<void> {
   const writer = new SseWriter(ctx.res, ctx.stream, ctx.meter);
-  writer.start(a.inputTokens, a.headers, a.parts);
+  writer.start(a.inputTokens, a.headers, reported(a.parts));
+  // Thinking comes before the answer: billed with the input, as output.
+  ctx.meter.output(a.parts.reasoningTokens);
   const { reply } = a;
   const start = {
     type: 'message_start',
