@@ -4,7 +4,7 @@ import { AttemptOutcome, FinishReason, Role, type ChatResponse, type ChatStreamR
 import { AppError, type ErrorKind } from '@llmgw/errors';
 import type { GenAiMetrics } from '@llmgw/metrics';
 import { errorKindFromProto, errorKindToProto } from '@llmgw/grpc';
-import { countChatTokens, countTokens, familyOf } from '@llmgw/tokens';
+import { countChatTokens, countTokens } from '@llmgw/tokens';
 import { chatParamsOf } from './normalise.js';
 import { checkEmbedInputs, checkIds, checkPlan } from './request-check.js';
 import { PlanRunner, RequestScope, SchemaMismatch, type ExecutionContext, type PlanOutcome, type RunnerDeps, type SchemaRepair, type Target } from './plan-runner.js';
