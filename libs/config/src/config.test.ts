@@ -96,7 +96,7 @@ describe('service views', () => {
     expect(Object.keys(router).sort()).toEqual(['default_route', 'models', 'routes', 'tenants', 'tiers']);
     expect(Object.keys(quota).sort()).toEqual(['quota', 'tenants', 'tiers']);
     expect(Object.keys(auth).sort()).toEqual(['api_keys', 'auth', 'tenants']);
-    expect(Object.keys(edge)).toEqual(['tenants']);
+    expect(Object.keys(edge)).toEqual(['tenants', 'intents']);
     expect(Object.keys(executor)).toEqual(['providers']);
     for (const view of [router, quota, auth, edge, accountant]) expect(JSON.stringify(view)).not.toMatch(/sk-live/);
     expect(executor.providers['sim-openai']?.api_key).toBe('sk-live-openai-secret');
@@ -121,7 +121,7 @@ describe('service views', () => {
     expect(auth.tenants).toEqual({ acme: { tier: 'startup' }, globex: { tier: 'enterprise' }, ops: { tier: 'enterprise' } });
     expect(auth.api_keys).toHaveLength(3);
     const edge = parseSections(edgeSectionsSchema, exampleText, 'g.yaml', {});
-    expect(edge.tenants.acme).toEqual({ log_prompts: false });
+    expect(edge.tenants.acme).toEqual({ tier: 'startup', log_prompts: false });
   });
 
   it('a view ignores problems in sections it does not read', () => {

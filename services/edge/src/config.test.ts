@@ -16,11 +16,14 @@ describe('edge config', () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('holds only the tenants\' prompt-log policy (no provider, its unset secret included) and its variables', () => {
+  it('holds only the tenants\' prompt-log policy and tier, the intent classifiers (no provider, its unset secret included) and its variables', () => {
     writeFileSync(path, TEST_CONFIG_YAML);
     const cfg = loadEdgeConfig(path, { EDGE_PLAN_CACHE_MS: '0', POLICY_POLL_MS: '100' });
     expect(cfg).toEqual({
-      sections: { tenants: { acme: { log_prompts: false }, 'startup-co': { log_prompts: false }, chatty: { log_prompts: true } } },
+      sections: {
+        tenants: { acme: { tier: 'startup', log_prompts: false }, 'startup-co': { tier: 'startup', log_prompts: false }, chatty: { tier: 'startup', log_prompts: true } },
+        intents: {},
+      },
       planCacheMs: 0,
       policyPollMs: 100,
       reflection: true,

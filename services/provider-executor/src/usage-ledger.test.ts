@@ -6,7 +6,7 @@ import { attempt } from './test-helpers.js';
 import { UsageLedger } from './usage-ledger.js';
 import { priced } from './usage.js';
 
-const request = { requestId: 'r1', tenantId: 'acme', keyId: 'k1', route: 'r', split: '', operation: 'chat' as const, streamed: false };
+const request = { requestId: 'r1', tenantId: 'acme', keyId: 'k1', route: 'r', split: '', intent: '', operation: 'chat' as const, streamed: false };
 /** 10 prompt tokens in the openai family, 12 in approx: the family of each attempt decides. */
 const prompt = (family: 'openai' | 'approx') => (family === 'openai' ? 10 : 12);
 

@@ -14,6 +14,8 @@ export interface LedgerRequest {
   route: string;
   /** The plan's split arm; '' for the rule's own model. */
   split: string;
+  /** The plan's intent; '' when the request had none. */
+  intent: string;
   operation: 'chat' | 'embed';
   streamed: boolean;
 }
@@ -108,6 +110,7 @@ export class UsageLedger {
       keyId: this.req.keyId,
       route: this.req.route,
       split: this.req.split,
+      intent: this.req.intent,
       model: billedTo?.model ?? '',
       provider: billedTo?.provider ?? '',
       inputTokens: total.inputTokens,

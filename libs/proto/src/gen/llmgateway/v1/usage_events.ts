@@ -86,6 +86,8 @@ export interface UsageRecorded {
    * rule's own model. Lets a cost experiment or canary be priced arm by arm.
    */
   split: string;
+  /** The request's intent (routing.intent), so cost can be told apart by what was asked. */
+  intent: string;
 }
 
 /** AttemptUsage is what one attempt of a request cost. */
@@ -125,6 +127,7 @@ function createBaseUsageRecorded(): UsageRecorded {
     operation: "",
     attempts: [],
     split: "",
+    intent: "",
   };
 }
 
@@ -192,6 +195,9 @@ export const UsageRecorded: MessageFns<UsageRecorded> = {
     }
     if (message.split !== "") {
       writer.uint32(170).string(message.split);
+    }
+    if (message.intent !== "") {
+      writer.uint32(178).string(message.intent);
     }
     return writer;
   },
@@ -377,6 +383,14 @@ export const UsageRecorded: MessageFns<UsageRecorded> = {
             message.split = reader.string();
             continue;
           }
+          case 22: {
+            if (tag !== 178) {
+              break;
+            }
+
+            message.intent = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -466,6 +480,7 @@ export const UsageRecorded: MessageFns<UsageRecorded> = {
         ? object.attempts.map((e: any) => AttemptUsage.fromJSON(e))
         : [],
       split: isSet(object.split) ? globalThis.String(object.split) : "",
+      intent: isSet(object.intent) ? globalThis.String(object.intent) : "",
     };
   },
 
@@ -534,6 +549,9 @@ export const UsageRecorded: MessageFns<UsageRecorded> = {
     if (message.split !== "") {
       obj.split = message.split;
     }
+    if (message.intent !== "") {
+      obj.intent = message.intent;
+    }
     return obj;
   },
 
@@ -563,6 +581,7 @@ export const UsageRecorded: MessageFns<UsageRecorded> = {
     message.operation = object.operation ?? "";
     message.attempts = object.attempts?.map((e) => AttemptUsage.fromPartial(e)) || [];
     message.split = object.split ?? "";
+    message.intent = object.intent ?? "";
     return message;
   },
 };
