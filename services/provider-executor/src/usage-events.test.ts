@@ -171,6 +171,12 @@ describe('a request that succeeds', () => {
     expect(fast.usage.events.map((e) => [e.requestId, e.split])).toEqual([['split-arm', 'canary-20'], ['split-arm-stream', 'canary-20'], ['split-none', '']]);
   });
 
+  it('carries the plan\'s intent, so cost can be told apart by what was asked', async () => {
+    await fast.executor.executeChat(chatRequest('hi', [attempt('oa-gpt-4o-mini')], {}, { intent: 'billing' }, 'intent-billing'), ctxOf());
+    await fast.executor.executeChat(chatRequest('hi', [attempt('oa-gpt-4o-mini')], {}, {}, 'intent-none'), ctxOf());
+    expect(fast.usage.events.map((e) => [e.requestId, e.intent])).toEqual([['intent-billing', 'billing'], ['intent-none', '']]);
+  });
+
   it('one event per request, each under its own request id', async () => {
     await Promise.all(['a', 'b', 'c'].map((id) => fast.executor.executeChat(chatRequest('hi', [attempt('oa-gpt-4o-mini')], {}, {}, id), ctxOf())));
     expect(fast.usage.events.map((e) => e.requestId).sort()).toEqual(['a', 'b', 'c']);
