@@ -3,8 +3,9 @@ import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AttemptOutcome, FinishReason, LatencyClass, QualityTier, ResponseFormatType, type Attempt } from '@llmgw/proto/v1';
 import { freePortBlock } from '@llmgw/local-infra';
-import { METRICS_PORT_OFFSET, SERVICE_NAMES, type ServiceName } from '@llmgw/runtime';
+import { SERVICE_NAMES, type ServiceName } from '@llmgw/runtime';
 import { chat, chatStream, eventually, getUsage, startTestMesh, userChat, type TestMesh } from '../src/harness.js';
+import { metricSum } from '../src/metrics.js';
 
 /*
  * The failure stories of the design notes, each through the whole mesh against the simulator:
@@ -46,18 +47,7 @@ beforeAll(async () => {
   mesh = await startTestMesh(FIXTURE, { METRICS_PORT: String(metricsBase) });
 }, 60_000);
 
-/** The sum of a metric's series on a service's /metrics whose labels include every pair given. */
-async function metric(service: ServiceName, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${metricsBase + METRICS_PORT_OFFSET[service]}/metrics`)).text();
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    const m = /^([a-zA-Z_:][\w:]*)(\{.*\})? (\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const series = m[2] ?? '';
-    if (Object.entries(labels).every(([k, v]) => series.includes(`${k}="${v}"`))) sum += Number(m[3]);
-  }
-  return sum;
-}
+const metric = (service: ServiceName, name: string, labels: Record<string, string> = {}) => metricSum(metricsBase, service, name, labels);
 afterAll(async () => {
   await mesh?.stop();
 });

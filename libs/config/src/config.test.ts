@@ -96,7 +96,7 @@ describe('service views', () => {
     expect(Object.keys(router).sort()).toEqual(['default_route', 'models', 'routes', 'tenants', 'tiers']);
     expect(Object.keys(quota).sort()).toEqual(['quota', 'tenants', 'tiers']);
     expect(Object.keys(auth).sort()).toEqual(['api_keys', 'auth', 'tenants']);
-    expect(Object.keys(edge)).toEqual(['tenants', 'usage_labels']);
+    expect(Object.keys(edge)).toEqual(['tenants', 'intents', 'usage_labels']);
     expect(Object.keys(executor)).toEqual(['providers']);
     for (const view of [router, quota, auth, edge, accountant]) expect(JSON.stringify(view)).not.toMatch(/sk-live/);
     expect(executor.providers['sim-openai']?.api_key).toBe('sk-live-openai-secret');
@@ -121,7 +121,7 @@ describe('service views', () => {
     expect(auth.tenants).toEqual({ acme: { tier: 'startup' }, globex: { tier: 'enterprise' }, ops: { tier: 'enterprise' } });
     expect(auth.api_keys).toHaveLength(3);
     const edge = parseSections(edgeSectionsSchema, exampleText, 'g.yaml', {});
-    expect(edge.tenants.acme).toEqual({ log_prompts: false });
+    expect(edge.tenants.acme).toEqual({ tier: 'startup', log_prompts: false });
   });
 
   it('a view ignores problems in sections it does not read', () => {
@@ -232,6 +232,31 @@ describe('service views', () => {
     });
   });
 
+  describe('intent classifiers', () => {
+    it('reads a route\'s classifier with defaults, for the edge; rules match its intents', () => {
+      const edge = parseSections(edgeSectionsSchema, exampleText, 'e.yaml', {});
+      expect(edge.intents['support-triage']).toMatchObject({ embed_route: 'embeddings', tenant: 'ops', threshold: 0.5, max_chars: 2_000 });
+      expect(edge.intents['support-triage']?.intents.billing?.keywords).toContain('refund');
+      const routes = parseSections(routerSectionsSchema, exampleText, 'r.yaml', {}).routes;
+      expect(routes['support-triage']?.rules[0]?.when.intent).toEqual(['account_security']);
+    });
+
+    it.each([
+      ['a classifier of an unknown route', (t: string) => t.replace('intents:\n  support-triage:', 'intents:\n  support-triag:'), 'intents.support-triag: unknown route "support-triag"'],
+      ['an unknown embed route', (t: string) => t.replace('embed_route: embeddings', 'embed_route: embedings'), 'intents.support-triage.embed_route: unknown route "embedings"'],
+      ['a route that embeds through itself', (t: string) => t.replace('embed_route: embeddings', 'embed_route: support-triage'), 'a route cannot embed through itself'],
+      ['an unknown paying tenant', (t: string) => t.replace('    tenant: ops\n    threshold', '    tenant: nobody\n    threshold'), 'intents.support-triage.tenant: unknown tenant "nobody"'],
+      ['a rule naming an intent the classifier lacks', (t: string) => t.replace('intent: [billing]', 'intent: [biling]'), 'unknown intent "biling"'],
+      ['a rule naming an intent on a route without a classifier', (t: string) => t.replace('      - name: flaky-first\n', '      - name: flaky-first\n        when: { intent: [billing] }\n'), 'route "fallback-demo" has no classifier under intents'],
+      ['a threshold above 1', (t: string) => t.replace('threshold: 0.5', 'threshold: 1.5'), 'intents.support-triage.threshold'],
+      ['an intent without examples', (t: string) => t.replace('examples: [The API returns a 500 error, Requests time out after the last deploy]', 'examples: []'), 'intents.support-triage.intents.technical.examples'],
+    ])('refuses %s', (_name, change, problem) => {
+      const text = change(exampleText);
+      expect(text).not.toBe(exampleText);
+      expect(problemsOf(() => parseGatewayConfig(text, 'g.yaml', {}))).toContain(problem);
+    });
+  });
+
   describe('demotion by measured health', () => {
     const withDemote = (demote: string) => exampleText.replace('    demote: { error_rate_above: 0.25, p95_ms_above: 8000, min_calls: 20 }\n', demote);
     const routerProblems = (text: string) => problemsOf(() => parseSections(routerSectionsSchema, text, 'r.yaml', {}));
@@ -256,7 +281,7 @@ describe('service views', () => {
     });
 
     it('refuses demotion on a route whose plans have a single model, in the router\'s view and the whole file', () => {
-      const text = exampleText.replace('  fallback-demo:\n', '  fallback-demo:\n    demote: { error_rate_above: 0.5 }\n').replace('        fallback: [small-fast]\n  embeddings:', '  embeddings:');
+      const text = exampleText.replace('  fallback-demo:\n', '  fallback-demo:\n    demote: { error_rate_above: 0.5 }\n').replace('        fallback: [small-fast]\n  # Semantic routing', '  # Semantic routing');
       const problem = 'routes.fallback-demo.demote: no rule of the route has a fallback';
       expect(routerProblems(text)).toContain(problem);
       expect(problemsOf(() => parseGatewayConfig(text, 'g.yaml', {}))).toContain(problem);

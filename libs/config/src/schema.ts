@@ -147,6 +147,8 @@ export const ruleSchema = z.strictObject({
       tenant_tier: z.array(z.string()).optional(),
       /** A request without a priority counts as normal. */
       priority: z.array(z.enum(priorities)).optional(),
+      /** The intent the route's classifier (`intents.<route>`) gave the request. */
+      intent: z.array(z.string().min(1)).optional(),
       /** true: requests that need JSON output (json_object or json_schema); false: the others. */
       json: z.boolean().optional(),
       /** Prompt size in tokens, both bounds inclusive. */
@@ -347,6 +349,30 @@ export const alertsSchema = z
 export type AlertsConfig = z.infer<typeof alertsSchema>;
 export type WebhookConfig = z.infer<typeof webhookSchema>;
 
+const intentSchema = z.strictObject({
+  /** Requests typical of the intent; each is embedded once per config version and cached. */
+  examples: z.array(z.string().min(1).max(2_000)).min(1).max(200),
+  /** Whole words (case-insensitive) that decide the intent when no exemplar is near enough. */
+  keywords: z.array(z.string().min(1).max(64)).max(200).default([]),
+});
+
+/**
+ * A route's intent classifier, owned by the edge: the last user message is embedded through the
+ * gateway's own embedding route and given the intent of its nearest exemplar by cosine, if that
+ * is at least `threshold`; else the first intent one of whose keywords it contains; else none.
+ */
+export const intentClassifierSchema = z.strictObject({
+  /** The route that embeds (its model needs the `embeddings` capability). */
+  embed_route: z.string().min(1),
+  /** Who pays for embedding the exemplars (a request's own text is billed to its tenant). */
+  tenant: z.string().min(1),
+  threshold: z.number().gt(0).max(1).default(0.5),
+  /** Characters of the message embedded, from its start; the rest does not change the intent much. */
+  max_chars: positiveInt.max(32_000).default(2_000),
+  intents: z.record(z.string().min(1).max(64), intentSchema).refine((r) => Object.keys(r).length > 0, { message: 'name at least one intent' }),
+});
+export type IntentClassifierConfig = z.infer<typeof intentClassifierSchema>;
+
 /**
  * What the edge labels each request's usage with, besides its user and prompt version: `feature`,
  * the value of one allowlisted metadata key (other metadata never reaches the usage store).
@@ -370,6 +396,8 @@ export const sectionFields = {
   quota: quotaPolicySchema,
   auth: authSettingsSchema,
   alerts: alertsSchema,
+  /** Intent classifiers by route name. */
+  intents: z.record(z.string(), intentClassifierSchema).default({}),
   usage_labels: usageLabelsSchema,
 };
 

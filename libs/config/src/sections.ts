@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { limitsSchema, sectionFields, tenantFields, tierFields, type ApiKeyConfig, type RouteConfig } from './schema.js';
+import { limitsSchema, sectionFields, tenantFields, tierFields, type ApiKeyConfig, type IntentClassifierConfig, type RouteConfig } from './schema.js';
 
 /**
  * The config file composed from the field schemas of schema.ts: one view per service, each with
@@ -50,6 +50,29 @@ function checkRoutes(cfg: { default_route: string; routes: Record<string, RouteC
     if (route.demote && chains.every((c) => new Set(c).size < 2)) {
       issue(['routes', routeName, 'demote'], 'no rule of the route has a fallback: a demoted model would have nothing to go behind');
     }
+  }
+}
+
+/**
+ * A classifier belongs to a route and embeds through another, paid by a configured tenant; a
+ * rule's `when.intent` names an intent of its route's classifier (so a typo cannot silently
+ * never match).
+ */
+function checkIntents(cfg: { routes: Record<string, RouteConfig>; tenants: object; intents: Record<string, IntentClassifierConfig> }, issue: Issue): void {
+  for (const [routeName, classifier] of Object.entries(cfg.intents)) {
+    if (!has(cfg.routes, routeName)) issue(['intents', routeName], `unknown route "${routeName}"`);
+    if (!has(cfg.routes, classifier.embed_route)) issue(['intents', routeName, 'embed_route'], `unknown route "${classifier.embed_route}"`);
+    if (classifier.embed_route === routeName) issue(['intents', routeName, 'embed_route'], 'a route cannot embed through itself');
+    if (!has(cfg.tenants, classifier.tenant)) issue(['intents', routeName, 'tenant'], `unknown tenant "${classifier.tenant}"`);
+  }
+  for (const [routeName, route] of Object.entries(cfg.routes)) {
+    route.rules.forEach((rule, i) => {
+      for (const intent of rule.when.intent ?? []) {
+        const classifier = cfg.intents[routeName];
+        if (!classifier) issue(['routes', routeName, 'rules', i, 'when', 'intent'], `route "${routeName}" has no classifier under intents`);
+        else if (!has(classifier.intents, intent)) issue(['routes', routeName, 'rules', i, 'when', 'intent'], `unknown intent "${intent}" (intents.${routeName} has ${Object.keys(classifier.intents).join(', ')})`);
+      }
+    });
   }
 }
 
@@ -123,9 +146,10 @@ export const authSectionsSchema = z
   .superRefine((cfg, ctx) => checkApiKeys(cfg, issuer(ctx)));
 export type AuthSections = z.infer<typeof authSectionsSchema>;
 
-/** The edge's: each tenant's prompt-logging policy, what usage is labelled with. */
+/** The edge's: each tenant's prompt-logging policy (and tier, for the classifiers' paying tenant), the intent classifiers, what usage is labelled with. */
 export const edgeSectionsSchema = z.object({
-  tenants: z.record(z.string(), z.object({ log_prompts: tenantFields.log_prompts })),
+  tenants: z.record(z.string(), z.object({ tier: tenantFields.tier, log_prompts: tenantFields.log_prompts })),
+  intents: sectionFields.intents,
   usage_labels: sectionFields.usage_labels,
 });
 export type EdgeSections = z.infer<typeof edgeSectionsSchema>;
@@ -165,5 +189,6 @@ export const gatewayConfigSchema = z.strictObject(sectionFields).superRefine((cf
     }
   }
   checkApiKeys(cfg, issue);
+  checkIntents(cfg, issue);
 });
 export type GatewayConfig = z.infer<typeof gatewayConfigSchema>;

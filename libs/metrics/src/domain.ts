@@ -74,6 +74,17 @@ export interface ExecutorMetrics {
   enforcement(route: string, kind: 'content_filter'): void;
 }
 
+/** Edge: the routes' intent classifiers. */
+export interface IntentMetrics {
+  /**
+   * A request classified (route and intent from config; intent "none" when none was sure), by
+   * how: its nearest exemplar, a keyword, or neither.
+   */
+  classified(route: string, intent: string, source: 'embedding' | 'keyword' | 'none'): void;
+  /** The nearest exemplar was below the route's threshold (a keyword may still have decided). */
+  lowConfidence(route: string): void;
+}
+
 /** Router: plans shaped by the executors' measured health. */
 export interface RouterMetrics {
   /** A plan put the model behind its healthy candidates (route and model from config, reason an enum). */
@@ -94,6 +105,7 @@ const executorCache = new WeakMap<Registry, ExecutorMetrics>();
 const httpCache = new WeakMap<Registry, HttpMetrics>();
 const genAiCache = new WeakMap<Registry, GenAiMetrics>();
 const routerCache = new WeakMap<Registry, RouterMetrics>();
+const intentCache = new WeakMap<Registry, IntentMetrics>();
 
 function once<T>(cache: WeakMap<Registry, T>, registry: Registry, make: (r: Registry) => T): T {
   let m = cache.get(registry);
@@ -278,6 +290,27 @@ export function routerMetrics(m: Metrics): RouterMetrics {
       registers: [registry],
     });
     return { demotion: (route, model, reason) => demotions.labels(route, model, reason).inc() };
+  });
+}
+
+export function intentMetrics(m: Metrics): IntentMetrics {
+  return once(intentCache, m.registry, (registry) => {
+    const intents = new Counter({
+      name: 'llmgw_intents_total',
+      help: 'Requests of a classifying route by the intent they were given ("none": no intent was sure) and how (embedding, keyword, none).',
+      labelNames: ['route', 'intent', 'source'],
+      registers: [registry],
+    });
+    const low = new Counter({
+      name: 'llmgw_intent_low_confidence_total',
+      help: 'Requests whose nearest exemplar was below the route\'s threshold, by route.',
+      labelNames: ['route'],
+      registers: [registry],
+    });
+    return {
+      classified: (route, intent, source) => intents.labels(route, intent, source).inc(),
+      lowConfidence: (route) => low.labels(route).inc(),
+    };
   });
 }
 

@@ -16,11 +16,15 @@ describe('edge config', () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('holds only the tenants\' prompt-log policy and the usage labels (no provider, its unset secret included) and its variables', () => {
+  it('holds only the tenants\' prompt-log policy and tier, the intent classifiers, the usage labels (no provider, its unset secret included) and its variables', () => {
     writeFileSync(path, TEST_CONFIG_YAML);
     const cfg = loadEdgeConfig(path, { EDGE_PLAN_CACHE_MS: '0', POLICY_POLL_MS: '100' });
     expect(cfg).toEqual({
-      sections: { tenants: { acme: { log_prompts: false }, 'startup-co': { log_prompts: false }, chatty: { log_prompts: true } }, usage_labels: { feature_key: 'feature' } },
+      sections: {
+        tenants: { acme: { tier: 'startup', log_prompts: false }, 'startup-co': { tier: 'startup', log_prompts: false }, chatty: { tier: 'startup', log_prompts: true } },
+        intents: {},
+        usage_labels: { feature_key: 'feature' },
+      },
       planCacheMs: 0,
       policyPollMs: 100,
       reflection: true,

@@ -32,6 +32,7 @@ const plan = (extra: Partial<Plan>): Plan => ({
   schemaFailurePolicy: 0,
   hedge: undefined,
   split: '',
+  intent: '',
   stickyBucketMin: 0,
   stickyBucketMax: 9_999,
   ...extra,

@@ -10,7 +10,8 @@ import { GatewayPipeline } from './pipeline.js';
 import { PlanCache } from './plan-cache.js';
 import { createEdgeServer } from './server.js';
 import { closeHttp, createHttpSurface, listenHttp } from './http/surface.js';
-import { httpMetrics } from '@llmgw/metrics';
+import { httpMetrics, intentMetrics } from '@llmgw/metrics';
+import { IntentClassifier } from './intent-classifier.js';
 
 export { GatewayPipeline } from './pipeline.js';
 export type { Downstream } from './downstream.js';
@@ -41,7 +42,8 @@ export async function startEdge(
   });
   sections.start();
   const planCache = new PlanCache({ ttlMs: deps.config.planCacheMs, now: Date.now });
-  const pipeline = new GatewayPipeline({ config: () => sections.current, downstream, authCache, planCache, now: Date.now, accessLog: deps.config.accessLog });
+  const intents = new IntentClassifier({ logger, metrics: deps.metrics && intentMetrics(deps.metrics) });
+  const pipeline = new GatewayPipeline({ config: () => sections.current, downstream, authCache, planCache, now: Date.now, accessLog: deps.config.accessLog, intents });
   // The public port is not part of the mesh: callers bring API keys, not certificates.
   const tls = deps.config.publicTls;
   const publicTransport: MeshTransport = tls ? publicTls(tls.certFile, tls.keyFile, 60_000) : PLAINTEXT;

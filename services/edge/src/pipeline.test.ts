@@ -42,6 +42,7 @@ import { countChatTokens, countChatTokensUpperBound, countTokens, familyOf } fro
 import { describe, expect, it, vi } from 'vitest';
 import { AuthCache } from '@llmgw/caller-auth';
 import type { Downstream } from './downstream.js';
+import { IntentClassifier } from './intent-classifier.js';
 import { GatewayPipeline, ROUTING_TRAILER } from './pipeline.js';
 import { allowed, chatReq, execError, FakeDownstream, GOOD_KEY, MESSAGES, msg, OTHER_KEY, PRINCIPAL, ROUTING, T0, USAGE } from './test-downstream.js';
 import { PlanCache } from './plan-cache.js';
@@ -96,7 +97,7 @@ function setup(opts: { planTtlMs?: number; now?: () => number; sections?: EdgeSe
   const authCache = new AuthCache({ now });
   const planCache = new PlanCache({ ttlMs: opts.planTtlMs ?? 1_000, now });
   const state = { sections: opts.sections ?? edgeTestSections() };
-  const pipeline = new GatewayPipeline({ config: () => state.sections, downstream, authCache, planCache, now });
+  const pipeline = new GatewayPipeline({ config: () => state.sections, downstream, authCache, planCache, now, intents: new IntentClassifier({ logger: silentLogger() }) });
   return { downstream, pipeline, state };
 }
 
@@ -288,6 +289,7 @@ describe('GatewayPipeline admission', () => {
       requiredCapabilities: ['streaming', 'tools'],
       promptTokens: countChatTokens(MESSAGES, 'approx'),
       stickyBucket: stickyBucket('end-user-42'),
+      intent: '',
     });
     expect(downstream.calls.planRoute[0]!.opts).toMatchObject({ tenantId: 'acme' });
   });
@@ -715,7 +717,7 @@ describe('the access log: one line per request, never its prompt', () => {
 
   it('writes nothing when switched off', async () => {
     const downstream = new FakeDownstream();
-    const pipeline = new GatewayPipeline({ config: () => edgeTestSections(), downstream, authCache: new AuthCache({ now: () => T0 }), planCache: new PlanCache({ ttlMs: 0, now: () => T0 }), now: () => T0, accessLog: false });
+    const pipeline = new GatewayPipeline({ config: () => edgeTestSections(), downstream, authCache: new AuthCache({ now: () => T0 }), planCache: new PlanCache({ ttlMs: 0, now: () => T0 }), now: () => T0, accessLog: false, intents: new IntentClassifier({ logger: silentLogger() }) });
     const { ctx, lines } = loggedCtx();
     await pipeline.chat(chatReq(), ctx);
     expect(accessLines(lines)).toHaveLength(0);

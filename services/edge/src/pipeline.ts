@@ -1,26 +1,30 @@
 import type { EdgeSections } from '@llmgw/config';
 import { AppError } from '@llmgw/errors';
-import { errorKindFromProto, metadataValue, type CallContext, type StreamSink } from '@llmgw/grpc';
+import { Metadata } from '@grpc/grpc-js';
+import { callContext, errorKindFromProto, metadataValue, type CallContext, type StreamSink } from '@llmgw/grpc';
 import type { Logger } from '@llmgw/logging';
 import type { Principal } from '@llmgw/proto/auth';
 import type { ChatParams, ExecuteChatRequest, ExecutionError, UsageLabels } from '@llmgw/proto/executor';
 import { QuotaDecision } from '@llmgw/proto/quota';
 import { Operation, type CatalogEntry, type Plan, type PlanRouteRequest } from '@llmgw/proto/router';
 import {
+  EmbedRequest,
+  Role,
   Routing,
   type ChatRequest,
   type ChatResponse,
   type ChatStreamResponse,
-  type EmbedRequest,
   type EmbedResponse,
   type GetUsageRequest,
   type GetUsageResponse,
 } from '@llmgw/proto/v1';
+import { randomUUID } from 'node:crypto';
 import { stickyBucket } from '@llmgw/sticky';
 import { familyOf, PromptTokens } from '@llmgw/tokens';
 import { AuthCache, isMistypedKey, requireScope, type Scope } from '@llmgw/caller-auth';
 import { AccessRecord, type AccessOperation } from './access-log.js';
 import type { Downstream } from './downstream.js';
+import type { Classification, Embed, IntentClassifier } from './intent-classifier.js';
 import { planEstimate, promptTokenCounts, type Estimate } from './estimate.js';
 import type { PlanCache } from './plan-cache.js';
 import { applyPlan, requestTimeout, shapeChat, shapeEmbed, shapeUsageQuery, usageLabels } from './validate.js';
@@ -36,6 +40,8 @@ export interface PipelineDeps {
   controlTimeoutMs?: number;
   /** One access log line per chat and embed request (default true). */
   accessLog?: boolean;
+  /** Gives requests of routes with a classifier (the config's `intents`) their intent. */
+  intents: IntentClassifier;
 }
 
 /** A request that passed auth, validation, routing and quota, ready for the executor. */
@@ -45,9 +51,11 @@ interface Admitted {
   deadline: number;
   /** Child logger with tenant and route, built on first use. */
   log: () => Logger;
+  /** The route's classifier's verdict, when the route has one. */
+  intent?: Classification;
 }
 
-type PlanBase = Pick<PlanRouteRequest, 'route' | 'taskType' | 'qualityTier' | 'latencyClass' | 'priority' | 'model' | 'modelOrRoute' | 'operation' | 'requiredCapabilities'>;
+type PlanBase = Pick<PlanRouteRequest, 'route' | 'taskType' | 'qualityTier' | 'latencyClass' | 'priority' | 'model' | 'modelOrRoute' | 'operation' | 'requiredCapabilities' | 'intent'>;
 
 /** Trailer of a failed request carrying its routing record (a serialised llmgateway.v1.Routing). */
 export const ROUTING_TRAILER = 'x-routing-bin';
@@ -78,6 +86,7 @@ export class GatewayPipeline {
       const opts = await this.execOpts(ctx, a);
       const res = await this.executeOrRelease(ctx, a, () => this.deps.downstream.executeChat(this.executeRequest(ctx, a, params, labels), opts));
       const response = res.response;
+      scoreIntent(response?.routing, a.intent);
       access.executed(response?.routing, response?.usage);
       if (res.error) throw executionError(res.error, response?.routing);
       if (!response) throw new AppError('internal', 'executor returned no response');
@@ -100,6 +109,7 @@ export class GatewayPipeline {
           if (msg.error) failure = msg.error;
           if (!msg.chunk) continue;
           relayedText += msg.chunk.contentDelta;
+          scoreIntent(msg.chunk.routing, a.intent);
           routing = msg.chunk.routing ?? routing;
           if (msg.chunk.routing) access.executed(msg.chunk.routing, msg.chunk.usage);
           await send(msg.chunk);
@@ -122,17 +132,22 @@ export class GatewayPipeline {
   private async embedLogged(req: EmbedRequest, ctx: CallContext, modelOrRoute: string, access: AccessRecord): Promise<EmbedResponse> {
     const principal = await this.authenticate(ctx, 'embed');
     shapeEmbed(req);
+    return this.runEmbed(req, ctx, principal, modelOrRoute, access);
+  }
+
+  /** Plans, reserves and executes an embedding request already authenticated and shaped. */
+  private async runEmbed(req: EmbedRequest, ctx: CallContext, principal: Principal, modelOrRoute: string, access?: AccessRecord): Promise<EmbedResponse> {
     const labels = this.usageLabels(req);
     const started = this.deps.now();
     const prompt = PromptTokens.texts(req.inputs);
     const plan = await this.plan(
       ctx,
       principal,
-      { route: req.route, model: req.model, modelOrRoute, taskType: 0, qualityTier: 0, latencyClass: 0, priority: 0, operation: Operation.OPERATION_EMBED, requiredCapabilities: ['embeddings'] },
+      { route: req.route, model: req.model, modelOrRoute, taskType: 0, qualityTier: 0, latencyClass: 0, priority: 0, operation: Operation.OPERATION_EMBED, requiredCapabilities: ['embeddings'], intent: '' },
       prompt.estimate('approx'),
       req.user,
     );
-    access.planned(plan, principal.keyId);
+    access?.planned(plan, principal.keyId);
     await this.reserve(ctx, principal, plan, planEstimate(plan, prompt, 0));
     const a = this.admitted(ctx, principal, plan, started, requestTimeout(req.timeoutMs, plan));
     const opts = await this.execOpts(ctx, a);
@@ -143,10 +158,35 @@ export class GatewayPipeline {
       ),
     );
     const response = res.response;
-    access.executed(response?.routing, response?.usage);
+    access?.executed(response?.routing, response?.usage);
     if (res.error) throw executionError(res.error, response?.routing);
     if (!response) throw new AppError('internal', 'executor returned no response');
     return response;
+  }
+
+  /**
+   * The intent of a request to a route with a classifier. Its text is embedded for the request's
+   * tenant under a request id of its own (its own reservation and usage event); the exemplars for
+   * the classifier's tenant. Neither call's trailers reach the caller.
+   */
+  private async classify(ctx: CallContext, principal: Principal, route: string, messages: ChatRequest['messages']): Promise<Classification | undefined> {
+    const config = this.deps.config();
+    const classifier = config.intents[route];
+    if (!classifier) return undefined;
+    const text = messages.findLast((m) => m.role === Role.ROLE_USER)?.content ?? '';
+    if (!text) return undefined;
+    const embedQuery: Embed = (embedRoute, texts) => this.embedVectors(internalContext(ctx, `${ctx.requestId}-intent`, ctx.signal), principal, embedRoute, texts);
+    const payer: Principal = { tenantId: classifier.tenant, keyId: 'intent-classifier', tier: config.tenants[classifier.tenant]?.tier ?? '', scopes: ['embed'], admin: false };
+    const embedExemplars: Embed = (embedRoute, texts) =>
+      this.embedVectors(internalContext(ctx, `intent-exemplars-${randomUUID()}`, AbortSignal.timeout(EXEMPLAR_TIMEOUT_MS)), payer, embedRoute, texts);
+    return this.deps.intents.classify(route, classifier, text, embedQuery, embedExemplars, principal.tenantId);
+  }
+
+  private async embedVectors(ctx: CallContext, principal: Principal, route: string, texts: string[]): Promise<Float32Array[]> {
+    const req = EmbedRequest.fromPartial({ route, inputs: texts });
+    shapeEmbed(req);
+    const res = await this.runEmbed(req, ctx, principal, '');
+    return [...res.embeddings].sort((x, y) => x.index - y.index).map((e) => Float32Array.from(e.values));
   }
 
   /** Runs a chat or embed request and writes its access line when it ends, however it ends. */
@@ -210,6 +250,7 @@ export class GatewayPipeline {
     const labels = this.usageLabels(req);
     const started = this.deps.now();
     const prompt = PromptTokens.chat(req.messages);
+    const intent = await this.classify(ctx, principal, req.route || modelOrRoute, req.messages);
     const plan = await this.plan(
       ctx,
       principal,
@@ -223,6 +264,7 @@ export class GatewayPipeline {
         priority: req.priority,
         operation: Operation.OPERATION_CHAT,
         requiredCapabilities: shaped.requiredCapabilities,
+        intent: intent?.intent ?? '',
       },
       prompt.estimate('approx'),
       req.user,
@@ -231,7 +273,7 @@ export class GatewayPipeline {
     const { params, timeoutMs } = applyPlan(req, shaped, plan, prompt.estimate(familyOf(plan.attempts[0]?.tokenizer ?? 0)));
     params.promptTokens = promptTokenCounts(plan, prompt);
     await this.reserve(ctx, principal, plan, planEstimate(plan, prompt, params.maxTokens));
-    return { a: this.admitted(ctx, principal, plan, started, timeoutMs), params, labels };
+    return { a: { ...this.admitted(ctx, principal, plan, started, timeoutMs), intent }, params, labels };
   }
 
   private executeRequest(ctx: CallContext, a: Admitted, params: ChatParams, labels: UsageLabels): ExecuteChatRequest {
@@ -358,6 +400,19 @@ export class GatewayPipeline {
       .releaseQuota({ requestId: ctx.requestId, tenantId: principal.tenantId }, { timeoutMs: this.controlTimeoutMs, requestId: ctx.requestId })
       .catch((err: unknown) => ctx.logger.warn({ err }, 'quota release failed; the reservation expires on its own'));
   }
+}
+
+/** How sure the edge's classifier was goes on the executor's routing record (the edge owns it). */
+function scoreIntent(routing: Routing | undefined, intent: Classification | undefined): void {
+  if (routing && intent) routing.intentScore = intent.score;
+}
+
+/** Longest the exemplars' embedding may take; it does not die with the request that started it. */
+const EXEMPLAR_TIMEOUT_MS = 30_000;
+
+/** A context for the edge's own calls on a request's behalf: its own request id, trailers kept from the caller. */
+function internalContext(ctx: CallContext, requestId: string, signal: AbortSignal): CallContext {
+  return callContext({ method: 'intent-classifier', logger: ctx.logger, metadata: new Metadata(), signal, deadlineMs: Date.now() + Math.min(ctx.remainingMs(), EXEMPLAR_TIMEOUT_MS), requestId, tenantId: ctx.tenantId, clientRequestId: '' });
 }
 
 /** The caller's status for a failed execution, with every attempt in the `x-routing-bin` trailer. */

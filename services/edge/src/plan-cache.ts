@@ -24,7 +24,7 @@ export class PlanCache {
   }
 
   static key(req: PlanRouteRequest): string {
-    return [req.tenantId, req.tier, req.route, req.taskType, req.qualityTier, req.latencyClass, req.priority, req.model, req.modelOrRoute, req.operation, req.requiredCapabilities.join(',')].join('\u0000');
+    return [req.tenantId, req.tier, req.route, req.taskType, req.qualityTier, req.latencyClass, req.priority, req.model, req.modelOrRoute, req.operation, req.requiredCapabilities.join(','), req.intent].join('\u0000');
   }
 
   get(req: PlanRouteRequest): Plan | undefined {

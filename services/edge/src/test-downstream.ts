@@ -34,6 +34,8 @@ export const ROUTING: Routing = {
   fallbackUsed: true,
   route: 'chat',
   split: '',
+  intent: '',
+  intentScore: 0,
   attempts: [
     { model: 'claude', provider: 'sim-anthropic', outcome: AttemptOutcome.ATTEMPT_OUTCOME_FAILED, error: 'boom', latencyMs: 5, providerStatus: 500, reason: 'http_5xx', hedge: false },
     { model: 'small-fast', provider: 'sim-openai', outcome: AttemptOutcome.ATTEMPT_OUTCOME_SUCCESS, error: '', latencyMs: 9, providerStatus: 200, reason: '', hedge: false },

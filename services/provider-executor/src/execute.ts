@@ -63,8 +63,9 @@ function required<T>(v: T | undefined, field: string): T {
   return v;
 }
 
+/** The intent's score is the edge's (its classifier computed it): the edge fills it in. */
 function routingOf(plan: Plan, outcome: PlanOutcome<unknown>, chosen: string): Routing {
-  return { rule: plan.rule, route: plan.route, split: plan.split, chosenModel: chosen, fallbackUsed: outcome.fallbackUsed, attempts: outcome.attempts };
+  return { rule: plan.rule, route: plan.route, split: plan.split, intent: plan.intent, intentScore: 0, chosenModel: chosen, fallbackUsed: outcome.fallbackUsed, attempts: outcome.attempts };
 }
 
 /** The request again, with the rejected answer and what was wrong with it: one repair try. */
@@ -207,7 +208,7 @@ export class Executor {
   }
 
   private ledger(req: Pick<ExecuteChatRequest, 'requestId' | 'tenantId' | 'keyId' | 'labels'>, plan: Plan, operation: LedgerRequest['operation'], streamed: boolean, prompt: ConstructorParameters<typeof UsageLedger>[1]): UsageLedger {
-    return new UsageLedger({ requestId: req.requestId, tenantId: req.tenantId, keyId: req.keyId, labels: req.labels, route: plan.route, split: plan.split, operation, streamed }, prompt, this.deps.now());
+    return new UsageLedger({ requestId: req.requestId, tenantId: req.tenantId, keyId: req.keyId, labels: req.labels, route: plan.route, split: plan.split, intent: plan.intent, operation, streamed }, prompt, this.deps.now());
   }
 
   /**

@@ -83,7 +83,7 @@ describe('ExecutorService over gRPC', () => {
     expect(ev.inputTokens).toBe(res.response?.usage?.inputTokens);
     expect(ev.outputTokens).toBe(res.response?.usage?.outputTokens);
     expect(ev.costMicros).toBe(res.response?.usage?.costMicros);
-    expect(sim.bill().models).toEqual({ 'gpt-4o-mini': { requests: 1, input_tokens: ev.inputTokens, output_tokens: ev.outputTokens } });
+    expect(sim.bill().models).toEqual({ 'gpt-4o-mini': { requests: 1, input_tokens: ev.inputTokens, output_tokens: ev.outputTokens, cached_input_tokens: 0, cache_write_input_tokens: 0, reasoning_tokens: 0 } });
 
     await callUnary(client.executeChat.bind(client), chatRequest('hi', [attempt('oa-gpt-4o-mini', 'y-fail-503')], {}, {}, 'u2'), { timeoutMs: 5_000 });
     expect(await publishedOnce(bus, 'u2')).toMatchObject({ success: false, errorCode: 'UNAVAILABLE', costMicros: 0 });
@@ -101,7 +101,7 @@ describe('ExecutorService over gRPC', () => {
     const ev = await publishedOnce(bus, 'u3');
     expect(ev).toMatchObject({ success: false, errorCode: 'CANCELLED', model: 'oa-gpt-4o-mini', attemptCount: 1 });
     expect(ev.outputTokens).toBeGreaterThan(0);
-    expect(sim.bill().models).toEqual({ 'gpt-slow-300': { requests: 1, input_tokens: ev.inputTokens, output_tokens: ev.outputTokens } });
+    expect(sim.bill().models).toEqual({ 'gpt-slow-300': { requests: 1, input_tokens: ev.inputTokens, output_tokens: ev.outputTokens, cached_input_tokens: 0, cache_write_input_tokens: 0, reasoning_tokens: 0 } });
   });
 
   it('honours the incoming gRPC deadline', async () => {

@@ -112,6 +112,7 @@ export function plan(attempts: PlannedAttempt[], extra: Partial<Plan> = {}): Pla
     schemaFailurePolicy: SchemaFailurePolicy.SCHEMA_FAILURE_POLICY_REPAIR,
     hedge: undefined,
     split: '',
+    intent: '',
     stickyBucketMin: 0,
     stickyBucketMax: 9_999,
     ...extra,

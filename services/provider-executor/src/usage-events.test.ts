@@ -96,8 +96,20 @@ function expectPriced(ev: UsageRecorded, planned: readonly PlannedAttempt[]): vo
 }
 
 /** The simulator billed exactly these attempts (upstream name → the attempt's tokens), nothing else. */
-function expectBill(s: Simulator, lines: Record<string, { inputTokens: number; outputTokens: number }>): void {
-  const models = Object.fromEntries(Object.entries(lines).map(([m, a]) => [m, { requests: 1, input_tokens: a.inputTokens, output_tokens: a.outputTokens }]));
+function expectBill(s: Simulator, lines: Record<string, { inputTokens: number; outputTokens: number; cachedInputTokens?: number; cacheWriteInputTokens?: number; reasoningTokens?: number }>): void {
+  const models = Object.fromEntries(
+    Object.entries(lines).map(([m, a]) => [
+      m,
+      {
+        requests: 1,
+        input_tokens: a.inputTokens,
+        output_tokens: a.outputTokens,
+        cached_input_tokens: a.cachedInputTokens ?? 0,
+        cache_write_input_tokens: a.cacheWriteInputTokens ?? 0,
+        reasoning_tokens: a.reasoningTokens ?? 0,
+      },
+    ]),
+  );
   expect(s.bill().models).toEqual(models);
 }
 
@@ -172,6 +184,12 @@ describe('a request that succeeds', () => {
     await stream(fast, chatRequest('hi', [attempt('oa-gpt-4o-mini')], {}, arm, 'split-arm-stream'));
     await fast.executor.executeChat(chatRequest('hi', [attempt('oa-gpt-4o-mini')], {}, {}, 'split-none'), ctxOf());
     expect(fast.usage.events.map((e) => [e.requestId, e.split])).toEqual([['split-arm', 'canary-20'], ['split-arm-stream', 'canary-20'], ['split-none', '']]);
+  });
+
+  it('carries the plan\'s intent, so cost can be told apart by what was asked', async () => {
+    await fast.executor.executeChat(chatRequest('hi', [attempt('oa-gpt-4o-mini')], {}, { intent: 'billing' }, 'intent-billing'), ctxOf());
+    await fast.executor.executeChat(chatRequest('hi', [attempt('oa-gpt-4o-mini')], {}, {}, 'intent-none'), ctxOf());
+    expect(fast.usage.events.map((e) => [e.requestId, e.intent])).toEqual([['intent-billing', 'billing'], ['intent-none', '']]);
   });
 
   it('one event per request, each under its own request id', async () => {

@@ -13,6 +13,7 @@ const request = {
   keyId: 'k1',
   route: 'r',
   split: '',
+  intent: '',
   operation: 'chat' as const,
   streamed: false,
   labels: UsageLabels.fromPartial({ user: 'u-42', promptVersion: 'v7', feature: 'search' }),

@@ -15,6 +15,8 @@ export interface LedgerRequest {
   route: string;
   /** The plan's split arm; '' for the rule's own model. */
   split: string;
+  /** The plan's intent; '' when the request had none. */
+  intent: string;
   operation: 'chat' | 'embed';
   streamed: boolean;
   /** The caller's cost dimensions, as the edge took them from the request. */
@@ -111,6 +113,7 @@ export class UsageLedger {
       keyId: this.req.keyId,
       route: this.req.route,
       split: this.req.split,
+      intent: this.req.intent,
       model: billedTo?.model ?? '',
       provider: billedTo?.provider ?? '',
       inputTokens: total.inputTokens,

@@ -742,3 +742,30 @@ describe('hedging and the schema failure policy in the plan', () => {
     expect(() => plannerWith(`  bad:\n    rules:\n      - { name: x, model: small-fast, hedge: { after_ms: 10, min_ms: 50, max_ms: 40 } }\n`)).toThrow(/min_ms must not exceed max_ms/);
   });
 });
+
+describe('rule conditions: intent', () => {
+  const support = plannerWith(`  support:
+    rules:
+      - name: billing
+        when: { intent: [billing, refunds] }
+        model: small-backup
+      - name: security
+        when: { intent: [account_security] }
+        model: large-reasoning
+      - name: rest
+        model: small-fast
+`);
+  const planOf = (intent: string) => support.plan(req({ tenantId: 'globex', route: 'support', intent }));
+
+  it.each([
+    ['billing', 'billing'],
+    ['refunds', 'billing'],
+    ['account_security', 'security'],
+    ['sales', 'rest'],
+    ['', 'rest'],
+  ])('intent "%s" → rule %s, and the plan carries the intent', (intent, rule) => {
+    const plan = planOf(intent);
+    expect(plan.rule).toBe(rule);
+    expect(plan.intent).toBe(intent);
+  });
+});

@@ -95,6 +95,7 @@ interface RuleFacts {
   tier: string;
   priority: string;
   json: boolean;
+  intent?: string;
 }
 
 /** Where a rule sends a range of sticky buckets: one of its split arms, or its own chain. */
@@ -157,6 +158,7 @@ function matchesApartFromPromptSize(when: RuleConfig['when'], facts: RuleFacts):
     condition(when.latency_class, facts.latency) &&
     condition(when.tenant_tier, facts.tier) &&
     condition(when.priority, facts.priority) &&
+    condition(when.intent, facts.intent) &&
     (when.json === undefined || when.json === facts.json)
   );
 }
@@ -361,6 +363,7 @@ export class Planner {
       stickyBucketMax: arm.bucketMax,
       schemaFailurePolicy: SCHEMA_FAILURE_POLICIES[route.config.on_schema_failure],
       hedge,
+      intent: req.intent,
     };
   }
 
@@ -421,6 +424,7 @@ export class Planner {
       tier: req.tier,
       priority: PRIORITIES.get(req.priority) ?? 'normal',
       json: req.requiredCapabilities.includes('json_object') || req.requiredCapabilities.includes('json_schema'),
+      intent: req.intent || undefined,
     };
     const size = req.promptTokens;
     let promptTokensMin = 0;

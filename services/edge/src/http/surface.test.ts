@@ -7,6 +7,7 @@ import { silentLogger } from '@llmgw/logging';
 import { ErrorKind, ExecuteChatResponse, ExecuteEmbedResponse, ToolChoiceMode, type ExecuteChatStreamResponse } from '@llmgw/proto/executor';
 import { QuotaDecision, ReserveQuotaResponse } from '@llmgw/proto/quota';
 import { ChatStreamResponse, FinishReason, LatencyClass, Priority, QualityTier, ResponseFormatType, Role, TaskType } from '@llmgw/proto/v1';
+import { IntentClassifier } from '../intent-classifier.js';
 import { GatewayPipeline } from '../pipeline.js';
 import { PlanCache } from '../plan-cache.js';
 import { edgeTestSections } from '../test-config.js';
@@ -17,6 +18,7 @@ const MAX_BODY = 64 * 1024;
 let downstream = new FakeDownstream();
 const pipeline = new GatewayPipeline({
   config: () => edgeTestSections(),
+  intents: new IntentClassifier({ logger: silentLogger() }),
   // One server for the file; each test gets a fresh fake behind it.
   downstream: new Proxy({} as FakeDownstream, { get: (_t, p) => (downstream as unknown as Record<PropertyKey, unknown>)[p] }),
   authCache: new AuthCache({ now: Date.now }),

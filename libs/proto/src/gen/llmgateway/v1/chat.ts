@@ -506,6 +506,16 @@ export interface Routing {
   route: string;
   /** Name of the weighted split arm the request was given; empty when it got the rule's own model. */
   split: string;
+  /**
+   * The intent the route's classifier gave the request, when the route classifies; empty when
+   * no intent reached the threshold (and no keyword matched).
+   */
+  intent: string;
+  /**
+   * How sure the classifier was: the cosine similarity to the nearest exemplar, or 1 for a
+   * keyword match (a keyword only decides when the nearest exemplar is below the threshold).
+   */
+  intentScore: number;
 }
 
 function createBaseMessage(): Message {
@@ -1521,7 +1531,16 @@ export const Attempt: MessageFns<Attempt> = {
 };
 
 function createBaseRouting(): Routing {
-  return { rule: "", chosenModel: "", fallbackUsed: false, attempts: [], route: "", split: "" };
+  return {
+    rule: "",
+    chosenModel: "",
+    fallbackUsed: false,
+    attempts: [],
+    route: "",
+    split: "",
+    intent: "",
+    intentScore: 0,
+  };
 }
 
 export const Routing: MessageFns<Routing> = {
@@ -1543,6 +1562,12 @@ export const Routing: MessageFns<Routing> = {
     }
     if (message.split !== "") {
       writer.uint32(50).string(message.split);
+    }
+    if (message.intent !== "") {
+      writer.uint32(58).string(message.intent);
+    }
+    if (message.intentScore !== 0) {
+      writer.uint32(69).float(message.intentScore);
     }
     return writer;
   },
@@ -1608,6 +1633,22 @@ export const Routing: MessageFns<Routing> = {
             message.split = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.intent = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 69) {
+              break;
+            }
+
+            message.intentScore = reader.float();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1636,6 +1677,12 @@ export const Routing: MessageFns<Routing> = {
       attempts: globalThis.Array.isArray(object?.attempts) ? object.attempts.map((e: any) => Attempt.fromJSON(e)) : [],
       route: isSet(object.route) ? globalThis.String(object.route) : "",
       split: isSet(object.split) ? globalThis.String(object.split) : "",
+      intent: isSet(object.intent) ? globalThis.String(object.intent) : "",
+      intentScore: isSet(object.intentScore)
+        ? globalThis.Number(object.intentScore)
+        : isSet(object.intent_score)
+        ? globalThis.Number(object.intent_score)
+        : 0,
     };
   },
 
@@ -1659,6 +1706,12 @@ export const Routing: MessageFns<Routing> = {
     if (message.split !== "") {
       obj.split = message.split;
     }
+    if (message.intent !== "") {
+      obj.intent = message.intent;
+    }
+    if (message.intentScore !== 0) {
+      obj.intentScore = floatToJson(message.intentScore);
+    }
     return obj;
   },
 
@@ -1673,6 +1726,8 @@ export const Routing: MessageFns<Routing> = {
     message.attempts = object.attempts?.map((e) => Attempt.fromPartial(e)) || [];
     message.route = object.route ?? "";
     message.split = object.split ?? "";
+    message.intent = object.intent ?? "";
+    message.intentScore = object.intentScore ?? 0;
     return message;
   },
 };

@@ -88,6 +88,8 @@ export interface UsageRecorded {
    * rule's own model. Lets a cost experiment or canary be priced arm by arm.
    */
   split: string;
+  /** The request's intent (routing.intent), so cost can be told apart by what was asked. */
+  intent: string;
   /** Part of input_tokens read from the providers' prompt caches. */
   cachedInputTokens: number;
   /** Part of input_tokens written to the providers' prompt caches. */
@@ -145,6 +147,7 @@ function createBaseUsageRecorded(): UsageRecorded {
     operation: "",
     attempts: [],
     split: "",
+    intent: "",
     cachedInputTokens: 0,
     cacheWriteInputTokens: 0,
     reasoningTokens: 0,
@@ -218,6 +221,9 @@ export const UsageRecorded: MessageFns<UsageRecorded> = {
     }
     if (message.split !== "") {
       writer.uint32(170).string(message.split);
+    }
+    if (message.intent !== "") {
+      writer.uint32(178).string(message.intent);
     }
     if (message.cachedInputTokens !== 0) {
       writer.uint32(184).int64(message.cachedInputTokens);
@@ -421,6 +427,14 @@ export const UsageRecorded: MessageFns<UsageRecorded> = {
             message.split = reader.string();
             continue;
           }
+          case 22: {
+            if (tag !== 178) {
+              break;
+            }
+
+            message.intent = reader.string();
+            continue;
+          }
           case 23: {
             if (tag !== 184) {
               break;
@@ -558,6 +572,7 @@ export const UsageRecorded: MessageFns<UsageRecorded> = {
         ? object.attempts.map((e: any) => AttemptUsage.fromJSON(e))
         : [],
       split: isSet(object.split) ? globalThis.String(object.split) : "",
+      intent: isSet(object.intent) ? globalThis.String(object.intent) : "",
       cachedInputTokens: isSet(object.cachedInputTokens)
         ? globalThis.Number(object.cachedInputTokens)
         : isSet(object.cached_input_tokens)
@@ -648,6 +663,9 @@ export const UsageRecorded: MessageFns<UsageRecorded> = {
     if (message.split !== "") {
       obj.split = message.split;
     }
+    if (message.intent !== "") {
+      obj.intent = message.intent;
+    }
     if (message.cachedInputTokens !== 0) {
       obj.cachedInputTokens = Math.round(message.cachedInputTokens);
     }
@@ -695,6 +713,7 @@ export const UsageRecorded: MessageFns<UsageRecorded> = {
     message.operation = object.operation ?? "";
     message.attempts = object.attempts?.map((e) => AttemptUsage.fromPartial(e)) || [];
     message.split = object.split ?? "";
+    message.intent = object.intent ?? "";
     message.cachedInputTokens = object.cachedInputTokens ?? 0;
     message.cacheWriteInputTokens = object.cacheWriteInputTokens ?? 0;
     message.reasoningTokens = object.reasoningTokens ?? 0;

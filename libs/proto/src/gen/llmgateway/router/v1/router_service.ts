@@ -293,6 +293,11 @@ export interface PlanRouteRequest {
    * the request id), so one user always gets the same arm.
    */
   stickyBucket: number;
+  /**
+   * The request's intent, as the edge's classifier of the route named it (see the config's
+   * `intents`); matched by rules' `when.intent`. Empty: not classified, or no intent was sure.
+   */
+  intent: string;
 }
 
 /** PlannedAttempt is one model to try. */
@@ -396,7 +401,11 @@ export interface Plan {
   /** What the executor does when an answer does not match a json_schema response format. */
   schemaFailurePolicy: SchemaFailurePolicy;
   /** When set, a second attempt is sent if the first has not answered in time (see Hedge). */
-  hedge?: Hedge | undefined;
+  hedge?:
+    | Hedge
+    | undefined;
+  /** The intent the plan was made for (the request's); empty when it had none. */
+  intent: string;
 }
 
 /**
@@ -457,6 +466,7 @@ function createBasePlanRouteRequest(): PlanRouteRequest {
     modelOrRoute: "",
     priority: 0,
     stickyBucket: 0,
+    intent: "",
   };
 }
 
@@ -500,6 +510,9 @@ export const PlanRouteRequest: MessageFns<PlanRouteRequest> = {
     }
     if (message.stickyBucket !== 0) {
       writer.uint32(104).uint32(message.stickyBucket);
+    }
+    if (message.intent !== "") {
+      writer.uint32(114).string(message.intent);
     }
     return writer;
   },
@@ -621,6 +634,14 @@ export const PlanRouteRequest: MessageFns<PlanRouteRequest> = {
             message.stickyBucket = reader.uint32();
             continue;
           }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.intent = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -680,6 +701,7 @@ export const PlanRouteRequest: MessageFns<PlanRouteRequest> = {
         : isSet(object.sticky_bucket)
         ? globalThis.Number(object.sticky_bucket)
         : 0,
+      intent: isSet(object.intent) ? globalThis.String(object.intent) : "",
     };
   },
 
@@ -724,6 +746,9 @@ export const PlanRouteRequest: MessageFns<PlanRouteRequest> = {
     if (message.stickyBucket !== 0) {
       obj.stickyBucket = Math.round(message.stickyBucket);
     }
+    if (message.intent !== "") {
+      obj.intent = message.intent;
+    }
     return obj;
   },
 
@@ -745,6 +770,7 @@ export const PlanRouteRequest: MessageFns<PlanRouteRequest> = {
     message.modelOrRoute = object.modelOrRoute ?? "";
     message.priority = object.priority ?? 0;
     message.stickyBucket = object.stickyBucket ?? 0;
+    message.intent = object.intent ?? "";
     return message;
   },
 };
@@ -1299,6 +1325,7 @@ function createBasePlan(): Plan {
     stickyBucketMax: 0,
     schemaFailurePolicy: 0,
     hedge: undefined,
+    intent: "",
   };
 }
 
@@ -1358,6 +1385,9 @@ export const Plan: MessageFns<Plan> = {
     }
     if (message.hedge !== undefined) {
       Hedge.encode(message.hedge, writer.uint32(138).fork()).join();
+    }
+    if (message.intent !== "") {
+      writer.uint32(146).string(message.intent);
     }
     return writer;
   },
@@ -1521,6 +1551,14 @@ export const Plan: MessageFns<Plan> = {
             message.hedge = Hedge.decode(reader, reader.uint32());
             continue;
           }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.intent = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1596,6 +1634,7 @@ export const Plan: MessageFns<Plan> = {
         ? schemaFailurePolicyFromJSON(object.schema_failure_policy)
         : 0,
       hedge: isSet(object.hedge) ? Hedge.fromJSON(object.hedge) : undefined,
+      intent: isSet(object.intent) ? globalThis.String(object.intent) : "",
     };
   },
 
@@ -1652,6 +1691,9 @@ export const Plan: MessageFns<Plan> = {
     if (message.hedge !== undefined) {
       obj.hedge = Hedge.toJSON(message.hedge);
     }
+    if (message.intent !== "") {
+      obj.intent = message.intent;
+    }
     return obj;
   },
 
@@ -1679,6 +1721,7 @@ export const Plan: MessageFns<Plan> = {
     message.stickyBucketMax = object.stickyBucketMax ?? 0;
     message.schemaFailurePolicy = object.schemaFailurePolicy ?? 0;
     message.hedge = (object.hedge !== undefined && object.hedge !== null) ? Hedge.fromPartial(object.hedge) : undefined;
+    message.intent = object.intent ?? "";
     return message;
   },
 };
