@@ -170,6 +170,14 @@ describe('redis', () => {
     expect((await redis().keys('*')).filter((k) => k.includes('ann'))).toEqual([]);
   });
 
+  it('adds counters beyond 1e17 exactly (the script passes them on as integers)', async () => {
+    await redis().flushdb();
+    const s = new RedisUsageStore(redis(), { dedupeTtlMs: TTL_MS });
+    await s.record(fact({ eventId: 'big-1', costMicros: 2e17 }));
+    await s.record(fact({ eventId: 'big-2', costMicros: 3 }));
+    expect((await s.cells({ fromMs: 0, toMs: T0 + H })).map((c) => c.costMicros)).toEqual([2e17 + 3]);
+  });
+
   it('answers three months from one read per tenant-day, not one per tenant-hour', async () => {
     await redis().flushdb();
     const s = new RedisUsageStore(redis(), { dedupeTtlMs: TTL_MS });

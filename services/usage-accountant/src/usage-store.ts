@@ -149,8 +149,9 @@ end
 local p = ARGV[2] .. label(KEYS[6], ARGV[3]) .. '|' .. label(KEYS[7], ARGV[4]) .. '|' .. label(KEYS[8], ARGV[5]) .. '|'
 local names = { ${COUNTER_NAMES.map((n) => `'${n}'`).join(', ')} }
 for i, name in ipairs(names) do
-  local v = tonumber(ARGV[11 + i])
-  if v ~= 0 or name == 'requests' then
+  -- The argument as given: a Lua number would reach Redis as a float beyond 1e17.
+  local v = ARGV[11 + i]
+  if v ~= '0' or name == 'requests' then
     redis.call('HINCRBY', KEYS[2], p .. name, v)
     redis.call('HINCRBY', KEYS[4], p .. name, v)
   end
