@@ -96,13 +96,6 @@ export const modelSchema = z
     return { ...m, pricing: prices };
   });
 
-/** The price of a model in effect at `atMs`. */
-export function priceAt(prices: readonly ResolvedPrice[], atMs: number): ResolvedPrice {
-  let current = prices[0]!;
-  for (const p of prices) if (p.effectiveFromMs <= atMs) current = p;
-  return current;
-}
-
 export const limitsSchema = z.strictObject({
   requests_per_minute: positiveInt.optional(),
   tokens_per_minute: positiveInt.optional(),

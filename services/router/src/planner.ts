@@ -1,5 +1,5 @@
 import { AppError, quoted } from '@llmgw/errors';
-import { priceAt, type DemoteConfig, type FallbackTriggerName, type ModelConfig, type ResolvedPrice, type ResponseFormatName, type RouteConfig, type RouterSections, type RuleConfig } from '@llmgw/config';
+import type { DemoteConfig, FallbackTriggerName, ModelConfig, ResolvedPrice, ResponseFormatName, RouteConfig, RouterSections, RuleConfig } from '@llmgw/config';
 import { Attempt, AttemptOutcome, LatencyClass, Priority, QualityTier, ResponseFormatType, TaskType } from '@llmgw/proto/v1';
 import { CatalogEntryKind, FallbackTrigger, Operation, SchemaFailurePolicy, Tokenizer, type CatalogEntry, type Guardrails, type Hedge, type Plan, type PlannedAttempt, type PlanRouteRequest, type Pricing } from '@llmgw/proto/router';
 import { STICKY_BUCKETS } from '@llmgw/sticky';
@@ -185,7 +185,10 @@ function guardrailsOf(route: RouteConfig): Guardrails {
   };
 }
 
-function pricingOf(p: ResolvedPrice): Pricing {
+/** The model's price in effect at `atMs` (the config lists them oldest first, the first in effect from the start). */
+function priceAt(prices: readonly ResolvedPrice[], atMs: number): Pricing {
+  let p = prices[0]!;
+  for (const q of prices) if (q.effectiveFromMs <= atMs) p = q;
   return {
     inputPerMillionUsd: p.input_per_million_usd,
     outputPerMillionUsd: p.output_per_million_usd,
@@ -334,7 +337,7 @@ export class Planner {
         // 0: the provider's own timeout, which only the executor knows.
         timeoutMs: route.config.attempt_timeout_ms === undefined ? 0 : Math.min(route.config.attempt_timeout_ms, route.config.timeout_ms),
         maxRetries: batch ? route.config.batch_retries : 0,
-        pricing: pricingOf(priceAt(m.pricing, at)),
+        pricing: priceAt(m.pricing, at),
         tokenizer: TOKENIZERS[m.tokenizer],
         contextTokens: m.context_tokens,
         maxOutputTokens: m.max_output_tokens,

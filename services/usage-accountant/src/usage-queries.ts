@@ -2,20 +2,9 @@ import { requireScope } from '@llmgw/caller-auth';
 import { AppError, quoted } from '@llmgw/errors';
 import type { Principal } from '@llmgw/proto/auth';
 import { UsageGroupBy, type GetUsageRequest, type GetUsageResponse } from '@llmgw/proto/v1';
-import type { UsageDims } from './buckets.js';
+import { DIM_NAMES } from './buckets.js';
 import { summarize } from './summarize.js';
 import type { CellQuery, UsageStore } from './usage-store.js';
-
-/** The request's exact-match filters and the dimension each one matches. */
-const FILTERS: [keyof GetUsageRequest & ('route' | 'model' | 'provider' | 'keyId' | 'user' | 'promptVersion' | 'feature'), keyof UsageDims][] = [
-  ['route', 'route'],
-  ['model', 'model'],
-  ['provider', 'provider'],
-  ['keyId', 'keyId'],
-  ['user', 'user'],
-  ['promptVersion', 'promptVersion'],
-  ['feature', 'feature'],
-];
 
 /** Answers GetUsage for an authenticated caller: tenants see themselves, admins see all. */
 export class UsageQueries {
@@ -40,10 +29,11 @@ export class UsageQueries {
       throw new AppError('permission_denied', `tenant ${quoted(caller.tenantId)} may not read the usage of tenant ${quoted(req.tenantId)}`);
     }
 
-    const filters = FILTERS.filter(([field]) => req[field] !== '');
+    // Every dimension is also a filter of the same name; empty matches all.
+    const filters = DIM_NAMES.filter((d) => req[d] !== '');
     // Day rollups answer every whole day of the range unless the rows are hours.
     const grain = req.groupBy.includes(UsageGroupBy.USAGE_GROUP_BY_HOUR) ? 'hour' : 'day';
-    const cells = (await this.readCells({ tenants, fromMs, toMs, grain })).filter((c) => filters.every(([field, dim]) => c[dim] === req[field]));
+    const cells = (await this.readCells({ tenants, fromMs, toMs, grain })).filter((c) => filters.every((d) => c[d] === req[d]));
     return summarize(cells, req.groupBy, { orderBy: req.orderBy, limit: req.limit });
   }
 
