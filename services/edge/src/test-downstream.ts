@@ -41,7 +41,8 @@ export const ROUTING: Routing = {
     { model: 'small-fast', provider: 'sim-openai', outcome: AttemptOutcome.ATTEMPT_OUTCOME_SUCCESS, error: '', latencyMs: 9, providerStatus: 200, reason: '', hedge: false },
   ],
 };
-export const USAGE: Usage = Usage.fromPartial({ inputTokens: 21, outputTokens: 34, costUsd: 0.000099, costMicros: 99, tokensEstimated: false });
+/** 8 of the 21 input tokens read from the prompt cache, 2 written to it; 5 of the 34 output tokens reasoning. */
+export const USAGE: Usage = Usage.fromPartial({ inputTokens: 21, outputTokens: 34, cachedInputTokens: 8, cacheWriteInputTokens: 2, reasoningTokens: 5, costUsd: 0.000099, costMicros: 99, tokensEstimated: false });
 
 export const allowed = ReserveQuotaResponse.fromPartial({ decision: QuotaDecision.QUOTA_DECISION_ALLOWED, limit: '', remaining: 100 });
 export const execError = (kind: ErrorKind, message: string, retryAfterMs = 0): ExecutionError => ({ code: '', message, retryAfterMs, kind });

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ChatRequest, FinishReason, Role, type ChatResponse, type ChatStreamResponse, type Message } from '@llmgw/proto/v1';
+import { ChatRequest, FinishReason, Role, type ChatResponse, type ChatStreamResponse, type Message, type Usage } from '@llmgw/proto/v1';
 import type { GatewayPipeline } from '../pipeline.js';
 import { gatewayFields, routingHeaders, routingJson, type HttpFailure } from './errors.js';
 import type { Dialect, Exchange } from './exchange.js';
@@ -148,6 +148,18 @@ function argumentsOf(json: string): unknown {
   }
 }
 
+/** Anthropic's usage: input_tokens leaves out the prompt-cache reads and writes, reported beside it. */
+function usageJson(u: Usage | undefined) {
+  const cached = u?.cachedInputTokens ?? 0;
+  const written = u?.cacheWriteInputTokens ?? 0;
+  return {
+    input_tokens: Math.max(0, (u?.inputTokens ?? 0) - cached - written),
+    cache_read_input_tokens: cached,
+    cache_creation_input_tokens: written,
+    output_tokens: u?.outputTokens ?? 0,
+  };
+}
+
 function messageOf(r: ChatResponse, llmgw: ReturnType<typeof gatewayFields>) {
   const m = r.message;
   const content: unknown[] = [];
@@ -161,7 +173,7 @@ function messageOf(r: ChatResponse, llmgw: ReturnType<typeof gatewayFields>) {
     content,
     stop_reason: STOP_REASON[r.finishReason] ?? 'end_turn',
     stop_sequence: null,
-    usage: { input_tokens: r.usage?.inputTokens ?? 0, output_tokens: r.usage?.outputTokens ?? 0 },
+    usage: usageJson(r.usage),
     llmgw,
   };
 }
@@ -218,7 +230,7 @@ class AnthropicEvents {
     await this.send('message_delta', {
       type: 'message_delta',
       delta: { stop_reason: STOP_REASON[c.finishReason] ?? 'end_turn', stop_sequence: null },
-      usage: { input_tokens: c.usage?.inputTokens ?? 0, output_tokens: c.usage?.outputTokens ?? 0 },
+      usage: usageJson(c.usage),
       llmgw: gatewayFields(c),
     });
     await this.send('message_stop', { type: 'message_stop' });

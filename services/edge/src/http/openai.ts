@@ -181,10 +181,17 @@ const FINISH: Record<number, string> = {
   [FinishReason.FINISH_REASON_CONTENT_FILTER]: 'content_filter',
 };
 
+/** OpenAI's usage: cached tokens within prompt_tokens, reasoning tokens within completion_tokens. */
 function usageJson(u: Usage | undefined) {
   const input = u?.inputTokens ?? 0;
   const output = u?.outputTokens ?? 0;
-  return { prompt_tokens: input, completion_tokens: output, total_tokens: input + output };
+  return {
+    prompt_tokens: input,
+    completion_tokens: output,
+    total_tokens: input + output,
+    prompt_tokens_details: { cached_tokens: u?.cachedInputTokens ?? 0 },
+    completion_tokens_details: { reasoning_tokens: u?.reasoningTokens ?? 0 },
+  };
 }
 
 function completionOf(r: ChatResponse, created: number, llmgw: ReturnType<typeof gatewayFields>) {

@@ -133,7 +133,8 @@ describe('OpenAI chat completions: the request as the pipeline takes it', () => 
       });
     const r = await openai().chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'hi' }] }).withResponse();
     expect(r.data.choices[0]).toMatchObject({ finish_reason: 'tool_calls', message: { role: 'assistant', content: null, tool_calls: [{ id: 'c9', type: 'function', function: { name: 'lookup', arguments: '{"id":1}' } }] } });
-    expect(r.data.usage).toEqual({ prompt_tokens: 21, completion_tokens: 34, total_tokens: 55 });
+    // The parts as OpenAI reports them: cached within prompt_tokens, reasoning within completion_tokens.
+    expect(r.data.usage).toEqual({ prompt_tokens: 21, completion_tokens: 34, total_tokens: 55, prompt_tokens_details: { cached_tokens: 8 }, completion_tokens_details: { reasoning_tokens: 5 } });
     const routing = JSON.parse(r.response.headers.get('x-llmgw-routing')!);
     expect(routing).toMatchObject({ route: 'chat', rule: 'default', split: 'canary-20', chosen_model: 'small-fast', fallback_used: true });
     expect(routing.attempts.map((a: { model: string; outcome: string; reason: string }) => [a.model, a.outcome, a.reason])).toEqual([['claude', 'failed', 'http_5xx'], ['small-fast', 'success', '']]);
@@ -393,12 +394,13 @@ describe('Anthropic messages', () => {
       { type: 'tool_use', id: 't1', name: 'lookup', input: { id: 7 } },
     ].map((b) => expect.objectContaining(b.type === 'text' ? { type: 'text', text: 'Let me look.' } : b)));
     expect(final.stop_reason).toBe('tool_use');
-    expect(final.usage).toMatchObject({ input_tokens: 21, output_tokens: 34 });
+    // As Anthropic reports it: input_tokens without the cache reads and writes, which come beside it.
+    expect(final.usage).toEqual({ input_tokens: 11, cache_read_input_tokens: 8, cache_creation_input_tokens: 2, output_tokens: 34 });
   });
 
   it('answers JSON in Anthropic\'s shape', async () => {
     const m = await anthropic().messages.create({ model: 'chat', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] });
-    expect(m).toMatchObject({ type: 'message', role: 'assistant', model: 'small-fast', content: [{ type: 'text', text: 'Hello, world.' }], stop_reason: 'end_turn', usage: { input_tokens: 21, output_tokens: 34 } });
+    expect(m).toMatchObject({ type: 'message', role: 'assistant', model: 'small-fast', content: [{ type: 'text', text: 'Hello, world.' }], stop_reason: 'end_turn', usage: { input_tokens: 11, cache_read_input_tokens: 8, cache_creation_input_tokens: 2, output_tokens: 34 } });
   });
 });
 
