@@ -1,5 +1,5 @@
 import { startSimulator, type Simulator } from '@llmgw/provider-simulator';
-import { ErrorKind, type ExecuteChatRequest, type ExecuteChatStreamResponse } from '@llmgw/proto/executor';
+import { ErrorKind, UsageLabels, type ExecuteChatRequest, type ExecuteChatStreamResponse } from '@llmgw/proto/executor';
 import { FallbackTrigger, SchemaFailurePolicy } from '@llmgw/proto/router';
 import { AttemptOutcome, FinishReason, ResponseFormatType, Role, TokenSource } from '@llmgw/proto/v1';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -491,6 +491,8 @@ describe('ExecuteChat against the simulator', () => {
     ['infinite output', price(1, Infinity), 'plan.attempts[1].pricing.output_per_million_usd'],
     ['negative input', price(-1, 1), 'plan.attempts[1].pricing.input_per_million_usd'],
     ['absurd output', price(1, 1e200), 'plan.attempts[1].pricing.output_per_million_usd'],
+    ['negative cached input', { ...price(1, 1), cachedInputPerMillionUsd: -1 }, 'plan.attempts[1].pricing.cached_input_per_million_usd'],
+    ['NaN cache write', { ...price(1, 1), cacheWriteInputPerMillionUsd: NaN }, 'plan.attempts[1].pricing.cache_write_input_per_million_usd'],
   ])('refuses a plan whose price is not a bounded number (%s): INVALID_ARGUMENT naming it, no provider called, no event', async (_name, pricing, field) => {
     const attempts = [attempt('oa-gpt-4o-mini'), attempt('oa-gpt-4o-mini', undefined, { pricing })];
     for (const run of [
@@ -524,6 +526,8 @@ describe('ExecuteChat against the simulator', () => {
     ['no tenant', { tenantId: '' }, {}, /^tenant_id is required$/],
     ['a huge tenant id', { tenantId: 't'.repeat(1_000_000) }, {}, /^tenant_id: at most 256 characters$/],
     ['a huge key id', { keyId: 'k'.repeat(257) }, {}, /^key_id: at most 256 characters$/],
+    ['a huge user label', { labels: UsageLabels.fromPartial({ user: 'u'.repeat(257) }) }, {}, /^labels\.user: at most 256 characters$/],
+    ['a huge feature label', { labels: UsageLabels.fromPartial({ feature: 'f'.repeat(257) }) }, {}, /^labels\.feature: at most 256 characters$/],
     ['a huge route', {}, { route: 'r'.repeat(257) }, /^plan\.route: at most 256 characters$/],
     ['too many attempts', {}, { attempts: Array.from({ length: MAX_PLAN_ATTEMPTS + 1 }, () => attempt('oa-gpt-4o-mini')) }, /^plan\.attempts: at most 32, got 33$/],
   ])('refuses %s as INVALID_ARGUMENT naming the field, before any provider call or event', async (_name, fields, planFields, message) => {
