@@ -19,13 +19,14 @@ const SLOW_MS = 500;
 /** The issue's target: hedging cuts the route's p99 by this factor at least. */
 const TARGET_CUT = 5;
 
-const VARIANTS: { name: string; route: string }[] = [
-  { name: 'healthy model alone (floor)', route: 'chat' },
-  { name: 'no hedge', route: 'flaky' },
-  { name: 'hedge after 20 ms', route: 'flaky-hedged' },
-  { name: 'hedge after p95 (5–100 ms)', route: 'flaky-hedged-p95' },
+/** `hedged` variants are compared with the one without hedging. */
+const VARIANTS: { name: string; route: string; hedged: boolean }[] = [
+  { name: 'healthy model alone (floor)', route: 'chat', hedged: false },
+  { name: 'no hedge', route: 'flaky', hedged: false },
+  { name: 'hedge after 20 ms', route: 'flaky-hedged', hedged: true },
+  { name: 'hedge after p95 (5–100 ms)', route: 'flaky-hedged-p95', hedged: true },
 ];
-const BASELINE = 1;
+const BASELINE = VARIANTS.findIndex((v) => v.route === 'flaky');
 
 interface Run {
   p50: number;
@@ -72,11 +73,11 @@ try {
   say(
     table(
       ['variant', 'route', 'requests', 'p50 ms', 'p95 ms', 'p99 ms', `answers ≥ ${SLOW_MS} ms`, 'hedges sent', 'hedges won', 'p99 cut vs no hedge'],
-      VARIANTS.map((v, i) => [v.name, v.route, REQUESTS, med(i, 'p50'), med(i, 'p95'), med(i, 'p99'), med(i, 'slow'), med(i, 'sent'), med(i, 'won'), i > BASELINE ? `${cut(i).toFixed(1)}×` : '']),
+      VARIANTS.map((v, i) => [v.name, v.route, REQUESTS, med(i, 'p50'), med(i, 'p95'), med(i, 'p99'), med(i, 'slow'), med(i, 'sent'), med(i, 'won'), v.hedged ? `${cut(i).toFixed(1)}×` : '']),
     ),
   );
-  const hedged = VARIANTS.map((_, i) => i).filter((i) => i > BASELINE);
-  say(`\nTarget: p99 cut ≥ ${TARGET_CUT}×: ${hedged.map((i) => `${VARIANTS[i]!.name} ${cut(i) >= TARGET_CUT ? 'met' : 'missed'}`).join('; ')}.`);
+  const verdicts = VARIANTS.flatMap((v, i) => (v.hedged ? [`${v.name} ${cut(i) >= TARGET_CUT ? 'met' : 'missed'}`] : []));
+  say(`\nTarget: p99 cut ≥ ${TARGET_CUT}×: ${verdicts.join('; ')}.`);
 } finally {
   for (const c of clients) c.close();
   await bench.stop();
