@@ -1,15 +1,16 @@
-import { AttemptOutcome, type ChatResponse } from '@llmgw/proto/v1';
+import { AttemptOutcome } from '@llmgw/proto/v1';
 import { meshClient } from './clients.js';
 import { spawnSimulator, startBenchMesh } from './processes.js';
-import { closedLoop, median, summarise, table } from './stats.js';
+import { median, percentile, table } from './stats.js';
 
 /**
  * `npm run bench -- hedge`: a route whose primary answers one request in ten 500 ms late (the
  * simulator's `-slow-500-every-10`), with a healthy backup behind it, through the sealed mesh one
  * request at a time: without hedging, with a hedge to the backup after a fixed 20 ms, and after
  * the primary's p95 as the executor measures it (within 5–100 ms). Routes `flaky*` of
- * bench/gateway.bench.yaml; the healthy model alone is the floor. Hedges sent and won are read
- * from each answer's routing record. Medians of the runs, variants alternating within a run.
+ * bench/gateway.bench.yaml; the healthy model alone is the floor. The variants take turns request
+ * by request, so that a shared machine's noise falls on all of them alike. Hedges sent and won
+ * are read from each answer's routing record. Medians of the runs.
  */
 const say = (s: string) => process.stdout.write(`${s}\n`);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -41,35 +42,36 @@ const sim = await spawnSimulator();
 const bench = await startBenchMesh(sim.url);
 const clients = VARIANTS.map((v) => meshClient(bench.mesh.addrs.edge, v.route));
 
-/** One run of `requests` sequential chats on a variant's route. */
-async function measure(client: (typeof clients)[number], requests: number): Promise<Run> {
-  let sent = 0;
-  let won = 0;
-  const tally = (res: ChatResponse) => {
-    for (const a of res.routing?.attempts ?? []) {
-      if (!a.hedge) continue;
-      sent++;
-      if (a.outcome === AttemptOutcome.ATTEMPT_OUTCOME_SUCCESS) won++;
+/** `requests` chats on each variant's route, one at a time, the variants in turn. */
+async function measure(requests: number): Promise<Run[]> {
+  const samples = VARIANTS.map(() => ({ latencies: [] as number[], sent: 0, won: 0 }));
+  for (let n = 0; n < requests; n++) {
+    for (const [i, client] of clients.entries()) {
+      const s = samples[i]!;
+      const t0 = performance.now();
+      const res = await client.chat();
+      s.latencies.push(performance.now() - t0);
+      for (const a of res.routing?.attempts ?? []) {
+        if (!a.hedge) continue;
+        s.sent++;
+        if (a.outcome === AttemptOutcome.ATTEMPT_OUTCOME_SUCCESS) s.won++;
+      }
     }
-  };
-  const r = await closedLoop(requests, 1, async () => tally(await client.chat()));
-  const s = summarise(r.latencies, r.elapsedMs);
-  return { p50: s.p50, p95: s.p95, p99: s.p99, slow: r.latencies.filter((ms) => ms >= SLOW_MS).length, sent, won };
+  }
+  return samples.map(({ latencies, sent, won }) => {
+    const sorted = latencies.sort((a, b) => a - b);
+    return { p50: percentile(sorted, 50), p95: percentile(sorted, 95), p99: percentile(sorted, 99), slow: sorted.filter((ms) => ms >= SLOW_MS).length, sent, won };
+  });
 }
 
 try {
   // Warm-up: JIT, connection pools, and the executor's latency window of the p95 route (20 answers at least).
-  for (const c of clients) await measure(c, 100);
+  await measure(100);
   const runs: Run[][] = VARIANTS.map(() => []);
-  for (let run = 0; run < RUNS; run++) {
-    for (let k = 0; k < VARIANTS.length; k++) {
-      const i = (run + k) % VARIANTS.length;
-      runs[i]!.push(await measure(clients[i]!, REQUESTS));
-    }
-  }
+  for (let run = 0; run < RUNS; run++) (await measure(REQUESTS)).forEach((r, i) => runs[i]!.push(r));
   const med = (i: number, key: keyof Run) => median(runs[i]!.map((r) => r[key]));
   const cut = (i: number) => med(BASELINE, 'p99') / med(i, 'p99');
-  say(`\n## Hedging a primary that answers 10% of requests ${SLOW_MS} ms late (${REQUESTS} requests one at a time, medians of ${RUNS} runs)\n`);
+  say(`\n## Hedging a primary that answers 10% of requests ${SLOW_MS} ms late (${REQUESTS} requests per route one at a time, the routes in turn; medians of ${RUNS} runs)\n`);
   say(
     table(
       ['variant', 'route', 'requests', 'p50 ms', 'p95 ms', 'p99 ms', `answers ≥ ${SLOW_MS} ms`, 'hedges sent', 'hedges won', 'p99 cut vs no hedge'],
