@@ -219,7 +219,7 @@ describe('latency, stats and backpressure', () => {
     }
   });
 
-  it('-slow-NNN-every-K delays exactly one request in K of that model, and no other model\'s', async () => {
+  it('-slow-NNN-every-K delays the K-th, 2K-th, … request of that model, counted apart from other models', async () => {
     const own = await startSimulator();
     try {
       const timed = async (model: string): Promise<number> => {
@@ -233,14 +233,17 @@ describe('latency, stats and backpressure', () => {
         await res.json();
         return performance.now() - t0;
       };
-      // All at once, so the test waits one slow answer, not ten; the other model shares no count.
-      const [flaky, steady] = await Promise.all([
-        Promise.all(Array.from({ length: 100 }, () => timed('m-slow-500-every-10'))),
-        Promise.all(Array.from({ length: 20 }, () => timed('m'))),
-      ]);
-      expect(flaky.filter((ms) => ms >= 490)).toHaveLength(10);
-      expect(flaky.filter((ms) => ms < 300)).toHaveLength(90);
-      expect(steady.every((ms) => ms < 300)).toBe(true);
+      const flaky = 'm-slow-500-every-10';
+      const sent: Promise<number>[] = [];
+      for (let n = 1; n <= 100; n++) {
+        // Each request leaves once the one before has arrived, so the n-th sent is the model's n-th;
+        // the slow ones wait side by side, and a request of another model comes between each two.
+        sent.push(timed(flaky));
+        await vi.waitFor(() => expect(own.stats().byModel[flaky]).toBe(n), { timeout: 2000, interval: 1 });
+        await timed('m');
+      }
+      const slow = (await Promise.all(sent)).flatMap((ms, i) => (ms >= 490 ? [i + 1] : []));
+      expect(slow).toEqual([10, 20, 30, 40, 50, 60, 70, 80, 90, 100]);
     } finally {
       await own.close();
     }
