@@ -1,6 +1,6 @@
 import { credentials, Metadata } from '@grpc/grpc-js';
 import { Pool } from 'undici';
-import { ChatRequest, GatewayServiceClient, Role, type ChatStreamResponse } from '@llmgw/proto/v1';
+import { ChatRequest, GatewayServiceClient, Role, type ChatResponse, type ChatStreamResponse } from '@llmgw/proto/v1';
 import { grpcFrame, type LoadTarget } from './h2load.js';
 
 export const BENCH_KEY = 'sk-bench-000000000000000000';
@@ -50,16 +50,16 @@ export function directClient(simulatorUrl: string) {
   return openAiClient(simulatorUrl, { model: 'gpt-4o-mini', apiKey: 'bench-key' });
 }
 
-/** The same request through the gateway's edge. */
-export function meshClient(edgeAddr: string) {
+/** The same request through the gateway's edge, on `route` (the default route when empty); `chat` resolves with the answer. */
+export function meshClient(edgeAddr: string, route = '') {
   const client = new GatewayServiceClient(edgeAddr, credentials.createInsecure());
   const md = new Metadata();
   md.set('authorization', `Bearer ${BENCH_KEY}`);
-  const unary = chatRequest();
+  const unary = chatRequest(route);
   return {
     chat: () =>
-      new Promise<void>((resolve, reject) => {
-        client.chat(unary, md, { deadline: Date.now() + 30_000 }, (err) => (err ? reject(err) : resolve()));
+      new Promise<ChatResponse>((resolve, reject) => {
+        client.chat(unary, md, { deadline: Date.now() + 30_000 }, (err, res) => (err || !res ? reject(err) : resolve(res)));
       }),
     stream: (route = '', content = PROMPT, maxTokens = MAX_TOKENS) =>
       new Promise<{ ttft: number; total: number }>((resolve, reject) => {

@@ -13,7 +13,7 @@ import { closedLoop, summarise, type Summary } from './stats.js';
  * pipeline costs when its service is busy. Together with the hop floor this says where the
  * mesh's added latency goes. `asEdge`: the edge's certificate, so each call is made as the edge makes it.
  */
-export async function measureHops(addrs: ServiceAddrs, asEdge: MeshTransport, direct: () => Promise<void>, edgeChat: () => Promise<void>): Promise<[string, Summary][]> {
+export async function measureHops(addrs: ServiceAddrs, asEdge: MeshTransport, direct: () => Promise<unknown>, edgeChat: () => Promise<unknown>): Promise<[string, Summary][]> {
   const auth = dial(AuthServiceClient, addrs.auth, asEdge.channelTo('auth'));
   const router = dial(RouterServiceClient, addrs.router, asEdge.channelTo('router'));
   const quota = dial(QuotaServiceClient, addrs.quota, asEdge.channelTo('quota'));

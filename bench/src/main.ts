@@ -2,7 +2,8 @@
  * `npm run bench [-- <suite>]`: `mesh` (default) the mesh's own figures (hops, unary, streaming,
  * memory, monolith, quota); `peer` the mesh beside Portkey's gateway under one load generator;
  * `soak` ten minutes at a steady rate, memory growth and money checked at the end; `profile`
- * CPU profiles of the six services under load, summarised; `router` the router's decision alone, in process.
+ * CPU profiles of the six services under load, summarised; `router` the router's decision alone, in process;
+ * `hedge` a route with a 10%-slow primary, without and with hedging.
  */
 const SUITES: Record<string, () => Promise<unknown>> = {
   mesh: () => import('./suite.js'),
@@ -11,6 +12,7 @@ const SUITES: Record<string, () => Promise<unknown>> = {
   profile: () => import('./profile.js'),
   mux: () => import('./mux.js'),
   router: () => import('./router-bench.js'),
+  hedge: () => import('./hedge.js'),
 };
 const name = process.argv[2] ?? 'mesh';
 const suite = SUITES[name];

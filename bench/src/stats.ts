@@ -29,7 +29,7 @@ export function median(values: number[]): number {
 }
 
 /** Runs `total` calls of `fn` with `concurrency` in flight; returns each call's latency. */
-export async function closedLoop(total: number, concurrency: number, fn: () => Promise<void>): Promise<{ latencies: number[]; elapsedMs: number }> {
+export async function closedLoop(total: number, concurrency: number, fn: () => Promise<unknown>): Promise<{ latencies: number[]; elapsedMs: number }> {
   const latencies: number[] = [];
   let started = 0;
   const t0 = performance.now();

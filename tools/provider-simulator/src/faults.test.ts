@@ -4,7 +4,7 @@ import { request } from 'node:http';
 import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { faultsFromModelName, planFaults } from './faults.js';
-import { startSimulator, type Simulator } from './index.js';
+import { startSimulator, type FaultSpec, type Simulator } from './index.js';
 
 let sim: Simulator;
 let openai: OpenAI;
@@ -45,6 +45,8 @@ describe('fault conventions (pure)', () => {
     ['m-dropmid', [{ kind: 'drop-mid-stream', afterChunks: 3 }]],
     ['m-slow-250', [{ kind: 'latency', ms: 250 }]],
     ['m-slow-100-fail-503', [{ kind: 'latency', ms: 100 }, { kind: 'status', status: 503 }]],
+    ['m-slow-500-every-10', [{ kind: 'latency', ms: 500, every: 10 }]],
+    ['m-slow-500-every-4-fail-503', [{ kind: 'latency', ms: 500, every: 4 }, { kind: 'status', status: 503 }]],
     ['m-hangar', []],
   ])('%s -> %j', (model, expected) => {
     expect(faultsFromModelName(model)).toEqual(expected);
@@ -53,6 +55,15 @@ describe('fault conventions (pure)', () => {
   it('explicit faults win over the name convention', () => {
     expect(planFaults('m-fail-500', { 'm-fail-500': { kind: 'hang' } })).toEqual({ extraLatencyMs: 0, fault: { kind: 'hang' } });
     expect(planFaults('m-slow-20-drop', undefined)).toEqual({ extraLatencyMs: 20, fault: { kind: 'drop' } });
+  });
+
+  it('a latency with every hits the every-th, 2·every-th, … request of the model only', () => {
+    const slowOnes = (model: string, faults?: Record<string, FaultSpec>) =>
+      Array.from({ length: 30 }, (_, i) => i + 1).filter((nth) => planFaults(model, faults, nth).extraLatencyMs > 0);
+    expect(slowOnes('m-slow-500-every-10')).toEqual([10, 20, 30]);
+    expect(slowOnes('x', { x: { kind: 'latency', ms: 500, every: 7 } })).toEqual([7, 14, 21, 28]);
+    expect(planFaults('m-slow-500-every-10', undefined, 20)).toEqual({ extraLatencyMs: 500 });
+    expect(slowOnes('m-slow-500')).toHaveLength(30);
   });
 });
 
@@ -205,6 +216,36 @@ describe('latency, stats and backpressure', () => {
       expect(performance.now() - t1).toBeGreaterThanOrEqual(100 + (chunks - 1) * 10 - 10);
     } finally {
       await slow.close();
+    }
+  });
+
+  it('-slow-NNN-every-K delays the K-th, 2K-th, … request of that model, counted apart from other models', async () => {
+    const own = await startSimulator();
+    try {
+      const timed = async (model: string): Promise<number> => {
+        const t0 = performance.now();
+        const res = await fetch(`${own.url}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { authorization: 'Bearer k' },
+          body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }] }),
+        });
+        expect(res.status).toBe(200);
+        await res.json();
+        return performance.now() - t0;
+      };
+      const flaky = 'm-slow-500-every-10';
+      const sent: Promise<number>[] = [];
+      for (let n = 1; n <= 100; n++) {
+        // Each request leaves once the one before has arrived, so the n-th sent is the model's n-th;
+        // the slow ones wait side by side, and a request of another model comes between each two.
+        sent.push(timed(flaky));
+        await vi.waitFor(() => expect(own.stats().byModel[flaky]).toBe(n), { timeout: 2000, interval: 1 });
+        await timed('m');
+      }
+      const slow = (await Promise.all(sent)).flatMap((ms, i) => (ms >= 490 ? [i + 1] : []));
+      expect(slow).toEqual([10, 20, 30, 40, 50, 60, 70, 80, 90, 100]);
+    } finally {
+      await own.close();
     }
   });
 

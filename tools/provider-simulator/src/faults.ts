@@ -12,6 +12,8 @@
  * | `-dropmid`        | streams send a few chunks then the socket is destroyed (JSON: drop)     |
  * | `-drop`           | destroy the socket before responding                                    |
  * | `-slow-NNN`       | NNN ms extra latency before the first byte (combines with the others)   |
+ * | `-slow-NNN-every-K` | the same, on the K-th, 2K-th, … request of the model name only: a  |
+ * |                   | deterministic 1/K share of slow answers (a provider's latency tail)     |
  * | `-badjson`        | JSON answers come in a shape that matches no schema (`[[badjson]]` in   |
  * |                   | the last user turn does the same for one request)                       |
  */
@@ -20,7 +22,8 @@ export type FaultSpec =
   | { kind: 'hang' }
   | { kind: 'drop' }
   | { kind: 'drop-mid-stream'; afterChunks: number }
-  | { kind: 'latency'; ms: number };
+  /** `every`: only the every-th, 2·every-th, … request of the model (1-based, per model name) waits. */
+  | { kind: 'latency'; ms: number; every?: number };
 
 /** Number of stream events sent before a `-dropmid` model drops the connection. */
 export const DEFAULT_DROP_AFTER_CHUNKS = 3;
@@ -36,7 +39,7 @@ export interface FaultPlan {
 }
 
 const FAIL_RE = /-fail-(\d{3})(?![0-9])/;
-const SLOW_RE = /-slow-(\d+)/;
+const SLOW_RE = /-slow-(\d+)(?:-every-(\d+))?/;
 const HANG_RE = /-hang(?![a-z0-9])/i;
 const DROPMID_RE = /-dropmid(?![a-z0-9])/i;
 const DROP_RE = /-drop(?![a-z0-9])/i;
@@ -46,7 +49,7 @@ export function faultsFromModelName(model: string): FaultSpec[] {
   if (!model.includes('-')) return [];
   const out: FaultSpec[] = [];
   const slow = SLOW_RE.exec(model);
-  if (slow) out.push({ kind: 'latency', ms: Number(slow[1]) });
+  if (slow) out.push(slow[2] === undefined ? { kind: 'latency', ms: Number(slow[1]) } : { kind: 'latency', ms: Number(slow[1]), every: Number(slow[2]) });
   const fail = FAIL_RE.exec(model);
   if (fail) {
     const status = Number(fail[1]);
@@ -57,13 +60,18 @@ export function faultsFromModelName(model: string): FaultSpec[] {
   return out;
 }
 
-/** Explicit `faults[model]` wins over the name convention. */
-export function planFaults(model: string, faults: Readonly<Record<string, FaultSpec>> | undefined): FaultPlan {
+/**
+ * Explicit `faults[model]` wins over the name convention. `nth` is the request's 1-based ordinal
+ * among the requests of its model, which a latency with `every` hits when it is a multiple of it.
+ */
+export function planFaults(model: string, faults: Readonly<Record<string, FaultSpec>> | undefined, nth = 1): FaultPlan {
   const explicit = faults ? faults[model] : undefined;
   const specs = explicit ? [explicit] : faultsFromModelName(model);
   const plan: FaultPlan = { extraLatencyMs: 0 };
   for (const spec of specs) {
-    if (spec.kind === 'latency') plan.extraLatencyMs += Math.max(0, spec.ms);
+    if (spec.kind === 'latency') {
+      if (spec.every === undefined || nth % Math.max(1, spec.every) === 0) plan.extraLatencyMs += Math.max(0, spec.ms);
+    }
     else plan.fault ??= spec;
   }
   return plan;

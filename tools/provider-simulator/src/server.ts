@@ -149,6 +149,8 @@ function sendError(res: ServerResponse, err: ErrorReply): void {
 /** Builds the node:http server; `index.ts` owns listen/close. */
 export function createSimulatorServer(opts: SimulatorServerOptions, stats: StatsRecorder, bill: BillRecorder): Server {
   const ids = new IdSequence();
+  /** Requests per model name so far, for `every` faults; not the stats' count, which resetStats clears. */
+  const ordinals = new Map<string, number>();
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = req.url ?? '/';
@@ -203,8 +205,10 @@ export function createSimulatorServer(opts: SimulatorServerOptions, stats: Stats
       return;
     }
     stats.countModel(model);
+    const nth = (ordinals.get(model) ?? 0) + 1;
+    ordinals.set(model, nth);
 
-    const plan = planFaults(model, opts.faults);
+    const plan = planFaults(model, opts.faults, nth);
     const latency = opts.latencyMs + plan.extraLatencyMs;
     // Not cut short by a disconnect: like a provider, the simulator notices that the client has
     // gone only when it writes, so it still produces (and bills) the answer it will not deliver.
