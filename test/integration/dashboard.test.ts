@@ -27,12 +27,14 @@ beforeAll(async () => {
     startTestMesh(),
     puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] }),
   ]);
-  // Known traffic: 5 requests of the startup tenant, 3 of the enterprise one.
+  // Known traffic: 5 requests of the startup tenant, 3 of the enterprise one, and 2 more of it on
+  // a route whose dead primary falls back.
   for (let i = 0; i < 5; i++) if (!(await chat(mesh.gateway, KEYS.startup, userChat(`startup question ${i}`))).ok) throw new Error('chat failed');
   for (let i = 0; i < 3; i++) if (!(await chat(mesh.gateway, KEYS.enterprise, userChat(`enterprise question ${i}`))).ok) throw new Error('chat failed');
+  for (let i = 0; i < 2; i++) if (!(await chat(mesh.gateway, KEYS.enterprise, userChat(`fallback question ${i}`, { route: 'fallback' }))).ok) throw new Error('chat failed');
   const counted = await eventually(
     () => getUsage(mesh.usage, KEYS.admin, { groupBy: [UsageGroupBy.USAGE_GROUP_BY_TENANT] }),
-    (r) => r.ok && Number(r.value.total?.requests) === 8,
+    (r) => r.ok && Number(r.value.total?.requests) === 10,
     15_000,
   );
   if (!counted.ok) throw counted.error;
@@ -54,16 +56,23 @@ async function open(key: string) {
 }
 
 describe('the usage dashboard in headless Chromium', () => {
-  it('shows an admin the totals, every tenant, the chosen models and the budgets', async () => {
+  it('shows an admin the totals, every tenant, the chosen models with their p95 latency, error and fallback rates, and the budgets', async () => {
     const { page, text, rows } = await open(KEYS.admin);
     const total = expected.total!;
     expect(await text('total-cost')).toBe(usd(Number(total.costMicros)));
-    expect(await text('total-requests')).toBe('8');
+    expect(await text('total-requests')).toBe('10');
     expect(await text('total-tokens')).toBe((Number(total.inputTokens) + Number(total.outputTokens)).toLocaleString('en-US'));
     const tenants = await rows('by-tenant');
     expect(tenants.map((r) => [r[0], r[1], r[4]])).toEqual(expected.rows.map((r) => [r.tenantId, String(r.requests), usd(Number(r.costMicros))]));
-    expect((await rows('by-model')).map((r) => [r[0], r[1], r[2]])).toEqual([['small-fast', '8', '100.0%']]);
-    expect((await rows('by-route')).map((r) => r[0])).toEqual(['chat']);
+    // Every answer came from small-fast, the fallback's two too, each well under 250 ms.
+    const models = await rows('by-model');
+    expect(models.map((r) => [r[0], r[1], r[2]])).toEqual([['small-fast', '10', '100.0%']]);
+    expect(models[0]![3]).toMatch(/^≤ (100|250) ms$/);
+    // route, requests, failed, error rate, fallback rate
+    expect((await rows('by-route')).map((r) => r.slice(0, 5))).toEqual([
+      ['chat', '8', '0', '0.0%', '0.0%'],
+      ['fallback', '2', '0', '0.0%', '100.0%'],
+    ]);
     // The one tenant with a dollar budget (tier one-dollar) has spent nothing today.
     expect(await rows('budgets')).toEqual([['dollar', usd(0), usd(1_000_000), '0.0%']]);
     expect(await page.$$eval('#cost-chart rect', (r) => r.length)).toBeGreaterThan(0);

@@ -57,9 +57,23 @@ export interface UsageFact extends UsageDims {
   cacheWriteInputTokens: number;
   reasoningTokens: number;
   costMicros: number;
+  /** The request moved past its first model. */
+  fallbackUsed: boolean;
+  /** From the request's arrival at the executor to its end. */
+  latencyMs: number;
 }
 
-export interface UsageCounters {
+/**
+ * Upper bounds, in ms, of the latency histogram every cell keeps (one counter per bucket, so a
+ * p95 over any cells is a sum and a scan); slower requests count in a last bucket above them.
+ */
+export const LATENCY_BOUNDS_MS = [100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 120_000] as const;
+type LatencyBound = (typeof LATENCY_BOUNDS_MS)[number];
+export type LatencyCounterProp = `latencyLe${LatencyBound}Ms` | 'latencyAboveMs';
+/** The histogram's counters in bucket order, the last above every bound. */
+export const LATENCY_PROPS: readonly LatencyCounterProp[] = [...LATENCY_BOUNDS_MS.map((b) => `latencyLe${b}Ms` as const), 'latencyAboveMs'];
+
+export interface UsageCounters extends Record<LatencyCounterProp, number> {
   requests: number;
   failedRequests: number;
   inputTokens: number;
@@ -71,6 +85,8 @@ export interface UsageCounters {
   /** Part of outputTokens spent reasoning. */
   reasoningTokens: number;
   costMicros: number;
+  /** Requests that moved past their first model. */
+  fallbackRequests: number;
 }
 
 /** The sums of one tenant, time bucket and set of dimensions. */
@@ -89,6 +105,9 @@ export const COUNTER_NAMES = [
   'cache_write_input_tokens',
   'reasoning_tokens',
   'cost_micros',
+  'fallback_requests',
+  ...LATENCY_BOUNDS_MS.map((b) => `latency_le_${b}_ms` as const),
+  'latency_above_ms',
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
 
@@ -101,10 +120,38 @@ export const COUNTER_PROPS: Record<CounterName, keyof UsageCounters> = {
   cache_write_input_tokens: 'cacheWriteInputTokens',
   reasoning_tokens: 'reasoningTokens',
   cost_micros: 'costMicros',
+  fallback_requests: 'fallbackRequests',
+  ...(Object.fromEntries(LATENCY_BOUNDS_MS.map((b) => [`latency_le_${b}_ms`, `latencyLe${b}Ms`])) as Record<`latency_le_${LatencyBound}_ms`, LatencyCounterProp>),
+  latency_above_ms: 'latencyAboveMs',
 };
 
+const zeroLatency = () => Object.fromEntries(LATENCY_PROPS.map((p) => [p, 0])) as Record<LatencyCounterProp, number>;
+
 export function zeroCounters(): UsageCounters {
-  return { requests: 0, failedRequests: 0, inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, cacheWriteInputTokens: 0, reasoningTokens: 0, costMicros: 0 };
+  return { requests: 0, failedRequests: 0, inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, cacheWriteInputTokens: 0, reasoningTokens: 0, costMicros: 0, fallbackRequests: 0, ...zeroLatency() };
+}
+
+/** The histogram bucket of a latency: the first bound at or above it. */
+export function latencyProp(ms: number): LatencyCounterProp {
+  const i = LATENCY_BOUNDS_MS.findIndex((b) => ms <= b);
+  return LATENCY_PROPS[i === -1 ? LATENCY_BOUNDS_MS.length : i] as LatencyCounterProp;
+}
+
+/**
+ * The latency at or below which 95% of the histogram's requests ended, as the upper bound of its
+ * bucket (the last bound for the bucket above all of them); 0 for no requests.
+ */
+export function latencyP95Ms(c: Record<LatencyCounterProp, number>): number {
+  const counts = LATENCY_PROPS.map((p) => c[p]);
+  const n = counts.reduce((a, b) => a + b, 0);
+  if (n === 0) return 0;
+  const rank = Math.ceil(0.95 * n);
+  let seen = 0;
+  for (let i = 0; i < counts.length; i++) {
+    seen += counts[i] as number;
+    if (seen >= rank) return LATENCY_BOUNDS_MS[Math.min(i, LATENCY_BOUNDS_MS.length - 1)] as number;
+  }
+  return LATENCY_BOUNDS_MS[LATENCY_BOUNDS_MS.length - 1] as number;
 }
 
 const count = (n: number) => Math.max(0, Math.trunc(n));
@@ -112,6 +159,9 @@ const count = (n: number) => Math.max(0, Math.trunc(n));
 /** What one event adds: one request, one failure if it failed, its tokens and cost. */
 export function factCounters(f: UsageFact): UsageCounters {
   return {
+    ...zeroLatency(),
+    [latencyProp(f.latencyMs)]: 1,
+    fallbackRequests: f.fallbackUsed ? 1 : 0,
     requests: 1,
     failedRequests: f.success ? 0 : 1,
     inputTokens: count(f.inputTokens),

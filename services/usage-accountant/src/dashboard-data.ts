@@ -24,9 +24,10 @@ export interface DashboardData {
   to: string;
   total: Row;
   byTenant: (Row & { tenant: string })[];
-  byRoute: (Row & { route: string; errorRate: number })[];
-  /** Requests by the model that answered, with its share of all requests. */
-  byModel: (Row & { model: string; share: number })[];
+  /** Per route: failed / requests, and requests that moved past their first model / requests. */
+  byRoute: (Row & { route: string; errorRate: number; fallbackRate: number })[];
+  /** Requests by the model that answered (the backend), its share of all requests and their p95 latency. */
+  byModel: (Row & { model: string; share: number; latencyP95Ms: number })[];
   /** Cost and tokens per hour, tenant and route. */
   hourly: (Row & { hour: string; tenant: string; route: string })[];
   /** Today's (UTC) actual spend against each dollar budget per day. */
@@ -69,15 +70,17 @@ export async function dashboardData(queries: UsageQueries, caller: Principal, se
     to: to.toISOString(),
     total,
     byTenant: tenants.rows.map((r) => ({ tenant: r.tenantId, ...rowOf(r) })),
-    byRoute: routes.rows.map((r) => ({ route: r.route, ...rowOf(r), errorRate: r.requests > 0 ? r.failedRequests / r.requests : 0 })),
+    byRoute: routes.rows.map((r) => ({ route: r.route, ...rowOf(r), errorRate: rate(r.failedRequests, r.requests), fallbackRate: rate(r.fallbackRequests, r.requests) })),
     byModel: models.rows
       .filter((r) => r.model !== '')
-      .map((r) => ({ model: r.model, ...rowOf(r), share: total.requests > 0 ? r.requests / total.requests : 0 }))
+      .map((r) => ({ model: r.model, ...rowOf(r), share: rate(r.requests, total.requests), latencyP95Ms: r.latencyP95Ms }))
       .sort((a, b) => b.requests - a.requests),
     hourly: hourly.rows.map((r) => ({ hour: r.bucket, tenant: r.tenantId, route: r.route, ...rowOf(r) })),
     budgets,
   };
 }
+
+const rate = (part: number, whole: number) => (whole > 0 ? part / whole : 0);
 
 function budgetOf(sections: AccountantSections, tenant: string): number | undefined {
   const t = sections.tenants[tenant];

@@ -37,7 +37,7 @@ export const DASHBOARD_HTML = `<!doctype html>
   <section id="tables" hidden>
     <h2>By tenant</h2><table id="by-tenant"></table>
     <h2>By route</h2><table id="by-route"></table>
-    <h2>Chosen model</h2><table id="by-model"></table>
+    <h2>Chosen model (backend)</h2><table id="by-model"></table>
     <h2>Budget burn today (UTC)</h2><table id="budgets"></table>
   </section>
 </main>
@@ -138,8 +138,8 @@ export const DASHBOARD_JS = `'use strict';
     $('total-requests').textContent = int(d.total.requests);
     $('total-failed').textContent = int(d.total.failedRequests);
     table($('by-tenant'), ['tenant', 'requests', 'input tokens', 'output tokens', 'cost'], d.byTenant.map((r) => [r.tenant, int(r.requests), int(r.inputTokens), int(r.outputTokens), usd(r.costMicros)]));
-    table($('by-route'), ['route', 'requests', 'failed', 'error rate', 'tokens', 'cost'], d.byRoute.map((r) => [r.route, int(r.requests), int(r.failedRequests), pct(r.errorRate), int(r.inputTokens + r.outputTokens), usd(r.costMicros)]));
-    table($('by-model'), ['model', 'requests', 'share', 'cost'], d.byModel.map((r) => [r.model, int(r.requests), pct(r.share), usd(r.costMicros)]));
+    table($('by-route'), ['route', 'requests', 'failed', 'error rate', 'fallback rate', 'tokens', 'cost'], d.byRoute.map((r) => [r.route, int(r.requests), int(r.failedRequests), pct(r.errorRate), pct(r.fallbackRate), int(r.inputTokens + r.outputTokens), usd(r.costMicros)]));
+    table($('by-model'), ['model', 'requests', 'share', 'p95 latency', 'cost'], d.byModel.map((r) => [r.model, int(r.requests), pct(r.share), '≤ ' + int(r.latencyP95Ms) + ' ms', usd(r.costMicros)]));
     table($('budgets'), ['tenant', 'spent today', 'budget per day', 'burn'], d.budgets.map((b) => [b.tenant, usd(b.spentMicros), usd(b.limitMicros), pct(b.burn)]));
     const hours = hoursOf(d);
     chart($('cost-chart'), hours, d.hourly, (p) => p.tenant, (p) => p.costMicros, usd);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { UsageGroupBy, UsageOrderBy } from '@llmgw/proto/v1';
-import { dayStartMs, factCounters, hourStartMs, rfc3339, type UsageCell } from './buckets.js';
+import { dayStartMs, factCounters, hourStartMs, latencyP95Ms, rfc3339, zeroCounters, type UsageCell } from './buckets.js';
 import { summarize } from './summarize.js';
 import { usageFact } from './test-facts.js';
 
@@ -18,6 +18,8 @@ function cell(p: Partial<UsageCell>): UsageCell {
     user: 'ann',
     promptVersion: 'v1',
     feature: 'search',
+    ...zeroCounters(),
+    latencyLe250Ms: 1,
     requests: 1,
     failedRequests: 0,
     inputTokens: 10,
@@ -47,7 +49,27 @@ describe('bucket math', () => {
     [true, { requests: 1, failedRequests: 0, inputTokens: 7, outputTokens: 3, cachedInputTokens: 2, cacheWriteInputTokens: 1, reasoningTokens: 2, costMicros: 42 }],
     [false, { requests: 1, failedRequests: 1, inputTokens: 7, outputTokens: 3, cachedInputTokens: 2, cacheWriteInputTokens: 1, reasoningTokens: 2, costMicros: 42 }],
   ])('success=%s counts', (success, want) => {
-    expect(factCounters(usageFact({ success, inputTokens: 7, outputTokens: 3, cachedInputTokens: 2, cacheWriteInputTokens: 1, reasoningTokens: 2, costMicros: 42 }))).toEqual(want);
+    expect(factCounters(usageFact({ success, inputTokens: 7, outputTokens: 3, cachedInputTokens: 2, cacheWriteInputTokens: 1, reasoningTokens: 2, costMicros: 42, latencyMs: 300 }))).toEqual({
+      ...zeroCounters(),
+      ...want,
+      latencyLe500Ms: 1,
+    });
+  });
+
+  it('counts a fallback, and the latency in the first bucket whose bound it does not exceed', () => {
+    expect(factCounters(usageFact({ fallbackUsed: true, latencyMs: 250 }))).toMatchObject({ fallbackRequests: 1, latencyLe250Ms: 1, latencyLe500Ms: 0 });
+    expect(factCounters(usageFact({ latencyMs: 0 })).latencyLe100Ms).toBe(1);
+    expect(factCounters(usageFact({ latencyMs: 120_001 })).latencyAboveMs).toBe(1);
+  });
+
+  it.each([
+    ['no requests', {}, 0],
+    ['all in one bucket', { latencyLe250Ms: 20 }, 250],
+    ['the 95th of 20 in the second bucket', { latencyLe100Ms: 18, latencyLe1000Ms: 2 }, 1_000],
+    ['the 95th of 100 still in the first', { latencyLe100Ms: 95, latencyLe30000Ms: 5 }, 100],
+    ['above every bound: the last bound', { latencyLe100Ms: 1, latencyAboveMs: 99 }, 120_000],
+  ])('p95 of a latency histogram: %s', (_name, counts, p95) => {
+    expect(latencyP95Ms({ ...zeroCounters(), ...counts })).toBe(p95);
   });
 });
 

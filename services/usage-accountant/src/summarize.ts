@@ -1,7 +1,12 @@
 import { UsageGroupBy, UsageOrderBy, UsageRow, type GetUsageResponse } from '@llmgw/proto/v1';
-import { dayStartMs, rfc3339, type UsageCell, type UsageDims } from './buckets.js';
+import { dayStartMs, LATENCY_PROPS, latencyP95Ms, rfc3339, type LatencyCounterProp, type UsageCell, type UsageDims } from './buckets.js';
 
-function add(row: UsageRow, c: UsageCell): void {
+type Histogram = Record<LatencyCounterProp, number>;
+
+/** Adds a cell's counters to a row, and its latency histogram to the row's. */
+function add(row: UsageRow, latency: Histogram, c: UsageCell): void {
+  for (const p of LATENCY_PROPS) latency[p] += c[p];
+  row.fallbackRequests += c.fallbackRequests;
   row.requests += c.requests;
   row.failedRequests += c.failedRequests;
   row.inputTokens += c.inputTokens;
@@ -43,14 +48,20 @@ export function summarize(cells: readonly UsageCell[], groupBy: readonly UsageGr
 
   const rows = new Map<string, UsageRow>();
   const total = UsageRow.fromPartial({});
+  const latencies = new Map<UsageRow, Histogram>();
+  const latencyOf = (row: UsageRow): Histogram => {
+    let h = latencies.get(row);
+    if (!h) latencies.set(row, (h = Object.fromEntries(LATENCY_PROPS.map((p) => [p, 0])) as Histogram));
+    return h;
+  };
   for (const c of cells) {
     const group: Partial<UsageRow> = { bucket: byHour ? rfc3339(c.startMs) : byDay ? rfc3339(dayStartMs(c.startMs)) : '' };
     for (const dim of kept) group[dim] = c[dim];
     const key = JSON.stringify([group.bucket, ...kept.map((d) => c[d])]);
     let row = rows.get(key);
     if (!row) rows.set(key, (row = UsageRow.fromPartial(group)));
-    add(row, c);
-    add(total, c);
+    add(row, latencyOf(row), c);
+    add(total, latencyOf(total), c);
   }
   if (rows.size === 0 && by.size === 0) rows.set('', UsageRow.fromPartial({}));
   let sorted = [...rows.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, r]) => r);
@@ -58,7 +69,9 @@ export function summarize(cells: readonly UsageCell[], groupBy: readonly UsageGr
   if (opts.orderBy === UsageOrderBy.USAGE_ORDER_BY_COST_DESC) sorted.sort((a, b) => b.costMicros - a.costMicros);
   const all = sorted.length;
   if (opts.limit) sorted = sorted.slice(0, opts.limit);
-  for (const r of sorted) r.costUsd = r.costMicros / 1e6;
-  total.costUsd = total.costMicros / 1e6;
+  for (const r of [...sorted, total]) {
+    r.costUsd = r.costMicros / 1e6;
+    r.latencyP95Ms = latencies.has(r) ? latencyP95Ms(latencyOf(r)) : 0;
+  }
   return { rows: sorted, total, rowsOmitted: all - sorted.length };
 }

@@ -20,6 +20,8 @@ export function usageFact(p: Partial<UsageFact>): UsageFact {
     cacheWriteInputTokens: 0,
     reasoningTokens: 0,
     costMicros: 0,
+    fallbackUsed: false,
+    latencyMs: 0,
     ...p,
   };
 }

@@ -37,6 +37,8 @@ export function factOf(ev: UsageRecorded, storedAtMs: number, tenants: TenantIds
     cacheWriteInputTokens: ev.cacheWriteInputTokens,
     reasoningTokens: ev.reasoningTokens,
     costMicros: ev.costMicros,
+    fallbackUsed: ev.fallbackUsed,
+    latencyMs: ev.latencyMs,
   };
 }
 

@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { useRedis } from '@llmgw/local-infra/vitest';
-import { MAX_LABEL_VALUES, OTHER_LABEL, type UsageFact } from './buckets.js';
+import { LATENCY_PROPS, MAX_LABEL_VALUES, OTHER_LABEL, type UsageFact } from './buckets.js';
 import { usageFact } from './test-facts.js';
 import { cellField, MemoryUsageStore, readPlan, RedisUsageStore, UsageKeys, type UsageStore } from './usage-store.js';
 
@@ -16,7 +16,8 @@ function fact(p: Partial<UsageFact>): UsageFact {
 }
 
 const NO_LABELS = { provider: '', keyId: '', user: '', promptVersion: '', feature: '' };
-const NO_PARTS = { cachedInputTokens: 0, cacheWriteInputTokens: 0, reasoningTokens: 0 };
+/** The counters a test fact leaves at 0, but for its latency (0 ms) in the first histogram bucket. */
+const NO_PARTS = { cachedInputTokens: 0, cacheWriteInputTokens: 0, reasoningTokens: 0, fallbackRequests: 0, ...Object.fromEntries(LATENCY_PROPS.map((p) => [p, 0])), latencyLe100Ms: 1 };
 
 /** One contract, two stores: what monolithic mode and microservices mode both promise. */
 function conformance(name: string, make: () => Promise<UsageStore>) {
@@ -160,6 +161,7 @@ describe('redis', () => {
       'chat|small|oa|k1|ann|v1||input_tokens': '10',
       'chat|small|oa|k1|ann|v1||output_tokens': '4',
       'chat|small|oa|k1|ann|v1||cost_micros': '70',
+      'chat|small|oa|k1|ann|v1||latency_le_100_ms': '1',
     };
     expect(await redis().hgetall(UsageKeys.bucket('acme', '2025-06-01T10:00:00Z'))).toEqual(fields);
     expect(await redis().zrange(UsageKeys.days('acme'), 0, -1)).toEqual(['2025-06-01T00:00:00Z']);

@@ -10,6 +10,7 @@ import {
   OTHER_LABEL,
   dayStartMs,
   dimsOf,
+  zeroCounters,
   factCounters,
   hourStartMs,
   rfc3339,
@@ -103,7 +104,7 @@ function cellsFromHash(tenantId: string, startMs: number, hash: Record<string, s
     const k = JSON.stringify(DIM_NAMES.map((n) => f.dims[n]));
     let cell = cells.get(k);
     if (!cell) {
-      cell = { tenantId, startMs, ...f.dims, requests: 0, failedRequests: 0, inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, cacheWriteInputTokens: 0, reasoningTokens: 0, costMicros: 0 };
+      cell = { tenantId, startMs, ...f.dims, ...zeroCounters() };
       cells.set(k, cell);
     }
     cell[COUNTER_PROPS[f.counter]] += Number(value);

@@ -212,6 +212,13 @@ export interface UsageRow {
   cacheWriteInputTokens: number;
   /** Part of output_tokens spent reasoning. */
   reasoningTokens: number;
+  /** Requests that moved past their first model (fallback_used). */
+  fallbackRequests: number;
+  /**
+   * The latency at or below which 95% of the requests ended, in ms, as the upper bound of its
+   * histogram bucket (100, 250, 500, 1000, 2500, 5000, 10000, 30000, 120000); 0 for none.
+   */
+  latencyP95Ms: number;
 }
 
 /** GetUsageResponse has one row per group, and the total over all groups (the ones a limit left out too). */
@@ -561,6 +568,8 @@ function createBaseUsageRow(): UsageRow {
     cachedInputTokens: 0,
     cacheWriteInputTokens: 0,
     reasoningTokens: 0,
+    fallbackRequests: 0,
+    latencyP95Ms: 0,
   };
 }
 
@@ -619,6 +628,12 @@ export const UsageRow: MessageFns<UsageRow> = {
     }
     if (message.reasoningTokens !== 0) {
       writer.uint32(144).int64(message.reasoningTokens);
+    }
+    if (message.fallbackRequests !== 0) {
+      writer.uint32(152).int64(message.fallbackRequests);
+    }
+    if (message.latencyP95Ms !== 0) {
+      writer.uint32(160).uint32(message.latencyP95Ms);
     }
     return writer;
   },
@@ -780,6 +795,22 @@ export const UsageRow: MessageFns<UsageRow> = {
             message.reasoningTokens = longToNumber(reader.int64());
             continue;
           }
+          case 19: {
+            if (tag !== 152) {
+              break;
+            }
+
+            message.fallbackRequests = longToNumber(reader.int64());
+            continue;
+          }
+          case 20: {
+            if (tag !== 160) {
+              break;
+            }
+
+            message.latencyP95Ms = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -856,6 +887,16 @@ export const UsageRow: MessageFns<UsageRow> = {
         : isSet(object.reasoning_tokens)
         ? globalThis.Number(object.reasoning_tokens)
         : 0,
+      fallbackRequests: isSet(object.fallbackRequests)
+        ? globalThis.Number(object.fallbackRequests)
+        : isSet(object.fallback_requests)
+        ? globalThis.Number(object.fallback_requests)
+        : 0,
+      latencyP95Ms: isSet(object.latencyP95Ms)
+        ? globalThis.Number(object.latencyP95Ms)
+        : isSet(object.latency_p95_ms)
+        ? globalThis.Number(object.latency_p95_ms)
+        : 0,
     };
   },
 
@@ -915,6 +956,12 @@ export const UsageRow: MessageFns<UsageRow> = {
     if (message.reasoningTokens !== 0) {
       obj.reasoningTokens = Math.round(message.reasoningTokens);
     }
+    if (message.fallbackRequests !== 0) {
+      obj.fallbackRequests = Math.round(message.fallbackRequests);
+    }
+    if (message.latencyP95Ms !== 0) {
+      obj.latencyP95Ms = Math.round(message.latencyP95Ms);
+    }
     return obj;
   },
 
@@ -941,6 +988,8 @@ export const UsageRow: MessageFns<UsageRow> = {
     message.cachedInputTokens = object.cachedInputTokens ?? 0;
     message.cacheWriteInputTokens = object.cacheWriteInputTokens ?? 0;
     message.reasoningTokens = object.reasoningTokens ?? 0;
+    message.fallbackRequests = object.fallbackRequests ?? 0;
+    message.latencyP95Ms = object.latencyP95Ms ?? 0;
     return message;
   },
 };
