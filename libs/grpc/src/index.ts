@@ -8,3 +8,4 @@ export * from './mesh-tls.js';
 export * from './authorize.js';
 export * from './health.js';
 export * from './mux.js';
+export * from './tracing.js';

@@ -1,3 +1,4 @@
+import { context, trace } from '@opentelemetry/api';
 import { pino, type Logger, type LoggerOptions, type DestinationStream } from 'pino';
 
 export type { Logger } from 'pino';
@@ -33,6 +34,17 @@ export interface CreateLoggerOptions {
   destination?: DestinationStream;
 }
 
+const NO_FIELDS = Object.freeze({});
+
+/**
+ * `trace_id` and `span_id` (the OpenTelemetry log field names) of the span active when a line is
+ * written; nothing outside a span, or when tracing is off (the API's no-op context is empty).
+ */
+export function traceFields(): Record<string, string> {
+  const sc = trace.getSpan(context.active())?.spanContext();
+  return sc && trace.isSpanContextValid(sc) ? { trace_id: sc.traceId, span_id: sc.spanId } : NO_FIELDS;
+}
+
 export function createLogger(opts: CreateLoggerOptions): Logger {
   const options: LoggerOptions = {
     level: opts.level ?? 'info',
@@ -40,6 +52,7 @@ export function createLogger(opts: CreateLoggerOptions): Logger {
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
+    mixin: traceFields,
   };
   return opts.destination ? pino(options, opts.destination) : pino(options);
 }

@@ -1,0 +1,144 @@
+import { context, propagation, trace } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { OTLPTraceExporter as OtlpJsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { OTLPTraceExporter as OtlpProtoExporter } from '@opentelemetry/exporter-trace-otlp-proto';
+import { defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
+import {
+  AlwaysOffSampler,
+  AlwaysOnSampler,
+  BatchSpanProcessor,
+  ConsoleSpanExporter,
+  ParentBasedSampler,
+  TraceIdRatioBasedSampler,
+  TracerProvider,
+  type Sampler,
+  type SpanProcessor,
+} from '@opentelemetry/sdk-trace';
+import { envBool, envEnum, envInt, parseEnv } from '@llmgw/config';
+import { z } from 'zod';
+import { markInstalled } from './state.js';
+
+const SAMPLERS = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'] as const;
+
+/**
+ * The standard OpenTelemetry variables this process reads. Tracing is off unless an exporter is
+ * named (OTEL_TRACES_EXPORTER) or an OTLP endpoint is set; the exporters read the rest of theirs
+ * (OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT, _COMPRESSION, _CERTIFICATE ...) themselves.
+ */
+export const tracingEnvSchema = z.object({
+  OTEL_SDK_DISABLED: envBool(false),
+  OTEL_TRACES_EXPORTER: envEnum(['otlp', 'console', 'none']).optional(),
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.string().optional(),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.string().optional(),
+  OTEL_EXPORTER_OTLP_PROTOCOL: envEnum(['http/protobuf', 'http/json']).optional(),
+  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: envEnum(['http/protobuf', 'http/json']).optional(),
+  OTEL_TRACES_SAMPLER: envEnum(SAMPLERS, 'parentbased_always_on'),
+  OTEL_TRACES_SAMPLER_ARG: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (raw === undefined) return 1;
+      const n = Number(raw);
+      if (!Number.isFinite(n) || n < 0 || n > 1) {
+        ctx.addIssue({ code: 'custom', message: `expected a ratio from 0 to 1, got ${JSON.stringify(raw)}` });
+        return z.NEVER;
+      }
+      return n;
+    }),
+  OTEL_BSP_SCHEDULE_DELAY: envInt({ min: 0, default: 5_000 }),
+  OTEL_BSP_EXPORT_TIMEOUT: envInt({ min: 1, default: 30_000 }),
+  OTEL_BSP_MAX_QUEUE_SIZE: envInt({ min: 1, default: 2_048 }),
+  OTEL_BSP_MAX_EXPORT_BATCH_SIZE: envInt({ min: 1, default: 512 }),
+});
+
+export type TracingEnv = z.output<typeof tracingEnvSchema>;
+
+/** Which exporter the environment asks for; 'none' leaves tracing off. */
+export function exporterOf(v: TracingEnv): 'otlp' | 'console' | 'none' {
+  if (v.OTEL_SDK_DISABLED) return 'none';
+  if (v.OTEL_TRACES_EXPORTER) return v.OTEL_TRACES_EXPORTER;
+  return v.OTEL_EXPORTER_OTLP_ENDPOINT || v.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ? 'otlp' : 'none';
+}
+
+function samplerOf(v: TracingEnv): Sampler {
+  const ratio = new TraceIdRatioBasedSampler(v.OTEL_TRACES_SAMPLER_ARG);
+  switch (v.OTEL_TRACES_SAMPLER) {
+    case 'always_on':
+      return new AlwaysOnSampler();
+    case 'always_off':
+      return new AlwaysOffSampler();
+    case 'traceidratio':
+      return ratio;
+    case 'parentbased_always_off':
+      return new ParentBasedSampler({ root: new AlwaysOffSampler() });
+    case 'parentbased_traceidratio':
+      return new ParentBasedSampler({ root: ratio });
+    case 'parentbased_always_on':
+      return new ParentBasedSampler({ root: new AlwaysOnSampler() });
+  }
+}
+
+/** What a process started; `enabled` false is the no-op tracer: spans cost nothing and go nowhere. */
+export interface Tracing {
+  enabled: boolean;
+  /** Exports what is buffered. */
+  flush(): Promise<void>;
+  /** Exports what is buffered and stops. */
+  shutdown(): Promise<void>;
+}
+
+const OFF: Tracing = { enabled: false, flush: async () => undefined, shutdown: async () => undefined };
+
+/**
+ * Sets up this process's tracing from the OTEL_* variables: off (the API's no-op tracer) unless
+ * they name an exporter. `serviceName` is the resource's service.name unless OTEL_SERVICE_NAME
+ * says otherwise; OTEL_RESOURCE_ATTRIBUTES adds to it. Throws ConfigError on a bad value.
+ */
+export function startTracing(serviceName: string, env: NodeJS.ProcessEnv = process.env): Tracing {
+  const v = parseEnv(tracingEnvSchema, env);
+  const exporter = exporterOf(v);
+  if (exporter === 'none') return OFF;
+  const protocol = v.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? v.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf';
+  const spanExporter = exporter === 'console' ? new ConsoleSpanExporter() : protocol === 'http/json' ? new OtlpJsonExporter() : new OtlpProtoExporter();
+  const processor = new BatchSpanProcessor({
+    exporter: spanExporter,
+    scheduledDelayMillis: v.OTEL_BSP_SCHEDULE_DELAY,
+    exportTimeoutMillis: v.OTEL_BSP_EXPORT_TIMEOUT,
+    maxQueueSize: v.OTEL_BSP_MAX_QUEUE_SIZE,
+    maxExportBatchSize: v.OTEL_BSP_MAX_EXPORT_BATCH_SIZE,
+  });
+  return installTracing({ serviceName, processors: [processor], sampler: samplerOf(v) });
+}
+
+export interface InstallOptions {
+  serviceName: string;
+  processors: SpanProcessor[];
+  sampler?: Sampler;
+}
+
+/**
+ * Registers a tracer provider, the W3C trace-context propagator and an AsyncLocalStorage context
+ * manager as the process's globals. startTracing calls it; tests call it with an in-memory exporter.
+ */
+export function installTracing(opts: InstallOptions): Tracing {
+  const resource = defaultResource()
+    .merge(resourceFromAttributes({ 'service.name': opts.serviceName }))
+    .merge(detectResources({ detectors: [envDetector] }));
+  const provider = new TracerProvider({ resource, spanProcessors: opts.processors, sampler: opts.sampler ?? new ParentBasedSampler({ root: new AlwaysOnSampler() }) });
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  trace.setGlobalTracerProvider(provider);
+  markInstalled(true);
+  return {
+    enabled: true,
+    flush: () => provider.forceFlush(),
+    shutdown: async () => {
+      await provider.shutdown();
+      markInstalled(false);
+      trace.disable();
+      propagation.disable();
+      context.disable();
+    },
+  };
+}
