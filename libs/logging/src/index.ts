@@ -45,6 +45,11 @@ export function traceFields(): Record<string, string> {
   return sc && trace.isSpanContextValid(sc) ? { trace_id: sc.traceId, span_id: sc.spanId } : NO_FIELDS;
 }
 
+/** pino's own merge writes the line's fields into the mixin's object: never into the shared empty one. */
+function mergeTraceFields(line: object, fields: object): object {
+  return fields === NO_FIELDS ? line : Object.assign(fields, line);
+}
+
 export function createLogger(opts: CreateLoggerOptions): Logger {
   const options: LoggerOptions = {
     level: opts.level ?? 'info',
@@ -53,6 +58,7 @@ export function createLogger(opts: CreateLoggerOptions): Logger {
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
     mixin: traceFields,
+    mixinMergeStrategy: mergeTraceFields,
   };
   return opts.destination ? pino(options, opts.destination) : pino(options);
 }

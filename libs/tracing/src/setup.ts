@@ -90,13 +90,18 @@ export interface Tracing {
 
 const OFF: Tracing = { enabled: false, flush: async () => undefined, shutdown: async () => undefined };
 
+/** The OTEL_* variables, checked (a bad value is a ConfigError naming it). */
+export function tracingEnv(env: NodeJS.ProcessEnv = process.env): TracingEnv {
+  return parseEnv(tracingEnvSchema, env);
+}
+
 /**
- * Sets up this process's tracing from the OTEL_* variables: off (the API's no-op tracer) unless
- * they name an exporter. `serviceName` is the resource's service.name unless OTEL_SERVICE_NAME
- * says otherwise; OTEL_RESOURCE_ATTRIBUTES adds to it. Throws ConfigError on a bad value.
+ * Sets up this process's tracing from the OTEL_* variables (tracingEnv): off (the API's no-op
+ * tracer) unless they name an exporter. `serviceName` is the resource's service.name unless
+ * OTEL_SERVICE_NAME says otherwise; OTEL_RESOURCE_ATTRIBUTES adds to it. Call it before the
+ * process dials or serves anything.
  */
-export function startTracing(serviceName: string, env: NodeJS.ProcessEnv = process.env): Tracing {
-  const v = parseEnv(tracingEnvSchema, env);
+export function startTracing(serviceName: string, v: TracingEnv): Tracing {
   const exporter = exporterOf(v);
   if (exporter === 'none') return OFF;
   const protocol = v.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? v.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf';

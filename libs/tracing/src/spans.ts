@@ -1,4 +1,4 @@
-import { context, propagation, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span, type TextMapGetter, type TextMapSetter } from '@opentelemetry/api';
+import { context, defaultTextMapGetter, propagation, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span, type TextMapGetter, type TextMapSetter } from '@opentelemetry/api';
 import { tracingOn } from './state.js';
 
 export { SpanKind, type Attributes, type Context, type Span, type TextMapGetter, type TextMapSetter };
@@ -92,3 +92,6 @@ export const recordCarrier: TextMapGetter<Record<string, string>> & TextMapSette
     c[key] = value;
   },
 };
+
+/** A carrier that is Node's incoming HTTP headers (lower-case names). */
+export const httpHeaderCarrier: TextMapGetter<NodeJS.Dict<string | string[]>> = defaultTextMapGetter;
