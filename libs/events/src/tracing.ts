@@ -1,5 +1,5 @@
 import type { MsgHdrs } from 'nats';
-import { endSpan, errorTypeOf, extractContext, injectContext, openSpan, SpanKind, within, type TextMapGetter, type TextMapSetter } from '@llmgw/tracing';
+import { endSpan, errorTypeOf, extractContext, injectContext, openSpan, SpanKind, tracingOn, within, type TextMapGetter, type TextMapSetter } from '@llmgw/tracing';
 
 /** W3C trace context (`traceparent`, `tracestate`) in NATS message headers. */
 export const natsHeaderCarrier: TextMapGetter<MsgHdrs> & TextMapSetter<MsgHdrs> = {
@@ -19,6 +19,7 @@ const NO_INJECT: InjectTrace = () => undefined;
  * message's headers with `inject`. Without tracing it just publishes.
  */
 export function tracedPublish(subject: string, msgId: string, publish: (inject: InjectTrace) => Promise<void>): Promise<void> {
+  if (!tracingOn()) return publish(NO_INJECT);
   const s = openSpan(`send ${subject}`, SpanKind.PRODUCER, {
     'messaging.system': 'nats',
     'messaging.operation.type': 'send',
@@ -42,6 +43,7 @@ export function tracedPublish(subject: string, msgId: string, publish: (inject: 
  * join the publishing request's trace.
  */
 export function tracedHandle<C>(subject: string, durable: string, carrier: C | undefined, getter: TextMapGetter<C>, deliveryCount: number, handle: () => Promise<void>): Promise<void> {
+  if (!tracingOn()) return handle();
   const parent = carrier === undefined ? undefined : extractContext(carrier, getter);
   const s = openSpan(
     `process ${subject}`,

@@ -8,6 +8,8 @@ import {
   SpanKind,
   traceIdOf,
   TRACE_ID_HEADER,
+  tracingOn,
+  type Context,
   type OpenSpan,
   type TextMapGetter,
   type TextMapSetter,
@@ -28,7 +30,8 @@ export const metadataCarrier: TextMapGetter<Metadata> & TextMapSetter<Metadata> 
 };
 
 /** `/llmgateway.quota.v1.QuotaService/ReserveQuota` → span name and rpc.* attributes of the semantic conventions. */
-function rpcSpan(path: string, kind: SpanKind, parent?: Parameters<typeof openSpan>[3]): OpenSpan | undefined {
+function rpcSpan(path: string, kind: SpanKind, parent?: Context): OpenSpan | undefined {
+  if (!tracingOn()) return undefined;
   const name = path.startsWith('/') ? path.slice(1) : path;
   const slash = name.lastIndexOf('/');
   return openSpan(name, kind, { 'rpc.system': 'grpc', 'rpc.service': name.slice(0, slash), 'rpc.method': name.slice(slash + 1) }, parent);
@@ -115,6 +118,7 @@ async function* spanned<T>(span: OpenSpan, messages: AsyncGenerator<T>): AsyncGe
  * entry also tells its caller the trace id, in the `x-trace-id` trailer.
  */
 export function serverSpan(ctx: CallContext, publicEntry: boolean): OpenSpan | undefined {
+  if (!tracingOn()) return undefined;
   const s = rpcSpan(ctx.path || ctx.method, SpanKind.SERVER, extractContext(ctx.metadata, metadataCarrier));
   if (s && publicEntry) {
     const traceId = traceIdOf(s);

@@ -1,5 +1,5 @@
 import { FinishReason } from '@llmgw/proto/v1';
-import { endSpan, openSpan, SpanKind, type OpenSpan } from '@llmgw/tracing';
+import { endSpan, openSpan, SpanKind, tracingOn, type OpenSpan } from '@llmgw/tracing';
 import type { Target } from './plan-runner.js';
 import type { ProviderUsage } from './providers/types.js';
 
@@ -19,6 +19,7 @@ export interface ProviderAnswer {
  * It names the model the provider was asked for, never the prompt or the answer.
  */
 export function openProviderSpan(operation: GenAiOperation, t: Target): OpenSpan | undefined {
+  if (!tracingOn()) return undefined;
   return openSpan(`${operation} ${t.upstreamModel}`, SpanKind.CLIENT, {
     'gen_ai.operation.name': operation,
     'gen_ai.provider.name': t.providerId,

@@ -5,7 +5,7 @@ import { callContext, REQUEST_ID_HEADER, type CallContext } from '@llmgw/grpc';
 import { AppError, quoted } from '@llmgw/errors';
 import type { Logger } from '@llmgw/logging';
 import type { HttpMetrics } from '@llmgw/metrics';
-import { endSpan, extractContext, httpHeaderCarrier, openSpan, SpanKind, traceIdOf, TRACE_ID_HEADER, within } from '@llmgw/tracing';
+import { endSpan, extractContext, httpHeaderCarrier, openSpan, SpanKind, traceIdOf, TRACE_ID_HEADER, tracingOn, within, type OpenSpan } from '@llmgw/tracing';
 import type { GatewayPipeline } from '../pipeline.js';
 import { ANTHROPIC, anthropicModels, messages } from './anthropic.js';
 import { badRequest, bodyTooLarge, failureOf, type HttpFailure } from './errors.js';
@@ -125,13 +125,7 @@ export function createHttpSurface(pipeline: GatewayPipeline, logger: Logger, opt
     res.once('close', () => {
       if (!res.writableFinished) controller.abort(new AppError('cancelled', 'the client closed the connection'));
     });
-    const method = String(req.method).slice(0, 16);
-    const span = openSpan(
-      found ? `${method} ${found.route}` : method,
-      SpanKind.SERVER,
-      { 'http.request.method': method, 'url.path': path.slice(0, 256), ...(found ? { 'http.route': found.route } : {}) },
-      extractContext(req.headers, httpHeaderCarrier),
-    );
+    const span = httpSpan(req, path, found?.route);
     // The caller's handle on the trace: a header of every answer, success or failure.
     const traceId = traceIdOf(span);
     if (traceId) ctx.setTrailer(TRACE_ID_HEADER, traceId);
@@ -174,6 +168,18 @@ export function createHttpSurface(pipeline: GatewayPipeline, logger: Logger, opt
   }
 
   return server;
+}
+
+/** The request's SERVER span, "{method} {route}", a child of the caller's trace context; none while tracing is off. */
+function httpSpan(req: IncomingMessage, path: string, route: string | undefined): OpenSpan | undefined {
+  if (!tracingOn()) return undefined;
+  const method = String(req.method).slice(0, 16);
+  return openSpan(
+    route ? `${method} ${route}` : method,
+    SpanKind.SERVER,
+    { 'http.request.method': method, 'url.path': path.slice(0, 256), ...(route ? { 'http.route': route } : {}) },
+    extractContext(req.headers, httpHeaderCarrier),
+  );
 }
 
 function isFailure(err: unknown): err is HttpFailure {
