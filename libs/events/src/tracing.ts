@@ -1,5 +1,5 @@
 import type { MsgHdrs } from 'nats';
-import { endSpan, errorTypeOf, extractContext, injectContext, openSpan, SpanKind, tracingOn, within, type TextMapGetter, type TextMapSetter } from '@llmgw/tracing';
+import { extractContext, injectContext, inSpan, SpanKind, tracingOn, type TextMapGetter, type TextMapSetter } from '@llmgw/tracing';
 
 /** W3C trace context (`traceparent`, `tracestate`) in NATS message headers. */
 export const natsHeaderCarrier: TextMapGetter<MsgHdrs> & TextMapSetter<MsgHdrs> = {
@@ -12,6 +12,7 @@ export const natsHeaderCarrier: TextMapGetter<MsgHdrs> & TextMapSetter<MsgHdrs> 
 export type InjectTrace = <C>(carrier: C, setter: TextMapSetter<C>) => void;
 
 const NO_INJECT: InjectTrace = () => undefined;
+const INJECT_ACTIVE: InjectTrace = (carrier, setter) => injectContext(carrier, setter);
 
 /**
  * Runs one publish in its PRODUCER span ("send <subject>", OpenTelemetry messaging conventions),
@@ -20,21 +21,14 @@ const NO_INJECT: InjectTrace = () => undefined;
  */
 export function tracedPublish(subject: string, msgId: string, publish: (inject: InjectTrace) => Promise<void>): Promise<void> {
   if (!tracingOn()) return publish(NO_INJECT);
-  const s = openSpan(`send ${subject}`, SpanKind.PRODUCER, {
+  const attributes = {
     'messaging.system': 'nats',
     'messaging.operation.type': 'send',
     'messaging.operation.name': 'send',
     'messaging.destination.name': subject,
     'messaging.message.id': msgId,
-  });
-  if (!s) return publish(NO_INJECT);
-  return publish((carrier, setter) => injectContext(carrier, setter, s.context)).then(
-    () => endSpan(s),
-    (err: unknown) => {
-      endSpan(s, errorTypeOf(err));
-      throw err;
-    },
-  );
+  };
+  return inSpan(`send ${subject}`, SpanKind.PRODUCER, attributes, () => publish(INJECT_ACTIVE));
 }
 
 /**
@@ -44,26 +38,13 @@ export function tracedPublish(subject: string, msgId: string, publish: (inject: 
  */
 export function tracedHandle<C>(subject: string, durable: string, carrier: C | undefined, getter: TextMapGetter<C>, deliveryCount: number, handle: () => Promise<void>): Promise<void> {
   if (!tracingOn()) return handle();
-  const parent = carrier === undefined ? undefined : extractContext(carrier, getter);
-  const s = openSpan(
-    `process ${subject}`,
-    SpanKind.CONSUMER,
-    {
-      'messaging.system': 'nats',
-      'messaging.operation.type': 'process',
-      'messaging.operation.name': 'process',
-      'messaging.destination.name': subject,
-      'messaging.consumer.group.name': durable,
-      'messaging.message.delivery_count': deliveryCount,
-    },
-    parent,
-  );
-  if (!s) return handle();
-  return within(s, handle).then(
-    () => endSpan(s),
-    (err: unknown) => {
-      endSpan(s, errorTypeOf(err));
-      throw err;
-    },
-  );
+  const attributes = {
+    'messaging.system': 'nats',
+    'messaging.operation.type': 'process',
+    'messaging.operation.name': 'process',
+    'messaging.destination.name': subject,
+    'messaging.consumer.group.name': durable,
+    'messaging.message.delivery_count': deliveryCount,
+  };
+  return inSpan(`process ${subject}`, SpanKind.CONSUMER, attributes, handle, carrier === undefined ? undefined : extractContext(carrier, getter));
 }

@@ -8,4 +8,3 @@ export * from './mesh-tls.js';
 export * from './authorize.js';
 export * from './health.js';
 export * from './mux.js';
-export * from './tracing.js';

@@ -55,7 +55,7 @@ export const tracingEnvSchema = z.object({
 export type TracingEnv = z.output<typeof tracingEnvSchema>;
 
 /** Which exporter the environment asks for; 'none' leaves tracing off. */
-export function exporterOf(v: TracingEnv): 'otlp' | 'console' | 'none' {
+function exporterOf(v: TracingEnv): 'otlp' | 'console' | 'none' {
   if (v.OTEL_SDK_DISABLED) return 'none';
   if (v.OTEL_TRACES_EXPORTER) return v.OTEL_TRACES_EXPORTER;
   return v.OTEL_EXPORTER_OTLP_ENDPOINT || v.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ? 'otlp' : 'none';
@@ -82,13 +82,11 @@ function samplerOf(v: TracingEnv): Sampler {
 /** What a process started; `enabled` false is the no-op tracer: spans cost nothing and go nowhere. */
 export interface Tracing {
   enabled: boolean;
-  /** Exports what is buffered. */
-  flush(): Promise<void>;
   /** Exports what is buffered and stops. */
   shutdown(): Promise<void>;
 }
 
-const OFF: Tracing = { enabled: false, flush: async () => undefined, shutdown: async () => undefined };
+const OFF: Tracing = { enabled: false, shutdown: async () => undefined };
 
 /** The OTEL_* variables, checked (a bad value is a ConfigError naming it). */
 export function tracingEnv(env: NodeJS.ProcessEnv = process.env): TracingEnv {
@@ -137,7 +135,6 @@ export function installTracing(opts: InstallOptions): Tracing {
   markInstalled(true);
   return {
     enabled: true,
-    flush: () => provider.forceFlush(),
     shutdown: async () => {
       await provider.shutdown();
       markInstalled(false);

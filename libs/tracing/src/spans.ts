@@ -44,7 +44,7 @@ export function endSpan(s: OpenSpan | undefined, errorType?: string): void {
  * What a failure is called in error.type: an AppError's kind, a ProviderError's reason, else the
  * error's class. Never its message, which may quote a provider's body.
  */
-export function errorTypeOf(err: unknown): string {
+function errorTypeOf(err: unknown): string {
   if (typeof err === 'object' && err !== null) {
     const { reason, kind, name } = err as { reason?: unknown; kind?: unknown; name?: unknown };
     if (typeof reason === 'string' && reason) return reason;
