@@ -51,7 +51,7 @@ export async function runServiceMain<C>(def: ServiceDefinition<C>, env: NodeJS.P
       otel: () => tracingEnv(env),
     });
     // Before anything dials or serves: clients and servers made while it is on are traced.
-    tracing = startTracing(def.name, otel);
+    tracing = startTracing(def.name, otel, (message) => logger.warn({ component: 'opentelemetry' }, message));
     if (transport.identity === undefined) logger.warn('MESH_TLS_DIR is not set: calls inside the mesh are plaintext and not authorized');
     // Neither Redis nor NATS being down stops a start: each service reports it in health and
     // follows its degraded policy until they are back (docs/operations.md).

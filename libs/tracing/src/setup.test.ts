@@ -17,6 +17,22 @@ describe('tracing from the OTEL_* variables', () => {
     expect(bad).toThrow(/OTEL_EXPORTER_OTLP_PROTOCOL: expected one of http\/protobuf, http\/json.*OTEL_TRACES_SAMPLER: expected one of.*OTEL_TRACES_SAMPLER_ARG: expected a ratio from 0 to 1.*OTEL_BSP_SCHEDULE_DELAY/s);
   });
 
+  it('reports an export that failed, and does not hold up shutdown for long', async () => {
+    const warnings: string[] = [];
+    // The exporters read their own variables (timeout, headers, ...) from the process environment.
+    process.env.OTEL_EXPORTER_OTLP_TIMEOUT = '300';
+    try {
+      const tracing = startTracing('svc', tracingEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:1' }), (m) => warnings.push(m));
+      await inSpan('work', SpanKind.INTERNAL, {}, async () => undefined);
+      const started = Date.now();
+      await tracing.shutdown();
+      expect(Date.now() - started).toBeLessThan(5_000);
+    } finally {
+      delete process.env.OTEL_EXPORTER_OTLP_TIMEOUT;
+    }
+    expect(warnings.join('\n')).toMatch(/ECONNREFUSED|export/i);
+  });
+
   describe('with an OTLP endpoint', () => {
     const received: { path: string; type: string; service: boolean }[] = [];
     const collector = createServer((req, res) => {

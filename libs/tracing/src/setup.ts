@@ -1,4 +1,4 @@
-import { context, propagation, trace } from '@opentelemetry/api';
+import { context, diag, DiagLogLevel, propagation, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter as OtlpJsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
@@ -17,7 +17,7 @@ import {
 } from '@opentelemetry/sdk-trace';
 import { envBool, envEnum, envInt, parseEnv } from '@llmgw/config';
 import { z } from 'zod';
-import { markInstalled } from './state.js';
+import { install } from './state.js';
 
 const SAMPLERS = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'] as const;
 
@@ -93,17 +93,27 @@ export function tracingEnv(env: NodeJS.ProcessEnv = process.env): TracingEnv {
   return parseEnv(tracingEnvSchema, env);
 }
 
+/** How long shutdown waits for the last export (a collector that is down must not hold up a drain). */
+const SHUTDOWN_WAIT_MS = 5_000;
+
 /**
  * Sets up this process's tracing from the OTEL_* variables (tracingEnv): off (the API's no-op
  * tracer) unless they name an exporter. `serviceName` is the resource's service.name unless
  * OTEL_SERVICE_NAME says otherwise; OTEL_RESOURCE_ATTRIBUTES adds to it. Call it before the
- * process dials or serves anything.
+ * process dials or serves anything. `warn` is told what the SDK reports (an export that failed).
  */
-export function startTracing(serviceName: string, v: TracingEnv): Tracing {
+export function startTracing(serviceName: string, v: TracingEnv, warn?: (message: string) => void): Tracing {
   const exporter = exporterOf(v);
   if (exporter === 'none') return OFF;
+  if (warn) {
+    const report = (message: string, ...args: unknown[]) => warn([message, ...args.map((a) => (a instanceof Error ? a.message : String(a)))].join(' '));
+    diag.setLogger({ error: report, warn: report, info: () => undefined, debug: () => undefined, verbose: () => undefined }, DiagLogLevel.WARN);
+  }
   const protocol = v.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? v.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf';
-  const spanExporter = exporter === 'console' ? new ConsoleSpanExporter() : protocol === 'http/json' ? new OtlpJsonExporter() : new OtlpProtoExporter();
+  // The URL that turned tracing on is the one exported to; headers, timeout and TLS files the
+  // exporter reads from the process environment itself.
+  const url = v.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? (v.OTEL_EXPORTER_OTLP_ENDPOINT ? `${v.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/+$/, '')}/v1/traces` : undefined);
+  const spanExporter = exporter === 'console' ? new ConsoleSpanExporter() : protocol === 'http/json' ? new OtlpJsonExporter({ url }) : new OtlpProtoExporter({ url });
   const processor = new BatchSpanProcessor({
     exporter: spanExporter,
     scheduledDelayMillis: v.OTEL_BSP_SCHEDULE_DELAY,
@@ -132,15 +142,20 @@ export function installTracing(opts: InstallOptions): Tracing {
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
   trace.setGlobalTracerProvider(provider);
-  markInstalled(true);
+  install(provider.getTracer('llm-gateway'));
   return {
     enabled: true,
     shutdown: async () => {
-      await provider.shutdown();
-      markInstalled(false);
+      let timer: NodeJS.Timeout | undefined;
+      // A last export that failed has been reported (diag); stopping goes on.
+      const exported = provider.shutdown().catch((err: unknown) => diag.error('the last export failed', err));
+      await Promise.race([exported, new Promise((r) => (timer = setTimeout(r, SHUTDOWN_WAIT_MS)))]);
+      clearTimeout(timer);
+      install(undefined);
       trace.disable();
       propagation.disable();
       context.disable();
+      diag.disable();
     },
   };
 }

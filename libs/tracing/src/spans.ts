@@ -1,12 +1,10 @@
 import { context, defaultTextMapGetter, propagation, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span, type TextMapGetter, type TextMapSetter } from '@opentelemetry/api';
-import { tracingOn } from './state.js';
+import { installedTracer, tracingOn } from './state.js';
 
 export { SpanKind, type Attributes, type Context, type Span, type TextMapGetter, type TextMapSetter };
 
 /** The header (gRPC trailer, HTTP response header) in which the edge tells a caller its trace id. */
 export const TRACE_ID_HEADER = 'x-trace-id';
-
-const tracer = trace.getTracer('llm-gateway');
 
 /** A started span and the context it is the active span of. */
 export interface OpenSpan {
@@ -19,7 +17,8 @@ export interface OpenSpan {
  * off, so that the hot path allocates nothing. End it with endSpan.
  */
 export function openSpan(name: string, kind: SpanKind, attributes?: Attributes, parent?: Context): OpenSpan | undefined {
-  if (!tracingOn()) return undefined;
+  const tracer = installedTracer();
+  if (!tracer) return undefined;
   const ctx = parent ?? context.active();
   const span = tracer.startSpan(name, { kind, attributes }, ctx);
   return { span, context: trace.setSpan(ctx, span) };

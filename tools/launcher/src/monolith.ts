@@ -40,7 +40,7 @@ export async function startMonolith(opts: { configPath: string; logger: Logger; 
     },
   });
   // One process, one trace resource: its spans' rpc.service says which service served each.
-  const tracing = startTracing('llm-gateway', otel);
+  const tracing = startTracing('llm-gateway', otel, (message) => opts.logger.warn({ component: 'opentelemetry' }, message));
   const bus = new MemoryEventBus({ logger: opts.logger });
   // The edge calls quota and the executor's handlers directly (each still serves gRPC too).
   const local = new LocalCalls();
