@@ -1,8 +1,10 @@
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Metadata, ServiceError, StatusObject } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SERVICE_NAMES } from '@llmgw/runtime';
+import { freePort, programArgs, REPO_ROOT } from '@llmgw/local-infra';
+import { ADDR_ENV, SERVICE_NAMES } from '@llmgw/runtime';
 import type { ChatResponse } from '@llmgw/proto/v1';
 import { bearer, eventually, KEYS, startTestMesh, TEST_CONFIG, userChat, type TestMesh } from '../src/harness.js';
 import { OtlpKind, startOtlpCollector, type CollectedSpan, type OtlpCollector } from '../src/otlp-collector.js';
@@ -138,4 +140,55 @@ describe('OpenTelemetry traces through the mesh (OTLP export)', () => {
     const values = collector.spans.flatMap((s) => Object.values(s.attributes).flat().map(String));
     for (const secret of ['capital of France', KEYS.enterprise, 'sim-key']) expect(values.some((v) => v.includes(secret)), secret).toBe(false);
   });
+});
+
+describe('OpenTelemetry traces in monolithic mode (npm start without Redis and NATS)', () => {
+  it('traces the six services of the one process as llm-gateway, the in-memory usage event included', async () => {
+    const httpAddr = `127.0.0.1:${await freePort()}`;
+    const env: Record<string, string> = {
+      LLMGW_MODE: 'monolith',
+      GATEWAY_CONFIG: TEST_CONFIG,
+      SIMULATOR_PORT: String(await freePort()),
+      EDGE_HTTP_ADDR: httpAddr,
+      ACCOUNTANT_HTTP_ADDR: 'off',
+      LOG_LEVEL: 'warn',
+      OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      OTEL_BSP_SCHEDULE_DELAY: '50',
+    };
+    for (const n of SERVICE_NAMES) env[ADDR_ENV[n]] = `127.0.0.1:${await freePort()}`;
+    const child = spawn(process.execPath, programArgs('tools/launcher/src/main.ts'), { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        let out = '';
+        child.stdout.on('data', (d: Buffer) => {
+          out += String(d);
+          if (out.includes('Ctrl-C stops everything.')) resolve();
+        });
+        child.once('exit', (code) => reject(new Error(`npm start exited (${code}):\n${out}`)));
+      });
+      const r = await fetch(`http://${httpAddr}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${KEYS.enterprise}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'chat', messages: [{ role: 'user', content: 'hello' }] }),
+      });
+      expect(r.status).toBe(200);
+      const traceId = r.headers.get('x-trace-id')!;
+      const spans = await traceOf(traceId, (all) => all.filter((s) => s.name === `process ${USAGE_SUBJECT}`).length >= 2);
+      expect(new Set(spans.map((s) => s.service))).toEqual(new Set(['llm-gateway']));
+      const post = one(spans, 'llm-gateway', 'POST /v1/chat/completions', OtlpKind.SERVER);
+      for (const path of ['llmgateway.auth.v1.AuthService/Authenticate', 'llmgateway.router.v1.RouterService/PlanRoute', 'llmgateway.quota.v1.QuotaService/ReserveQuota', 'llmgateway.executor.v1.ExecutorService/ExecuteChat']) {
+        const client = one(spans, 'llm-gateway', path, OtlpKind.CLIENT);
+        expect(client.parentSpanId, path).toBe(post.spanId);
+        expect(one(spans, 'llm-gateway', path, OtlpKind.SERVER).parentSpanId, path).toBe(client.spanId);
+      }
+      expect(one(spans, 'llm-gateway', 'chat gpt-4o-mini', OtlpKind.CLIENT).attributes).toMatchObject({ 'gen_ai.request.model': 'gpt-4o-mini', 'gen_ai.provider.name': 'sim-openai' });
+      const send = one(spans, 'llm-gateway', `send ${USAGE_SUBJECT}`, OtlpKind.PRODUCER);
+      // The accountant and quota's reconciler each process it.
+      expect(spans.filter((s) => s.name === `process ${USAGE_SUBJECT}`).map((s) => s.parentSpanId)).toEqual([send.spanId, send.spanId]);
+    } finally {
+      child.kill('SIGTERM');
+      if (child.exitCode === null) await new Promise((r) => child.once('exit', r));
+    }
+  }, 60_000);
 });
