@@ -151,6 +151,16 @@ describe('traces across gRPC hops', () => {
     expect(trailers.get(TRACE_ID_HEADER)).toEqual(['0af7651916cd43dd8448eb211c80319c']);
   });
 
+  it('keeps the trace id of a request its caller did not sample, and exports none of its spans', async () => {
+    const md = new Metadata();
+    md.set('traceparent', '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00');
+    const { err, trailers } = await callFront('muxed', md);
+    expect(err).toBeNull();
+    expect(trailers.get(TRACE_ID_HEADER)).toEqual(['4bf92f3577b34da6a3ce929d0e0e4736']);
+    expect(lines.find((l) => l.msg === 'front handling')).toMatchObject({ trace_id: '4bf92f3577b34da6a3ce929d0e0e4736' });
+    expect(exporter.getFinishedSpans()).toEqual([]);
+  });
+
   it('writes no trace fields outside a span', () => {
     logger.info('outside');
     expect(lines.find((l) => l.msg === 'outside')).not.toHaveProperty('trace_id');
