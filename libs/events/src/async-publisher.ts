@@ -1,4 +1,5 @@
 import { createInbox, headers, type NatsConnection, type Subscription } from 'nats';
+import { natsHeaderCarrier, tracedPublish, type InjectTrace } from './tracing.js';
 
 interface Pending {
   resolve: () => void;
@@ -45,8 +46,13 @@ export class JetStreamAsyncPublisher {
     this.sweeper.unref();
   }
 
+  /** Publishes in its PRODUCER span, whose trace context rides in the message headers. */
   publish(subject: string, data: Uint8Array, msgId: string): Promise<void> {
     if (this.nc.isClosed()) return Promise.reject(new Error('NATS connection closed'));
+    return tracedPublish(subject, msgId, (inject) => this.send(subject, data, msgId, inject));
+  }
+
+  private send(subject: string, data: Uint8Array, msgId: string, inject: InjectTrace): Promise<void> {
     const id = String(++this.seq);
     return new Promise<void>((resolve, reject) => {
       this.pending.set(id, { resolve, reject, expiresAt: Date.now() + this.timeoutMs });
@@ -55,6 +61,7 @@ export class JetStreamAsyncPublisher {
         // publish instead of throwing out of it.
         const h = headers();
         h.set('Nats-Msg-Id', msgId);
+        inject(h, natsHeaderCarrier);
         this.nc.publish(subject, data, { reply: `${this.inbox}.${id}`, headers: h });
       } catch (err) {
         this.pending.delete(id);

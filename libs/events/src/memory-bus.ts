@@ -1,11 +1,15 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from '@llmgw/logging';
+import { recordCarrier, tracingOn } from '@llmgw/tracing';
 import { deadLetterReason, errorText, type ConsumeOptions, type DeadLetter, type EventBus, type EventHandler } from './bus.js';
 import { deadLetterSubject, DEFAULT_BUS_SETTINGS, streamFor } from './topology.js';
+import { tracedHandle, tracedPublish, type InjectTrace } from './tracing.js';
 
 interface Stored {
   data: Uint8Array;
   storedAtMs: number;
+  /** The publisher's trace context (message headers, as on NATS); none without tracing. */
+  trace?: Record<string, string>;
 }
 
 interface Item extends Stored {
@@ -58,7 +62,11 @@ export class MemoryEventBus implements EventBus {
     return (this.opts.now ?? Date.now)();
   }
 
-  async publish(subject: string, data: Uint8Array, msgId: string): Promise<void> {
+  publish(subject: string, data: Uint8Array, msgId: string): Promise<void> {
+    return tracedPublish(subject, msgId, async (inject) => this.store(subject, data, msgId, inject));
+  }
+
+  private store(subject: string, data: Uint8Array, msgId: string, inject: InjectTrace): void {
     if (this.closed) throw new Error('event bus closed');
     const now = this.now();
     const key = `${subject}\u0000${msgId}`;
@@ -66,7 +74,8 @@ export class MemoryEventBus implements EventBus {
     if (seenAt !== undefined && now - seenAt < this.dedupWindowMs()) return;
     this.seen.set(key, now);
     if (this.seen.size > 100_000) this.expireSeen(now);
-    const stored = { data, storedAtMs: now };
+    const stored: Stored = { data, storedAtMs: now };
+    if (tracingOn()) inject((stored.trace = {}), recordCarrier);
     const events = this.log.get(subject) ?? [];
     events.push(stored);
     // Kept only so that a consumer created later sees earlier events, as with JetStream; bounded.
@@ -124,7 +133,8 @@ export class MemoryEventBus implements EventBus {
         const sub = durable.subscribers[durable.next++ % durable.subscribers.length]!;
         item.deliveries++;
         try {
-          await sub.handler(item.data, { redelivered: item.deliveries > 1, deliveryCount: item.deliveries, storedAtMs: item.storedAtMs });
+          const info = { redelivered: item.deliveries > 1, deliveryCount: item.deliveries, storedAtMs: item.storedAtMs };
+          await tracedHandle(durable.subject, durable.name, item.trace, recordCarrier, item.deliveries, () => sub.handler(item.data, info));
         } catch (err) {
           await this.failed(durable, sub, item, err);
         }

@@ -17,6 +17,7 @@ import {
 } from 'nats';
 import type { Logger } from '@llmgw/logging';
 import { JetStreamAsyncPublisher } from './async-publisher.js';
+import { natsHeaderCarrier, tracedHandle } from './tracing.js';
 import {
   DeadLetterHeaders,
   deadLetterReason,
@@ -528,7 +529,8 @@ class ConsumerLoop {
       return this.deadLetter(m, js, 'max_deliver', 'its last delivery never finished (handler hung or the process died)');
     }
     try {
-      await this.handler(m.data, { redelivered: m.redelivered, deliveryCount, storedAtMs: Math.floor(m.info.timestampNanos / 1e6) });
+      const info = { redelivered: m.redelivered, deliveryCount, storedAtMs: Math.floor(m.info.timestampNanos / 1e6) };
+      await tracedHandle(m.subject, this.spec.durable, m.headers, natsHeaderCarrier, deliveryCount, () => this.handler(m.data, info));
       m.ack();
     } catch (err) {
       const reason = deadLetterReason(err, deliveryCount, this.spec.maxDeliver);

@@ -3,14 +3,17 @@ import {
   type ChannelCredentials,
   type CallOptions,
   type ChannelOptions,
+  type ClientOptions,
   type ClientReadableStream,
   type ClientUnaryCall,
   type ServiceError,
 } from '@grpc/grpc-js';
 import { AppError } from '@llmgw/errors';
+import { tracingOn } from '@llmgw/tracing';
 import { REQUEST_ID_HEADER, TENANT_ID_HEADER } from './context.js';
 import { PLAINTEXT, type ChannelLink } from './mesh-tls.js';
 import { fromServiceError } from './status-map.js';
+import { traceClientCalls } from './tracing.js';
 
 const CLIENT_OPTIONS: ChannelOptions = {
   'grpc.enable_channelz': 0,
@@ -22,11 +25,14 @@ const CLIENT_OPTIONS: ChannelOptions = {
   'grpc.max_receive_message_length': 16 * 1024 * 1024,
 };
 
-type ClientConstructor<C> = new (address: string, creds: ChannelCredentials, options?: ChannelOptions) => C;
+type ClientConstructor<C> = new (address: string, creds: ChannelCredentials, options?: ClientOptions) => C;
 
-/** One long-lived channel per dependency; grpc-js multiplexes calls over it. `link`: from MeshTransport.channelTo. */
+/**
+ * One long-lived channel per dependency; grpc-js multiplexes calls over it. `link`: from
+ * MeshTransport.channelTo. While tracing is on, each call is a CLIENT span carrying its context.
+ */
 export function dial<C>(Ctor: ClientConstructor<C>, address: string, link: ChannelLink = PLAINTEXT.channelTo('')): C {
-  return new Ctor(address, link.credentials, { ...CLIENT_OPTIONS, ...link.options });
+  return new Ctor(address, link.credentials, { ...CLIENT_OPTIONS, ...link.options, ...(tracingOn() ? { interceptors: [traceClientCalls] } : {}) });
 }
 
 export interface CallOpts {

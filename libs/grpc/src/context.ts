@@ -12,6 +12,8 @@ export interface CallContext {
   /** Set by the edge on internal calls; empty on public calls until auth has run. */
   tenantId: string;
   method: string;
+  /** The full gRPC method path (`/llmgateway.quota.v1.QuotaService/ReserveQuota`); '' on the HTTP surface. */
+  path: string;
   metadata: Metadata;
   /** Aborted when the caller cancels or its deadline passes. */
   signal: AbortSignal;
@@ -50,6 +52,7 @@ export function createCallContext(
   const deadline = call.getDeadline();
   const ctx = callContext({
     method,
+    path: call.getPath(),
     logger,
     metadata,
     signal: controller.signal,
@@ -65,6 +68,8 @@ export function createCallContext(
 
 export interface CallContextInit {
   method: string;
+  /** The full gRPC method path; none on the HTTP surface. */
+  path?: string;
   logger: Logger;
   metadata: Metadata;
   signal: AbortSignal;
@@ -89,6 +94,7 @@ export function callContext(init: CallContextInit): CallContext {
     requestId,
     tenantId,
     method: init.method,
+    path: init.path ?? '',
     metadata: init.metadata,
     signal: init.signal,
     remainingMs: () => (deadlineMs === Infinity ? Infinity : deadlineMs - Date.now()),

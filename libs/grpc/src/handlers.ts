@@ -1,8 +1,10 @@
-import { status, type handleServerStreamingCall, type handleUnaryCall, type ServerWritableStream, type StatusObject } from '@grpc/grpc-js';
+import { Metadata, status, type handleServerStreamingCall, type handleUnaryCall, type ServerWritableStream, type StatusObject } from '@grpc/grpc-js';
 import { AppError, errorMessage } from '@llmgw/errors';
 import type { Logger } from '@llmgw/logging';
+import { TRACE_ID_HEADER, within } from '@llmgw/tracing';
 import { createCallContext, type CallContext, type HandlerOptions } from './context.js';
 import { toStatusObject } from './status-map.js';
+import { endRpcSpan, serverSpan } from './tracing.js';
 
 /** Records one finished call of one method (bound once per method, so a call does no label work). */
 export interface RpcMethodRecorder {
@@ -100,20 +102,25 @@ export function unary<Req, Res>(
   const recorder = opts.metrics?.forMethod(method);
   const settle = (request: Req, ctx: CallContext): Promise<UnaryOutcome<Res>> => {
     const started = performance.now();
-    return invoke(request, (req) => fn(req, ctx)).then(
-      (res) => {
-        const durationMs = performance.now() - started;
-        recorder?.handled(status.OK, durationMs / 1000);
-        if (ctx.logger.isLevelEnabled('debug')) ctx.logger.debug({ durationMs }, 'rpc ok');
-        return { ok: true, res };
-      },
-      (err: unknown) => {
-        const st = toStatusObject(err, ctx.logger);
-        const durationMs = performance.now() - started;
-        recorder?.handled(st.code ?? status.UNKNOWN, durationMs / 1000);
-        ctx.logger.info({ durationMs, grpcCode: st.code, reason: st.details }, 'rpc failed');
-        return { ok: false, status: st };
-      },
+    const span = serverSpan(ctx, opts.publicEntry ?? false);
+    return within(span, () =>
+      invoke(request, (req) => fn(req, ctx)).then(
+        (res) => {
+          const durationMs = performance.now() - started;
+          recorder?.handled(status.OK, durationMs / 1000);
+          endRpcSpan(span, status.OK);
+          if (ctx.logger.isLevelEnabled('debug')) ctx.logger.debug({ durationMs }, 'rpc ok');
+          return { ok: true, res };
+        },
+        (err: unknown) => {
+          const st = failedStatus(err, ctx);
+          const durationMs = performance.now() - started;
+          recorder?.handled(st.code ?? status.UNKNOWN, durationMs / 1000);
+          ctx.logger.info({ durationMs, grpcCode: st.code, reason: st.details }, 'rpc failed');
+          endRpcSpan(span, st.code ?? status.UNKNOWN);
+          return { ok: false, status: st };
+        },
+      ),
     );
   };
   const handler: handleUnaryCall<Req, Res> = (call, callback) => {
@@ -125,6 +132,14 @@ export function unary<Req, Res>(
     });
   };
   return Object.assign(handler, { [UNARY_METHOD]: { name: method, opts, settle } });
+}
+
+/** The status a failed call answers; a public entry's keeps the trace id trailer its successes carry. */
+function failedStatus(err: unknown, ctx: CallContext): Partial<StatusObject> {
+  const st = toStatusObject(err, ctx.logger);
+  const traceId = ctx.trailers?.get(TRACE_ID_HEADER)[0];
+  if (traceId !== undefined) (st.metadata ??= new Metadata()).set(TRACE_ID_HEADER, traceId);
+  return st;
 }
 
 /** Sends one message, waiting when the caller reads slowly, so nothing buffers without bound. */
@@ -151,17 +166,22 @@ export function serverStream<Req, Res>(
   const recorder = opts.metrics?.forMethod(method);
   const settle = (request: Req, ctx: CallContext, send: StreamSink<Res>): Promise<UnaryOutcome<void>> => {
     const started = recorder ? performance.now() : 0;
-    return invoke(request, (req) => fn(req, ctx, send)).then(
-      () => {
-        recorder?.handled(status.OK, (performance.now() - started) / 1000);
-        return { ok: true, res: undefined };
-      },
-      (err: unknown) => {
-        const st = toStatusObject(err, ctx.logger);
-        recorder?.handled(st.code ?? status.UNKNOWN, (performance.now() - started) / 1000);
-        ctx.logger.info({ grpcCode: st.code, reason: st.details }, 'stream failed');
-        return { ok: false, status: st };
-      },
+    const span = serverSpan(ctx, opts.publicEntry ?? false);
+    return within(span, () =>
+      invoke(request, (req) => fn(req, ctx, send)).then(
+        () => {
+          recorder?.handled(status.OK, (performance.now() - started) / 1000);
+          endRpcSpan(span, status.OK);
+          return { ok: true, res: undefined };
+        },
+        (err: unknown) => {
+          const st = failedStatus(err, ctx);
+          recorder?.handled(st.code ?? status.UNKNOWN, (performance.now() - started) / 1000);
+          ctx.logger.info({ grpcCode: st.code, reason: st.details }, 'stream failed');
+          endRpcSpan(span, st.code ?? status.UNKNOWN);
+          return { ok: false, status: st };
+        },
+      ),
     );
   };
   const handler: handleServerStreamingCall<Req, Res> = (call) => {

@@ -10,6 +10,7 @@ import { MalformedRequest, STREAM_METHOD, tolerantDecoding, UNARY_METHOD, type S
 import { peerIdentity } from './mesh-tls.js';
 import type { GrpcServer } from './server.js';
 import { fromServiceError, fromStatus } from './status-map.js';
+import { tracedCall, tracedStream } from './tracing.js';
 
 /**
  * Unary and server-streaming calls multiplexed over long-lived streams (llmgateway.mux.v1.MultiplexerService): the
@@ -118,7 +119,7 @@ function multiplexerHandler(routes: MultiplexedRoutes, access: MethodAccess | un
       const call: ServedCall = { controller: new AbortController(), window: STREAM_WINDOW };
       let ctx: CallContext;
       try {
-        ctx = innerContext(route, c.metadata, call.controller.signal, c.timeoutMs);
+        ctx = innerContext(route, c.method, c.metadata, call.controller.signal, c.timeoutMs);
       } catch {
         return fail(c.id, status.INVALID_ARGUMENT, 'call metadata has an invalid key or value');
       }
@@ -157,11 +158,12 @@ function multiplexerHandler(routes: MultiplexedRoutes, access: MethodAccess | un
  * An inner call's context on the serving side: its metadata (request and tenant ids) and its
  * deadline, counted from now (0: none). Throws on metadata grpc-js would not accept.
  */
-function innerContext(route: Route, md: Record<string, string>, signal: AbortSignal, timeoutMs: number): CallContext {
+function innerContext(route: Route, path: string, md: Record<string, string>, signal: AbortSignal, timeoutMs: number): CallContext {
   const metadata = new Metadata();
   for (const [k, v] of Object.entries(md)) metadata.set(k, v);
   return callContext({
     method: (route.unary ?? route.stream)!.name,
+    path,
     logger: route.logger,
     metadata,
     signal,
@@ -234,13 +236,13 @@ export class Multiplexer implements MultiplexedCalls {
 
   call<Req, Res>(method: MultiplexedMethod<Req, Res>, request: Req, opts: CallOpts): Promise<Res> {
     if (opts.signal?.aborted) return Promise.reject(new AppError('cancelled', 'call cancelled'));
-    return this.next().call(method, request, opts);
+    return tracedCall(method.path, opts, (o) => this.next().call(method, request, o));
   }
 
   /** A server-streaming call over the pool's streams, as callStream() gives it. */
   stream<Req, Res>(method: MultiplexedMethod<Req, Res>, request: Req, opts: CallOpts): AsyncGenerator<Res> {
     if (opts.signal?.aborted) return rejected(new AppError('cancelled', 'call cancelled'));
-    return this.next().stream(method, request, opts);
+    return tracedStream(method.path, opts, (o) => this.next().stream(method, request, o));
   }
 
   /** The pool's streams in turn, each replaced when it broke or grew old. */
@@ -439,7 +441,15 @@ export class LocalCalls {
 class InProcessCalls implements MultiplexedCalls {
   constructor(private readonly routes: () => MultiplexedRoutes | undefined) {}
 
-  async call<Req, Res>(method: MultiplexedMethod<Req, Res>, request: Req, opts: CallOpts): Promise<Res> {
+  call<Req, Res>(method: MultiplexedMethod<Req, Res>, request: Req, opts: CallOpts): Promise<Res> {
+    return tracedCall(method.path, opts, (o) => this.callTraced(method, request, o));
+  }
+
+  stream<Req, Res>(method: MultiplexedMethod<Req, Res>, request: Req, opts: CallOpts): AsyncGenerator<Res> {
+    return tracedStream(method.path, opts, (o) => this.streamTraced(method, request, o));
+  }
+
+  private async callTraced<Req, Res>(method: MultiplexedMethod<Req, Res>, request: Req, opts: CallOpts): Promise<Res> {
     const route = this.route(method.path, 'unary');
     const req = route.requestDeserialize(method.requestSerialize(request));
     const served = await this.run(route, method.path, opts, new AbortController(), (ctx) => route.unary!.settle(req, ctx));
@@ -447,7 +457,7 @@ class InProcessCalls implements MultiplexedCalls {
     return method.responseDeserialize(route.responseSerialize(served.outcome.res));
   }
 
-  async *stream<Req, Res>(method: MultiplexedMethod<Req, Res>, request: Req, opts: CallOpts): AsyncGenerator<Res> {
+  private async *streamTraced<Req, Res>(method: MultiplexedMethod<Req, Res>, request: Req, opts: CallOpts): AsyncGenerator<Res> {
     const route = this.route(method.path, 'stream');
     const req = route.requestDeserialize(method.requestSerialize(request));
     const call: ServedCall = { controller: new AbortController(), window: STREAM_WINDOW };
@@ -517,7 +527,7 @@ class InProcessCalls implements MultiplexedCalls {
         clearTimeout(timer);
         opts.signal?.removeEventListener('abort', onAbort);
       };
-      go(innerContext(route, metadataOf(opts), controller.signal, timeoutMs)).then(
+      go(innerContext(route, path, metadataOf(opts), controller.signal, timeoutMs)).then(
         (outcome) => {
           cleanup();
           resolve({ outcome });

@@ -1,3 +1,4 @@
+import { context, trace } from '@opentelemetry/api';
 import { pino, type Logger, type LoggerOptions, type DestinationStream } from 'pino';
 
 export type { Logger } from 'pino';
@@ -33,6 +34,22 @@ export interface CreateLoggerOptions {
   destination?: DestinationStream;
 }
 
+const NO_FIELDS = Object.freeze({});
+
+/**
+ * `trace_id` and `span_id` (the OpenTelemetry log field names) of the span active when a line is
+ * written; nothing outside a span, or when tracing is off (the API's no-op context is empty).
+ */
+export function traceFields(): Record<string, string> {
+  const sc = trace.getSpan(context.active())?.spanContext();
+  return sc && trace.isSpanContextValid(sc) ? { trace_id: sc.traceId, span_id: sc.spanId } : NO_FIELDS;
+}
+
+/** pino's own merge writes the line's fields into the mixin's object: never into the shared empty one. */
+function mergeTraceFields(line: object, fields: object): object {
+  return fields === NO_FIELDS ? line : Object.assign(fields, line);
+}
+
 export function createLogger(opts: CreateLoggerOptions): Logger {
   const options: LoggerOptions = {
     level: opts.level ?? 'info',
@@ -40,6 +57,8 @@ export function createLogger(opts: CreateLoggerOptions): Logger {
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
+    mixin: traceFields,
+    mixinMergeStrategy: mergeTraceFields,
   };
   return opts.destination ? pino(options, opts.destination) : pino(options);
 }

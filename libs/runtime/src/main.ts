@@ -3,6 +3,7 @@ import { connectNatsBus, streamsUsedBy, type EventBus } from '@llmgw/events';
 import { meshTransportFromEnv, type MeshTransport } from '@llmgw/grpc';
 import { createLogger, type Logger } from '@llmgw/logging';
 import { startRedis, type Redis } from '@llmgw/redis';
+import { startTracing, tracingEnv, type Tracing } from '@llmgw/tracing';
 import { z } from 'zod';
 import { startServiceMetrics, type ServiceMetrics } from './metrics.js';
 import { addrsFromEnv, ADDR_ENV, type ServiceDefinition } from './service.js';
@@ -40,13 +41,17 @@ export async function runServiceMain<C>(def: ServiceDefinition<C>, env: NodeJS.P
   let redis: Redis | undefined;
   let bus: EventBus | undefined;
   let metrics: ServiceMetrics | undefined;
+  let tracing: Tracing | undefined;
   try {
     // Environment and file together, so that one fatal line names the problems of both.
-    const { runtime, config, transport } = gatherConfig({
+    const { runtime, config, transport, otel } = gatherConfig({
       runtime: () => parseEnv(runtimeEnvSchema(def.needsRedis), env),
       config: () => def.loadConfig(env.GATEWAY_CONFIG || DEFAULT_CONFIG_PATH, env),
       transport: () => meshTransportOf(def.name, env),
+      otel: () => tracingEnv(env),
     });
+    // Before anything dials or serves: clients and servers made while it is on are traced.
+    tracing = startTracing(def.name, otel, (message) => logger.warn({ component: 'opentelemetry' }, message));
     if (transport.identity === undefined) logger.warn('MESH_TLS_DIR is not set: calls inside the mesh are plaintext and not authorized');
     // Neither Redis nor NATS being down stops a start: each service reports it in health and
     // follows its degraded policy until they are back (docs/operations.md).
@@ -74,12 +79,14 @@ export async function runServiceMain<C>(def: ServiceDefinition<C>, env: NodeJS.P
       await bus?.close();
       redis?.disconnect();
       await metrics?.close();
+      await tracing?.shutdown();
     });
   } catch (err) {
     logger.fatal(`${def.name} cannot start: ${err instanceof Error ? err.message : String(err)}`);
     redis?.disconnect();
     await bus?.close().catch(() => undefined);
     await metrics?.close().catch(() => undefined);
+    await tracing?.shutdown().catch(() => undefined);
     process.exit(1);
   }
 }

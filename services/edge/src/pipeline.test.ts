@@ -64,6 +64,7 @@ function makeCtx(authorization: string | null = `Bearer ${GOOD_KEY}`, over: Part
     requestId: `req-${++seq}`,
     tenantId: '',
     method: 'Chat',
+    path: '/llmgateway.v1.GatewayService/Chat',
     metadata,
     signal: controller.signal,
     remainingMs: () => Infinity,

@@ -5,8 +5,10 @@ import { AppError, type ErrorKind } from '@llmgw/errors';
 import type { GenAiMetrics } from '@llmgw/metrics';
 import { errorKindFromProto, errorKindToProto } from '@llmgw/grpc';
 import { countChatTokens, countTokens } from '@llmgw/tokens';
+import { within, type OpenSpan } from '@llmgw/tracing';
 import { chatParamsOf } from './normalise.js';
 import { checkEmbedInputs, checkIds, checkPlan } from './request-check.js';
+import { endProviderSpan, openProviderSpan, type GenAiOperation, type ProviderAnswer } from './provider-span.js';
 import { PlanRunner, RequestScope, SchemaMismatch, type ExecutionContext, type PlanOutcome, type RunnerDeps, type SchemaRepair, type Target } from './plan-runner.js';
 import { answerCheck } from './schema-check.js';
 import { ProviderError } from './providers/errors.js';
@@ -56,6 +58,13 @@ interface OpenedStream {
   /** Events read before the first delta (usage from message_start, the first delta itself). */
   buffered: ChatStreamEvent[];
   ended: boolean;
+  /** The call's span, ended with the stream. */
+  span: OpenSpan | undefined;
+}
+
+/** A provider call's failure as error.type: its reason. */
+function failureReason(err: unknown): string {
+  return err instanceof ProviderError ? err.reason : 'internal';
 }
 
 function required<T>(v: T | undefined, field: string): T {
@@ -159,7 +168,17 @@ export class Executor {
     const ledger = this.ledger(req, plan, 'chat', true, promptCount(req.params?.promptTokens ?? [], (family) => countChatTokens(params.messages, family)));
     const check = params.responseFormat.type === 'json_schema' ? answerCheck(params.responseFormat.schema) : undefined;
     await this.billed(ledger, scope, async (seen) => {
-      const outcome = await this.runner.run(plan, scope, this.runOptions(req, params, ledger), (t, signal) => this.openStream(t, params, signal));
+      const outcome = await this.runner.run(
+        plan,
+        scope,
+        this.runOptions(req, params, ledger),
+        (t, signal) => this.openStream(t, params, signal),
+        // A stream that opened but lost to its hedge is billed as one that did not open; its span ends here.
+        (t, opened) => {
+          endProviderSpan(opened.span, undefined, 'hedge_lost');
+          ledger.failed(t.planned, t.providerId, 'hedge_lost');
+        },
+      );
       // The pump may still throw (caller gone mid-stream): the event keeps this routing record.
       seen(outcome);
       if (outcome.filtered) {
@@ -250,14 +269,21 @@ export class Executor {
     this.deps.metrics?.enforcement(plan.route, 'content_filter');
     ctx.logger.info({ enforcement: 'content_filter', route: plan.route, model: target.planned.model, provider: target.providerId }, 'provider refused or filtered the answer: returned as is, not rerouted');
   }
-  /** One provider call, observed as gen_ai.client.operation.duration (error type: the failure reason). */
-  private async timed<T>(operation: 'chat' | 'embeddings', t: Target, call: () => Promise<T>): Promise<T> {
+  /**
+   * One provider call, observed as its GenAI span and gen_ai.client.operation.duration (error
+   * type: the failure reason).
+   */
+  private async timed<T extends ProviderAnswer>(operation: GenAiOperation, t: Target, call: () => Promise<T>): Promise<T> {
     const started = this.deps.now();
+    const span = openProviderSpan(operation, t);
     let errorType = '';
     try {
-      return await call();
+      const answer = await within(span, call);
+      endProviderSpan(span, answer);
+      return answer;
     } catch (err) {
-      errorType = err instanceof ProviderError ? err.reason : 'internal';
+      errorType = failureReason(err);
+      endProviderSpan(span, undefined, errorType);
       throw err;
     } finally {
       this.deps.genAi?.operation(operation, t.providerId, t.planned.model, errorType, (this.deps.now() - started) / 1000);
@@ -271,21 +297,26 @@ export class Executor {
   private async openStream(t: Target, params: ChatParams, signal: AbortSignal): Promise<OpenedStream> {
     const started = this.deps.now();
     const seconds = () => (this.deps.now() - started) / 1000;
+    const span = openProviderSpan('chat', t);
     try {
-      const iterable = await t.adapter.chatStream({ upstreamModel: t.upstreamModel, params, signal });
-      const iterator = iterable[Symbol.asyncIterator]();
-      const buffered: ChatStreamEvent[] = [];
-      for (;;) {
-        const r = await iterator.next();
-        if (r.done) return { iterator, buffered, ended: true };
-        buffered.push(r.value);
-        if (isDelta(r.value) || r.value.finishReason !== undefined) {
-          this.deps.genAi?.firstChunk(t.providerId, t.planned.model, seconds());
-          return { iterator, buffered, ended: false };
+      return await within(span, async () => {
+        const iterable = await t.adapter.chatStream({ upstreamModel: t.upstreamModel, params, signal });
+        const iterator = iterable[Symbol.asyncIterator]();
+        const buffered: ChatStreamEvent[] = [];
+        for (;;) {
+          const r = await iterator.next();
+          if (r.done) return { iterator, buffered, ended: true, span };
+          buffered.push(r.value);
+          if (isDelta(r.value) || r.value.finishReason !== undefined) {
+            this.deps.genAi?.firstChunk(t.providerId, t.planned.model, seconds());
+            return { iterator, buffered, ended: false, span };
+          }
         }
-      }
+      });
     } catch (err) {
-      this.deps.genAi?.operation('chat', t.providerId, t.planned.model, err instanceof ProviderError ? err.reason : 'internal', seconds());
+      const reason = failureReason(err);
+      endProviderSpan(span, undefined, reason);
+      this.deps.genAi?.operation('chat', t.providerId, t.planned.model, reason, seconds());
       throw err;
     }
   }
@@ -365,7 +396,9 @@ export class Executor {
       throw e;
     } finally {
       ok.release();
-      this.deps.genAi?.operation('chat', provider, model, callerGone ? 'cancelled' : (failure?.reason ?? ''), (this.deps.now() - ok.startedAt) / 1000);
+      const errorType = callerGone ? 'cancelled' : (failure?.reason ?? '');
+      endProviderSpan(opened.span, { usage: reported, finishReason: state.finishReason }, errorType || undefined);
+      this.deps.genAi?.operation('chat', provider, model, errorType, (this.deps.now() - ok.startedAt) / 1000);
     }
 
     if (failure?.reason === 'cancelled') {

@@ -9,6 +9,7 @@ import { quotaService } from '@llmgw/quota';
 import { routerService } from '@llmgw/router';
 import { usageAccountantService } from '@llmgw/usage-accountant';
 import { METRICS_PORT_OFFSET, startServiceMetrics, type RunningService, type ServiceAddrs, type ServiceDefinition, type ServiceMetrics } from '@llmgw/runtime';
+import { startTracing, tracingEnv } from '@llmgw/tracing';
 import { z } from 'zod';
 
 /** Start order: what the edge dials comes first. */
@@ -30,13 +31,16 @@ export interface Monolith {
  * usage-accountant 5) is served on METRICS_PORT + n.
  */
 export async function startMonolith(opts: { configPath: string; logger: Logger; addrs: ServiceAddrs; env: NodeJS.ProcessEnv }): Promise<Monolith> {
-  const { runtime, configs } = gatherConfig({
+  const { runtime, configs, otel } = gatherConfig({
     runtime: () => parseEnv(z.object({ METRICS_PORT: envPort().optional() }), opts.env),
+    otel: () => tracingEnv(opts.env),
     configs: () => {
       const parts = Object.fromEntries(START_ORDER.map((def) => [def.name, () => def.loadConfig(opts.configPath, opts.env) as unknown]));
       return gatherConfig(parts);
     },
   });
+  // One process, one trace resource: its spans' rpc.service says which service served each.
+  const tracing = startTracing('llm-gateway', otel, (message) => opts.logger.warn({ component: 'opentelemetry' }, message));
   const bus = new MemoryEventBus({ logger: opts.logger });
   // The edge calls quota and the executor's handlers directly (each still serves gRPC too).
   const local = new LocalCalls();
@@ -46,6 +50,7 @@ export async function startMonolith(opts: { configPath: string; logger: Logger; 
     for (const s of [...services].reverse()) await s.close();
     await bus.close();
     for (const m of metrics) await m.close();
+    await tracing.shutdown();
   };
   try {
     for (const def of START_ORDER) {

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Metadata } from '@grpc/grpc-js';
-import { callContext, REQUEST_ID_HEADER } from '@llmgw/grpc';
+import { callContext, REQUEST_ID_HEADER, type CallContext } from '@llmgw/grpc';
 import { AppError, quoted } from '@llmgw/errors';
 import type { Logger } from '@llmgw/logging';
 import type { HttpMetrics } from '@llmgw/metrics';
+import { endSpan, extractContext, httpHeaderCarrier, openSpan, SpanKind, traceIdOf, TRACE_ID_HEADER, tracingOn, within, type OpenSpan } from '@llmgw/tracing';
 import type { GatewayPipeline } from '../pipeline.js';
 import { ANTHROPIC, anthropicModels, messages } from './anthropic.js';
 import { badRequest, bodyTooLarge, failureOf, type HttpFailure } from './errors.js';
@@ -40,12 +41,13 @@ const ENDPOINTS: Record<string, Endpoint> = {
 /** Longest client request id we log. */
 const MAX_CLIENT_ID = 128;
 
-function endpointOf(path: string): { endpoint: Endpoint; param: string } | undefined {
+/** The endpoint of a path, with its route (the ENDPOINTS key, the span's http.route). */
+function endpointOf(path: string): { endpoint: Endpoint; param: string; route: string } | undefined {
   const exact = ENDPOINTS[path];
-  if (exact) return { endpoint: exact, param: '' };
+  if (exact) return { endpoint: exact, param: '', route: path };
   const m = /^\/v1\/models\/([^/]{1,256})$/.exec(path);
   const byId = ENDPOINTS['/v1/models/:id'];
-  return m?.[1] && byId ? { endpoint: byId, param: decodeURIComponent(m[1]) } : undefined;
+  return m?.[1] && byId ? { endpoint: byId, param: decodeURIComponent(m[1]), route: '/v1/models/:id' } : undefined;
 }
 
 /** The caller's key as the pipeline reads it: `Authorization: Bearer` as is, or Anthropic's `x-api-key`. */
@@ -123,6 +125,19 @@ export function createHttpSurface(pipeline: GatewayPipeline, logger: Logger, opt
     res.once('close', () => {
       if (!res.writableFinished) controller.abort(new AppError('cancelled', 'the client closed the connection'));
     });
+    const span = httpSpan(req, path, found?.route);
+    // The caller's handle on the trace: a header of every answer, success or failure.
+    const traceId = traceIdOf(span);
+    if (traceId) ctx.setTrailer(TRACE_ID_HEADER, traceId);
+    await within(span, () => serve(req, res, ctx, dialect, found, path, started));
+    const code = res.headersSent ? res.statusCode : 499;
+    span?.span.setAttribute('http.response.status_code', code);
+    endSpan(span, code >= 500 ? String(code) : undefined);
+    // A caller that left before any answer is counted as nginx counts it: 499.
+    opts.metrics?.handled(found?.endpoint.name ?? 'unknown', code, (performance.now() - started) / 1000);
+  }
+
+  async function serve(req: IncomingMessage, res: ServerResponse, ctx: CallContext, dialect: Dialect, found: ReturnType<typeof endpointOf>, path: string, started: number): Promise<void> {
     const x = new Exchange(req, res, ctx, dialect);
     try {
       if (!found) throw { ...badRequest(`no such endpoint: ${String(req.method).slice(0, 16)} ${quoted(path)}`), status: 404, kind: 'not_found' } satisfies HttpFailure;
@@ -150,11 +165,21 @@ export function createHttpSurface(pipeline: GatewayPipeline, logger: Logger, opt
       if (x.started) await streamFailure(x, f);
       else if (!res.destroyed) x.fail(f);
     }
-    // A caller that left before any answer is counted as nginx counts it: 499.
-    opts.metrics?.handled(found?.endpoint.name ?? 'unknown', res.headersSent ? res.statusCode : 499, (performance.now() - started) / 1000);
   }
 
   return server;
+}
+
+/** The request's SERVER span, "{method} {route}", a child of the caller's trace context; none while tracing is off. */
+function httpSpan(req: IncomingMessage, path: string, route: string | undefined): OpenSpan | undefined {
+  if (!tracingOn()) return undefined;
+  const method = String(req.method).slice(0, 16);
+  return openSpan(
+    route ? `${method} ${route}` : method,
+    SpanKind.SERVER,
+    { 'http.request.method': method, 'url.path': path.slice(0, 256), ...(route ? { 'http.route': route } : {}) },
+    extractContext(req.headers, httpHeaderCarrier),
+  );
 }
 
 function isFailure(err: unknown): err is HttpFailure {

@@ -50,6 +50,8 @@ export interface ChatResult {
   toolCalls: ToolCall[];
   finishReason: FinishReason;
   usage: ProviderUsage;
+  /** The model that answered, as the provider names it; undefined when it does not say. */
+  model?: string | undefined;
 }
 
 /** One decoded piece of a provider stream; every field optional so one object carries all. */

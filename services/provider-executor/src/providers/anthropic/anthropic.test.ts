@@ -95,6 +95,7 @@ describe('fromAnthropicResponse', () => {
       toolCalls: [],
       finishReason: FinishReason.FINISH_REASON_STOP,
       usage: { inputTokens: 12, outputTokens: 6, cachedInputTokens: 0, cacheWriteInputTokens: 0 },
+      model: 'claude-sonnet-4-5',
     });
   });
 
@@ -104,6 +105,7 @@ describe('fromAnthropicResponse', () => {
       toolCalls: [{ id: 'toolu_01A09q90qw90lq917835lq9', name: 'get_weather', argumentsJson: '{"location":"San Francisco, CA","unit":"celsius"}' }],
       finishReason: FinishReason.FINISH_REASON_TOOL_CALLS,
       usage: { inputTokens: 484, outputTokens: 70, cachedInputTokens: 100, cacheWriteInputTokens: 0 },
+      model: 'claude-sonnet-4-5',
     });
   });
 

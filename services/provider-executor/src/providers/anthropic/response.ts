@@ -52,5 +52,11 @@ export function fromAnthropicResponse(body: AnthropicResponse): ChatResult | und
       } else toolCalls.push({ id: block.id ?? '', name: block.name ?? '', argumentsJson: args });
     }
   }
-  return { content, toolCalls, finishReason: anthropicFinishReason(body.stop_reason, structured && toolCalls.length === 0), usage: anthropicUsage(body.usage, true) };
+  return {
+    content,
+    toolCalls,
+    finishReason: anthropicFinishReason(body.stop_reason, structured && toolCalls.length === 0),
+    usage: anthropicUsage(body.usage, true),
+    model: typeof body.model === 'string' ? body.model : undefined,
+  };
 }

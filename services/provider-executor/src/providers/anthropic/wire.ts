@@ -42,6 +42,7 @@ export interface AnthropicUsage {
 export interface AnthropicResponse {
   id?: string;
   type?: string;
+  model?: string;
   content?: Array<{ type: string; text?: string; id?: string; name?: string; input?: unknown }>;
   stop_reason?: string | null;
   usage?: AnthropicUsage;

@@ -72,6 +72,7 @@ describe('fromGeminiResponse', () => {
       toolCalls: [],
       finishReason: FinishReason.FINISH_REASON_STOP,
       usage: { inputTokens: 8, outputTokens: 37, cachedInputTokens: undefined, reasoningTokens: 25 },
+      model: 'gemini-2.5-flash',
     });
   });
 

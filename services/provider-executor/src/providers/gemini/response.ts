@@ -31,7 +31,7 @@ export function fromGeminiResponse(body: GeminiResponse): ChatResult | undefined
   const candidate = body.candidates?.[0];
   if (!candidate) {
     if (body.promptFeedback?.blockReason) {
-      return { content: '', toolCalls: [], finishReason: FinishReason.FINISH_REASON_CONTENT_FILTER, usage: geminiUsage(body.usageMetadata) };
+      return { content: '', toolCalls: [], finishReason: FinishReason.FINISH_REASON_CONTENT_FILTER, usage: geminiUsage(body.usageMetadata), model: body.modelVersion };
     }
     return undefined;
   }
@@ -47,7 +47,7 @@ export function fromGeminiResponse(body: GeminiResponse): ChatResult | undefined
       });
     }
   }
-  return { content, toolCalls, finishReason: geminiFinishReason(candidate.finishReason, toolCalls.length > 0), usage: geminiUsage(body.usageMetadata) };
+  return { content, toolCalls, finishReason: geminiFinishReason(candidate.finishReason, toolCalls.length > 0), usage: geminiUsage(body.usageMetadata), model: body.modelVersion };
 }
 
 /** batchEmbedContents body → vectors; Gemini reports no token usage for embeddings. Pure. */

@@ -44,6 +44,8 @@ export interface GeminiResponse {
   candidates?: Array<{ content?: { parts?: GeminiResponsePart[]; role?: string }; finishReason?: string; index?: number }>;
   promptFeedback?: { blockReason?: string };
   usageMetadata?: GeminiUsageMetadata;
+  /** The model version that answered. */
+  modelVersion?: string;
   error?: { code?: number; message?: string; status?: string };
 }
 

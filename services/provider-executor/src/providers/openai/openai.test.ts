@@ -78,6 +78,7 @@ describe('fromOpenAIResponse', () => {
       toolCalls: [],
       finishReason: FinishReason.FINISH_REASON_STOP,
       usage: { inputTokens: 19, outputTokens: 10, cachedInputTokens: 0, reasoningTokens: 0 },
+      model: 'gpt-4.1-2025-04-14',
     });
   });
 

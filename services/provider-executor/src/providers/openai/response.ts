@@ -42,6 +42,7 @@ export function fromOpenAIResponse(body: OpenAIChatResponse): ChatResult | undef
     toolCalls,
     finishReason: refused ? FinishReason.FINISH_REASON_CONTENT_FILTER : openAIFinishReason(choice.finish_reason),
     usage: openAIUsage(body.usage),
+    model: typeof body.model === 'string' ? body.model : undefined,
   };
 }
 

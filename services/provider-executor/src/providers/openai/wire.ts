@@ -41,6 +41,7 @@ export interface OpenAIUsage {
 
 export interface OpenAIChatResponse {
   id?: string;
+  model?: string;
   choices?: Array<{
     index?: number;
     message?: { content?: string | null; refusal?: string | null; tool_calls?: OpenAIToolCall[] | null };
