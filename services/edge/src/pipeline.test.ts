@@ -1010,3 +1010,41 @@ describe('GatewayPipeline.embed and getUsage', () => {
     expect(downstream.calls.getUsage).toHaveLength(1);
   });
 });
+
+describe('semantic routing at the edge', () => {
+  const sections = () =>
+    edgeTestSections(`${TEST_CONFIG_YAML}
+intents:
+  support:
+    embed_route: embeddings
+    tenant: startup-co
+    intents:
+      billing: { examples: [refund my invoice], keywords: [invoice] }
+`);
+
+  it('classifies a request to a route with a classifier before planning: its text for its tenant, the examples for the classifier\'s', async () => {
+    const { pipeline, downstream } = setup({ sections: sections() });
+    const ctx = makeCtx();
+    // The fake executor answers one vector however many texts: the examples fail, the keyword decides.
+    const res = await pipeline.chat(chatReq({ route: 'support', messages: [msg(Role.ROLE_USER, 'where is my invoice?')] }), ctx);
+    const chatPlan = downstream.calls.planRoute.find((c) => c.req.operation === Operation.OPERATION_CHAT)!.req;
+    expect(chatPlan).toMatchObject({ route: 'support', intent: 'billing' });
+    expect(res.routing?.intentScore).toBe(1);
+    const embeds = downstream.calls.executeEmbed.map((c) => [c.req.requestId.startsWith('intent-exemplars-') ? 'exemplars' : c.req.requestId, c.req.tenantId, c.req.request?.inputs]);
+    expect(embeds).toEqual(
+      expect.arrayContaining([
+        [`${ctx.requestId}-intent`, 'acme', ['where is my invoice?']],
+        ['exemplars', 'startup-co', ['refund my invoice']],
+      ]),
+    );
+    // The embeddings' rate-limit trailers are not the chat's.
+    expect(downstream.calls.reserveQuota.map((c) => c.req.requestId)).toContain(`${ctx.requestId}-intent`);
+  });
+
+  it.each(['chat', 'constructor', '__proto__', 'toString'])('leaves a request to route "%s" (no classifier) unclassified', async (route) => {
+    const { pipeline, downstream } = setup({ sections: sections() });
+    await pipeline.chat(chatReq({ route }), makeCtx());
+    expect(downstream.calls.executeEmbed).toHaveLength(0);
+    expect(downstream.calls.planRoute[0]!.req.intent).toBe('');
+  });
+});

@@ -171,7 +171,8 @@ export class GatewayPipeline {
    */
   private async classify(ctx: CallContext, principal: Principal, route: string, messages: ChatRequest['messages']): Promise<Classification | undefined> {
     const config = this.deps.config();
-    const classifier = config.intents[route];
+    // A route name comes from the caller: "constructor" must not find Object.prototype's.
+    const classifier = Object.hasOwn(config.intents, route) ? config.intents[route] : undefined;
     if (!classifier) return undefined;
     const text = messages.findLast((m) => m.role === Role.ROLE_USER)?.content ?? '';
     if (!text) return undefined;
