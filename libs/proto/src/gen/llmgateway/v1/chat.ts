@@ -516,6 +516,11 @@ export interface Routing {
    * keyword match (a keyword only decides when the nearest exemplar is below the threshold).
    */
   intentScore: number;
+  /**
+   * "<template>@<version>" of a templated request (set by the edge); else the request's own
+   * prompt_version.
+   */
+  promptVersion: string;
 }
 
 function createBaseMessage(): Message {
@@ -1540,6 +1545,7 @@ function createBaseRouting(): Routing {
     split: "",
     intent: "",
     intentScore: 0,
+    promptVersion: "",
   };
 }
 
@@ -1568,6 +1574,9 @@ export const Routing: MessageFns<Routing> = {
     }
     if (message.intentScore !== 0) {
       writer.uint32(69).float(message.intentScore);
+    }
+    if (message.promptVersion !== "") {
+      writer.uint32(74).string(message.promptVersion);
     }
     return writer;
   },
@@ -1649,6 +1658,14 @@ export const Routing: MessageFns<Routing> = {
             message.intentScore = reader.float();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.promptVersion = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1683,6 +1700,11 @@ export const Routing: MessageFns<Routing> = {
         : isSet(object.intent_score)
         ? globalThis.Number(object.intent_score)
         : 0,
+      promptVersion: isSet(object.promptVersion)
+        ? globalThis.String(object.promptVersion)
+        : isSet(object.prompt_version)
+        ? globalThis.String(object.prompt_version)
+        : "",
     };
   },
 
@@ -1712,6 +1734,9 @@ export const Routing: MessageFns<Routing> = {
     if (message.intentScore !== 0) {
       obj.intentScore = floatToJson(message.intentScore);
     }
+    if (message.promptVersion !== "") {
+      obj.promptVersion = message.promptVersion;
+    }
     return obj;
   },
 
@@ -1728,6 +1753,7 @@ export const Routing: MessageFns<Routing> = {
     message.split = object.split ?? "";
     message.intent = object.intent ?? "";
     message.intentScore = object.intentScore ?? 0;
+    message.promptVersion = object.promptVersion ?? "";
     return message;
   },
 };

@@ -78,9 +78,27 @@ export interface ChatRequest {
   /** "auto" (default), "none", "required", or the name of one tool. */
   toolChoice: string;
   priority: Priority;
+  /**
+   * A prompt template of the config (`templates`): its system prompt, rendered with
+   * template_variables, goes first, and its defaults fill the fields this request leaves unset.
+   * prompt_version is then set by the gateway to "<template>@<version>".
+   */
+  template: string;
+  /**
+   * A version of the template; empty: the rollout's pick for this user (else request), else the
+   * template's pinned version.
+   */
+  templateVersion: string;
+  /** Values of the template's variables; every declared variable is required, no other allowed. */
+  templateVariables: { [key: string]: string };
 }
 
 export interface ChatRequest_MetadataEntry {
+  key: string;
+  value: string;
+}
+
+export interface ChatRequest_TemplateVariablesEntry {
   key: string;
   value: string;
 }
@@ -170,6 +188,9 @@ function createBaseChatRequest(): ChatRequest {
     stop: [],
     toolChoice: "",
     priority: 0,
+    template: "",
+    templateVersion: "",
+    templateVariables: {},
   };
 }
 
@@ -229,6 +250,15 @@ export const ChatRequest: MessageFns<ChatRequest> = {
     if (message.priority !== 0) {
       writer.uint32(144).int32(message.priority);
     }
+    if (message.template !== "") {
+      writer.uint32(154).string(message.template);
+    }
+    if (message.templateVersion !== "") {
+      writer.uint32(162).string(message.templateVersion);
+    }
+    globalThis.Object.entries(message.templateVariables).forEach(([key, value]: [string, string]) => {
+      ChatRequest_TemplateVariablesEntry.encode({ key: key as any, value }, writer.uint32(170).fork()).join();
+    });
     return writer;
   },
 
@@ -392,6 +422,33 @@ export const ChatRequest: MessageFns<ChatRequest> = {
             message.priority = reader.int32() as any;
             continue;
           }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.template = reader.string();
+            continue;
+          }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.templateVersion = reader.string();
+            continue;
+          }
+          case 21: {
+            if (tag !== 170) {
+              break;
+            }
+
+            const entry21 = ChatRequest_TemplateVariablesEntry.decode(reader, reader.uint32());
+            if (entry21.value !== undefined) {
+              message.templateVariables[entry21.key] = entry21.value;
+            }
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -477,6 +534,39 @@ export const ChatRequest: MessageFns<ChatRequest> = {
         ? globalThis.String(object.tool_choice)
         : "",
       priority: isSet(object.priority) ? priorityFromJSON(object.priority) : 0,
+      template: isSet(object.template) ? globalThis.String(object.template) : "",
+      templateVersion: isSet(object.templateVersion)
+        ? globalThis.String(object.templateVersion)
+        : isSet(object.template_version)
+        ? globalThis.String(object.template_version)
+        : "",
+      templateVariables: isObject(object.templateVariables)
+        ? (globalThis.Object.entries(object.templateVariables) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : isObject(object.template_variables)
+        ? (globalThis.Object.entries(object.template_variables) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
     };
   },
 
@@ -542,6 +632,21 @@ export const ChatRequest: MessageFns<ChatRequest> = {
     if (message.priority !== 0) {
       obj.priority = priorityToJSON(message.priority);
     }
+    if (message.template !== "") {
+      obj.template = message.template;
+    }
+    if (message.templateVersion !== "") {
+      obj.templateVersion = message.templateVersion;
+    }
+    if (message.templateVariables) {
+      const entries = globalThis.Object.entries(message.templateVariables) as [string, string][];
+      if (entries.length > 0) {
+        obj.templateVariables = {};
+        entries.forEach(([k, v]) => {
+          obj.templateVariables[k] = v;
+        });
+      }
+    }
     return obj;
   },
 
@@ -578,6 +683,15 @@ export const ChatRequest: MessageFns<ChatRequest> = {
     message.stop = object.stop?.map((e) => e) || [];
     message.toolChoice = object.toolChoice ?? "";
     message.priority = object.priority ?? 0;
+    message.template = object.template ?? "";
+    message.templateVersion = object.templateVersion ?? "";
+    message.templateVariables = (globalThis.Object.entries(object.templateVariables ?? {}) as [string, string][])
+      .reduce((acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      }, {});
     return message;
   },
 };
@@ -661,6 +775,95 @@ export const ChatRequest_MetadataEntry: MessageFns<ChatRequest_MetadataEntry> = 
   },
   fromPartial<I extends Exact<DeepPartial<ChatRequest_MetadataEntry>, I>>(object: I): ChatRequest_MetadataEntry {
     const message = createBaseChatRequest_MetadataEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseChatRequest_TemplateVariablesEntry(): ChatRequest_TemplateVariablesEntry {
+  return { key: "", value: "" };
+}
+
+export const ChatRequest_TemplateVariablesEntry: MessageFns<ChatRequest_TemplateVariablesEntry> = {
+  encode(message: ChatRequest_TemplateVariablesEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ChatRequest_TemplateVariablesEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseChatRequest_TemplateVariablesEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ChatRequest_TemplateVariablesEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: ChatRequest_TemplateVariablesEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ChatRequest_TemplateVariablesEntry>, I>>(
+    base?: I,
+  ): ChatRequest_TemplateVariablesEntry {
+    return ChatRequest_TemplateVariablesEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ChatRequest_TemplateVariablesEntry>, I>>(
+    object: I,
+  ): ChatRequest_TemplateVariablesEntry {
+    const message = createBaseChatRequest_TemplateVariablesEntry();
     message.key = object.key ?? "";
     message.value = object.value ?? "";
     return message;
