@@ -96,7 +96,7 @@ describe('service views', () => {
     expect(Object.keys(router).sort()).toEqual(['default_route', 'models', 'routes', 'tenants', 'tiers']);
     expect(Object.keys(quota).sort()).toEqual(['quota', 'tenants', 'tiers']);
     expect(Object.keys(auth).sort()).toEqual(['api_keys', 'auth', 'tenants']);
-    expect(Object.keys(edge)).toEqual(['tenants', 'intents', 'usage_labels']);
+    expect(Object.keys(edge)).toEqual(['tenants', 'intents', 'usage_labels', 'templates']);
     expect(Object.keys(executor)).toEqual(['providers']);
     for (const view of [router, quota, auth, edge, accountant]) expect(JSON.stringify(view)).not.toMatch(/sk-live/);
     expect(executor.providers['sim-openai']?.api_key).toBe('sk-live-openai-secret');
@@ -250,6 +250,29 @@ describe('service views', () => {
       ['a rule naming an intent on a route without a classifier', (t: string) => t.replace('      - name: flaky-first\n', '      - name: flaky-first\n        when: { intent: [billing] }\n'), 'route "fallback-demo" has no classifier under intents'],
       ['a threshold above 1', (t: string) => t.replace('threshold: 0.5', 'threshold: 1.5'), 'intents.support-triage.threshold'],
       ['an intent without examples', (t: string) => t.replace('examples: [The API returns a 500 error, Requests time out after the last deploy]', 'examples: []'), 'intents.support-triage.intents.technical.examples'],
+    ])('refuses %s', (_name, change, problem) => {
+      const text = change(exampleText);
+      expect(text).not.toBe(exampleText);
+      expect(problemsOf(() => parseGatewayConfig(text, 'g.yaml', {}))).toContain(problem);
+    });
+  });
+
+  describe('prompt templates', () => {
+    it('reads templates with their versions and defaults, for the edge', () => {
+      const edge = parseSections(edgeSectionsSchema, exampleText, 'e.yaml', {});
+      const t = edge.templates['support-answer'];
+      expect(t).toMatchObject({ pinned: 'v1', rollout: [{ version: 'v2', share: 0.1 }] });
+      expect(t?.versions.v2).toMatchObject({ variables: ['product', 'plan'], defaults: { route: 'support-chat', max_tokens: 400, stop: ['\n\nCustomer:'] } });
+    });
+
+    it.each([
+      ['an unknown pinned version', (t: string) => t.replace('pinned: v1', 'pinned: v9'), 'templates.support-answer.pinned: unknown version "v9"'],
+      ['an unknown rollout version', (t: string) => t.replace('{ version: v2, share: 0.1 }', '{ version: v3, share: 0.1 }'), 'templates.support-answer.rollout.0.version: unknown version "v3"'],
+      ['rollout shares over 1', (t: string) => t.replace('[{ version: v2, share: 0.1 }]', '[{ version: v2, share: 0.6 }, { version: v1, share: 0.5 }]'), 'templates.support-answer.rollout: shares sum to 1.1, more than 1'],
+      ['an undeclared placeholder', (t: string) => t.replace('variables: [product, plan]', 'variables: [product]'), 'templates.support-answer.versions.v2.system: {{plan}} is not a declared variable'],
+      ['a default route that does not exist', (t: string) => t.replace('defaults: { route: support-chat, temperature: 0.2, max_tokens: 300 }', 'defaults: { route: support-chatt }'), 'templates.support-answer.versions.v1.defaults.route: unknown route "support-chatt"'],
+      ['a default model that does not exist', (t: string) => t.replace('defaults: { route: support-chat, temperature: 0.2, max_tokens: 300 }', 'defaults: { model: gpt-9 }'), 'templates.support-answer.versions.v1.defaults.model: unknown model "gpt-9"'],
+      ['a json_schema format without its schema', (t: string) => t.replace('temperature: 0.2, max_tokens: 300 }', 'response_format: { type: json_schema } }'), 'json_schema is given exactly when type is json_schema'],
     ])('refuses %s', (_name, change, problem) => {
       const text = change(exampleText);
       expect(text).not.toBe(exampleText);

@@ -377,6 +377,70 @@ export const usageLabelsSchema = z
   })
   .default({});
 
+/** A `{{name}}` placeholder of a template's system prompt. */
+export const TEMPLATE_PLACEHOLDER = /\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/g;
+
+/** What a template version fills in where the request leaves a field unset. */
+export const templateDefaultsSchema = z.strictObject({
+  /** Only when the request names neither a route nor a model. */
+  route: z.string().min(1).optional(),
+  /** Only when the request names neither a route nor a model. */
+  model: z.string().min(1).optional(),
+  temperature: z.number().min(0).max(2).optional(),
+  max_tokens: positiveInt.optional(),
+  stop: z.array(z.string().min(1).max(64)).max(4).optional(),
+  response_format: z
+    .strictObject({
+      type: z.enum(responseFormats),
+      /** For json_schema: the schema as JSON text, and its name. */
+      json_schema: z.string().min(2).optional(),
+      schema_name: z.string().min(1).max(64).optional(),
+    })
+    .refine((f) => (f.type === 'json_schema') === (f.json_schema !== undefined), { message: 'json_schema is given exactly when type is json_schema' })
+    .optional(),
+});
+
+/**
+ * One version of a prompt template. A version is immutable: the edge refuses a reload that
+ * changes the content of a version it already holds (add a new version instead).
+ */
+export const templateVersionSchema = z
+  .strictObject({
+    /** The system prompt; `{{name}}` is replaced by the request's value of variable `name`. */
+    system: z.string().min(1).max(32_000),
+    variables: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: 'a variable name is letters, digits and _' })).max(32).default([]),
+    defaults: templateDefaultsSchema.default({}),
+  })
+  .superRefine((v, ctx) => {
+    for (const [, name] of v.system.matchAll(TEMPLATE_PLACEHOLDER)) {
+      if (name !== undefined && !v.variables.includes(name)) ctx.addIssue({ code: 'custom', path: ['system'], message: `{{${name}}} is not a declared variable` });
+    }
+    if (new Set(v.variables).size !== v.variables.length) ctx.addIssue({ code: 'custom', path: ['variables'], message: 'a variable is declared twice' });
+  });
+
+/**
+ * A prompt template: immutable versions, the pinned one that requests naming no version get, and
+ * a weighted rollout of others (sticky per end user, else per request) taking shares of them.
+ */
+export const templateSchema = z
+  .strictObject({
+    pinned: z.string().min(1),
+    rollout: z.array(z.strictObject({ version: z.string().min(1), share: z.number().gt(0).max(1) })).default([]),
+    versions: z.record(z.string().min(1).max(64), templateVersionSchema),
+  })
+  .superRefine((t, ctx) => {
+    const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
+    if (!Object.hasOwn(t.versions, t.pinned)) issue(['pinned'], `unknown version "${t.pinned}"`);
+    t.rollout.forEach((r, i) => {
+      if (!Object.hasOwn(t.versions, r.version)) issue(['rollout', i, 'version'], `unknown version "${r.version}"`);
+    });
+    const total = t.rollout.reduce((sum, r) => sum + r.share, 0);
+    // A rounding margin, as for a rule's split.
+    if (total > 1 + 1e-9) issue(['rollout'], `shares sum to ${+total.toFixed(6)}, more than 1`);
+  });
+export type TemplateConfig = z.infer<typeof templateSchema>;
+export type TemplateVersionConfig = z.infer<typeof templateVersionSchema>;
+
 /** Every top-level section of the file, each defined once. */
 export const sectionFields = {
   default_route: z.string().min(1),
@@ -392,6 +456,8 @@ export const sectionFields = {
   /** Intent classifiers by route name. */
   intents: z.record(z.string(), intentClassifierSchema).default({}),
   usage_labels: usageLabelsSchema,
+  /** Prompt templates by name (names up to 64 characters: they become part of the prompt version). */
+  templates: z.record(z.string().min(1).max(64).regex(/^[^@]+$/, { message: 'a template name has no "@"' }), templateSchema).default({}),
 };
 
 export type ProviderConfig = z.infer<typeof providerSchema>;

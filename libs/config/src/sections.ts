@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { limitsSchema, sectionFields, tenantFields, tierFields, type ApiKeyConfig, type IntentClassifierConfig, type RouteConfig } from './schema.js';
+import { limitsSchema, sectionFields, tenantFields, tierFields, type ApiKeyConfig, type IntentClassifierConfig, type RouteConfig, type TemplateConfig } from './schema.js';
 
 /**
  * The config file composed from the field schemas of schema.ts: one view per service, each with
@@ -76,6 +76,17 @@ function checkIntents(cfg: { routes: Record<string, RouteConfig>; tenants: objec
   }
 }
 
+/** The routes and models a template version defaults to exist. */
+function checkTemplates(cfg: { routes: object; models: object; templates: Record<string, TemplateConfig> }, issue: Issue): void {
+  for (const [name, t] of Object.entries(cfg.templates)) {
+    for (const [version, v] of Object.entries(t.versions)) {
+      const path = ['templates', name, 'versions', version, 'defaults'];
+      if (v.defaults.route !== undefined && !has(cfg.routes, v.defaults.route)) issue([...path, 'route'], `unknown route "${v.defaults.route}"`);
+      if (v.defaults.model !== undefined && !has(cfg.models, v.defaults.model)) issue([...path, 'model'], `unknown model "${v.defaults.model}"`);
+    }
+  }
+}
+
 /** allowed_models of tiers and tenants name existing models. */
 function checkModelAccess(
   cfg: { models: object; tiers: Record<string, { allowed_models?: string[] }>; tenants: Record<string, { allowed_models?: string[] }> },
@@ -146,11 +157,12 @@ export const authSectionsSchema = z
   .superRefine((cfg, ctx) => checkApiKeys(cfg, issuer(ctx)));
 export type AuthSections = z.infer<typeof authSectionsSchema>;
 
-/** The edge's: each tenant's prompt-logging policy (and tier, for the classifiers' paying tenant), the intent classifiers, what usage is labelled with. */
+/** The edge's: each tenant's prompt-logging policy (and tier, for the classifiers' paying tenant), the intent classifiers, what usage is labelled with, the prompt templates. */
 export const edgeSectionsSchema = z.object({
   tenants: z.record(z.string(), z.object({ tier: tenantFields.tier, log_prompts: tenantFields.log_prompts })),
   intents: sectionFields.intents,
   usage_labels: sectionFields.usage_labels,
+  templates: sectionFields.templates,
 });
 export type EdgeSections = z.infer<typeof edgeSectionsSchema>;
 
@@ -190,5 +202,6 @@ export const gatewayConfigSchema = z.strictObject(sectionFields).superRefine((cf
   }
   checkApiKeys(cfg, issue);
   checkIntents(cfg, issue);
+  checkTemplates(cfg, issue);
 });
 export type GatewayConfig = z.infer<typeof gatewayConfigSchema>;
