@@ -56,7 +56,7 @@ const user = (content: string) => ({ role: Role.ROLE_USER, content, name: '', to
 function chatSeeds(): ChatRequest[] {
   const base: ChatRequest = {
     route: '', messages: [user('hi')], taskType: 0, qualityTier: 0, latencyClass: 0, maxTokens: 4, tools: [], timeoutMs: 0, user: '',
-    promptVersion: '', metadata: {}, model: '', stop: [], toolChoice: '', priority: 0,
+    promptVersion: '', metadata: {}, model: '', stop: [], toolChoice: '', priority: 0, template: '', templateVersion: '', templateVariables: {},
   };
   return [
     base,

@@ -426,7 +426,8 @@ export const templateSchema = z
   .strictObject({
     pinned: z.string().min(1),
     rollout: z.array(z.strictObject({ version: z.string().min(1), share: z.number().gt(0).max(1) })).default([]),
-    versions: z.record(z.string().min(1).max(64), templateVersionSchema),
+    // Names up to 63 characters: "<template>@<version>" fits a prompt_version (128).
+    versions: z.record(z.string().min(1).max(63), templateVersionSchema),
   })
   .superRefine((t, ctx) => {
     const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });

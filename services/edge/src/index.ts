@@ -12,6 +12,7 @@ import { createEdgeServer } from './server.js';
 import { closeHttp, createHttpSurface, listenHttp } from './http/surface.js';
 import { httpMetrics, intentMetrics } from '@llmgw/metrics';
 import { IntentClassifier } from './intent-classifier.js';
+import { refuseChangedVersions } from './templates.js';
 
 export { GatewayPipeline } from './pipeline.js';
 export type { Downstream } from './downstream.js';
@@ -34,9 +35,9 @@ export async function startEdge(
     authCache.revokeKey(ev.keyId);
     logger.info({ keyId: ev.keyId }, 'revoked key dropped from the auth cache');
   });
-  const sections = new ConfigWatcher<EdgeSections>(deps.config.sections, {
+  const sections: ConfigWatcher<EdgeSections> = new ConfigWatcher<EdgeSections>(deps.config.sections, {
     path: deps.configPath,
-    parse: (text, source) => parseEdgeSections(text, source, deps.env),
+    parse: (text, source) => refuseChangedVersions(sections.current.templates, parseEdgeSections(text, source, deps.env)),
     logger,
     intervalMs: deps.config.policyPollMs,
   });

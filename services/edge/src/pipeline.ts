@@ -27,6 +27,7 @@ import type { Downstream } from './downstream.js';
 import type { Classification, Embed, IntentClassifier } from './intent-classifier.js';
 import { planEstimate, promptTokenCounts, type Estimate } from './estimate.js';
 import type { PlanCache } from './plan-cache.js';
+import { applyTemplate } from './templates.js';
 import { applyPlan, requestTimeout, shapeChat, shapeEmbed, shapeUsageQuery, usageLabels } from './validate.js';
 
 export interface PipelineDeps {
@@ -86,7 +87,7 @@ export class GatewayPipeline {
       const opts = await this.execOpts(ctx, a);
       const res = await this.executeOrRelease(ctx, a, () => this.deps.downstream.executeChat(this.executeRequest(ctx, a, params, labels), opts));
       const response = res.response;
-      scoreIntent(response?.routing, a.intent);
+      recordEdgeFacts(response?.routing, a, labels);
       access.executed(response?.routing, response?.usage);
       if (res.error) throw executionError(res.error, response?.routing);
       if (!response) throw new AppError('internal', 'executor returned no response');
@@ -109,7 +110,7 @@ export class GatewayPipeline {
           if (msg.error) failure = msg.error;
           if (!msg.chunk) continue;
           relayedText += msg.chunk.contentDelta;
-          scoreIntent(msg.chunk.routing, a.intent);
+          recordEdgeFacts(msg.chunk.routing, a, labels);
           routing = msg.chunk.routing ?? routing;
           if (msg.chunk.routing) access.executed(msg.chunk.routing, msg.chunk.usage);
           await send(msg.chunk);
@@ -247,6 +248,7 @@ export class GatewayPipeline {
 
   private async admitChat(req: ChatRequest, ctx: CallContext, stream: boolean, modelOrRoute: string, access: AccessRecord): Promise<{ a: Admitted; params: ChatParams; labels: UsageLabels }> {
     const principal = await this.authenticate(ctx, 'chat');
+    applyTemplate(req, this.deps.config().templates, req.user || ctx.requestId, modelOrRoute);
     const shaped = shapeChat(req, { stream });
     const labels = this.usageLabels(req);
     const started = this.deps.now();
@@ -403,9 +405,11 @@ export class GatewayPipeline {
   }
 }
 
-/** How sure the edge's classifier was goes on the executor's routing record (the edge owns it). */
-function scoreIntent(routing: Routing | undefined, intent: Classification | undefined): void {
-  if (routing && intent) routing.intentScore = intent.score;
+/** What the edge owns goes on the executor's routing record: how sure its classifier was, the prompt version. */
+function recordEdgeFacts(routing: Routing | undefined, a: Admitted, labels: UsageLabels): void {
+  if (!routing) return;
+  if (a.intent) routing.intentScore = a.intent.score;
+  routing.promptVersion = labels.promptVersion;
 }
 
 /** Longest the exemplars' embedding may take; it does not die with the request that started it. */

@@ -119,7 +119,7 @@ export function testPlan(route: string, models: TestModel[], over: Partial<Plan>
   });
 }
 
-/** The edge's sections of a whole config file: the tenants' prompt-log policy and the usage labels. */
+/** The edge's sections of a whole config file: the tenants' prompt-log policy, the usage labels, the prompt templates. */
 export const TEST_CONFIG_YAML = `
 default_route: chat
 usage_labels: { feature_key: feature }
@@ -131,6 +131,17 @@ tenants:
   acme: { tier: startup }
   startup-co: { tier: startup, log_prompts: false }
   chatty: { tier: startup, log_prompts: true }
+templates:
+  answer:
+    pinned: v1
+    rollout: [{ version: v2, share: 0.1 }, { version: v3, share: 0.2 }]
+    versions:
+      v1:
+        system: "You help {{product}} customers."
+        variables: [product]
+        defaults: { route: support-chat, temperature: 0.2, max_tokens: 300, stop: [END], response_format: { type: json_object } }
+      v2: { system: "You help {{product}} customers on {{plan}}.", variables: [product, plan] }
+      v3: { system: Be brief., defaults: { model: small-fast } }
 `;
 
 export function edgeTestSections(yaml = TEST_CONFIG_YAML): EdgeSections {

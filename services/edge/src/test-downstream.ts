@@ -13,7 +13,7 @@ import {
 } from '@llmgw/proto/executor';
 import { QuotaDecision, ReserveQuotaResponse, type ReleaseQuotaRequest, type ReserveQuotaRequest } from '@llmgw/proto/quota';
 import { CatalogEntryKind, Operation, type CatalogEntry, type ListModelsRequest, type Plan, type PlanRouteRequest } from '@llmgw/proto/router';
-import { AttemptOutcome, ChatRequest, FinishReason, GetUsageResponse, Role, Usage, type GetUsageRequest, type Message, type Routing } from '@llmgw/proto/v1';
+import { AttemptOutcome, ChatRequest, FinishReason, GetUsageResponse, Role, Routing, Usage, type GetUsageRequest, type Message } from '@llmgw/proto/v1';
 import type { Downstream } from './downstream.js';
 import { testPlan } from './test-config.js';
 
@@ -28,7 +28,7 @@ export const msg = (role: Role, content: string): Message => ({ role, content, n
 export const MESSAGES = [msg(Role.ROLE_SYSTEM, 'You are terse.'), msg(Role.ROLE_USER, 'Say hello to the whole wide world, please.')];
 export const chatReq = (over: Partial<ChatRequest> = {}): ChatRequest => ChatRequest.fromPartial({ messages: MESSAGES, ...over });
 
-export const ROUTING: Routing = {
+export const ROUTING: Routing = Routing.fromPartial({
   rule: 'default',
   chosenModel: 'small-fast',
   fallbackUsed: true,
@@ -40,7 +40,7 @@ export const ROUTING: Routing = {
     { model: 'claude', provider: 'sim-anthropic', outcome: AttemptOutcome.ATTEMPT_OUTCOME_FAILED, error: 'boom', latencyMs: 5, providerStatus: 500, reason: 'http_5xx', hedge: false },
     { model: 'small-fast', provider: 'sim-openai', outcome: AttemptOutcome.ATTEMPT_OUTCOME_SUCCESS, error: '', latencyMs: 9, providerStatus: 200, reason: '', hedge: false },
   ],
-};
+});
 /** 8 of the 21 input tokens read from the prompt cache, 2 written to it; 5 of the 34 output tokens reasoning. */
 export const USAGE: Usage = Usage.fromPartial({ inputTokens: 21, outputTokens: 34, cachedInputTokens: 8, cacheWriteInputTokens: 2, reasoningTokens: 5, costUsd: 0.000099, costMicros: 99, tokensEstimated: false });
 

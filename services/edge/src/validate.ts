@@ -71,7 +71,7 @@ function parseJsonObject(text: string, field: string, maxBytes: number): Record<
   return parsed as Record<string, unknown>;
 }
 
-function checkBytes(text: string, field: string, maxBytes: number): number {
+export function checkBytes(text: string, field: string, maxBytes: number): number {
   // A UTF-16 unit is at most 3 UTF-8 bytes: most texts pass without being measured.
   const bytes = text.length * 3 <= maxBytes ? text.length : Buffer.byteLength(text);
   if (bytes > maxBytes) throw invalid(field, `over ${maxBytes} bytes`);

@@ -72,9 +72,9 @@ function required<T>(v: T | undefined, field: string): T {
   return v;
 }
 
-/** The intent's score is the edge's (its classifier computed it): the edge fills it in. */
+/** The intent's score and the prompt version are the edge's (its classifier and templates): the edge fills them in. */
 function routingOf(plan: Plan, outcome: PlanOutcome<unknown>, chosen: string): Routing {
-  return { rule: plan.rule, route: plan.route, split: plan.split, intent: plan.intent, intentScore: 0, chosenModel: chosen, fallbackUsed: outcome.fallbackUsed, attempts: outcome.attempts };
+  return { rule: plan.rule, route: plan.route, split: plan.split, intent: plan.intent, intentScore: 0, promptVersion: '', chosenModel: chosen, fallbackUsed: outcome.fallbackUsed, attempts: outcome.attempts };
 }
 
 /** The request again, with the rejected answer and what was wrong with it: one repair try. */
