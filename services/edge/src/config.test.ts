@@ -16,7 +16,7 @@ describe('edge config', () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('holds only the tenants\' prompt-log policy and tier, the intent classifiers, the usage labels (no provider, its unset secret included) and its variables', () => {
+  it('holds only the tenants\' prompt-log policy and tier, the intent classifiers, the usage labels, the templates (no provider, its unset secret included) and its variables', () => {
     writeFileSync(path, TEST_CONFIG_YAML);
     const cfg = loadEdgeConfig(path, { EDGE_PLAN_CACHE_MS: '0', POLICY_POLL_MS: '100' });
     expect(cfg).toEqual({
@@ -24,6 +24,7 @@ describe('edge config', () => {
         tenants: { acme: { tier: 'startup', log_prompts: false }, 'startup-co': { tier: 'startup', log_prompts: false }, chatty: { tier: 'startup', log_prompts: true } },
         intents: {},
         usage_labels: { feature_key: 'feature' },
+        templates: { answer: expect.objectContaining({ pinned: 'v1' }) },
       },
       planCacheMs: 0,
       policyPollMs: 100,

@@ -1048,3 +1048,70 @@ intents:
     expect(downstream.calls.planRoute[0]!.req.intent).toBe('');
   });
 });
+
+describe('prompt templates', () => {
+  const templated = (over: Partial<ChatRequest> = {}) => chatReq({ messages: [msg(Role.ROLE_USER, 'Where is my order?')], template: 'answer', ...over });
+
+  it('pins: a request naming a version gets it, one naming none the rollout pick or the pinned version', async () => {
+    const { pipeline, downstream } = setup();
+    await pipeline.chat(templated({ templateVersion: 'v2', templateVariables: { product: 'Acme', plan: 'pro' } }), makeCtx());
+    expect(downstream.calls.executeChat[0]!.req.params?.messages[0]).toMatchObject({ role: Role.ROLE_SYSTEM, content: 'You help Acme customers on pro.' });
+    expect(downstream.calls.executeChat[0]!.req.labels?.promptVersion).toBe('answer@v2');
+    // A user outside every rollout arm (70% of them) gets the pinned v1.
+    const user = Array.from({ length: 100 }, (_, i) => `pinned-${i}`).find((u) => stickyBucket(`answer\n${u}`) >= 3_000)!;
+    await pipeline.chat(templated({ user, templateVariables: { product: 'Acme' } }), makeCtx());
+    expect(downstream.calls.executeChat[1]!.req.labels?.promptVersion).toBe('answer@v1');
+  });
+
+  it('applies the version\'s defaults where the request leaves fields unset, before planning', async () => {
+    const { pipeline, downstream } = setup();
+    await pipeline.chat(templated({ templateVersion: 'v1', templateVariables: { product: 'Acme' } }), makeCtx());
+    expect(downstream.calls.planRoute[0]!.req).toMatchObject({ route: 'support-chat', model: '', requiredCapabilities: expect.arrayContaining(['json_object']) });
+    expect(downstream.calls.executeChat[0]!.req.params).toMatchObject({ temperature: 0.2, maxTokens: 300, stop: ['END'], responseFormat: { type: ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_OBJECT } });
+    await pipeline.chat(
+      templated({ templateVersion: 'v1', templateVariables: { product: 'Acme' }, route: 'chat', temperature: 0.9, maxTokens: 50, stop: ['STOP'], responseFormat: { type: ResponseFormatType.RESPONSE_FORMAT_TYPE_TEXT, jsonSchema: '', schemaName: '' } }),
+      makeCtx(),
+    );
+    expect(downstream.calls.planRoute[1]!.req.route).toBe('chat');
+    expect(downstream.calls.executeChat[1]!.req.params).toMatchObject({ temperature: 0.9, maxTokens: 50, stop: ['STOP'] });
+    expect(downstream.calls.executeChat[1]!.req.params?.responseFormat?.type).toBe(ResponseFormatType.RESPONSE_FORMAT_TYPE_TEXT);
+  });
+
+  it('puts the template\'s system prompt before the request\'s own messages, its own system message kept', async () => {
+    const { pipeline, downstream } = setup();
+    await pipeline.chat(templated({ templateVersion: 'v3', messages: [msg(Role.ROLE_SYSTEM, 'Reply in French.'), msg(Role.ROLE_USER, 'hi')] }), makeCtx());
+    expect(downstream.calls.executeChat[0]!.req.params?.messages.map((m) => m.content)).toEqual(['Be brief.', 'Reply in French.', 'hi']);
+    expect(downstream.calls.planRoute[0]!.req.model).toBe('small-fast');
+  });
+
+  it('records the prompt version on the routing record, of answers, streams and failures', async () => {
+    const { pipeline, downstream } = setup();
+    const res = await pipeline.chat(templated({ templateVersion: 'v3' }), makeCtx());
+    expect(res.routing?.promptVersion).toBe('answer@v3');
+    const chunks: ChatStreamResponse[] = [];
+    downstream.stream = [streamMsg(chunk({ contentDelta: 'Hi', routing: ROUTING, usage: USAGE }))];
+    await pipeline.chatStream(templated({ templateVersion: 'v3' }), makeCtx(), async (c) => void chunks.push(c));
+    expect(chunks.at(-1)?.routing?.promptVersion).toBe('answer@v3');
+    downstream.chatResult = async () => ExecuteChatResponse.fromPartial({ error: execError(ErrorKind.ERROR_KIND_UNAVAILABLE, 'all attempts failed'), response: { routing: ROUTING } });
+    const err = await rejection(pipeline.chat(templated({ templateVersion: 'v3' }), makeCtx()));
+    expect(routingOf(err).promptVersion).toBe('answer@v3');
+  });
+
+  it.each<[string, Partial<ChatRequest>, string]>([
+    ['a missing variable, naming every one', { templateVersion: 'v2', templateVariables: {} }, 'template_variables: missing product, plan'],
+    ['an unknown variable', { templateVersion: 'v1', templateVariables: { product: 'Acme', colour: 'red' } }, 'template_variables: unknown "colour"'],
+    ['a variable value over 4096 bytes', { templateVersion: 'v1', templateVariables: { product: 'x'.repeat(4_097) } }, 'template_variables.product: over 4096 bytes'],
+    ['an unknown template', { template: 'nope' }, 'template: unknown template "nope"'],
+    ['a template named like an Object.prototype property', { template: 'constructor' }, 'template: unknown template "constructor"'],
+    ['an unknown version', { templateVersion: 'toString' }, 'template "answer" has no version "toString"'],
+    ['its own prompt version', { templateVersion: 'v3', promptVersion: 'mine' }, 'prompt_version: a templated request gets'],
+    ['variables without a template', { template: '', templateVariables: { product: 'Acme' } }, 'template: template_version and template_variables need a template'],
+  ])('refuses %s as INVALID_ARGUMENT before planning', async (_name, over, message) => {
+    const { pipeline, downstream } = setup();
+    const err = await rejection(pipeline.chat(templated(over), makeCtx()));
+    expect(err.kind).toBe('invalid_argument');
+    expect(err.message).toContain(message);
+    expect(err.message).not.toContain('xxxx');
+    expect(downstream.calls.planRoute).toHaveLength(0);
+  });
+});
