@@ -20,7 +20,7 @@ export const INTENT_FIELDS = {
 /** `x-llmgw-metadata-<key>: <value>` adds one metadata entry (header names are lower case). */
 export const METADATA_HEADER_PREFIX = 'x-llmgw-metadata-';
 
-export type Intent = Pick<ChatRequest, 'taskType' | 'qualityTier' | 'latencyClass' | 'priority' | 'promptVersion' | 'timeoutMs' | 'metadata'>;
+export type Intent = Pick<ChatRequest, 'taskType' | 'qualityTier' | 'latencyClass' | 'priority' | 'promptVersion' | 'timeoutMs' | 'metadata' | 'template' | 'templateVersion' | 'templateVariables'>;
 
 /** Body fields of the intent, for the dialects' request schemas. */
 export const intentBodyFields = {
@@ -31,6 +31,10 @@ export const intentBodyFields = {
   prompt_version: z.string().max(128).optional(),
   timeout_ms: z.number().int().min(0).optional(),
   metadata: z.record(z.string(), z.string()).optional(),
+  /** A prompt template of the config, its version (default: the rollout's or pinned one) and its variables: body fields only. */
+  template: z.string().max(64).optional(),
+  template_version: z.string().max(63).optional(),
+  template_variables: z.record(z.string(), z.string()).optional(),
 };
 
 export type IntentBody = { [K in keyof typeof intentBodyFields]?: z.infer<(typeof intentBodyFields)[K]> };
@@ -84,5 +88,8 @@ export function intentOf(body: IntentBody, headers: IncomingHttpHeaders): Intent
     promptVersion,
     timeoutMs,
     metadata,
+    template: body.template ?? '',
+    templateVersion: body.template_version ?? '',
+    templateVariables: { ...body.template_variables },
   };
 }

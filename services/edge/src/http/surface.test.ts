@@ -99,6 +99,23 @@ describe('OpenAI chat completions: the request as the pipeline takes it', () => 
     expect(downstream.calls.reserveQuota).toHaveLength(1);
   });
 
+  it('reads a template, its version and variables from body fields: the system prompt is rendered and the prompt version recorded', async () => {
+    const { res } = await post('/v1/chat/completions', {
+      model: 'support',
+      messages: [{ role: 'user', content: 'hi' }],
+      template: 'answer',
+      template_version: 'v2',
+      template_variables: { product: 'Acme', plan: 'pro' },
+    });
+    expect(res.status).toBe(200);
+    const req = downstream.calls.executeChat.at(-1)!.req;
+    expect(req.params?.messages[0]).toMatchObject({ role: Role.ROLE_SYSTEM, content: 'You help Acme customers on pro.' });
+    expect(req.labels?.promptVersion).toBe('answer@v2');
+    const missing = await post('/v1/chat/completions', { model: 'support', messages: [{ role: 'user', content: 'hi' }], template: 'answer', template_version: 'v2', template_variables: { product: 'Acme' } });
+    expect(missing.res.status).toBe(400);
+    expect(missing.body).toContain('missing plan');
+  });
+
   it('reads priority, prompt version and metadata (body first, headers for the rest)', async () => {
     const seen: unknown[] = [];
     const orig = pipeline.chat.bind(pipeline);
