@@ -41,9 +41,14 @@ afterAll(async () => {
   await mesh?.stop();
 });
 
+/** Requests of route support by the intent their answer's routing record names. */
+const seen: Record<string, number> = {};
+const tally = (intent: string) => (seen[intent] = (seen[intent] ?? 0) + 1);
+
 async function ask(text: string): Promise<ChatResponse> {
   const r = await chat(mesh.gateway, KEYS.acme, userChat(text, { route: 'support' }));
   if (!r.ok) throw r.error;
+  tally(r.value.routing!.intent);
   return r.value;
 }
 
@@ -97,6 +102,7 @@ describe('semantic routing', () => {
     const r = await chatStream(mesh.gateway, KEYS.acme, userChat(OTHER_TEXTS[2]!, { route: 'support' }));
     if (r.error) throw r.error;
     const routing = r.chunks.at(-1)?.routing;
+    tally(routing?.intent ?? '?');
     expect(routing).toMatchObject({ intent: 'billing', chosenModel: 'billing-desk' });
     expect(routing!.intentScore).toBeGreaterThanOrEqual(THRESHOLD);
   });
@@ -131,5 +137,10 @@ describe('semantic routing', () => {
     expect(Number(row('platform', 'embeddings')?.costMicros)).toBeGreaterThan(0);
     expect(Number(row('acme', 'embeddings')?.requests)).toBe(texts.size);
     expect(Number(row('acme', 'support')?.requests)).toBe(labelled.length + OTHER_TEXTS.length);
+
+    // Cost by intent: GetUsage groups the route's requests as their routing records named them.
+    const byIntent = await getUsage(mesh.usage, KEYS.acme, { route: 'support', groupBy: [UsageGroupBy.USAGE_GROUP_BY_INTENT] });
+    if (!byIntent.ok) throw byIntent.error;
+    expect(Object.fromEntries(byIntent.value.rows.map((r) => [r.intent, Number(r.requests)]))).toEqual(seen);
   }, 30_000);
 });

@@ -158,7 +158,7 @@ describe('usage-accountant with real NATS and Redis', () => {
     expect(await replay('check')).toBe(1);
     const table = lines.at(-1)!.split('\n');
     expect(table[0]).toBe('6 differences:');
-    expect(table[1]).toMatch(/^tenant\s+hour\s+route\s+model\s+provider\s+key\s+user\s+prompt_version\s+feature\s+counter\s+live\s+replay$/);
+    expect(table[1]).toMatch(/^tenant\s+hour\s+route\s+model\s+provider\s+key\s+intent\s+user\s+prompt_version\s+feature\s+counter\s+live\s+replay$/);
     expect(table.slice(2).map((l) => l.split(/\s+/))).toEqual([
       ['acme', '2025-07-01T09:00:00Z', 'chat', 'small', 'cost_micros', '1507', '1500'],
       ['globex', '2025-07-01T09:00:00Z', 'chat', 'small', 'cost_micros', '0', '1500'],

@@ -15,8 +15,8 @@ export function rfc3339(ms: number): string {
 }
 
 /**
- * What a request's cost is broken down by. route, model, provider and key come from the config
- * (bounded by it); user, prompt version and feature from callers, each bounded per tenant and UTC
+ * What a request's cost is broken down by. route, model, provider, key and intent come from the
+ * config (bounded by it); user, prompt version and feature from callers, each bounded per tenant and UTC
  * day to MAX_LABEL_VALUES distinct values, the rest counted as OTHER_LABEL.
  */
 export interface UsageDims {
@@ -24,16 +24,18 @@ export interface UsageDims {
   model: string;
   provider: string;
   keyId: string;
+  /** The intent the route's classifier gave the request; '' when none. */
+  intent: string;
   user: string;
   promptVersion: string;
   feature: string;
 }
 
-export const DIM_NAMES = ['route', 'model', 'provider', 'keyId', 'user', 'promptVersion', 'feature'] as const satisfies readonly (keyof UsageDims)[];
+export const DIM_NAMES = ['route', 'model', 'provider', 'keyId', 'intent', 'user', 'promptVersion', 'feature'] as const satisfies readonly (keyof UsageDims)[];
 
 /** Only the dimensions of a fact or a cell. */
 export function dimsOf(d: UsageDims): UsageDims {
-  return { route: d.route, model: d.model, provider: d.provider, keyId: d.keyId, user: d.user, promptVersion: d.promptVersion, feature: d.feature };
+  return { route: d.route, model: d.model, provider: d.provider, keyId: d.keyId, intent: d.intent, user: d.user, promptVersion: d.promptVersion, feature: d.feature };
 }
 
 /** The caller-given dimensions, whose distinct values are bounded. */

@@ -68,7 +68,7 @@ export function diffCells(live: readonly UsageCell[], replay: readonly UsageCell
 }
 
 function table(diffs: readonly CellDiff[]): string {
-  const header = ['tenant', 'hour', 'route', 'model', 'provider', 'key', 'user', 'prompt_version', 'feature', 'counter', 'live', 'replay'];
+  const header = ['tenant', 'hour', 'route', 'model', 'provider', 'key', 'intent', 'user', 'prompt_version', 'feature', 'counter', 'live', 'replay'];
   const rows = diffs.map((d) => [d.tenantId, d.hour, ...DIM_NAMES.map((n) => d[n]), d.counter, String(d.live), String(d.replay)]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   return [header, ...rows].map((r) => r.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');

@@ -15,6 +15,7 @@ function cell(p: Partial<UsageCell>): UsageCell {
     model: 'small',
     provider: 'oa',
     keyId: 'k1',
+    intent: '',
     user: 'ann',
     promptVersion: 'v1',
     feature: 'search',

@@ -27,6 +27,7 @@ const GROUPS: [UsageGroupBy, 'tenantId' | keyof UsageDims][] = [
   [UsageGroupBy.USAGE_GROUP_BY_USER, 'user'],
   [UsageGroupBy.USAGE_GROUP_BY_PROMPT_VERSION, 'promptVersion'],
   [UsageGroupBy.USAGE_GROUP_BY_FEATURE, 'feature'],
+  [UsageGroupBy.USAGE_GROUP_BY_INTENT, 'intent'],
 ];
 
 export interface SummaryOptions {

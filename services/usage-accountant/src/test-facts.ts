@@ -9,6 +9,7 @@ export function usageFact(p: Partial<UsageFact>): UsageFact {
     model: 'small',
     provider: '',
     keyId: '',
+    intent: '',
     user: '',
     promptVersion: '',
     feature: '',

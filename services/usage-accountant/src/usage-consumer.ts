@@ -26,6 +26,7 @@ export function factOf(ev: UsageRecorded, storedAtMs: number, tenants: TenantIds
     model: ev.model,
     provider: ev.provider,
     keyId: ev.keyId,
+    intent: ev.intent,
     user: ev.user,
     promptVersion: ev.promptVersion,
     feature: ev.feature,

@@ -15,7 +15,7 @@ function fact(p: Partial<UsageFact>): UsageFact {
   return usageFact({ occurredAtMs: T0 + 60_000, inputTokens: 10, outputTokens: 4, costMicros: 70, ...p });
 }
 
-const NO_LABELS = { provider: '', keyId: '', user: '', promptVersion: '', feature: '' };
+const NO_LABELS = { provider: '', keyId: '', intent: '', user: '', promptVersion: '', feature: '' };
 /** The counters a test fact leaves at 0, but for its latency (0 ms) in the first histogram bucket. */
 const NO_PARTS = { cachedInputTokens: 0, cacheWriteInputTokens: 0, reasoningTokens: 0, fallbackRequests: 0, ...Object.fromEntries(LATENCY_PROPS.map((p) => [p, 0])), latencyLe100Ms: 1 };
 
@@ -148,6 +148,21 @@ describe('redis', () => {
     return new RedisUsageStore(redis(), { dedupeTtlMs: TTL_MS });
   });
 
+  it('reads a field written before intent was a dimension as the same cell without an intent', async () => {
+    await redis().flushdb();
+    const store = new RedisUsageStore(redis(), { dedupeTtlMs: TTL_MS });
+    await store.record(fact({ eventId: 'ev-new', provider: 'oa', keyId: 'k1', user: 'ann', promptVersion: 'v1', intent: 'billing' }));
+    const hour = UsageKeys.bucket('acme', '2025-06-01T10:00:00Z');
+    expect(await redis().hget(hour, 'chat|small|oa|k1|billing|ann|v1||requests')).toBe('1');
+    await redis().hset(hour, 'chat|small|oa|k1|ann|v1||requests', '2');
+    await redis().zadd(UsageKeys.hours('acme'), Date.UTC(2025, 5, 1, 10), '2025-06-01T10:00:00Z');
+    const cells = await store.cells({ fromMs: 0, toMs: Date.UTC(2026, 0, 1), grain: 'hour' });
+    expect(cells.map((c) => [c.intent, c.user, c.requests]).sort()).toEqual([
+      ['', 'ann', 2],
+      ['billing', 'ann', 1],
+    ]);
+  });
+
   it('writes the documented keys with the dedupe horizon as TTL and index sets', async () => {
     await redis().flushdb();
     await new RedisUsageStore(redis(), { dedupeTtlMs: TTL_MS }).record(fact({ eventId: 'ev-9', provider: 'oa', keyId: 'k1', user: 'ann', promptVersion: 'v1' }));
@@ -157,11 +172,11 @@ describe('redis', () => {
     expect(await redis().smembers(UsageKeys.tenants)).toEqual(['acme']);
     expect(await redis().zrange(UsageKeys.hours('acme'), 0, -1)).toEqual(['2025-06-01T10:00:00Z']);
     const fields = {
-      'chat|small|oa|k1|ann|v1||requests': '1',
-      'chat|small|oa|k1|ann|v1||input_tokens': '10',
-      'chat|small|oa|k1|ann|v1||output_tokens': '4',
-      'chat|small|oa|k1|ann|v1||cost_micros': '70',
-      'chat|small|oa|k1|ann|v1||latency_le_100_ms': '1',
+      'chat|small|oa|k1||ann|v1||requests': '1',
+      'chat|small|oa|k1||ann|v1||input_tokens': '10',
+      'chat|small|oa|k1||ann|v1||output_tokens': '4',
+      'chat|small|oa|k1||ann|v1||cost_micros': '70',
+      'chat|small|oa|k1||ann|v1||latency_le_100_ms': '1',
     };
     expect(await redis().hgetall(UsageKeys.bucket('acme', '2025-06-01T10:00:00Z'))).toEqual(fields);
     expect(await redis().zrange(UsageKeys.days('acme'), 0, -1)).toEqual(['2025-06-01T00:00:00Z']);

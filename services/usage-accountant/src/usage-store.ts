@@ -76,12 +76,15 @@ export const UsageKeys = {
 const escapePart = (v: string) => v.replace(/[%|]/g, (c) => (c === '%' ? '%25' : '%7C'));
 const unescapePart = (v: string) => v.replace(/%(25|7C)/g, (_, hex: string) => (hex === '25' ? '%' : '|'));
 
-/** `<route>|<model>|<provider>|<key>|<user>|<prompt version>|<feature>|<counter>`, each part escaped. */
+/** `<route>|<model>|<provider>|<key>|<intent>|<user>|<prompt version>|<feature>|<counter>`, each part escaped. */
 export function cellField(d: UsageDims, counter: CounterName): string {
   return `${DIM_NAMES.map((n) => escapePart(d[n])).join('|')}|${counter}`;
 }
 
-const NO_DIMS: UsageDims = { route: '', model: '', provider: '', keyId: '', user: '', promptVersion: '', feature: '' };
+const NO_DIMS: UsageDims = { route: '', model: '', provider: '', keyId: '', intent: '', user: '', promptVersion: '', feature: '' };
+
+/** The dimensions of fields written before intent was one. */
+const DIMS_BEFORE_INTENT = DIM_NAMES.filter((n) => n !== 'intent');
 
 function parseField(field: string): { dims: UsageDims; counter: CounterName } | undefined {
   const parts = field.split('|');
@@ -89,9 +92,10 @@ function parseField(field: string): { dims: UsageDims; counter: CounterName } | 
   if (!COUNTER_NAMES.includes(counter)) return undefined;
   // Buckets written before the other dimensions existed: `<route>|<model>|<counter>`.
   if (parts.length === 2) return { dims: { ...NO_DIMS, route: parts[0]!, model: parts[1]! }, counter };
-  if (parts.length !== DIM_NAMES.length) return undefined;
+  const names = parts.length === DIMS_BEFORE_INTENT.length ? DIMS_BEFORE_INTENT : DIM_NAMES;
+  if (parts.length !== names.length) return undefined;
   const dims = { ...NO_DIMS };
-  DIM_NAMES.forEach((n, i) => (dims[n] = unescapePart(parts[i]!)));
+  names.forEach((n, i) => (dims[n] = unescapePart(parts[i]!)));
   return { dims, counter };
 }
 
@@ -131,7 +135,7 @@ export function readPlan(q: Pick<CellQuery, 'fromMs' | 'toMs' | 'grain'>): { hou
 
 /**
  * KEYS: dedupe, hour bucket, hours index, day bucket, days index, label sets (user, prompt
- * version, feature). ARGV: dedupe ttl s, field prefix (route|model|provider|key|), user, prompt
+ * version, feature). ARGV: dedupe ttl s, field prefix (route|model|provider|key|intent|), user, prompt
  * version, feature (escaped), label bound, label ttl s, hour ms, hour iso, day ms, day iso, then
  * the counters in COUNTER_NAMES order. The dedupe SET NX comes first; only a first sighting
  * touches the counters. A label value beyond the day's bound is counted as OTHER_LABEL.
@@ -202,7 +206,7 @@ export class RedisUsageStore implements UsageStore {
       UsageKeys.days(f.tenantId),
       ...LABEL_DIMS.map((d) => UsageKeys.labels(f.tenantId, dayIso, d)),
       this.dedupeTtlSeconds,
-      [f.route, f.model, f.provider, f.keyId].map(escapePart).join('|') + '|',
+      [f.route, f.model, f.provider, f.keyId, f.intent].map(escapePart).join('|') + '|',
       ...LABEL_DIMS.map((d) => escapePart(f[d])),
       MAX_LABEL_VALUES,
       LABEL_TTL_SECONDS,

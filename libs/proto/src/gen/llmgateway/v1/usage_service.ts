@@ -37,6 +37,8 @@ export enum UsageGroupBy {
   USAGE_GROUP_BY_KEY = 9,
   /** USAGE_GROUP_BY_PROVIDER - The provider that answered (or was last tried). */
   USAGE_GROUP_BY_PROVIDER = 10,
+  /** USAGE_GROUP_BY_INTENT - The intent a route's classifier gave the request (routing.intent); '' when none. */
+  USAGE_GROUP_BY_INTENT = 11,
   UNRECOGNIZED = -1,
 }
 
@@ -75,6 +77,9 @@ export function usageGroupByFromJSON(object: any): UsageGroupBy {
     case 10:
     case "USAGE_GROUP_BY_PROVIDER":
       return UsageGroupBy.USAGE_GROUP_BY_PROVIDER;
+    case 11:
+    case "USAGE_GROUP_BY_INTENT":
+      return UsageGroupBy.USAGE_GROUP_BY_INTENT;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -106,6 +111,8 @@ export function usageGroupByToJSON(object: UsageGroupBy): string {
       return "USAGE_GROUP_BY_KEY";
     case UsageGroupBy.USAGE_GROUP_BY_PROVIDER:
       return "USAGE_GROUP_BY_PROVIDER";
+    case UsageGroupBy.USAGE_GROUP_BY_INTENT:
+      return "USAGE_GROUP_BY_INTENT";
     case UsageGroupBy.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -174,6 +181,8 @@ export interface GetUsageRequest {
   orderBy: UsageOrderBy;
   /** At most this many rows (after ordering); 0 means all. */
   limit: number;
+  /** Only requests given this intent by their route's classifier. */
+  intent: string;
 }
 
 /** UsageRow is the sum over one group. */
@@ -219,6 +228,8 @@ export interface UsageRow {
    * histogram bucket (100, 250, 500, 1000, 2500, 5000, 10000, 30000, 120000); 0 for none.
    */
   latencyP95Ms: number;
+  /** Set when grouped by intent. */
+  intent: string;
 }
 
 /** GetUsageResponse has one row per group, and the total over all groups (the ones a limit left out too). */
@@ -246,6 +257,7 @@ function createBaseGetUsageRequest(): GetUsageRequest {
     provider: "",
     orderBy: 0,
     limit: 0,
+    intent: "",
   };
 }
 
@@ -293,6 +305,9 @@ export const GetUsageRequest: MessageFns<GetUsageRequest> = {
     }
     if (message.limit !== 0) {
       writer.uint32(104).uint32(message.limit);
+    }
+    if (message.intent !== "") {
+      writer.uint32(114).string(message.intent);
     }
     return writer;
   },
@@ -424,6 +439,14 @@ export const GetUsageRequest: MessageFns<GetUsageRequest> = {
             message.limit = reader.uint32();
             continue;
           }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.intent = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -479,6 +502,7 @@ export const GetUsageRequest: MessageFns<GetUsageRequest> = {
         ? usageOrderByFromJSON(object.order_by)
         : 0,
       limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+      intent: isSet(object.intent) ? globalThis.String(object.intent) : "",
     };
   },
 
@@ -523,6 +547,9 @@ export const GetUsageRequest: MessageFns<GetUsageRequest> = {
     if (message.limit !== 0) {
       obj.limit = Math.round(message.limit);
     }
+    if (message.intent !== "") {
+      obj.intent = message.intent;
+    }
     return obj;
   },
 
@@ -544,6 +571,7 @@ export const GetUsageRequest: MessageFns<GetUsageRequest> = {
     message.provider = object.provider ?? "";
     message.orderBy = object.orderBy ?? 0;
     message.limit = object.limit ?? 0;
+    message.intent = object.intent ?? "";
     return message;
   },
 };
@@ -570,6 +598,7 @@ function createBaseUsageRow(): UsageRow {
     reasoningTokens: 0,
     fallbackRequests: 0,
     latencyP95Ms: 0,
+    intent: "",
   };
 }
 
@@ -634,6 +663,9 @@ export const UsageRow: MessageFns<UsageRow> = {
     }
     if (message.latencyP95Ms !== 0) {
       writer.uint32(160).uint32(message.latencyP95Ms);
+    }
+    if (message.intent !== "") {
+      writer.uint32(170).string(message.intent);
     }
     return writer;
   },
@@ -811,6 +843,14 @@ export const UsageRow: MessageFns<UsageRow> = {
             message.latencyP95Ms = reader.uint32();
             continue;
           }
+          case 21: {
+            if (tag !== 170) {
+              break;
+            }
+
+            message.intent = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -897,6 +937,7 @@ export const UsageRow: MessageFns<UsageRow> = {
         : isSet(object.latency_p95_ms)
         ? globalThis.Number(object.latency_p95_ms)
         : 0,
+      intent: isSet(object.intent) ? globalThis.String(object.intent) : "",
     };
   },
 
@@ -962,6 +1003,9 @@ export const UsageRow: MessageFns<UsageRow> = {
     if (message.latencyP95Ms !== 0) {
       obj.latencyP95Ms = Math.round(message.latencyP95Ms);
     }
+    if (message.intent !== "") {
+      obj.intent = message.intent;
+    }
     return obj;
   },
 
@@ -990,6 +1034,7 @@ export const UsageRow: MessageFns<UsageRow> = {
     message.reasoningTokens = object.reasoningTokens ?? 0;
     message.fallbackRequests = object.fallbackRequests ?? 0;
     message.latencyP95Ms = object.latencyP95Ms ?? 0;
+    message.intent = object.intent ?? "";
     return message;
   },
 };
