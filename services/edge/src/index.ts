@@ -14,6 +14,7 @@ import { httpMetrics, intentMetrics, policyMetrics } from '@llmgw/metrics';
 import { IntentClassifier } from './intent-classifier.js';
 
 export { GatewayPipeline } from './pipeline.js';
+export { compilePolicy, scanTexts } from './content-policy.js';
 export type { Downstream } from './downstream.js';
 export { loadEdgeConfig, type EdgeConfig } from './config.js';
 
