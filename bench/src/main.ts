@@ -3,7 +3,7 @@
  * memory, monolith, quota); `peer` the mesh beside Portkey's gateway under one load generator;
  * `soak` ten minutes at a steady rate, memory growth and money checked at the end; `profile`
  * CPU profiles of the six services under load, summarised; `router` the router's decision alone, in process;
- * `hedge` a route with a 10%-slow primary, without and with hedging.
+ * `hedge` a route with a 10%-slow primary, without and with hedging; `policy` the edge's content-policy scan of a 2,000-token prompt.
  */
 const SUITES: Record<string, () => Promise<unknown>> = {
   mesh: () => import('./suite.js'),
@@ -13,6 +13,7 @@ const SUITES: Record<string, () => Promise<unknown>> = {
   mux: () => import('./mux.js'),
   router: () => import('./router-bench.js'),
   hedge: () => import('./hedge.js'),
+  policy: () => import('./policy-bench.js'),
 };
 const name = process.argv[2] ?? 'mesh';
 const suite = SUITES[name];

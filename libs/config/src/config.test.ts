@@ -96,7 +96,7 @@ describe('service views', () => {
     expect(Object.keys(router).sort()).toEqual(['default_route', 'models', 'routes', 'tenants', 'tiers']);
     expect(Object.keys(quota).sort()).toEqual(['quota', 'tenants', 'tiers']);
     expect(Object.keys(auth).sort()).toEqual(['api_keys', 'auth', 'tenants']);
-    expect(Object.keys(edge)).toEqual(['tenants', 'intents', 'usage_labels', 'templates']);
+    expect(Object.keys(edge)).toEqual(['tenants', 'intents', 'usage_labels', 'templates', 'content_policies']);
     expect(Object.keys(executor)).toEqual(['providers']);
     for (const view of [router, quota, auth, edge, accountant]) expect(JSON.stringify(view)).not.toMatch(/sk-live/);
     expect(executor.providers['sim-openai']?.api_key).toBe('sk-live-openai-secret');
@@ -121,7 +121,7 @@ describe('service views', () => {
     expect(auth.tenants).toEqual({ acme: { tier: 'startup' }, globex: { tier: 'enterprise' }, ops: { tier: 'enterprise' } });
     expect(auth.api_keys).toHaveLength(3);
     const edge = parseSections(edgeSectionsSchema, exampleText, 'g.yaml', {});
-    expect(edge.tenants.acme).toEqual({ tier: 'startup', log_prompts: false });
+    expect(edge.tenants.acme).toEqual({ tier: 'startup', log_prompts: false, route_policies: {} });
   });
 
   it('a view ignores problems in sections it does not read', () => {
@@ -277,6 +277,35 @@ describe('service views', () => {
       const text = change(exampleText);
       expect(text).not.toBe(exampleText);
       expect(problemsOf(() => parseGatewayConfig(text, 'g.yaml', {}))).toContain(problem);
+    });
+  });
+
+  describe('content policies', () => {
+    it('reads the policies with defaults, and each tenant\'s policy and per-route overrides, for the edge', () => {
+      const edge = parseSections(edgeSectionsSchema, exampleText, 'e.yaml', {});
+      expect(edge.content_policies['pii-guard']).toMatchObject({ apply_to: ['request'], block_status: 'permission_denied', deny: [{ name: 'internal_codename', action: 'block' }] });
+      expect(edge.content_policies['pii-strict']?.detectors.card).toBe('block');
+      expect(edge.tenants.globex).toMatchObject({ content_policy: 'pii-guard', route_policies: { 'support-triage': 'pii-strict' } });
+      expect(edge.tenants.acme).toMatchObject({ route_policies: {} });
+      expect(edge.tenants.acme?.content_policy).toBeUndefined();
+    });
+
+    it.each([
+      ['an unknown tenant policy', (t: string) => t.replace('content_policy: pii-guard', 'content_policy: pii-gard'), 'tenants.globex.content_policy: unknown content policy "pii-gard"'],
+      ['an unknown route policy', (t: string) => t.replace("{ support-triage: pii-strict }", '{ support-triage: strict }'), 'unknown content policy "strict"'],
+      ['a route policy of an unknown route', (t: string) => t.replace("{ support-triage: pii-strict }", '{ support-triag: pii-strict }'), 'tenants.globex.route_policies.support-triag: unknown route "support-triag"'],
+      ['an unknown detector', (t: string) => t.replace('{ email: redact,', '{ mail: redact,'), 'content_policies.pii-guard.detectors'],
+      ['an unknown action', (t: string) => t.replace('{ email: redact,', '{ email: mask,'), 'content_policies.pii-guard.detectors.email'],
+      ['a deny pattern that does not compile', (t: string) => t.replace("pattern: 'project\\s+bluebird'", "pattern: 'project(['"), 'not a valid regular expression'],
+    ])('refuses %s', (_name, change, problem) => {
+      const text = change(exampleText);
+      expect(text).not.toBe(exampleText);
+      expect(problemsOf(() => parseGatewayConfig(text, 'g.yaml', {}))).toContain(problem);
+    });
+
+    it('the edge\'s view checks the policy names it holds', () => {
+      const text = exampleText.replace('content_policy: pii-guard', 'content_policy: nope');
+      expect(problemsOf(() => parseSections(edgeSectionsSchema, text, 'e.yaml', {}))).toContain('unknown content policy "nope"');
     });
   });
 

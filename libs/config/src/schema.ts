@@ -239,6 +239,10 @@ export const tenantFields = {
   allowed_models: z.array(z.string()).optional(),
   /** Prompts and completions may appear in logs only when true. */
   log_prompts: z.boolean().default(false),
+  /** The content policy (a name under `content_policies`) of the tenant's requests; unset: none. */
+  content_policy: z.string().min(1).optional(),
+  /** Per route the caller names: a content policy overriding `content_policy`. */
+  route_policies: z.record(z.string(), z.string().min(1)).default({}),
 };
 
 export const tierSchema = z.strictObject(tierFields);
@@ -442,6 +446,49 @@ export const templateSchema = z
 export type TemplateConfig = z.infer<typeof templateSchema>;
 export type TemplateVersionConfig = z.infer<typeof templateVersionSchema>;
 
+/** The content detectors of the edge (services/edge/src/content-policy.ts). */
+export const CONTENT_DETECTORS = ['email', 'phone', 'card', 'iban', 'national_id', 'secret'] as const;
+export type ContentDetector = (typeof CONTENT_DETECTORS)[number];
+
+/**
+ * What a match does: `block` refuses the request (or answer), `redact` replaces it by a placeholder
+ * before the provider sees it (or before the caller does), `redact_logs` leaves the text as it is
+ * and keeps the match out of the prompt log only.
+ */
+export const CONTENT_ACTIONS = ['block', 'redact', 'redact_logs'] as const;
+export type ContentAction = (typeof CONTENT_ACTIONS)[number];
+
+const validRegex = (pattern: string): boolean => {
+  try {
+    new RegExp(pattern, 'u');
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * A content policy, owned by the edge: detectors and deny patterns, each with an action, applied
+ * to requests and, when listed in `apply_to`, to unary answers.
+ */
+export const contentPolicySchema = z.strictObject({
+  detectors: z.partialRecord(z.enum(CONTENT_DETECTORS), z.enum(CONTENT_ACTIONS)).default({}),
+  /** Patterns (JavaScript regular expressions, case-insensitive) the policy denies; `name` is what metrics, logs and placeholders show. */
+  deny: z
+    .array(
+      z.strictObject({
+        name: z.string().regex(/^[a-z][a-z0-9_]{0,31}$/, 'lower-case letters, digits and "_", starting with a letter'),
+        pattern: z.string().min(1).max(1_000).refine(validRegex, { message: 'not a valid regular expression' }),
+        action: z.enum(CONTENT_ACTIONS).default('block'),
+      }),
+    )
+    .default([]),
+  apply_to: z.array(z.enum(['request', 'response'])).min(1).default(['request']),
+  /** The status of a blocked request. */
+  block_status: z.enum(['permission_denied', 'invalid_argument']).default('permission_denied'),
+});
+export type ContentPolicyConfig = z.infer<typeof contentPolicySchema>;
+
 /** Every top-level section of the file, each defined once. */
 export const sectionFields = {
   default_route: z.string().min(1),
@@ -459,6 +506,8 @@ export const sectionFields = {
   usage_labels: usageLabelsSchema,
   /** Prompt templates by name (names up to 64 characters: they become part of the prompt version). */
   templates: z.record(z.string().min(1).max(64).regex(/^[^@]+$/, { message: 'a template name has no "@"' }), templateSchema).default({}),
+  /** Content policies by name, given to tenants by `tenants.<id>.content_policy` and `route_policies`. */
+  content_policies: z.record(z.string(), contentPolicySchema).default({}),
 };
 
 export type ProviderConfig = z.infer<typeof providerSchema>;

@@ -87,6 +87,17 @@ function checkTemplates(cfg: { routes: object; models: object; templates: Record
   }
 }
 
+/** A tenant's content policies exist; in the whole file also the routes it names. */
+function checkContentPolicies(cfg: { content_policies: object; tenants: Record<string, { content_policy?: string | undefined; route_policies: Record<string, string> }>; routes?: object }, issue: Issue): void {
+  for (const [name, tenant] of Object.entries(cfg.tenants)) {
+    if (tenant.content_policy !== undefined && !has(cfg.content_policies, tenant.content_policy)) issue(['tenants', name, 'content_policy'], `unknown content policy "${tenant.content_policy}"`);
+    for (const [route, policy] of Object.entries(tenant.route_policies)) {
+      if (!has(cfg.content_policies, policy)) issue(['tenants', name, 'route_policies', route], `unknown content policy "${policy}"`);
+      if (cfg.routes && !has(cfg.routes, route)) issue(['tenants', name, 'route_policies', route], `unknown route "${route}"`);
+    }
+  }
+}
+
 /** allowed_models of tiers and tenants name existing models. */
 function checkModelAccess(
   cfg: { models: object; tiers: Record<string, { allowed_models?: string[] }>; tenants: Record<string, { allowed_models?: string[] }> },
@@ -157,13 +168,23 @@ export const authSectionsSchema = z
   .superRefine((cfg, ctx) => checkApiKeys(cfg, issuer(ctx)));
 export type AuthSections = z.infer<typeof authSectionsSchema>;
 
-/** The edge's: each tenant's prompt-logging policy (and tier, for the classifiers' paying tenant), the intent classifiers, what usage is labelled with, the prompt templates. */
-export const edgeSectionsSchema = z.object({
-  tenants: z.record(z.string(), z.object({ tier: tenantFields.tier, log_prompts: tenantFields.log_prompts })),
-  intents: sectionFields.intents,
-  usage_labels: sectionFields.usage_labels,
-  templates: sectionFields.templates,
-});
+/**
+ * The edge's: each tenant's prompt-logging and content policies (and tier, for the classifiers'
+ * paying tenant), the intent classifiers, what usage is labelled with, the prompt templates, the
+ * content policies.
+ */
+export const edgeSectionsSchema = z
+  .object({
+    tenants: z.record(
+      z.string(),
+      z.object({ tier: tenantFields.tier, log_prompts: tenantFields.log_prompts, content_policy: tenantFields.content_policy, route_policies: tenantFields.route_policies }),
+    ),
+    intents: sectionFields.intents,
+    usage_labels: sectionFields.usage_labels,
+    templates: sectionFields.templates,
+    content_policies: sectionFields.content_policies,
+  })
+  .superRefine((cfg, ctx) => checkContentPolicies(cfg, issuer(ctx)));
 export type EdgeSections = z.infer<typeof edgeSectionsSchema>;
 
 /**
@@ -203,5 +224,6 @@ export const gatewayConfigSchema = z.strictObject(sectionFields).superRefine((cf
   checkApiKeys(cfg, issue);
   checkIntents(cfg, issue);
   checkTemplates(cfg, issue);
+  checkContentPolicies(cfg, issue);
 });
 export type GatewayConfig = z.infer<typeof gatewayConfigSchema>;

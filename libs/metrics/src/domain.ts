@@ -85,6 +85,15 @@ export interface IntentMetrics {
   lowConfidence(route: string): void;
 }
 
+/** Edge: the tenants' content policies. */
+export interface PolicyMetrics {
+  /**
+   * A policy's detector (or deny pattern, by name) matched a request's or an answer's text and
+   * its action was taken; policy and detector names come from config.
+   */
+  enforced(policy: string, detector: string, action: string, direction: 'request' | 'response'): void;
+}
+
 /** Router: plans shaped by the executors' measured health. */
 export interface RouterMetrics {
   /** A plan put the model behind its healthy candidates (route and model from config, reason an enum). */
@@ -106,6 +115,7 @@ const httpCache = new WeakMap<Registry, HttpMetrics>();
 const genAiCache = new WeakMap<Registry, GenAiMetrics>();
 const routerCache = new WeakMap<Registry, RouterMetrics>();
 const intentCache = new WeakMap<Registry, IntentMetrics>();
+const policyCache = new WeakMap<Registry, PolicyMetrics>();
 
 function once<T>(cache: WeakMap<Registry, T>, registry: Registry, make: (r: Registry) => T): T {
   let m = cache.get(registry);
@@ -311,6 +321,18 @@ export function intentMetrics(m: Metrics): IntentMetrics {
       classified: (route, intent, source) => intents.labels(route, intent, source).inc(),
       lowConfidence: (route) => low.labels(route).inc(),
     };
+  });
+}
+
+export function policyMetrics(m: Metrics): PolicyMetrics {
+  return once(policyCache, m.registry, (registry) => {
+    const enforcements = new Counter({
+      name: 'llmgw_policy_enforcements_total',
+      help: 'Requests and answers in which a content policy\'s detector or deny pattern matched, by policy, detector, action (block, redact, redact_logs) and direction.',
+      labelNames: ['policy', 'detector', 'action', 'direction'],
+      registers: [registry],
+    });
+    return { enforced: (policy, detector, action, direction) => enforcements.labels(policy, detector, action, direction).inc() };
   });
 }
 

@@ -16,15 +16,20 @@ describe('edge config', () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('holds only the tenants\' prompt-log policy and tier, the intent classifiers, the usage labels, the templates (no provider, its unset secret included) and its variables', () => {
+  it('holds only the tenants\' prompt-log policy and tier, the intent classifiers, the usage labels, the templates, the content policies (no provider, its unset secret included) and its variables', () => {
     writeFileSync(path, TEST_CONFIG_YAML);
     const cfg = loadEdgeConfig(path, { EDGE_PLAN_CACHE_MS: '0', POLICY_POLL_MS: '100' });
     expect(cfg).toEqual({
       sections: {
-        tenants: { acme: { tier: 'startup', log_prompts: false }, 'startup-co': { tier: 'startup', log_prompts: false }, chatty: { tier: 'startup', log_prompts: true } },
+        tenants: {
+          acme: { tier: 'startup', log_prompts: false, route_policies: {} },
+          'startup-co': { tier: 'startup', log_prompts: false, route_policies: {} },
+          chatty: { tier: 'startup', log_prompts: true, route_policies: {} },
+        },
         intents: {},
         usage_labels: { feature_key: 'feature' },
         templates: { answer: expect.objectContaining({ pinned: 'v1' }) },
+        content_policies: {},
       },
       planCacheMs: 0,
       policyPollMs: 100,

@@ -10,11 +10,12 @@ import { GatewayPipeline } from './pipeline.js';
 import { PlanCache } from './plan-cache.js';
 import { createEdgeServer } from './server.js';
 import { closeHttp, createHttpSurface, listenHttp } from './http/surface.js';
-import { httpMetrics, intentMetrics } from '@llmgw/metrics';
+import { httpMetrics, intentMetrics, policyMetrics } from '@llmgw/metrics';
 import { IntentClassifier } from './intent-classifier.js';
 import { refuseChangedVersions } from './templates.js';
 
 export { GatewayPipeline } from './pipeline.js';
+export { compilePolicy, scanTexts } from './content-policy.js';
 export type { Downstream } from './downstream.js';
 export { loadEdgeConfig, type EdgeConfig } from './config.js';
 
@@ -44,7 +45,7 @@ export async function startEdge(
   sections.start();
   const planCache = new PlanCache({ ttlMs: deps.config.planCacheMs, now: Date.now });
   const intents = new IntentClassifier({ logger, metrics: deps.metrics && intentMetrics(deps.metrics) });
-  const pipeline = new GatewayPipeline({ config: () => sections.current, downstream, authCache, planCache, now: Date.now, accessLog: deps.config.accessLog, intents });
+  const pipeline = new GatewayPipeline({ config: () => sections.current, downstream, authCache, planCache, now: Date.now, accessLog: deps.config.accessLog, intents, policyMetrics: deps.metrics && policyMetrics(deps.metrics) });
   // The public port is not part of the mesh: callers bring API keys, not certificates.
   const tls = deps.config.publicTls;
   const publicTransport: MeshTransport = tls ? publicTls(tls.certFile, tls.keyFile, 60_000) : PLAINTEXT;

@@ -780,6 +780,74 @@ describe('prompt logging by tenant policy', () => {
   });
 });
 
+describe('content policy', () => {
+  const POLICIES = `${TEST_CONFIG_YAML.replace('  acme: { tier: startup }', '  acme: { tier: startup, log_prompts: true, content_policy: guard, route_policies: { strict-route: strict } }')}
+content_policies:
+  guard:
+    detectors: { email: redact, phone: redact_logs, card: block }
+    apply_to: [request, response]
+  strict:
+    detectors: { email: block }
+    block_status: invalid_argument
+`;
+  const ask = (content: string, over: Partial<ChatRequest> = {}) => chatReq({ messages: [msg(Role.ROLE_USER, content)], ...over });
+
+  function policed() {
+    const s = setup({ sections: edgeTestSections(POLICIES) });
+    const seen: string[] = [];
+    const pipeline = new GatewayPipeline({
+      config: () => s.state.sections,
+      downstream: s.downstream,
+      authCache: new AuthCache({ now: () => T0 }),
+      planCache: new PlanCache({ ttlMs: 0, now: () => T0 }),
+      now: () => T0,
+      intents: new IntentClassifier({ logger: silentLogger() }),
+      policyMetrics: { enforced: (...labels) => seen.push(labels.join('/')) },
+    });
+    return { ...s, pipeline, seen };
+  }
+
+  it('blocks a request with a blocking match before planning or reserving, naming the policy and not the match', async () => {
+    const { pipeline, downstream, seen } = policed();
+    const { ctx, lines } = loggedCtx();
+    const err = await rejection(pipeline.chat(ask('charge 4111 1111 1111 1111'), ctx));
+    expect(err).toMatchObject({ kind: 'permission_denied', message: 'content policy "guard" blocks this request: it matched "card"' });
+    expect(downstream.calls.planRoute).toHaveLength(0);
+    expect(downstream.calls.reserveQuota).toHaveLength(0);
+    expect(seen).toEqual(['guard/card/block/request']);
+    expect(lines.find((l) => l.msg === 'content policy enforced')).toMatchObject({ policy: 'guard', detector: 'card', action: 'block', direction: 'request', matches: 1 });
+    expect(JSON.stringify(lines)).not.toContain('4111');
+  });
+
+  it('takes the route\'s policy and its status (INVALID_ARGUMENT)', async () => {
+    const { pipeline } = policed();
+    const err = await rejection(pipeline.chat(ask('write to a@b.com', { route: 'strict-route' }), makeCtx()));
+    expect(err).toMatchObject({ kind: 'invalid_argument', message: 'content policy "strict" blocks this request: it matched "email"' });
+  });
+
+  it('sends the executor the redacted messages, keeps log-only matches out of the prompt log, and redacts the answer', async () => {
+    const { pipeline, downstream, seen } = policed();
+    downstream.chatResult = async () => ExecuteChatResponse.fromPartial({ response: { message: { role: Role.ROLE_ASSISTANT, content: 'I will mail c@d.com' }, routing: ROUTING } });
+    const { ctx, lines, promptLines } = loggedCtx();
+    const res = await pipeline.chat(ask('mail a@b.com, a@b.com or call +1 415 555 0132'), ctx);
+    expect(downstream.calls.executeChat[0]?.req.params?.messages.map((m) => m.content)).toEqual(['mail [EMAIL_1], [EMAIL_1] or call +1 415 555 0132']);
+    expect(res.message?.content).toBe('I will mail [EMAIL_1]');
+    expect(promptLines()[0]).toMatchObject({ promptLog: { turns: [{ text: 'mail [EMAIL_1], [EMAIL_1] or call [PHONE_1]' }], completion: 'I will mail [EMAIL_1]' } });
+    expect(seen).toEqual(['guard/email/redact/request', 'guard/phone/redact_logs/request', 'guard/email/redact/response']);
+    for (const secret of ['a@b.com', 'c@d.com', '555 0132']) expect(JSON.stringify(lines)).not.toContain(secret);
+  });
+
+  it('relays a stream as it comes, its prompt log without the matches', async () => {
+    const { pipeline, downstream } = policed();
+    downstream.stream = [streamMsg(chunk({ contentDelta: 'at e@f' })), streamMsg(chunk({ contentDelta: '.com', routing: ROUTING }))];
+    const sent: string[] = [];
+    const { ctx, promptLines } = loggedCtx();
+    await pipeline.chatStream(ask('hello'), ctx, async (c) => void sent.push(c.contentDelta));
+    expect(sent.join('')).toBe('at e@f.com');
+    expect(promptLines()[0]).toMatchObject({ promptLog: { completion: 'at [EMAIL_1]' } });
+  });
+});
+
 describe('GatewayPipeline.chatStream', () => {
   const finalChunk = chunk({ model: 'small-fast', provider: 'sim-openai', finishReason: FinishReason.FINISH_REASON_STOP, usage: USAGE, routing: ROUTING });
 

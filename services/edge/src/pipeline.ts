@@ -3,6 +3,7 @@ import { AppError } from '@llmgw/errors';
 import { Metadata } from '@grpc/grpc-js';
 import { callContext, errorKindFromProto, metadataValue, type CallContext, type StreamSink } from '@llmgw/grpc';
 import type { Logger } from '@llmgw/logging';
+import type { PolicyMetrics } from '@llmgw/metrics';
 import type { Principal } from '@llmgw/proto/auth';
 import type { ChatParams, ExecuteChatRequest, ExecutionError, UsageLabels } from '@llmgw/proto/executor';
 import { QuotaDecision } from '@llmgw/proto/quota';
@@ -24,6 +25,7 @@ import { familyOf, PromptTokens } from '@llmgw/tokens';
 import { AuthCache, isMistypedKey, requireScope, type Scope } from '@llmgw/caller-auth';
 import { AccessRecord, type AccessOperation } from './access-log.js';
 import type { Downstream } from './downstream.js';
+import { policyFor, scanTexts, type CompiledPolicy, type ScanResult } from './content-policy.js';
 import type { Classification, Embed, IntentClassifier } from './intent-classifier.js';
 import { planEstimate, promptTokenCounts, type Estimate } from './estimate.js';
 import type { PlanCache } from './plan-cache.js';
@@ -43,6 +45,15 @@ export interface PipelineDeps {
   accessLog?: boolean;
   /** Gives requests of routes with a classifier (the config's `intents`) their intent. */
   intents: IntentClassifier;
+  /** Counts the content policies' enforcements. */
+  policyMetrics?: PolicyMetrics;
+}
+
+/** The request's content policy and what of its prompt a log may show. */
+interface Policed {
+  policy: CompiledPolicy;
+  /** The messages' contents with every match replaced. */
+  logTexts: string[];
 }
 
 /** A request that passed auth, validation, routing and quota, ready for the executor. */
@@ -54,6 +65,8 @@ interface Admitted {
   log: () => Logger;
   /** The route's classifier's verdict, when the route has one. */
   intent?: Classification;
+  /** The tenant's content policy for the route, when it has one. */
+  policed?: Policed;
 }
 
 type PlanBase = Pick<PlanRouteRequest, 'route' | 'taskType' | 'qualityTier' | 'latencyClass' | 'priority' | 'model' | 'modelOrRoute' | 'operation' | 'requiredCapabilities' | 'intent'>;
@@ -91,7 +104,10 @@ export class GatewayPipeline {
       access.executed(response?.routing, response?.usage);
       if (res.error) throw executionError(res.error, response?.routing);
       if (!response) throw new AppError('internal', 'executor returned no response');
-      this.logPromptIfAllowed(a, req, response.message?.content ?? '');
+      const answer = response.message;
+      const completion = answer && a.policed?.policy.response ? this.enforce(a.log(), a.policed.policy, [answer.content], 'response') : undefined;
+      if (answer && completion) answer.content = completion.texts[0] as string;
+      this.logPromptIfAllowed(a, req, completion?.logTexts[0] ?? answer?.content ?? '');
       return response;
     });
   }
@@ -122,7 +138,9 @@ export class GatewayPipeline {
         throw e;
       }
       if (failure) throw executionError(failure, routing);
-      this.logPromptIfAllowed(a, req, relayedText);
+      // Chunks went to the caller as they came: a response policy only keeps matches out of the prompt log.
+      const policy = a.policed?.policy;
+      this.logPromptIfAllowed(a, req, policy?.response ? (scanTexts(policy, [relayedText]).logTexts[0] as string) : relayedText);
     });
   }
 
@@ -251,6 +269,8 @@ export class GatewayPipeline {
     applyTemplate(req, this.deps.config().templates, req.user || ctx.requestId, modelOrRoute);
     const shaped = shapeChat(req, { stream });
     const labels = this.usageLabels(req);
+    // Before anything is classified, planned or reserved: a blocked request costs nothing.
+    const policed = this.policeRequest(ctx, principal, req.route || modelOrRoute, req);
     const started = this.deps.now();
     const prompt = PromptTokens.chat(req.messages);
     const intent = await this.classify(ctx, principal, req.route || modelOrRoute, req.messages);
@@ -276,7 +296,33 @@ export class GatewayPipeline {
     const { params, timeoutMs } = applyPlan(req, shaped, plan, prompt.estimate(familyOf(plan.attempts[0]?.tokenizer ?? 0)));
     params.promptTokens = promptTokenCounts(plan, prompt);
     await this.reserve(ctx, principal, plan, planEstimate(plan, prompt, params.maxTokens));
-    return { a: { ...this.admitted(ctx, principal, plan, started, timeoutMs), intent }, params, labels };
+    return { a: { ...this.admitted(ctx, principal, plan, started, timeoutMs), intent, policed }, params, labels };
+  }
+
+  /**
+   * Applies the tenant's content policy for the route the caller named to the request's messages:
+   * a blocking match refuses it, `redact` matches are replaced in the messages the provider gets.
+   */
+  private policeRequest(ctx: CallContext, principal: Principal, route: string, req: ChatRequest): Policed | undefined {
+    const policy = policyFor(this.deps.config(), principal.tenantId, route);
+    if (!policy) return undefined;
+    if (!policy.request) return { policy, logTexts: req.messages.map((m) => m.content) };
+    const scan = this.enforce(ctx.logger, policy, req.messages.map((m) => m.content), 'request');
+    req.messages.forEach((m, i) => (m.content = scan.texts[i] as string));
+    return { policy, logTexts: scan.logTexts };
+  }
+
+  /** Scans texts, counts and logs each enforcement (never the matched text) and refuses a blocking match. */
+  private enforce(log: Logger, policy: CompiledPolicy, texts: string[], direction: 'request' | 'response'): ScanResult {
+    const scan = scanTexts(policy, texts);
+    for (const e of scan.enforcements) {
+      this.deps.policyMetrics?.enforced(policy.name, e.rule, e.action, direction);
+      log.info({ policy: policy.name, detector: e.rule, action: e.action, direction, matches: e.matches }, 'content policy enforced');
+    }
+    if (scan.blockedBy !== undefined) {
+      throw new AppError(policy.blockStatus, `content policy "${policy.name}" blocks this ${direction}: it matched "${scan.blockedBy}"`);
+    }
+    return scan;
   }
 
   private executeRequest(ctx: CallContext, a: Admitted, params: ChatParams, labels: UsageLabels): ExecuteChatRequest {
@@ -295,7 +341,8 @@ export class GatewayPipeline {
    */
   private logPromptIfAllowed(a: Admitted, req: ChatRequest, completion: string): void {
     if (!this.deps.config().tenants[a.principal.tenantId]?.log_prompts) return;
-    a.log().info({ promptLog: { turns: req.messages.map((m) => ({ role: m.role, text: m.content })), completion } }, 'prompt logged by tenant policy');
+    const texts = a.policed?.logTexts;
+    a.log().info({ promptLog: { turns: req.messages.map((m, i) => ({ role: m.role, text: texts?.[i] ?? m.content })), completion } }, 'prompt logged by tenant policy');
   }
 
   /**

@@ -1,11 +1,11 @@
 import type { AddressInfo } from 'node:net';
 import { BillRecorder, type SimulatorBill } from './bill.js';
 import type { FaultSpec } from './faults.js';
-import { StatsRecorder, createSimulatorServer, type SimulatorStats } from './server.js';
+import { StatsRecorder, createSimulatorServer, type ReceivedRequest, type SimulatorStats } from './server.js';
 
 export type { FaultSpec } from './faults.js';
 export { faultsFromModelName, planFaults } from './faults.js';
-export type { SimulatorStats } from './server.js';
+export type { ReceivedRequest, SimulatorStats } from './server.js';
 export type { SimulatorBill, SimulatorBillLine } from './bill.js';
 export { LONG_REPLY_TOKENS, PER_MESSAGE_TOKEN_OVERHEAD, REPLY_PRIMING_TOKENS, buildReply, countPromptTokens, countTokens } from './reply.js';
 export type { Reply, ReplyRequest, ToolSpec } from './reply.js';
@@ -29,7 +29,10 @@ export interface Simulator {
   url: string;
   port: number;
   stats(): SimulatorStats;
+  /** Clears the stats and the received bodies. */
   resetStats(): void;
+  /** The bodies of the last requests that named a model (at most RECEIVED_KEPT, newest last), as parsed. */
+  received(): ReceivedRequest[];
   /**
    * What the simulator billed, per model, as a provider would (semantics in bill.ts and the
    * README); also served as `GET /_simulator/bill`.
@@ -70,6 +73,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     port,
     stats: () => stats.snapshot(),
     resetStats: () => stats.reset(),
+    received: () => stats.received(),
     bill: () => bill.snapshot(),
     resetBill: () => bill.reset(),
     close() {

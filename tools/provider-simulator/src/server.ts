@@ -30,11 +30,22 @@ export interface SimulatorServerOptions {
   faults?: Readonly<Record<string, FaultSpec>> | undefined;
 }
 
-/** Mutable counters behind `Simulator.stats()`. */
+/** A request body the simulator received, as parsed (what a provider would have been sent). */
+export interface ReceivedRequest {
+  path: string;
+  model: string;
+  body: Record<string, unknown>;
+}
+
+/** How many received bodies are kept, newest last: enough for tests, bounded for soaks. */
+export const RECEIVED_KEPT = 1_000;
+
+/** Mutable counters behind `Simulator.stats()`, and the last bodies behind `Simulator.received()`. */
 export class StatsRecorder {
   totalRequests = 0;
   openRequests = 0;
   private byModel = new Map<string, number>();
+  private bodies: ReceivedRequest[] = [];
   private idleWaiters: Array<() => void> = [];
 
   requestOpened(): void {
@@ -61,14 +72,24 @@ export class StatsRecorder {
     this.byModel.set(model, (this.byModel.get(model) ?? 0) + 1);
   }
 
+  receive(r: ReceivedRequest): void {
+    if (this.bodies.length >= RECEIVED_KEPT) this.bodies.shift();
+    this.bodies.push(r);
+  }
+
+  received(): ReceivedRequest[] {
+    return [...this.bodies];
+  }
+
   snapshot(): SimulatorStats {
     return { totalRequests: this.totalRequests, openRequests: this.openRequests, byModel: Object.fromEntries(this.byModel) };
   }
 
-  /** Clears totals and per-model counts; open requests are live state and are kept. */
+  /** Clears totals, per-model counts and received bodies; open requests are live state and are kept. */
   reset(): void {
     this.totalRequests = 0;
     this.byModel.clear();
+    this.bodies = [];
   }
 }
 
@@ -205,6 +226,7 @@ export function createSimulatorServer(opts: SimulatorServerOptions, stats: Stats
       return;
     }
     stats.countModel(model);
+    stats.receive({ path, model, body });
     const nth = (ordinals.get(model) ?? 0) + 1;
     ordinals.set(model, nth);
 

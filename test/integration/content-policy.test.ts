@@ -1,0 +1,109 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { status } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePortBlock } from '@llmgw/local-infra';
+import { SERVICE_NAMES } from '@llmgw/runtime';
+import { Message, Role } from '@llmgw/proto/v1';
+import { chat, eventually, startTestMesh, userChat, type TestMesh } from '../src/harness.js';
+import { metricSum } from '../src/metrics.js';
+
+/*
+ * Tenant content policies through the mesh: the edge blocks, redacts before the provider, or keeps
+ * matches out of its logs only; the simulator shows what a provider would have received.
+ */
+const FIXTURE = fileURLToPath(new URL('../fixtures/content-policy.test.yaml', import.meta.url));
+const KEY = 'sk-policy-acme-00000000000000';
+/** Every sensitive string this suite sends: none may appear in any service's log. */
+const CARD = '4111 1111 1111 1111';
+const SECRET = 'sk-proj-abcdefghijklmnopqrstuvwxyz123456';
+const SSN = '123-45-6789';
+const EMAIL = 'jane.doe@example.com';
+const OTHER_EMAIL = 'ops@example.org';
+const PHONE = '+1 415 555 0132';
+const MATCHES = [CARD, SECRET, SSN, EMAIL, OTHER_EMAIL, PHONE, 'Project Bluebird'];
+
+let mesh: TestMesh;
+let metricsBase = 0;
+beforeAll(async () => {
+  metricsBase = await freePortBlock(SERVICE_NAMES.length);
+  mesh = await startTestMesh(FIXTURE, { METRICS_PORT: String(metricsBase) });
+}, 60_000);
+afterAll(async () => {
+  if (!mesh) return;
+  await mesh.stop();
+  // After stop: every line the services wrote is in its file.
+  const logs = readdirSync(mesh.logDir).map((f) => [f, readFileSync(join(mesh.logDir, f), 'utf8')] as const);
+  expect(logs.length).toBeGreaterThan(0);
+  for (const [file, text] of logs) for (const m of MATCHES) expect(text.includes(m), `${m} in ${file}`).toBe(false);
+});
+
+const edgeLog = () => readFileSync(join(mesh.logDir, 'edge.log'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+const userTexts = () => mesh.simulator.received().flatMap((r) => (r.body['messages'] as { role: string; content: string }[]).filter((m) => m.role === 'user').map((m) => m.content));
+
+describe('content policy through the mesh', () => {
+  it.each([
+    ['a payment card', `charge ${CARD} now`, 'chat', status.PERMISSION_DENIED, 'content policy "guard" blocks this request: it matched "card"'],
+    ['a secret', `my key is ${SECRET}`, 'chat', status.PERMISSION_DENIED, 'content policy "guard" blocks this request: it matched "secret"'],
+    ['a deny pattern', 'what is Project Bluebird?', 'chat', status.PERMISSION_DENIED, 'content policy "guard" blocks this request: it matched "codename"'],
+    ['an SSN on the strict route', `ssn ${SSN}`, 'strict', status.INVALID_ARGUMENT, 'content policy "strict" blocks this request: it matched "national_id"'],
+  ])('blocks %s with the policy\'s status, naming it and not the match, and nothing is billed', async (_name, text, route, code, message) => {
+    const bill = mesh.simulator.bill();
+    const received = mesh.simulator.received().length;
+    const r = await chat(mesh.gateway, KEY, userChat(text, { route }));
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.error.code).toBe(code);
+    expect(r.error.details).toBe(message);
+    expect(mesh.simulator.bill()).toEqual(bill);
+    expect(mesh.simulator.received()).toHaveLength(received);
+  });
+
+  it('sends the provider placeholders for redacted e-mail addresses (the same address, the same placeholder) and answers normally', async () => {
+    mesh.simulator.resetStats();
+    const req = userChat('', {
+      route: 'chat',
+      messages: [Message.fromPartial({ role: Role.ROLE_SYSTEM, content: `The user is ${EMAIL}.` }), Message.fromPartial({ role: Role.ROLE_USER, content: `Mail ${EMAIL} and ${OTHER_EMAIL}` })],
+    });
+    const r = await chat(mesh.gateway, KEY, req);
+    if (!r.ok) throw r.error;
+    expect(r.value.message?.content).toContain('Mail [EMAIL_1] and [EMAIL_2]');
+    expect(r.value.usage?.outputTokens).toBeGreaterThan(0);
+    const [sent] = mesh.simulator.received();
+    expect(sent?.body['messages']).toEqual([
+      { role: 'system', content: 'The user is [EMAIL_1].' },
+      { role: 'user', content: 'Mail [EMAIL_1] and [EMAIL_2]' },
+    ]);
+  });
+
+  it('sends the provider a log-only match as it is, and the edge\'s prompt log and enforcement lines without it', async () => {
+    mesh.simulator.resetStats();
+    const r = await chat(mesh.gateway, KEY, userChat(`call me on ${PHONE}`, { route: 'chat' }));
+    if (!r.ok) throw r.error;
+    expect(userTexts()).toEqual([`call me on ${PHONE}`]);
+    // The simulator echoes the prompt: the caller's answer keeps it too (log-only).
+    expect(r.value.message?.content).toContain(PHONE);
+    const promptLog = await eventually(
+      async () => edgeLog().filter((l) => l.msg === 'prompt logged by tenant policy'),
+      (lines) => lines.some((l) => JSON.stringify(l).includes('call me on [PHONE_1]')),
+    );
+    expect(JSON.stringify(promptLog.at(-1))).toContain('[PHONE_1]');
+    const enforced = edgeLog().filter((l) => l.msg === 'content policy enforced');
+    expect(enforced).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ policy: 'guard', detector: 'phone', action: 'redact_logs', direction: 'request', matches: 1 }),
+        expect.objectContaining({ policy: 'guard', detector: 'phone', action: 'redact_logs', direction: 'response', matches: 1 }),
+        expect.objectContaining({ policy: 'guard', detector: 'card', action: 'block', direction: 'request' }),
+      ]),
+    );
+  });
+
+  it('counts every enforcement by policy, detector, action and direction', async () => {
+    const count = (policy: string, detector: string, action: string, direction: string) => metricSum(metricsBase, 'edge', 'llmgw_policy_enforcements_total', { policy, detector, action, direction });
+    expect(await count('guard', 'card', 'block', 'request')).toBe(1);
+    expect(await count('strict', 'national_id', 'block', 'request')).toBe(1);
+    expect(await count('guard', 'email', 'redact', 'request')).toBe(1);
+    expect(await count('guard', 'phone', 'redact_logs', 'response')).toBe(1);
+  });
+});
