@@ -819,6 +819,17 @@ content_policies:
     expect(JSON.stringify(lines)).not.toContain('4111');
   });
 
+  it('applies to texts to embed: a blocking match reserves nothing, a redacted one reaches the executor as its placeholder', async () => {
+    const { pipeline, downstream, seen } = policed();
+    downstream.plan = testPlan('embeddings', ['embed-small']);
+    const err = await rejection(pipeline.embed(EmbedRequest.fromPartial({ route: 'embeddings', inputs: ['fine', 'card 4111 1111 1111 1111'] }), makeCtx()));
+    expect(err).toMatchObject({ kind: 'permission_denied', message: 'content policy "guard" blocks this request: it matched "card"' });
+    expect(downstream.calls.reserveQuota).toHaveLength(0);
+    await pipeline.embed(EmbedRequest.fromPartial({ route: 'embeddings', inputs: ['mail a@b.com', 'and a@b.com again'] }), makeCtx());
+    expect(downstream.calls.executeEmbed[0]!.req.request?.inputs).toEqual(['mail [EMAIL_1]', 'and [EMAIL_1] again']);
+    expect(seen).toEqual(['guard/card/block/request', 'guard/email/redact/request']);
+  });
+
   it('takes the route\'s policy and its status (INVALID_ARGUMENT)', async () => {
     const { pipeline } = policed();
     const err = await rejection(pipeline.chat(ask('write to a@b.com', { route: 'strict-route' }), makeCtx()));

@@ -151,6 +151,9 @@ export class GatewayPipeline {
   private async embedLogged(req: EmbedRequest, ctx: CallContext, modelOrRoute: string, access: AccessRecord): Promise<EmbedResponse> {
     const principal = await this.authenticate(ctx, 'embed');
     shapeEmbed(req);
+    // Texts to embed reach the provider as prompts do: the same policy, before anything is reserved.
+    const policy = policyFor(this.deps.config(), principal.tenantId, req.route || modelOrRoute);
+    if (policy?.request) req.inputs = this.enforce(ctx.logger, policy, req.inputs, 'request').texts;
     return this.runEmbed(req, ctx, principal, modelOrRoute, access);
   }
 
