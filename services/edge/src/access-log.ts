@@ -54,6 +54,8 @@ export class AccessRecord {
           route: r?.route || this.plan?.route || '',
           rule: r?.rule ?? this.plan?.rule ?? '',
           split: r?.split ?? '',
+          intent: r?.intent || this.plan?.intent || '',
+          promptVersion: r?.promptVersion ?? '',
           model: r?.chosenModel ?? '',
           fallbackUsed: r?.fallbackUsed ?? false,
           attempts: (r?.attempts ?? []).map((a) => `${a.model}:${OUTCOME_NAMES[a.outcome] ?? 'unknown'}${a.reason ? `:${a.reason}` : ''}`),

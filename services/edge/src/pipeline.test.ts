@@ -677,6 +677,8 @@ describe('the access log: one line per request, never its prompt', () => {
         keyId: PRINCIPAL.keyId,
         route: 'chat',
         rule: 'default',
+        intent: '',
+        promptVersion: '',
         model: 'small-fast',
         fallbackUsed: true,
         attempts: ['claude:failed:http_5xx', 'small-fast:success'],
@@ -1103,12 +1105,15 @@ intents:
 
   it('classifies a request to a route with a classifier before planning: its text for its tenant, the examples for the classifier\'s', async () => {
     const { pipeline, downstream } = setup({ sections: sections() });
-    const ctx = makeCtx();
+    // The router's plan names the intent it was made for.
+    downstream.plan = { ...downstream.plan, intent: 'billing' };
+    const { ctx, lines } = loggedCtx();
     // The fake executor answers one vector however many texts: the examples fail, the keyword decides.
     const res = await pipeline.chat(chatReq({ route: 'support', messages: [msg(Role.ROLE_USER, 'where is my invoice?')] }), ctx);
     const chatPlan = downstream.calls.planRoute.find((c) => c.req.operation === Operation.OPERATION_CHAT)!.req;
     expect(chatPlan).toMatchObject({ route: 'support', intent: 'billing' });
     expect(res.routing?.intentScore).toBe(1);
+    expect(lines.filter((l) => l.msg === 'access')).toEqual([expect.objectContaining({ access: expect.objectContaining({ route: 'chat', intent: 'billing' }) })]);
     const embeds = downstream.calls.executeEmbed.map((c) => [c.req.requestId.startsWith('intent-exemplars-') ? 'exemplars' : c.req.requestId, c.req.tenantId, c.req.request?.inputs]);
     expect(embeds).toEqual(
       expect.arrayContaining([
