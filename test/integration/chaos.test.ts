@@ -8,10 +8,9 @@ import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect } from 'nats';
 import { connectNatsBus, natsConnectOptions, Subjects } from '@llmgw/events';
-import { freePortBlock, programArgs, REPO_ROOT } from '@llmgw/local-infra';
+import { programArgs, REPO_ROOT } from '@llmgw/local-infra';
 import { silentLogger } from '@llmgw/logging';
 import { UsageRecorded, TokenSource } from '@llmgw/proto/v1';
-import { SERVICE_NAMES } from '@llmgw/runtime';
 import { CHAOS_KEYS, expectSettled, metricValue } from '../src/chaos.js';
 import { startTcpProxy } from '../src/tcp-proxy.js';
 import { chat, chatStream, eventually, startTestMesh, userChat, type TestMesh } from '../src/harness.js';
@@ -30,24 +29,20 @@ afterEach(async () => {
   mesh = undefined;
 });
 
-let metricsBase = 0;
-
 async function startChaosMesh(env: Record<string, string> = {}): Promise<TestMesh> {
   const outbox = join(mkdtempSync(join(tmpdir(), 'llmgw-chaos-')), 'usage.journal');
-  metricsBase = await freePortBlock(SERVICE_NAMES.length);
   mesh = await startTestMesh(FIXTURE, {
     USAGE_OUTBOX_PATH: outbox,
     USAGE_ACK_WAIT_MS: '1000',
-    METRICS_PORT: String(metricsBase),
     LOG_LEVEL: 'warn',
     ...env,
-  });
+  }, { metrics: true });
   return mesh;
 }
 
 /** The executor's journal holds nothing that still has to be published. */
 async function expectOutboxDrained(m: TestMesh): Promise<void> {
-  const pending = await eventually(() => metricValue(m, metricsBase, 'provider-executor', OUTBOX_PENDING), (v) => v === 0, 15_000);
+  const pending = await eventually(() => metricValue(m, 'provider-executor', OUTBOX_PENDING), (v) => v === 0, 15_000);
   expect(pending).toBe(0);
 }
 
@@ -131,7 +126,7 @@ describe('chaos', () => {
     await new Promise((r) => setTimeout(r, 1_500));
     let held = 0;
     const sampler = setInterval(() => {
-      void metricValue(m, metricsBase, 'provider-executor', OUTBOX_PENDING).then((v) => (held = Math.max(held, v ?? 0)));
+      void metricValue(m, 'provider-executor', OUTBOX_PENDING).then((v) => (held = Math.max(held, v ?? 0)));
     }, 250);
     await m.natsOutage(10_000);
     clearInterval(sampler);

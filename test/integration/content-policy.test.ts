@@ -3,11 +3,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePortBlock } from '@llmgw/local-infra';
-import { SERVICE_NAMES } from '@llmgw/runtime';
 import { Message, Role } from '@llmgw/proto/v1';
 import { chat, eventually, startTestMesh, userChat, type TestMesh } from '../src/harness.js';
-import { metricSum } from '../src/metrics.js';
 
 /*
  * Tenant content policies through the mesh: the edge blocks, redacts before the provider, or keeps
@@ -25,10 +22,8 @@ const PHONE = '+1 415 555 0132';
 const MATCHES = [CARD, SECRET, SSN, EMAIL, OTHER_EMAIL, PHONE, 'Project Bluebird'];
 
 let mesh: TestMesh;
-let metricsBase = 0;
 beforeAll(async () => {
-  metricsBase = await freePortBlock(SERVICE_NAMES.length);
-  mesh = await startTestMesh(FIXTURE, { METRICS_PORT: String(metricsBase) });
+  mesh = await startTestMesh(FIXTURE, {}, { metrics: true });
 }, 60_000);
 afterAll(async () => {
   if (!mesh) return;
@@ -100,7 +95,7 @@ describe('content policy through the mesh', () => {
   });
 
   it('counts every enforcement by policy, detector, action and direction', async () => {
-    const count = (policy: string, detector: string, action: string, direction: string) => metricSum(metricsBase, 'edge', 'llmgw_policy_enforcements_total', { policy, detector, action, direction });
+    const count = (policy: string, detector: string, action: string, direction: string) => mesh.metric('edge', 'llmgw_policy_enforcements_total', { policy, detector, action, direction });
     expect(await count('guard', 'card', 'block', 'request')).toBe(1);
     expect(await count('strict', 'national_id', 'block', 'request')).toBe(1);
     expect(await count('guard', 'email', 'redact', 'request')).toBe(1);

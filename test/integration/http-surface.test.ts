@@ -5,7 +5,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectNatsBus, Subjects } from '@llmgw/events';
 import { silentLogger } from '@llmgw/logging';
 import { METRICS_PORT_OFFSET, SERVICE_NAMES, type ServiceName } from '@llmgw/runtime';
-import { freePortBlock } from '@llmgw/local-infra';
 import { Role, UsageRecorded } from '@llmgw/proto/v1';
 import { chat, chatStream, eventually, KEYS, startTestMesh, TEST_CONFIG, userChat, type TestMesh } from '../src/harness.js';
 
@@ -14,10 +13,8 @@ import { chat, chatStream, eventually, KEYS, startTestMesh, TEST_CONFIG, userCha
  * every answer here went through auth, router, quota and the executor, and was billed.
  */
 let mesh: TestMesh;
-let metricsBase = 0;
 beforeAll(async () => {
-  metricsBase = await freePortBlock(SERVICE_NAMES.length);
-  mesh = await startTestMesh(TEST_CONFIG, { METRICS_PORT: String(metricsBase) });
+  mesh = await startTestMesh(TEST_CONFIG, {}, { metrics: true });
 }, 60_000);
 afterAll(async () => {
   await mesh?.stop();
@@ -198,7 +195,7 @@ describe('the Anthropic SDK against the mesh', () => {
 
 /** Every sample of a service's /metrics, by series (name and labels). */
 async function samples(service: ServiceName): Promise<Map<string, number>> {
-  const text = await (await fetch(`http://127.0.0.1:${metricsBase + METRICS_PORT_OFFSET[service]}/metrics`)).text();
+  const text = await (await fetch(`http://127.0.0.1:${mesh.metricsBase! + METRICS_PORT_OFFSET[service]}/metrics`)).text();
   const out = new Map<string, number>();
   for (const line of text.split('\n')) {
     if (!line || line.startsWith('#')) continue;

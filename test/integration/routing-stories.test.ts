@@ -2,10 +2,8 @@ import { fileURLToPath } from 'node:url';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AttemptOutcome, FinishReason, LatencyClass, QualityTier, ResponseFormatType, type Attempt } from '@llmgw/proto/v1';
-import { freePortBlock } from '@llmgw/local-infra';
-import { SERVICE_NAMES, type ServiceName } from '@llmgw/runtime';
+import { type ServiceName } from '@llmgw/runtime';
 import { chat, chatStream, eventually, getUsage, startTestMesh, userChat, type TestMesh } from '../src/harness.js';
-import { metricSum } from '../src/metrics.js';
 
 /*
  * The failure stories of the design notes, each through the whole mesh against the simulator:
@@ -40,14 +38,12 @@ const NIGHT_CEILING_MICROS = 2_000; // tenants.night-owl.route_limits.night.usd_
 
 const PERSON = { schema: JSON.stringify({ type: 'object', properties: { name: { type: 'string' }, age: { type: 'integer' } }, required: ['name', 'age'], additionalProperties: false }) };
 
-let metricsBase = 0;
 let mesh: TestMesh;
 beforeAll(async () => {
-  metricsBase = await freePortBlock(SERVICE_NAMES.length);
-  mesh = await startTestMesh(FIXTURE, { METRICS_PORT: String(metricsBase) });
+  mesh = await startTestMesh(FIXTURE, {}, { metrics: true });
 }, 60_000);
 
-const metric = (service: ServiceName, name: string, labels: Record<string, string> = {}) => metricSum(metricsBase, service, name, labels);
+const metric = (service: ServiceName, name: string, labels: Record<string, string> = {}) => mesh.metric(service, name, labels);
 afterAll(async () => {
   await mesh?.stop();
 });

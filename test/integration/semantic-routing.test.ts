@@ -2,11 +2,8 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { freePortBlock } from '@llmgw/local-infra';
-import { SERVICE_NAMES } from '@llmgw/runtime';
 import { UsageGroupBy, type ChatResponse } from '@llmgw/proto/v1';
 import { chat, chatStream, eventually, getUsage, startTestMesh, userChat, type TestMesh } from '../src/harness.js';
-import { metricSum } from '../src/metrics.js';
 
 /*
  * Semantic routing through the mesh: the edge embeds each request's text through the gateway's
@@ -32,10 +29,8 @@ const THRESHOLD = 0.3; // intents.support.threshold
 const OTHER_TEXTS = ['Good morning, lovely weather today', 'phishing?', 'Please refund the duplicate charge on my invoice'];
 
 let mesh: TestMesh;
-let metricsBase = 0;
 beforeAll(async () => {
-  metricsBase = await freePortBlock(SERVICE_NAMES.length);
-  mesh = await startTestMesh(FIXTURE, { METRICS_PORT: String(metricsBase) });
+  mesh = await startTestMesh(FIXTURE, {}, { metrics: true });
 }, 60_000);
 afterAll(async () => {
   await mesh?.stop();
@@ -109,11 +104,11 @@ describe('semantic routing', () => {
 
   it('counts every classified request by intent and how it was decided, and the low-confidence ones', async () => {
     const classified = labelled.length + OTHER_TEXTS.length;
-    expect(await metricSum(metricsBase, 'edge', 'llmgw_intents_total')).toBe(classified);
-    expect(await metricSum(metricsBase, 'edge', 'llmgw_intents_total', { intent: 'none', source: 'none' })).toBeGreaterThanOrEqual(1);
-    expect(await metricSum(metricsBase, 'edge', 'llmgw_intents_total', { intent: 'account_security', source: 'keyword' })).toBeGreaterThanOrEqual(1);
-    const low = await metricSum(metricsBase, 'edge', 'llmgw_intent_low_confidence_total', { route: 'support' });
-    expect(low).toBe(classified - (await metricSum(metricsBase, 'edge', 'llmgw_intents_total', { source: 'embedding' })));
+    expect(await mesh.metric('edge', 'llmgw_intents_total')).toBe(classified);
+    expect(await mesh.metric('edge', 'llmgw_intents_total', { intent: 'none', source: 'none' })).toBeGreaterThanOrEqual(1);
+    expect(await mesh.metric('edge', 'llmgw_intents_total', { intent: 'account_security', source: 'keyword' })).toBeGreaterThanOrEqual(1);
+    const low = await mesh.metric('edge', 'llmgw_intent_low_confidence_total', { route: 'support' });
+    expect(low).toBe(classified - (await mesh.metric('edge', 'llmgw_intents_total', { source: 'embedding' })));
   });
 
   it('bills every embedding: the tenant its texts, the classifier\'s tenant the exemplars (once); the accountant equals the simulator\'s bill exactly', async () => {

@@ -69,9 +69,9 @@ export async function quotaLeftovers(redis: Redis): Promise<{ openReservations: 
   return { openReservations, leases, usdToday };
 }
 
-/** A Prometheus sample of a service of the mesh (started with METRICS_PORT), or undefined. */
-export async function metricValue(mesh: TestMesh, metricsBase: number, service: keyof typeof METRICS_PORT_OFFSET, metric: string): Promise<number | undefined> {
-  const res = await fetch(`http://127.0.0.1:${metricsBase + METRICS_PORT_OFFSET[service]}/metrics`);
+/** A Prometheus sample of a service of the mesh (started with `{ metrics: true }`), or undefined. */
+export async function metricValue(mesh: TestMesh, service: keyof typeof METRICS_PORT_OFFSET, metric: string): Promise<number | undefined> {
+  const res = await fetch(`http://127.0.0.1:${mesh.metricsBase! + METRICS_PORT_OFFSET[service]}/metrics`);
   const line = (await res.text()).split('\n').find((l) => l.startsWith(`${metric} `) || l.startsWith(`${metric}{`));
   return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
 }

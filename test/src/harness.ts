@@ -5,8 +5,9 @@ import { fileURLToPath } from 'node:url';
 import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll } from 'vitest';
 import { dial, meshTls, meshTlsFilesIn, PLAINTEXT, type ChannelLink } from '@llmgw/grpc';
-import { combineServiceEnv, createMeshPki, meshCredentials, startNatsServer, startRedisServer, startServiceProcesses, type LocalServer, type MeshCertificates, type MeshCredentials, type ServiceProcesses } from '@llmgw/local-infra';
-import { OPERATOR, type MeshIdentity, type ServiceName } from '@llmgw/runtime';
+import { combineServiceEnv, createMeshPki, freePortBlock, meshCredentials, startNatsServer, startRedisServer, startServiceProcesses, type LocalServer, type MeshCertificates, type MeshCredentials, type ServiceProcesses } from '@llmgw/local-infra';
+import { OPERATOR, SERVICE_NAMES, type MeshIdentity, type ServiceName } from '@llmgw/runtime';
+import { metricSum } from './metrics.js';
 import { startSimulator, type Simulator } from '@llmgw/provider-simulator';
 import { ChatRequest, GatewayServiceClient, Role, UsageServiceClient, type ChatResponse, type ChatStreamResponse, GetUsageRequest, type GetUsageResponse } from '@llmgw/proto/v1';
 
@@ -40,6 +41,10 @@ export interface TestMesh {
   linkAs(identity: MeshIdentity, peer: ServiceName): ChannelLink;
   /** A client of an internal service, with the operator's certificate unless another identity is named. */
   dial<C>(Ctor: new (address: string, ...rest: never[]) => C, service: ServiceName, identity?: MeshIdentity): C;
+  /** With `{ metrics: true }`: each service serves /metrics on this port plus its METRICS_PORT_OFFSET. */
+  metricsBase?: number;
+  /** The sum of a metric's series on a service whose labels include every pair given (needs `{ metrics: true }`). */
+  metric(service: ServiceName, name: string, labels?: Record<string, string>): Promise<number>;
   /** NATS killed (SIGKILL) for `ms`, then started again on the same port and store, as after a crash. */
   natsOutage(ms: number): Promise<void>;
   stop(): Promise<void>;
@@ -49,7 +54,8 @@ export interface TestMesh {
  * Real redis-server and nats-server on free loopback ports, with a user per service as in
  * production, the simulator, and the six services as processes.
  */
-export async function startTestMesh(configPath = TEST_CONFIG, extraEnv: Record<string, string> = {}): Promise<TestMesh> {
+export async function startTestMesh(configPath = TEST_CONFIG, extraEnv: Record<string, string> = {}, opts: { metrics?: boolean } = {}): Promise<TestMesh> {
+  const metricsBase = opts.metrics ? await freePortBlock(SERVICE_NAMES.length) : undefined;
   const natsStore = mkdtempSync(join(tmpdir(), 'llmgw-mesh-nats-'));
   const creds = meshCredentials();
   const [redis, first, simulator] = await Promise.all([
@@ -64,7 +70,7 @@ export async function startTestMesh(configPath = TEST_CONFIG, extraEnv: Record<s
   let services: ServiceProcesses;
   try {
     services = await startServiceProcesses({
-      env: { GATEWAY_CONFIG: configPath, SIMULATOR_URL: simulator.url, LOG_LEVEL: 'info', ...extraEnv },
+      env: { GATEWAY_CONFIG: configPath, SIMULATOR_URL: simulator.url, LOG_LEVEL: 'info', ...(metricsBase ? { METRICS_PORT: String(metricsBase) } : {}), ...extraEnv },
       serviceEnv: combineServiceEnv(pki.tlsEnv, creds.serviceEnv({ redis, nats })),
       logDir,
     });
@@ -96,6 +102,11 @@ export async function startTestMesh(configPath = TEST_CONFIG, extraEnv: Record<s
     logDir,
     pki,
     linkAs,
+    metricsBase,
+    metric: (service, name, labels = {}) => {
+      if (metricsBase === undefined) throw new Error('start the mesh with { metrics: true } to read its metrics');
+      return metricSum(metricsBase, service, name, labels);
+    },
     dial: (Ctor, service, identity = OPERATOR) => dial(Ctor as never, services.addrs[service], linkAs(identity, service)),
     natsOutage: async (ms) => {
       nats.process.kill('SIGKILL');
