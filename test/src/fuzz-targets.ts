@@ -57,6 +57,7 @@ function chatSeeds(): ChatRequest[] {
   const base: ChatRequest = {
     route: '', messages: [user('hi')], taskType: 0, qualityTier: 0, latencyClass: 0, maxTokens: 4, tools: [], timeoutMs: 0, user: '',
     promptVersion: '', metadata: {}, model: '', stop: [], toolChoice: '', priority: 0, template: '', templateVersion: '', templateVariables: {},
+    cache: 0,
   };
   return [
     base,
@@ -106,7 +107,7 @@ export async function fuzzTargets(mesh: TestMesh): Promise<FuzzTarget[]> {
   const { chat: chatPlan, embed: embedPlan } = await plans(mesh);
   const addrs = mesh.services.addrs;
   const usage = usageSeeds();
-  const params = { messages: [user('hi')], maxTokens: 4, stop: [], tools: [], user: '', batch: false, promptTokens: [], noHedge: false };
+  const params = { messages: [user('hi')], maxTokens: 4, stop: [], tools: [], user: '', batch: false, promptTokens: [], noHedge: false, cache: 0 };
   const exec = (i: number) => ({ requestId: `fuzz-seed-${i}`, tenantId: 'loadtest', plan: chatPlan, params, keyId: 'k-load' });
   return [
     {

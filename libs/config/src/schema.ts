@@ -214,6 +214,22 @@ export const routeSchema = z.strictObject({
   on_schema_failure: z.enum(['repair', 'fail']).default('repair'),
   /** Routing by measured health; absent: models are never demoted. */
   demote: demoteSchema.optional(),
+  /** The exact response cache (kept by the executor per tenant); absent: the route does not cache. */
+  cache: z
+    .strictObject({
+      /** How long an answer is kept, in seconds. */
+      ttl_s: positiveInt.max(30 * 86_400),
+      /** Answers kept per tenant on this route; storing one more drops the oldest. */
+      max_entries: positiveInt.max(1_000_000).default(10_000),
+      /** Larger answers (encoded) are not stored. */
+      max_entry_bytes: positiveInt.max(8 * 1024 * 1024).default(64 * 1024),
+      /**
+       * `deterministic`: requests at temperature 0 are cached, others when they ask (cache: use);
+       * `requested`: only requests that ask.
+       */
+      cacheable: z.enum(['deterministic', 'requested']).default('deterministic'),
+    })
+    .optional(),
 });
 
 /** Fields of a tier; the router owns `allowed_models`, quota owns `limits`. */

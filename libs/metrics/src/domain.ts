@@ -74,6 +74,16 @@ export interface ExecutorMetrics {
   enforcement(route: string, kind: 'content_filter'): void;
 }
 
+/** Executor: the routes' response caches (route from the config, via the plan). */
+export interface ResponseCacheMetrics {
+  /** A lookup: answered from the cache, not held, or failed (Redis down: a miss). */
+  lookup(route: string, result: 'hit' | 'miss' | 'error'): void;
+  /** An answer kept, not kept because it is over the route's max_entry_bytes, or failed. */
+  store(route: string, result: 'stored' | 'too_large' | 'error'): void;
+  /** What a hit's answer cost when a provider made it. */
+  saved(route: string, costMicros: number): void;
+}
+
 /** Edge: the routes' intent classifiers. */
 export interface IntentMetrics {
   /**
@@ -111,6 +121,7 @@ export const PROVIDER_SECONDS_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2
 const usageCache = new WeakMap<Registry, UsageMetrics>();
 const quotaCache = new WeakMap<Registry, QuotaMetrics>();
 const executorCache = new WeakMap<Registry, ExecutorMetrics>();
+const responseCacheCache = new WeakMap<Registry, ResponseCacheMetrics>();
 const httpCache = new WeakMap<Registry, HttpMetrics>();
 const genAiCache = new WeakMap<Registry, GenAiMetrics>();
 const routerCache = new WeakMap<Registry, RouterMetrics>();
@@ -287,6 +298,34 @@ export function executorMetrics(m: Metrics): ExecutorMetrics {
       },
       hedge: (route, outcome) => hedges.labels(route, outcome).inc(),
       enforcement: (route, kind) => enforcements.labels(route, kind).inc(),
+    };
+  });
+}
+
+export function responseCacheMetrics(m: Metrics): ResponseCacheMetrics {
+  return once(responseCacheCache, m.registry, (registry) => {
+    const lookups = new Counter({
+      name: 'llmgw_response_cache_lookups_total',
+      help: 'Response cache lookups by route and result (hit, miss, error: the cache was unreachable and the request went to the provider).',
+      labelNames: ['route', 'result'],
+      registers: [registry],
+    });
+    const stores = new Counter({
+      name: 'llmgw_response_cache_stores_total',
+      help: 'Answers offered to the response cache by route and result (stored, too_large, error).',
+      labelNames: ['route', 'result'],
+      registers: [registry],
+    });
+    const saved = new Counter({
+      name: 'llmgw_response_cache_saved_micros_total',
+      help: 'What the answers served from the response cache cost when a provider made them, in micro-dollars, by route.',
+      labelNames: ['route'],
+      registers: [registry],
+    });
+    return {
+      lookup: (route, result) => lookups.labels(route, result).inc(),
+      store: (route, result) => stores.labels(route, result).inc(),
+      saved: (route, micros) => saved.labels(route).inc(micros),
     };
   });
 }

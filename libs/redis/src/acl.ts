@@ -55,6 +55,11 @@ export const REDIS_ACL = {
       'zscore',
     ],
   },
+  // cache-store.ts: the routes' response cache (GET, and the put script).
+  'provider-executor': {
+    keyPrefixes: ['llmgw:cache:'],
+    commands: [...CONNECTION, ...SCRIPTS, 'get', 'set', 'time', 'zadd', 'zcard', 'zrange', 'zremrangebyscore', 'zremrangebyrank', 'unlink', 'pexpire'],
+  },
   // usage-store.ts: UsageKeys, the record script, and replaceCells (`npm run usage:replay -- --write`);
   // alerts.ts: alert claims and webhook delivery marks (usage:alerts:).
   'usage-accountant': {

@@ -58,6 +58,7 @@ export class AccessRecord {
           promptVersion: r?.promptVersion ?? '',
           model: r?.chosenModel ?? '',
           fallbackUsed: r?.fallbackUsed ?? false,
+          cacheHit: r?.cacheHit ?? false,
           attempts: (r?.attempts ?? []).map((a) => `${a.model}:${OUTCOME_NAMES[a.outcome] ?? 'unknown'}${a.reason ? `:${a.reason}` : ''}`),
           inputTokens: Number(u?.inputTokens ?? 0),
           outputTokens: Number(u?.outputTokens ?? 0),

@@ -492,6 +492,7 @@ describe('GatewayPipeline.chat', () => {
         user: '',
         batch: false,
         noHedge: false,
+        cache: 0,
         // Counted once here, for the reservation, and passed on: the executor does not count again.
         promptTokens: (downstream.plan as Plan).attempts.map((a) => ({ tokenizer: a.tokenizer, tokens: countChatTokens(MESSAGES, familyOf(a.tokenizer)) })),
       },

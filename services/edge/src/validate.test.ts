@@ -1,7 +1,7 @@
 import { AppError } from '@llmgw/errors';
 import { ToolChoiceMode } from '@llmgw/proto/executor';
 import { Plan } from '@llmgw/proto/router';
-import { ChatRequest, EmbedRequest, LatencyClass, ResponseFormatType, Role, type Message, type Tool } from '@llmgw/proto/v1';
+import { CacheMode, ChatRequest, EmbedRequest, LatencyClass, ResponseFormatType, Role, type Message, type Tool } from '@llmgw/proto/v1';
 import { describe, expect, it } from 'vitest';
 import { applyPlan, requestTimeout, shapeChat, shapeEmbed } from './validate.js';
 import { testPlan } from './test-config.js';
@@ -241,6 +241,7 @@ describe('applyPlan', () => {
       tools: [tool('f', '{"type":"object"}')],
       toolChoice: 'f',
       responseFormat: { type: ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_OBJECT, jsonSchema: '', schemaName: '' },
+      cache: CacheMode.CACHE_MODE_REFRESH,
     });
     expect(params).toEqual({
       messages: [user()],
@@ -254,6 +255,7 @@ describe('applyPlan', () => {
       user: 'end-user-7',
       batch: true,
       noHedge: false,
+      cache: CacheMode.CACHE_MODE_REFRESH,
       promptTokens: [],
     });
     expect(apply().params).toMatchObject({ temperature: undefined, topP: undefined, batch: false });

@@ -201,6 +201,7 @@ export function applyPlan(req: ChatRequest, shaped: ShapedChat, plan: Plan, prom
       // The caller holds the prompt's counts (promptTokenCounts).
       promptTokens: [],
       noHedge: req.tools.some((t) => t.sideEffects),
+      cache: req.cache,
     },
     timeoutMs: requestTimeout(req.timeoutMs, plan),
   };

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { callStream, dial } from '@llmgw/grpc';
 import { connectNatsBus, Subjects, type NatsEventBus } from '@llmgw/events';
-import { meshCredentials, startNatsServer, startServiceProcesses, type LocalServer, type MeshCredentials, type ServiceProcesses } from '@llmgw/local-infra';
+import { meshCredentials, startNatsServer, startRedisServer, startServiceProcesses, type LocalServer, type MeshCredentials, type ServiceProcesses } from '@llmgw/local-infra';
 import { silentLogger } from '@llmgw/logging';
 import { costMicros } from '@llmgw/pricing';
 import { ExecutorServiceClient } from '@llmgw/proto/executor';
@@ -21,6 +21,7 @@ import { UsageJournal } from './usage-journal.js';
 
 const SLOW_MS = 3_000;
 let nats: LocalServer;
+let redis: LocalServer;
 let creds: MeshCredentials;
 let sim: Simulator;
 let bus: NatsEventBus;
@@ -29,14 +30,14 @@ const consumed: UsageRecorded[] = [];
 
 beforeAll(async () => {
   creds = meshCredentials();
-  [nats, sim] = await Promise.all([startNatsServer({ users: creds.natsUsers }), startSimulator()]);
+  [nats, redis, sim] = await Promise.all([startNatsServer({ users: creds.natsUsers }), startRedisServer({ users: creds.redisUsers }), startSimulator()]);
   dir = mkdtempSync(join(tmpdir(), 'executor-crash-'));
   bus = await connectNatsBus({ url: nats.url, name: 'crash-test', logger: silentLogger() });
   await bus.consume(Subjects.usageRecorded, 'crash-test', async (data) => void consumed.push(UsageRecorded.decode(data)));
 });
 afterAll(async () => {
   await bus?.close();
-  await Promise.all([nats?.stop(), sim?.close()]);
+  await Promise.all([nats?.stop(), redis?.stop(), sim?.close()]);
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -53,7 +54,7 @@ function startExecutor(outbox: string): Promise<ServiceProcesses> {
   writeFileSync(config, `providers:\n  oa: { kind: openai, base_url: "${sim.url}/v1", api_key: sim-key }\n`);
   return startServiceProcesses({
     env: { GATEWAY_CONFIG: config, USAGE_OUTBOX_PATH: outbox, LOG_LEVEL: 'info' },
-    serviceEnv: creds.serviceEnv({ nats }),
+    serviceEnv: creds.serviceEnv({ nats, redis }),
     logDir: join(dir, 'logs'),
     services: ['provider-executor'],
   });

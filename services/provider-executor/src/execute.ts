@@ -1,6 +1,6 @@
 import type { ExecuteChatRequest, ExecuteChatResponse, ExecuteChatStreamResponse, ExecuteEmbedRequest, ExecuteEmbedResponse } from '@llmgw/proto/executor';
 import type { Plan } from '@llmgw/proto/router';
-import { AttemptOutcome, FinishReason, Role, type ChatResponse, type ChatStreamResponse, type Routing, type ToolCallDelta, type UsageRecorded } from '@llmgw/proto/v1';
+import { AttemptOutcome, CacheMode, FinishReason, Role, type ChatResponse, type ChatStreamResponse, type Routing, type ToolCall, type ToolCallDelta, type UsageRecorded } from '@llmgw/proto/v1';
 import { AppError, type ErrorKind } from '@llmgw/errors';
 import type { GenAiMetrics } from '@llmgw/metrics';
 import { errorKindFromProto, errorKindToProto } from '@llmgw/grpc';
@@ -10,6 +10,7 @@ import { chatParamsOf } from './normalise.js';
 import { checkEmbedInputs, checkIds, checkPlan } from './request-check.js';
 import { endProviderSpan, openProviderSpan, type GenAiOperation, type ProviderAnswer } from './provider-span.js';
 import { PlanRunner, RequestScope, SchemaMismatch, type ExecutionContext, type PlanOutcome, type RunnerDeps, type SchemaRepair, type Target } from './plan-runner.js';
+import { cacheUseOf, type CachedAnswer, type CacheUse, type ResponseCache } from './response-cache.js';
 import { answerCheck } from './schema-check.js';
 import { ProviderError } from './providers/errors.js';
 import type { ChatParams, ChatResult, ChatStreamEvent, ProviderUsage } from './providers/types.js';
@@ -33,6 +34,8 @@ export type ExecutorDeps = Omit<RunnerDeps, 'random' | 'sleep'> &
   Partial<Pick<RunnerDeps, 'random' | 'sleep'>> & {
     /** The OpenTelemetry GenAI client metrics of each provider call. */
     genAi?: GenAiMetrics;
+    /** The routes' response cache; absent: nothing is cached. */
+    cache?: ResponseCache;
   };
 
 export type StreamSend = (msg: ExecuteChatStreamResponse) => Promise<void>;
@@ -73,8 +76,32 @@ function required<T>(v: T | undefined, field: string): T {
 }
 
 /** The intent's score and the prompt version are the edge's (its classifier and templates): the edge fills them in. */
-function routingOf(plan: Plan, outcome: PlanOutcome<unknown>, chosen: string): Routing {
-  return { rule: plan.rule, route: plan.route, split: plan.split, intent: plan.intent, intentScore: 0, promptVersion: '', chosenModel: chosen, fallbackUsed: outcome.fallbackUsed, attempts: outcome.attempts };
+function routingOf(plan: Plan, outcome: Pick<PlanOutcome<unknown>, 'fallbackUsed' | 'attempts'>, chosen: string, cacheHit = false): Routing {
+  return { rule: plan.rule, route: plan.route, split: plan.split, intent: plan.intent, intentScore: 0, promptVersion: '', chosenModel: chosen, fallbackUsed: outcome.fallbackUsed, attempts: outcome.attempts, cacheHit };
+}
+
+/** Replayed answers come in slices of this many characters (code points), as a provider streams them. */
+const REPLAY_CHUNK_CHARS = 64;
+
+/** The cached answer's text in stream-sized pieces. */
+export function replayChunks(content: string): string[] {
+  const chars = Array.from(content);
+  const out: string[] = [];
+  for (let i = 0; i < chars.length; i += REPLAY_CHUNK_CHARS) out.push(chars.slice(i, i + REPLAY_CHUNK_CHARS).join(''));
+  return out;
+}
+
+/** Tool calls from a stream's deltas: the deltas of one index joined, in index order. */
+function toolCallsOf(deltas: readonly ToolCallDelta[]): ToolCall[] {
+  const byIndex = new Map<number, ToolCall>();
+  for (const d of deltas) {
+    const call = byIndex.get(d.index) ?? { id: '', name: '', argumentsJson: '' };
+    call.id ||= d.id;
+    call.name ||= d.name;
+    call.argumentsJson += d.argumentsJsonDelta;
+    byIndex.set(d.index, call);
+  }
+  return [...byIndex.entries()].sort(([a], [b]) => a - b).map(([, c]) => c);
 }
 
 /** The request again, with the rejected answer and what was wrong with it: one repair try. */
@@ -112,9 +139,12 @@ export class Executor {
     checkIds(req);
     const plan = checkPlan(required(req.plan, 'plan'));
     const params = chatParamsOf(req.params);
+    const ledger = this.ledger(req, plan, 'chat', false, promptCount(req.params?.promptTokens ?? [], (family) => countChatTokens(params.messages, family)));
+    const caching = this.cacheUse(req, plan, params);
+    const hit = caching && (await this.deps.cache?.lookup(caching));
+    if (hit) return { response: this.cachedResponse(req.requestId, plan, hit, ledger), error: undefined };
     // Unary: a caller gone mid-attempt does not abort it (see RequestScope); its cost is recorded.
     const scope = new RequestScope(ctx, plan.timeoutMs, this.deps.now, false);
-    const ledger = this.ledger(req, plan, 'chat', false, promptCount(req.params?.promptTokens ?? [], (family) => countChatTokens(params.messages, family)));
     const check = params.responseFormat.type === 'json_schema' ? answerCheck(params.responseFormat.schema) : undefined;
     const usageOf = (t: Target, r: ChatResult, messages: ChatParams['messages']) =>
       chatUsage(t.planned, r.usage, messages, () => r.content + r.toolCalls.map((c) => c.name + c.argumentsJson).join(''));
@@ -141,6 +171,10 @@ export class Executor {
           this.enforced(ctx, plan, target);
         }
         ledger.answered(target.planned, target.providerId, usageOf(target, r, params.messages));
+        if (caching) {
+          const answer = { model: target.planned.model, provider: target.providerId, content: r.content, toolCalls: r.toolCalls, finishReason: r.finishReason };
+          this.deps.cache?.store(caching, { ...answer, costMicros: ledger.total().costMicros });
+        }
         const response: ChatResponse = {
           id: req.requestId,
           model: target.planned.model,
@@ -164,8 +198,11 @@ export class Executor {
     checkIds(req);
     const plan = checkPlan(required(req.plan, 'plan'));
     const params = chatParamsOf(req.params);
-    const scope = new RequestScope(ctx, plan.timeoutMs, this.deps.now);
     const ledger = this.ledger(req, plan, 'chat', true, promptCount(req.params?.promptTokens ?? [], (family) => countChatTokens(params.messages, family)));
+    const caching = this.cacheUse(req, plan, params);
+    const hit = caching && (await this.deps.cache?.lookup(caching));
+    if (hit) return this.replay(req.requestId, plan, hit, ledger, send);
+    const scope = new RequestScope(ctx, plan.timeoutMs, this.deps.now);
     const check = params.responseFormat.type === 'json_schema' ? answerCheck(params.responseFormat.schema) : undefined;
     await this.billed(ledger, scope, async (seen) => {
       const outcome = await this.runner.run(
@@ -191,7 +228,7 @@ export class Executor {
         await send({ chunk: { id: r.id, model: '', provider: '', contentDelta: '', toolCallDeltas: [], finishReason: FinishReason.FINISH_REASON_UNSPECIFIED, usage: r.usage, routing: r.routing }, error: outcome.error });
         return { result: undefined, outcome };
       }
-      const streamError = await this.pump(req.requestId, plan, params, outcome, send, ledger, check);
+      const streamError = await this.pump(req.requestId, plan, params, outcome, send, ledger, check, caching);
       return { result: undefined, outcome, error: streamError };
     });
   }
@@ -333,6 +370,7 @@ export class Executor {
     send: StreamSend,
     ledger: UsageLedger,
     check: ((answer: string) => string | undefined) | undefined,
+    caching: CacheUse | undefined,
   ): Promise<ErrorKind | undefined> {
     const ok = outcome.ok as NonNullable<typeof outcome.ok>;
     const { target, value: opened } = ok;
@@ -341,6 +379,7 @@ export class Executor {
     const reported: ProviderUsage = {};
     const text: string[] = [];
     const content: string[] = [];
+    const toolDeltas: ToolCallDelta[] = [];
     const state: { finishReason: FinishReason } = { finishReason: FinishReason.FINISH_REASON_UNSPECIFIED };
     let failure: ProviderError | undefined;
     let callerGone = false;
@@ -355,6 +394,7 @@ export class Executor {
       let deltas: ToolCallDelta[] = [];
       if (ev.toolCalls) {
         deltas = ev.toolCalls;
+        toolDeltas.push(...deltas);
         for (const d of deltas) text.push(d.name, d.argumentsJsonDelta);
       }
       if (ev.content) {
@@ -440,6 +480,11 @@ export class Executor {
     ok.attempt.latencyMs = Math.round(this.deps.now() - ok.startedAt);
     if (finishReason === FinishReason.FINISH_REASON_CONTENT_FILTER) ok.attempt.reason = 'content_filter';
     ledger.answered(target.planned, provider, usage);
+    const finished = finishReason === FinishReason.FINISH_REASON_UNSPECIFIED ? FinishReason.FINISH_REASON_STOP : finishReason;
+    if (caching) {
+      const answer = { model, provider, content: content.join(''), toolCalls: toolCallsOf(toolDeltas), finishReason: finished };
+      this.deps.cache?.store(caching, { ...answer, costMicros: ledger.total().costMicros });
+    }
     await send({
       chunk: {
         id: requestId,
@@ -447,13 +492,40 @@ export class Executor {
         provider,
         contentDelta: '',
         toolCallDeltas: [],
-        finishReason: finishReason === FinishReason.FINISH_REASON_UNSPECIFIED ? FinishReason.FINISH_REASON_STOP : finishReason,
+        finishReason: finished,
         usage: ledger.total(),
         routing: routingOf(plan, outcome, model),
       },
       error: undefined,
     });
     return undefined;
+  }
+
+  private cacheUse(req: ExecuteChatRequest, plan: Plan, params: ChatParams): CacheUse | undefined {
+    return this.deps.cache && cacheUseOf(req.tenantId, plan, params, req.params?.cache ?? CacheMode.CACHE_MODE_UNSPECIFIED);
+  }
+
+  /** A hit: the cached answer with a routing record that says so; its usage event bills nothing. */
+  private cachedResponse(id: string, plan: Plan, hit: CachedAnswer, ledger: UsageLedger): ChatResponse {
+    this.deps.usage.publish(ledger.cacheHit(hit, this.deps.now()));
+    return {
+      id,
+      model: hit.model,
+      provider: hit.provider,
+      message: { role: Role.ROLE_ASSISTANT, content: hit.content, name: '', toolCalls: hit.toolCalls, toolCallId: '' },
+      finishReason: hit.finishReason,
+      usage: ledger.total(),
+      routing: routingOf(plan, { fallbackUsed: false, attempts: [] }, hit.model, true),
+    };
+  }
+
+  /** A hit on a stream: the cached answer replayed in pieces, then the last message as a provider's stream ends. */
+  private async replay(id: string, plan: Plan, hit: CachedAnswer, ledger: UsageLedger, send: StreamSend): Promise<void> {
+    const r = this.cachedResponse(id, plan, hit, ledger);
+    const chunk = (contentDelta: string, toolCallDeltas: ToolCallDelta[]): ChatStreamResponse => ({ id, model: r.model, provider: r.provider, contentDelta, toolCallDeltas, finishReason: FinishReason.FINISH_REASON_UNSPECIFIED, usage: undefined, routing: undefined });
+    for (const piece of replayChunks(hit.content)) await send({ chunk: chunk(piece, []), error: undefined });
+    if (hit.toolCalls.length > 0) await send({ chunk: chunk('', hit.toolCalls.map((c, index) => ({ index, id: c.id, name: c.name, argumentsJsonDelta: c.argumentsJson }))), error: undefined });
+    await send({ chunk: { ...chunk('', []), finishReason: r.finishReason, usage: r.usage, routing: r.routing }, error: undefined });
   }
 
   private filteredResponse(id: string, plan: Plan, outcome: PlanOutcome<unknown>, target: Target, params: ChatParams, ledger: UsageLedger): ChatResponse {

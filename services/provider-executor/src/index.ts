@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { drain, listen } from '@llmgw/grpc';
-import { executorMetrics, genAiMetrics, usageMetrics } from '@llmgw/metrics';
+import { executorMetrics, genAiMetrics, responseCacheMetrics, usageMetrics } from '@llmgw/metrics';
 import { accessOf, type RunningService, type ServiceDefinition, type ServiceDeps } from '@llmgw/runtime';
+import { MemoryCacheStore, RedisCacheStore } from './cache-store.js';
 import { CircuitBreaker, DEFAULT_BREAKER } from './circuit-breaker.js';
 import { loadExecutorConfig, type ExecutorConfig } from './config.js';
 import { Executor } from './execute.js';
@@ -9,6 +10,7 @@ import { healthPublisher } from './health-publisher.js';
 import { LatencyWindow } from './latency-window.js';
 import { startStatsPublisher } from './stats-publisher.js';
 import { registryFromProviders } from './providers/registry.js';
+import { ResponseCache } from './response-cache.js';
 import { createExecutorServer } from './server.js';
 import { UsagePublisher } from './usage-publisher.js';
 
@@ -25,8 +27,8 @@ export { loadExecutorConfig, type ExecutorConfig } from './config.js';
  * Starts the provider-executor: one connection pool per configured provider, one breaker per
  * replica whose openings and closings are broadcast as `BackendHealthChanged` on the bus, its
  * calls per model over the last minute broadcast as `BackendStatsReport` every
- * EXECUTOR_STATS_INTERVAL_MS, and the usage publisher: the executor records the money, one usage
- * event per request it received.
+ * EXECUTOR_STATS_INTERVAL_MS, the routes' response cache (in Redis), and the usage publisher: the
+ * executor records the money, one usage event per request it received.
  */
 export async function startProviderExecutor(deps: ServiceDeps<ExecutorConfig>): Promise<RunningService> {
   const now = Date.now;
@@ -47,6 +49,9 @@ export async function startProviderExecutor(deps: ServiceDeps<ExecutorConfig>): 
     logger: deps.logger.child({ component: 'breaker' }),
   });
   const window = new LatencyWindow({ now });
+  // Shared by every replica through Redis; monolithic mode (no Redis) keeps its own.
+  const cacheStore = deps.redis ? new RedisCacheStore(deps.redis) : new MemoryCacheStore(now);
+  const cache = new ResponseCache({ store: cacheStore, logger: deps.logger.child({ component: 'response-cache' }), metrics: deps.metrics && responseCacheMetrics(deps.metrics) });
   const executor = new Executor({
     providers: deps.config.sections.providers,
     registry,
@@ -58,6 +63,7 @@ export async function startProviderExecutor(deps: ServiceDeps<ExecutorConfig>): 
     usage,
     onPlanned: (model, provider) => providerOfModel.set(model, provider),
     window,
+    cache,
   });
   const g = createExecutorServer(executor, deps.logger, deps.metrics?.rpc, { transport: deps.transport, access: accessOf('provider-executor'), local: deps.local });
   let port: number;
@@ -65,6 +71,7 @@ export async function startProviderExecutor(deps: ServiceDeps<ExecutorConfig>): 
     port = await listen(g, deps.listenAddr);
   } catch (err) {
     await Promise.all([registry.close(), usage.close()]);
+    cacheStore.close();
     throw err;
   }
   const stopStats = startStatsPublisher({
@@ -83,13 +90,15 @@ export async function startProviderExecutor(deps: ServiceDeps<ExecutorConfig>): 
       await drain(g, deps.drainMs);
       await usage.close();
       await registry.close();
+      cacheStore.close();
     },
   };
 }
 
 export const providerExecutorService: ServiceDefinition<ExecutorConfig> = {
   name: 'provider-executor',
-  needsRedis: false,
+  // The routes' response cache.
+  needsRedis: true,
   loadConfig: loadExecutorConfig,
   start: startProviderExecutor,
 };

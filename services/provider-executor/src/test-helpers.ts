@@ -10,11 +10,12 @@ import {
   type ToolSpec as ToolSpecProto,
 } from '@llmgw/proto/executor';
 import { FallbackTrigger, SchemaFailurePolicy, Tokenizer, type Plan, type PlannedAttempt, type Pricing } from '@llmgw/proto/router';
-import { ResponseFormatType, Role, type EmbedRequest, type Message, type UsageRecorded } from '@llmgw/proto/v1';
+import { CacheMode, ResponseFormatType, Role, type EmbedRequest, type Message, type UsageRecorded } from '@llmgw/proto/v1';
 import { CircuitBreaker, DEFAULT_BREAKER } from './circuit-breaker.js';
 import { Executor, type ExecutionContext, type UsageSink } from './execute.js';
 import type { LatencyWindow } from './latency-window.js';
 import { registryFromProviders, type ProviderRegistry } from './providers/registry.js';
+import type { ResponseCache } from './response-cache.js';
 import type { ChatParams, ChatStreamEvent, StreamDecoder } from './providers/types.js';
 import { SseParser } from './stream.js';
 
@@ -146,6 +147,7 @@ export function chatParams(content: string, extra: Partial<ChatParamsProto> = {}
     batch: false,
     promptTokens: [],
     noHedge: false,
+    cache: CacheMode.CACHE_MODE_UNSPECIFIED,
     ...extra,
   };
 }
@@ -208,7 +210,7 @@ export interface TestExecutor {
 
 export function executorFor(
   providers: ExecutorSections,
-  opts: { breaker?: CircuitBreaker; random?: () => number; usage?: RecordingUsage; window?: LatencyWindow } = {},
+  opts: { breaker?: CircuitBreaker; random?: () => number; usage?: RecordingUsage; window?: LatencyWindow; cache?: ResponseCache } = {},
 ): TestExecutor {
   const registry = registryFromProviders(providers.providers);
   const usage = opts.usage ?? new RecordingUsage();
@@ -221,6 +223,7 @@ export function executorFor(
     random: opts.random,
     usage,
     window: opts.window,
+    cache: opts.cache,
   });
   return { executor, registry, usage };
 }

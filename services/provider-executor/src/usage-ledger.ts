@@ -97,6 +97,11 @@ export class UsageLedger {
     return this.eventOf(this.attempts, this.answeredBy ?? this.lastTried, error, fallbackUsed, attemptCount, now);
   }
 
+  /** The event of a request answered from the response cache: no attempt, no tokens, no cost; what the answer once cost is what it saved. */
+  cacheHit(answer: { model: string; provider: string; costMicros: number }, now: number): UsageRecorded {
+    return { ...this.eventOf([], undefined, undefined, false, 0, now), model: answer.model, provider: answer.provider, cacheHit: true, cacheSavedCostMicros: answer.costMicros };
+  }
+
   private promptOnly(planned: PlannedAttempt): Usage {
     const family = familyOf(planned.tokenizer);
     let n = this.prompts.get(family);
@@ -135,6 +140,8 @@ export class UsageLedger {
       streamed: this.req.streamed,
       operation: this.req.operation,
       attempts,
+      cacheHit: false,
+      cacheSavedCostMicros: 0,
     };
   }
 

@@ -1,7 +1,7 @@
 import { AppError, quoted } from '@llmgw/errors';
 import type { DemoteConfig, FallbackTriggerName, ModelConfig, ResolvedPrice, ResponseFormatName, RouteConfig, RouterSections, RuleConfig } from '@llmgw/config';
 import { Attempt, AttemptOutcome, LatencyClass, Priority, QualityTier, ResponseFormatType, TaskType } from '@llmgw/proto/v1';
-import { CatalogEntryKind, FallbackTrigger, Operation, SchemaFailurePolicy, Tokenizer, type CatalogEntry, type Guardrails, type Hedge, type Plan, type PlannedAttempt, type PlanRouteRequest, type Pricing } from '@llmgw/proto/router';
+import { CatalogEntryKind, FallbackTrigger, Operation, SchemaFailurePolicy, Tokenizer, type CatalogEntry, type Guardrails, type Hedge, type Plan, type PlannedAttempt, type PlanRouteRequest, type Pricing, type ResponseCache } from '@llmgw/proto/router';
 import { STICKY_BUCKETS } from '@llmgw/sticky';
 import type { HealthView } from './backend-health.js';
 import type { MeasuredHealth } from './backend-stats.js';
@@ -122,6 +122,7 @@ interface CompiledRoute {
   rules: readonly CompiledRule[];
   triggers: FallbackTrigger[];
   guardrails: Guardrails;
+  cache: ResponseCache | undefined;
 }
 
 /** The rule that matched and the prompt sizes for which it is still the first to match. */
@@ -222,6 +223,12 @@ export class Planner {
         rules: route.rules.map(compileRule),
         triggers: [...new Set(route.fallback_on)].map((t) => TRIGGERS[t]),
         guardrails: guardrailsOf(route),
+        cache: route.cache && {
+          ttlMs: route.cache.ttl_s * 1000,
+          maxEntries: route.cache.max_entries,
+          maxEntryBytes: route.cache.max_entry_bytes,
+          deterministic: route.cache.cacheable === 'deterministic',
+        },
       });
     }
     for (const [name, model] of Object.entries(config.models)) {
@@ -367,6 +374,7 @@ export class Planner {
       schemaFailurePolicy: SCHEMA_FAILURE_POLICIES[route.config.on_schema_failure],
       hedge,
       intent: req.intent,
+      cache: route.cache,
     };
   }
 

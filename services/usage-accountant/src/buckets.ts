@@ -61,6 +61,10 @@ export interface UsageFact extends UsageDims {
   costMicros: number;
   /** The request moved past its first model. */
   fallbackUsed: boolean;
+  /** Answered from the response cache. */
+  cacheHit: boolean;
+  /** A cache hit: what the cached answer cost when it was made. */
+  cacheSavedCostMicros: number;
   /** From the request's arrival at the executor to its end. */
   latencyMs: number;
 }
@@ -89,6 +93,9 @@ export interface UsageCounters extends Record<LatencyCounterProp, number> {
   costMicros: number;
   /** Requests that moved past their first model. */
   fallbackRequests: number;
+  /** Requests answered from the response cache, and what their answers cost when made. */
+  cacheHits: number;
+  cacheSavedCostMicros: number;
 }
 
 /** The sums of one tenant, time bucket and set of dimensions. */
@@ -108,6 +115,8 @@ export const COUNTER_NAMES = [
   'reasoning_tokens',
   'cost_micros',
   'fallback_requests',
+  'cache_hits',
+  'cache_saved_cost_micros',
   ...LATENCY_BOUNDS_MS.map((b) => `latency_le_${b}_ms` as const),
   'latency_above_ms',
 ] as const;
@@ -123,6 +132,8 @@ export const COUNTER_PROPS: Record<CounterName, keyof UsageCounters> = {
   reasoning_tokens: 'reasoningTokens',
   cost_micros: 'costMicros',
   fallback_requests: 'fallbackRequests',
+  cache_hits: 'cacheHits',
+  cache_saved_cost_micros: 'cacheSavedCostMicros',
   ...(Object.fromEntries(LATENCY_BOUNDS_MS.map((b) => [`latency_le_${b}_ms`, `latencyLe${b}Ms`])) as Record<`latency_le_${LatencyBound}_ms`, LatencyCounterProp>),
   latency_above_ms: 'latencyAboveMs',
 };
@@ -130,7 +141,7 @@ export const COUNTER_PROPS: Record<CounterName, keyof UsageCounters> = {
 const zeroLatency = () => Object.fromEntries(LATENCY_PROPS.map((p) => [p, 0])) as Record<LatencyCounterProp, number>;
 
 export function zeroCounters(): UsageCounters {
-  return { requests: 0, failedRequests: 0, inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, cacheWriteInputTokens: 0, reasoningTokens: 0, costMicros: 0, fallbackRequests: 0, ...zeroLatency() };
+  return { requests: 0, failedRequests: 0, inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, cacheWriteInputTokens: 0, reasoningTokens: 0, costMicros: 0, fallbackRequests: 0, cacheHits: 0, cacheSavedCostMicros: 0, ...zeroLatency() };
 }
 
 /** The histogram bucket of a latency: the first bound at or above it. */
@@ -164,6 +175,8 @@ export function factCounters(f: UsageFact): UsageCounters {
     ...zeroLatency(),
     [latencyProp(f.latencyMs)]: 1,
     fallbackRequests: f.fallbackUsed ? 1 : 0,
+    cacheHits: f.cacheHit ? 1 : 0,
+    cacheSavedCostMicros: f.cacheHit ? count(f.cacheSavedCostMicros) : 0,
     requests: 1,
     failedRequests: f.success ? 0 : 1,
     inputTokens: count(f.inputTokens),

@@ -7,6 +7,8 @@ type Histogram = Record<LatencyCounterProp, number>;
 function add(row: UsageRow, latency: Histogram, c: UsageCell): void {
   for (const p of LATENCY_PROPS) latency[p] += c[p];
   row.fallbackRequests += c.fallbackRequests;
+  row.cacheHits += c.cacheHits;
+  row.cacheSavedCostMicros += c.cacheSavedCostMicros;
   row.requests += c.requests;
   row.failedRequests += c.failedRequests;
   row.inputTokens += c.inputTokens;

@@ -22,6 +22,8 @@ export function usageFact(p: Partial<UsageFact>): UsageFact {
     reasoningTokens: 0,
     costMicros: 0,
     fallbackUsed: false,
+    cacheHit: false,
+    cacheSavedCostMicros: 0,
     latencyMs: 0,
     ...p,
   };

@@ -39,6 +39,8 @@ export function factOf(ev: UsageRecorded, storedAtMs: number, tenants: TenantIds
     reasoningTokens: ev.reasoningTokens,
     costMicros: ev.costMicros,
     fallbackUsed: ev.fallbackUsed,
+    cacheHit: ev.cacheHit,
+    cacheSavedCostMicros: ev.cacheSavedCostMicros,
     latencyMs: ev.latencyMs,
   };
 }

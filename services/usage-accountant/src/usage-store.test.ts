@@ -17,7 +17,7 @@ function fact(p: Partial<UsageFact>): UsageFact {
 
 const NO_LABELS = { provider: '', keyId: '', intent: '', user: '', promptVersion: '', feature: '' };
 /** The counters a test fact leaves at 0, but for its latency (0 ms) in the first histogram bucket. */
-const NO_PARTS = { cachedInputTokens: 0, cacheWriteInputTokens: 0, reasoningTokens: 0, fallbackRequests: 0, ...Object.fromEntries(LATENCY_PROPS.map((p) => [p, 0])), latencyLe100Ms: 1 };
+const NO_PARTS = { cachedInputTokens: 0, cacheWriteInputTokens: 0, reasoningTokens: 0, fallbackRequests: 0, cacheHits: 0, cacheSavedCostMicros: 0, ...Object.fromEntries(LATENCY_PROPS.map((p) => [p, 0])), latencyLe100Ms: 1 };
 
 /** One contract, two stores: what monolithic mode and microservices mode both promise. */
 function conformance(name: string, make: () => Promise<UsageStore>) {
@@ -30,6 +30,15 @@ function conformance(name: string, make: () => Promise<UsageStore>) {
       expect(await s.cells({ fromMs: 0, toMs: T0 + 10 * H })).toEqual([
         { tenantId: 'acme', startMs: T0, route: 'chat', model: 'small', ...NO_LABELS, requests: 1, failedRequests: 0, inputTokens: 10, outputTokens: 4, ...NO_PARTS, costMicros: 70 },
       ]);
+    });
+
+    it('counts cache hits and what they saved beside the requests, with no tokens or cost', async () => {
+      const s = await make();
+      await s.record(fact({ eventId: 'miss' }));
+      await s.record(fact({ eventId: 'hit-1', inputTokens: 0, outputTokens: 0, costMicros: 0, cacheHit: true, cacheSavedCostMicros: 70 }));
+      await s.record(fact({ eventId: 'hit-2', inputTokens: 0, outputTokens: 0, costMicros: 0, cacheHit: true, cacheSavedCostMicros: 70 }));
+      const [cell] = await s.cells({ fromMs: 0, toMs: T0 + 10 * H });
+      expect(cell).toMatchObject({ requests: 3, cacheHits: 2, cacheSavedCostMicros: 140, inputTokens: 10, costMicros: 70 });
     });
 
     it('sums by tenant, route, model and hour, failures included', async () => {

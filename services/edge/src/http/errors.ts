@@ -96,6 +96,7 @@ export function routingJson(r: Routing) {
     split: r.split,
     chosen_model: r.chosenModel,
     fallback_used: r.fallbackUsed,
+    cache_hit: r.cacheHit,
     attempts: r.attempts.map((a) => ({
       model: a.model,
       provider: a.provider,

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { z } from 'zod';
-import { LatencyClass, Priority, QualityTier, TaskType, type ChatRequest } from '@llmgw/proto/v1';
+import { CacheMode, LatencyClass, Priority, QualityTier, TaskType, type ChatRequest } from '@llmgw/proto/v1';
 import { invalid } from '../validate.js';
 
 /**
@@ -15,12 +15,13 @@ export const INTENT_FIELDS = {
   priority: 'x-llmgw-priority',
   prompt_version: 'x-llmgw-prompt-version',
   timeout_ms: 'x-llmgw-timeout-ms',
+  cache: 'x-llmgw-cache',
 } as const;
 
 /** `x-llmgw-metadata-<key>: <value>` adds one metadata entry (header names are lower case). */
 export const METADATA_HEADER_PREFIX = 'x-llmgw-metadata-';
 
-export type Intent = Pick<ChatRequest, 'taskType' | 'qualityTier' | 'latencyClass' | 'priority' | 'promptVersion' | 'timeoutMs' | 'metadata' | 'template' | 'templateVersion' | 'templateVariables'>;
+export type Intent = Pick<ChatRequest, 'taskType' | 'qualityTier' | 'latencyClass' | 'priority' | 'promptVersion' | 'timeoutMs' | 'cache' | 'metadata' | 'template' | 'templateVersion' | 'templateVariables'>;
 
 /** Body fields of the intent, for the dialects' request schemas. */
 export const intentBodyFields = {
@@ -30,6 +31,8 @@ export const intentBodyFields = {
   priority: z.string().optional(),
   prompt_version: z.string().max(128).optional(),
   timeout_ms: z.number().int().min(0).optional(),
+  /** The route's response cache: use, bypass or refresh (see CacheMode). */
+  cache: z.string().optional(),
   metadata: z.record(z.string(), z.string()).optional(),
   /** A prompt template of the config, its version (default: the rollout's or pinned one) and its variables: body fields only. */
   template: z.string().max(64).optional(),
@@ -51,6 +54,7 @@ const TASK_TYPES = enumByName<TaskType>(TaskType, 'TASK_TYPE_');
 const QUALITY_TIERS = enumByName<QualityTier>(QualityTier, 'QUALITY_TIER_');
 const LATENCY_CLASSES = enumByName<LatencyClass>(LatencyClass, 'LATENCY_CLASS_');
 const PRIORITIES = enumByName<Priority>(Priority, 'PRIORITY_');
+const CACHE_MODES = enumByName<CacheMode>(CacheMode, 'CACHE_MODE_');
 
 function header(headers: IncomingHttpHeaders, name: string): string | undefined {
   const v = headers[name];
@@ -85,6 +89,7 @@ export function intentOf(body: IntentBody, headers: IncomingHttpHeaders): Intent
     qualityTier: enumField('quality_tier', pick('quality_tier'), QUALITY_TIERS),
     latencyClass: enumField('latency_class', pick('latency_class'), LATENCY_CLASSES),
     priority: enumField('priority', pick('priority'), PRIORITIES),
+    cache: enumField('cache', pick('cache'), CACHE_MODES),
     promptVersion,
     timeoutMs,
     metadata,

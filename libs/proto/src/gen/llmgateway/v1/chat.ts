@@ -411,7 +411,59 @@ export function attemptOutcomeToJSON(object: AttemptOutcome): string {
   }
 }
 
-/** Message is one turn of a conversation. */
+/**
+ * Message is one turn of a conversation.
+ * CacheMode is what a request asks of its route's response cache (route config `cache`).
+ */
+export enum CacheMode {
+  /** CACHE_MODE_UNSPECIFIED - The route decides: a request is cacheable when the route caches and its temperature is 0. */
+  CACHE_MODE_UNSPECIFIED = 0,
+  /** CACHE_MODE_USE - Cacheable whatever the temperature, on a route that caches. */
+  CACHE_MODE_USE = 1,
+  /** CACHE_MODE_BYPASS - Neither answered from the cache nor stored in it. */
+  CACHE_MODE_BYPASS = 2,
+  /** CACHE_MODE_REFRESH - Not answered from the cache; the fresh answer replaces the stored one. */
+  CACHE_MODE_REFRESH = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function cacheModeFromJSON(object: any): CacheMode {
+  switch (object) {
+    case 0:
+    case "CACHE_MODE_UNSPECIFIED":
+      return CacheMode.CACHE_MODE_UNSPECIFIED;
+    case 1:
+    case "CACHE_MODE_USE":
+      return CacheMode.CACHE_MODE_USE;
+    case 2:
+    case "CACHE_MODE_BYPASS":
+      return CacheMode.CACHE_MODE_BYPASS;
+    case 3:
+    case "CACHE_MODE_REFRESH":
+      return CacheMode.CACHE_MODE_REFRESH;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return CacheMode.UNRECOGNIZED;
+  }
+}
+
+export function cacheModeToJSON(object: CacheMode): string {
+  switch (object) {
+    case CacheMode.CACHE_MODE_UNSPECIFIED:
+      return "CACHE_MODE_UNSPECIFIED";
+    case CacheMode.CACHE_MODE_USE:
+      return "CACHE_MODE_USE";
+    case CacheMode.CACHE_MODE_BYPASS:
+      return "CACHE_MODE_BYPASS";
+    case CacheMode.CACHE_MODE_REFRESH:
+      return "CACHE_MODE_REFRESH";
+    case CacheMode.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 export interface Message {
   role: Role;
   content: string;
@@ -521,6 +573,11 @@ export interface Routing {
    * prompt_version.
    */
   promptVersion: string;
+  /**
+   * The answer came from the route's response cache: no provider was called and the tokens
+   * cost nothing (usage is zero, attempts empty); model and provider are the cached answer's.
+   */
+  cacheHit: boolean;
 }
 
 function createBaseMessage(): Message {
@@ -1546,6 +1603,7 @@ function createBaseRouting(): Routing {
     intent: "",
     intentScore: 0,
     promptVersion: "",
+    cacheHit: false,
   };
 }
 
@@ -1577,6 +1635,9 @@ export const Routing: MessageFns<Routing> = {
     }
     if (message.promptVersion !== "") {
       writer.uint32(74).string(message.promptVersion);
+    }
+    if (message.cacheHit !== false) {
+      writer.uint32(80).bool(message.cacheHit);
     }
     return writer;
   },
@@ -1666,6 +1727,14 @@ export const Routing: MessageFns<Routing> = {
             message.promptVersion = reader.string();
             continue;
           }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.cacheHit = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1705,6 +1774,11 @@ export const Routing: MessageFns<Routing> = {
         : isSet(object.prompt_version)
         ? globalThis.String(object.prompt_version)
         : "",
+      cacheHit: isSet(object.cacheHit)
+        ? globalThis.Boolean(object.cacheHit)
+        : isSet(object.cache_hit)
+        ? globalThis.Boolean(object.cache_hit)
+        : false,
     };
   },
 
@@ -1737,6 +1811,9 @@ export const Routing: MessageFns<Routing> = {
     if (message.promptVersion !== "") {
       obj.promptVersion = message.promptVersion;
     }
+    if (message.cacheHit !== false) {
+      obj.cacheHit = message.cacheHit;
+    }
     return obj;
   },
 
@@ -1754,6 +1831,7 @@ export const Routing: MessageFns<Routing> = {
     message.intent = object.intent ?? "";
     message.intentScore = object.intentScore ?? 0;
     message.promptVersion = object.promptVersion ?? "";
+    message.cacheHit = object.cacheHit ?? false;
     return message;
   },
 };

@@ -21,6 +21,9 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import {
+  CacheMode,
+  cacheModeFromJSON,
+  cacheModeToJSON,
   FinishReason,
   finishReasonFromJSON,
   finishReasonToJSON,
@@ -91,6 +94,8 @@ export interface ChatRequest {
   templateVersion: string;
   /** Values of the template's variables; every declared variable is required, no other allowed. */
   templateVariables: { [key: string]: string };
+  /** Use of the route's response cache; unspecified: the route's rule (temperature 0). */
+  cache: CacheMode;
 }
 
 export interface ChatRequest_MetadataEntry {
@@ -191,6 +196,7 @@ function createBaseChatRequest(): ChatRequest {
     template: "",
     templateVersion: "",
     templateVariables: {},
+    cache: 0,
   };
 }
 
@@ -259,6 +265,9 @@ export const ChatRequest: MessageFns<ChatRequest> = {
     globalThis.Object.entries(message.templateVariables).forEach(([key, value]: [string, string]) => {
       ChatRequest_TemplateVariablesEntry.encode({ key: key as any, value }, writer.uint32(170).fork()).join();
     });
+    if (message.cache !== 0) {
+      writer.uint32(176).int32(message.cache);
+    }
     return writer;
   },
 
@@ -449,6 +458,14 @@ export const ChatRequest: MessageFns<ChatRequest> = {
             }
             continue;
           }
+          case 22: {
+            if (tag !== 176) {
+              break;
+            }
+
+            message.cache = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -567,6 +584,7 @@ export const ChatRequest: MessageFns<ChatRequest> = {
           {},
         )
         : {},
+      cache: isSet(object.cache) ? cacheModeFromJSON(object.cache) : 0,
     };
   },
 
@@ -647,6 +665,9 @@ export const ChatRequest: MessageFns<ChatRequest> = {
         });
       }
     }
+    if (message.cache !== 0) {
+      obj.cache = cacheModeToJSON(message.cache);
+    }
     return obj;
   },
 
@@ -692,6 +713,7 @@ export const ChatRequest: MessageFns<ChatRequest> = {
         }
         return acc;
       }, {});
+    message.cache = object.cache ?? 0;
     return message;
   },
 };

@@ -102,6 +102,10 @@ export interface UsageRecorded {
   promptVersion: string;
   /** The value of the request's metadata entry the edge's `usage_labels.feature_key` names; empty for none. */
   feature: string;
+  /** Answered from the response cache: no attempt, no tokens, no cost. */
+  cacheHit: boolean;
+  /** A cache hit: what the cached answer cost when a provider made it (what the hit saved). */
+  cacheSavedCostMicros: number;
 }
 
 /** AttemptUsage is what one attempt of a request cost. */
@@ -154,6 +158,8 @@ function createBaseUsageRecorded(): UsageRecorded {
     user: "",
     promptVersion: "",
     feature: "",
+    cacheHit: false,
+    cacheSavedCostMicros: 0,
   };
 }
 
@@ -242,6 +248,12 @@ export const UsageRecorded: MessageFns<UsageRecorded> = {
     }
     if (message.feature !== "") {
       writer.uint32(226).string(message.feature);
+    }
+    if (message.cacheHit !== false) {
+      writer.uint32(232).bool(message.cacheHit);
+    }
+    if (message.cacheSavedCostMicros !== 0) {
+      writer.uint32(240).int64(message.cacheSavedCostMicros);
     }
     return writer;
   },
@@ -483,6 +495,22 @@ export const UsageRecorded: MessageFns<UsageRecorded> = {
             message.feature = reader.string();
             continue;
           }
+          case 29: {
+            if (tag !== 232) {
+              break;
+            }
+
+            message.cacheHit = reader.bool();
+            continue;
+          }
+          case 30: {
+            if (tag !== 240) {
+              break;
+            }
+
+            message.cacheSavedCostMicros = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -595,6 +623,16 @@ export const UsageRecorded: MessageFns<UsageRecorded> = {
         ? globalThis.String(object.prompt_version)
         : "",
       feature: isSet(object.feature) ? globalThis.String(object.feature) : "",
+      cacheHit: isSet(object.cacheHit)
+        ? globalThis.Boolean(object.cacheHit)
+        : isSet(object.cache_hit)
+        ? globalThis.Boolean(object.cache_hit)
+        : false,
+      cacheSavedCostMicros: isSet(object.cacheSavedCostMicros)
+        ? globalThis.Number(object.cacheSavedCostMicros)
+        : isSet(object.cache_saved_cost_micros)
+        ? globalThis.Number(object.cache_saved_cost_micros)
+        : 0,
     };
   },
 
@@ -684,6 +722,12 @@ export const UsageRecorded: MessageFns<UsageRecorded> = {
     if (message.feature !== "") {
       obj.feature = message.feature;
     }
+    if (message.cacheHit !== false) {
+      obj.cacheHit = message.cacheHit;
+    }
+    if (message.cacheSavedCostMicros !== 0) {
+      obj.cacheSavedCostMicros = Math.round(message.cacheSavedCostMicros);
+    }
     return obj;
   },
 
@@ -720,6 +764,8 @@ export const UsageRecorded: MessageFns<UsageRecorded> = {
     message.user = object.user ?? "";
     message.promptVersion = object.promptVersion ?? "";
     message.feature = object.feature ?? "";
+    message.cacheHit = object.cacheHit ?? false;
+    message.cacheSavedCostMicros = object.cacheSavedCostMicros ?? 0;
     return message;
   },
 };

@@ -230,6 +230,10 @@ export interface UsageRow {
   latencyP95Ms: number;
   /** Set when grouped by intent. */
   intent: string;
+  /** Requests answered from the response cache (counted in requests, with no tokens or cost). */
+  cacheHits: number;
+  /** What those answers cost when a provider made them: what the cache saved. */
+  cacheSavedCostMicros: number;
 }
 
 /** GetUsageResponse has one row per group, and the total over all groups (the ones a limit left out too). */
@@ -599,6 +603,8 @@ function createBaseUsageRow(): UsageRow {
     fallbackRequests: 0,
     latencyP95Ms: 0,
     intent: "",
+    cacheHits: 0,
+    cacheSavedCostMicros: 0,
   };
 }
 
@@ -666,6 +672,12 @@ export const UsageRow: MessageFns<UsageRow> = {
     }
     if (message.intent !== "") {
       writer.uint32(170).string(message.intent);
+    }
+    if (message.cacheHits !== 0) {
+      writer.uint32(176).int64(message.cacheHits);
+    }
+    if (message.cacheSavedCostMicros !== 0) {
+      writer.uint32(184).int64(message.cacheSavedCostMicros);
     }
     return writer;
   },
@@ -851,6 +863,22 @@ export const UsageRow: MessageFns<UsageRow> = {
             message.intent = reader.string();
             continue;
           }
+          case 22: {
+            if (tag !== 176) {
+              break;
+            }
+
+            message.cacheHits = longToNumber(reader.int64());
+            continue;
+          }
+          case 23: {
+            if (tag !== 184) {
+              break;
+            }
+
+            message.cacheSavedCostMicros = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -938,6 +966,16 @@ export const UsageRow: MessageFns<UsageRow> = {
         ? globalThis.Number(object.latency_p95_ms)
         : 0,
       intent: isSet(object.intent) ? globalThis.String(object.intent) : "",
+      cacheHits: isSet(object.cacheHits)
+        ? globalThis.Number(object.cacheHits)
+        : isSet(object.cache_hits)
+        ? globalThis.Number(object.cache_hits)
+        : 0,
+      cacheSavedCostMicros: isSet(object.cacheSavedCostMicros)
+        ? globalThis.Number(object.cacheSavedCostMicros)
+        : isSet(object.cache_saved_cost_micros)
+        ? globalThis.Number(object.cache_saved_cost_micros)
+        : 0,
     };
   },
 
@@ -1006,6 +1044,12 @@ export const UsageRow: MessageFns<UsageRow> = {
     if (message.intent !== "") {
       obj.intent = message.intent;
     }
+    if (message.cacheHits !== 0) {
+      obj.cacheHits = Math.round(message.cacheHits);
+    }
+    if (message.cacheSavedCostMicros !== 0) {
+      obj.cacheSavedCostMicros = Math.round(message.cacheSavedCostMicros);
+    }
     return obj;
   },
 
@@ -1035,6 +1079,8 @@ export const UsageRow: MessageFns<UsageRow> = {
     message.fallbackRequests = object.fallbackRequests ?? 0;
     message.latencyP95Ms = object.latencyP95Ms ?? 0;
     message.intent = object.intent ?? "";
+    message.cacheHits = object.cacheHits ?? 0;
+    message.cacheSavedCostMicros = object.cacheSavedCostMicros ?? 0;
     return message;
   },
 };

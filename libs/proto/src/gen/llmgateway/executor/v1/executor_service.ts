@@ -22,7 +22,15 @@ import {
 } from "@grpc/grpc-js";
 import { Struct } from "../../../google/protobuf/struct.js";
 import { Plan, Tokenizer, tokenizerFromJSON, tokenizerToJSON } from "../../router/v1/router_service.js";
-import { Message, ResponseFormatType, responseFormatTypeFromJSON, responseFormatTypeToJSON } from "../../v1/chat.js";
+import {
+  CacheMode,
+  cacheModeFromJSON,
+  cacheModeToJSON,
+  Message,
+  ResponseFormatType,
+  responseFormatTypeFromJSON,
+  responseFormatTypeToJSON,
+} from "../../v1/chat.js";
 import {
   ChatRequest,
   ChatResponse,
@@ -238,6 +246,8 @@ export interface ChatParams {
    * the request is never hedged.
    */
   noHedge: boolean;
+  /** The caller's use of the route's response cache (llmgateway.v1.ChatRequest.cache). */
+  cache: CacheMode;
 }
 
 /** PromptTokenCount is a prompt's size in one tokenizer (framing tokens included for chat). */
@@ -652,6 +662,7 @@ function createBaseChatParams(): ChatParams {
     batch: false,
     promptTokens: [],
     noHedge: false,
+    cache: 0,
   };
 }
 
@@ -692,6 +703,9 @@ export const ChatParams: MessageFns<ChatParams> = {
     }
     if (message.noHedge !== false) {
       writer.uint32(96).bool(message.noHedge);
+    }
+    if (message.cache !== 0) {
+      writer.uint32(104).int32(message.cache);
     }
     return writer;
   },
@@ -805,6 +819,14 @@ export const ChatParams: MessageFns<ChatParams> = {
             message.noHedge = reader.bool();
             continue;
           }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.cache = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -855,6 +877,7 @@ export const ChatParams: MessageFns<ChatParams> = {
         : isSet(object.no_hedge)
         ? globalThis.Boolean(object.no_hedge)
         : false,
+      cache: isSet(object.cache) ? cacheModeFromJSON(object.cache) : 0,
     };
   },
 
@@ -896,6 +919,9 @@ export const ChatParams: MessageFns<ChatParams> = {
     if (message.noHedge !== false) {
       obj.noHedge = message.noHedge;
     }
+    if (message.cache !== 0) {
+      obj.cache = cacheModeToJSON(message.cache);
+    }
     return obj;
   },
 
@@ -920,6 +946,7 @@ export const ChatParams: MessageFns<ChatParams> = {
     message.batch = object.batch ?? false;
     message.promptTokens = object.promptTokens?.map((e) => PromptTokenCount.fromPartial(e)) || [];
     message.noHedge = object.noHedge ?? false;
+    message.cache = object.cache ?? 0;
     return message;
   },
 };

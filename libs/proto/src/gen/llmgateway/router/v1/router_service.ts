@@ -406,6 +406,20 @@ export interface Plan {
     | undefined;
   /** The intent the plan was made for (the request's); empty when it had none. */
   intent: string;
+  /** The route's response cache; absent when the route does not cache. */
+  cache?: ResponseCache | undefined;
+}
+
+/** ResponseCache is a route's exact response cache, kept by the executor per tenant. */
+export interface ResponseCache {
+  /** How long an answer is kept. */
+  ttlMs: number;
+  /** At most this many answers per tenant on the route; storing one more drops the oldest. */
+  maxEntries: number;
+  /** Answers larger than this (encoded) are not stored. */
+  maxEntryBytes: number;
+  /** Requests at temperature 0 are cacheable without asking (CACHE_MODE_USE); false: only asked ones. */
+  deterministic: boolean;
 }
 
 /**
@@ -1326,6 +1340,7 @@ function createBasePlan(): Plan {
     schemaFailurePolicy: 0,
     hedge: undefined,
     intent: "",
+    cache: undefined,
   };
 }
 
@@ -1388,6 +1403,9 @@ export const Plan: MessageFns<Plan> = {
     }
     if (message.intent !== "") {
       writer.uint32(146).string(message.intent);
+    }
+    if (message.cache !== undefined) {
+      ResponseCache.encode(message.cache, writer.uint32(154).fork()).join();
     }
     return writer;
   },
@@ -1559,6 +1577,14 @@ export const Plan: MessageFns<Plan> = {
             message.intent = reader.string();
             continue;
           }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.cache = ResponseCache.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1635,6 +1661,7 @@ export const Plan: MessageFns<Plan> = {
         : 0,
       hedge: isSet(object.hedge) ? Hedge.fromJSON(object.hedge) : undefined,
       intent: isSet(object.intent) ? globalThis.String(object.intent) : "",
+      cache: isSet(object.cache) ? ResponseCache.fromJSON(object.cache) : undefined,
     };
   },
 
@@ -1694,6 +1721,9 @@ export const Plan: MessageFns<Plan> = {
     if (message.intent !== "") {
       obj.intent = message.intent;
     }
+    if (message.cache !== undefined) {
+      obj.cache = ResponseCache.toJSON(message.cache);
+    }
     return obj;
   },
 
@@ -1722,6 +1752,138 @@ export const Plan: MessageFns<Plan> = {
     message.schemaFailurePolicy = object.schemaFailurePolicy ?? 0;
     message.hedge = (object.hedge !== undefined && object.hedge !== null) ? Hedge.fromPartial(object.hedge) : undefined;
     message.intent = object.intent ?? "";
+    message.cache = (object.cache !== undefined && object.cache !== null)
+      ? ResponseCache.fromPartial(object.cache)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseResponseCache(): ResponseCache {
+  return { ttlMs: 0, maxEntries: 0, maxEntryBytes: 0, deterministic: false };
+}
+
+export const ResponseCache: MessageFns<ResponseCache> = {
+  encode(message: ResponseCache, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ttlMs !== 0) {
+      writer.uint32(8).uint32(message.ttlMs);
+    }
+    if (message.maxEntries !== 0) {
+      writer.uint32(16).uint32(message.maxEntries);
+    }
+    if (message.maxEntryBytes !== 0) {
+      writer.uint32(24).uint32(message.maxEntryBytes);
+    }
+    if (message.deterministic !== false) {
+      writer.uint32(32).bool(message.deterministic);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResponseCache {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResponseCache();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.ttlMs = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.maxEntries = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.maxEntryBytes = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.deterministic = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResponseCache {
+    return {
+      ttlMs: isSet(object.ttlMs)
+        ? globalThis.Number(object.ttlMs)
+        : isSet(object.ttl_ms)
+        ? globalThis.Number(object.ttl_ms)
+        : 0,
+      maxEntries: isSet(object.maxEntries)
+        ? globalThis.Number(object.maxEntries)
+        : isSet(object.max_entries)
+        ? globalThis.Number(object.max_entries)
+        : 0,
+      maxEntryBytes: isSet(object.maxEntryBytes)
+        ? globalThis.Number(object.maxEntryBytes)
+        : isSet(object.max_entry_bytes)
+        ? globalThis.Number(object.max_entry_bytes)
+        : 0,
+      deterministic: isSet(object.deterministic) ? globalThis.Boolean(object.deterministic) : false,
+    };
+  },
+
+  toJSON(message: ResponseCache): unknown {
+    const obj: any = {};
+    if (message.ttlMs !== 0) {
+      obj.ttlMs = Math.round(message.ttlMs);
+    }
+    if (message.maxEntries !== 0) {
+      obj.maxEntries = Math.round(message.maxEntries);
+    }
+    if (message.maxEntryBytes !== 0) {
+      obj.maxEntryBytes = Math.round(message.maxEntryBytes);
+    }
+    if (message.deterministic !== false) {
+      obj.deterministic = message.deterministic;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ResponseCache>, I>>(base?: I): ResponseCache {
+    return ResponseCache.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ResponseCache>, I>>(object: I): ResponseCache {
+    const message = createBaseResponseCache();
+    message.ttlMs = object.ttlMs ?? 0;
+    message.maxEntries = object.maxEntries ?? 0;
+    message.maxEntryBytes = object.maxEntryBytes ?? 0;
+    message.deterministic = object.deterministic ?? false;
     return message;
   },
 };
