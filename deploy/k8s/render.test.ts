@@ -102,7 +102,7 @@ describe('k8s manifests (deploy/k8s/render.ts)', () => {
 
   it('REDIS_URL only where the service uses Redis', () => {
     const withRedis = deployments.filter((d) => podSpec(d).containers[0]!.env.some((e) => e.name === 'REDIS_URL')).map((d) => d.metadata.name);
-    expect(withRedis.sort()).toEqual(['auth', 'quota', 'usage-accountant']);
+    expect(withRedis.sort()).toEqual(['auth', 'provider-executor', 'quota', 'usage-accountant']);
   });
 
   it('keeps the executor journal on a volume of its own per replica, at the path the executor is told', () => {

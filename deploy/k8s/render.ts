@@ -14,7 +14,7 @@
  *    provider-executor, the one service that reads the `providers` section.
  *  - Secret `llmgw-bootstrap-keys` (the `api_keys[].key` variables, e.g. DEMO_ADMIN_KEY): only auth.
  * Both are created by the operator (not rendered here, so applying never overwrites them).
- * REDIS_URL goes only to the services that use Redis (auth, quota, usage-accountant).
+ * REDIS_URL goes only to the services that use Redis (auth, quota, provider-executor for the response cache, usage-accountant).
  *
  * Mutual TLS: a cert-manager Certificate per service (and one for operators) issued by the Issuer
  * `llmgw-mesh-ca` (a CA issuer, Vault, ... : the site's choice, not rendered here), with the URI
