@@ -3,7 +3,8 @@
  * memory, monolith, quota); `peer` the mesh beside Portkey's gateway under one load generator;
  * `soak` ten minutes at a steady rate, memory growth and money checked at the end; `profile`
  * CPU profiles of the six services under load, summarised; `router` the router's decision alone, in process;
- * `hedge` a route with a 10%-slow primary, without and with hedging; `policy` the edge's content-policy scan of a 2,000-token prompt.
+ * `hedge` a route with a 10%-slow primary, without and with hedging; `policy` the edge's content-policy scan of a 2,000-token prompt;
+ * `cache` the response cache's lookup on a miss and a hit, and executeChat with and without it.
  */
 const SUITES: Record<string, () => Promise<unknown>> = {
   mesh: () => import('./suite.js'),
@@ -14,6 +15,7 @@ const SUITES: Record<string, () => Promise<unknown>> = {
   router: () => import('./router-bench.js'),
   hedge: () => import('./hedge.js'),
   policy: () => import('./policy-bench.js'),
+  cache: () => import('./cache-bench.js'),
 };
 const name = process.argv[2] ?? 'mesh';
 const suite = SUITES[name];

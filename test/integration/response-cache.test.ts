@@ -52,7 +52,7 @@ describe('the response cache', () => {
 
     const rows = await eventually(
       async () => {
-        const r = await getUsage(mesh.usage, KEYS.admin, { routes: ['faq'], groupBy: [UsageGroupBy.USAGE_GROUP_BY_ROUTE] });
+        const r = await getUsage(mesh.usage, KEYS.admin, { route: 'faq', groupBy: [UsageGroupBy.USAGE_GROUP_BY_ROUTE] });
         if (!r.ok) throw r.error;
         return r.value.rows;
       },

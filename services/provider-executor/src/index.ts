@@ -22,6 +22,8 @@ export { publishStats, startStatsPublisher, statsReport, type StatsPublisherDeps
 export { createAdapter, createRegistry, registryFromProviders, type ProviderRegistry } from './providers/registry.js';
 export type { ProviderAdapter } from './providers/types.js';
 export { loadExecutorConfig, type ExecutorConfig } from './config.js';
+export { cacheUseOf, ResponseCache, type CacheStore, type CacheUse } from './response-cache.js';
+export { MemoryCacheStore, RedisCacheStore } from './cache-store.js';
 
 /**
  * Starts the provider-executor: one connection pool per configured provider, one breaker per
