@@ -1,9 +1,9 @@
 import { executorSectionsSchema, parseSections } from '@llmgw/config';
 import { meshCredentials, redisUrl, startRedisServer } from '@llmgw/local-infra';
 import { silentLogger } from '@llmgw/logging';
-import { ToolChoiceMode, type ExecuteChatRequest } from '@llmgw/proto/executor';
+import { ChatParams, type ExecuteChatRequest } from '@llmgw/proto/executor';
 import { SchemaFailurePolicy, Tokenizer, type Plan } from '@llmgw/proto/router';
-import { CacheMode, ResponseFormatType, Role, type UsageRecorded } from '@llmgw/proto/v1';
+import { CacheMode, Role, type UsageRecorded } from '@llmgw/proto/v1';
 import { cacheUseOf, CircuitBreaker, DEFAULT_BREAKER, Executor, RedisCacheStore, registryFromProviders, ResponseCache } from '@llmgw/provider-executor';
 import { startSimulator } from '@llmgw/provider-simulator';
 import { connectRedis } from '@llmgw/redis';
@@ -117,21 +117,8 @@ const request = (i: number, cached: boolean): ExecuteChatRequest => ({
   request: undefined,
   plan: cached ? CACHED_PLAN : plan(false),
   labels: undefined,
-  params: {
-    messages: [user(`${SHORT} (${cached ? 'cached' : 'plain'} call ${i})`)],
-    maxTokens: 16,
-    temperature: 0,
-    topP: undefined,
-    stop: [],
-    tools: [],
-    toolChoice: { mode: ToolChoiceMode.TOOL_CHOICE_MODE_AUTO, name: '' },
-    responseFormat: { type: ResponseFormatType.RESPONSE_FORMAT_TYPE_TEXT, name: '', schema: undefined },
-    user: '',
-    batch: false,
-    promptTokens: [],
-    noHedge: false,
-    cache: CacheMode.CACHE_MODE_UNSPECIFIED,
-  },
+  // Unset fields are what the edge sends for none: no stop, no tools, no response format.
+  params: ChatParams.fromPartial({ messages: [user(`${SHORT} (${cached ? 'cached' : 'plain'} call ${i})`)], maxTokens: 16, temperature: 0 }),
 });
 const calls = { plain: [] as number[], cached: [] as number[] };
 for (let i = 0; i < WARM_UP + CALLS; i++) {
