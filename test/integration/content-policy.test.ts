@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Message, Role } from '@llmgw/proto/v1';
-import { chat, eventually, startTestMesh, userChat, type TestMesh } from '../src/harness.js';
+import { chat, chatStream, eventually, startTestMesh, userChat, type TestMesh } from '../src/harness.js';
 
 /*
  * Tenant content policies through the mesh: the edge blocks, redacts before the provider, or keeps
@@ -12,6 +12,7 @@ import { chat, eventually, startTestMesh, userChat, type TestMesh } from '../src
  */
 const FIXTURE = fileURLToPath(new URL('../fixtures/content-policy.test.yaml', import.meta.url));
 const KEY = 'sk-policy-acme-00000000000000';
+const BETA_KEY = 'sk-policy-beta-00000000000000';
 /** Every sensitive string this suite sends: none may appear in any service's log. */
 const CARD = '4111 1111 1111 1111';
 const SECRET = 'sk-proj-abcdefghijklmnopqrstuvwxyz123456';
@@ -94,11 +95,36 @@ describe('content policy through the mesh', () => {
     );
   });
 
+  it('rewrites a streamed answer as it flows: the address the model repeats reaches the caller as its placeholder, as in the unary answer', async () => {
+    // The simulator echoes the first words of the prompt, then (with [[long]]) fills up to max_tokens.
+    const text = `Please repeat: write to ${EMAIL} about the invoice [[long]]`;
+    const unary = await chat(mesh.gateway, BETA_KEY, userChat(text, { route: 'chat' }));
+    if (!unary.ok) throw unary.error;
+    expect(unary.value.message?.content).toContain('write to [EMAIL_1] about');
+    const streamed = await chatStream(mesh.gateway, BETA_KEY, userChat(text, { route: 'chat' }));
+    expect(streamed.error).toBeUndefined();
+    const joined = streamed.chunks.map((c) => c.contentDelta).join('');
+    expect(joined).toBe(unary.value.message?.content);
+    expect(joined.length).toBeGreaterThan(256);
+    expect(streamed.chunks.some((c) => c.contentDelta.includes(EMAIL.slice(0, 8)))).toBe(false);
+    expect(streamed.chunks.at(-1)?.routing?.route).toBe('chat');
+  });
+
+  it('ends a streamed answer at a blocking match before any of it is sent', async () => {
+    const streamed = await chatStream(mesh.gateway, BETA_KEY, userChat(`${CARD} is my card [[long]]`, { route: 'chat' }));
+    expect(streamed.error?.code).toBe(status.PERMISSION_DENIED);
+    expect(streamed.error?.details).toBe('content policy "answers" blocks this response: it matched "card"');
+    expect(streamed.chunks.map((c) => c.contentDelta).join('')).not.toContain('4111');
+  });
+
   it('counts every enforcement by policy, detector, action and direction', async () => {
     const count = (policy: string, detector: string, action: string, direction: string) => mesh.metric('edge', 'llmgw_policy_enforcements_total', { policy, detector, action, direction });
     expect(await count('guard', 'card', 'block', 'request')).toBe(1);
     expect(await count('strict', 'national_id', 'block', 'request')).toBe(1);
     expect(await count('guard', 'email', 'redact', 'request')).toBe(1);
     expect(await count('guard', 'phone', 'redact_logs', 'response')).toBe(1);
+    // One unary answer and one stream: each counted once, however many chunks it came in.
+    expect(await count('answers', 'email', 'redact', 'response')).toBe(2);
+    expect(await count('answers', 'card', 'block', 'response')).toBe(1);
   });
 });

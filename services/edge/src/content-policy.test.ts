@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { CONTENT_DETECTORS, contentPolicySchema, type ContentDetector } from '@llmgw/config';
-import { compilePolicy, ibanValid, luhnValid, policyFor, scanTexts } from './content-policy.js';
+import { compilePolicy, ibanValid, luhnValid, policyFor, scanTexts, STREAM_HOLD_CHARS, StreamPolicer } from './content-policy.js';
 
 const LABELLED: { text: string; labels: ContentDetector[] }[] = parse(readFileSync(new URL('../../../test/fixtures/pii.labelled.yaml', import.meta.url), 'utf8'));
 const everyDetector = (action: 'block' | 'redact' | 'redact_logs') => contentPolicySchema.parse({ detectors: Object.fromEntries(CONTENT_DETECTORS.map((d) => [d, action])) });
@@ -70,6 +70,54 @@ describe('scanTexts', () => {
   it('lets a card number be a card, not a phone number too', () => {
     const r = scanTexts(compilePolicy('all', everyDetector('redact')), ['4111 1111 1111 1111']);
     expect(r.texts).toEqual(['[CARD_1]']);
+  });
+});
+
+describe('StreamPolicer', () => {
+  const policy = compilePolicy('p', contentPolicySchema.parse({ detectors: { email: 'redact', card: 'block', secret: 'redact' }, apply_to: ['response'] }));
+  /** Streams `text` in pieces of `size` characters; what the caller would have received. */
+  function stream(text: string, size: number): { out: string[]; policer: StreamPolicer } {
+    const policer = new StreamPolicer(policy);
+    const out: string[] = [];
+    for (let i = 0; i < text.length; i += size) {
+      out.push(policer.push(text.slice(i, i + size)));
+      if (policer.blockedBy) return { out, policer };
+    }
+    out.push(policer.end());
+    return { out, policer };
+  }
+
+  it('sends the same text as a whole-answer scan, whatever the chunking, with a match split across chunks', () => {
+    const text = `${'Some prose. '.repeat(40)}Write to jane.doe@example.com or to jane.doe@example.com again. ${'More prose. '.repeat(40)}`;
+    const whole = scanTexts(policy, [text]).texts[0];
+    for (const size of [1, 3, 7, 50, 1_000]) {
+      const { out, policer } = stream(text, size);
+      expect(out.join(''), `chunks of ${size}`).toBe(whole);
+      expect(out.join('')).not.toContain('jane.doe');
+      expect(policer.result().enforcements).toEqual([{ rule: 'email', action: 'redact', matches: 2 }]);
+    }
+  });
+
+  it('holds back at most its window before the stream ends, and lets text through as it goes', () => {
+    const policer = new StreamPolicer(policy);
+    expect(policer.push('a'.repeat(STREAM_HOLD_CHARS))).toBe('');
+    expect(policer.push('b'.repeat(10))).toBe('a'.repeat(10));
+    expect(policer.end()).toBe('a'.repeat(STREAM_HOLD_CHARS - 10) + 'b'.repeat(10));
+  });
+
+  it('stops at a blocking match before any of it is sent', () => {
+    const text = `${'Fine text. '.repeat(50)}Your card is 4111 1111 1111 1111, keep it safe. ${'x'.repeat(400)}`;
+    const { out, policer } = stream(text, 5);
+    expect(policer.blockedBy).toBe('card');
+    expect(out.join('')).not.toMatch(/4111/);
+  });
+
+  it('holds a PEM private key from its header until its END line, however long', () => {
+    const body = 'MIIEvQIBADANBgkqhkiG9w0BAQEFAASC'.repeat(40);
+    const text = `Here: -----BEGIN PRIVATE KEY-----\n${body}\n-----END PRIVATE KEY----- done. ${'y'.repeat(300)}`;
+    const { out } = stream(text, 20);
+    expect(out.join('')).not.toContain('MIIEvQ');
+    expect(out.join('')).toContain('[SECRET_1] done.');
   });
 });
 

@@ -150,52 +150,123 @@ function findSpans(rules: readonly Rule[], text: string): Span[] {
 }
 
 /**
- * Scans a request's (or an answer's) texts. Placeholders are numbered per label across all the
- * texts: the same value is the same placeholder within one request.
+ * Replaces matches with placeholders numbered per label across everything it is given (the same
+ * value is the same placeholder within one request or one answer), counting each rule's matches.
  */
-export function scanTexts(policy: CompiledPolicy, texts: readonly string[]): ScanResult {
-  const placeholders = new Map<string, string>();
-  const perLabel = new Map<string, number>();
-  const counts = new Map<Rule, number>();
-  const placeholder = (rule: Rule, value: string): string => {
-    const key = `${rule.label}\u0000${value}`;
-    let p = placeholders.get(key);
-    if (!p) {
-      const n = (perLabel.get(rule.label) ?? 0) + 1;
-      perLabel.set(rule.label, n);
-      p = `[${rule.label}_${n}]`;
-      placeholders.set(key, p);
-    }
-    return p;
-  };
-  const out: string[] = [];
-  const logOut: string[] = [];
-  let blockedBy: string | undefined;
-  for (const text of texts) {
-    const spans = findSpans(policy.rules, text);
-    if (spans.length === 0) {
-      out.push(text);
-      logOut.push(text);
-      continue;
-    }
+class Redactor {
+  private readonly placeholders = new Map<string, string>();
+  private readonly perLabel = new Map<string, number>();
+  private readonly counts = new Map<Rule, number>();
+  blockedBy: string | undefined;
+
+  /** `text` with its `spans` (sorted, not overlapping) applied: what goes on, and what a log may show. */
+  apply(text: string, spans: readonly Span[]): { sent: string; logged: string } {
+    if (spans.length === 0) return { sent: text, logged: text };
     let sent = '';
     let logged = '';
     let at = 0;
     for (const s of spans) {
-      counts.set(s.rule, (counts.get(s.rule) ?? 0) + 1);
-      if (s.rule.action === 'block') blockedBy ??= s.rule.name;
+      this.counts.set(s.rule, (this.counts.get(s.rule) ?? 0) + 1);
+      if (s.rule.action === 'block') this.blockedBy ??= s.rule.name;
       const before = text.slice(at, s.start);
       const value = text.slice(s.start, s.end);
-      const p = placeholder(s.rule, value);
+      const p = this.placeholder(s.rule, value);
       sent += before + (s.rule.action === 'redact' ? p : value);
       logged += before + p;
       at = s.end;
     }
-    out.push(sent + text.slice(at));
-    logOut.push(logged + text.slice(at));
+    return { sent: sent + text.slice(at), logged: logged + text.slice(at) };
   }
-  const enforcements = [...counts].map(([rule, matches]) => ({ rule: rule.name, action: rule.action, matches }));
-  return blockedBy === undefined ? { texts: out, logTexts: logOut, enforcements } : { texts: out, logTexts: logOut, enforcements, blockedBy };
+
+  result(texts: string[], logTexts: string[]): ScanResult {
+    const enforcements = [...this.counts].map(([rule, matches]) => ({ rule: rule.name, action: rule.action, matches }));
+    return this.blockedBy === undefined ? { texts, logTexts, enforcements } : { texts, logTexts, enforcements, blockedBy: this.blockedBy };
+  }
+
+  private placeholder(rule: Rule, value: string): string {
+    const key = `${rule.label}\u0000${value}`;
+    let p = this.placeholders.get(key);
+    if (!p) {
+      const n = (this.perLabel.get(rule.label) ?? 0) + 1;
+      this.perLabel.set(rule.label, n);
+      p = `[${rule.label}_${n}]`;
+      this.placeholders.set(key, p);
+    }
+    return p;
+  }
+}
+
+/** Scans a request's (or an answer's) texts. */
+export function scanTexts(policy: CompiledPolicy, texts: readonly string[]): ScanResult {
+  const redactor = new Redactor();
+  const out: string[] = [];
+  const logOut: string[] = [];
+  for (const text of texts) {
+    const { sent, logged } = redactor.apply(text, findSpans(policy.rules, text));
+    out.push(sent);
+    logOut.push(logged);
+  }
+  return redactor.result(out, logOut);
+}
+
+/**
+ * A streamed answer's text is held back this many characters at its tail, so that a match split
+ * across chunks is seen whole before any of it goes to the caller.
+ */
+export const STREAM_HOLD_CHARS = 256;
+
+/** A PEM private key's header whose END line has not arrived yet: everything from it is held. */
+const OPEN_PEM = /^-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----(?![\s\S]*-----END )/;
+
+/**
+ * A response policy over a stream: each delta is let through once no match can still grow into
+ * it (at most STREAM_HOLD_CHARS behind, longer for a PEM block until its END line), with the
+ * answer's `redact` matches replaced. A blocking match stops it before any of the match is sent:
+ * from then on `blockedBy` names the rule and nothing more is let through. Deny patterns longer than the hold are only seen whole when the stream ends.
+ */
+export class StreamPolicer {
+  private pending = '';
+  private readonly redactor = new Redactor();
+  private sent = '';
+  private logged = '';
+
+  constructor(private readonly policy: CompiledPolicy) {}
+
+  get blockedBy(): string | undefined {
+    return this.redactor.blockedBy;
+  }
+
+  /** What of the stream so far may go to the caller now. */
+  push(delta: string): string {
+    this.pending += delta;
+    return this.take(false);
+  }
+
+  /** The rest, at the stream's end. */
+  end(): string {
+    return this.take(true);
+  }
+
+  /** What was let through, what a log may show of it, and the enforcements. */
+  result(): ScanResult {
+    return this.redactor.result([this.sent], [this.logged]);
+  }
+
+  private take(final: boolean): string {
+    const spans = findSpans(this.policy.rules, this.pending);
+    let cut = final ? this.pending.length : Math.max(0, this.pending.length - STREAM_HOLD_CHARS);
+    if (!final) for (const s of spans) if (OPEN_PEM.test(this.pending.slice(s.start, s.end))) cut = Math.min(cut, s.start);
+    // Never inside a match: spans do not overlap, so moving to one's start lands inside no other.
+    for (const s of spans) if (s.start < cut && cut < s.end) cut = s.start;
+    const through = spans.filter((s) => s.end <= cut);
+    const { sent, logged } = this.redactor.apply(this.pending.slice(0, cut), through);
+    // Blocked: nothing more goes out, the match least of all.
+    if (this.redactor.blockedBy !== undefined) return '';
+    this.pending = this.pending.slice(cut);
+    this.sent += sent;
+    this.logged += logged;
+    return sent;
+  }
 }
 
 /** The policy of a tenant's request to the route it names: the route's override, else the tenant's, else none. */

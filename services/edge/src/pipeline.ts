@@ -25,7 +25,7 @@ import { familyOf, PromptTokens } from '@llmgw/tokens';
 import { AuthCache, isMistypedKey, requireScope, type Scope } from '@llmgw/caller-auth';
 import { AccessRecord, type AccessOperation } from './access-log.js';
 import type { Downstream } from './downstream.js';
-import { policyFor, scanTexts, type CompiledPolicy, type ScanResult } from './content-policy.js';
+import { policyFor, scanTexts, StreamPolicer, type CompiledPolicy, type ScanResult } from './content-policy.js';
 import type { Classification, Embed, IntentClassifier } from './intent-classifier.js';
 import { planEstimate, promptTokenCounts, type Estimate } from './estimate.js';
 import type { PlanCache } from './plan-cache.js';
@@ -120,16 +120,27 @@ export class GatewayPipeline {
       let routing: Routing | undefined;
       let failure: ExecutionError | undefined;
       const opts = await this.execOpts(ctx, a);
+      const policy = a.policed?.policy;
+      // A response policy lets text through as soon as no match can still grow into it.
+      const policer = policy?.response ? new StreamPolicer(policy) : undefined;
       try {
         for await (const msg of this.deps.downstream.executeChatStream(this.executeRequest(ctx, a, params, labels), opts)) {
           received = true;
           if (msg.error) failure = msg.error;
           if (!msg.chunk) continue;
-          relayedText += msg.chunk.contentDelta;
-          recordEdgeFacts(msg.chunk.routing, a, labels);
-          routing = msg.chunk.routing ?? routing;
-          if (msg.chunk.routing) access.executed(msg.chunk.routing, msg.chunk.usage);
-          await send(msg.chunk);
+          const chunk = msg.chunk;
+          relayedText += chunk.contentDelta;
+          recordEdgeFacts(chunk.routing, a, labels);
+          routing = chunk.routing ?? routing;
+          if (chunk.routing) access.executed(chunk.routing, chunk.usage);
+          if (policer) {
+            // The last message (it carries the routing record) brings what was held back.
+            const last = chunk.routing !== undefined;
+            chunk.contentDelta = policer.push(chunk.contentDelta) + (last ? policer.end() : '');
+            if (policer.blockedBy !== undefined || last) this.report(a.log(), policy as CompiledPolicy, policer.result(), 'response');
+            if (!last && chunk.contentDelta === '' && chunk.toolCallDeltas.length === 0) continue;
+          }
+          await send(chunk);
         }
       } catch (err) {
         const e = toAppError(err, ctx);
@@ -138,9 +149,7 @@ export class GatewayPipeline {
         throw e;
       }
       if (failure) throw executionError(failure, routing);
-      // Chunks went to the caller as they came: a response policy only keeps matches out of the prompt log.
-      const policy = a.policed?.policy;
-      this.logPromptIfAllowed(a, req, policy?.response ? (scanTexts(policy, [relayedText]).logTexts[0] as string) : relayedText);
+      this.logPromptIfAllowed(a, req, policer ? (policer.result().logTexts[0] as string) : relayedText);
     });
   }
 
@@ -317,7 +326,10 @@ export class GatewayPipeline {
 
   /** Scans texts, counts and logs each enforcement (never the matched text) and refuses a blocking match. */
   private enforce(log: Logger, policy: CompiledPolicy, texts: string[], direction: 'request' | 'response'): ScanResult {
-    const scan = scanTexts(policy, texts);
+    return this.report(log, policy, scanTexts(policy, texts), direction);
+  }
+
+  private report(log: Logger, policy: CompiledPolicy, scan: ScanResult, direction: 'request' | 'response'): ScanResult {
     for (const e of scan.enforcements) {
       this.deps.policyMetrics?.enforced(policy.name, e.rule, e.action, direction);
       log.info({ policy: policy.name, detector: e.rule, action: e.action, direction, matches: e.matches }, 'content policy enforced');
