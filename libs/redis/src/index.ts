@@ -1,8 +1,17 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { Logger } from '@llmgw/logging';
+import { parseRedisUrl, safeRedisUrl } from './url.js';
 
-export type { Redis } from 'ioredis';
+export { Redis } from 'ioredis';
 export * from './acl.js';
+export * from './url.js';
+
+/**
+ * A client of one Redis server or of a Redis Cluster, as REDIS_URL names it (url.ts). Both run
+ * the same commands; a cluster client routes each by its key's slot, so a Lua script or a MULTI
+ * must touch keys of one slot only (keys that share a `{hash tag}`).
+ */
+export type RedisClient = Redis | Cluster;
 
 export interface CreateRedisOptions {
   logger: Logger;
@@ -14,37 +23,42 @@ export interface CreateRedisOptions {
   connectTimeoutMs?: number;
 }
 
-/** The URL without its password, for logs and errors. */
-export function safeRedisUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '<unparseable redis url>';
-  }
-}
-
 /**
  * A client that never queues commands while disconnected (they fail at once) and keeps
- * reconnecting in the background, so recovery needs no restart.
+ * reconnecting in the background, so recovery needs no restart. On a cluster every node gets
+ * the URL's credentials, and commands go to masters only (`scaleReads: 'master'`): a replica
+ * may lag, and the quota scripts read what they write.
  */
-export function createRedis(url: string, opts: CreateRedisOptions): Redis {
-  const options: RedisOptions = {
-    lazyConnect: true,
-    enableOfflineQueue: false,
+export function createRedis(url: string, opts: CreateRedisOptions): RedisClient {
+  const target = parseRedisUrl(url);
+  const node: RedisOptions = {
     maxRetriesPerRequest: 0,
     commandTimeout: opts.commandTimeoutMs ?? 250,
     connectTimeout: opts.connectTimeoutMs ?? 2_000,
-    enableAutoPipelining: true,
-    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2_000),
   };
-  const redis = new Redis(url, options);
+  const retryStrategy = (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2_000);
+  let redis: RedisClient;
+  if (target.kind === 'cluster') {
+    const options: ClusterOptions = {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      enableAutoPipelining: true,
+      scaleReads: 'master',
+      clusterRetryStrategy: retryStrategy,
+      redisOptions: { ...node, username: target.username, password: target.password },
+    };
+    redis = new Cluster(target.nodes, options);
+  } else {
+    redis = new Redis(target.url, { ...node, lazyConnect: true, enableOfflineQueue: false, enableAutoPipelining: true, retryStrategy });
+  }
   let down = false;
-  redis.on('error', (err: Error) => {
+  const onError = (err: Error) => {
     if (!down) opts.logger.warn({ err: err.message, redis: safeRedisUrl(url) }, 'redis connection error');
     down = true;
-  });
+  };
+  redis.on('error', onError);
+  // A cluster reports a node's failure apart from its own (it stays up while other masters answer).
+  redis.on('node error', onError);
   redis.on('ready', () => {
     if (down) opts.logger.info({ redis: safeRedisUrl(url) }, 'redis connection restored');
     down = false;
@@ -53,12 +67,30 @@ export function createRedis(url: string, opts: CreateRedisOptions): Redis {
 }
 
 /**
+ * A second client like `redis` (same servers, credentials and options) but for its command
+ * timeout, not yet connected: for a caller whose policy needs a shorter wait than the shared client's.
+ */
+export function duplicateRedis(redis: RedisClient, commandTimeoutMs: number): RedisClient {
+  if (redis instanceof Cluster) return redis.duplicate([], { lazyConnect: true, redisOptions: { ...redis.options.redisOptions, commandTimeout: commandTimeoutMs } });
+  return redis.duplicate({ commandTimeout: commandTimeoutMs, lazyConnect: true });
+}
+
+/**
+ * The servers that hold the data: the one server, or every master of a cluster (as the client
+ * last learnt them). A command without keys (SCAN, FLUSHALL) reaches one node only, so code that
+ * scans the keyspace runs it on each of these.
+ */
+export function masters(redis: RedisClient): Redis[] {
+  return redis instanceof Cluster ? redis.nodes('master') : [redis];
+}
+
+/**
  * A client for a service's start: it waits up to `waitMs` for Redis, then goes on without it — a
  * Redis that is down at start is a warning, not a failed start. Commands fail at once until it is
  * reachable (no offline queue); callers apply their degraded policy and health reports the outage
  * (watchRedis). ioredis keeps reconnecting in the background.
  */
-export async function startRedis(url: string, opts: CreateRedisOptions & { waitMs?: number }): Promise<Redis> {
+export async function startRedis(url: string, opts: CreateRedisOptions & { waitMs?: number }): Promise<RedisClient> {
   const redis = createRedis(url, opts);
   if (!(await connectWithin(redis, opts.waitMs ?? 2_000))) {
     opts.logger.warn({ redis: safeRedisUrl(url) }, 'redis unreachable at start; starting degraded and reconnecting');
@@ -67,7 +99,7 @@ export async function startRedis(url: string, opts: CreateRedisOptions & { waitM
 }
 
 /** Starts connecting a lazy client; true if it is ready within `waitMs`, false if it goes on connecting in the background. */
-export async function connectWithin(redis: Redis, waitMs: number): Promise<boolean> {
+export async function connectWithin(redis: RedisClient, waitMs: number): Promise<boolean> {
   const connecting = redis.connect().then(
     () => true,
     () => false,
@@ -83,7 +115,7 @@ export async function connectWithin(redis: Redis, waitMs: number): Promise<boole
  * Tells `onChange` whether Redis is usable: at once, on every ready/close, and from a PING every
  * `probeMs`, because a hung server (paused, partitioned) closes nothing. Returns a stop function.
  */
-export function watchRedis(redis: Redis, onChange: (up: boolean) => void, probeMs = 1_000): () => void {
+export function watchRedis(redis: RedisClient, onChange: (up: boolean) => void, probeMs = 1_000): () => void {
   const ready = () => onChange(true);
   const lost = () => onChange(false);
   onChange(redis.status === 'ready');
@@ -101,7 +133,7 @@ export function watchRedis(redis: Redis, onChange: (up: boolean) => void, probeM
 }
 
 /** Connects and waits until Redis answers; an unreachable Redis is one clear error naming where. */
-export async function connectRedis(url: string, opts: CreateRedisOptions): Promise<Redis> {
+export async function connectRedis(url: string, opts: CreateRedisOptions): Promise<RedisClient> {
   const redis = createRedis(url, opts);
   try {
     await redis.connect();

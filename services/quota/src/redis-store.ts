@@ -1,4 +1,4 @@
-import type { Redis } from '@llmgw/redis';
+import type { RedisClient } from '@llmgw/redis';
 import { reservationKey, tenantCounterPatterns } from './keys.js';
 import type { ResolvedLimit } from './limits.js';
 import { RECONCILE_LUA, RELEASE_LUA, RESERVE_LUA, STATUS_LUA } from './lua-scripts.js';
@@ -63,7 +63,7 @@ export class RedisQuotaStore implements QuotaStore {
   private readonly cmd: QuotaCommands;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly opts: RedisStoreOptions,
   ) {
     redis.defineCommand('quotaReserve', { lua: RESERVE_LUA });

@@ -1,6 +1,6 @@
 import type { QuotaSections } from '@llmgw/config';
 import { startRedisServer, type LocalServer } from '@llmgw/local-infra';
-import { createRedis, type Redis } from '@llmgw/redis';
+import { createRedis, type RedisClient } from '@llmgw/redis';
 import { silentLogger } from '@llmgw/logging';
 import type { LimitKind, ResolvedLimit } from './limits.js';
 import { MemoryQuotaStore } from './memory-store.js';
@@ -43,13 +43,13 @@ export function memoryHarness(): StoreHarness {
 
 export interface RedisHarness extends StoreHarness {
   server: LocalServer;
-  clients: Redis[];
-  client(commandTimeoutMs?: number): Promise<Redis>;
+  clients: RedisClient[];
+  client(commandTimeoutMs?: number): Promise<RedisClient>;
 }
 
 export async function redisHarness(): Promise<RedisHarness> {
   const server = await startRedisServer();
-  const clients: Redis[] = [];
+  const clients: RedisClient[] = [];
   const client = async (commandTimeoutMs = 1_000) => {
     const r = createRedis(server.url, { logger: silentLogger(), commandTimeoutMs });
     await r.connect();

@@ -1,4 +1,4 @@
-import type { Redis } from '@llmgw/redis';
+import type { RedisClient } from '@llmgw/redis';
 import {
   COUNTER_NAMES,
   COUNTER_PROPS,
@@ -166,7 +166,7 @@ redis.call('ZADD', KEYS[5], ARGV[10], ARGV[11])
 return 1
 `;
 
-type RedisWithRecord = Redis & {
+type RedisWithRecord = RedisClient & {
   usageRecord(...keysThenArgs: (string | number)[]): Promise<number>;
 };
 
@@ -182,7 +182,7 @@ export class RedisUsageStore implements UsageStore {
   private readonly indexed = new Map<string, number>();
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     opts: DedupeOptions,
     private readonly now: () => number = Date.now,
   ) {
