@@ -45,6 +45,9 @@ export function createRedis(url: string, opts: CreateRedisOptions): RedisClient 
       enableAutoPipelining: true,
       scaleReads: 'master',
       clusterRetryStrategy: retryStrategy,
+      // Relearn the slot map every second (ioredis refreshes it by default only on a lone MOVED):
+      // a restarted or failed-over master is used again even when every command is pipelined.
+      slotsRefreshInterval: 1_000,
       redisOptions: { ...node, username: target.username, password: target.password },
     };
     redis = new Cluster(target.nodes, options);
