@@ -79,12 +79,19 @@ export function duplicateRedis(redis: RedisClient, commandTimeoutMs: number): Re
 }
 
 /**
- * The servers that hold the data: the one server, or every master of a cluster (as the client
- * last learnt them). A command without keys (SCAN, FLUSHALL) reaches one node only, so code that
- * scans the keyspace runs it on each of these.
+ * The servers that hold the data: the one server, or every master of a cluster. A command without
+ * keys (SCAN, FLUSHALL) reaches one node only, so code that scans the keyspace runs it on each of
+ * these. Throws when the cluster's slot map names a master the client has no connection to (it is
+ * down): a scan without it would miss its keys and look complete.
  */
 export function masters(redis: RedisClient): Redis[] {
-  return redis instanceof Cluster ? redis.nodes('master') : [redis];
+  if (!(redis instanceof Cluster)) return [redis];
+  const nodes = redis.nodes('master');
+  const connected = new Set(nodes.map((n) => `${n.options.host}:${n.options.port}`));
+  const owners = new Set(redis.slots.map((keys) => keys[0]));
+  const missing = [...owners].filter((k) => k !== undefined && !connected.has(k));
+  if (missing.length > 0) throw new Error(`redis cluster: no connection to master ${missing.join(', ')}`);
+  return nodes;
 }
 
 /**
