@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '@llmgw/logging';
-import { connectRedis, masters, type RedisClient } from '@llmgw/redis';
+import { connectRedis, duplicateRedis, masters, type RedisClient } from '@llmgw/redis';
 import { meshCredentials } from './credentials.js';
 import { redisClusterUrl, startRedisCluster, type LocalRedisCluster } from './redis-cluster.js';
 
@@ -32,6 +32,17 @@ describe('startRedisCluster', () => {
     expect(held.every((n) => n > 0)).toBe(true);
     // Its ACL still holds on every node: another service's keys are refused.
     await expect(quota.set('usage:x', '1')).rejects.toThrow(/NOPERM/);
+  });
+
+  it('a duplicate with a command timeout of its own reaches the same cluster as the same user', async () => {
+    const short = duplicateRedis(quota, 500);
+    try {
+      await short.connect();
+      expect(await short.get(key(7))).toBe('7');
+      await expect(short.set('usage:x', '1')).rejects.toThrow(/NOPERM/);
+    } finally {
+      short.disconnect();
+    }
   });
 
   it('a killed master takes only its own slots away, and comes back with every write it acknowledged', async () => {

@@ -59,13 +59,16 @@ export function createRedis(url: string, opts: CreateRedisOptions): RedisClient 
     if (!down) opts.logger.warn({ err: err.message, redis: safeRedisUrl(url) }, 'redis connection error');
     down = true;
   };
-  redis.on('error', onError);
-  // A cluster reports a node's failure apart from its own (it stays up while other masters answer).
-  redis.on('node error', onError);
-  redis.on('ready', () => {
+  const onRestored = () => {
     if (down) opts.logger.info({ redis: safeRedisUrl(url) }, 'redis connection restored');
     down = false;
-  });
+  };
+  redis.on('error', onError);
+  redis.on('ready', onRestored);
+  // A cluster reports a node's failure apart from its own (it stays up while the other masters
+  // answer), and a node back in its slot map (a restarted master) as +node.
+  redis.on('node error', onError);
+  redis.on('+node', onRestored);
   return redis;
 }
 
