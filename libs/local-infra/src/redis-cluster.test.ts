@@ -14,7 +14,7 @@ describe('startRedisCluster', () => {
     cluster = await startRedisCluster({ masters: 3, users: creds.redisUsers });
     admin = await connectRedis(cluster.url, { logger: silentLogger(), commandTimeoutMs: 2_000 });
     quota = await connectRedis(redisClusterUrl(cluster.ports, 'quota', creds.redisUsers.quota), { logger: silentLogger(), commandTimeoutMs: 2_000 });
-  }, 30_000);
+  });
   afterAll(async () => {
     quota?.disconnect();
     admin?.disconnect();
@@ -74,5 +74,5 @@ describe('startRedisCluster', () => {
       await new Promise((r) => setTimeout(r, 100));
     }
     expect(values).toEqual(tenants.map(String));
-  }, 30_000);
+  });
 });

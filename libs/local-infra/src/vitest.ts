@@ -30,7 +30,7 @@ export function useRedis(kind: RedisKind = 'single', opts: { user?: RedisUserNam
     infra = await startLocalRedis(kind, { users });
     admin = await connectRedis(infra.url, { logger: silentLogger(), commandTimeoutMs: 5_000 });
     client = users && opts.user ? await connectRedis(infra.urlAs(opts.user, users[opts.user]), { logger: silentLogger(), commandTimeoutMs: 5_000 }) : admin;
-  }, 30_000);
+  });
   afterAll(async () => {
     client?.disconnect();
     admin?.disconnect();

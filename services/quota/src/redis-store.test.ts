@@ -9,7 +9,7 @@ describe.each(REDIS_KINDS)('RedisQuotaStore with replicas (%s)', (kind) => {
 
   beforeAll(async () => {
     h = await redisHarness(kind);
-  }, 30_000);
+  });
   afterAll(async () => {
     await h.close();
   });

@@ -23,7 +23,7 @@ describe.each(harnesses)('QuotaStore conformance: %s', (_name, makeHarness) => {
 
   beforeAll(async () => {
     h = await makeHarness();
-  }, 30_000);
+  });
   afterAll(async () => {
     await h.close();
   });
