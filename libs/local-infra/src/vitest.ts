@@ -9,7 +9,7 @@ export const REDIS_KINDS: readonly RedisKind[] = ['single', 'cluster'];
 
 /** The suite's Redis: call it (and its methods) inside tests and hooks. */
 export interface SuiteRedis {
-  /** The client: logged in as `user` when given (as the service would), else as the admin. */
+  /** The client, logged in as the service's ACL user, as the service would. */
   (): RedisClient;
   /** A client with every right, to look at keys beyond the user's. */
   admin(): RedisClient;
@@ -19,17 +19,17 @@ export interface SuiteRedis {
 
 /**
  * For test files: a real redis-server (or a three-master cluster) on free ports for the enclosing
- * suite. `user`: the servers take the ACL users (acl.ts) and the client logs in as that service's.
+ * suite, with the ACL users (acl.ts) and fresh passwords.
  */
-export function useRedis(kind: RedisKind = 'single', opts: { user?: RedisUserName } = {}): SuiteRedis {
+export function useRedis(kind: RedisKind, user: RedisUserName): SuiteRedis {
   let infra: LocalRedis | undefined;
   let admin: RedisClient | undefined;
   let client: RedisClient | undefined;
   beforeAll(async () => {
-    const users = opts.user && meshCredentials().redisUsers;
+    const users = meshCredentials().redisUsers;
     infra = await startLocalRedis(kind, { users });
     admin = await connectRedis(infra.url, { logger: silentLogger(), commandTimeoutMs: 5_000 });
-    client = users && opts.user ? await connectRedis(infra.urlAs(opts.user, users[opts.user]), { logger: silentLogger(), commandTimeoutMs: 5_000 }) : admin;
+    client = await connectRedis(infra.urlAs(user, users[user]), { logger: silentLogger(), commandTimeoutMs: 5_000 });
   });
   afterAll(async () => {
     client?.disconnect();

@@ -71,7 +71,7 @@ conformance('memory', () => new MemoryKeyStore());
 
 /** On one Redis and on a cluster, logged in as auth's ACL user; the admin looks at the keys. */
 describe.each(REDIS_KINDS)('redis %s', (kind) => {
-  const redis = useRedis(kind, { user: 'auth' });
+  const redis = useRedis(kind, 'auth');
   beforeEach(() => redis.flush());
   conformance(`redis ${kind}`, () => new RedisKeyStore(redis()));
 

@@ -63,7 +63,7 @@ describe('the cache key', () => {
 });
 
 // As the executor logs in: its own ACL user, which may touch only its prefix.
-const redis: Record<RedisKind, SuiteRedis> = { single: useRedis('single', { user: 'provider-executor' }), cluster: useRedis('cluster', { user: 'provider-executor' }) };
+const redis: Record<RedisKind, SuiteRedis> = { single: useRedis('single', 'provider-executor'), cluster: useRedis('cluster', 'provider-executor') };
 
 /** One contract, every store: what monolithic mode and microservices mode (on one Redis or a cluster) promise. */
 describe.each([

@@ -152,7 +152,7 @@ describe('memory dedupe window', () => {
 
 /** On one Redis and on a cluster, logged in as the accountant's ACL user; the admin looks at the keys. */
 describe.each(REDIS_KINDS)('redis %s', (kind) => {
-  const redis = useRedis(kind, { user: 'usage-accountant' });
+  const redis = useRedis(kind, 'usage-accountant');
   beforeEach(() => redis.flush());
   /** Every key of every master (KEYS reaches one node of a cluster only). */
   const allKeys = async () => (await Promise.all(masters(redis.admin()).map((m) => m.keys('*')))).flat();
