@@ -6,7 +6,7 @@ import { callUnary, dial } from '@llmgw/grpc';
 import { startNatsServer, startRedisServer, type LocalServer } from '@llmgw/local-infra';
 import { silentLogger } from '@llmgw/logging';
 import { GetUsageRequest, UsageGroupBy, UsageRecorded, UsageServiceClient, type GetUsageResponse } from '@llmgw/proto/v1';
-import { connectRedis, type Redis } from '@llmgw/redis';
+import { connectRedis, type RedisClient } from '@llmgw/redis';
 import { addrsFromEnv, type RunningService } from '@llmgw/runtime';
 import { startUsageAccountant } from '@llmgw/usage-accountant';
 
@@ -39,7 +39,7 @@ function event(p: Partial<UsageRecorded>): Uint8Array {
 describe('usage-accountant with real Redis and NATS', () => {
   let redisServer: LocalServer;
   let natsServer: LocalServer;
-  let redis: Redis;
+  let redis: RedisClient;
   let bus: NatsEventBus;
   let auth: RunningService;
   let accountant: RunningService;

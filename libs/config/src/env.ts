@@ -32,7 +32,7 @@ type EnvInput = string | undefined;
  * An env variable parsed by `parse` (undefined = not valid, described by `expected`); a bad value
  * is quoted in the error as `shown` makes it (a URL's password never is).
  */
-function envValue<T>(expected: string, parse: (raw: string) => T | undefined, shown: (raw: string) => string = (raw) => raw): z.ZodType<T, EnvInput> {
+export function envValue<T>(expected: string, parse: (raw: string) => T | undefined, shown: (raw: string) => string = (raw) => raw): z.ZodType<T, EnvInput> {
   return z.string({ error: (iss) => (iss.input === undefined ? 'is not set' : undefined) }).transform((raw, ctx) => {
     const v = parse(raw.trim());
     if (v === undefined) {
@@ -110,6 +110,11 @@ export function envEnum<const T extends string>(values: readonly T[], fallback?:
   );
 }
 
+/** A URL as shown in an error: unparseable too, so by pattern (`//user:password@` loses the password). */
+export function urlWithoutPassword(raw: string): string {
+  return raw.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
+}
+
 /** A URL with one of the given schemes (e.g. redis:, nats:). */
 export function envUrl(protocols: readonly string[], fallback?: string): z.ZodType<string, EnvInput> {
   return withDefault(
@@ -122,8 +127,7 @@ export function envUrl(protocols: readonly string[], fallback?: string): z.ZodTy
           return undefined;
         }
       },
-      // Unparseable too, so by pattern: `//user:password@` loses the password.
-      (raw) => raw.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@'),
+      urlWithoutPassword,
     ),
     fallback,
   );

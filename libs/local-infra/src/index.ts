@@ -3,3 +3,4 @@ export * from './services.js';
 export * from './mesh-certs.js';
 export * from './credentials.js';
 export * from './programs.js';
+export * from './redis-cluster.js';

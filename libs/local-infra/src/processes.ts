@@ -92,20 +92,24 @@ export type NatsPasswords = Record<ServiceName | typeof NATS_ADMIN_USER, string>
 /**
  * `users`: the ACL users (an aclfile, readable only by its owner) with `default` off, so a client
  * without credentials is refused; without it Redis is open, as an unconfigured server is.
+ * `dataDir`: the server's directory, kept by stop() (the caller owns it), so that a server
+ * restarted on the same port and directory finds its files again; without it each server gets a
+ * fresh directory that stop() removes. `args`: more redis-server arguments (they win over these).
  */
-export async function startRedisServer(opts: { port?: number; users?: RedisPasswords } = {}): Promise<LocalServer> {
+export async function startRedisServer(opts: { port?: number; users?: RedisPasswords; dataDir?: string; args?: string[] } = {}): Promise<LocalServer> {
   requireBinary('redis-server', 'apt-get install -y redis-server');
   const port = opts.port ?? (await freePort());
-  const dir = mkdtempSync(join(tmpdir(), 'llmgw-redis-'));
+  const dir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'llmgw-redis-'));
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'no'];
   if (opts.users) {
     const aclfile = join(dir, 'users.acl');
     writeFileSync(aclfile, redisAclFile(opts.users), { mode: 0o600 });
     args.push('--aclfile', aclfile);
   }
+  args.push(...(opts.args ?? []));
   const child = spawn('redis-server', args, { stdio: 'ignore' });
   const url = opts.users ? redisUrl(REDIS_ADMIN_USER, opts.users[REDIS_ADMIN_USER], port) : `redis://127.0.0.1:${port}`;
-  return finishStart(child, port, url, [dir], 'redis-server');
+  return finishStart(child, port, url, opts.dataDir ? [] : [dir], 'redis-server');
 }
 
 /** A loopback Redis URL that logs in as `user`. */

@@ -33,8 +33,8 @@ function commandsInCode(service: RedisUserName): string[] {
   if (scripts.size > 0) out.add('evalsha').add('eval');
   for (const m of code.matchAll(/redis\.call\('(\w+)'/g)) out.add(m[1]!.toLowerCase());
   if (/\.multi\(\)/.test(code)) out.add('exec');
-  // Every client: the health watch's PING, ioredis's ready check (INFO).
-  return [...out, 'ping', 'info'].filter((c, i, all) => all.indexOf(c) === i).sort();
+  // Every client: the health watch's PING, ioredis's ready check (INFO); on a cluster its slot map and ready check.
+  return [...out, 'ping', 'info', 'cluster|slots', 'cluster|info'].filter((c, i, all) => all.indexOf(c) === i).sort();
 }
 
 describe('Redis ACL users', () => {

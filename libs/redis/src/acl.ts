@@ -18,9 +18,12 @@ export interface RedisAclUser {
 
 /**
  * Sent by every client: PING by the health watch, INFO by ioredis's ready check (it waits for a
- * loading server), and EVALSHA/EVAL for ioredis's defineCommand scripts where a service has them.
+ * loading server), CLUSTER SLOTS and CLUSTER INFO by its cluster client (the slot map, and its
+ * ready check; a single server never gets them), and EVALSHA/EVAL for ioredis's defineCommand
+ * scripts where a service has them. READONLY, sent to replicas, is not needed: clients read from
+ * masters only (libs/redis createRedis).
  */
-const CONNECTION = ['ping', 'info'];
+const CONNECTION = ['ping', 'info', 'cluster|slots', 'cluster|info'];
 const SCRIPTS = ['evalsha', 'eval'];
 
 export const REDIS_ACL = {

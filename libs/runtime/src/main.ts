@@ -1,8 +1,8 @@
-import { envMs, envPort, envString, envUrl, gatherConfig, isProduction, parseEnv, profileFromEnv } from '@llmgw/config';
+import { envMs, envPort, envString, envValue, gatherConfig, isProduction, parseEnv, profileFromEnv, urlWithoutPassword } from '@llmgw/config';
 import { connectNatsBus, streamsUsedBy, type EventBus } from '@llmgw/events';
 import { meshTransportFromEnv, type MeshTransport } from '@llmgw/grpc';
 import { createLogger, type Logger } from '@llmgw/logging';
-import { startRedis, type Redis } from '@llmgw/redis';
+import { parseRedisUrl, startRedis, type RedisClient } from '@llmgw/redis';
 import { startTracing, tracingEnv, type Tracing } from '@llmgw/tracing';
 import { z } from 'zod';
 import { startServiceMetrics, type ServiceMetrics } from './metrics.js';
@@ -10,9 +10,25 @@ import { addrsFromEnv, ADDR_ENV, type ServiceDefinition } from './service.js';
 
 export const DEFAULT_CONFIG_PATH = 'config/gateway.yaml';
 
+/** REDIS_URL: one server (redis://, rediss://) or a cluster (redis-cluster://host:port,host:port; libs/redis url.ts). */
+export function envRedisUrl() {
+  return envValue(
+    'a redis://, rediss:// or redis-cluster:// URL',
+    (raw) => {
+      try {
+        parseRedisUrl(raw);
+        return raw;
+      } catch {
+        return undefined;
+      }
+    },
+    urlWithoutPassword,
+  );
+}
+
 /** The environment every service process reads (its own variables are in its config.ts). */
 export function runtimeEnvSchema(needsRedis: boolean) {
-  const redisUrl = envUrl(['redis:', 'rediss:']);
+  const redisUrl = envRedisUrl();
   return z.object({
     /** Path of the YAML config. */
     GATEWAY_CONFIG: envString(DEFAULT_CONFIG_PATH),
@@ -38,7 +54,7 @@ export type RuntimeEnv = z.output<ReturnType<typeof runtimeEnvSchema>>;
  */
 export async function runServiceMain<C>(def: ServiceDefinition<C>, env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const logger = createLogger({ service: def.name, level: env.LOG_LEVEL });
-  let redis: Redis | undefined;
+  let redis: RedisClient | undefined;
   let bus: EventBus | undefined;
   let metrics: ServiceMetrics | undefined;
   let tracing: Tracing | undefined;

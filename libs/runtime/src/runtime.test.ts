@@ -34,6 +34,14 @@ describe('runtime environment', () => {
     ]);
   });
 
+  it('REDIS_URL names one server or a cluster; a bad one is quoted without its password', () => {
+    const url = (REDIS_URL: string) => parseEnv(runtimeEnvSchema(true), { NATS_URL: 'nats://n:4222', REDIS_URL }).REDIS_URL;
+    expect(url('redis-cluster://quota:s3cret@r1:7000,r2:7001')).toBe('redis-cluster://quota:s3cret@r1:7000,r2:7001');
+    expect(url('rediss://r:6380')).toBe('rediss://r:6380');
+    expect(() => url('redis-cluster://quota:s3cret@r1:x')).toThrow('REDIS_URL: expected a redis://, rediss:// or redis-cluster:// URL, got "redis-cluster://quota:***@r1:x"');
+    expect(() => url('http://r:6379')).toThrow('got "http://r:6379"');
+  });
+
   it('metrics are served only when a port is given', async () => {
     const none = await startServiceMetrics('quota', undefined, silentLogger());
     expect(none.port).toBeUndefined();

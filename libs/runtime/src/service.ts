@@ -2,7 +2,7 @@ import type { EventBus } from '@llmgw/events';
 import type { LocalCalls, MeshTransport } from '@llmgw/grpc';
 import type { Logger } from '@llmgw/logging';
 import type { Metrics } from '@llmgw/metrics';
-import type { Redis } from '@llmgw/redis';
+import type { RedisClient } from '@llmgw/redis';
 
 export const SERVICE_NAMES = ['edge', 'auth', 'quota', 'router', 'provider-executor', 'usage-accountant'] as const;
 export type ServiceName = (typeof SERVICE_NAMES)[number];
@@ -46,7 +46,7 @@ export interface ServiceDeps<C> {
   /** Where the other services are. */
   addrs: ServiceAddrs;
   /** Shared store; absent in monolithic mode, where services use their in-memory stores. */
-  redis?: Redis;
+  redis?: RedisClient;
   bus: EventBus;
   /** How long to report NOT_SERVING before refusing new calls on shutdown. */
   drainMs: number;

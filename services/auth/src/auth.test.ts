@@ -4,7 +4,7 @@ import { callUnary, dial } from '@llmgw/grpc';
 import { startRedisServer, type LocalServer } from '@llmgw/local-infra';
 import { silentLogger } from '@llmgw/logging';
 import { AuthServiceClient, KeyRevoked, KeySource } from '@llmgw/proto/auth';
-import { connectRedis, type Redis } from '@llmgw/redis';
+import { connectRedis, type RedisClient } from '@llmgw/redis';
 import { addrsFromEnv, type RunningService } from '@llmgw/runtime';
 import { startAuth } from './index.js';
 import { AuthKeys } from './key-store.js';
@@ -16,7 +16,7 @@ const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
 for (const mode of ['memory', 'redis'] as const) {
   describe(`auth service over gRPC (${mode} store)`, () => {
     let redisServer: LocalServer | undefined;
-    let redis: Redis | undefined;
+    let redis: RedisClient | undefined;
     let bus: MemoryEventBus;
     let running: RunningService;
     let client: AuthServiceClient;
@@ -203,7 +203,7 @@ for (const mode of ['memory', 'redis'] as const) {
 
 describe('bootstrap key rotation across an auth restart on one Redis', () => {
   let redisServer: LocalServer;
-  let redis: Redis;
+  let redis: RedisClient;
   const T0 = 1_700_000_000_000;
   let now = T0;
 

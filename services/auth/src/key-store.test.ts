@@ -1,5 +1,5 @@
-import { describe, expect, it } from 'vitest';
-import { useRedis } from '@llmgw/local-infra/vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { REDIS_KINDS, useRedis } from '@llmgw/local-infra/vitest';
 import { AuthKeys, MemoryKeyStore, RedisKeyStore, type KeyStore } from './key-store.js';
 
 function conformance(name: string, make: () => KeyStore) {
@@ -69,36 +69,33 @@ function conformance(name: string, make: () => KeyStore) {
 
 conformance('memory', () => new MemoryKeyStore());
 
-describe('redis', () => {
-  const redis = useRedis();
-  conformance('redis', () => {
-    void redis().flushdb();
-    return new RedisKeyStore(redis());
-  });
+/** On one Redis and on a cluster, logged in as auth's ACL user; the admin looks at the keys. */
+describe.each(REDIS_KINDS)('redis %s', (kind) => {
+  const redis = useRedis(kind, 'auth');
+  beforeEach(() => redis.flush());
+  conformance(`redis ${kind}`, () => new RedisKeyStore(redis()));
 
   it('uses the documented keys', async () => {
-    await redis().flushdb();
     await new RedisKeyStore(redis()).add('abc', { keyId: 'k9', tenantId: 't', scopes: [], createdAtMs: 1 });
-    expect(await redis().hget(AuthKeys.keyIds, 'k9')).toBe('abc');
-    expect(JSON.parse((await redis().hget(AuthKeys.keys, 'abc')) ?? '{}')).toMatchObject({ keyId: 'k9', tenantId: 't' });
+    expect(await redis.admin().hget(AuthKeys.keyIds, 'k9')).toBe('abc');
+    expect(JSON.parse((await redis.admin().hget(AuthKeys.keys, 'abc')) ?? '{}')).toMatchObject({ keyId: 'k9', tenantId: 't' });
   });
 
   it('keeps old secrets in grace under PX TTLs', async () => {
-    await redis().flushdb();
     const s = new RedisKeyStore(redis());
     await s.add('old', { keyId: 'k9', tenantId: 't', scopes: [], createdAtMs: 1 });
     await s.rotate({ digest: 'new', key: { keyId: 'k9', tenantId: 't', scopes: [], createdAtMs: 1 }, nowMs: 0, graceMs: 60_000 });
-    expect(await redis().hexists(AuthKeys.keys, 'old')).toBe(0);
-    expect(await redis().hget(AuthKeys.keyIds, 'k9')).toBe('new');
-    const ttl = await redis().pttl(AuthKeys.grace('old'));
+    expect(await redis.admin().hexists(AuthKeys.keys, 'old')).toBe(0);
+    expect(await redis.admin().hget(AuthKeys.keyIds, 'k9')).toBe('new');
+    const ttl = await redis.admin().pttl(AuthKeys.grace('old'));
     expect(ttl).toBeGreaterThan(50_000);
     expect(ttl).toBeLessThanOrEqual(60_000);
-    expect(await redis().smembers(AuthKeys.graceIds('k9'))).toEqual(['old']);
-    expect(await redis().pttl(AuthKeys.graceIds('k9'))).toBeGreaterThan(50_000);
+    expect(await redis.admin().smembers(AuthKeys.graceIds('k9'))).toEqual(['old']);
+    expect(await redis.admin().pttl(AuthKeys.graceIds('k9'))).toBeGreaterThan(50_000);
     // A shorter second grace does not shorten the index's life.
     await s.rotate({ digest: 'newer', key: { keyId: 'k9', tenantId: 't', scopes: [], createdAtMs: 1 }, nowMs: 0, graceMs: 1_000 });
-    expect(await redis().pttl(AuthKeys.graceIds('k9'))).toBeGreaterThan(50_000);
-    expect(await redis().pttl(AuthKeys.grace('new'))).toBeLessThanOrEqual(1_000);
+    expect(await redis.admin().pttl(AuthKeys.graceIds('k9'))).toBeGreaterThan(50_000);
+    expect(await redis.admin().pttl(AuthKeys.grace('new'))).toBeLessThanOrEqual(1_000);
     // Redis ends the grace entry by itself.
     await s.rotate({ digest: 'newest', key: { keyId: 'k9', tenantId: 't', scopes: [], createdAtMs: 1 }, nowMs: 0, graceMs: 20 });
     await new Promise((r) => setTimeout(r, 60));

@@ -1,4 +1,4 @@
-import type { Redis } from '@llmgw/redis';
+import type { RedisClient } from '@llmgw/redis';
 
 /** A key as stored (the secret itself is never stored, only its digest). */
 export interface StoredKey {
@@ -32,7 +32,7 @@ export interface Rotation {
   graceMs: number;
 }
 
-/** Where created keys, rotations and bootstrap-key revocations live: Redis, or memory in monolithic mode. */
+/** Where created keys, rotations and bootstrap-key revocations live: RedisClient, or memory in monolithic mode. */
 export interface KeyStore {
   /** The key behind a digest: a current secret, or an old one in its grace period (with `expiresAtMs`). */
   find(digest: string): Promise<StoredKey | undefined>;
@@ -176,7 +176,7 @@ export class MemoryKeyStore implements KeyStore {
 }
 
 export class RedisKeyStore implements KeyStore {
-  constructor(private readonly redis: Redis) {}
+  constructor(private readonly redis: RedisClient) {}
 
   async list(): Promise<StoredKey[]> {
     return (await this.redis.hvals(AuthKeys.keys)).map(parseStoredKey);

@@ -1,4 +1,4 @@
-import { watchRedis, type Redis } from '@llmgw/redis';
+import { watchRedis, type RedisClient } from '@llmgw/redis';
 import type { CacheScope, CacheStore } from './response-cache.js';
 
 /**
@@ -57,7 +57,7 @@ export class RedisCacheStore implements CacheStore {
   private up: boolean;
   private readonly stopWatching: () => void;
 
-  constructor(private readonly redis: Redis) {
+  constructor(private readonly redis: RedisClient) {
     redis.defineCommand('cachePut', { lua: CACHE_PUT_LUA });
     this.up = redis.status === 'ready';
     this.stopWatching = watchRedis(redis, (up) => (this.up = up));
@@ -70,7 +70,7 @@ export class RedisCacheStore implements CacheStore {
 
   async put(scope: CacheScope, hash: string, value: string, ttlMs: number, maxEntries: number): Promise<void> {
     if (!this.up) throw new Error('redis is unreachable');
-    await (this.redis as Redis & CacheCommands).cachePut(2, entryKey(scope, hash), indexKey(scope), value, ttlMs, maxEntries);
+    await (this.redis as RedisClient & CacheCommands).cachePut(2, entryKey(scope, hash), indexKey(scope), value, ttlMs, maxEntries);
   }
 
   close(): void {

@@ -1,7 +1,7 @@
-import { meshCredentials, redisUrl, startRedisServer, type LocalServer } from '@llmgw/local-infra';
+import type { RedisKind } from '@llmgw/local-infra';
+import { REDIS_KINDS, useRedis, type SuiteRedis } from '@llmgw/local-infra/vitest';
 import { silentLogger } from '@llmgw/logging';
 import { createMetrics, responseCacheMetrics, type Metrics } from '@llmgw/metrics';
-import { connectRedis, type Redis } from '@llmgw/redis';
 import { startSimulator, type Simulator } from '@llmgw/provider-simulator';
 import type { ExecuteChatRequest, ExecuteChatStreamResponse } from '@llmgw/proto/executor';
 import { CacheMode, FinishReason } from '@llmgw/proto/v1';
@@ -62,24 +62,13 @@ describe('the cache key', () => {
   });
 });
 
-let redisServer: LocalServer;
-let redis: Redis;
-const creds = meshCredentials();
+// As the executor logs in: its own ACL user, which may touch only its prefix.
+const redis: Record<RedisKind, SuiteRedis> = { single: useRedis('single', 'provider-executor'), cluster: useRedis('cluster', 'provider-executor') };
 
-beforeAll(async () => {
-  redisServer = await startRedisServer({ users: creds.redisUsers });
-  // As the executor logs in: its own ACL user, which may touch only its prefix.
-  redis = await connectRedis(redisUrl('provider-executor', creds.redisUsers['provider-executor'], redisServer.port), { logger: silentLogger() });
-});
-afterAll(async () => {
-  redis?.disconnect();
-  await redisServer?.stop();
-});
-
-/** One contract, two stores: what monolithic mode and microservices mode both promise. */
+/** One contract, every store: what monolithic mode and microservices mode (on one Redis or a cluster) promise. */
 describe.each([
   ['memory', (now: () => number) => new MemoryCacheStore(now)],
-  ['redis', () => new RedisCacheStore(redis)],
+  ...REDIS_KINDS.map((kind) => [`redis ${kind}`, () => new RedisCacheStore(redis[kind]())] as const),
 ] as const)('%s cache store', (name, make) => {
   const scope = (route: string): CacheScope => ({ tenantId: `t-${name}`, route });
 
@@ -120,12 +109,11 @@ describe('redis cache keys', () => {
   });
 
   it('index what they hold and expire with the route TTL', async () => {
-    const s = new RedisCacheStore(redis);
+    const s = new RedisCacheStore(redis.single());
     await s.put({ tenantId: 'keys', route: 'r' }, 'h', 'v', 5_000, 10);
-    const admin = await connectRedis(redisServer.url, { logger: silentLogger() });
+    const admin = redis.single.admin();
     expect(await admin.zrange(indexKey({ tenantId: 'keys', route: 'r' }), 0, -1)).toEqual([entryKey({ tenantId: 'keys', route: 'r' }, 'h')]);
     expect(await admin.pttl(entryKey({ tenantId: 'keys', route: 'r' }, 'h'))).toBeGreaterThan(4_000);
-    admin.disconnect();
     s.close();
   });
 });

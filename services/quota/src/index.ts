@@ -4,7 +4,7 @@ import { createGrpcServer, DependencyHealth, drain, listen, MULTIPLEXER_SERVICE_
 import type { Logger } from '@llmgw/logging';
 import { quotaMetrics } from '@llmgw/metrics';
 import { QuotaServiceService } from '@llmgw/proto/quota';
-import { connectWithin, watchRedis, type Redis } from '@llmgw/redis';
+import { connectWithin, duplicateRedis, watchRedis, type RedisClient } from '@llmgw/redis';
 import { accessOf, type RunningService, type ServiceDefinition, type ServiceDeps } from '@llmgw/runtime';
 import { AlertPublisher } from './alerts.js';
 import { loadQuotaConfig, parseQuotaSections, type QuotaConfig } from './config.js';
@@ -55,7 +55,7 @@ export async function startQuota(deps: ServiceDeps<QuotaConfig>): Promise<Runnin
       logger.info({ tenants: Object.keys(next.tenants).length, tiers: Object.keys(next.tiers).length }, 'quota sections reloaded');
     },
   });
-  let redis: Redis | undefined;
+  let redis: RedisClient | undefined;
   let store: QuotaStore;
   let localLimiter: LocalRateLimiter | undefined;
   if (deps.redis) {
@@ -129,8 +129,8 @@ export const quotaService: ServiceDefinition<QuotaConfig> = {
 };
 
 /** Own connection (same URL and options as the shared client) with a short command timeout; a Redis that is down is not waited for long. */
-async function quotaRedisClient(shared: Redis, commandTimeoutMs: number, logger: Logger): Promise<Redis> {
-  const redis = shared.duplicate({ commandTimeout: commandTimeoutMs, lazyConnect: true });
+async function quotaRedisClient(shared: RedisClient, commandTimeoutMs: number, logger: Logger): Promise<RedisClient> {
+  const redis = duplicateRedis(shared, commandTimeoutMs);
   redis.on('error', () => undefined); // reported by the health watch; ioredis keeps reconnecting
   const ready = await connectWithin(redis, 2_000);
   logger.debug({ commandTimeoutMs, ready }, 'quota redis client');

@@ -1,13 +1,14 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { REDIS_KINDS } from '@llmgw/local-infra/vitest';
 import { RedisQuotaStore } from './redis-store.js';
 import { FakeClock, limit, redisHarness, type RedisHarness } from './test-support.js';
 
-/** Redis-only behaviour: replicas racing on one Redis, real TTLs on the Redis clock. */
-describe('RedisQuotaStore with replicas', () => {
+/** Redis-only behaviour: replicas racing on one Redis (or one cluster), real TTLs on the Redis clock. */
+describe.each(REDIS_KINDS)('RedisQuotaStore with replicas (%s)', (kind) => {
   let h: RedisHarness;
 
   beforeAll(async () => {
-    h = await redisHarness();
+    h = await redisHarness(kind);
   });
   afterAll(async () => {
     await h.close();

@@ -1,4 +1,4 @@
-import type { Redis } from '@llmgw/redis';
+import { masters, type RedisClient } from '@llmgw/redis';
 import { reservationKey, tenantCounterPatterns } from './keys.js';
 import type { ResolvedLimit } from './limits.js';
 import { RECONCILE_LUA, RELEASE_LUA, RESERVE_LUA, STATUS_LUA } from './lua-scripts.js';
@@ -47,8 +47,8 @@ export class StoreUnavailableError extends Error {
   readonly mayHaveRun: boolean;
 }
 
-/** ioredis' refusal of a command while disconnected with the offline queue off: nothing was sent. */
-const NOT_SENT = /Stream isn't writeable/;
+/** ioredis' refusal of a command while disconnected with the offline queue off (a cluster client's too): nothing was sent. */
+const NOT_SENT = /Stream isn't writeable|Cluster isn't ready/;
 
 export interface RedisStoreOptions extends StoreOptions {
   /**
@@ -63,7 +63,7 @@ export class RedisQuotaStore implements QuotaStore {
   private readonly cmd: QuotaCommands;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly opts: RedisStoreOptions,
   ) {
     redis.defineCommand('quotaReserve', { lua: RESERVE_LUA });
@@ -132,18 +132,20 @@ export class RedisQuotaStore implements QuotaStore {
 
   /**
    * Deletes the tenant's counters and alert markers (not reservation records, so a late usage
-   * event is still deduplicated). SCAN on one node; on Redis Cluster the tenant's keys all live in
-   * one slot, so scanning the node that owns it is enough.
+   * event is still deduplicated). SCAN reaches one server only, so it runs on every master of a
+   * cluster; the keys found share the tenant's slot, so one UNLINK through the client takes them.
    */
   async reset(tenantId: string): Promise<void> {
     await this.run(async () => {
-      for (const pattern of tenantCounterPatterns(tenantId)) {
-        let cursor = '0';
-        do {
-          const [next, keys] = await this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
-          cursor = next;
-          if (keys.length > 0) await this.redis.unlink(...keys);
-        } while (cursor !== '0');
+      for (const redis of masters(this.redis)) {
+        for (const pattern of tenantCounterPatterns(tenantId)) {
+          let cursor = '0';
+          do {
+            const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+            cursor = next;
+            if (keys.length > 0) await this.redis.unlink(...keys);
+          } while (cursor !== '0');
+        }
       }
     });
   }

@@ -11,7 +11,7 @@ import { silentLogger } from '@llmgw/logging';
 import { AuthServiceService, type AuthServiceServer } from '@llmgw/proto/auth';
 import { BudgetAlertRaised, QuotaDecision, QuotaServiceClient } from '@llmgw/proto/quota';
 import { UsageRecorded } from '@llmgw/proto/v1';
-import { createRedis, type Redis } from '@llmgw/redis';
+import { createRedis, type RedisClient } from '@llmgw/redis';
 import { addrsFromEnv, type RunningService } from '@llmgw/runtime';
 import { QUOTA_SERVICE_NAME, startQuota } from './index.js';
 import { testConfig, testConfigYaml } from './test-support.js';
@@ -53,7 +53,7 @@ const HealthCtor = makeGenericClientConstructor(healthService, 'Health') as unkn
 
 describe('quota gRPC service (real Redis, memory bus)', () => {
   let redisServer: LocalServer;
-  let redis: Redis;
+  let redis: RedisClient;
   let bus: MemoryEventBus;
   let svc: RunningService;
   let client: QuotaServiceClient;

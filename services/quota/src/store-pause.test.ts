@@ -7,7 +7,7 @@ import { MemoryEventBus } from '@llmgw/events';
 import { startRedisServer, type LocalServer } from '@llmgw/local-infra';
 import { silentLogger } from '@llmgw/logging';
 import { QuotaDecision, QuotaServiceClient } from '@llmgw/proto/quota';
-import { createRedis, type Redis } from '@llmgw/redis';
+import { createRedis, Redis, type RedisClient } from '@llmgw/redis';
 import { addrsFromEnv, type RunningService } from '@llmgw/runtime';
 import { startQuota } from './index.js';
 import { leaseKey, tenantTag } from './keys.js';
@@ -30,7 +30,7 @@ quota:
 describe('quota service while Redis is paused (real Redis)', () => {
   let redisServer: LocalServer;
   let shared: Redis;
-  let admin: Redis;
+  let admin: RedisClient;
   let quotaRedis: Redis | undefined;
   let svc: RunningService;
   let client: QuotaServiceClient;
@@ -42,7 +42,7 @@ describe('quota service while Redis is paused (real Redis)', () => {
     const configPath = join(dir, 'gateway.yaml');
     writeFileSync(configPath, testConfigYaml(EXTRA));
     redisServer = await startRedisServer();
-    shared = createRedis(redisServer.url, { logger: silentLogger() });
+    shared = singleServer(createRedis(redisServer.url, { logger: silentLogger() }));
     await shared.connect();
     admin = createRedis(redisServer.url, { logger: silentLogger(), commandTimeoutMs: 5_000 });
     await admin.connect();
@@ -145,3 +145,9 @@ describe('quota service while Redis is paused (real Redis)', () => {
     expect((await records('ratesonly', '')).map((r) => r.s).sort()).toEqual(['D', 'D', 'X', 'X']);
   });
 });
+
+/** This suite inspects one server connection's command queue. */
+function singleServer(client: RedisClient): Redis {
+  if (!(client instanceof Redis)) throw new Error('expected a client of one Redis server');
+  return client;
+}

@@ -1,16 +1,17 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { REDIS_KINDS } from '@llmgw/local-infra/vitest';
 import type { ResolvedLimit } from './limits.js';
 import type { QuotaStore, ReserveDecision } from './store.js';
 import { FakeClock, limit, memoryHarness, redisHarness, type StoreHarness } from './test-support.js';
 
 /**
- * One suite, both implementations: the Redis store (Lua scripts on a real redis-server) and the
- * in-memory store of the monolithic mode must behave the same.
+ * One suite, every implementation: the Redis store (Lua scripts on a real redis-server, and on a
+ * three-master Redis Cluster) and the in-memory store of the monolithic mode must behave the same.
  */
 const harnesses: [string, () => Promise<StoreHarness>][] = [
   ['memory', async () => memoryHarness()],
-  ['redis', async () => redisHarness()],
+  ...REDIS_KINDS.map((kind): [string, () => Promise<StoreHarness>] => [`redis ${kind}`, () => redisHarness(kind)]),
 ];
 
 describe.each(harnesses)('QuotaStore conformance: %s', (_name, makeHarness) => {

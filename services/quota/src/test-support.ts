@@ -1,6 +1,7 @@
 import type { QuotaSections } from '@llmgw/config';
-import { startRedisServer, type LocalServer } from '@llmgw/local-infra';
-import { createRedis, type Redis } from '@llmgw/redis';
+import { meshCredentials, startLocalRedis, type RedisKind } from '@llmgw/local-infra';
+import { flushRedis } from '@llmgw/local-infra/vitest';
+import { createRedis, type RedisClient } from '@llmgw/redis';
 import { silentLogger } from '@llmgw/logging';
 import type { LimitKind, ResolvedLimit } from './limits.js';
 import { MemoryQuotaStore } from './memory-store.js';
@@ -42,37 +43,36 @@ export function memoryHarness(): StoreHarness {
 }
 
 export interface RedisHarness extends StoreHarness {
-  server: LocalServer;
-  clients: Redis[];
-  client(commandTimeoutMs?: number): Promise<Redis>;
+  client(commandTimeoutMs?: number): Promise<RedisClient>;
 }
 
-export async function redisHarness(): Promise<RedisHarness> {
-  const server = await startRedisServer();
-  const clients: Redis[] = [];
-  const client = async (commandTimeoutMs = 1_000) => {
-    const r = createRedis(server.url, { logger: silentLogger(), commandTimeoutMs });
-    await r.connect();
+/**
+ * A real redis-server, or a three-master cluster, with the ACL users: stores log in as quota's
+ * user (so its scripts pass the ACL), the admin clears.
+ */
+export async function redisHarness(kind: RedisKind = 'single'): Promise<RedisHarness> {
+  const users = meshCredentials().redisUsers;
+  const redis = await startLocalRedis(kind, { users });
+  const clients: RedisClient[] = [];
+  const connect = async (url: string, commandTimeoutMs: number) => {
+    const r = createRedis(url, { logger: silentLogger(), commandTimeoutMs });
     clients.push(r);
+    await r.connect();
     return r;
   };
-  const admin = await client();
-  const h: RedisHarness = {
-    name: 'redis',
-    server,
-    clients,
+  const client = (commandTimeoutMs = 1_000) => connect(redis.urlAs('quota', users.quota), commandTimeoutMs);
+  const admin = await connect(redis.url, 5_000);
+  return {
+    name: `redis ${kind}`,
     client,
     // Every store gets its own connection, as separate replicas would.
     make: async (opts) => new RedisQuotaStore(await client(), opts),
-    clear: async () => {
-      await admin.flushall();
-    },
+    clear: () => flushRedis(admin),
     close: async () => {
       for (const c of clients) c.disconnect();
-      await server.stop();
+      await redis.stop();
     },
   };
-  return h;
 }
 
 /** Quota's sections of a test config file (other services' sections would be ignored). */

@@ -9,7 +9,7 @@ import { startNatsServer, startRedisServer, type LocalServer } from '@llmgw/loca
 import { silentLogger } from '@llmgw/logging';
 import { createMetrics, type Metrics } from '@llmgw/metrics';
 import { UsageRecorded } from '@llmgw/proto/v1';
-import { connectRedis, type Redis } from '@llmgw/redis';
+import { connectRedis, type RedisClient } from '@llmgw/redis';
 import { addrsFromEnv, type RunningService } from '@llmgw/runtime';
 import { factOf, RedisUsageStore, runReplay, startUsageAccountant, UsageKeys, USAGE_SERVICE_NAME } from './index.js';
 
@@ -74,7 +74,7 @@ describe('usage-accountant with real NATS and Redis', () => {
   let configDir: string;
   let nats: LocalServer;
   let redisServer: LocalServer;
-  let redis: Redis;
+  let redis: RedisClient;
   let bus: NatsEventBus;
   let metrics: Metrics;
   let accountant: RunningService;

@@ -1,5 +1,5 @@
 import { PoisonEventError, type EventHandler } from '@llmgw/events';
-import type { Redis } from '@llmgw/redis';
+import type { RedisClient } from '@llmgw/redis';
 import { BudgetAlertRaised } from '@llmgw/proto/quota';
 import { TokenGrowthAlertRaised } from '@llmgw/proto/v1';
 import { tokenGrowthAlertId } from './token-growth.js';
@@ -54,7 +54,7 @@ export const decodeTokenGrowthAlert = (data: Uint8Array) => TokenGrowthAlertRais
 
 /** Alert claims and delivery marks, shared by the replicas. */
 export class RedisAlertMarks implements DeliveryMarks {
-  constructor(private readonly redis: Redis) {}
+  constructor(private readonly redis: RedisClient) {}
 
   async claim(key: string, ttlMs: number): Promise<boolean> {
     return (await this.redis.set(`usage:alerts:raised:${key}`, '1', 'PX', ttlMs, 'NX')) === 'OK';

@@ -1,7 +1,8 @@
-import { envString, envUrl, gatherConfig, parseEnv } from '@llmgw/config';
+import { envString, gatherConfig, parseEnv } from '@llmgw/config';
 import { connectNatsBus, dedupeHorizonMs } from '@llmgw/events';
 import { createLogger } from '@llmgw/logging';
 import { connectRedis } from '@llmgw/redis';
+import { envRedisUrl } from '@llmgw/runtime';
 import { z } from 'zod';
 import { loadUsageAccountantConfig } from './config.js';
 import { runReplay } from './replay.js';
@@ -21,7 +22,7 @@ if (!mode || (process.argv.includes('--write') && process.argv.includes('--check
 }
 try {
   const { env, config } = gatherConfig({
-    env: () => parseEnv(z.object({ NATS_URL: envString(), REDIS_URL: envUrl(['redis:', 'rediss:']), GATEWAY_CONFIG: envString('config/gateway.yaml') })),
+    env: () => parseEnv(z.object({ NATS_URL: envString(), REDIS_URL: envRedisUrl(), GATEWAY_CONFIG: envString('config/gateway.yaml') })),
     config: () => loadUsageAccountantConfig(process.env.GATEWAY_CONFIG || 'config/gateway.yaml', process.env),
   });
   const bus = await connectNatsBus({ url: env.NATS_URL, name: 'usage-replay', logger });

@@ -1,5 +1,6 @@
-import { describe, expect, it, vi } from 'vitest';
-import { useRedis } from '@llmgw/local-infra/vitest';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { REDIS_KINDS, useRedis } from '@llmgw/local-infra/vitest';
+import { masters } from '@llmgw/redis';
 import { LATENCY_PROPS, MAX_LABEL_VALUES, OTHER_LABEL, type UsageFact } from './buckets.js';
 import { usageFact } from './test-facts.js';
 import { cellField, MemoryUsageStore, readPlan, RedisUsageStore, UsageKeys, type UsageStore } from './usage-store.js';
@@ -149,22 +150,22 @@ describe('memory dedupe window', () => {
   });
 });
 
-describe('redis', () => {
-  const redis = useRedis();
+/** On one Redis and on a cluster, logged in as the accountant's ACL user; the admin looks at the keys. */
+describe.each(REDIS_KINDS)('redis %s', (kind) => {
+  const redis = useRedis(kind, 'usage-accountant');
+  beforeEach(() => redis.flush());
+  /** Every key of every master (KEYS reaches one node of a cluster only). */
+  const allKeys = async () => (await Promise.all(masters(redis.admin()).map((m) => m.keys('*')))).flat();
 
-  conformance('redis', async () => {
-    await redis().flushdb();
-    return new RedisUsageStore(redis(), { dedupeTtlMs: TTL_MS });
-  });
+  conformance(`redis ${kind}`, async () => new RedisUsageStore(redis(), { dedupeTtlMs: TTL_MS }));
 
   it('reads a field written before intent was a dimension as the same cell without an intent', async () => {
-    await redis().flushdb();
     const store = new RedisUsageStore(redis(), { dedupeTtlMs: TTL_MS });
     await store.record(fact({ eventId: 'ev-new', provider: 'oa', keyId: 'k1', user: 'ann', promptVersion: 'v1', intent: 'billing' }));
     const hour = UsageKeys.bucket('acme', '2025-06-01T10:00:00Z');
-    expect(await redis().hget(hour, 'chat|small|oa|k1|billing|ann|v1||requests')).toBe('1');
-    await redis().hset(hour, 'chat|small|oa|k1|ann|v1||requests', '2');
-    await redis().zadd(UsageKeys.hours('acme'), Date.UTC(2025, 5, 1, 10), '2025-06-01T10:00:00Z');
+    expect(await redis.admin().hget(hour, 'chat|small|oa|k1|billing|ann|v1||requests')).toBe('1');
+    await redis.admin().hset(hour, 'chat|small|oa|k1|ann|v1||requests', '2');
+    await redis.admin().zadd(UsageKeys.hours('acme'), Date.UTC(2025, 5, 1, 10), '2025-06-01T10:00:00Z');
     const cells = await store.cells({ fromMs: 0, toMs: Date.UTC(2026, 0, 1), grain: 'hour' });
     expect(cells.map((c) => [c.intent, c.user, c.requests]).sort()).toEqual([
       ['', 'ann', 2],
@@ -173,13 +174,12 @@ describe('redis', () => {
   });
 
   it('writes the documented keys with the dedupe horizon as TTL and index sets', async () => {
-    await redis().flushdb();
     await new RedisUsageStore(redis(), { dedupeTtlMs: TTL_MS }).record(fact({ eventId: 'ev-9', provider: 'oa', keyId: 'k1', user: 'ann', promptVersion: 'v1' }));
-    const ttl = await redis().ttl(UsageKeys.dedupe('acme', 'ev-9'));
+    const ttl = await redis.admin().ttl(UsageKeys.dedupe('acme', 'ev-9'));
     expect(ttl).toBeGreaterThan(TTL_MS / 1000 - 10);
     expect(ttl).toBeLessThanOrEqual(TTL_MS / 1000);
-    expect(await redis().smembers(UsageKeys.tenants)).toEqual(['acme']);
-    expect(await redis().zrange(UsageKeys.hours('acme'), 0, -1)).toEqual(['2025-06-01T10:00:00Z']);
+    expect(await redis.admin().smembers(UsageKeys.tenants)).toEqual(['acme']);
+    expect(await redis.admin().zrange(UsageKeys.hours('acme'), 0, -1)).toEqual(['2025-06-01T10:00:00Z']);
     const fields = {
       'chat|small|oa|k1||ann|v1||requests': '1',
       'chat|small|oa|k1||ann|v1||input_tokens': '10',
@@ -187,17 +187,16 @@ describe('redis', () => {
       'chat|small|oa|k1||ann|v1||cost_micros': '70',
       'chat|small|oa|k1||ann|v1||latency_le_100_ms': '1',
     };
-    expect(await redis().hgetall(UsageKeys.bucket('acme', '2025-06-01T10:00:00Z'))).toEqual(fields);
-    expect(await redis().zrange(UsageKeys.days('acme'), 0, -1)).toEqual(['2025-06-01T00:00:00Z']);
-    expect(await redis().hgetall(UsageKeys.dayBucket('acme', '2025-06-01T00:00:00Z'))).toEqual(fields);
-    expect(await redis().smembers(UsageKeys.labels('acme', '2025-06-01T00:00:00Z', 'user'))).toEqual(['ann']);
-    expect(await redis().ttl(UsageKeys.labels('acme', '2025-06-01T00:00:00Z', 'user'))).toBeGreaterThan(24 * 3600);
+    expect(await redis.admin().hgetall(UsageKeys.bucket('acme', '2025-06-01T10:00:00Z'))).toEqual(fields);
+    expect(await redis.admin().zrange(UsageKeys.days('acme'), 0, -1)).toEqual(['2025-06-01T00:00:00Z']);
+    expect(await redis.admin().hgetall(UsageKeys.dayBucket('acme', '2025-06-01T00:00:00Z'))).toEqual(fields);
+    expect(await redis.admin().smembers(UsageKeys.labels('acme', '2025-06-01T00:00:00Z', 'user'))).toEqual(['ann']);
+    expect(await redis.admin().ttl(UsageKeys.labels('acme', '2025-06-01T00:00:00Z', 'user'))).toBeGreaterThan(24 * 3600);
     // Label values are in fields and set members only, never in key names.
-    expect((await redis().keys('*')).filter((k) => k.includes('ann'))).toEqual([]);
+    expect((await allKeys()).filter((k) => k.includes('ann'))).toEqual([]);
   });
 
   it('adds counters beyond 1e17 exactly (the script passes them on as integers)', async () => {
-    await redis().flushdb();
     const s = new RedisUsageStore(redis(), { dedupeTtlMs: TTL_MS });
     await s.record(fact({ eventId: 'big-1', costMicros: 2e17 }));
     await s.record(fact({ eventId: 'big-2', costMicros: 3 }));
@@ -205,7 +204,6 @@ describe('redis', () => {
   });
 
   it('answers three months from one read per tenant-day, not one per tenant-hour', async () => {
-    await redis().flushdb();
     const s = new RedisUsageStore(redis(), { dedupeTtlMs: TTL_MS });
     for (let d = 0; d < 92; d++) {
       for (const h of [1, 9, 17]) await s.record(fact({ eventId: `q${d}-${h}`, occurredAtMs: DAY0 + d * D + h * H, costMicros: 10 }));
@@ -217,18 +215,35 @@ describe('redis', () => {
     expect(cells.reduce((a, c) => a + c.costMicros, 0)).toBe(92 * 3 * 10);
   }, 30_000);
 
+  it('replaces the buckets from a day on by a replay\'s cells, every tenant\'s, and indexes the tenants written', async () => {
+    const s = new RedisUsageStore(redis(), { dedupeTtlMs: TTL_MS });
+    // Counted: acme on day 0 and day 1, globex on day 1 only.
+    await s.record(fact({ eventId: 'a0', occurredAtMs: T0 }));
+    await s.record(fact({ eventId: 'a1', occurredAtMs: T0 + D }));
+    await s.record(fact({ eventId: 'g1', tenantId: 'globex', occurredAtMs: T0 + D }));
+    // The replay from day 1 on: acme's cost differs, globex has nothing, initech is new.
+    const replay = new MemoryUsageStore({ now: () => T0, dedupeTtlMs: TTL_MS });
+    await replay.record(fact({ eventId: 'a1', occurredAtMs: T0 + D, costMicros: 5 }));
+    await replay.record(fact({ eventId: 'i1', tenantId: 'initech', occurredAtMs: T0 + D + H }));
+    await s.replaceCells(await replay.cells({ fromMs: DAY0 + D, toMs: DAY0 + 2 * D }), DAY0 + D);
+    const costs = async (grain: 'hour' | 'day') =>
+      (await s.cells({ fromMs: DAY0, toMs: DAY0 + 2 * D, grain })).map((c) => `${c.tenantId}@${(c.startMs - DAY0) / H}h:${c.costMicros}`).sort();
+    expect(await costs('hour')).toEqual(['acme@10h:70', 'acme@34h:5', 'initech@35h:70']);
+    expect(await costs('day')).toEqual(['acme@0h:70', 'acme@24h:5', 'initech@24h:70']);
+    expect((await redis.admin().smembers(UsageKeys.tenants)).sort()).toEqual(['acme', 'globex', 'initech']);
+  });
+
   it('writes a tenant to the tenants index at most once a minute, and again after that', async () => {
-    await redis().flushdb();
     let now = 0;
     const s = new RedisUsageStore(redis(), { dedupeTtlMs: TTL_MS }, () => now);
     await s.record(fact({ eventId: 'ev-1' }));
-    await redis().del(UsageKeys.tenants);
+    await redis.admin().del(UsageKeys.tenants);
     now = 59_999;
     await s.record(fact({ eventId: 'ev-2' }));
-    expect(await redis().smembers(UsageKeys.tenants)).toEqual([]);
+    expect(await redis.admin().smembers(UsageKeys.tenants)).toEqual([]);
     now = 60_000;
     await s.record(fact({ eventId: 'ev-3' }));
-    expect(await redis().smembers(UsageKeys.tenants)).toEqual(['acme']);
-    expect(await redis().hget(UsageKeys.bucket('acme', '2025-06-01T10:00:00Z'), cellField(fact({}), 'requests'))).toBe('3');
+    expect(await redis.admin().smembers(UsageKeys.tenants)).toEqual(['acme']);
+    expect(await redis.admin().hget(UsageKeys.bucket('acme', '2025-06-01T10:00:00Z'), cellField(fact({}), 'requests'))).toBe('3');
   });
 });

@@ -1,4 +1,4 @@
-import type { Redis } from '@llmgw/redis';
+import type { RedisClient } from '@llmgw/redis';
 import {
   COUNTER_NAMES,
   COUNTER_PROPS,
@@ -166,7 +166,7 @@ redis.call('ZADD', KEYS[5], ARGV[10], ARGV[11])
 return 1
 `;
 
-type RedisWithRecord = Redis & {
+type RedisWithRecord = RedisClient & {
   usageRecord(...keysThenArgs: (string | number)[]): Promise<number>;
 };
 
@@ -182,7 +182,7 @@ export class RedisUsageStore implements UsageStore {
   private readonly indexed = new Map<string, number>();
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     opts: DedupeOptions,
     private readonly now: () => number = Date.now,
   ) {
@@ -256,33 +256,40 @@ export class RedisUsageStore implements UsageStore {
 
   /**
    * Replaces every hour bucket from `fromMs` (a UTC day start) on by the hour cells `cells` (a
-   * replay's), and every day rollup from that day on by their sums, in one transaction: buckets of
-   * those hours and days that `cells` lacks are deleted. Dedupe keys and label sets stay.
+   * replay's), and every day rollup from that day on by their sums: buckets of those hours and
+   * days that `cells` lacks are deleted. One transaction per tenant, since a tenant's keys share
+   * its slot and two tenants' need not (Redis Cluster); the tenants index, in no tenant's slot,
+   * takes every tenant written first, an idempotent add. Dedupe keys and label sets stay.
    */
   async replaceCells(cells: readonly UsageCell[], fromMs: number): Promise<void> {
-    const tenants = new Set([...(await this.redis.smembers(UsageKeys.tenants)), ...cells.map((c) => c.tenantId)]);
-    const tx = this.redis.multi();
-    for (const t of tenants) {
+    const byTenant = new Map<string, UsageCell[]>((await this.redis.smembers(UsageKeys.tenants)).map((t) => [t, []]));
+    for (const c of cells) {
+      const list = byTenant.get(c.tenantId);
+      if (list) list.push(c);
+      else byTenant.set(c.tenantId, [c]);
+    }
+    if (cells.length > 0) await this.redis.sadd(UsageKeys.tenants, ...new Set(cells.map((c) => c.tenantId)));
+    for (const [t, tenantCells] of byTenant) {
+      const tx = this.redis.multi();
       for (const [index, bucket] of [[UsageKeys.hours, UsageKeys.bucket], [UsageKeys.days, UsageKeys.dayBucket]] as const) {
         for (const iso of await this.redis.zrangebyscore(index(t), fromMs, '+inf')) tx.del(bucket(t, iso));
         tx.zremrangebyscore(index(t), fromMs, '+inf');
       }
-    }
-    for (const c of cells) {
-      const hourIso = rfc3339(c.startMs);
-      const dayMs = dayStartMs(c.startMs);
-      const dayIso = rfc3339(dayMs);
-      tx.sadd(UsageKeys.tenants, c.tenantId);
-      tx.zadd(UsageKeys.hours(c.tenantId), c.startMs, hourIso);
-      tx.zadd(UsageKeys.days(c.tenantId), dayMs, dayIso);
-      for (const name of COUNTER_NAMES) {
-        const v = c[COUNTER_PROPS[name]];
-        if (!written(name, v)) continue;
-        tx.hset(UsageKeys.bucket(c.tenantId, hourIso), cellField(c, name), v);
-        tx.hincrby(UsageKeys.dayBucket(c.tenantId, dayIso), cellField(c, name), v);
+      for (const c of tenantCells) {
+        const hourIso = rfc3339(c.startMs);
+        const dayMs = dayStartMs(c.startMs);
+        const dayIso = rfc3339(dayMs);
+        tx.zadd(UsageKeys.hours(t), c.startMs, hourIso);
+        tx.zadd(UsageKeys.days(t), dayMs, dayIso);
+        for (const name of COUNTER_NAMES) {
+          const v = c[COUNTER_PROPS[name]];
+          if (!written(name, v)) continue;
+          tx.hset(UsageKeys.bucket(t, hourIso), cellField(c, name), v);
+          tx.hincrby(UsageKeys.dayBucket(t, dayIso), cellField(c, name), v);
+        }
       }
+      await tx.exec();
     }
-    await tx.exec();
   }
 }
 
