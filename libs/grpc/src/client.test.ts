@@ -43,7 +43,7 @@ describe('dial', () => {
     const seen = new Set<boolean>();
     while (seen.size < 2 && warm++ < 200) seen.add(await answeredBy(c, 'replica.a'));
     expect(seen.size).toBe(2);
-    const byA = [];
+    const byA: boolean[] = [];
     for (let i = 0; i < 20; i++) byA.push(await answeredBy(c, 'replica.a'));
     // Both ready: each takes every other call.
     expect(byA.filter(Boolean)).toHaveLength(10);
