@@ -117,6 +117,27 @@ describe('k8s manifests (deploy/k8s/render.ts)', () => {
     expect(withRedis.sort()).toEqual(['auth', 'provider-executor', 'quota', 'usage-accountant']);
   });
 
+  it('connects each service to NATS and Redis as its own user, the password from its own secret', () => {
+    type Env = { name: string; value?: string; valueFrom?: { secretKeyRef: { name: string; key: string } } };
+    const envOf = (yaml: string, name: string) => {
+      const d = parseAllDocuments(yaml).map((doc) => doc.toJS() as Manifest).find((m) => m.kind === 'Deployment' && m.metadata.name === name)!;
+      return podSpec(d).containers[0]!.env as Env[];
+    };
+    const env = envOf(renderYaml({ image: 'x', namespace: 'gw' }), 'quota');
+    const byName = (n: string) => env.find((e) => e.name === n);
+    expect(byName('NATS_USER')?.value).toBe('quota');
+    expect(byName('NATS_PASSWORD')?.valueFrom?.secretKeyRef).toEqual({ name: credentialsSecretOf('quota'), key: 'nats-password' });
+    expect(byName('REDIS_PASSWORD')?.valueFrom?.secretKeyRef).toEqual({ name: credentialsSecretOf('quota'), key: 'redis-password' });
+    expect(byName('REDIS_URL')?.value).toBe('redis://quota:$(REDIS_PASSWORD)@redis:6379');
+    // Kubernetes expands $(VAR) only from variables defined before it.
+    expect(env.findIndex((e) => e.name === 'REDIS_PASSWORD')).toBeLessThan(env.findIndex((e) => e.name === 'REDIS_URL'));
+    // Every stream on all three nodes of the JetStream cluster.
+    expect(byName('NATS_STREAM_REPLICAS')?.value).toBe('3');
+    const cluster = envOf(renderYaml({ image: 'x', namespace: 'gw', redis: 'redis-cluster://redis:6379' }), 'usage-accountant');
+    expect(cluster.find((e) => e.name === 'REDIS_URL')?.value).toBe('redis-cluster://usage-accountant:$(REDIS_PASSWORD)@redis:6379');
+    expect(() => renderYaml({ image: 'x', namespace: 'gw', redis: 'redis:6379' })).toThrow(/scheme/);
+  });
+
   it('keeps the executor journal on a volume of its own per replica, at the path the executor is told', () => {
     const executor = deployments.find((d) => d.metadata.name === 'provider-executor')!;
     expect(executor.kind).toBe('StatefulSet');

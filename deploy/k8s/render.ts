@@ -109,6 +109,8 @@ export const EGRESS_HTTPS: ReadonlySet<ServiceName> = new Set(['provider-executo
 
 export const REDIS_PORT = 6379;
 export const NATS_PORT = 4222;
+/** Copies of each stream the services create: one per node of the three-node JetStream cluster, so a stream outlives a node. */
+export const STREAM_REPLICAS = 3;
 
 /**
  * Requests are what the scheduler reserves and what the HPA's 65% is of. Memory's limit is its
@@ -156,6 +158,11 @@ export interface RenderOptions {
   publicNamespace?: string;
   /** The namespace of the Prometheus that scrapes the `metrics` ports (and Redis's and NATS's exporters). */
   prometheusNamespace?: string;
+  /**
+   * Where Redis is, without credentials (each service's user and password are put in): one
+   * server, `redis://redis:6379` (the default), or a cluster seed, `redis-cluster://redis:6379`.
+   */
+  redis?: string;
   /** Labels of the Redis pods (default: Bitnami's redis-cluster chart's). */
   redisPods?: Record<string, string>;
   /** Labels of the NATS server pods (default: the nats-io/k8s `nats` chart's). */
@@ -164,6 +171,7 @@ export interface RenderOptions {
 
 export const RENDER_DEFAULTS = {
   prometheusNamespace: 'monitoring',
+  redis: `redis://redis:${REDIS_PORT}`,
   redisPods: { 'app.kubernetes.io/name': 'redis-cluster' },
   natsPods: { 'app.kubernetes.io/name': 'nats', 'app.kubernetes.io/component': 'nats' },
 } satisfies Partial<RenderOptions>;
@@ -173,16 +181,24 @@ type Resolved = Required<Omit<RenderOptions, 'publicNamespace'>> & Pick<RenderOp
 const dependencyEnv: IEnvVar[] = SERVICE_NAMES.map((n) => ({ name: ADDR_ENV[n], value: `${n}:${DEFAULT_PORTS[n]}` }));
 
 /** A service's NATS user and, where it uses Redis, its Redis user: both named after it, passwords from its own secret. */
-function credentialsEnv(name: ServiceName): IEnvVar[] {
+function credentialsEnv(name: ServiceName, opts: Resolved): IEnvVar[] {
   const password = (key: string) => ({ secretKeyRef: { name: credentialsSecretOf(name), key } });
+  const redis = /^([a-z][a-z0-9+.-]*:\/\/)(.+)$/.exec(opts.redis);
+  if (!redis) throw new Error(`redis: expected scheme://host:port, got ${opts.redis}`);
   return [
     { name: 'NATS_URL', value: `nats://nats:${NATS_PORT}` },
-    ...(USES_NATS.has(name) ? [{ name: 'NATS_USER', value: name }, { name: 'NATS_PASSWORD', valueFrom: password('nats-password') }] : []),
+    ...(USES_NATS.has(name)
+      ? [
+          { name: 'NATS_USER', value: name },
+          { name: 'NATS_PASSWORD', valueFrom: password('nats-password') },
+          { name: 'NATS_STREAM_REPLICAS', value: String(STREAM_REPLICAS) },
+        ]
+      : []),
     ...(USES_REDIS.has(name)
       ? [
           { name: 'REDIS_PASSWORD', valueFrom: password('redis-password') },
           // Kubernetes expands $(REDIS_PASSWORD), defined just above (passwords must be URL-safe).
-          { name: 'REDIS_URL', value: `redis://${name}:$(REDIS_PASSWORD)@redis:${REDIS_PORT}` },
+          { name: 'REDIS_URL', value: `${redis[1]}${name}:$(REDIS_PASSWORD)@${redis[2]}` },
         ]
       : []),
   ];
@@ -223,7 +239,7 @@ function workload(name: ServiceName, opts: Resolved): IDeployment | IStatefulSet
             { name: 'GRPC_MAX_CONNECTION_AGE_MS', value: String(MAX_CONNECTION_AGE_MS) },
             { name: 'DRAIN_MS', value: '5000' },
             { name: 'METRICS_PORT', value: String(METRICS_PORT) },
-            ...credentialsEnv(name),
+            ...credentialsEnv(name, opts),
             { name: 'GATEWAY_CONFIG', value: '/etc/llmgw/gateway.yaml' },
             { name: 'MESH_TLS_DIR', value: TLS_DIR },
             { name: 'GRPC_HEALTH_PROBE_ADDR', value: `0.0.0.0:${PROBE_PORT}` },
@@ -460,6 +476,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
       namespace: { type: 'string', default: 'llmgw' },
       'public-namespace': { type: 'string' },
       'prometheus-namespace': { type: 'string', default: RENDER_DEFAULTS.prometheusNamespace },
+      redis: { type: 'string', default: RENDER_DEFAULTS.redis },
     },
   });
   process.stdout.write(
@@ -468,6 +485,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
       namespace: values.namespace ?? 'llmgw',
       publicNamespace: values['public-namespace'],
       prometheusNamespace: values['prometheus-namespace'],
+      redis: values.redis,
     }),
   );
 }
