@@ -1,9 +1,13 @@
+import { readFileSync } from 'node:fs';
+import { join, posix } from 'node:path';
 import { Secret } from 'kubernetes-models/v1/Secret';
 import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { REPO_ROOT } from '@llmgw/local-infra';
 import { REDIS_USERS } from '@llmgw/redis';
 import { SERVICE_NAMES } from '@llmgw/runtime';
 import { credentialSecrets, NATS_AUTH_SECRET, newPasswords, redisUsersConf } from './credentials.js';
-import { renderManifests } from './render.js';
+import { RENDER_DEFAULTS, renderManifests, STREAM_REPLICAS } from './render.js';
 
 const passwords = newPasswords();
 const secrets = credentialSecrets(passwords, 'gw');
@@ -42,5 +46,30 @@ describe('deploy/k8s/credentials.ts', () => {
     // The chart's default user stays as the chart sets it.
     expect(conf).not.toMatch(/^user default /m);
     for (const pw of Object.values(passwords.redis)) expect(conf).not.toContain(pw);
+  });
+});
+
+describe('the NATS and Redis chart values (deploy/k8s/*-values.yaml)', () => {
+  const values = (file: string) => parse(readFileSync(join(REPO_ROOT, 'deploy/k8s', file), 'utf8')) as Record<string, unknown>;
+
+  it('mount the authorization block credentials.ts makes, on a 3-node JetStream cluster', () => {
+    const nats = values('nats-values.yaml') as {
+      config: { cluster: { enabled: boolean; replicas: number }; jetstream: { enabled: boolean }; merge: { $include: string } };
+      container: { patch: { value: { name: string; mountPath: string } }[] };
+      podTemplate: { patch: { value: { name: string; secret: { secretName: string } } }[] };
+    };
+    expect(nats.config.cluster).toMatchObject({ enabled: true, replicas: STREAM_REPLICAS });
+    expect(nats.config.jetstream.enabled).toBe(true);
+    const volume = nats.podTemplate.patch[0]!.value;
+    expect(volume.secret.secretName).toBe(NATS_AUTH_SECRET);
+    const mount = nats.container.patch.find((p) => p.value.name === volume.name)!.value;
+    // Included relative to the chart's config directory, /etc/nats-config.
+    expect(posix.join('/etc/nats-config', nats.config.merge.$include)).toBe(`${mount.mountPath}/auth.conf`);
+  });
+
+  it('name Redis where the manifests dial it and leave its network policy to the mesh', () => {
+    const redis = values('redis-values.yaml') as { fullnameOverride: string; networkPolicy: { enabled: boolean } };
+    expect(RENDER_DEFAULTS.redis).toBe(`redis://${redis.fullnameOverride}:6379`);
+    expect(redis.networkPolicy.enabled).toBe(false);
   });
 });
