@@ -80,7 +80,7 @@ const PROBE_PORT = 50099;
  * The pod label naming the mesh identity (the certificate) a pod holds, which the network
  * policies admit callers by. Operators' tool pods (grpcurl, nats-box) carry `operator`.
  */
-export const IDENTITY_LABEL = 'llmgw.io/identity';
+const IDENTITY_LABEL = 'llmgw.io/identity';
 const PART_OF = { 'app.kubernetes.io/part-of': 'llm-gateway' };
 
 /** The secrets each service may read (as environment variables). */
@@ -105,10 +105,10 @@ export const USES_NATS: ReadonlySet<ServiceName> = new Set(SERVICE_NAMES.filter(
  * Services that call out of the cluster over HTTPS: the executor calls the providers, the
  * accountant posts alerts to the config's webhooks. Nothing else leaves the cluster.
  */
-export const EGRESS_HTTPS: ReadonlySet<ServiceName> = new Set(['provider-executor', 'usage-accountant']);
+const EGRESS_HTTPS: ReadonlySet<ServiceName> = new Set(['provider-executor', 'usage-accountant']);
 
-export const REDIS_PORT = 6379;
-export const NATS_PORT = 4222;
+const REDIS_PORT = 6379;
+const NATS_PORT = 4222;
 /** Copies of each stream the services create: one per node of the three-node JetStream cluster, so a stream outlives a node. */
 export const STREAM_REPLICAS = 3;
 
@@ -133,7 +133,7 @@ const SCALING: Record<ServiceName, { min: number; max: number; cpu: string; cpuL
  * resolves its upstream's headless Service again and connects to replicas added since. It bounds
  * how long a new replica waits for traffic; a reconnect costs one TLS handshake a minute per pair.
  */
-export const MAX_CONNECTION_AGE_MS = 60_000;
+const MAX_CONNECTION_AGE_MS = 60_000;
 
 /** Where each replica with a durable journal keeps it (a PersistentVolume per replica). */
 export const DURABLE_STATE: Partial<Record<ServiceName, { env: string; dir: string; file: string; size: string }>> = {
