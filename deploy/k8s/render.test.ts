@@ -337,7 +337,9 @@ describe('k8s manifests at scale', () => {
 
   it('lets Redis and NATS be reached by the services that use them (and operators), no one else', () => {
     for (const name of SERVICE_NAMES) {
-      expect(reaches(podOf(name), redisPod, 6379), `${name} → redis`).toBe(['auth', 'quota', 'usage-accountant'].includes(name));
+      // Exactly the services told where Redis is.
+      const toldRedis = podSpec(deployments.find((d) => d.metadata.name === name)!).containers[0]!.env.some((e) => e.name === 'REDIS_URL');
+      expect(reaches(podOf(name), redisPod, 6379), `${name} → redis`).toBe(toldRedis);
       // Every service has a bus role (libs/events permissions.ts).
       expect(reaches(podOf(name), natsPod, 4222), `${name} → nats`).toBe(true);
     }
