@@ -3,8 +3,18 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { programArgs, REPO_ROOT } from '@llmgw/local-infra';
-import { DEFAULT_PORTS, OPERATOR, SERVICE_NAMES, SERVICE_NODE_FLAGS } from '@llmgw/runtime';
-import { BOOTSTRAP_KEYS_SECRET, DURABLE_STATE, DASHBOARD_PORT, EDGE_HTTP_PORT, MESH_ISSUER, PROVIDER_KEYS_SECRET, renderYaml, tlsSecretOf } from './render.js';
+import { DEFAULT_PORTS, MESH_ACCESS, OPERATOR, SERVICE_NAMES, SERVICE_NODE_FLAGS, type ServiceName } from '@llmgw/runtime';
+import {
+  BOOTSTRAP_KEYS_SECRET,
+  credentialsSecretOf,
+  DURABLE_STATE,
+  DASHBOARD_PORT,
+  EDGE_HTTP_PORT,
+  MESH_ISSUER,
+  PROVIDER_KEYS_SECRET,
+  renderYaml,
+  tlsSecretOf,
+} from './render.js';
 
 interface Manifest {
   apiVersion: string;
@@ -34,9 +44,10 @@ function secretsReferenced(value: unknown, out = new Set<string>()): Set<string>
 }
 
 describe('k8s manifests (deploy/k8s/render.ts)', () => {
-  it('render as valid YAML: a workload, Service, Certificate and HPA per service, consistent names and ports', () => {
+  it('render as valid YAML: a workload, Service, Certificate, HPA, PodDisruptionBudget and NetworkPolicy per service, consistent names and ports', () => {
     expect(docs.every((d) => d.errors.length === 0)).toBe(true);
-    expect(manifests).toHaveLength(SERVICE_NAMES.length * 4 + 1);
+    // And the operators' certificate, the default deny, and the policies of Redis and NATS.
+    expect(manifests).toHaveLength(SERVICE_NAMES.length * 6 + 4);
     for (const m of manifests) {
       expect(m.apiVersion).toBeTruthy();
       expect(m.metadata.name).toMatch(/^[a-z0-9-]+$/);
@@ -75,9 +86,10 @@ describe('k8s manifests (deploy/k8s/render.ts)', () => {
     expect(bySecret(PROVIDER_KEYS_SECRET)).toEqual(['StatefulSet/provider-executor']);
     expect(bySecret(BOOTSTRAP_KEYS_SECRET)).toEqual(['Deployment/auth']);
     for (const m of manifests) {
-      // Besides those two, a workload mounts its own certificate and nothing else.
-      const others = [...secretsReferenced(m)].filter((s) => s !== PROVIDER_KEYS_SECRET && s !== BOOTSTRAP_KEYS_SECRET);
-      expect(others).toEqual(m.kind === 'Deployment' || m.kind === 'StatefulSet' ? [tlsSecretOf(m.metadata.name)] : []);
+      // Besides those two, a workload reads its own certificate and its own NATS/Redis passwords, nothing else.
+      const others = [...secretsReferenced(m)].filter((s) => s !== PROVIDER_KEYS_SECRET && s !== BOOTSTRAP_KEYS_SECRET).sort();
+      const own = m.kind === 'Deployment' || m.kind === 'StatefulSet' ? [credentialsSecretOf(m.metadata.name as ServiceName), tlsSecretOf(m.metadata.name)] : [];
+      expect(others).toEqual(own);
     }
     // No other manifest even names it (e.g. in an annotation or a plain env value).
     const mentions = manifests.filter((m) => JSON.stringify(m).includes(PROVIDER_KEYS_SECRET)).map((m) => m.metadata.name);
@@ -103,6 +115,27 @@ describe('k8s manifests (deploy/k8s/render.ts)', () => {
   it('REDIS_URL only where the service uses Redis', () => {
     const withRedis = deployments.filter((d) => podSpec(d).containers[0]!.env.some((e) => e.name === 'REDIS_URL')).map((d) => d.metadata.name);
     expect(withRedis.sort()).toEqual(['auth', 'provider-executor', 'quota', 'usage-accountant']);
+  });
+
+  it('connects each service to NATS and Redis as its own user, the password from its own secret', () => {
+    type Env = { name: string; value?: string; valueFrom?: { secretKeyRef: { name: string; key: string } } };
+    const envOf = (yaml: string, name: string) => {
+      const d = parseAllDocuments(yaml).map((doc) => doc.toJS() as Manifest).find((m) => m.kind === 'Deployment' && m.metadata.name === name)!;
+      return podSpec(d).containers[0]!.env as Env[];
+    };
+    const env = envOf(renderYaml({ image: 'x', namespace: 'gw' }), 'quota');
+    const byName = (n: string) => env.find((e) => e.name === n);
+    expect(byName('NATS_USER')?.value).toBe('quota');
+    expect(byName('NATS_PASSWORD')?.valueFrom?.secretKeyRef).toEqual({ name: credentialsSecretOf('quota'), key: 'nats-password' });
+    expect(byName('REDIS_PASSWORD')?.valueFrom?.secretKeyRef).toEqual({ name: credentialsSecretOf('quota'), key: 'redis-password' });
+    expect(byName('REDIS_URL')?.value).toBe('redis://quota:$(REDIS_PASSWORD)@redis:6379');
+    // Kubernetes expands $(VAR) only from variables defined before it.
+    expect(env.findIndex((e) => e.name === 'REDIS_PASSWORD')).toBeLessThan(env.findIndex((e) => e.name === 'REDIS_URL'));
+    // Every stream on all three nodes of the JetStream cluster.
+    expect(byName('NATS_STREAM_REPLICAS')?.value).toBe('3');
+    const cluster = envOf(renderYaml({ image: 'x', namespace: 'gw', redis: 'redis-cluster://redis:6379' }), 'usage-accountant');
+    expect(cluster.find((e) => e.name === 'REDIS_URL')?.value).toBe('redis-cluster://usage-accountant:$(REDIS_PASSWORD)@redis:6379');
+    expect(() => renderYaml({ image: 'x', namespace: 'gw', redis: 'redis:6379' })).toThrow(/scheme/);
   });
 
   it('keeps the executor journal on a volume of its own per replica, at the path the executor is told', () => {
@@ -145,5 +178,190 @@ describe('k8s manifests (deploy/k8s/render.ts)', () => {
       expect(c.readinessProbe.grpc.port).toBe(probePort);
       expect(c.env.find((e) => e.name === 'GRPC_HEALTH_PROBE_ADDR')?.value).toBe(`0.0.0.0:${probePort}`);
     }
+  });
+});
+
+/*
+ * NetworkPolicy semantics, enough to ask the rendered policies who may reach whom: a pod is
+ * isolated for a direction once a policy of that type selects it, and then allowed only what
+ * some such policy's rule allows (peers by pod labels in the policy's namespace, by namespace,
+ * or by address; ports by number).
+ */
+interface Pod {
+  labels: Record<string, string>;
+  namespace: string;
+  /** Outside the cluster: reached through ipBlock peers only. */
+  external?: boolean;
+}
+interface Selector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: { key: string; operator: string; values: string[] }[];
+}
+interface Peer {
+  podSelector?: Selector;
+  namespaceSelector?: Selector;
+  ipBlock?: { cidr: string };
+}
+interface Rule {
+  from?: Peer[];
+  to?: Peer[];
+  ports?: { protocol: string; port: number }[];
+}
+interface PolicySpec {
+  podSelector: Selector;
+  policyTypes: ('Ingress' | 'Egress')[];
+  ingress?: Rule[];
+  egress?: Rule[];
+}
+
+function matches(sel: Selector, labels: Record<string, string>): boolean {
+  const byLabel = Object.entries(sel.matchLabels ?? {}).every(([k, v]) => labels[k] === v);
+  return (
+    byLabel &&
+    (sel.matchExpressions ?? []).every((e) => {
+      if (e.operator !== 'In') throw new Error(`selector operator ${e.operator} is not modelled here`);
+      return e.values.includes(labels[e.key] ?? '');
+    })
+  );
+}
+
+function peerMatches(peer: Peer, pod: Pod, policyNamespace: string): boolean {
+  if (peer.ipBlock) return pod.external === true;
+  if (pod.external) return false;
+  const inNamespace = peer.namespaceSelector ? matches(peer.namespaceSelector, { 'kubernetes.io/metadata.name': pod.namespace }) : pod.namespace === policyNamespace;
+  return inNamespace && (!peer.podSelector || matches(peer.podSelector, pod.labels));
+}
+
+const policies = manifests.filter((m) => m.kind === 'NetworkPolicy') as unknown as (Manifest & { spec: PolicySpec })[];
+
+/** May `from` open a TCP connection to `to` on `port`? Egress of `from` and ingress of `to` must both allow it. */
+function reaches(from: Pod, to: Pod, port: number, all = policies): boolean {
+  const allowed = (direction: 'Ingress' | 'Egress', self: Pod, other: Pod) => {
+    if (self.external) return true;
+    const selecting = all.filter((p) => p.metadata.namespace === self.namespace && p.spec.policyTypes.includes(direction) && matches(p.spec.podSelector, self.labels));
+    if (selecting.length === 0) return true;
+    return selecting.some((p) =>
+      (direction === 'Ingress' ? p.spec.ingress : p.spec.egress)?.some((rule) => {
+        const peers = direction === 'Ingress' ? rule.from : rule.to;
+        const portOk = !rule.ports || rule.ports.some((q) => q.protocol === 'TCP' && q.port === port);
+        return portOk && (!peers || peers.some((peer) => peerMatches(peer, other, p.metadata.namespace!)));
+      }),
+    );
+  };
+  return allowed('Egress', from, to) && allowed('Ingress', to, from);
+}
+
+const podOf = (name: string): Pod => {
+  const d = deployments.find((m) => m.metadata.name === name)!;
+  return { labels: (d.spec as { template: { metadata: { labels: Record<string, string> } } }).template.metadata.labels, namespace: 'gw' };
+};
+const operatorPod: Pod = { labels: { 'llmgw.io/identity': OPERATOR }, namespace: 'gw' };
+const strangerPod: Pod = { labels: { app: 'something-else' }, namespace: 'gw' };
+const internet: Pod = { labels: {}, namespace: '', external: true };
+const redisPod: Pod = { labels: { 'app.kubernetes.io/name': 'redis-cluster', 'app.kubernetes.io/instance': 'redis' }, namespace: 'gw' };
+const natsPod: Pod = { labels: { 'app.kubernetes.io/name': 'nats', 'app.kubernetes.io/component': 'nats' }, namespace: 'gw' };
+const prometheus: Pod = { labels: { app: 'prometheus' }, namespace: 'monitoring' };
+const METRICS = 9464;
+const PROBE = 50099;
+
+describe('k8s manifests at scale', () => {
+  it('requests and limits CPU and memory for every container: memory limit = request, CPU limit at least a core and the request', () => {
+    const cores = (q: string) => (q.endsWith('m') ? Number(q.slice(0, -1)) / 1000 : Number(q));
+    for (const d of deployments) {
+      const c = podSpec(d).containers[0] as unknown as { resources: { requests: Record<string, string>; limits: Record<string, string> } };
+      expect(Object.keys(c.resources.requests).sort()).toEqual(['cpu', 'memory']);
+      expect(Object.keys(c.resources.limits).sort()).toEqual(['cpu', 'memory']);
+      expect(c.resources.limits.memory).toBe(c.resources.requests.memory);
+      expect(cores(c.resources.limits.cpu!)).toBeGreaterThanOrEqual(Math.max(1, cores(c.resources.requests.cpu!)));
+    }
+  });
+
+  it('gives every service an HPA and a PodDisruptionBudget of one pod at a time over exactly its pods', () => {
+    for (const name of SERVICE_NAMES) {
+      expect(manifests.find((m) => m.kind === 'HorizontalPodAutoscaler' && m.metadata.name === name)).toBeTruthy();
+      const pdb = manifests.find((m) => m.kind === 'PodDisruptionBudget' && m.metadata.name === name)!;
+      const spec = pdb.spec as { maxUnavailable: number; minAvailable?: number; selector: Selector };
+      expect(spec.maxUnavailable).toBe(1);
+      expect(spec.minAvailable).toBeUndefined();
+      expect(SERVICE_NAMES.filter((other) => matches(spec.selector, podOf(other).labels))).toEqual([name]);
+    }
+  });
+
+  it('makes internal Services headless (every pod in DNS, for the callers\' round robin); the edge keeps a cluster IP', () => {
+    for (const name of SERVICE_NAMES) {
+      const svc = manifests.find((m) => m.kind === 'Service' && m.metadata.name === name)!;
+      expect((svc.spec as { clusterIP?: string }).clusterIP).toBe(name === 'edge' ? undefined : 'None');
+    }
+    const executor = deployments.find((d) => d.kind === 'StatefulSet')!;
+    const governing = manifests.find((m) => m.kind === 'Service' && m.metadata.name === (executor.spec as { serviceName: string }).serviceName)!;
+    expect((governing.spec as { clusterIP?: string }).clusterIP).toBe('None');
+  });
+
+  it('has servers age connections out, so clients resolve again and find new replicas', () => {
+    for (const d of deployments) {
+      const age = podSpec(d).containers[0]!.env.find((e) => e.name === 'GRPC_MAX_CONNECTION_AGE_MS')?.value;
+      expect(Number(age)).toBeGreaterThanOrEqual(10_000);
+      expect(Number(age)).toBeLessThanOrEqual(300_000);
+    }
+  });
+
+  it.each(SERVICE_NAMES.filter((s) => s !== 'edge'))('lets reach %s\'s gRPC port only the identities its access table lets call a method (operators for reflection)', (callee) => {
+    const port = DEFAULT_PORTS[callee];
+    for (const caller of [...SERVICE_NAMES, OPERATOR] as const) {
+      const mayCall = caller === OPERATOR || Object.values(MESH_ACCESS[callee]).some((a) => a !== 'public' && a.includes(caller));
+      expect(reaches(caller === OPERATOR ? operatorPod : podOf(caller), podOf(callee), port), `${caller} → ${callee}`).toBe(mayCall);
+    }
+    expect(reaches(strangerPod, podOf(callee), port)).toBe(false);
+    // The same labels in another namespace are not the mesh.
+    expect(reaches({ ...podOf('edge'), namespace: 'elsewhere' }, podOf(callee), port)).toBe(false);
+  });
+
+  it('opens the edge\'s public ports to anyone, or only to the namespace named; metrics to Prometheus only; probes to anyone', () => {
+    for (const port of [DEFAULT_PORTS.edge, EDGE_HTTP_PORT]) {
+      expect(reaches(internet, podOf('edge'), port)).toBe(true);
+      expect(reaches(strangerPod, podOf('edge'), port)).toBe(true);
+    }
+    const fenced = parseAllDocuments(renderYaml({ image: 'x', namespace: 'gw', publicNamespace: 'ingress-nginx' })).map((d) => d.toJS() as Manifest & { spec: PolicySpec });
+    const onlyPolicies = fenced.filter((m) => m.kind === 'NetworkPolicy');
+    expect(reaches({ labels: {}, namespace: 'ingress-nginx' }, podOf('edge'), EDGE_HTTP_PORT, onlyPolicies)).toBe(true);
+    expect(reaches(strangerPod, podOf('edge'), EDGE_HTTP_PORT, onlyPolicies)).toBe(false);
+    expect(reaches(strangerPod, podOf('usage-accountant'), DASHBOARD_PORT, onlyPolicies)).toBe(false);
+    for (const name of SERVICE_NAMES) {
+      expect(reaches(prometheus, podOf(name), METRICS)).toBe(true);
+      expect(reaches(strangerPod, podOf(name), METRICS)).toBe(false);
+      expect(reaches(internet, podOf(name), PROBE)).toBe(true);
+      // Prometheus scrapes; it does not call.
+      if (name !== 'edge') expect(reaches(prometheus, podOf(name), DEFAULT_PORTS[name])).toBe(false);
+    }
+  });
+
+  it('lets Redis and NATS be reached by the services that use them (and operators), no one else', () => {
+    for (const name of SERVICE_NAMES) {
+      // Exactly the services told where Redis is.
+      const toldRedis = podSpec(deployments.find((d) => d.metadata.name === name)!).containers[0]!.env.some((e) => e.name === 'REDIS_URL');
+      expect(reaches(podOf(name), redisPod, 6379), `${name} → redis`).toBe(toldRedis);
+      // Every service has a bus role (libs/events permissions.ts).
+      expect(reaches(podOf(name), natsPod, 4222), `${name} → nats`).toBe(true);
+    }
+    expect(reaches(operatorPod, redisPod, 6379)).toBe(true);
+    expect(reaches(strangerPod, redisPod, 6379)).toBe(false);
+    expect(reaches(strangerPod, natsPod, 4222)).toBe(false);
+    // Their own cluster traffic: Redis's bus, NATS's routes.
+    expect(reaches(redisPod, redisPod, 16379)).toBe(true);
+    expect(reaches(natsPod, natsPod, 6222)).toBe(true);
+  });
+
+  it('lets out of the cluster only the executor (providers) and the accountant (alert webhooks), on 443', () => {
+    for (const name of SERVICE_NAMES) {
+      expect(reaches(podOf(name), internet, 443), name).toBe(name === 'provider-executor' || name === 'usage-accountant');
+      expect(reaches(podOf(name), internet, 80), name).toBe(false);
+    }
+  });
+
+  it('denies by default: a pod of the mesh without a policy of its own reaches nothing and is reached by nothing', () => {
+    const unknown: Pod = { labels: { 'app.kubernetes.io/part-of': 'llm-gateway', app: 'new-service' }, namespace: 'gw' };
+    expect(reaches(podOf('edge'), unknown, 50060)).toBe(false);
+    expect(reaches(unknown, podOf('auth'), DEFAULT_PORTS.auth)).toBe(false);
+    expect(reaches(unknown, internet, 443)).toBe(false);
   });
 });

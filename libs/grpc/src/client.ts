@@ -23,12 +23,17 @@ const CLIENT_OPTIONS: ChannelOptions = {
   'grpc.keepalive_timeout_ms': 5_000,
   'grpc.keepalive_permit_without_calls': 1,
   'grpc.max_receive_message_length': 16 * 1024 * 1024,
+  // Calls take turns over every address the name resolves to (a headless Service lists each ready
+  // pod), instead of pick_first's one connection to the first. Servers' max connection age makes
+  // the channel resolve again, which is how it finds new replicas.
+  'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }),
 };
 
 type ClientConstructor<C> = new (address: string, creds: ChannelCredentials, options?: ClientOptions) => C;
 
 /**
- * One long-lived channel per dependency; grpc-js multiplexes calls over it. `link`: from
+ * One long-lived channel per dependency; grpc-js multiplexes calls over it, balanced round robin
+ * over the addresses `address` resolves to (DNS by default; `ipv4:a:p,b:q` lists them). `link`: from
  * MeshTransport.channelTo. While tracing is on, each call is a CLIENT span carrying its context.
  */
 export function dial<C>(Ctor: ClientConstructor<C>, address: string, link: ChannelLink = PLAINTEXT.channelTo('')): C {

@@ -5,7 +5,7 @@ import { QuotaServiceService } from '@llmgw/proto/quota';
 import { RouterServiceService } from '@llmgw/proto/router';
 import { GatewayServiceService, UsageServiceService } from '@llmgw/proto/v1';
 import { describe, expect, it } from 'vitest';
-import { accessOf, MESH_ACCESS, OPERATOR } from './mesh-access.js';
+import { accessOf, callersOf, MESH_ACCESS, OPERATOR } from './mesh-access.js';
 import { SERVICE_NAMES, type ServiceName } from './service.js';
 
 /** What each server serves (the generated definitions carry every method's path). */
@@ -55,5 +55,12 @@ describe('the mesh access table', () => {
   it('refuses a path it does not name', () => {
     expect(accessOf('auth')('/llmgateway.auth.v1.AuthService/DumpKeys')).toBeUndefined();
     expect(accessOf('auth')('/llmgateway.quota.v1.QuotaService/ResetQuota')).toBeUndefined();
+  });
+
+  it('lets connect to each port only who may call one of its methods (health aside), for the network policies', () => {
+    expect(callersOf('edge')).toBe('public');
+    expect(callersOf('auth')).toEqual(['edge', 'quota', 'usage-accountant', OPERATOR]);
+    // Reflection makes operators callers of every internal service.
+    for (const s of ['quota', 'router', 'provider-executor', 'usage-accountant'] as const) expect(callersOf(s)).toEqual(['edge', OPERATOR]);
   });
 });

@@ -69,3 +69,17 @@ export function accessOf(service: ServiceName): MethodAccess {
   const table = MESH_ACCESS[service];
   return (path) => (Object.hasOwn(table, path) ? table[path] : commonAccess(service, path));
 }
+
+/**
+ * Who may connect to a service's gRPC port at all, for the network policy in front of the
+ * certificates (deploy/k8s NetworkPolicies): the identities any of its methods or its reflection
+ * admits, or `public` where one method is public. Health's access is left out: it admits every
+ * identity so that anyone may look, but no service calls another's (kubelet probes the plaintext
+ * probe port), and counting it would open every port to every pod.
+ */
+export function callersOf(service: ServiceName): 'public' | MeshIdentity[] {
+  const access = accessOf(service);
+  const admitted = [...Object.keys(MESH_ACCESS[service]), ...REFLECTION].map(access);
+  if (admitted.includes('public')) return 'public';
+  return ALL_IDENTITIES.filter((id) => admitted.some((a) => a?.includes(id)));
+}
