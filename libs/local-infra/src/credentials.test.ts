@@ -13,7 +13,8 @@ describe('meshCredentials', () => {
     expect(env.quota!.REDIS_URL).toBe(`redis://quota:${creds.redisUsers.quota}@127.0.0.1:6400`);
     expect(env['usage-accountant']!.REDIS_URL).toBe(`redis://usage-accountant:${creds.redisUsers['usage-accountant']}@127.0.0.1:6400`);
     expect(env.auth!.REDIS_URL).toContain('redis://auth:');
-    for (const service of ['edge', 'router', 'provider-executor'] as const) expect(env[service]!.REDIS_URL).toBeUndefined();
+    expect(env['provider-executor']!.REDIS_URL).toContain('redis://provider-executor:');
+    for (const service of ['edge', 'router'] as const) expect(env[service]!.REDIS_URL).toBeUndefined();
     expect(creds.serviceEnv({ nats: { port: 4300 } }).quota!.REDIS_URL).toBeUndefined();
   });
 

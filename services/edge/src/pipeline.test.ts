@@ -851,14 +851,15 @@ content_policies:
     for (const secret of ['a@b.com', 'c@d.com', '555 0132']) expect(JSON.stringify(lines)).not.toContain(secret);
   });
 
-  it('relays a stream as it comes, its prompt log without the matches', async () => {
-    const { pipeline, downstream } = policed();
+  it('polices a stream as it flows: an address split across chunks reaches the caller as its placeholder, counted once', async () => {
+    const { pipeline, downstream, seen } = policed();
     downstream.stream = [streamMsg(chunk({ contentDelta: 'at e@f' })), streamMsg(chunk({ contentDelta: '.com', routing: ROUTING }))];
     const sent: string[] = [];
     const { ctx, promptLines } = loggedCtx();
     await pipeline.chatStream(ask('hello'), ctx, async (c) => void sent.push(c.contentDelta));
-    expect(sent.join('')).toBe('at e@f.com');
+    expect(sent.join('')).toBe('at [EMAIL_1]');
     expect(promptLines()[0]).toMatchObject({ promptLog: { completion: 'at [EMAIL_1]' } });
+    expect(seen).toEqual(['guard/email/redact/response']);
   });
 });
 
