@@ -1,6 +1,6 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { natsAuthorizationConfig } from '@llmgw/events';
@@ -16,7 +16,7 @@ export interface NatsCluster {
   names: string[];
   /** SIGKILL to node `i`, as a crash; its store directory is kept. */
   killNode(i: number): Promise<void>;
-  /** Starts node `i` again on its ports and store directory; waits until it is back in the cluster. */
+  /** Starts node `i` again on its ports and store directory; waits until it is back in the cluster (the error quotes its log if not). */
   restartNode(i: number): Promise<void>;
   /** Stops every node and removes the store and config directories. */
   stop(): Promise<void>;
@@ -45,6 +45,7 @@ export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<N
   const base = await freePortBlock(3 * count);
   const nodes = Array.from({ length: count }, (_, i) => ({ name: `n${i}`, port: base + i, routePort: base + count + i, httpPort: base + 2 * count + i }));
   const dir = mkdtempSync(join(tmpdir(), 'llmgw-nats-cluster-'));
+  const logFile = (name: string) => join(dir, `${name}.log`);
   const route = opts.users ? { user: 'route', password: randomBytes(24).toString('base64url') } : undefined;
   const routeAuth = route ? `${route.user}:${route.password}@` : '';
   // JSON strings are valid strings in the server's config syntax.
@@ -56,6 +57,7 @@ export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<N
       `server_name: ${q(node.name)}`,
       `listen: "127.0.0.1:${node.port}"`,
       `http: "127.0.0.1:${node.httpPort}"`,
+      `log_file: ${q(logFile(node.name))}`,
       `jetstream { store_dir: ${q(storeDir)} }`,
       'cluster {',
       `  name: ${q(CLUSTER_NAME)}`,
@@ -74,7 +76,14 @@ export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<N
   const start = async (i: number) => {
     const node = nodes[i]!;
     const child = spawn('nats-server', ['-c', configs[i]!], { stdio: 'ignore' });
-    running[i] = await finishStart(child, node.port, `nats://127.0.0.1:${node.port}`, [], `nats-server ${node.name}`);
+    try {
+      running[i] = await finishStart(child, node.port, `nats://127.0.0.1:${node.port}`, [], `nats-server ${node.name}`);
+      await untilInCluster(running[i]!.process, node.httpPort, node.name);
+    } catch (err) {
+      // Why (a port taken by another process meanwhile, say) is in the server's log.
+      const log = existsSync(logFile(node.name)) ? readFileSync(logFile(node.name), 'utf8').trimEnd().split('\n').slice(-5).join('\n') : '(no log)';
+      throw new Error(`${err instanceof Error ? err.message : String(err)}; the end of its log:\n${log}`);
+    }
   };
   const stopAll = async () => {
     await Promise.all(running.map((s) => s?.stop()));
@@ -82,7 +91,6 @@ export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<N
   };
   try {
     await Promise.all(nodes.map((_, i) => start(i)));
-    await Promise.all(nodes.map((n) => untilInCluster(n.httpPort, n.name)));
   } catch (err) {
     await stopAll();
     throw err;
@@ -108,7 +116,6 @@ export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<N
     restartNode: async (i) => {
       if (running[at(i)]) throw new Error(`node ${i} is running`);
       await start(i);
-      await untilInCluster(nodes[i]!.httpPort, nodes[i]!.name);
     },
     stop: stopAll,
   };
@@ -118,9 +125,10 @@ export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<N
  * Until the node's monitoring endpoint (/jsz) reports a JetStream meta leader: the node has
  * joined the cluster and the cluster can create and place streams.
  */
-async function untilInCluster(httpPort: number, name: string, timeoutMs = 30_000): Promise<void> {
+async function untilInCluster(child: ChildProcess, httpPort: number, name: string, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`nats-server ${name} exited before it joined the cluster`);
     const jsz = await fetch(`http://127.0.0.1:${httpPort}/jsz`)
       .then((r) => r.json() as Promise<{ meta_cluster?: { leader?: string } }>)
       .catch(() => undefined);
