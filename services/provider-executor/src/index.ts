@@ -20,6 +20,7 @@ export { publishStats, startStatsPublisher, statsReport, type StatsPublisherDeps
 export { createAdapter, createRegistry, registryFromProviders, type ProviderRegistry } from './providers/registry.js';
 export type { ProviderAdapter } from './providers/types.js';
 export { loadExecutorConfig, type ExecutorConfig } from './config.js';
+export { UsagePublisher, type UsagePublisherOptions } from './usage-publisher.js';
 
 /**
  * Starts the provider-executor: one connection pool per configured provider, one breaker per
