@@ -106,6 +106,8 @@ describe('JetStream cluster', () => {
     const ids = Array.from({ length: N }, (_, i) => `cluster-event-${i}`);
     try {
       for (const bus of [executor, accountants[0]!]) expect(bus.connection?.info?.server_name).toBe(leader);
+      // The durable consumer takes the stream's replicas: it survives the node too.
+      expect((await jsm.consumers.info('USAGE', Consumers.usageAccountant.durable)).cluster?.replicas).toHaveLength(REPLICAS - 1);
       for (const [i, id] of ids.entries()) {
         if (i === N / 3) await cluster.killNode(down);
         publisher.publish(UsageRecorded.fromPartial({ eventId: id, tenantId: 'cluster-co', route: 'chat', success: true }));
