@@ -70,6 +70,15 @@ const MAX_RETRY_MS = 5_000;
 const retryDelayMs = (attempt: number) => Math.min(MAX_RETRY_MS, 250 * 2 ** Math.min(attempt, 10));
 
 /**
+ * How long one pull request lives. nats.js derives the rest from it: the server's idle heartbeat
+ * (half of it; two missed ones re-issue the pull) and the wait between checks of a consumer it
+ * cannot reach. Its default of 30 s left a consumer idle for 30–60 s after its JetStream
+ * cluster elected a new consumer leader (the pull was lost with the old one); 5 s resumes it
+ * within seconds of the election, for one pull request every 5 s of an idle consumer.
+ */
+const PULL_EXPIRES_MS = 5_000;
+
+/**
  * nats.js takes credentials as options only: `nats://user:password@host` becomes the URL
  * without them and `user`/`pass`; explicit credentials win over those in a URL.
  */
@@ -472,7 +481,7 @@ class ConsumerLoop {
         await reconcileConsumer(jsm, this.spec, this.log);
         const consumer = await js.consumers.get(this.spec.stream, this.spec.durable);
         // abort_on_missing_resource: a deleted consumer or stream ends the pull, so this loop re-creates it.
-        const messages = await consumer.consume({ max_messages: 512, abort_on_missing_resource: true });
+        const messages = await consumer.consume({ max_messages: 512, expires: PULL_EXPIRES_MS, abort_on_missing_resource: true });
         if (this.stopped) {
           await messages.close();
           break;

@@ -16,6 +16,14 @@ describe('meshCredentials', () => {
     expect(env['provider-executor']!.REDIS_URL).toContain('redis://provider-executor:');
     for (const service of ['edge', 'router'] as const) expect(env[service]!.REDIS_URL).toBeUndefined();
     expect(creds.serviceEnv({ nats: { port: 4300 } }).quota!.REDIS_URL).toBeUndefined();
+    expect(env.quota!.NATS_STREAM_REPLICAS).toBeUndefined();
+  });
+
+  it('points every service at each node of a NATS cluster, its streams replicated on all of them', () => {
+    const env = meshCredentials().serviceEnv({ nats: { ports: [4300, 4301, 4302] } });
+    for (const service of SERVICE_NAMES) {
+      expect(env[service]).toMatchObject({ NATS_URL: 'nats://127.0.0.1:4300,nats://127.0.0.1:4301,nats://127.0.0.1:4302', NATS_STREAM_REPLICAS: '3' });
+    }
   });
 
   it('makes every password different, and different on every call', () => {

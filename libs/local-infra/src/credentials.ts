@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { NATS_ADMIN_USER } from '@llmgw/events';
 import { REDIS_ADMIN_USER, REDIS_USERS, type RedisUserName } from '@llmgw/redis';
 import { SERVICE_NAMES, type ServiceName } from '@llmgw/runtime';
+import type { NatsCluster } from './nats-cluster.js';
 import { redisUrl, type NatsPasswords, type RedisPasswords } from './processes.js';
 
 /** Fresh credentials for a local mesh: what the servers take, and what each service is given. */
@@ -12,10 +13,11 @@ export interface MeshCredentials {
   natsUsers: NatsPasswords;
   /**
    * Each service's environment (startServiceProcesses' serviceEnv): NATS_URL (without
-   * credentials), NATS_USER and NATS_PASSWORD, and, for the services that use Redis, REDIS_URL
-   * logging in as its own user (when a Redis is given).
+   * credentials; every node of a cluster, comma-separated, and NATS_STREAM_REPLICAS = its
+   * nodes), NATS_USER and NATS_PASSWORD, and, for the services that use Redis, REDIS_URL logging
+   * in as its own user (when a Redis is given).
    */
-  serviceEnv(servers: { nats: { port: number }; redis?: { port: number } }): Record<ServiceName, Record<string, string>>;
+  serviceEnv(servers: { nats: { port: number } | Pick<NatsCluster, 'ports'>; redis?: { port: number } }): Record<ServiceName, Record<string, string>>;
   /** The Redis URL of a service's user on `port` (a proxy's, say). */
   redisUrlOf(service: RedisUserName, port: number): string;
 }
@@ -33,7 +35,9 @@ export function meshCredentials(): MeshCredentials {
     serviceEnv: ({ redis, nats }) =>
       Object.fromEntries(
         SERVICE_NAMES.map((service) => {
-          const env: Record<string, string> = { NATS_URL: `nats://127.0.0.1:${nats.port}`, NATS_USER: service, NATS_PASSWORD: natsUsers[service] };
+          const ports = 'ports' in nats ? nats.ports : [nats.port];
+          const env: Record<string, string> = { NATS_URL: ports.map((p) => `nats://127.0.0.1:${p}`).join(','), NATS_USER: service, NATS_PASSWORD: natsUsers[service] };
+          if ('ports' in nats) env.NATS_STREAM_REPLICAS = String(nats.ports.length);
           if (redis && isRedisUser(service)) env.REDIS_URL = redisUrlOf(service, redis.port);
           return [service, env];
         }),

@@ -138,16 +138,20 @@ export async function startNatsServer(opts: { port?: number; storeDir?: string; 
     args.push('-c', conf);
   }
   const child = spawn('nats-server', args, { stdio: 'ignore' });
-  const admin = opts.users ? `${encodeURIComponent(NATS_ADMIN_USER)}:${encodeURIComponent(opts.users[NATS_ADMIN_USER])}@` : '';
-  return finishStart(child, port, `nats://${admin}127.0.0.1:${port}`, owned, 'nats-server');
+  return finishStart(child, port, `nats://${natsAdminUserinfo(opts.users)}127.0.0.1:${port}`, owned, 'nats-server');
+}
+
+/** `admin:<password>@` for a NATS URL of a server started with users; empty without. */
+export function natsAdminUserinfo(users: NatsPasswords | undefined): string {
+  return users ? `${encodeURIComponent(NATS_ADMIN_USER)}:${encodeURIComponent(users[NATS_ADMIN_USER])}@` : '';
 }
 
 export function requireBinary(binary: string, install: string): void {
   if (!onPath(binary)) throw new Error(`${binary} is not on PATH; install it (${install})`);
 }
 
-/** `dirs`: removed by stop(). */
-async function finishStart(child: ChildProcess, port: number, url: string, dirs: string[], name: string): Promise<LocalServer> {
+/** Waits until the child listens on `port` (10 s at most); `dirs`: removed by stop(). */
+export async function finishStart(child: ChildProcess, port: number, url: string, dirs: string[], name: string): Promise<LocalServer> {
   let exited = false;
   child.once('exit', () => {
     exited = true;

@@ -24,6 +24,7 @@ export type { ProviderAdapter } from './providers/types.js';
 export { loadExecutorConfig, type ExecutorConfig } from './config.js';
 export { cacheUseOf, ResponseCache, type CacheStore, type CacheUse } from './response-cache.js';
 export { MemoryCacheStore, RedisCacheStore } from './cache-store.js';
+export { UsagePublisher, type UsagePublisherOptions } from './usage-publisher.js';
 
 /**
  * Starts the provider-executor: one connection pool per configured provider, one breaker per

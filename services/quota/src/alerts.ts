@@ -4,9 +4,15 @@ import type { Logger } from '@llmgw/logging';
 import { BudgetAlertRaised } from '@llmgw/proto/quota';
 import type { BudgetAlert } from './store.js';
 
+/** Retries of an alert the bus did not take (NATS down, a JetStream leader election): 1 s doubling to 30 s, about 4 min in all. */
+const RETRIES = 12;
+const retryDelayMs = (retry: number) => Math.min(30_000, 1_000 * 2 ** retry);
+
 /**
  * Publishes budget alerts the store reported. The store reports each (budget, period, threshold)
- * once across replicas; the msgId makes a retried publish a no-op on JetStream as well.
+ * once across replicas, so one the bus refuses is retried in the background (well inside the
+ * stream's duplicate window: the msgId makes a retry of a stored one a no-op); a quota restart
+ * meanwhile loses it, as alerts are notifications, not money.
  */
 export class AlertPublisher {
   constructor(
@@ -28,11 +34,17 @@ export class AlertPublisher {
       });
       const msgId = alertMsgId(tenantId, a);
       this.logger.warn({ tenantId, limit: a.limit, thresholdPercent: a.thresholdPercent, used: a.used, limitValue: a.limitValue, period: a.period }, 'budget alert');
-      try {
-        await this.bus.publish(Subjects.budgetAlert, BudgetAlertRaised.encode(msg).finish(), msgId);
-      } catch (err) {
-        this.logger.error({ err, msgId }, 'budget alert not published');
-      }
+      await this.send(BudgetAlertRaised.encode(msg).finish(), msgId, 0);
+    }
+  }
+
+  private async send(data: Uint8Array, msgId: string, retry: number): Promise<void> {
+    try {
+      await this.bus.publish(Subjects.budgetAlert, data, msgId);
+    } catch (err) {
+      if (retry === RETRIES) return this.logger.error({ err, msgId }, 'budget alert not published');
+      if (retry === 0) this.logger.warn({ err, msgId }, 'budget alert not published yet; retrying');
+      setTimeout(() => void this.send(data, msgId, retry + 1), retryDelayMs(retry)).unref();
     }
   }
 }
