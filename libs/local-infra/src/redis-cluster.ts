@@ -48,6 +48,7 @@ export async function startRedisCluster(opts: { masters?: number; users?: RedisP
         // A dead master is failed quickly, and the others serve their slots meanwhile.
         ...['--cluster-node-timeout', '1000', '--cluster-require-full-coverage', 'no'],
         ...['--appendonly', 'yes', '--appendfsync', 'always'],
+        ...['--logfile', join(dataDir, 'redis.log')],
       ],
     });
   };

@@ -58,7 +58,7 @@ describe('Redis ACL users', () => {
   it('render an aclfile with default off, the admin and every service', () => {
     const file = redisAclFile({ auth: 'a', quota: 'q', 'provider-executor': 'e', 'usage-accountant': 'u', admin: 'x' });
     const lines = file.trimEnd().split('\n');
-    expect(lines[0]).toBe('user default off resetkeys resetchannels -@all');
+    expect(lines[0]).toBe('user default off ~* &* +@all');
     expect(lines[1]).toMatch(/^user admin on #[0-9a-f]{64} ~\* &\* \+@all$/);
     expect(lines.slice(2).map((l) => l.split(' ')[1])).toEqual(['auth', 'quota', 'provider-executor', 'usage-accountant']);
     expect(lines[3]).toContain(' ~llmgw:quota:* ');

@@ -95,7 +95,11 @@ export function redisAclRules(user: RedisUserName, password: string): string[] {
  */
 export function redisAclFile(passwords: Record<RedisUserName | typeof REDIS_ADMIN_USER, string>): string {
   const lines = [
-    'user default off resetkeys resetchannels -@all',
+    // Off: nobody can log in as `default`, and a connection starts unauthenticated. Its rights
+    // are all the same: Redis replays an append-only file as `default` and re-checks EXEC's
+    // commands (a script's effects are logged as MULTI/EXEC) against it, so a `default` with
+    // none silently drops every script's writes when a node restarts (redis/redis#14541).
+    'user default off ~* &* +@all',
     `user ${REDIS_ADMIN_USER} on ${passwordRule(passwords[REDIS_ADMIN_USER])} ~* &* +@all`,
     ...REDIS_USERS.map((u) => `user ${u} ${redisAclRules(u, passwords[u]).join(' ')}`),
   ];
