@@ -18,7 +18,7 @@ describe('createRedis', () => {
     const redis = createRedis('redis-cluster://quota:p%40ss@127.0.0.1:1,127.0.0.1:2', { logger: silentLogger(), commandTimeoutMs: 100 });
     expect(redis).toBeInstanceOf(Cluster);
     const cluster = redis as Cluster;
-    expect(cluster.options).toMatchObject({ lazyConnect: true, enableOfflineQueue: false, scaleReads: 'master', enableAutoPipelining: true, slotsRefreshInterval: 1_000 });
+    expect(cluster.options).toMatchObject({ lazyConnect: true, enableOfflineQueue: false, scaleReads: 'master', enableAutoPipelining: false, slotsRefreshInterval: 1_000 });
     expect(cluster.options.redisOptions).toMatchObject({ username: 'quota', password: 'p@ss', commandTimeout: 100, maxRetriesPerRequest: 0 });
     const short = duplicateRedis(redis, 20) as Cluster;
     expect(short).toBeInstanceOf(Cluster);
