@@ -26,6 +26,13 @@ describe('meshCredentials', () => {
     }
   });
 
+  it('points the services that use Redis at every master of a Redis Cluster, each as its own user', () => {
+    const creds = meshCredentials();
+    const env = creds.serviceEnv({ nats: { port: 4300 }, redis: { ports: [6400, 6401, 6402] } });
+    expect(env.quota!.REDIS_URL).toBe(`redis-cluster://quota:${creds.redisUsers.quota}@127.0.0.1:6400,127.0.0.1:6401,127.0.0.1:6402`);
+    expect(env.edge!.REDIS_URL).toBeUndefined();
+  });
+
   it('makes every password different, and different on every call', () => {
     const a = meshCredentials();
     const b = meshCredentials();

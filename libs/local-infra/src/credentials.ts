@@ -3,6 +3,7 @@ import { NATS_ADMIN_USER } from '@llmgw/events';
 import { REDIS_ADMIN_USER, REDIS_USERS, type RedisUserName } from '@llmgw/redis';
 import { SERVICE_NAMES, type ServiceName } from '@llmgw/runtime';
 import type { NatsCluster } from './nats-cluster.js';
+import { redisClusterUrl, type LocalRedisCluster } from './redis-cluster.js';
 import { redisUrl, type NatsPasswords, type RedisPasswords } from './processes.js';
 
 /** Fresh credentials for a local mesh: what the servers take, and what each service is given. */
@@ -15,9 +16,9 @@ export interface MeshCredentials {
    * Each service's environment (startServiceProcesses' serviceEnv): NATS_URL (without
    * credentials; every node of a cluster, comma-separated, and NATS_STREAM_REPLICAS = its
    * nodes), NATS_USER and NATS_PASSWORD, and, for the services that use Redis, REDIS_URL logging
-   * in as its own user (when a Redis is given).
+   * in as its own user (when a Redis is given; every master of a cluster).
    */
-  serviceEnv(servers: { nats: { port: number } | Pick<NatsCluster, 'ports'>; redis?: { port: number } }): Record<ServiceName, Record<string, string>>;
+  serviceEnv(servers: { nats: { port: number } | Pick<NatsCluster, 'ports'>; redis?: { port: number } | Pick<LocalRedisCluster, 'ports'> }): Record<ServiceName, Record<string, string>>;
   /** The Redis URL of a service's user on `port` (a proxy's, say). */
   redisUrlOf(service: RedisUserName, port: number): string;
 }
@@ -38,7 +39,7 @@ export function meshCredentials(): MeshCredentials {
           const ports = 'ports' in nats ? nats.ports : [nats.port];
           const env: Record<string, string> = { NATS_URL: ports.map((p) => `nats://127.0.0.1:${p}`).join(','), NATS_USER: service, NATS_PASSWORD: natsUsers[service] };
           if ('ports' in nats) env.NATS_STREAM_REPLICAS = String(nats.ports.length);
-          if (redis && isRedisUser(service)) env.REDIS_URL = redisUrlOf(service, redis.port);
+          if (redis && isRedisUser(service)) env.REDIS_URL = 'ports' in redis ? redisClusterUrl(redis.ports, service, redisUsers[service]) : redisUrlOf(service, redis.port);
           return [service, env];
         }),
       ) as Record<ServiceName, Record<string, string>>,

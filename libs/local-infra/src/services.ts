@@ -16,10 +16,22 @@ export interface ServiceProcessesOptions {
   serviceEnv?: Partial<Record<ServiceName, Record<string, string>>>;
   /** Node.js flags of one service's process (the bench's CPU profiles). */
   nodeFlags?: (name: ServiceName) => string[];
+  /**
+   * Processes per service (default 1). A service run more than once has each process listen on a
+   * port of its own (GRPC_LISTEN_ADDR) and is dialled at all of them (`ipv4:a,b`: calls round
+   * robin), as a headless Service's pods are; each has its own metrics port and, for an edge or an
+   * accountant, its own HTTP port.
+   */
+  replicas?: Partial<Record<ServiceName, number>>;
 }
 
 export interface ServiceProcesses {
+  /** Where each service is dialled: its address, or the list of its processes' (`ipv4:a,b`). */
   addrs: ServiceAddrs;
+  /** Each process's own address, per service, the first being `processes`'s. */
+  processAddrs: Record<ServiceName, string[]>;
+  /** Each process's metrics port, in processAddrs' order (when the mesh serves metrics). */
+  metricsPorts: Record<ServiceName, number[]>;
   /** The edge's HTTP surface (EDGE_HTTP_ADDR), base URL `http://<edgeHttpAddr>/v1`. */
   edgeHttpAddr: string;
   /** The accountant's usage dashboard (ACCOUNTANT_HTTP_ADDR), `http://<dashboardAddr>/dashboard`. */
@@ -44,8 +56,13 @@ export interface ServiceReplica {
 export async function startServiceProcesses(opts: ServiceProcessesOptions): Promise<ServiceProcesses> {
   mkdirSync(opts.logDir, { recursive: true });
   const names = opts.services ?? SERVICE_NAMES;
-  const addrs = {} as ServiceAddrs;
-  for (const n of SERVICE_NAMES) addrs[n] = `127.0.0.1:${opts.ports?.[n] ?? (await freePort())}`;
+  const count = (n: ServiceName) => Math.max(1, opts.replicas?.[n] ?? 1);
+  const processAddrs = {} as Record<ServiceName, string[]>;
+  for (const n of SERVICE_NAMES) {
+    processAddrs[n] = [`127.0.0.1:${opts.ports?.[n] ?? (await freePort())}`];
+    for (let i = 1; i < count(n); i++) processAddrs[n].push(`127.0.0.1:${await freePort()}`);
+  }
+  const addrs = Object.fromEntries(SERVICE_NAMES.map((n) => [n, count(n) > 1 ? `ipv4:${processAddrs[n].join(',')}` : processAddrs[n][0]])) as ServiceAddrs;
   const edgeHttpAddr = opts.env.EDGE_HTTP_ADDR ?? `127.0.0.1:${await freePort()}`;
   const dashboardAddr = opts.env.ACCOUNTANT_HTTP_ADDR ?? `127.0.0.1:${await freePort()}`;
   const addrEnv: Record<string, string> = {
@@ -99,15 +116,41 @@ export async function startServiceProcesses(opts: ServiceProcessesOptions): Prom
     }
   };
 
-  for (const name of names) processes.set(name, spawnService(name, {}, name));
+  const metricsPorts = Object.fromEntries(SERVICE_NAMES.map((n) => [n, metricsBase ? [metricsBase + METRICS_PORT_OFFSET[n]] : []])) as Record<ServiceName, number[]>;
+  /** The environment of a service's process `i` beyond the first: its own ports. */
+  const ownPorts = async (name: ServiceName, i: number): Promise<Record<string, string>> => {
+    const own: Record<string, string> = { GRPC_LISTEN_ADDR: processAddrs[name][i] as string };
+    if (metricsBase) {
+      const port = await freePort();
+      metricsPorts[name].push(port);
+      own[METRICS_PORT_ENV] = String(port);
+    }
+    if (name === 'edge') own.EDGE_HTTP_ADDR = `127.0.0.1:${await freePort()}`;
+    if (name === 'usage-accountant') own.ACCOUNTANT_HTTP_ADDR = `127.0.0.1:${await freePort()}`;
+    return own;
+  };
+  const started: { name: ServiceName; child: ChildProcess; addr: string; logName: string }[] = [];
+  for (const name of names) {
+    const first = spawnService(name, count(name) > 1 ? { GRPC_LISTEN_ADDR: processAddrs[name][0] as string } : {}, name);
+    processes.set(name, first);
+    started.push({ name, child: first, addr: processAddrs[name][0] as string, logName: name });
+    for (let i = 1; i < count(name); i++) {
+      const logName = `${name}-${i}`;
+      const child = spawnService(name, await ownPorts(name, i), logName);
+      replicas.add({ addr: processAddrs[name][i] as string, process: child, stop: (signal = 'SIGTERM') => kill(child, signal, 5_000) });
+      started.push({ name, child, addr: processAddrs[name][i] as string, logName });
+    }
+  }
   try {
-    for (const name of names) await waitListening(name, processes.get(name)!, addrs[name], name);
+    for (const s of started) await waitListening(s.name, s.child, s.addr, s.logName);
   } catch (err) {
     await stop();
     throw err;
   }
   return {
     addrs,
+    processAddrs,
+    metricsPorts,
     edgeHttpAddr,
     dashboardAddr,
     processes,
@@ -115,9 +158,9 @@ export async function startServiceProcesses(opts: ServiceProcessesOptions): Prom
     stopOne: (n, s) => stopOne(n, s),
     restart: async (name, extra = {}) => {
       await stopOne(name);
-      const child = spawnService(name, extra, name);
+      const child = spawnService(name, { ...(count(name) > 1 ? { GRPC_LISTEN_ADDR: processAddrs[name][0] as string } : {}), ...extra }, name);
       processes.set(name, child);
-      await waitListening(name, child, addrs[name], name);
+      await waitListening(name, child, processAddrs[name][0] as string, name);
     },
     addReplica: async (name, extra = {}) => {
       const addr = `127.0.0.1:${await freePort()}`;

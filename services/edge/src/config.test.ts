@@ -38,6 +38,7 @@ describe('edge config', () => {
       httpAddr: '127.0.0.1:8080',
       httpMaxBodyBytes: 4 * 1024 * 1024,
       multiplexedCalls: true,
+      mux: { streams: 2, recycleMs: 30_000 },
       accessLog: true,
     });
     expect(loadEdgeConfig(path, {})).toMatchObject({ planCacheMs: 1_000, policyPollMs: 500 });
@@ -47,6 +48,8 @@ describe('edge config', () => {
     writeFileSync(path, TEST_CONFIG_YAML);
     expect(loadEdgeConfig(path, { EDGE_HTTP_ADDR: '0.0.0.0:9000', EDGE_HTTP_MAX_BODY_BYTES: '65536' })).toMatchObject({ httpAddr: '0.0.0.0:9000', httpMaxBodyBytes: 65_536 });
     expect(loadEdgeConfig(path, { EDGE_MULTIPLEXED_CALLS: 'off' })).toMatchObject({ multiplexedCalls: false });
+    expect(loadEdgeConfig(path, { EDGE_MUX_STREAMS: '6', EDGE_MUX_RECYCLE_MS: '1000' })).toMatchObject({ mux: { streams: 6, recycleMs: 1_000 } });
+    expect(() => loadEdgeConfig(path, { EDGE_MUX_STREAMS: '0' })).toThrow(/EDGE_MUX_STREAMS/);
     expect(() => loadEdgeConfig(path, { EDGE_MULTIPLEXED_CALLS: 'maybe' })).toThrow(/EDGE_MULTIPLEXED_CALLS/);
     expect(loadEdgeConfig(path, { EDGE_ACCESS_LOG: 'off' })).toMatchObject({ accessLog: false });
     expect(loadEdgeConfig(path, { EDGE_HTTP_ADDR: 'off' }).httpAddr).toBeUndefined();

@@ -1,5 +1,6 @@
 import { edgeSectionsSchema, envInt, envMs, envString, gatherConfig, isProduction, profileFromEnv, parseEnv, parseSections, readConfigFile, type EdgeSections } from '@llmgw/config';
 import { z } from 'zod';
+import type { MultiplexerOptions } from '@llmgw/grpc';
 
 const edgeEnvSchema = z.object({
   /** How long a router plan is reused; 0 disables the cache. */
@@ -15,6 +16,10 @@ const edgeEnvSchema = z.object({
   EDGE_HTTP_MAX_BODY_BYTES: envInt({ min: 1024, max: 64 * 1024 * 1024, default: 4 * 1024 * 1024 }),
   /** Reserve and execute calls over long-lived multiplexed streams ("on"), or one unary call each ("off"). */
   EDGE_MULTIPLEXED_CALLS: z.enum(['on', 'off']).default('on'),
+  /** Long-lived streams per upstream service: each is balanced onto one replica when it opens. */
+  EDGE_MUX_STREAMS: envInt({ min: 1, max: 64, default: 2 }),
+  /** A stream takes no new calls after this, so that calls follow replicas as they come and go. */
+  EDGE_MUX_RECYCLE_MS: envMs(30_000),
   /** One structured "access" log line per chat and embed request. */
   EDGE_ACCESS_LOG: z.enum(['on', 'off']).default('on'),
 }).refine((v) => (v.EDGE_TLS_CERT_FILE === undefined) === (v.EDGE_TLS_KEY_FILE === undefined), {
@@ -36,6 +41,8 @@ export interface EdgeConfig {
   httpMaxBodyBytes: number;
   /** Reserve and execute over multiplexed streams rather than unary calls. */
   multiplexedCalls: boolean;
+  /** The multiplexed streams to each of quota and the executor. */
+  mux: MultiplexerOptions;
   accessLog: boolean;
 }
 
@@ -60,6 +67,7 @@ export function loadEdgeConfig(path: string, env: NodeJS.ProcessEnv): EdgeConfig
     httpAddr: vars.EDGE_HTTP_ADDR === 'off' ? undefined : vars.EDGE_HTTP_ADDR,
     httpMaxBodyBytes: vars.EDGE_HTTP_MAX_BODY_BYTES,
     multiplexedCalls: vars.EDGE_MULTIPLEXED_CALLS === 'on',
+    mux: { streams: vars.EDGE_MUX_STREAMS, recycleMs: vars.EDGE_MUX_RECYCLE_MS },
     accessLog: vars.EDGE_ACCESS_LOG === 'on',
   };
 }

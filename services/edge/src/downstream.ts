@@ -12,7 +12,7 @@ import {
 import { QuotaServiceClient, QuotaServiceService, type ReleaseQuotaRequest, type ReserveQuotaRequest, type ReserveQuotaResponse } from '@llmgw/proto/quota';
 import { RouterServiceClient, type CatalogEntry, type ListModelsRequest, type Plan, type PlanRouteRequest } from '@llmgw/proto/router';
 import { UsageServiceClient, type GetUsageRequest, type GetUsageResponse } from '@llmgw/proto/v1';
-import { callStream, callUnary, dial, Multiplexer, PLAINTEXT, type CallOpts, type LocalCalls, type MeshTransport, type MultiplexedCalls } from '@llmgw/grpc';
+import { callStream, callUnary, dial, Multiplexer, PLAINTEXT, type CallOpts, type LocalCalls, type MeshTransport, type MultiplexedCalls, type MultiplexerOptions } from '@llmgw/grpc';
 import { AppError } from '@llmgw/errors';
 import type { ServiceAddrs } from '@llmgw/runtime';
 
@@ -33,7 +33,7 @@ export interface Downstream {
 export function createGrpcDownstream(
   addrs: ServiceAddrs,
   transport: MeshTransport = PLAINTEXT,
-  opts: { multiplexed?: boolean; local?: LocalCalls } = {},
+  opts: { multiplexed?: boolean; mux?: MultiplexerOptions; local?: LocalCalls } = {},
 ): Downstream {
   const auth = dial(AuthServiceClient, addrs.auth, transport.channelTo('auth'));
   const router = dial(RouterServiceClient, addrs.router, transport.channelTo('router'));
@@ -43,8 +43,8 @@ export function createGrpcDownstream(
   // The calls every request makes (reserve, execute) ride long-lived streams on the same connections.
   const multiplexed = opts.multiplexed ?? true;
   // In monolithic mode quota and the executor run in this process: their handlers are called directly.
-  const quotaCalls: MultiplexedCalls = opts.local?.at(addrs.quota) ?? new Multiplexer(quota);
-  const executorCalls: MultiplexedCalls = opts.local?.at(addrs['provider-executor']) ?? new Multiplexer(executor);
+  const quotaCalls: MultiplexedCalls = opts.local?.at(addrs.quota) ?? new Multiplexer(quota, opts.mux);
+  const executorCalls: MultiplexedCalls = opts.local?.at(addrs['provider-executor']) ?? new Multiplexer(executor, opts.mux);
   return {
     authenticate: (apiKey, opts) => callUnary(auth.authenticate.bind(auth), { apiKey }, opts),
     planRoute: async (req, opts) => {

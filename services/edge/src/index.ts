@@ -21,7 +21,7 @@ export { loadEdgeConfig, type EdgeConfig } from './config.js';
 
 export async function startEdge(
   deps: ServiceDeps<EdgeConfig>,
-  downstream: Downstream = createGrpcDownstream(deps.addrs, deps.transport, { multiplexed: deps.config.multiplexedCalls, local: deps.local }),
+  downstream: Downstream = createGrpcDownstream(deps.addrs, deps.transport, { multiplexed: deps.config.multiplexedCalls, mux: deps.config.mux, local: deps.local }),
 ): Promise<RunningService> {
   const logger = deps.logger.child({ component: 'edge' });
   const authCache = new AuthCache({ now: Date.now });
