@@ -95,7 +95,7 @@ it(`${FRAMES} mutated frames to every method of every service: no INTERNAL, UNKN
   expect(report.codes.size).toBeGreaterThan(0);
   // Every target answered something other than an error for some frames (the seeds are valid).
   for (const t of targets) expect([...report.codes.keys()].some((k) => k.startsWith(`${t.name} `) && k.endsWith(` ${status[status.OK]}`)), `${t.name} answered OK at least once`).toBe(true);
-}, 120_000);
+}, 180_000);
 
 const HTTP_BODIES = Number(process.env.FUZZ_HTTP_BODIES ?? 4_000);
 /** What an endpoint may answer a mutated body: success, the caller's fault, a limit, or every attempt failing. */

@@ -144,6 +144,12 @@ describe('the response cache', () => {
   it('with the executor\'s Redis unreachable, cacheable requests are answered by the provider, never failed', async () => {
     const deadPort = await freePort();
     await mesh.services.restart('provider-executor', { REDIS_URL: redisUrl('provider-executor', mesh.credentials.redisUsers['provider-executor'], deadPort) });
+    // The edge reconnects to the restarted executor (its channel backs off after the refused connections).
+    await eventually(
+      () => chat(mesh.gateway, KEYS.acme, userChat('are you back?', { route: 'plain' })),
+      (r) => r.ok,
+      15_000,
+    );
     for (let i = 0; i < 2; i++) {
       const before = billed();
       const r = await ask(KEYS.acme, faq('What are your opening hours?'));

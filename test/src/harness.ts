@@ -80,14 +80,7 @@ export async function startTestMesh(configPath = TEST_CONFIG, extraEnv: Record<s
     rmSync(pkiDir, { recursive: true, force: true });
     throw err;
   }
-  const transports = new Map<MeshIdentity, ReturnType<typeof meshTls>>();
-  const linkAs = (identity: MeshIdentity, peer: ServiceName): ChannelLink => {
-    // The edge's port is public: plaintext on loopback, like `npm start`.
-    if (peer === 'edge') return PLAINTEXT.channelTo(peer);
-    let t = transports.get(identity);
-    if (!t) transports.set(identity, (t = meshTls(meshTlsFilesIn(pki.dirOf(identity)), 60_000)));
-    return t.channelTo(peer);
-  };
+  const linkAs = meshLinks(pki);
   const gateway = new GatewayServiceClient(services.addrs.edge, credentials.createInsecure());
   const usage = new UsageServiceClient(services.addrs.edge, credentials.createInsecure());
   const mesh: TestMesh = {
@@ -125,6 +118,17 @@ export async function startTestMesh(configPath = TEST_CONFIG, extraEnv: Record<s
     },
   };
   return mesh;
+}
+
+/** What dialling `peer` with `identity`'s certificate of `pki` needs; the edge's port is public: plaintext on loopback, like `npm start`. */
+export function meshLinks(pki: MeshCertificates): (identity: MeshIdentity, peer: ServiceName) => ChannelLink {
+  const transports = new Map<MeshIdentity, ReturnType<typeof meshTls>>();
+  return (identity, peer) => {
+    if (peer === 'edge') return PLAINTEXT.channelTo(peer);
+    let t = transports.get(identity);
+    if (!t) transports.set(identity, (t = meshTls(meshTlsFilesIn(pki.dirOf(identity)), 60_000)));
+    return t.channelTo(peer);
+  };
 }
 
 /** Starts a mesh before the file's tests and stops it after; call the returned function inside tests. */
