@@ -79,15 +79,21 @@ describe('scanTexts', () => {
 
     it('shares placeholders with the contents scanned beside them', () => {
       const r = scanTexts(policy, ['mail b@x.com and a@x.com', { json: '{"to": "a@x.com"}' }, 'again a@x.com']);
-      expect(r.texts).toEqual(['mail [EMAIL_1] and [EMAIL_2]', '{"to":"[EMAIL_2]"}', 'again [EMAIL_2]']);
+      expect(r.texts).toEqual(['mail [EMAIL_1] and [EMAIL_2]', '{"to": "[EMAIL_2]"}', 'again [EMAIL_2]']);
     });
 
-    it('keeps arguments without a match as they were, byte for byte, and sends a log-only match as it is', () => {
-      const args = '{ "q": "weather",  "n": 3 }';
-      expect(scanTexts(policy, [{ json: args }]).texts).toEqual([args]);
+    it('keeps the rest of the arguments as they were, byte for byte: keys, numbers, spacing', () => {
+      const args = '{ "a@x.com": 1, "id": 12345678901234567890,\n  "to": "b@x.com" }';
+      expect(scanTexts(policy, [{ json: args }]).texts).toEqual(['{ "a@x.com": 1, "id": 12345678901234567890,\n  "to": "[EMAIL_1]" }']);
+      const plain = '{ "q": "weather",  "n": 3 }';
+      expect(scanTexts(policy, [{ json: plain }]).texts).toEqual([plain]);
+    });
+
+    it('finds a match written with JSON escapes, and sends a log-only match as it is', () => {
+      expect(scanTexts(policy, [{ json: '{"to":"a\\u0040x.com \\"quoted\\""}' }]).texts).toEqual(['{"to":"[EMAIL_1] \\"quoted\\""}']);
       const r = scanTexts(policy, [{ json: '{ "call": "+1 415 555 0132" }' }]);
       expect(r.texts).toEqual(['{ "call": "+1 415 555 0132" }']);
-      expect(r.logTexts).toEqual(['{"call":"[PHONE_1]"}']);
+      expect(r.logTexts).toEqual(['{ "call": "[PHONE_1]" }']);
     });
 
     it('scans arguments that are not JSON as plain text', () => {

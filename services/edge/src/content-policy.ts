@@ -213,39 +213,34 @@ class Redactor {
   }
 }
 
+/** A JSON string literal, with the colon after it when it is an object's key. */
+const JSON_STRING = /"(?:[^"\\]|\\.)*"(\s*:)?/g;
+
 /**
- * `police` applied to each string value of a JSON text, re-serialised so that it stays valid JSON
- * (unchanged when nothing matched); a text that is not JSON is policed whole, as plain text.
- * Object keys, numbers and booleans are not scanned.
+ * `police` applied to each string value of a JSON text, each rewritten value re-serialised in its
+ * place so that the text stays valid JSON and the rest of it (keys, numbers, spacing) is kept as it
+ * was; a text that is not JSON is policed whole, as plain text.
  */
 function policeJsonText(json: string, police: (text: string) => Applied): Applied {
-  let value: unknown;
   try {
-    value = JSON.parse(json);
+    JSON.parse(json);
   } catch {
     return police(json);
   }
-  let sentChanged = false;
-  let loggedChanged = false;
-  const walk = (v: unknown): [unknown, unknown] => {
-    if (typeof v === 'string') {
-      const { sent, logged } = police(v);
-      sentChanged ||= sent !== v;
-      loggedChanged ||= logged !== v;
-      return [sent, logged];
-    }
-    if (Array.isArray(v)) {
-      const pairs = v.map(walk);
-      return [pairs.map((p) => p[0]), pairs.map((p) => p[1])];
-    }
-    if (typeof v === 'object' && v !== null) {
-      const pairs = Object.entries(v).map(([k, x]) => [k, walk(x)] as const);
-      return [Object.fromEntries(pairs.map(([k, p]) => [k, p[0]])), Object.fromEntries(pairs.map(([k, p]) => [k, p[1]]))];
-    }
-    return [v, v];
-  };
-  const [sent, logged] = walk(value);
-  return { sent: sentChanged ? JSON.stringify(sent) : json, logged: loggedChanged ? JSON.stringify(logged) : json };
+  let sent = '';
+  let logged = '';
+  let at = 0;
+  // Valid JSON has no quote outside its string literals: matched from the start, they stay in step.
+  for (const m of json.matchAll(JSON_STRING)) {
+    if (m[1] !== undefined) continue;
+    const value = JSON.parse(m[0]) as string;
+    const out = police(value);
+    const before = json.slice(at, m.index);
+    sent += before + (out.sent === value ? m[0] : JSON.stringify(out.sent));
+    logged += before + (out.logged === value ? m[0] : JSON.stringify(out.logged));
+    at = m.index + m[0].length;
+  }
+  return { sent: sent + json.slice(at), logged: logged + json.slice(at) };
 }
 
 /** Scans a request's (or an answer's) texts, tool calls' arguments among them, with one placeholder numbering. */

@@ -15,10 +15,10 @@ import {
   Routing,
   type ChatRequest,
   type ChatResponse,
-  type Message,
   type EmbedResponse,
   type GetUsageRequest,
   type GetUsageResponse,
+  type Message,
 } from '@llmgw/proto/v1';
 import { randomUUID } from 'node:crypto';
 import { stickyBucket } from '@llmgw/sticky';
