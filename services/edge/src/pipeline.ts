@@ -134,15 +134,19 @@ export class GatewayPipeline {
           routing = chunk.routing ?? routing;
           if (chunk.routing) access.executed(chunk.routing, chunk.usage);
           if (policer) {
-            // The last message (it carries the routing record) brings what was held back; the
-            // tool calls, held whole, go just before it.
+            // The last message (it carries the routing record) brings what was held back. Tool
+            // calls, held whole, go in a message just before it, after the held text (the answer's
+            // order: a surface such as Anthropic's opens a block per kind as it comes).
             const last = chunk.routing !== undefined;
             policer.holdToolCalls(chunk.toolCallDeltas);
             chunk.toolCallDeltas = [];
             chunk.contentDelta = policer.push(chunk.contentDelta) + (last ? policer.end() : '');
             const toolCallDeltas = last ? policer.endToolCalls() : [];
             if (policer.blockedBy !== undefined || last) this.report(a.log(), policy as CompiledPolicy, policer.result(), 'response');
-            if (toolCallDeltas.length > 0) await send(ChatStreamResponse.fromPartial({ id: chunk.id, model: chunk.model, provider: chunk.provider, toolCallDeltas }));
+            if (toolCallDeltas.length > 0) {
+              await send(ChatStreamResponse.fromPartial({ id: chunk.id, model: chunk.model, provider: chunk.provider, contentDelta: chunk.contentDelta, toolCallDeltas }));
+              chunk.contentDelta = '';
+            }
             if (!last && chunk.contentDelta === '') continue;
           }
           await send(chunk);
