@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Message, Role } from '@llmgw/proto/v1';
+import { Message, Role, Tool } from '@llmgw/proto/v1';
 import { chat, chatStream, eventually, startTestMesh, userChat, type TestMesh } from '../src/harness.js';
 
 /*
@@ -126,5 +126,39 @@ describe('content policy through the mesh', () => {
     // One unary answer and one stream: each counted once, however many chunks it came in.
     expect(await count('answers', 'email', 'redact', 'response')).toBe(2);
     expect(await count('answers', 'card', 'block', 'response')).toBe(1);
+  });
+
+  it('sends the provider a tool call of the history with its arguments redacted: valid JSON, the placeholder of the same address in the contents', async () => {
+    mesh.simulator.resetStats();
+    const req = userChat('', {
+      route: 'chat',
+      messages: [
+        Message.fromPartial({ role: Role.ROLE_USER, content: `Mail ${OTHER_EMAIL} and ${EMAIL}` }),
+        Message.fromPartial({ role: Role.ROLE_ASSISTANT, toolCalls: [{ id: 'call-1', name: 'send_mail', argumentsJson: JSON.stringify({ to: [EMAIL], body: { text: 'hello' } }) }] }),
+        Message.fromPartial({ role: Role.ROLE_TOOL, toolCallId: 'call-1', content: 'sent' }),
+      ],
+    });
+    const r = await chat(mesh.gateway, KEY, req);
+    if (!r.ok) throw r.error;
+    const [sent] = mesh.simulator.received();
+    const messages = sent?.body['messages'] as { role: string; tool_calls?: { function: { arguments: string } }[] }[];
+    const args = messages.find((m) => m.role === 'assistant')?.tool_calls?.[0]?.function.arguments ?? '';
+    expect(JSON.parse(args)).toEqual({ to: ['[EMAIL_2]'], body: { text: 'hello' } });
+  });
+
+  it('redacts the arguments of a tool call the model makes, unary and streamed (whole, just before the last message)', async () => {
+    // The simulator's tool call (`[[tool]]`) takes a `const` of the tool's schema as it is.
+    const tool = Tool.fromPartial({ name: 'send_mail', parametersJsonSchema: JSON.stringify({ type: 'object', properties: { to: { const: EMAIL } }, required: ['to'] }) });
+    const req = () => userChat('mail them [[tool]]', { route: 'chat', tools: [tool] });
+    const unary = await chat(mesh.gateway, BETA_KEY, req());
+    if (!unary.ok) throw unary.error;
+    expect(unary.value.message?.toolCalls.map((c) => JSON.parse(c.argumentsJson) as unknown)).toEqual([{ to: '[EMAIL_1]' }]);
+    const streamed = await chatStream(mesh.gateway, BETA_KEY, req());
+    expect(streamed.error).toBeUndefined();
+    const withCalls = streamed.chunks.filter((c) => c.toolCallDeltas.length > 0);
+    expect(withCalls).toHaveLength(1);
+    expect(withCalls[0]?.toolCallDeltas).toEqual([expect.objectContaining({ index: 0, name: 'send_mail', argumentsJsonDelta: '{"to":"[EMAIL_1]"}' })]);
+    expect(streamed.chunks.indexOf(withCalls[0]!)).toBe(streamed.chunks.length - 2);
+    expect(streamed.chunks.at(-1)?.routing?.route).toBe('chat');
   });
 });

@@ -67,6 +67,45 @@ describe('scanTexts', () => {
     expect(scanTexts(policy, ['nothing here']).enforcements).toEqual([]);
   });
 
+  describe('tool calls\' arguments (JSON texts)', () => {
+    const policy = compilePolicy('p', contentPolicySchema.parse({ detectors: { email: 'redact', phone: 'redact_logs', card: 'block' } }));
+
+    it('redacts inside string values only, nested objects and arrays too, and the JSON stays valid', () => {
+      const args = JSON.stringify({ to: 'write to a@x.com', cc: ['b@x.com', { bcc: 'a@x.com' }], count: 2, urgent: true, note: null });
+      const r = scanTexts(policy, [{ json: args }]);
+      expect(JSON.parse(r.texts[0] as string)).toEqual({ to: 'write to [EMAIL_1]', cc: ['[EMAIL_2]', { bcc: '[EMAIL_1]' }], count: 2, urgent: true, note: null });
+      expect(r.enforcements).toEqual([{ rule: 'email', action: 'redact', matches: 3 }]);
+    });
+
+    it('shares placeholders with the contents scanned beside them', () => {
+      const r = scanTexts(policy, ['mail b@x.com and a@x.com', { json: '{"to": "a@x.com"}' }, 'again a@x.com']);
+      expect(r.texts).toEqual(['mail [EMAIL_1] and [EMAIL_2]', '{"to": "[EMAIL_2]"}', 'again [EMAIL_2]']);
+    });
+
+    it('keeps the rest of the arguments as they were, byte for byte: keys, numbers, spacing', () => {
+      const args = '{ "a@x.com": 1, "id": 12345678901234567890,\n  "to": "b@x.com" }';
+      expect(scanTexts(policy, [{ json: args }]).texts).toEqual(['{ "a@x.com": 1, "id": 12345678901234567890,\n  "to": "[EMAIL_1]" }']);
+      const plain = '{ "q": "weather",  "n": 3 }';
+      expect(scanTexts(policy, [{ json: plain }]).texts).toEqual([plain]);
+    });
+
+    it('finds a match written with JSON escapes, and sends a log-only match as it is', () => {
+      expect(scanTexts(policy, [{ json: '{"to":"a\\u0040x.com \\"quoted\\""}' }]).texts).toEqual(['{"to":"[EMAIL_1] \\"quoted\\""}']);
+      const r = scanTexts(policy, [{ json: '{ "call": "+1 415 555 0132" }' }]);
+      expect(r.texts).toEqual(['{ "call": "+1 415 555 0132" }']);
+      expect(r.logTexts).toEqual(['{ "call": "[PHONE_1]" }']);
+    });
+
+    it('scans arguments that are not JSON as plain text', () => {
+      const r = scanTexts(policy, [{ json: '{"to": "a@x.com", cut' }]);
+      expect(r.texts).toEqual(['{"to": "[EMAIL_1]", cut']);
+    });
+
+    it('names a blocking match in a string value', () => {
+      expect(scanTexts(policy, ['fine', { json: '{"card": "4111 1111 1111 1111"}' }]).blockedBy).toBe('card');
+    });
+  });
+
   it('lets a card number be a card, not a phone number too', () => {
     const r = scanTexts(compilePolicy('all', everyDetector('redact')), ['4111 1111 1111 1111']);
     expect(r.texts).toEqual(['[CARD_1]']);
@@ -110,6 +149,28 @@ describe('StreamPolicer', () => {
     const { out, policer } = stream(text, 5);
     expect(policer.blockedBy).toBe('card');
     expect(out.join('')).not.toMatch(/4111/);
+  });
+
+  it('holds tool calls\' pieces until the end: one delta each, arguments whole and policed with the text\'s placeholders', () => {
+    const policer = new StreamPolicer(policy);
+    expect(policer.push('mail a@x.com')).toBe('');
+    policer.holdToolCalls([{ index: 1, id: 'c2', name: 'log', argumentsJsonDelta: '{"m":"b@' }]);
+    policer.holdToolCalls([{ index: 0, id: 'c1', name: 'send', argumentsJsonDelta: '{"to":["a@x' }, { index: 1, id: '', name: '', argumentsJsonDelta: 'x.com"}' }]);
+    policer.holdToolCalls([{ index: 0, id: '', name: '', argumentsJsonDelta: '.com"]}' }]);
+    expect(policer.end()).toBe('mail [EMAIL_1]');
+    expect(policer.endToolCalls()).toEqual([
+      { index: 0, id: 'c1', name: 'send', argumentsJsonDelta: '{"to":["[EMAIL_1]"]}' },
+      { index: 1, id: 'c2', name: 'log', argumentsJsonDelta: '{"m":"[EMAIL_2]"}' },
+    ]);
+    expect(policer.result().enforcements).toEqual([{ rule: 'email', action: 'redact', matches: 3 }]);
+  });
+
+  it('names a blocking match in a held tool call\'s arguments', () => {
+    const policer = new StreamPolicer(policy);
+    policer.holdToolCalls([{ index: 0, id: 'c1', name: 'pay', argumentsJsonDelta: '{"card":"4111 1111 1111 1111"}' }]);
+    policer.end();
+    policer.endToolCalls();
+    expect(policer.blockedBy).toBe('card');
   });
 
   it('holds a PEM private key from its header until its END line, however long', () => {

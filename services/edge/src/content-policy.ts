@@ -1,4 +1,5 @@
 import type { ContentAction, ContentDetector, ContentPolicyConfig } from '@llmgw/config';
+import type { ToolCallDelta } from '@llmgw/proto/v1';
 
 /*
  * The tenants' content policies: plain detectors (regular expressions, with the Luhn check for
@@ -128,6 +129,17 @@ interface Span {
   rule: Rule;
 }
 
+/** A text with its matches applied: what goes on, and what a log may show. */
+interface Applied {
+  sent: string;
+  logged: string;
+}
+
+/** A text to scan that is JSON (a tool call's arguments): only its string values are scanned, so it stays valid JSON. */
+export interface JsonText {
+  json: string;
+}
+
 /** Every rule's matches in `text`, earlier rules first; a span overlapping an earlier one is left out. */
 function findSpans(rules: readonly Rule[], text: string): Span[] {
   const spans: Span[] = [];
@@ -159,8 +171,13 @@ class Redactor {
   private readonly counts = new Map<Rule, number>();
   blockedBy: string | undefined;
 
-  /** `text` with its `spans` (sorted, not overlapping) applied: what goes on, and what a log may show. */
-  apply(text: string, spans: readonly Span[]): { sent: string; logged: string } {
+  /** `text` with every match of `rules` applied. */
+  scan(rules: readonly Rule[], text: string): Applied {
+    return this.apply(text, findSpans(rules, text));
+  }
+
+  /** `text` with its `spans` (sorted, not overlapping) applied. */
+  apply(text: string, spans: readonly Span[]): Applied {
     if (spans.length === 0) return { sent: text, logged: text };
     let sent = '';
     let logged = '';
@@ -196,13 +213,44 @@ class Redactor {
   }
 }
 
-/** Scans a request's (or an answer's) texts. */
-export function scanTexts(policy: CompiledPolicy, texts: readonly string[]): ScanResult {
+/** A JSON string literal, with the colon after it when it is an object's key. */
+const JSON_STRING = /"(?:[^"\\]|\\.)*"(\s*:)?/g;
+
+/**
+ * `police` applied to each string value of a JSON text, each rewritten value re-serialised in its
+ * place so that the text stays valid JSON and the rest of it (keys, numbers, spacing) is kept as it
+ * was; a text that is not JSON is policed whole, as plain text.
+ */
+function policeJsonText(json: string, police: (text: string) => Applied): Applied {
+  try {
+    JSON.parse(json);
+  } catch {
+    return police(json);
+  }
+  let sent = '';
+  let logged = '';
+  let at = 0;
+  // Valid JSON has no quote outside its string literals: matched from the start, they stay in step.
+  for (const m of json.matchAll(JSON_STRING)) {
+    if (m[1] !== undefined) continue;
+    const value = JSON.parse(m[0]) as string;
+    const out = police(value);
+    const before = json.slice(at, m.index);
+    sent += before + (out.sent === value ? m[0] : JSON.stringify(out.sent));
+    logged += before + (out.logged === value ? m[0] : JSON.stringify(out.logged));
+    at = m.index + m[0].length;
+  }
+  return { sent: sent + json.slice(at), logged: logged + json.slice(at) };
+}
+
+/** Scans a request's (or an answer's) texts, tool calls' arguments among them, with one placeholder numbering. */
+export function scanTexts(policy: CompiledPolicy, texts: readonly (string | JsonText)[]): ScanResult {
   const redactor = new Redactor();
+  const police = (text: string) => redactor.scan(policy.rules, text);
   const out: string[] = [];
   const logOut: string[] = [];
   for (const text of texts) {
-    const { sent, logged } = redactor.apply(text, findSpans(policy.rules, text));
+    const { sent, logged } = typeof text === 'string' ? police(text) : policeJsonText(text.json, police);
     out.push(sent);
     logOut.push(logged);
   }
@@ -223,12 +271,16 @@ const OPEN_PEM = /^-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----(?![\s\S]*-----END )/;
  * it (at most STREAM_HOLD_CHARS behind, longer for a PEM block until its END line), with the
  * answer's `redact` matches replaced. A blocking match stops it before any of the match is sent:
  * from then on `blockedBy` names the rule and nothing more is let through. Deny patterns longer than the hold are only seen whole when the stream ends.
+ * Tool calls' arguments, which a delta may cut anywhere in their JSON, are held whole until the
+ * stream ends and policed then, with the text's placeholders.
  */
 export class StreamPolicer {
   private pending = '';
   private readonly redactor = new Redactor();
   private sent = '';
   private logged = '';
+  /** The tool calls held so far, by index: their arguments assembled. */
+  private readonly toolCalls = new Map<number, ToolCallDelta>();
 
   constructor(private readonly policy: CompiledPolicy) {}
 
@@ -245,6 +297,26 @@ export class StreamPolicer {
   /** The rest, at the stream's end. */
   end(): string {
     return this.take(true);
+  }
+
+  /** Holds tool calls' pieces until the stream ends. */
+  holdToolCalls(deltas: readonly ToolCallDelta[]): void {
+    for (const d of deltas) {
+      const held = this.toolCalls.get(d.index);
+      if (!held) this.toolCalls.set(d.index, { ...d });
+      else {
+        held.id ||= d.id;
+        held.name ||= d.name;
+        held.argumentsJsonDelta += d.argumentsJsonDelta;
+      }
+    }
+  }
+
+  /** At the stream's end, the held tool calls in index order, one delta each with its whole arguments policed. */
+  endToolCalls(): ToolCallDelta[] {
+    return [...this.toolCalls.values()]
+      .sort((x, y) => x.index - y.index)
+      .map((c) => ({ ...c, argumentsJsonDelta: policeJsonText(c.argumentsJsonDelta, (text) => this.redactor.scan(this.policy.rules, text)).sent }));
   }
 
   /** What was let through, what a log may show of it, and the enforcements. */

@@ -861,6 +861,74 @@ content_policies:
     expect(promptLines()[0]).toMatchObject({ promptLog: { completion: 'at [EMAIL_1]' } });
     expect(seen).toEqual(['guard/email/redact/response']);
   });
+
+  describe('tool calls\' arguments', () => {
+    const call = (argumentsJson: string, id = 'call-1') => ({ id, name: 'send_mail', argumentsJson });
+    const history = (content: string, argumentsJson: string) => [
+      msg(Role.ROLE_USER, content),
+      { ...msg(Role.ROLE_ASSISTANT, ''), toolCalls: [call(argumentsJson)] },
+      { ...msg(Role.ROLE_TOOL, 'sent'), toolCallId: 'call-1' },
+    ];
+
+    it('redacts a tool call in the history before the executor sees it, valid JSON with the contents\' placeholders', async () => {
+      const { pipeline, downstream, seen } = policed();
+      await pipeline.chat(chatReq({ messages: history('mail a@b.com and c@d.com', JSON.stringify({ to: ['c@d.com'], body: { text: 'hi a@b.com' } })) }), makeCtx());
+      const sent = downstream.calls.executeChat[0]?.req.params?.messages;
+      expect(sent?.[0]?.content).toBe('mail [EMAIL_1] and [EMAIL_2]');
+      expect(JSON.parse(sent?.[1]?.toolCalls[0]?.argumentsJson ?? '')).toEqual({ to: ['[EMAIL_2]'], body: { text: 'hi [EMAIL_1]' } });
+      expect(seen).toEqual(['guard/email/redact/request']);
+    });
+
+    it('refuses a request whose tool call\'s arguments match a blocking rule, before planning', async () => {
+      const { pipeline, downstream } = policed();
+      const err = await rejection(pipeline.chat(chatReq({ messages: history('pay it', '{"card":"4111 1111 1111 1111"}') }), makeCtx()));
+      expect(err).toMatchObject({ kind: 'permission_denied', message: 'content policy "guard" blocks this request: it matched "card"' });
+      expect(downstream.calls.planRoute).toHaveLength(0);
+    });
+
+    it('redacts a unary answer\'s tool call, and fails an answer whose tool call matches a blocking rule', async () => {
+      const { pipeline, downstream } = policed();
+      const answer = (argumentsJson: string) => async () =>
+        ExecuteChatResponse.fromPartial({ response: { message: { role: Role.ROLE_ASSISTANT, content: 'mailing e@f.com', toolCalls: [call(argumentsJson)] }, routing: ROUTING } });
+      downstream.chatResult = answer('{"to":"e@f.com","cc":"g@h.com"}');
+      const res = await pipeline.chat(ask('hello'), makeCtx());
+      expect(res.message?.content).toBe('mailing [EMAIL_1]');
+      expect(JSON.parse(res.message?.toolCalls[0]?.argumentsJson ?? '')).toEqual({ to: '[EMAIL_1]', cc: '[EMAIL_2]' });
+      downstream.chatResult = answer('{"card":"4111 1111 1111 1111"}');
+      const err = await rejection(pipeline.chat(ask('hello'), makeCtx()));
+      expect(err).toMatchObject({ kind: 'permission_denied', message: 'content policy "guard" blocks this response: it matched "card"' });
+    });
+
+    it('holds a stream\'s tool-call deltas and sends each call whole and policed just before the last message', async () => {
+      const { pipeline, downstream, seen } = policed();
+      const delta = (index: number, argumentsJsonDelta: string, id = '', name = '') => ({ index, id, name, argumentsJsonDelta });
+      downstream.stream = [
+        streamMsg(chunk({ contentDelta: 'to e@f.com' })),
+        streamMsg(chunk({ toolCallDeltas: [delta(0, '{"to":"e@', 'call-1', 'send_mail')] })),
+        streamMsg(chunk({ toolCallDeltas: [delta(0, 'f.com"}'), delta(1, '{"q":"x"}', 'call-2', 'search')] })),
+        streamMsg(chunk({ finishReason: FinishReason.FINISH_REASON_TOOL_CALLS, usage: USAGE, routing: ROUTING })),
+      ];
+      const sent: ChatStreamResponse[] = [];
+      await pipeline.chatStream(ask('hello'), makeCtx(), async (c) => void sent.push(c));
+      expect(sent).toHaveLength(2);
+      // The held text comes first, in the message of the tool calls: the answer's order.
+      expect(sent[0]).toMatchObject({ id: 'resp-s', contentDelta: 'to [EMAIL_1]', toolCallDeltas: [delta(0, '{"to":"[EMAIL_1]"}', 'call-1', 'send_mail'), delta(1, '{"q":"x"}', 'call-2', 'search')] });
+      expect(sent[1]).toMatchObject({ contentDelta: '', toolCallDeltas: [], routing: ROUTING });
+      expect(seen).toEqual(['guard/email/redact/response']);
+    });
+
+    it('ends a stream whose tool call matches a blocking rule with the policy\'s status, the call not sent', async () => {
+      const { pipeline, downstream } = policed();
+      downstream.stream = [
+        streamMsg(chunk({ toolCallDeltas: [{ index: 0, id: 'call-1', name: 'pay', argumentsJsonDelta: '{"card":"4111 1111 1111 1111"}' }] })),
+        streamMsg(chunk({ routing: ROUTING })),
+      ];
+      const sent: ChatStreamResponse[] = [];
+      const err = await rejection(pipeline.chatStream(ask('hello'), makeCtx(), async (c) => void sent.push(c)));
+      expect(err).toMatchObject({ kind: 'permission_denied', message: 'content policy "guard" blocks this response: it matched "card"' });
+      expect(sent).toEqual([]);
+    });
+  });
 });
 
 describe('GatewayPipeline.chatStream', () => {

@@ -9,15 +9,16 @@ import type { ChatParams, ExecuteChatRequest, ExecutionError, UsageLabels } from
 import { QuotaDecision } from '@llmgw/proto/quota';
 import { Operation, type CatalogEntry, type Plan, type PlanRouteRequest } from '@llmgw/proto/router';
 import {
+  ChatStreamResponse,
   EmbedRequest,
   Role,
   Routing,
   type ChatRequest,
   type ChatResponse,
-  type ChatStreamResponse,
   type EmbedResponse,
   type GetUsageRequest,
   type GetUsageResponse,
+  type Message,
 } from '@llmgw/proto/v1';
 import { randomUUID } from 'node:crypto';
 import { stickyBucket } from '@llmgw/sticky';
@@ -25,7 +26,7 @@ import { familyOf, PromptTokens } from '@llmgw/tokens';
 import { AuthCache, isMistypedKey, requireScope, type Scope } from '@llmgw/caller-auth';
 import { AccessRecord, type AccessOperation } from './access-log.js';
 import type { Downstream } from './downstream.js';
-import { policyFor, scanTexts, StreamPolicer, type CompiledPolicy, type ScanResult } from './content-policy.js';
+import { policyFor, scanTexts, StreamPolicer, type CompiledPolicy, type JsonText, type ScanResult } from './content-policy.js';
 import type { Classification, Embed, IntentClassifier } from './intent-classifier.js';
 import { planEstimate, promptTokenCounts, type Estimate } from './estimate.js';
 import type { PlanCache } from './plan-cache.js';
@@ -105,9 +106,8 @@ export class GatewayPipeline {
       if (res.error) throw executionError(res.error, response?.routing);
       if (!response) throw new AppError('internal', 'executor returned no response');
       const answer = response.message;
-      const completion = answer && a.policed?.policy.response ? this.enforce(a.log(), a.policed.policy, [answer.content], 'response') : undefined;
-      if (answer && completion) answer.content = completion.texts[0] as string;
-      this.logPromptIfAllowed(a, req, completion?.logTexts[0] ?? answer?.content ?? '');
+      const completion = answer && a.policed?.policy.response ? this.enforceMessages(a.log(), a.policed.policy, [answer], 'response') : undefined;
+      this.logPromptIfAllowed(a, req, completion?.[0] ?? answer?.content ?? '');
       return response;
     });
   }
@@ -134,11 +134,20 @@ export class GatewayPipeline {
           routing = chunk.routing ?? routing;
           if (chunk.routing) access.executed(chunk.routing, chunk.usage);
           if (policer) {
-            // The last message (it carries the routing record) brings what was held back.
+            // The last message (it carries the routing record) brings what was held back. Tool
+            // calls, held whole, go in a message just before it, after the held text (the answer's
+            // order: a surface such as Anthropic's opens a block per kind as it comes).
             const last = chunk.routing !== undefined;
+            policer.holdToolCalls(chunk.toolCallDeltas);
+            chunk.toolCallDeltas = [];
             chunk.contentDelta = policer.push(chunk.contentDelta) + (last ? policer.end() : '');
+            const toolCallDeltas = last ? policer.endToolCalls() : [];
             if (policer.blockedBy !== undefined || last) this.report(a.log(), policy as CompiledPolicy, policer.result(), 'response');
-            if (!last && chunk.contentDelta === '' && chunk.toolCallDeltas.length === 0) continue;
+            if (toolCallDeltas.length > 0) {
+              await send(ChatStreamResponse.fromPartial({ id: chunk.id, model: chunk.model, provider: chunk.provider, contentDelta: chunk.contentDelta, toolCallDeltas }));
+              chunk.contentDelta = '';
+            }
+            if (!last && chunk.contentDelta === '') continue;
           }
           await send(chunk);
         }
@@ -312,20 +321,31 @@ export class GatewayPipeline {
   }
 
   /**
-   * Applies the tenant's content policy for the route the caller named to the request's messages:
-   * a blocking match refuses it, `redact` matches are replaced in the messages the provider gets.
+   * Applies the tenant's content policy for the route the caller named to the request's messages
+   * (their contents and tool calls' arguments): a blocking match refuses it, `redact` matches are
+   * replaced in the messages the provider gets.
    */
   private policeRequest(ctx: CallContext, principal: Principal, route: string, req: ChatRequest): Policed | undefined {
     const policy = policyFor(this.deps.config(), principal.tenantId, route);
     if (!policy) return undefined;
     if (!policy.request) return { policy, logTexts: req.messages.map((m) => m.content) };
-    const scan = this.enforce(ctx.logger, policy, req.messages.map((m) => m.content), 'request');
-    req.messages.forEach((m, i) => (m.content = scan.texts[i] as string));
-    return { policy, logTexts: scan.logTexts };
+    return { policy, logTexts: this.enforceMessages(ctx.logger, policy, req.messages, 'request') };
+  }
+
+  /**
+   * Polices messages' contents and tool calls' arguments in one scan (the same value is the same
+   * placeholder in both), rewriting them in place; the contents as a log may show them.
+   */
+  private enforceMessages(log: Logger, policy: CompiledPolicy, messages: readonly Message[], direction: 'request' | 'response'): string[] {
+    const calls = messages.flatMap((m) => m.toolCalls);
+    const scan = this.enforce(log, policy, [...messages.map((m) => m.content), ...calls.map((c) => ({ json: c.argumentsJson }))], direction);
+    messages.forEach((m, i) => (m.content = scan.texts[i] as string));
+    calls.forEach((c, i) => (c.argumentsJson = scan.texts[messages.length + i] as string));
+    return scan.logTexts.slice(0, messages.length);
   }
 
   /** Scans texts, counts and logs each enforcement (never the matched text) and refuses a blocking match. */
-  private enforce(log: Logger, policy: CompiledPolicy, texts: string[], direction: 'request' | 'response'): ScanResult {
+  private enforce(log: Logger, policy: CompiledPolicy, texts: readonly (string | JsonText)[], direction: 'request' | 'response'): ScanResult {
     return this.report(log, policy, scanTexts(policy, texts), direction);
   }
 
