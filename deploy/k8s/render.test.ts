@@ -10,6 +10,7 @@ import {
   DURABLE_STATE,
   DASHBOARD_PORT,
   EDGE_HTTP_PORT,
+  EDGE_MUX_STREAMS,
   MESH_ISSUER,
   PROVIDER_KEYS_SECRET,
   renderYaml,
@@ -103,6 +104,12 @@ describe('k8s manifests (deploy/k8s/render.ts)', () => {
     expect((service.spec as { ports: { name: string; port: number }[] }).ports.map((p) => [p.name, p.port])).toEqual([['grpc', DEFAULT_PORTS.edge], ['http', EDGE_HTTP_PORT]]);
     const others = deployments.filter((d) => d.metadata.name !== 'edge' && podSpec(d).containers[0]!.env.some((e) => e.name === 'EDGE_HTTP_ADDR'));
     expect(others).toEqual([]);
+  });
+
+  it('gives each edge more multiplexed streams per upstream than the default two, so its calls reach several replicas at once', () => {
+    const edge = podSpec(deployments.find((d) => d.metadata.name === 'edge')!).containers[0]!;
+    expect(Number(edge.env.find((e) => e.name === 'EDGE_MUX_STREAMS')?.value)).toBe(EDGE_MUX_STREAMS);
+    expect(EDGE_MUX_STREAMS).toBeGreaterThan(2);
   });
 
   it('serves the accountant\'s usage dashboard on all interfaces, through its Service', () => {

@@ -32,7 +32,8 @@
  * cluster IP every call of a client goes to the one pod it happened to connect to. Internal
  * Services are therefore headless (DNS lists every ready pod) and dial() balances round robin over
  * what the name resolves to; servers age connections out (GRPC_MAX_CONNECTION_AGE_MS), which makes
- * clients resolve again and pick up replicas the HPA added.
+ * clients resolve again and pick up replicas the HPA added. The edge's multiplexed calls to quota
+ * and the executor ride EDGE_MUX_STREAMS streams per upstream, each placed by that round robin.
  *
  * Network policies: a default deny for the mesh's pods, then per service what the access table
  * (libs/runtime mesh-access.ts, callersOf) lets call it, on its gRPC port only; see networkPolicy().
@@ -144,6 +145,8 @@ export const DURABLE_STATE: Partial<Record<ServiceName, { env: string; dir: stri
 const METRICS_PORT = 9464;
 /** The edge's OpenAI- and Anthropic-compatible HTTP surface. */
 export const EDGE_HTTP_PORT = 8080;
+/** Enough streams per edge that its calls reach several quota and executor replicas at once (two would pin two). */
+export const EDGE_MUX_STREAMS = 8;
 /** The accountant's usage dashboard. */
 export const DASHBOARD_PORT = 8081;
 
@@ -245,7 +248,13 @@ function workload(name: ServiceName, opts: Resolved): IDeployment | IStatefulSet
             { name: 'GRPC_HEALTH_PROBE_ADDR', value: `0.0.0.0:${PROBE_PORT}` },
             ...dependencyEnv,
             ...(state ? [{ name: state.env, value: `${state.dir}/${state.file}` }] : []),
-            ...(name === 'edge' ? [{ name: 'EDGE_HTTP_ADDR', value: `0.0.0.0:${EDGE_HTTP_PORT}` }] : []),
+            ...(name === 'edge'
+              ? [
+                  { name: 'EDGE_HTTP_ADDR', value: `0.0.0.0:${EDGE_HTTP_PORT}` },
+                  // An edge's reserve and execute calls ride this many streams per upstream, each on the replica round robin gave it.
+                  { name: 'EDGE_MUX_STREAMS', value: String(EDGE_MUX_STREAMS) },
+                ]
+              : []),
             ...(name === 'usage-accountant' ? [{ name: 'ACCOUNTANT_HTTP_ADDR', value: `0.0.0.0:${DASHBOARD_PORT}` }] : []),
           ],
           ...(secrets.length > 0 ? { envFrom: secrets.map((secret) => ({ secretRef: { name: secret, optional: true } })) } : {}),
