@@ -2,7 +2,7 @@ import { executorSectionsSchema, parseSections } from '@llmgw/config';
 import { meshCredentials, redisUrl, startRedisServer } from '@llmgw/local-infra';
 import { silentLogger } from '@llmgw/logging';
 import { ChatParams, type ExecuteChatRequest } from '@llmgw/proto/executor';
-import { SchemaFailurePolicy, Tokenizer, type Plan } from '@llmgw/proto/router';
+import { Plan, Tokenizer } from '@llmgw/proto/router';
 import { CacheMode, Role, type UsageRecorded } from '@llmgw/proto/v1';
 import { cacheUseOf, CircuitBreaker, DEFAULT_BREAKER, Executor, RedisCacheStore, registryFromProviders, ResponseCache } from '@llmgw/provider-executor';
 import { startSimulator } from '@llmgw/provider-simulator';
@@ -30,27 +30,19 @@ const cache = new ResponseCache({ store, logger: silentLogger() });
 
 const POLICY = { ttlMs: 600_000, maxEntries: 1_000_000, maxEntryBytes: 64 * 1024, deterministic: true };
 const pricing = { inputPerMillionUsd: 0.15, outputPerMillionUsd: 0.6, cachedInputPerMillionUsd: 0.15, cacheWriteInputPerMillionUsd: 0.15 };
-const plan = (cached: boolean): Plan => ({
-  route: 'faq',
-  rule: 'default',
-  attempts: [{ model: 'small', provider: 'sim', upstreamModel: 'gpt-4o-mini', timeoutMs: 5_000, maxRetries: 0, pricing, tokenizer: Tokenizer.TOKENIZER_OPENAI, contextTokens: 128_000, maxOutputTokens: 16_000, demoted: '' }],
-  fallbackTriggers: [],
-  maxTokensCap: 4096,
-  defaultMaxTokens: 16,
-  timeoutMs: 10_000,
-  skipped: [],
-  retryBackoffMs: 20,
-  guardrails: undefined,
-  promptTokensMin: 0,
-  promptTokensMax: Number.MAX_SAFE_INTEGER,
-  schemaFailurePolicy: SchemaFailurePolicy.SCHEMA_FAILURE_POLICY_REPAIR,
-  hedge: undefined,
-  split: '',
-  intent: '',
-  stickyBucketMin: 0,
-  stickyBucketMax: 9_999,
-  cache: cached ? POLICY : undefined,
-});
+/** A one-model plan as the router makes one; unset fields as the router leaves them. */
+const plan = (cached: boolean): Plan =>
+  Plan.fromPartial({
+    route: 'faq',
+    rule: 'default',
+    attempts: [{ model: 'small', provider: 'sim', upstreamModel: 'gpt-4o-mini', timeoutMs: 5_000, pricing, tokenizer: Tokenizer.TOKENIZER_OPENAI, contextTokens: 128_000, maxOutputTokens: 16_000 }],
+    maxTokensCap: 4096,
+    defaultMaxTokens: 16,
+    timeoutMs: 10_000,
+    promptTokensMax: Number.MAX_SAFE_INTEGER,
+    stickyBucketMax: 9_999,
+    cache: cached ? POLICY : undefined,
+  });
 const CACHED_PLAN = plan(true);
 
 const user = (content: string) => ({ role: Role.ROLE_USER, content, name: '', toolCalls: [], toolCallId: '' });
