@@ -379,6 +379,7 @@ export class Executor {
     const reported: ProviderUsage = {};
     const text: string[] = [];
     const content: string[] = [];
+    /** A stream the cache keeps: its tool calls' pieces, joined at the end. */
     const toolDeltas: ToolCallDelta[] = [];
     const state: { finishReason: FinishReason } = { finishReason: FinishReason.FINISH_REASON_UNSPECIFIED };
     let failure: ProviderError | undefined;
@@ -394,7 +395,7 @@ export class Executor {
       let deltas: ToolCallDelta[] = [];
       if (ev.toolCalls) {
         deltas = ev.toolCalls;
-        toolDeltas.push(...deltas);
+        if (caching) toolDeltas.push(...deltas);
         for (const d of deltas) text.push(d.name, d.argumentsJsonDelta);
       }
       if (ev.content) {
